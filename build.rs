@@ -1,0 +1,67 @@
+//! Packs the official kode wilayah tables (data/wilayah/*.csv, ODbL 1.0) into two compact gzip
+//! blobs embedded in the binary: the small tables (provinces, regencies, kecamatan, legacy codes)
+//! and the villages. Lines are `code<TAB>name` (legacy: `code<TAB>name<TAB>successor`); the parent
+//! of a code is its prefix, so the parent columns are dropped.
+use std::io::Write;
+use std::path::Path;
+
+fn rows(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        // RFC 4180 with no embedded quotes: split on commas outside double quotes.
+        let mut fields = Vec::new();
+        let mut cur = String::new();
+        let mut quoted = false;
+        for ch in line.chars() {
+            match ch {
+                '"' => quoted = !quoted,
+                ',' if !quoted => fields.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        fields.push(cur);
+        out.push(fields);
+    }
+    out
+}
+
+fn gz(text: &str) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(text.as_bytes()).unwrap();
+    enc.finish().unwrap()
+}
+
+fn main() {
+    let dir = Path::new("data/wilayah");
+    println!("cargo:rerun-if-changed=data/wilayah");
+    let mut small = String::new();
+    for (tag, file) in [
+        ("P", "provinces.csv"),
+        ("R", "regencies.csv"),
+        ("D", "districts.csv"),
+    ] {
+        for r in rows(&dir.join(file)) {
+            let name = r.last().unwrap();
+            small.push_str(&format!("{tag}\t{}\t{}\n", r[0], name));
+        }
+    }
+    for (tag, file) in [
+        ("LR", "legacy_regencies.csv"),
+        ("LD", "legacy_districts.csv"),
+    ] {
+        for r in rows(&dir.join(file)) {
+            small.push_str(&format!("{tag}\t{}\t{}\t{}\n", r[0], r[2], r[5]));
+        }
+    }
+    let mut villages = String::new();
+    for r in rows(&dir.join("villages.csv")) {
+        villages.push_str(&format!("{}\t{}\n", r[0], r[2]));
+    }
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out.join("wilayah_small.gz"), gz(&small)).unwrap();
+    std::fs::write(out.join("wilayah_villages.gz"), gz(&villages)).unwrap();
+}

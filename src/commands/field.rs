@@ -1,0 +1,610 @@
+//! Field commands: init, record, list, show, void, status, export.
+use super::Ctx;
+use crate::domain::validate::{self, Input, Valid};
+use crate::domain::{Problem, SyncStatus, nik, phone, region};
+use crate::error::{AppError, Kind};
+use crate::field::datadir::DataDir;
+use crate::field::store::{Filter, Stored};
+use crate::output::{self, Table};
+use crate::{timefmt, tr};
+use serde_json::json;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Nama petugas / officer name
+    #[arg(long)]
+    pub officer: Option<String>,
+    /// Nama tim / team name
+    #[arg(long)]
+    pub team: Option<String>,
+}
+
+pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
+    let officer = a
+        .officer
+        .unwrap_or_else(|| ctx.config.field.officer.clone());
+    let team = a.team.unwrap_or_else(|| ctx.config.field.team.clone());
+    let dd = DataDir::init(&ctx.data_dir, &officer, &team)?;
+    let id = &dd.identity;
+    if ctx.json {
+        output::json(&json!({"ok": true, "data_dir": dd.path, "device": id}));
+    } else {
+        println!(
+            "{}",
+            tr!(
+                "Siap. Folder data: {}\n  Perangkat: {}\n  Petugas:   {}\n  Tim:       {}\nCatat aktivasi dengan: ikd-field record",
+                "Ready. Data directory: {}\n  Device:  {}\n  Officer: {}\n  Team:    {}\nRecord activations with: ikd-field record",
+                dd.path.display(),
+                id.device_id,
+                id.officer,
+                id.team
+            )
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug, Default)]
+pub struct RecordArgs {
+    /// NIK, 16 digit
+    #[arg(long)]
+    pub nik: Option<String>,
+    /// Nama lengkap sesuai KTP / full name as on the KTP
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Nomor HP / mobile number (0812…, +62 812…)
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// Kode desa/kelurahan, 10 digit / village code (see: ikd-field wilayah cari NAMA)
+    #[arg(long)]
+    pub village: Option<String>,
+    /// E-mail (boleh kosong / optional)
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Jangan bertanya; gagal jika ada yang kosong / never prompt
+    #[arg(long)]
+    pub no_prompt: bool,
+}
+
+/// Asks for one value on the terminal; `None` at end of input.
+fn ask(label: &str) -> Option<String> {
+    eprint!("{label}: ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim().to_string()),
+    }
+}
+
+fn label(field: &str) -> String {
+    match field {
+        "nik" => "NIK (16 digit)".into(),
+        "name" => tr!("Nama (sesuai KTP)", "Name (as on the KTP)"),
+        "phone" => tr!("Nomor HP", "Mobile number"),
+        "village" => tr!("Kode desa/kelurahan (10 digit)", "Village code (10 digits)"),
+        "email" => tr!("E-mail (boleh kosong)", "E-mail (optional)"),
+        _ => field.into(),
+    }
+}
+
+fn slot<'a>(input: &'a mut Input, field: &str) -> &'a mut String {
+    match field {
+        "nik" => &mut input.nik,
+        "name" => &mut input.name,
+        "phone" => &mut input.phone,
+        "village" => &mut input.village,
+        _ => &mut input.email,
+    }
+}
+
+/// Validates, asking again on a terminal for the fields that are missing or wrong.
+fn gather(ctx: &Ctx, a: &RecordArgs) -> Result<Valid, AppError> {
+    let interactive = !a.no_prompt && !ctx.json && std::io::stdin().is_terminal();
+    let mut input = Input {
+        nik: a.nik.clone().unwrap_or_default(),
+        name: a.name.clone().unwrap_or_default(),
+        phone: a.phone.clone().unwrap_or_default(),
+        village: a.village.clone().unwrap_or_default(),
+        email: a.email.clone().unwrap_or_default(),
+    };
+    if interactive {
+        for (field, given) in [
+            ("nik", &a.nik),
+            ("name", &a.name),
+            ("phone", &a.phone),
+            ("village", &a.village),
+            ("email", &a.email),
+        ] {
+            if given.is_none() {
+                *slot(&mut input, field) = ask(&label(field)).unwrap_or_default();
+            }
+        }
+    }
+    let today = timefmt::today(ctx.offset());
+    let mut tries = 0;
+    loop {
+        match validate::activation(&input, today) {
+            Ok(v) => return Ok(v),
+            Err(problems) if interactive && tries < 3 => {
+                tries += 1;
+                for p in &problems {
+                    eprintln!("  ✗ {p}");
+                }
+                for p in &problems {
+                    *slot(&mut input, p.field) = ask(&label(p.field)).unwrap_or_default();
+                }
+            }
+            Err(problems) => return Err(invalid(problems)),
+        }
+    }
+}
+
+fn invalid(problems: Vec<Problem>) -> AppError {
+    AppError::new(
+        Kind::Invalid,
+        tr!(
+            "Data belum benar, catatan TIDAK disimpan:",
+            "The data is not right; the record was NOT saved:"
+        ),
+    )
+    .problems(problems)
+    .hint(tr!(
+        "Perbaiki isian di atas lalu ulangi perintahnya.",
+        "Fix the fields above and run the command again."
+    ))
+}
+
+/// A region's names from village up, for people: `KOTA PADANG, Kec. KOTA PADANG, KAB. …`.
+pub fn place(village: &str) -> String {
+    let names: Vec<String> = region::path(village)
+        .iter()
+        .rev()
+        .take(3)
+        .enumerate()
+        .map(|(i, r)| match i {
+            0 => format!(
+                "{} {}",
+                region::village_kind(village).to_uppercase(),
+                r.name
+            ),
+            1 => format!("KEC. {}", r.name),
+            _ => r.name.clone(),
+        })
+        .collect();
+    if names.is_empty() {
+        village.to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
+    let mut dd = ctx.open()?;
+    let valid = gather(ctx, &a)?;
+    let rec = dd.store.record_activation(&valid, &dd.identity)?;
+    let stored = dd.store.find(&rec.id)?;
+    if ctx.json {
+        output::json(&json!({
+            "ok": true,
+            "record": stored,
+            "nik_info": {"sex": valid.nik.sex, "birth_date": nik::iso_date(valid.nik.birth_date),
+                         "masked": valid.nik.masked()},
+            "warnings": valid.warnings,
+        }));
+        return Ok(());
+    }
+    println!(
+        "{}",
+        tr!(
+            "✓ Tercatat #{} — id {}",
+            "✓ Recorded #{} — id {}",
+            rec.seq,
+            rec.id
+        )
+    );
+    println!(
+        "  {} · NIK {} · {} · {} {}",
+        rec.name,
+        valid.nik.masked(),
+        valid.nik.sex.label(),
+        tr!("lahir", "born"),
+        nik::iso_date(valid.nik.birth_date)
+    );
+    println!("  {}", place(&rec.village));
+    for w in &valid.warnings {
+        println!("  ! {}", w.message);
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Saring status / filter by status: pending, synced, conflict, rejected
+    #[arg(long)]
+    pub status: Option<SyncStatus>,
+    /// Saring kode desa / filter by village code
+    #[arg(long)]
+    pub village: Option<String>,
+    /// Paling banyak / at most N rows
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+pub fn list(ctx: &Ctx, a: ListArgs) -> Result<(), AppError> {
+    let dd = ctx.open()?;
+    let filter = Filter {
+        status: a.status,
+        village: a.village.as_deref().map(region::normalize_code),
+        limit: a.limit,
+    };
+    let rows = dd.store.list(&filter)?;
+    if ctx.json {
+        output::json(&json!({"ok": true, "count": rows.len(), "records": rows}));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("{}", tr!("Belum ada catatan.", "No records."));
+        return Ok(());
+    }
+    let mut t = Table::new([
+        "#",
+        &tr!("WAKTU", "TIME"),
+        &tr!("NAMA", "NAME"),
+        "NIK",
+        &tr!("DESA", "VILLAGE"),
+        "STATUS",
+        "ID",
+    ]);
+    for s in &rows {
+        let r = &s.record;
+        let mut status = s.status.label();
+        if r.kind == crate::domain::Kind::Void {
+            status = format!(
+                "{status} ({} #{})",
+                tr!("batal", "void"),
+                void_target_seq(&dd, r)
+            );
+        } else if s.voided_by.is_some() {
+            status = format!("{status} ({})", tr!("dibatalkan", "voided"));
+        }
+        t.row([
+            r.seq.to_string(),
+            timefmt::local_display(&r.recorded_at, ctx.offset()),
+            r.name.clone(),
+            nik::mask(&r.nik),
+            region::village(&r.village)
+                .map(|v| v.name.clone())
+                .unwrap_or_else(|| r.village.clone()),
+            status,
+            r.id.clone(),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+fn void_target_seq(dd: &DataDir, r: &crate::domain::Record) -> String {
+    r.voids
+        .as_deref()
+        .and_then(|t| dd.store.find(t).ok())
+        .map(|s| s.record.seq.to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    /// Nomor urut (#) atau id catatan / record number (#) or id
+    pub id: String,
+}
+
+pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<(), AppError> {
+    let dd = ctx.open()?;
+    let s = dd.store.find(&a.id)?;
+    if ctx.json {
+        output::json(&json!({"ok": true, "record": s}));
+        return Ok(());
+    }
+    print!("{}", describe(&s, ctx.offset()));
+    Ok(())
+}
+
+/// A record as a block of labelled lines.
+pub fn describe(s: &Stored, offset: time::UtcOffset) -> String {
+    let r = &s.record;
+    let mut lines = vec![
+        (tr!("Catatan", "Record"), format!("#{} {}", r.seq, r.id)),
+        (
+            tr!("Jenis", "Kind"),
+            match r.kind {
+                crate::domain::Kind::Activation => tr!("aktivasi IKD", "IKD activation"),
+                crate::domain::Kind::Void => tr!("pembatalan", "void"),
+            },
+        ),
+        (
+            tr!("Waktu", "Time"),
+            timefmt::local_display(&r.recorded_at, offset),
+        ),
+        (tr!("Nama", "Name"), r.name.clone()),
+        ("NIK".into(), nik::mask(&r.nik)),
+        (tr!("HP", "Phone"), phone::display(&r.phone)),
+        (
+            "E-mail".into(),
+            r.email.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            tr!("Desa", "Village"),
+            format!("{} ({})", place(&r.village), region::dotted(&r.village)),
+        ),
+        (
+            tr!("Petugas", "Officer"),
+            format!("{} / {}", r.officer, r.team),
+        ),
+        (tr!("Perangkat", "Device"), r.device_id.clone()),
+        ("Status".into(), {
+            let mut st = s.status.label();
+            if let Some(reason) = &s.status_reason {
+                st = format!("{st}: {reason}");
+            }
+            st
+        }),
+    ];
+    if let Some(t) = &r.voids {
+        lines.push((tr!("Membatalkan", "Voids"), t.clone()));
+        lines.push((
+            tr!("Alasan", "Reason"),
+            r.reason.clone().unwrap_or_default(),
+        ));
+    }
+    if let Some(v) = &s.voided_by {
+        lines.push((tr!("Dibatalkan oleh", "Voided by"), v.clone()));
+    }
+    if !r.warnings.is_empty() {
+        lines.push((tr!("Peringatan", "Warnings"), r.warnings.join(", ")));
+    }
+    let w = lines
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|(k, v)| format!("{k}{}  {v}\n", " ".repeat(w - k.chars().count())))
+        .collect()
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VoidArgs {
+    /// Nomor urut (#) atau id catatan yang dibatalkan / record to void
+    pub id: String,
+    /// Alasan pembatalan / why
+    #[arg(long)]
+    pub reason: String,
+}
+
+pub fn void(ctx: &Ctx, a: VoidArgs) -> Result<(), AppError> {
+    let mut dd = ctx.open()?;
+    let reason = a.reason.trim();
+    if reason.is_empty() {
+        return Err(AppError::invalid(tr!(
+            "Alasan pembatalan wajib diisi (--reason \"...\").",
+            "A reason is required (--reason \"...\")."
+        )));
+    }
+    let target = dd.store.find(&a.id)?;
+    if target.record.kind != crate::domain::Kind::Activation {
+        return Err(AppError::invalid(tr!(
+            "Catatan #{} adalah pembatalan; yang bisa dibatalkan hanya aktivasi.",
+            "Record #{} is a void; only activations can be voided.",
+            target.record.seq
+        )));
+    }
+    if let Some(by) = &target.voided_by {
+        return Err(AppError::new(
+            Kind::Duplicate,
+            tr!(
+                "Catatan #{} sudah dibatalkan oleh {by}.",
+                "Record #{} was already voided by {by}.",
+                target.record.seq
+            ),
+        ));
+    }
+    let v = dd.store.record_void(&target, reason, &dd.identity)?;
+    if ctx.json {
+        output::json(&json!({"ok": true, "record": dd.store.find(&v.id)?}));
+    } else {
+        println!(
+            "{}",
+            tr!(
+                "✓ Catatan #{} dibatalkan oleh catatan baru #{} ({}). Catatan lama tidak diubah.",
+                "✓ Record #{} voided by the new record #{} ({}). The old record is unchanged.",
+                target.record.seq,
+                v.seq,
+                v.id
+            )
+        );
+    }
+    Ok(())
+}
+
+pub fn status(ctx: &Ctx) -> Result<(), AppError> {
+    let dd = ctx.open()?;
+    let counts = dd.store.counts_by_status()?;
+    let offset = ctx.offset();
+    let midnight = time::OffsetDateTime::now_utc()
+        .to_offset(offset)
+        .replace_time(time::Time::MIDNIGHT);
+    let (today_act, today_void) = dd.store.counts_since(&timefmt::stamp(midnight))?;
+    let villages = dd.store.activations_by_village()?;
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    if ctx.json {
+        let by_status: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(s, n)| (s.as_str().to_string(), json!(n)))
+            .collect();
+        let by_village: Vec<_> = villages
+            .iter()
+            .map(|(v, n)| json!({"village": v, "name": region::village(v).map(|r| r.name.clone()), "activations": n}))
+            .collect();
+        output::json(&json!({
+            "ok": true,
+            "device": dd.identity,
+            "data_dir": dd.path,
+            "total": total,
+            "by_status": by_status,
+            "today": {"activations": today_act, "voids": today_void, "date": timefmt::local_date(&timefmt::now_utc(), offset)},
+            "by_village": by_village,
+        }));
+        return Ok(());
+    }
+    println!(
+        "{} {} · {} {} · {} {}",
+        tr!("Perangkat", "Device"),
+        dd.identity.device_id,
+        tr!("petugas", "officer"),
+        dd.identity.officer,
+        tr!("tim", "team"),
+        dd.identity.team
+    );
+    println!("{}", tr!("Catatan: {total}", "Records: {total}"));
+    for (s, n) in &counts {
+        println!("  {:<10} {n}", s.label());
+    }
+    println!(
+        "{}",
+        tr!(
+            "Hari ini: {today_act} aktivasi, {today_void} pembatalan",
+            "Today: {today_act} activations, {today_void} voids"
+        )
+    );
+    if !villages.is_empty() {
+        let mut t = Table::new([
+            tr!("DESA", "VILLAGE"),
+            tr!("KODE", "CODE"),
+            tr!("AKTIVASI", "ACTIVATIONS"),
+        ]);
+        for (v, n) in &villages {
+            t.row([place(v), region::dotted(v), n.to_string()]);
+        }
+        print!("{}", t.render());
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// csv atau json
+    #[arg(long, default_value = "csv")]
+    pub format: ExportFormat,
+    /// Tulis ke berkas / write to a file [default: standard output]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+pub const CSV_HEADER: [&str; 18] = [
+    "id",
+    "seq",
+    "device_id",
+    "officer",
+    "team",
+    "recorded_at",
+    "kind",
+    "village",
+    "nik",
+    "name",
+    "phone",
+    "email",
+    "voids",
+    "reason",
+    "warnings",
+    "status",
+    "status_reason",
+    "voided_by",
+];
+
+pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), AppError> {
+    let dd = ctx.open()?;
+    let io_err = |e: std::io::Error| {
+        AppError::other(tr!(
+            "Gagal menulis ekspor: {e}",
+            "Cannot write the export: {e}"
+        ))
+    };
+    let sink: Box<dyn Write> = match &a.out {
+        Some(p) => Box::new(std::fs::File::create(p).map_err(io_err)?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut sink = std::io::BufWriter::new(sink);
+    let mut n = 0usize;
+    match a.format {
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(&mut sink);
+            w.write_record(CSV_HEADER)
+                .map_err(|e| AppError::other(e.to_string()))?;
+            dd.store.for_each(|s| {
+                n += 1;
+                let r = s.record;
+                w.write_record([
+                    r.id,
+                    r.seq.to_string(),
+                    r.device_id,
+                    r.officer,
+                    r.team,
+                    r.recorded_at,
+                    r.kind.as_str().into(),
+                    r.village,
+                    r.nik,
+                    r.name,
+                    r.phone,
+                    r.email.unwrap_or_default(),
+                    r.voids.unwrap_or_default(),
+                    r.reason.unwrap_or_default(),
+                    r.warnings.join(";"),
+                    s.status.as_str().into(),
+                    s.status_reason.unwrap_or_default(),
+                    s.voided_by.unwrap_or_default(),
+                ])
+                .map_err(|e| AppError::other(e.to_string()))
+            })?;
+            w.flush().map_err(io_err)?;
+        }
+        ExportFormat::Json => {
+            // Streamed: one element at a time, so memory stays flat for any number of records.
+            write!(sink, "[").map_err(io_err)?;
+            dd.store.for_each(|s| {
+                let sep = if n == 0 { "\n" } else { ",\n" };
+                n += 1;
+                let line = serde_json::to_string(&s).map_err(|e| AppError::other(e.to_string()))?;
+                write!(sink, "{sep}{line}").map_err(io_err)
+            })?;
+            writeln!(sink, "\n]").map_err(io_err)?;
+        }
+    }
+    sink.flush().map_err(io_err)?;
+    drop(sink);
+    dd.store
+        .audit("export", None, &format!("{n} records as {:?}", a.format))?;
+    if let Some(p) = &a.out {
+        if ctx.json {
+            output::json(&json!({"ok": true, "records": n, "file": p}));
+        } else {
+            eprintln!(
+                "{}",
+                tr!(
+                    "✓ {n} catatan ditulis ke {}",
+                    "✓ {n} records written to {}",
+                    p.display()
+                )
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! The subcommands. Each file holds a command group's clap arguments and its `run` functions;
+//! `main.rs` only dispatches here.
+pub mod demo;
+pub mod field;
+pub mod wilayah;
+
+use crate::config::{self, Config};
+use crate::error::AppError;
+use crate::field::datadir::{self, DataDir};
+use crate::i18n::{self, Lang};
+use std::path::PathBuf;
+
+/// Options every command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Folder data / data directory [default: $IKD_FIELD_HOME, else the platform data dir]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Berkas konfigurasi / configuration file [default: DATA_DIR/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Bahasa / language: id, en
+    #[arg(long, global = true, env = "IKD_FIELD_LANG", value_name = "LANG")]
+    pub lang: Option<Lang>,
+    /// Keluaran JSON untuk skrip / JSON output for scripts
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// What every command needs: where the data is, the settings, and how to answer.
+pub struct Ctx {
+    pub data_dir: PathBuf,
+    pub config: Config,
+    pub json: bool,
+}
+
+impl Ctx {
+    pub fn new(g: &GlobalArgs) -> Result<Ctx, AppError> {
+        if let Some(l) = g.lang {
+            i18n::set(l);
+        }
+        let data_dir = datadir::resolve(g.data_dir.as_deref());
+        let (path, required) = config::locate(g.config.as_deref(), &data_dir);
+        let config = Config::load(&path, required)?;
+        if g.lang.is_none() {
+            i18n::set(config.lang);
+        }
+        Ok(Ctx {
+            data_dir,
+            config,
+            json: g.json,
+        })
+    }
+
+    /// The initialised data directory (or the error saying to run `init`).
+    pub fn open(&self) -> Result<DataDir, AppError> {
+        DataDir::open(&self.data_dir)
+    }
+
+    pub fn offset(&self) -> time::UtcOffset {
+        self.config.offset()
+    }
+}

@@ -1,0 +1,268 @@
+//! `config.toml`: every setting has a default, so the file is optional. Read from `--config FILE`,
+//! else `IKD_FIELD_CONFIG`, else `config.toml` in the data directory when it exists. Unknown keys
+//! are refused (a typo should not be silently ignored) and a broken file is reported with its line.
+use crate::error::{AppError, Kind};
+use crate::i18n::Lang;
+use crate::tr;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Interface language: "id" (default) or "en".
+    pub lang: Lang,
+    /// Local time zone for display and "today": WIB, WITA, WIT or an offset like "+07:00".
+    pub timezone: String,
+    pub field: FieldConfig,
+    pub slip: SlipConfig,
+    pub sync: SyncConfig,
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FieldConfig {
+    /// Officer name used by `init` when `--officer` is not given.
+    pub officer: String,
+    /// Team name used by `init` when `--team` is not given.
+    pub team: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlipConfig {
+    /// Format of `record --print`: png, svg, pdf, escpos or text.
+    pub format: String,
+    /// Thermal paper width in mm: 58 or 80.
+    pub paper: u32,
+    /// Printer device for escpos output, e.g. "/dev/usb/lp0" ("" = write a file).
+    pub printer: String,
+    /// Directory for slip files, relative to the data directory.
+    pub dir: String,
+    /// Title printed at the top of the slip (e.g. the Dinas name).
+    pub office: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// District server URL; `init --server` stores the enrolled one, this overrides it.
+    pub server: String,
+    /// Records per batch.
+    pub batch_size: usize,
+    /// Seconds before a request is abandoned (and retried).
+    pub timeout_secs: u64,
+    /// Attempts per batch before `sync` gives up for now.
+    pub max_attempts: u32,
+    /// Seconds between connectivity checks for `sync --watch`.
+    pub watch_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address `serve` listens on.
+    pub listen: String,
+    /// District database file.
+    pub db: String,
+    /// Largest accepted request body (compressed), bytes.
+    pub max_body_bytes: u64,
+    /// Largest accepted batch after decompression, bytes.
+    pub max_decompressed_bytes: u64,
+    /// Records per batch accepted at most.
+    pub max_batch_records: usize,
+    /// Hours an enrolment token stays valid.
+    pub token_ttl_hours: u64,
+    /// Worker threads answering requests.
+    pub threads: usize,
+    /// Target share of wajib KTP (%) where the targets CSV gives none.
+    pub default_target_percent: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            lang: Lang::Id,
+            timezone: "WIB".into(),
+            field: FieldConfig::default(),
+            slip: SlipConfig::default(),
+            sync: SyncConfig::default(),
+            server: ServerConfig::default(),
+        }
+    }
+}
+
+impl Default for FieldConfig {
+    fn default() -> Self {
+        FieldConfig {
+            officer: String::new(),
+            team: String::new(),
+        }
+    }
+}
+
+impl Default for SlipConfig {
+    fn default() -> Self {
+        SlipConfig {
+            format: "png".into(),
+            paper: 58,
+            printer: String::new(),
+            dir: "slips".into(),
+            office: "DINAS KEPENDUDUKAN DAN PENCATATAN SIPIL".into(),
+        }
+    }
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            server: String::new(),
+            batch_size: 500,
+            timeout_secs: 30,
+            max_attempts: 6,
+            watch_interval_secs: 60,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            db: "district.db".into(),
+            max_body_bytes: 8 * 1024 * 1024,
+            max_decompressed_bytes: 64 * 1024 * 1024,
+            max_batch_records: 5000,
+            token_ttl_hours: 72,
+            threads: 8,
+            default_target_percent: 30.0,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`; a missing file is an error only when `required` (given explicitly).
+    pub fn load(path: &Path, required: bool) -> Result<Config, AppError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::default());
+            }
+            Err(e) => {
+                return Err(AppError::usage(tr!(
+                    "berkas konfigurasi {} tidak bisa dibaca: {e}",
+                    "cannot read the configuration file {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        Config::parse(&text, path)
+    }
+
+    /// Parses TOML text; errors name the file, line and column and quote the line.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, AppError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((0, 0));
+            let what = e.message().trim().to_string();
+            let source_line = text.lines().nth(line.saturating_sub(1)).unwrap_or("").trim();
+            AppError::new(
+                Kind::Usage,
+                tr!(
+                    "config.toml rusak: {}, baris {line}, kolom {col}: {what}\n  {line} | {source_line}",
+                    "broken config.toml: {}, line {line}, column {col}: {what}\n  {line} | {source_line}",
+                    path.display()
+                ),
+            )
+            .hint(tr!(
+                "Perbaiki baris itu (lihat contoh config.toml di README), atau pindahkan berkasnya untuk memakai pengaturan bawaan.",
+                "Fix that line (see the sample config.toml in the README), or move the file away to use the defaults."
+            ))
+            .details(serde_json::json!({"file": path.display().to_string(), "line": line, "column": col}))
+        })?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), AppError> {
+        let bad = |key: &str, msg: String| {
+            Err(AppError::usage(tr!(
+                "config.toml ({}): nilai {key} salah: {msg}",
+                "config.toml ({}): bad value for {key}: {msg}",
+                path.display()
+            )))
+        };
+        if crate::timefmt::parse_offset(&self.timezone).is_none() {
+            return bad("timezone", "WIB, WITA, WIT, +07:00".into());
+        }
+        if !matches!(self.slip.paper, 58 | 80) {
+            return bad("slip.paper", "58 / 80".into());
+        }
+        if !matches!(
+            self.slip.format.as_str(),
+            "png" | "svg" | "pdf" | "escpos" | "text"
+        ) {
+            return bad("slip.format", "png, svg, pdf, escpos, text".into());
+        }
+        if self.sync.batch_size == 0 || self.sync.batch_size > 5000 {
+            return bad("sync.batch_size", "1–5000".into());
+        }
+        Ok(())
+    }
+
+    pub fn offset(&self) -> time::UtcOffset {
+        crate::timefmt::parse_offset(&self.timezone).unwrap_or(time::UtcOffset::UTC)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+/// Where the configuration comes from: `--config`, `IKD_FIELD_CONFIG`, or the data directory.
+pub fn locate(explicit: Option<&Path>, data_dir: &Path) -> (PathBuf, bool) {
+    if let Some(p) = explicit {
+        return (p.to_path_buf(), true);
+    }
+    if let Some(p) = std::env::var_os("IKD_FIELD_CONFIG").filter(|v| !v.is_empty()) {
+        return (PathBuf::from(p), true);
+    }
+    (data_dir.join("config.toml"), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_in_the_repo_parses() {
+        let text = include_str!("../config.toml");
+        let cfg = Config::parse(text, Path::new("config.toml")).unwrap();
+        assert_eq!(cfg.sync.batch_size, 500);
+    }
+
+    #[test]
+    fn broken_file_names_the_line() {
+        let text = "lang = \"id\"\n\n[sync]\nbatch_size = \"lots\"\n";
+        let e = Config::parse(text, Path::new("c.toml")).unwrap_err();
+        assert!(e.message.contains("4"), "{}", e.message);
+        assert_eq!(e.details["line"], 4);
+        let e =
+            Config::parse("lang = \"id\"\ntimezon = \"WIB\"\n", Path::new("c.toml")).unwrap_err();
+        assert_eq!(e.details["line"], 2);
+        let e = Config::parse("[slip\n", Path::new("c.toml")).unwrap_err();
+        assert_eq!(e.details["line"], 1);
+        assert!(Config::parse("[slip]\npaper = 57\n", Path::new("c.toml")).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! Keys, signatures and hashes, all from audited crates (ed25519-dalek, sha2); nothing home-made.
+//!
+//! A device's id is derived from its public key: the first 8 bytes of SHA-256(public key), in hex
+//! (16 characters). So a slip that names a device id can be matched to its key, and a key cannot be
+//! swapped under an existing id.
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+
+pub const PUBLIC_KEY_LEN: usize = 32;
+pub const SIGNATURE_LEN: usize = 64;
+
+/// An Ed25519 signing key (a device's or the district server's).
+pub struct KeyPair {
+    signing: SigningKey,
+}
+
+impl KeyPair {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> std::io::Result<KeyPair> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(KeyPair {
+            signing: SigningKey::from_bytes(&seed),
+        })
+    }
+
+    pub fn from_seed(seed: [u8; 32]) -> KeyPair {
+        KeyPair {
+            signing: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// Reads a key file written by [`KeyPair::save`] (the 32-byte seed in hex).
+    pub fn load(path: &Path) -> std::io::Result<KeyPair> {
+        let text = std::fs::read_to_string(path)?;
+        let bytes = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is not an ikd-field key file", path.display()),
+                )
+            })?;
+        Ok(KeyPair::from_seed(bytes))
+    }
+
+    /// Writes the seed in hex to a new file readable by its owner only (mode 0600), durably.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path)?;
+        f.write_all(hex::encode(self.signing.to_bytes()).as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()
+    }
+
+    pub fn public(&self) -> [u8; PUBLIC_KEY_LEN] {
+        self.signing.verifying_key().to_bytes()
+    }
+
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.public())
+    }
+
+    pub fn id(&self) -> String {
+        key_id(&self.public())
+    }
+
+    pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.signing.sign(message).to_bytes()
+    }
+}
+
+/// The id of a public key: hex of the first 8 bytes of its SHA-256.
+pub fn key_id(public: &[u8; PUBLIC_KEY_LEN]) -> String {
+    hex::encode(&sha256(public)[..8])
+}
+
+/// Parses a public key written in hex (64 characters).
+pub fn parse_public_hex(text: &str) -> Option<[u8; PUBLIC_KEY_LEN]> {
+    hex::decode(text.trim()).ok()?.try_into().ok()
+}
+
+/// True when `signature` is `public`'s Ed25519 signature of `message` (strict verification).
+pub fn verify(public: &[u8; PUBLIC_KEY_LEN], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = VerifyingKey::from_bytes(public) else {
+        return false;
+    };
+    let Ok(sig) = Signature::from_slice(signature) else {
+        return false;
+    };
+    key.verify_strict(message, &sig).is_ok() && key.verify(message, &sig).is_ok()
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha256(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_and_tamper() {
+        let k = KeyPair::generate().unwrap();
+        let sig = k.sign(b"batch body");
+        assert!(verify(&k.public(), b"batch body", &sig));
+        assert!(!verify(&k.public(), b"batch bodY", &sig));
+        let other = KeyPair::generate().unwrap();
+        assert!(!verify(&other.public(), b"batch body", &sig));
+        assert!(!verify(&k.public(), b"batch body", &sig[..63]));
+        assert_eq!(k.id().len(), 16);
+    }
+
+    #[test]
+    fn key_file_round_trip_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device.key");
+        let k = KeyPair::generate().unwrap();
+        k.save(&path).unwrap();
+        assert_eq!(KeyPair::load(&path).unwrap().public(), k.public());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Never overwrites an existing key.
+        assert!(k.save(&path).is_err());
+    }
+}

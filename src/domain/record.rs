@@ -1,0 +1,107 @@
+//! The activation record: immutable once acknowledged, the unit that is stored, signed and synced.
+use serde::{Deserialize, Serialize};
+
+/// An activation, or a void that cancels an earlier record (never an update of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Activation,
+    Void,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Activation => "activation",
+            Kind::Void => "void",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "activation" => Some(Kind::Activation),
+            "void" => Some(Kind::Void),
+            _ => None,
+        }
+    }
+}
+
+/// One record as stored on the laptop and sent to the district (the wire form is this, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Globally unique id (UUIDv7, time-ordered).
+    pub id: String,
+    /// Per-device sequence number, 1, 2, 3…
+    pub seq: i64,
+    pub device_id: String,
+    pub officer: String,
+    pub team: String,
+    /// RFC 3339 UTC, milliseconds: `2026-11-23T05:12:09.123Z`.
+    pub recorded_at: String,
+    pub kind: Kind,
+    /// 10-digit desa/kelurahan code.
+    pub village: String,
+    /// 16-digit NIK.
+    pub nik: String,
+    pub name: String,
+    /// E.164 mobile number.
+    pub phone: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// For a void: the id of the record it cancels.
+    #[serde(default)]
+    pub voids: Option<String>,
+    /// For a void: why.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Codes of the warnings shown when it was recorded.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Where a record stands with the district server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStatus {
+    Pending,
+    Synced,
+    Conflict,
+    Rejected,
+}
+
+impl SyncStatus {
+    pub const ALL: [SyncStatus; 4] = [
+        SyncStatus::Pending,
+        SyncStatus::Synced,
+        SyncStatus::Conflict,
+        SyncStatus::Rejected,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Pending => "pending",
+            SyncStatus::Synced => "synced",
+            SyncStatus::Conflict => "conflict",
+            SyncStatus::Rejected => "rejected",
+        }
+    }
+    pub fn parse(s: &str) -> Option<SyncStatus> {
+        SyncStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+    /// Indonesian label for tables.
+    pub fn label(self) -> String {
+        use crate::tr;
+        match self {
+            SyncStatus::Pending => tr!("menunggu", "pending"),
+            SyncStatus::Synced => tr!("terkirim", "synced"),
+            SyncStatus::Conflict => tr!("konflik", "conflict"),
+            SyncStatus::Rejected => tr!("ditolak", "rejected"),
+        }
+    }
+}
+
+impl std::str::FromStr for SyncStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SyncStatus::parse(s)
+            .ok_or_else(|| format!("'{s}': use pending, synced, conflict or rejected"))
+    }
+}

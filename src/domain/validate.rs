@@ -1,0 +1,221 @@
+//! Checks every field of a new activation at once and gathers all problems, so the officer can
+//! fix everything in one go. This is the one place a record is validated before it is stored.
+use super::problem::Problem;
+use super::{email, nik, phone, region};
+use crate::tr;
+use time::Date;
+
+/// What the officer typed.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    pub nik: String,
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+    pub village: String,
+}
+
+/// A checked activation, with normalised values and the warnings to show and keep.
+#[derive(Debug, Clone)]
+pub struct Valid {
+    pub nik: nik::Nik,
+    pub name: String,
+    pub phone: String,
+    pub email: Option<String>,
+    pub village: String,
+    pub warnings: Vec<Problem>,
+}
+
+pub const NAME_EXAMPLE: &str = "SITI AMINAH";
+pub const VILLAGE_EXAMPLE: &str = "1702061004";
+
+/// Names as printed on a KTP: upper case, single spaces, letters and `.,'-` only.
+pub fn name(input: &str) -> Result<String, Problem> {
+    let n = input
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase();
+    if n.is_empty() {
+        return Err(Problem::error(
+            "name",
+            "name_missing",
+            tr!("nama belum diisi", "name is missing"),
+            NAME_EXAMPLE,
+        ));
+    }
+    if let Some(bad) = n
+        .chars()
+        .find(|c| !(c.is_alphabetic() || matches!(c, ' ' | '.' | ',' | '\'' | '-')))
+    {
+        return Err(Problem::error(
+            "name",
+            "name_chars",
+            tr!(
+                "nama hanya boleh berisi huruf, spasi dan tanda . , ' -; ada '{bad}'",
+                "a name may contain only letters, spaces and . , ' -; found '{bad}'"
+            ),
+            NAME_EXAMPLE,
+        ));
+    }
+    let len = n.chars().count();
+    if len > 100 {
+        return Err(Problem::error(
+            "name",
+            "name_length",
+            tr!(
+                "nama terlalu panjang ({len} huruf, paling banyak 100)",
+                "name is too long ({len} characters, at most 100)"
+            ),
+            NAME_EXAMPLE,
+        ));
+    }
+    Ok(n)
+}
+
+/// A desa/kelurahan code that exists (dots allowed: `17.02.06.1004`).
+pub fn village(input: &str) -> Result<String, Problem> {
+    let code = region::normalize_code(input);
+    let err = |code_: &'static str, message: String| {
+        Problem::error("village", code_, message, VILLAGE_EXAMPLE)
+    };
+    if code.is_empty() {
+        return Err(err(
+            "village_missing",
+            tr!(
+                "kode desa/kelurahan belum diisi; cari dengan: ikd-field wilayah cari NAMA",
+                "village code is missing; find it with: ikd-field wilayah cari NAME"
+            ),
+        ));
+    }
+    if code.len() != 10 || !code.chars().all(|c| c.is_ascii_digit()) {
+        return Err(err(
+            "village_format",
+            tr!(
+                "kode desa/kelurahan harus 10 digit; '{input}' bukan kode — cari dengan: ikd-field wilayah cari NAMA",
+                "a village code has 10 digits; '{input}' is not one — find it with: ikd-field wilayah cari NAME"
+            ),
+        ));
+    }
+    if region::village(&code).is_none() {
+        return Err(err(
+            "village_unknown",
+            tr!(
+                "kode desa/kelurahan {code} tidak ada di tabel wilayah; cari dengan: ikd-field wilayah cari NAMA",
+                "village code {code} is not in the region table; find it with: ikd-field wilayah cari NAME"
+            ),
+        ));
+    }
+    Ok(code)
+}
+
+/// Validates a whole activation; `today` is the local date (century and age of the NIK).
+pub fn activation(input: &Input, today: Date) -> Result<Valid, Vec<Problem>> {
+    let nik = nik::parse(&input.nik, today);
+    let name = name(&input.name);
+    let phone = phone::normalize(&input.phone);
+    let email = email::normalize(&input.email);
+    let village = village(&input.village);
+    match (nik, name, phone, email, village) {
+        (Ok(nik), Ok(name), Ok(phone), Ok(email), Ok(village)) => {
+            let mut warnings = nik.warnings.clone();
+            if !village.starts_with(&nik.district) {
+                let home = region::district(&nik.district)
+                    .map(|d| d.name.clone())
+                    .unwrap_or_else(|| nik.district.clone());
+                warnings.push(Problem::warning(
+                    "village",
+                    "village_outside_nik",
+                    tr!(
+                        "desa ini di luar kecamatan asal NIK ({home}); boleh, warga bisa sudah pindah",
+                        "this village is outside the NIK's kecamatan of origin ({home}); allowed, people move"
+                    ),
+                ));
+            }
+            Ok(Valid {
+                nik,
+                name,
+                phone,
+                email,
+                village,
+                warnings,
+            })
+        }
+        (nik, name, phone, email, village) => Err([
+            nik.err(),
+            name.err(),
+            phone.err(),
+            email.err(),
+            village.err(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    fn input(nik: &str, village: &str) -> Input {
+        Input {
+            nik: nik.into(),
+            name: "  siti   aminah ".into(),
+            phone: "0812 3456 7890".into(),
+            email: String::new(),
+            village: village.into(),
+        }
+    }
+
+    #[test]
+    fn valid_activation_is_normalised() {
+        let v = activation(
+            &input("1702064107950003", "17.02.06.1004"),
+            date!(2026 - 11 - 23),
+        )
+        .unwrap();
+        assert_eq!(v.name, "SITI AMINAH");
+        assert_eq!(v.phone, "+6281234567890");
+        assert_eq!(v.village, "1702061004");
+        assert!(v.warnings.is_empty());
+    }
+
+    #[test]
+    fn village_outside_nik_is_noted() {
+        let v = activation(
+            &input("1702064107950003", "2171011002"),
+            date!(2026 - 11 - 23),
+        )
+        .unwrap();
+        assert_eq!(v.warnings[0].code, "village_outside_nik");
+    }
+
+    #[test]
+    fn all_problems_at_once() {
+        let mut i = input("123", "PEMPING");
+        i.phone = "021 555 1234".into();
+        i.name = "B4DI".into();
+        let errs = activation(&i, date!(2026 - 11 - 23)).unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["nik", "name", "phone", "village"]);
+        assert!(errs.iter().all(|p| p.example.is_some()));
+    }
+
+    #[test]
+    fn village_codes() {
+        assert_eq!(village("2171011002").unwrap(), "2171011002");
+        assert_eq!(village("2171019999").unwrap_err().code, "village_unknown");
+        assert_eq!(village("217101").unwrap_err().code, "village_format");
+        assert_eq!(village("").unwrap_err().code, "village_missing");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(name("Ni Luh Putu Ayu").unwrap(), "NI LUH PUTU AYU");
+        assert_eq!(name("M. Yusuf-Al'Anshari").unwrap(), "M. YUSUF-AL'ANSHARI");
+        assert_eq!(name("").unwrap_err().code, "name_missing");
+        assert_eq!(name(&"A".repeat(101)).unwrap_err().code, "name_length");
+    }
+}

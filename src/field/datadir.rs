@@ -1,0 +1,157 @@
+//! The field data directory: `--data-dir DIR`, else `IKD_FIELD_HOME`, else the platform data dir.
+//!
+//! ```text
+//! DATA_DIR/field.db      SQLite (WAL) — records, audit log, device identity
+//! DATA_DIR/device.key    Ed25519 seed, mode 0600
+//! DATA_DIR/config.toml   optional settings
+//! DATA_DIR/slips/        slip files
+//! ```
+use crate::crypto::KeyPair;
+use crate::error::{AppError, Kind};
+use crate::field::store::Store;
+use crate::tr;
+use std::path::{Path, PathBuf};
+
+pub const DB_FILE: &str = "field.db";
+pub const KEY_FILE: &str = "device.key";
+
+pub fn resolve(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("IKD_FIELD_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("ikd-field")
+}
+
+/// Who this device is, as kept in the database's meta table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Identity {
+    pub device_id: String,
+    pub public_key: String,
+    pub officer: String,
+    pub team: String,
+    pub created_at: String,
+}
+
+/// An initialised data directory, opened.
+pub struct DataDir {
+    pub path: PathBuf,
+    pub store: Store,
+    pub key: KeyPair,
+    pub identity: Identity,
+}
+
+fn not_initialised(path: &Path) -> AppError {
+    AppError::new(
+        Kind::Usage,
+        tr!(
+            "Data ikd-field belum disiapkan di {}.",
+            "No ikd-field data directory at {} yet.",
+            path.display()
+        ),
+    )
+    .hint(tr!(
+        "Jalankan dulu: ikd-field init --officer \"NAMA PETUGAS\" --team \"NAMA TIM\"",
+        "Run first: ikd-field init --officer \"OFFICER NAME\" --team \"TEAM NAME\""
+    ))
+}
+
+impl DataDir {
+    pub fn db_path(path: &Path) -> PathBuf {
+        path.join(DB_FILE)
+    }
+
+    /// Creates a data directory: database through its migrations, device key, identity.
+    pub fn init(path: &Path, officer: &str, team: &str) -> Result<DataDir, AppError> {
+        if DataDir::db_path(path).exists() {
+            return Err(AppError::new(
+                Kind::Usage,
+                tr!(
+                    "Data ikd-field sudah ada di {}; tidak ditimpa.",
+                    "An ikd-field data directory already exists at {}; it is not overwritten.",
+                    path.display()
+                ),
+            )
+            .hint(tr!(
+                "Pakai --data-dir lain untuk perangkat baru, atau lanjutkan dengan data yang ada.",
+                "Use another --data-dir for a new device, or carry on with the existing one."
+            )));
+        }
+        std::fs::create_dir_all(path).map_err(|e| {
+            AppError::other(tr!(
+                "Folder {} tidak bisa dibuat: {e}",
+                "Cannot create folder {}: {e}",
+                path.display()
+            ))
+        })?;
+        let key_path = path.join(KEY_FILE);
+        let key = if key_path.exists() {
+            // A key left by an interrupted init is reused rather than replaced.
+            KeyPair::load(&key_path)
+        } else {
+            KeyPair::generate().and_then(|k| k.save(&key_path).map(|_| k))
+        }
+        .map_err(|e| {
+            AppError::other(tr!(
+                "Kunci perangkat tidak bisa dibuat di {}: {e}",
+                "Cannot create the device key at {}: {e}",
+                key_path.display()
+            ))
+        })?;
+        let mut store = Store::create(&DataDir::db_path(path))?;
+        let identity = Identity {
+            device_id: key.id(),
+            public_key: key.public_hex(),
+            officer: officer.trim().to_string(),
+            team: team.trim().to_string(),
+            created_at: crate::timefmt::now_utc(),
+        };
+        store.init_identity(&identity)?;
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            store,
+            key,
+            identity,
+        })
+    }
+
+    /// Opens an initialised data directory; says to run `init` when there is none.
+    pub fn open(path: &Path) -> Result<DataDir, AppError> {
+        let db = DataDir::db_path(path);
+        if !db.exists() {
+            return Err(not_initialised(path));
+        }
+        let store = Store::open(&db)?;
+        let identity = store.identity()?.ok_or_else(|| not_initialised(path))?;
+        let key_path = path.join(KEY_FILE);
+        let key = KeyPair::load(&key_path).map_err(|e| {
+            AppError::other(tr!(
+                "Kunci perangkat {} tidak bisa dibaca: {e}",
+                "Cannot read the device key {}: {e}",
+                key_path.display()
+            ))
+            .hint(tr!(
+                "Kunci ini dibuat oleh 'ikd-field init'; pulihkan dari cadangan, jangan buat ulang.",
+                "The key was made by 'ikd-field init'; restore it from a backup, do not recreate it."
+            ))
+        })?;
+        if key.id() != identity.device_id {
+            return Err(AppError::other(tr!(
+                "Kunci perangkat {} bukan milik database ini (perangkat {}).",
+                "The device key {} does not belong to this database (device {}).",
+                key_path.display(),
+                identity.device_id
+            )));
+        }
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            store,
+            key,
+            identity,
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! ikd-field command line: argument parsing and dispatch only. The work is in `commands/`.
+use clap::{Parser, Subcommand};
+use ikd_field::commands::{self, Ctx, GlobalArgs};
+use ikd_field::error::AppError;
+
+#[derive(Parser)]
+#[command(
+    name = "ikd-field",
+    version,
+    about = "Pencatatan aktivasi IKD di lapangan dan server Dinas Dukcapil / IKD activation field kit and district server",
+    after_help = "Data wilayah: idn-area-data oleh Fityan, ODbL 1.0 (Kepmendagri 300.2.2-2138/2025)."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Siapkan folder data perangkat ini / set up this device's data directory
+    Init(commands::field::InitArgs),
+    /// Catat satu aktivasi IKD / record one IKD activation
+    Record(commands::field::RecordArgs),
+    /// Daftar catatan / list records
+    List(commands::field::ListArgs),
+    /// Tampilkan satu catatan / show one record
+    Show(commands::field::ShowArgs),
+    /// Batalkan catatan (catatan baru yang membatalkan) / void a record (a new cancelling record)
+    Void(commands::field::VoidArgs),
+    /// Ringkasan: jumlah per status, hari ini, per desa / summary counts
+    Status,
+    /// Ekspor semua catatan / export every record
+    Export(commands::field::ExportArgs),
+    /// Cari kode wilayah / look up region codes
+    Wilayah(commands::wilayah::WilayahArgs),
+    /// Demo lengkap di folder sementara / full demo in a temporary directory
+    Demo(commands::demo::DemoArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    let result = Ctx::new(&cli.global).and_then(|ctx| match cli.command {
+        Command::Init(a) => commands::field::init(&ctx, a),
+        Command::Record(a) => commands::field::record(&ctx, a),
+        Command::List(a) => commands::field::list(&ctx, a),
+        Command::Show(a) => commands::field::show(&ctx, a),
+        Command::Void(a) => commands::field::void(&ctx, a),
+        Command::Status => commands::field::status(&ctx),
+        Command::Export(a) => commands::field::export(&ctx, a),
+        Command::Wilayah(a) => commands::wilayah::run(&ctx, a),
+        Command::Demo(a) => commands::demo::run(&ctx, a),
+    });
+    if let Err(e) = result {
+        report(&e, json);
+        std::process::exit(e.exit_code());
+    }
+}
+
+fn report(e: &AppError, json: bool) {
+    if json {
+        ikd_field::output::json(&serde_json::json!({"ok": false, "error": e}));
+    } else {
+        let label = if ikd_field::i18n::is_en() {
+            "Error"
+        } else {
+            "Gagal"
+        };
+        eprintln!("{label}: {e}");
+    }
+}
