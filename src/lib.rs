@@ -11,6 +11,7 @@ pub mod error;
 pub mod field;
 pub mod i18n;
 pub mod output;
+pub mod protocol;
 pub mod synth;
 pub mod timefmt;
 

@@ -1,0 +1,137 @@
+//! The sync protocol shared by the field client and the district server (HTTP + JSON under
+//! `/v1`). `docs/protocol.md` is the normative description; these are its types.
+use crate::domain::Record;
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+pub const PATH_HEALTH: &str = "/v1/health";
+pub const PATH_ENROL: &str = "/v1/enrol";
+pub const PATH_BATCHES: &str = "/v1/batches";
+
+/// Header naming the sending device (its key id).
+pub const H_DEVICE: &str = "X-Ikd-Device";
+/// Header carrying the batch id (UUIDv7) of a batch request.
+pub const H_BATCH: &str = "X-Ikd-Batch";
+/// Header with the base64 Ed25519 signature of SHA-256 of the body bytes as sent.
+pub const H_SIGNATURE: &str = "X-Ikd-Signature";
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub ok: bool,
+    pub service: String,
+    pub protocol: u32,
+    pub server_id: String,
+    pub server_public_key: String,
+}
+
+/// `POST /v1/enrol` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    pub token: String,
+    /// Device public key, hex (64 characters).
+    pub public_key: String,
+    pub officer: String,
+    pub team: String,
+}
+
+/// `POST /v1/enrol` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrolResponse {
+    pub device_id: String,
+    pub server_id: String,
+    /// The district server's public key, hex: it signs every batch answer.
+    pub server_public_key: String,
+    /// Team name the token was issued for ("" if none).
+    pub team: String,
+}
+
+/// The JSON inside a batch body (before gzip).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchBody {
+    pub protocol: u32,
+    pub batch_id: String,
+    pub device_id: String,
+    pub created_at: String,
+    pub records: Vec<Record>,
+}
+
+/// Per-record outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Stored now.
+    Accepted,
+    /// The server already had this record (same id, same content).
+    Duplicate,
+    /// This NIK was already activated by another record (stored and flagged), or the same id
+    /// arrived with different content (`reason: "id_reused"`, not stored).
+    Conflict,
+    /// Invalid; not stored (`reason` says why).
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordResult {
+    pub id: String,
+    pub status: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For a NIK conflict: the record that activated this NIK first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_with: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub accepted: usize,
+    pub duplicate: usize,
+    pub conflict: usize,
+    pub rejected: usize,
+}
+
+/// `POST /v1/batches` answer (200), signed by the server in `X-Ikd-Signature`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchResponse {
+    pub protocol: u32,
+    pub batch_id: String,
+    pub server_id: String,
+    pub received_at: String,
+    pub results: Vec<RecordResult>,
+    pub summary: Summary,
+}
+
+/// Every 4xx/5xx answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// One batch in a `sync --to-file` file (one JSON object per line): exactly what the HTTP
+/// request would have carried.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileBatch {
+    pub batch_id: String,
+    pub device_id: String,
+    /// base64 of the signature, as in `X-Ikd-Signature`.
+    pub signature: String,
+    /// base64 of the gzip body, as sent over HTTP.
+    pub body: String,
+}
+
+/// Bytes that are signed for a body: SHA-256 of the body bytes as sent.
+pub fn signed_digest(body: &[u8]) -> [u8; 32] {
+    crate::crypto::sha256(body)
+}
+
+/// Canonical hash of a record's content, to tell a resend from a reused id.
+pub fn content_hash(r: &Record) -> String {
+    crate::crypto::sha256_hex(&serde_json::to_vec(r).expect("record serialises"))
+}
