@@ -582,10 +582,11 @@ fn duplicate_error(earlier: &Stored) -> AppError {
     AppError::new(
         ErrKind::Duplicate,
         tr!(
-            "NIK ini sudah diaktivasi di perangkat ini: catatan {} pada {} ({}). Aktivasi hanya sekali per orang.",
-            "This NIK was already activated on this device: record {} at {} ({}). Activation is once per person.",
+            "NIK ini sudah diaktivasi di perangkat ini: catatan #{} ({}) pada {} UTC, atas nama {}. Aktivasi hanya sekali per orang.",
+            "This NIK was already activated on this device: record #{} ({}) at {} UTC, for {}. Activation is once per person.",
+            r.seq,
             r.id,
-            r.recorded_at,
+            r.recorded_at.replace('T', " ").trim_end_matches('Z'),
             r.name
         ),
     )
