@@ -4,6 +4,7 @@ mod util;
 
 use ikd_field::domain::validate::Input;
 use ikd_field::protocol;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -445,6 +446,56 @@ fn sigterm_stops_cleanly_with_exit_0() {
     srv.restart();
     assert_eq!(srv.stats()["records"], 3);
     assert_eq!(srv.terminate().code(), Some(0));
+}
+
+#[test]
+fn sigterm_lets_the_request_in_hand_finish() {
+    let mut srv = Server::start();
+    let mut d = TestDevice::enrolled(&srv);
+    let recs: Vec<_> = people(17, 60).iter().map(|p| d.record(p)).collect();
+    let b = d.batch(&recs);
+    assert!(
+        b.body.len() > 1024,
+        "small bodies are read before a worker sees them"
+    );
+    let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST /v1/batches HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\
+         {}: {}\r\n{}: {}\r\n{}: {}\r\n\r\n",
+        b.body.len(),
+        protocol::H_DEVICE,
+        b.device_id,
+        protocol::H_BATCH,
+        b.batch_id,
+        protocol::H_SIGNATURE,
+        b.signature
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // "100 Continue" comes when a worker starts reading the body: the request is in hand.
+    let mut buf = [0u8; 25];
+    s.read_exact(&mut buf).unwrap();
+    assert!(
+        buf.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    let pid = srv.pid().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    s.write_all(&b.body).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"accepted\":60"), "{text}");
+    assert_eq!(srv.terminate_wait().code(), Some(0), "{}", srv.log());
+    assert_eq!(srv.stats()["records"], 60);
 }
 
 #[test]

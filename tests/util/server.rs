@@ -163,6 +163,11 @@ impl Server {
         c.wait().unwrap()
     }
 
+    /// Waits for a server that was told to stop (e.g. by a signal the test sent) to exit.
+    pub fn terminate_wait(&mut self) -> ExitStatus {
+        self.child.take().expect("server started").wait().unwrap()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
