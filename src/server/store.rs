@@ -62,7 +62,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_village ON records(village);
     CREATE INDEX records_district ON records(district);
     CREATE INDEX records_device ON records(device_id, seq);
-    CREATE UNIQUE INDEX records_one_void ON records(voids) WHERE voids IS NOT NULL;
+    -- NULLs never collide in a UNIQUE index: at most one void per record.
+    CREATE UNIQUE INDEX records_one_void ON records(voids);
     -- Activations that count: accepted, not voided.
     CREATE VIEW live_activations AS
         SELECT * FROM records
