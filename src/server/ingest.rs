@@ -230,6 +230,7 @@ fn gunzip(body: &[u8], max: u64) -> Result<Vec<u8>, Refusal> {
 
 /// A record as parsed: typed when the whole batch parsed at once (the usual case), else a JSON
 /// value, so that one malformed record is rejected alone.
+#[allow(clippy::large_enum_variant)] // Typed is the common case; boxing it costs an allocation.
 enum Item {
     Typed(Record),
     Raw(serde_json::Value),
