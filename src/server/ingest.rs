@@ -370,6 +370,13 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
         let id: String = r.id.chars().take(64).collect();
         return reject(&id, "bad_id", "the record id is not a UUID".into());
     }
+    if r.device_id != ctx.device {
+        return reject(
+            &r.id,
+            "device_mismatch",
+            format!("the record names device {}, not the sender", r.device_id),
+        );
+    }
     let hash = protocol::content_hash(&r);
     let stored: Option<String> = tx
         .prepare_cached("SELECT content_hash FROM records WHERE id = ?1")?
@@ -390,13 +397,6 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             )?;
             result(&r.id, Outcome::Conflict, Some("id_reused"), None)
         });
-    }
-    if r.device_id != ctx.device {
-        return reject(
-            &r.id,
-            "device_mismatch",
-            format!("the record names device {}, not the sender", r.device_id),
-        );
     }
     let clean = match check(&r, ctx.today) {
         Ok(c) => c,
