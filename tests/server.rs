@@ -53,6 +53,11 @@ fn enrolment_tokens_are_one_time() {
     let t = srv.token("").to_lowercase().replace('-', " ");
     assert_eq!(TestDevice::new().enrol(&srv.url, &t).status, 200);
 
+    let table = srv.admin_ok(&["devices"]);
+    assert!(
+        table.contains("PETUGAS UJI") && table.contains("aktif"),
+        "{table}"
+    );
     let devices = srv.admin_json(&["devices"]);
     assert_eq!(devices["devices"].as_array().unwrap().len(), 2);
     assert_eq!(devices["devices"][0]["officer"], "PETUGAS UJI");
@@ -313,6 +318,13 @@ fn refusals_are_clear_and_the_server_keeps_serving() {
     );
     let out = srv.admin(&["revoke", "0000000000000000"]);
     assert_eq!(out.status.code(), Some(3));
+    assert!(srv.admin_ok(&["devices"]).contains("dicabut"));
+    assert!(srv.admin_ok(&["revoke", &d.id]).contains("sudah dicabut"));
+    let stats = srv.admin_ok(&["stats", "--lang", "en"]);
+    assert!(
+        stats.contains("live activations") && stats.contains("rejects"),
+        "{stats}"
+    );
 
     let st = srv.stats();
     assert_eq!(st["records"], 5);
@@ -547,4 +559,20 @@ fn import_of_a_to_file_batch_uses_the_same_ingest() {
     assert!(text.contains("4 diterima"), "{text}");
     assert_eq!(srv.stats()["records"], 12);
     assert_eq!(srv.stats()["batches"], 2);
+}
+
+#[test]
+fn serve_on_a_busy_port_says_so() {
+    let srv = Server::start();
+    let out = std::process::Command::new(util::BIN)
+        .args(["--data-dir"])
+        .arg(srv.tmp.path().join("other"))
+        .args(["serve", "--listen", &srv.addr, "--db"])
+        .arg(srv.tmp.path().join("other.db"))
+        .env_remove("IKD_FIELD_LANG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&srv.addr) && err.contains("--listen"), "{err}");
 }
