@@ -576,3 +576,20 @@ fn serve_on_a_busy_port_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&srv.addr) && err.contains("--listen"), "{err}");
 }
+
+#[test]
+fn admin_commands_do_not_invent_a_database() {
+    let srv = Server::start();
+    let missing = srv.tmp.path().join("typo.db");
+    for cmd in ["stats", "devices", "export"] {
+        let out = std::process::Command::new(util::BIN)
+            .args(["--data-dir"])
+            .arg(srv.tmp.path().join("data"))
+            .args(["server", cmd, "--db"])
+            .arg(&missing)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+    }
+    assert!(!missing.exists());
+}
