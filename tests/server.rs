@@ -593,3 +593,40 @@ fn admin_commands_do_not_invent_a_database() {
     }
     assert!(!missing.exists());
 }
+
+#[test]
+fn activated_niks_are_listed_as_hash_prefixes() {
+    use base64::Engine;
+    let srv = Server::start();
+    let mut a = TestDevice::enrolled(&srv);
+    let ppl = people(18, 10);
+    let recs: Vec<_> = ppl.iter().map(|p| a.record(p)).collect();
+    a.batch(&recs).send_ok(&srv);
+    let void = a.void(&recs[0], "salah orang");
+    a.batch(&[void]).send_ok(&srv);
+
+    let b = TestDevice::enrolled(&srv);
+    let r = b.activated(&srv.url, 0);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.signed_by(&srv.public_key()));
+    let v: protocol::ActivatedResponse = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((v.count, v.more, v.prefix_bytes), (9, false, 3));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&v.prefixes)
+        .unwrap();
+    let listed: Vec<&[u8]> = bytes.chunks(3).collect();
+    for r in &recs[1..] {
+        assert!(listed.contains(&&protocol::nik_prefix(&r.nik)[..]));
+    }
+    assert!(
+        !listed.contains(&&protocol::nik_prefix(&recs[0].nik)[..]),
+        "voided"
+    );
+    // Nothing new since the cursor.
+    let again: protocol::ActivatedResponse =
+        serde_json::from_slice(&b.activated(&srv.url, v.next).body).unwrap();
+    assert_eq!((again.count, again.next), (0, v.next));
+    // Only enrolled devices may ask.
+    let r = TestDevice::new().activated(&srv.url, 0);
+    assert_eq!((r.status, r.code().as_str()), (401, "device_unknown"));
+}
