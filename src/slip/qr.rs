@@ -1,0 +1,65 @@
+//! The QR symbol of a payload: error correction M, alphanumeric mode (Base45 is exactly the QR
+//! alphanumeric alphabet), version 8 at most.
+use qrcode::{EcLevel, QrCode, Version};
+
+pub const MAX_VERSION: i16 = 8;
+/// Light modules around the symbol, as the QR standard asks.
+pub const QUIET_ZONE: usize = 4;
+
+/// A QR symbol as a square of dark/light modules (no quiet zone).
+#[derive(Debug, Clone)]
+pub struct Qr {
+    pub width: usize,
+    pub version: i16,
+    dark: Vec<bool>,
+}
+
+impl Qr {
+    /// Encodes `text` at level M; refuses anything that needs more than version 8.
+    pub fn encode(text: &str) -> Result<Qr, String> {
+        let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
+            .map_err(|e| e.to_string())?;
+        let version = match code.version() {
+            Version::Normal(v) => v,
+            Version::Micro(v) => v,
+        };
+        if version > MAX_VERSION {
+            return Err(format!("QR version {version} > {MAX_VERSION}"));
+        }
+        let width = code.width();
+        let dark = code
+            .to_colors()
+            .into_iter()
+            .map(|c| c == qrcode::Color::Dark)
+            .collect();
+        Ok(Qr {
+            width,
+            version,
+            dark,
+        })
+    }
+
+    pub fn dark(&self, x: usize, y: usize) -> bool {
+        x < self.width && y < self.width && self.dark[y * self.width + x]
+    }
+
+    /// Runs of dark modules per row: `(row, first column, length)`.
+    pub fn runs(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        (0..self.width).flat_map(move |y| {
+            let mut out = Vec::new();
+            let mut x = 0;
+            while x < self.width {
+                if self.dark(x, y) {
+                    let start = x;
+                    while x < self.width && self.dark(x, y) {
+                        x += 1;
+                    }
+                    out.push((y, start, x - start));
+                } else {
+                    x += 1;
+                }
+            }
+            out
+        })
+    }
+}
