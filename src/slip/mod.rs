@@ -3,11 +3,13 @@
 //! places it once for PNG, SVG and PDF, so they look the same.
 pub mod escpos;
 pub mod font;
+pub mod keys;
 pub mod layout;
 pub mod payload;
 pub mod pdf;
 pub mod png;
 pub mod qr;
+pub mod scan;
 pub mod svg;
 pub mod text;
 
