@@ -261,11 +261,10 @@ fn printed_before(dd: &DataDir, record_id: &str) -> bool {
 
 fn audit(dd: &DataDir, done: &[Printed]) -> Result<(), AppError> {
     for p in done {
-        let to = p
-            .to
-            .as_ref()
-            .map(|t| t.display().to_string())
-            .unwrap_or_else(|| "stdout".into());
+        let to =
+            p.to.as_ref()
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|| "stdout".into());
         for id in &p.records {
             let action = if printed_before(dd, id) {
                 "reprint"

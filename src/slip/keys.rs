@@ -34,7 +34,9 @@ impl KeyRing {
 
     /// The only key, when there is exactly one (used to tell "wrong key" from "unknown device").
     pub fn only(&self) -> Option<(&String, &[u8; PUBLIC_KEY_LEN])> {
-        (self.keys.len() == 1).then(|| self.keys.iter().next()).flatten()
+        (self.keys.len() == 1)
+            .then(|| self.keys.iter().next())
+            .flatten()
     }
 
     /// Parses a keys file; the error names the line.
@@ -45,7 +47,8 @@ impl KeyRing {
             let map: BTreeMap<String, String> =
                 serde_json::from_str(trimmed).map_err(|e| format!("JSON: {e}"))?;
             for (id, key) in map {
-                ring.add(Some(&id), &key).map_err(|e| format!("{id}: {e}"))?;
+                ring.add(Some(&id), &key)
+                    .map_err(|e| format!("{id}: {e}"))?;
             }
             return Ok(ring);
         }
@@ -69,13 +72,14 @@ impl KeyRing {
     }
 
     fn add(&mut self, id: Option<&str>, key: &str) -> Result<(), String> {
-        let public =
-            crypto::parse_public_hex(key).ok_or("the public key is not 64 hex digits")?;
+        let public = crypto::parse_public_hex(key).ok_or("the public key is not 64 hex digits")?;
         let derived = crypto::key_id(&public);
         if let Some(id) = id
             && !id.eq_ignore_ascii_case(&derived)
         {
-            return Err(format!("device id {id} does not match its key (id {derived})"));
+            return Err(format!(
+                "device id {id} does not match its key (id {derived})"
+            ));
         }
         self.keys.insert(derived, public);
         Ok(())
@@ -101,7 +105,10 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert_eq!(r.get(&b.id()), Some(&b.public()));
         let json = format!("{{\"{}\": \"{}\"}}", a.id(), a.public_hex());
-        assert_eq!(KeyRing::parse(&json).unwrap().get(&a.id()), Some(&a.public()));
+        assert_eq!(
+            KeyRing::parse(&json).unwrap().get(&a.id()),
+            Some(&a.public())
+        );
         let wrong = format!("{} {}\n", b.id(), a.public_hex());
         assert!(KeyRing::parse(&wrong).unwrap_err().contains("line 1"));
         assert!(KeyRing::parse("abc def\n").is_err());

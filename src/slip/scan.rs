@@ -81,7 +81,10 @@ mod tests {
     fn text_images_and_junk() {
         let s = slip("BUDI SANTOSO");
         let text = format!("  {}\n", s.payload);
-        assert_eq!(payloads_in(text.as_bytes()).unwrap(), vec![s.payload.clone()]);
+        assert_eq!(
+            payloads_in(text.as_bytes()).unwrap(),
+            vec![s.payload.clone()]
+        );
         let png = super::super::png::render(&s, super::super::Paper::Mm58);
         assert_eq!(payloads_in(&png).unwrap(), vec![s.payload.clone()]);
         assert!(matches!(payloads_in(b"hello"), Err(ScanError::NotImage(_))));
