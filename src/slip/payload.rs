@@ -327,6 +327,7 @@ fn unpack(bytes: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
+    const EXAMPLE_TEXT: &str = "IKD1:W50/80P3E0KFZVFQ:HPD2--ACPJ%7WWP59 ULW9ZNDYUPB204MEGDF6$CM5CB2C:VA761B1HW424HK9Q5TAW  78I9+TC9+OFRH%IT06B5VHMVG0BP28HM+ORNPBB24RA ZCB8QS6IF8B:9F G7-4B86R3APUCBSXNDULNID3W7";
     const RID: &str = "01936f5e-7a2b-7c3d-8e4f-123456789abc";
 
     fn sample(key: &KeyPair, name: &str) -> Payload {
@@ -358,6 +359,26 @@ mod tests {
         assert_eq!(s.payload.masked_nik(), "170206******0003");
         assert_eq!(s.payload.time_utc(), "2026-11-23T05:12:09.000Z");
         assert_eq!(s.payload.device_hex(), k.id());
+    }
+
+    /// The example of docs/slip-format.md (Ed25519 signatures are deterministic).
+    #[test]
+    fn documented_example() {
+        let k = key();
+        let p = sample(&k, "NI LUH PUTU AYU");
+        let body = p.body();
+        assert_eq!(body.len(), 50);
+        assert_eq!(&body[26..30], &1_795_410_729u32.to_be_bytes());
+        let text = p.sign(&k);
+        assert_eq!(text.len(), 5 + 171);
+        assert_eq!(super::super::qr::Qr::encode(&text).unwrap().version, 7);
+        assert_eq!(k.id(), "fe812c12f3ab4ce6");
+        assert_eq!(
+            hex::encode(&body),
+            "010101936f5e7a2b7c3d8e4f123456789abcfe812c12f3ab4ce66b03cb29\
+             006572a0790065735fe35f5154b908fe86b110a6"
+        );
+        assert_eq!(text, EXAMPLE_TEXT);
     }
 
     #[test]

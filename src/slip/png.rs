@@ -174,6 +174,19 @@ pub fn render(slip: &Slip, paper: Paper) -> Vec<u8> {
     encode(&raster(slip, paper))
 }
 
+/// The QR symbol alone as a PNG: `module` pixels per module, with the quiet zone (what
+/// `qrencode -s MODULE -m 4 -o FILE` writes; used by the benchmark to compare like with like).
+pub fn qr_only(qr: &super::qr::Qr, module: usize) -> Vec<u8> {
+    let side = (qr.width + 2 * super::qr::QUIET_ZONE) * module;
+    let mut c = Canvas::new(side, side);
+    let q = (super::qr::QUIET_ZONE * module) as i64;
+    let m = module as i64;
+    for (row, col, len) in qr.runs() {
+        c.fill(q + col as i64 * m, q + row as i64 * m, len as i64 * m, m);
+    }
+    encode(&c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::payload::Signed;
@@ -215,6 +228,15 @@ mod tests {
             let texts = decode_qr(blurred);
             assert_eq!(texts, vec![s.payload.clone()], "{paper:?}");
         }
+    }
+
+    #[test]
+    fn qr_only_decodes() {
+        let s = slip("BUDI");
+        let png = qr_only(&s.qr, 3);
+        let img = image::load_from_memory(&png).unwrap().to_luma8();
+        assert_eq!(img.width() as usize, (s.qr.width + 8) * 3);
+        assert_eq!(decode_qr(img), vec![s.payload]);
     }
 
     #[test]
