@@ -91,11 +91,10 @@ mod tests {
         let blank = image::GrayImage::from_pixel(200, 200, image::Luma([255]));
         assert_eq!(payloads_in_image(blank), Err(ScanError::NoQr));
         // A QR that is not a slip.
-        let other = qrcode::QrCode::new(b"https://example.org").unwrap();
-        let img = other
-            .render::<image::Luma<u8>>()
-            .module_dimensions(4, 4)
-            .build();
+        let other = super::super::qr::Qr::encode("https://example.org").unwrap();
+        let img = image::load_from_memory(&super::super::png::qr_only(&other, 4))
+            .unwrap()
+            .to_luma8();
         assert!(matches!(payloads_in_image(img), Err(ScanError::NotIkd(_))));
     }
 }
