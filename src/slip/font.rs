@@ -13,17 +13,26 @@ pub struct Face {
     pub font: FontRef<'static>,
     pub units_per_em: f32,
     pub data: &'static [u8],
+    /// Advances of U+0000..U+00FF in font units: a cmap lookup per character was most of the
+    /// layout time.
+    latin: [f32; 256],
 }
 
 impl Face {
     fn load(data: &'static [u8]) -> Face {
         let font = FontRef::try_from_slice(data).expect("embedded font parses");
         let units_per_em = font.units_per_em().unwrap_or(2048.0);
-        Face {
+        let mut face = Face {
             font,
             units_per_em,
             data,
+            latin: [0.0; 256],
+        };
+        for (i, a) in face.latin.iter_mut().enumerate() {
+            let c = char::from(i as u8);
+            *a = face.font.h_advance_unscaled(face_glyph(&face.font, c));
         }
+        face
     }
 
     pub fn glyph(&self, c: char) -> GlyphId {
@@ -54,6 +63,12 @@ impl Face {
     pub fn ascent_descent(&self) -> (f32, f32) {
         (self.font.ascent_unscaled(), self.font.descent_unscaled())
     }
+}
+
+/// The glyph of `c`, or of '?' when the font has none.
+fn face_glyph(font: &FontRef<'static>, c: char) -> GlyphId {
+    let id = font.glyph_id(c);
+    if id.0 == 0 { font.glyph_id('?') } else { id }
 }
 
 pub struct Fonts {
@@ -128,6 +143,12 @@ mod tests {
             assert_ne!(f.bold.font.glyph_id(c).0, 0, "{c}");
         }
         assert!(f.bold.measure("NAMA", 10.0) > f.regular.measure("NAMA", 10.0) * 0.9);
+        // The Latin-1 table agrees with the font; other characters are looked up.
+        for c in ['A', ' ', 'É', '…', '☃'] {
+            let want = f.regular.font.h_advance_unscaled(f.regular.glyph(c)) * 12.0
+                / f.regular.units_per_em;
+            assert_eq!(f.regular.advance(c, 12.0), want, "{c}");
+        }
     }
 
     #[test]
