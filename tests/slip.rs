@@ -201,3 +201,61 @@ fn voided_records_get_no_slip() {
     k.fails(&["slip", "1"], 3);
     k.fails(&["slip", "2"], 3);
 }
+
+#[test]
+fn record_print_uses_the_configured_printer() {
+    let k = Kit::new();
+    let lp = k.path("lp0");
+    std::fs::write(&lp, b"").unwrap();
+    std::fs::write(
+        k.dir.join("config.toml"),
+        format!(
+            "[slip]\nformat = \"escpos\"\npaper = 80\nprinter = \"{}\"\noffice = \"DINAS UJI\"\n",
+            lp.display()
+        ),
+    )
+    .unwrap();
+    let p = &people()[1];
+    let out = k.ok(&[
+        "record",
+        "--nik",
+        &p.nik,
+        "--name",
+        &p.name,
+        "--phone",
+        &p.phone,
+        "--village",
+        &p.village,
+        "--print",
+    ]);
+    assert!(out.contains("#1"), "{out}");
+    let sent = read(&lp);
+    assert!(sent.starts_with(&[0x1B, 0x40]), "ESC @ first");
+    assert!(sent.windows(9).any(|w| w == b"DINAS UJI"));
+    // 80 mm: 8-dot QR modules.
+    assert!(
+        sent.windows(8)
+            .any(|w| w == [0x1D, 0x28, 0x6B, 3, 0, 0x31, 0x43, 8])
+    );
+    assert!(sent.ends_with(&[0x1D, 0x56, 0x42, 3]));
+
+    // A printer that went away: the record is still saved, the slip error says how to reprint.
+    std::fs::remove_file(&lp).unwrap();
+    let p = &people()[2];
+    let out = k.run(&[
+        "record",
+        "--nik",
+        &p.nik,
+        "--name",
+        &p.name,
+        "--phone",
+        &p.phone,
+        "--village",
+        &p.village,
+        "--print",
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ikd-field slip 2"), "{err}");
+    assert_eq!(k.json(&["list"])["count"], 2);
+}

@@ -97,4 +97,26 @@ mod tests {
             .to_luma8();
         assert!(matches!(payloads_in_image(img), Err(ScanError::NotIkd(_))));
     }
+
+    /// A JPEG "photo": the slip enlarged 1.5×, blurred, on a grey background, compressed.
+    #[test]
+    fn a_jpeg_photo_of_a_slip() {
+        use image::imageops;
+        let s = slip(LONG_NAME);
+        let png = super::super::png::render(&s, super::super::Paper::Mm58);
+        let img = image::load_from_memory(&png).unwrap().to_luma8();
+        let big = imageops::resize(
+            &img,
+            img.width() * 3 / 2,
+            img.height() * 3 / 2,
+            imageops::FilterType::Triangle,
+        );
+        let mut photo = image::GrayImage::from_pixel(800, 1300, image::Luma([170]));
+        imageops::overlay(&mut photo, &imageops::blur(&big, 1.2), 110, 60);
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 75)
+            .encode_image(&photo)
+            .unwrap();
+        assert_eq!(payloads_in(&jpeg).unwrap(), vec![s.payload.clone()]);
+    }
 }
