@@ -190,11 +190,7 @@ impl Plan {
     /// Renders and delivers; returns where each output went.
     fn run(&self, ctx: &Ctx, dd: &DataDir, slips: &[Slip]) -> Result<Vec<Printed>, AppError> {
         let records = |s: &[Slip]| s.iter().map(|s| s.record_id.clone()).collect::<Vec<_>>();
-        let name = self.format.extension();
-        let format = match self.format {
-            Format::Escpos => "escpos",
-            _ => name,
-        };
+        let format = self.format.name();
         match self.format {
             // One document for all of them.
             Format::Pdf | Format::Escpos | Format::Text => {

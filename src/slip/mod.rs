@@ -40,6 +40,15 @@ impl Format {
     pub fn parse(s: &str) -> Option<Format> {
         <Format as clap::ValueEnum>::from_str(s, true).ok()
     }
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Png => "png",
+            Format::Svg => "svg",
+            Format::Pdf => "pdf",
+            Format::Escpos => "escpos",
+            Format::Text => "text",
+        }
+    }
     pub fn extension(self) -> &'static str {
         match self {
             Format::Png => "png",
@@ -116,7 +125,11 @@ impl Slip {
             ))
         };
         if rec.device_id != key.id() {
-            return Err(bad("device"));
+            return Err(bad(&tr!(
+                "dicatat oleh perangkat lain ({})",
+                "it was recorded by another device ({})",
+                rec.device_id
+            )));
         }
         let p = Payload::new(
             &rec.id,
