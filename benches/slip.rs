@@ -245,7 +245,13 @@ fn main() {
         "slip",
         &format!(
             "### QR slips\n\nMeasured {} on {} by `cargo bench --bench slip` (release profile; \
-             {n} slips, {q} `qrencode` runs, qrencode {}).\n\n{table}",
+             {n} slips, {q} `qrencode` runs, qrencode {}; needs `apt-get install qrencode`).\n\n{table}\n\
+             The slips are synthetic records (`synth::citizens`), each signed, encoded (QR 8-M at most), \
+             laid out and written as a 4-bit greyscale PNG at 384 px (58 mm, 203 dpi). The machine is \
+             shared with other builds, so the rate is also given by the thread's CPU time. `qrencode` \
+             can only be run once per QR, so its time includes starting a process; the last row takes \
+             that out (the time to run `true`) for a like-for-like estimate of its encoding work. \
+             `IKD_BENCH_SLIPS` and `IKD_BENCH_QRENCODE` change the counts.",
             bench_util::today(),
             bench_util::machine(),
             qrencode_version()
