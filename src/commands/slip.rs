@@ -60,7 +60,11 @@ pub struct Printed {
 fn expand(ids: &[String]) -> Result<Vec<String>, AppError> {
     let mut out = Vec::new();
     for id in ids {
+        // A UUID starts with 8 hex digits then '-': never read that as a range.
         let range = id.split_once('-').and_then(|(a, b)| {
+            if a.len() >= 8 {
+                return None;
+            }
             let a: i64 = a.trim_start_matches('#').parse().ok()?;
             let b: i64 = b.trim_start_matches('#').parse().ok()?;
             Some((a, b))
@@ -614,4 +618,18 @@ pub fn device(ctx: &Ctx) -> Result<(), AppError> {
         id.public_key
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_ids() {
+        let v = |a: &[&str]| expand(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(v(&["3-5", "#9"]).unwrap(), ["3", "4", "5", "#9"]);
+        // A UUID (or its prefix) whose first groups are all digits stays an id.
+        assert_eq!(v(&["01936135-7123"]).unwrap(), ["01936135-7123"]);
+        assert!(v(&["5-3"]).is_err());
+    }
 }
