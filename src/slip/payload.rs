@@ -190,7 +190,11 @@ impl Signed {
     pub fn decode(text: &str) -> Result<Signed, DecodeError> {
         let text = text.trim_end_matches(['\r', '\n']);
         let b45 = text.strip_prefix(PREFIX).ok_or(DecodeError::NotIkd)?;
-        let bytes = base45::decode(b45).map_err(|_| DecodeError::Base45)?;
+        // Base45 has a space in its alphabet, so spaces are kept; but a space pasted after the
+        // text by accident is forgiven when the text does not decode with it.
+        let bytes = base45::decode(b45)
+            .or_else(|_| base45::decode(b45.trim_end_matches(' ')))
+            .map_err(|_| DecodeError::Base45)?;
         if bytes.len() < HEADER_LEN + 1 + SIGNATURE_LEN || bytes.len() > MAX_LEN {
             return Err(DecodeError::Malformed("length"));
         }
@@ -354,6 +358,7 @@ mod tests {
         assert!(text.starts_with("IKD1:"));
         let s = Signed::decode(&text).unwrap();
         assert_eq!(s.payload, p);
+        assert_eq!(Signed::decode(&format!("{text} \n")).unwrap().payload, p);
         s.verify(&k.public()).unwrap();
         assert_eq!(s.payload.record_uuid(), RID);
         assert_eq!(s.payload.masked_nik(), "170206******0003");
