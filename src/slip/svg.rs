@@ -1,6 +1,7 @@
 //! SVG slips: the same layout as PNG, as text and one path for the QR. Sized in millimetres at
-//! 8 px/mm (203 dpi), so a 58 mm slip prints 48 mm wide. The font is named, not embedded.
-use super::font::FAMILY;
+//! 8 px/mm (203 dpi), so a 58 mm slip prints 48 mm wide. The font is named, not embedded (each
+//! line keeps its laid-out width with `textLength`).
+use super::font::{FAMILY, Fonts};
 use super::layout::{Op, Style, layout};
 use super::{Paper, Slip};
 use std::fmt::Write;
@@ -47,9 +48,12 @@ pub fn render(slip: &Slip, paper: Paper) -> String {
                 text,
             } => {
                 let weight = if *bold { r#" font-weight="bold""# } else { "" };
+                // The font is not embedded: textLength holds each line to the width it was laid
+                // out for, whatever font the viewer substitutes.
+                let w = Fonts::get().face(*bold).measure(text, *size);
                 let _ = writeln!(
                     s,
-                    r#"<text x="{x:.1}" y="{y:.1}" font-size="{size}"{weight}>{}</text>"#,
+                    r#"<text x="{x:.1}" y="{y:.1}" font-size="{size}"{weight} textLength="{w:.1}" lengthAdjust="spacingAndGlyphs">{}</text>"#,
                     escape(text)
                 );
             }
@@ -91,7 +95,7 @@ mod tests {
         let s = slip("SITI AMINAH & ANAK <X>");
         let svg = render(&s, Paper::Mm58);
         assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"));
-        assert!(svg.contains(">BUKTI AKTIVASI IKD</text>"));
+        assert!(svg.contains(r#"lengthAdjust="spacingAndGlyphs">BUKTI AKTIVASI IKD</text>"#));
         assert!(svg.contains("SITI AMINAH &amp; ANAK &lt;X&gt;"));
         assert!(svg.contains(&s.masked_nik));
         assert!(svg.contains(&s.record_id));
