@@ -259,7 +259,22 @@ fn printed_before(dd: &DataDir, record_id: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// One audit entry per slip, all in one transaction (one fsync for a sheet of hundreds).
 fn audit(dd: &DataDir, done: &[Printed]) -> Result<(), AppError> {
+    let conn = dd.store.conn();
+    let db_err = |e| crate::field::store::db_error(dd.store.path(), e);
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+    let res = audit_each(dd, done);
+    match res {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(db_err),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn audit_each(dd: &DataDir, done: &[Printed]) -> Result<(), AppError> {
     for p in done {
         let to =
             p.to.as_ref()
