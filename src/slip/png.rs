@@ -250,6 +250,11 @@ mod tests {
             let blurred = imageops::blur(&small, 0.8);
             let texts = decode_qr(blurred);
             assert_eq!(texts, vec![s.payload.clone()], "{paper:?}");
+
+            // A low-resolution scan: half size (3 px modules on 58 mm), lightly blurred.
+            let half = imageops::resize(&img, img.width() / 2, img.height() / 2, Resize::Triangle);
+            let texts = decode_qr(imageops::blur(&half, 0.5));
+            assert_eq!(texts, vec![s.payload.clone()], "{paper:?} half");
         }
     }
 
