@@ -88,18 +88,14 @@ fn write_font(pdf: &mut Pdf, ids: &mut Ids, face: &Face, font_id: Ref, base: &[u
     f.finish();
     let (asc, desc) = face.ascent_descent();
     let scale = 1000.0 / upem;
-    let mut flags = pdf_writer::types::FontFlags::NON_SYMBOLIC;
-    if bold {
-        flags |= pdf_writer::types::FontFlags::FORCE_BOLD;
-    }
     pdf.font_descriptor(descriptor)
         .name(Name(base))
-        .flags(flags)
+        .flags(pdf_writer::types::FontFlags::NON_SYMBOLIC)
         .bbox(Rect::new(-1000.0, desc * scale, 1600.0, asc * scale))
         .italic_angle(face.font.italic_angle())
         .ascent(asc * scale)
         .descent(desc * scale)
-        .cap_height(729.0)
+        .cap_height(729.0) // DejaVu Sans: 1493 of 2048 units
         .stem_v(if bold { 140.0 } else { 80.0 })
         .font_file2(file);
     let data = deflate(face.data);
