@@ -33,7 +33,7 @@ enum Command {
     Status,
     /// Ekspor semua catatan / export every record
     Export(commands::field::ExportArgs),
-    /// Cetak ulang slip bukti aktivasi / print or reprint confirmation slips
+    /// Cetak (ulang) slip bukti aktivasi / print or reprint confirmation slips
     Slip(commands::slip::SlipArgs),
     /// Periksa keaslian slip (teks IKD1: atau foto) / verify a slip (IKD1: text or a photo)
     Verify(commands::slip::VerifyArgs),

@@ -19,7 +19,7 @@ pub struct SlipArgs {
     /// Nomor urut (#) atau id catatan; boleh beberapa atau rentang 3-10 / record number(s) or id(s), or a range 3-10
     #[arg(required = true, value_name = "ID")]
     pub ids: Vec<String>,
-    /// png, svg, pdf, escpos, text [default: slip.format in config.toml]
+    /// Format keluaran / output format [default: slip.format in config.toml]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Lebar kertas termal / thermal paper width: 58 or 80 [default: slip.paper]
