@@ -33,6 +33,12 @@ enum Command {
     Status,
     /// Ekspor semua catatan / export every record
     Export(commands::field::ExportArgs),
+    /// Cetak (ulang) slip bukti aktivasi / print or reprint confirmation slips
+    Slip(commands::slip::SlipArgs),
+    /// Periksa keaslian slip (teks IKD1: atau foto) / verify a slip (IKD1: text or a photo)
+    Verify(commands::slip::VerifyArgs),
+    /// Id dan kunci publik perangkat ini / this device's id and public key
+    Device,
     /// Cari kode wilayah / look up region codes
     Wilayah(commands::wilayah::WilayahArgs),
     /// Jalankan server Dinas / run the district server
@@ -54,6 +60,9 @@ fn main() {
         Command::Void(a) => commands::field::void(&ctx, a),
         Command::Status => commands::field::status(&ctx),
         Command::Export(a) => commands::field::export(&ctx, a),
+        Command::Slip(a) => commands::slip::run(&ctx, a),
+        Command::Verify(a) => commands::slip::verify(&ctx, a),
+        Command::Device => commands::slip::device(&ctx),
         Command::Wilayah(a) => commands::wilayah::run(&ctx, a),
         Command::Demo(a) => commands::demo::run(&ctx, a),
         Command::Serve(a) => commands::server::serve(&ctx, a),

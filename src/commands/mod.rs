@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod field;
 pub mod server;
+pub mod slip;
 pub mod wilayah;
 
 use crate::config::{self, Config};
