@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every benchmark of ikd-field in one run (DESIGN §8): installs the baselines it compares against
+# (the sqlite3 and qrencode CLIs, GNU time), builds the release profile once, and runs
+# `cargo bench`. Each bench prints its table of ratios and rewrites its own section of
+# BENCHMARKS.md; this script then stamps the header with the date, machine and duration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+need=()
+command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+command -v qrencode >/dev/null 2>&1 || need+=(qrencode)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  echo "==> apt-get install ${need[*]}"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+start=$(date +%s)
+cargo bench "$@"
+took=$(( $(date +%s) - start ))
+
+cores=$(nproc)
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+stamp="Last full run: $(date -u +%Y-%m-%d) on ${cores} cores (${cpu}), ${mem} RAM — \`scripts/bench.sh\`, ${took} s including the release build."
+python3 - "$stamp" <<'PY'
+import re, sys
+path = "BENCHMARKS.md"
+text = open(path, encoding="utf-8").read()
+block = "<!-- bench:run -->\n" + sys.argv[1] + "\n<!-- /bench:run -->"
+if "<!-- bench:run -->" in text:
+    text = re.sub(r"<!-- bench:run -->.*?<!-- /bench:run -->", lambda _: block, text, flags=re.S)
+else:
+    text = text.replace("\n", "\n\n" + block + "\n", 1)
+open(path, "w", encoding="utf-8").write(text)
+PY
+echo
+echo "$stamp"
