@@ -35,6 +35,10 @@ enum Command {
     Export(commands::field::ExportArgs),
     /// Cari kode wilayah / look up region codes
     Wilayah(commands::wilayah::WilayahArgs),
+    /// Jalankan server Dinas / run the district server
+    Serve(commands::server::ServeArgs),
+    /// Kelola server Dinas: token, perangkat, ekspor… / district server admin
+    Server(commands::server::ServerArgs),
     /// Demo lengkap di folder sementara / full demo in a temporary directory
     Demo(commands::demo::DemoArgs),
 }
@@ -52,6 +56,8 @@ fn main() {
         Command::Export(a) => commands::field::export(&ctx, a),
         Command::Wilayah(a) => commands::wilayah::run(&ctx, a),
         Command::Demo(a) => commands::demo::run(&ctx, a),
+        Command::Serve(a) => commands::server::serve(&ctx, a),
+        Command::Server(a) => commands::server::run(&ctx, a),
     });
     if let Err(e) = result {
         report(&e, json);
