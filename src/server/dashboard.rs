@@ -580,8 +580,9 @@ pub fn bar_chart(series: &[(String, u64)], width: u32, height: u32, axis: bool) 
     let bar_w = (slot * 0.75).max(1.0);
     let total: u64 = series.iter().map(|s| s.1).sum();
     let mut svg = format!(
-        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+        "<svg class=\"chart{}\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
          viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{} aktivasi dalam {} hari\">",
+        if axis { " full" } else { "" },
         fmt_int(total),
         series.len()
     );

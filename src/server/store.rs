@@ -86,6 +86,9 @@ const MIGRATIONS: &[&str] = &[
         message   TEXT NOT NULL
     ) STRICT;
     "#,
+    // 2: dashboard: targets, and live-activation counts per village and per device-hour kept by
+    // triggers in the same transaction as ingest (see server::coverage).
+    super::coverage::MIGRATION,
 ];
 
 pub struct Store {
