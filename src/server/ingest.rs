@@ -378,7 +378,8 @@ fn one_record(
         Kind::Activation => {
             let first: Option<String> = tx
                 .query_row(
-                    "SELECT id FROM live_activations WHERE nik = ?1 ORDER BY rowid LIMIT 1",
+                    "SELECT id FROM records WHERE nik = ?1 AND kind = 'activation'
+                       AND state = 'accepted' AND voided_by IS NULL ORDER BY rowid LIMIT 1",
                     [&clean.nik],
                     |row| row.get(0),
                 )
