@@ -516,3 +516,58 @@ fn dashboard_in_a_real_browser_matches_the_report() {
         eprintln!("screenshot: {}", shot.display());
     }
 }
+
+// ---------------------------------------------------------------- real ingest
+
+/// Records that arrive through the real sync path (signed batches over HTTP) are counted on the
+/// dashboard and in the report: activations, a void of an earlier batch's record, a void within
+/// the batch, and a conflict from another device.
+#[test]
+fn counts_follow_real_ingest() {
+    use util::server::{Server, TestDevice};
+    let srv = Server::start();
+    let people = ikd_field::synth::citizens(21, "1702", 30);
+    let mut a = TestDevice::enrolled(&srv);
+    let mut b = TestDevice::enrolled(&srv);
+    let first: Vec<_> = people[..20].iter().map(|p| a.record(p)).collect();
+    a.batch(&first).send_ok(&srv);
+    let mut second: Vec<_> = people[20..].iter().map(|p| a.record(p)).collect();
+    second.push(a.void(&first[0], "salah ketik"));
+    let last = second[9].clone();
+    second.push(a.void(&last, "batal"));
+    a.batch(&second).send_ok(&srv);
+    // Device b activates someone a already did: a conflict, not counted.
+    let dup = b.record(&people[5]);
+    let answer = b.batch(&[dup]).send_ok(&srv);
+    assert_eq!(answer["summary"]["conflict"], 1, "{answer}");
+
+    let report: Value = serde_json::from_str(
+        &String::from_utf8(
+            srv.admin(&["report", "--level", "kabupaten", "--format", "json"])
+                .stdout,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let kab = &report["rows"][0];
+    assert_eq!(kab["code"], "1702");
+    assert_eq!(kab["live"], 28, "{report}");
+    assert_eq!(kab["conflicts"], 1);
+    let (status, ct, html) = get(&format!("{}/", srv.url), None);
+    assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"));
+    let total = &html[html.find("id=\"total-1702\"").unwrap()..];
+    assert_eq!(page_number(&cell(total, "live").unwrap()), 28);
+    // Per desa, the page's kecamatan rows add up to the same.
+    let desa: Value = serde_json::from_slice(
+        &srv.admin(&["report", "--level", "desa", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    let sum: u64 = desa["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["live"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, 28);
+}

@@ -8,9 +8,9 @@
 //!   regency without one adds up its children only when **every** child has a figure (a partial sum
 //!   would look like a real target), otherwise it has none and is shown without a target.
 //! * Live activations (kind `activation`, state `accepted`, not voided) are counted per village
-//!   and per device and hour by triggers in the same transaction as the ingest that changes them
-//!   (see [`MIGRATION`]); so a dashboard request reads a few hundred aggregate rows, never the
-//!   million records.
+//!   and per device and hour in two small tables that [`fold`] brings up to date in the same
+//!   transaction as each ingested batch; so a dashboard request reads a few hundred aggregate rows,
+//!   never the million records.
 use crate::domain::region::{self, Level};
 use rusqlite::Connection;
 #[cfg(test)]
@@ -18,9 +18,10 @@ use rusqlite::params;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The dashboard's schema, a numbered migration of the server store: targets, the aggregates kept
-/// by triggers (filled from existing records when the migration runs), and a partial index for
-/// the conflicts still to resolve.
+/// The dashboard's schema, a numbered migration of the server store: targets, the live-activation
+/// aggregates (filled from the records already there when the migration runs; kept up to date by
+/// [`fold`] in every transaction that inserts records), and a partial index for the conflicts
+/// still to resolve.
 pub const MIGRATION: &str = r#"
     CREATE TABLE targets (
         region_code TEXT PRIMARY KEY,
@@ -45,49 +46,6 @@ pub const MIGRATION: &str = r#"
     CREATE INDEX records_open_conflicts ON records(village)
         WHERE state = 'conflict' AND voided_by IS NULL;
 
-    -- A live activation is counted once per village and once per (device, UTC hour recorded).
-    CREATE TRIGGER live_count_insert AFTER INSERT ON records
-    WHEN NEW.kind = 'activation' AND NEW.state = 'accepted' AND NEW.voided_by IS NULL
-    BEGIN
-        INSERT INTO live_by_village (village, live) VALUES (NEW.village, 1)
-            ON CONFLICT (village) DO UPDATE SET live = live + 1;
-        INSERT INTO live_by_device_hour (device_id, hour, live)
-            VALUES (NEW.device_id,
-                    coalesce(strftime('%Y-%m-%dT%H', NEW.recorded_at), substr(NEW.recorded_at, 1, 13)),
-                    1)
-            ON CONFLICT (device_id, hour) DO UPDATE SET live = live + 1;
-    END;
-    CREATE TRIGGER live_count_delete AFTER DELETE ON records
-    WHEN OLD.kind = 'activation' AND OLD.state = 'accepted' AND OLD.voided_by IS NULL
-    BEGIN
-        UPDATE live_by_village SET live = live - 1 WHERE village = OLD.village;
-        UPDATE live_by_device_hour SET live = live - 1
-            WHERE device_id = OLD.device_id
-              AND hour = coalesce(strftime('%Y-%m-%dT%H', OLD.recorded_at), substr(OLD.recorded_at, 1, 13));
-    END;
-    -- An update (a void sets voided_by) takes the old row out and puts the new one in.
-    CREATE TRIGGER live_count_update_old
-    AFTER UPDATE OF kind, state, voided_by, village, device_id, recorded_at ON records
-    WHEN OLD.kind = 'activation' AND OLD.state = 'accepted' AND OLD.voided_by IS NULL
-    BEGIN
-        UPDATE live_by_village SET live = live - 1 WHERE village = OLD.village;
-        UPDATE live_by_device_hour SET live = live - 1
-            WHERE device_id = OLD.device_id
-              AND hour = coalesce(strftime('%Y-%m-%dT%H', OLD.recorded_at), substr(OLD.recorded_at, 1, 13));
-    END;
-    CREATE TRIGGER live_count_update_new
-    AFTER UPDATE OF kind, state, voided_by, village, device_id, recorded_at ON records
-    WHEN NEW.kind = 'activation' AND NEW.state = 'accepted' AND NEW.voided_by IS NULL
-    BEGIN
-        INSERT INTO live_by_village (village, live) VALUES (NEW.village, 1)
-            ON CONFLICT (village) DO UPDATE SET live = live + 1;
-        INSERT INTO live_by_device_hour (device_id, hour, live)
-            VALUES (NEW.device_id,
-                    coalesce(strftime('%Y-%m-%dT%H', NEW.recorded_at), substr(NEW.recorded_at, 1, 13)),
-                    1)
-            ON CONFLICT (device_id, hour) DO UPDATE SET live = live + 1;
-    END;
-
     INSERT INTO live_by_village (village, live)
         SELECT village, COUNT(*) FROM records
         WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL
@@ -100,6 +58,69 @@ pub const MIGRATION: &str = r#"
         WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL
         GROUP BY device_id, h;
 "#;
+
+/// The UTC hour bucket of a stored time (SQL): `2026-11-23T05`.
+const HOUR: &str = "coalesce(strftime('%Y-%m-%dT%H', {t}), substr({t}, 1, 13))";
+
+/// The last record's rowid. Take it inside a write transaction before inserting records, and
+/// pass it to [`fold`] before committing. (Records are never deleted, and SQLite has one writer
+/// at a time, so the rows after it are exactly this transaction's.)
+pub fn watermark(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT coalesce(max(rowid), 0) FROM records", [], |r| {
+        r.get(0)
+    })
+}
+
+/// Brings the dashboard's aggregates up to date with the records inserted after `watermark` (in
+/// the caller's transaction): each live activation among them counts once for its village and
+/// its (device, UTC hour); each void among them takes its target out again when the target was
+/// counted — an accepted activation from before the watermark (a target inserted after it is
+/// already seen voided). One statement per aggregate per batch instead of work per record:
+/// cheap for ingest. Every writer of `records` must call it (ingest does; so does `fill`).
+pub fn fold(conn: &Connection, watermark: i64) -> rusqlite::Result<()> {
+    for sql in fold_sql() {
+        conn.prepare_cached(&sql)?.execute([watermark])?;
+    }
+    Ok(())
+}
+
+/// The statements of [`fold`]. `NOT INDEXED` keeps SQLite on the rowid range (the batch's own
+/// rows) instead of walking a whole index in GROUP BY order, and `CROSS JOIN` keeps the voids of
+/// the batch as the outer loop: without them a fold on a million records takes seconds.
+fn fold_sql() -> [String; 4] {
+    let hour = |t: &str| HOUR.replace("{t}", t);
+    let live = "kind = 'activation' AND state = 'accepted' AND voided_by IS NULL";
+    let gone = "FROM records AS v NOT INDEXED CROSS JOIN records AS t ON t.id = v.voids
+                WHERE v.rowid > ?1 AND v.kind = 'void' AND t.rowid <= ?1
+                  AND t.kind = 'activation' AND t.state = 'accepted'";
+    [
+        format!(
+            "INSERT INTO live_by_village (village, live)
+             SELECT village, COUNT(*) FROM records NOT INDEXED WHERE rowid > ?1 AND {live}
+             GROUP BY village
+             ON CONFLICT (village) DO UPDATE SET live = live + excluded.live"
+        ),
+        format!(
+            "INSERT INTO live_by_device_hour (device_id, hour, live)
+             SELECT device_id, {h} AS h, COUNT(*) FROM records NOT INDEXED
+             WHERE rowid > ?1 AND {live}
+             GROUP BY device_id, h
+             ON CONFLICT (device_id, hour) DO UPDATE SET live = live + excluded.live",
+            h = hour("recorded_at")
+        ),
+        format!(
+            "INSERT INTO live_by_village (village, live)
+             SELECT t.village, -COUNT(*) {gone} GROUP BY t.village
+             ON CONFLICT (village) DO UPDATE SET live = live + excluded.live"
+        ),
+        format!(
+            "INSERT INTO live_by_device_hour (device_id, hour, live)
+             SELECT t.device_id, {h} AS h, -COUNT(*) {gone} GROUP BY t.device_id, h
+             ON CONFLICT (device_id, hour) DO UPDATE SET live = live + excluded.live",
+            h = hour("t.recorded_at")
+        ),
+    ]
+}
 
 /// A target as given: a share of wajib KTP in basis points (30 % = 3000), or a count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -850,10 +871,75 @@ mod tests {
         assert!(local_day("junk", wib).is_none());
     }
 
-    /// The aggregates kept by triggers equal a count over the records, after inserts, conflicts,
-    /// voids (UPDATE voided_by) and a delete.
+    /// Inserts a bare record (what ingest stores, minus what the dashboard does not read).
+    fn put(
+        conn: &Connection,
+        id: &str,
+        kind: &str,
+        village: &str,
+        state: &str,
+        voids: Option<&str>,
+    ) {
+        conn.execute(
+            "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district,
+                 regency, nik, name, phone, officer, team, voids, content_hash, batch_id,
+                 received_at, state)
+             VALUES (?1, 'dev-x', 1, ?2, '2026-11-23T03:04:05.000Z', ?3, substr(?3, 1, 6),
+                 substr(?3, 1, 4), 'n', 'N', 'p', 'P', 'T', ?5, 'h', 'b', 'r', ?4)",
+            params![id, kind, village, state, voids],
+        )
+        .unwrap();
+    }
+
+    /// A void as ingest does it: the void record, then its target marked.
+    fn void(conn: &Connection, id: &str, target: &str) {
+        let village: String = conn
+            .query_row("SELECT village FROM records WHERE id = ?1", [target], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        put(conn, id, "void", &village, "accepted", Some(target));
+        conn.execute(
+            "UPDATE records SET voided_by = ?2 WHERE id = ?1",
+            params![target, id],
+        )
+        .unwrap();
+    }
+
+    fn recount(conn: &Connection) -> (BTreeMap<String, u64>, u64) {
+        let v = counts(
+            conn,
+            "SELECT village, COUNT(*) FROM records WHERE kind = 'activation'
+             AND state = 'accepted' AND voided_by IS NULL GROUP BY village",
+        )
+        .unwrap();
+        let total = v.values().sum();
+        (v, total)
+    }
+
+    fn kept(conn: &Connection) -> (BTreeMap<String, u64>, u64) {
+        let v = load(conn).unwrap().live;
+        let hours: i64 = conn
+            .query_row(
+                "SELECT coalesce(SUM(live), 0) FROM live_by_device_hour",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            hours as u64,
+            v.values().sum::<u64>(),
+            "device-hour total differs"
+        );
+        let total = v.values().sum();
+        (v, total)
+    }
+
+    /// The folded aggregates equal a count over the records: after a bulk fill (activations,
+    /// conflicts, voids), after a batch voiding earlier records (one of them a conflict, which
+    /// was never counted) and adding one it voids itself, and after a second fill on top.
     #[test]
-    fn triggers_keep_the_aggregates_equal_to_the_records() {
+    fn fold_keeps_the_aggregates_equal_to_the_records() {
         let mut conn = test_db();
         let plan = crate::server::fill::Plan {
             seed: 7,
@@ -865,86 +951,93 @@ mod tests {
         };
         let filled = crate::server::fill::fill(&mut conn, &plan).unwrap();
         assert!(filled.conflicts > 0 && filled.voids > 0, "{filled:?}");
-        let raw = |conn: &Connection| -> BTreeMap<String, u64> {
-            counts(
-                conn,
-                "SELECT village, COUNT(*) FROM records WHERE kind = 'activation'
-                 AND state = 'accepted' AND voided_by IS NULL GROUP BY village",
-            )
-            .unwrap()
-        };
-        let kept = |conn: &Connection| load(conn).unwrap().live;
-        assert_eq!(kept(&conn), raw(&conn));
-        assert_eq!(kept(&conn).values().sum::<u64>(), filled.live);
-        let hours: i64 = conn
-            .query_row("SELECT SUM(live) FROM live_by_device_hour", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(hours as u64, filled.live);
-        // Void one more, delete another, move a third to another village.
-        let ids: Vec<String> = conn
-            .prepare("SELECT id FROM records WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL LIMIT 3")
+        assert_eq!(kept(&conn), recount(&conn));
+        assert_eq!(kept(&conn).1, filled.live);
+
+        conn.execute(
+            "INSERT INTO devices VALUES ('dev-x', 'kx', 'P', 'T', 'x', NULL, NULL)",
+            [],
+        )
+        .unwrap();
+        let live: Vec<String> = conn
+            .prepare("SELECT id FROM records WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL LIMIT 2")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        conn.execute(
-            "UPDATE records SET voided_by = ?2 WHERE id = ?1",
-            params![ids[0], ids[1]],
-        )
-        .unwrap();
-        conn.execute("DELETE FROM records WHERE id = ?1", [&ids[2]])
+        let conflict: String = conn
+            .query_row(
+                "SELECT id FROM records WHERE state = 'conflict' LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
-        conn.execute(
-            "UPDATE records SET village = '1702091012' WHERE id = ?1",
-            [&ids[1]],
+        let tx = conn.transaction().unwrap();
+        let mark = watermark(&tx).unwrap();
+        void(&tx, "v1", &live[0]);
+        void(&tx, "v2", &live[1]);
+        void(&tx, "v3", &conflict);
+        put(&tx, "new1", "activation", "1702091012", "accepted", None);
+        put(&tx, "new2", "activation", "1702091012", "accepted", None);
+        void(&tx, "v4", "new2");
+        fold(&tx, mark).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(kept(&conn), recount(&conn));
+        assert_eq!(kept(&conn).1, filled.live - 2 + 1);
+
+        let more = crate::server::fill::fill(
+            &mut conn,
+            &crate::server::fill::Plan {
+                seed: 8,
+                ..plan.clone()
+            },
         )
         .unwrap();
-        assert_eq!(kept(&conn), raw(&conn));
-        assert_eq!(kept(&conn).values().sum::<u64>(), filled.live - 2);
-        // Per device and day over the last 10 days adds up to the same total.
+        assert_eq!(kept(&conn), recount(&conn));
+        assert_eq!(kept(&conn).1, filled.live - 1 + more.live);
+
+        // Per device and day over the last 12 days adds up to the same total.
         let wib = time::UtcOffset::from_hms(7, 0, 0).unwrap();
         let devs = device_activity(&conn, wib, plan.now.to_offset(wib).date(), 12).unwrap();
-        assert_eq!(devs.len(), 5);
+        assert_eq!(devs.len(), 11);
         let total: u64 = devs.iter().map(|d| d.live).sum();
         let per_day: u64 = devs
             .iter()
             .flat_map(|d| d.per_day.iter().map(|x| x.1))
             .sum();
-        assert_eq!((total, per_day), (filled.live - 2, filled.live - 2));
-        // Conflicts to resolve, per village.
+        assert_eq!((total, per_day), (kept(&conn).1, kept(&conn).1));
+        // Conflicts to resolve, per village (the voided one no longer counts).
         let c = coverage(&conn).unwrap();
-        assert_eq!(c.regencies[0].figures.conflicts, filled.conflicts);
-        assert_eq!(c.regencies[0].figures.live, filled.live - 2);
+        assert_eq!(
+            c.regencies[0].figures.conflicts,
+            filled.conflicts - 1 + more.conflicts
+        );
+        assert_eq!(c.regencies[0].figures.live, kept(&conn).1);
     }
 
-    /// A migration run over existing records fills the aggregates from them.
+    /// The migration counts the records already there; a time with an offset lands in its UTC
+    /// hour.
     #[test]
     fn the_migration_counts_records_already_there() {
         let conn = test_db();
-        conn.execute_batch(
-            "INSERT INTO devices VALUES ('d', 'k', 'P', 'T', 'x', NULL, NULL);
-             INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
-                 nik, name, phone, officer, team, content_hash, batch_id, received_at, state)
-             VALUES ('a', 'd', 1, 'activation', '2026-11-23T01:00:00.000+07:00', '1702091012',
-                 '170209', '1702', 'n', 'N', 'p', 'P', 'T', 'h', 'b', 'r', 'accepted');
-             DROP TRIGGER live_count_insert;
-             INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
-                 nik, name, phone, officer, team, content_hash, batch_id, received_at, state)
-             VALUES ('b', 'd', 2, 'activation', '2026-11-23T01:00:00Z', '1702091012',
-                 '170209', '1702', 'm', 'N', 'p', 'P', 'T', 'h', 'b', 'r', 'accepted');
-             DELETE FROM live_by_village; DELETE FROM live_by_device_hour;",
+        conn.execute(
+            "INSERT INTO devices VALUES ('dev-x', 'kx', 'P', 'T', 'x', NULL, NULL)",
+            [],
         )
         .unwrap();
-        // Re-run only the back-fill part of the migration.
-        let backfill = &MIGRATION[MIGRATION
-            .find("INSERT INTO live_by_village (village, live)\n        SELECT")
-            .unwrap()..];
+        put(&conn, "a", "activation", "1702091012", "accepted", None);
+        put(&conn, "b", "activation", "1702091012", "accepted", None);
+        conn.execute(
+            "UPDATE records SET recorded_at = '2026-11-23T01:00:00.000+07:00' WHERE id = 'a'",
+            [],
+        )
+        .unwrap();
+        put(&conn, "c", "activation", "1702091013", "conflict", None);
+        let backfill = &MIGRATION[MIGRATION.find("INSERT INTO live_by_village").unwrap()..];
         conn.execute_batch(backfill).unwrap();
+        assert_eq!(kept(&conn), recount(&conn));
         assert_eq!(load(&conn).unwrap().live["1702091012"], 2);
-        // A time with an offset lands in its UTC hour: 01:00+07:00 is 18:00 UTC the day before.
         let hours: Vec<String> = conn
             .prepare("SELECT hour FROM live_by_device_hour ORDER BY hour")
             .unwrap()
@@ -952,6 +1045,35 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        assert_eq!(hours, ["2026-11-22T18", "2026-11-23T01"]);
+        assert_eq!(hours, ["2026-11-22T18", "2026-11-23T03"]);
+    }
+
+    /// Every statement of `fold` reads only the batch's rows (a rowid range), whatever the
+    /// planner would like: a full scan here would cost seconds per batch on a big district.
+    #[test]
+    fn fold_reads_only_the_batch() {
+        let conn = test_db();
+        for sql in fold_sql() {
+            let select = &sql[sql.find("SELECT").unwrap()..sql.find("ON CONFLICT").unwrap()];
+            let mut st = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {select}"))
+                .unwrap();
+            let plan: Vec<String> = st
+                .query_map([0i64], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let text = plan.join(" | ");
+            assert!(
+                plan.iter().any(|l| l.contains("rowid>?")),
+                "no rowid range in: {text}"
+            );
+            for l in plan.iter().filter(|l| l.starts_with("SCAN")) {
+                assert!(
+                    l.contains("rowid>?") || l.contains("TEMP"),
+                    "full scan: {text}"
+                );
+            }
+        }
     }
 }

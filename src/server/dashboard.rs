@@ -772,4 +772,24 @@ mod tests {
             400
         );
     }
+
+    #[test]
+    fn an_empty_district_says_what_to_do() {
+        let conn = coverage::test_db();
+        let s = Settings {
+            offset: time::UtcOffset::UTC,
+            admin_token: String::new(),
+        };
+        let page = respond(&conn, &s, "/", "", None);
+        assert_eq!(page.status, 200);
+        let html = text(&page);
+        assert!(html.contains("Belum ada data"), "{html}");
+        assert!(html.contains("Belum ada perangkat terdaftar"));
+        // Without a configured token, even a "Bearer" header gets no record-level view.
+        assert_eq!(
+            respond(&conn, &s, "/konflik", "", Some("Bearer ")).status,
+            401
+        );
+        assert_eq!(respond(&conn, &s, "/konflik", "", None).status, 200);
+    }
 }

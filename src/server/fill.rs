@@ -6,7 +6,9 @@
 //! spread over the last days; about 1 in 200 a **conflict** (an earlier live activation's NIK,
 //! from another device, `state = 'conflict'`, `conflict_with` set); about 1 in 100 activations
 //! **voided** by a later void record of the same device (`voided_by` set by an UPDATE, as ingest
-//! does). The dashboard's aggregates are kept by the store's triggers, so they follow.
+//! does). The dashboard's aggregates are brought up to date by [`coverage::fold`] before the
+//! commit, as ingest does.
+use super::coverage;
 use crate::synth::{self, Rng};
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -38,6 +40,7 @@ pub fn fill(conn: &mut Connection, plan: &Plan) -> rusqlite::Result<Filled> {
     let mut rng = Rng::new(plan.seed ^ 0x5eed);
     let people = synth::citizens(plan.seed, &plan.regency, plan.records);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mark = coverage::watermark(&tx)?;
     let enrolled = crate::timefmt::stamp(plan.now - time::Duration::days(i64::from(plan.days) + 1));
     let devices: Vec<(String, String, String)> = (0..plan.devices.max(1))
         .map(|i| {
@@ -174,6 +177,7 @@ pub fn fill(conn: &mut Connection, plan: &Plan) -> rusqlite::Result<Filled> {
     }
     drop(ins);
     drop(void);
+    coverage::fold(&tx, mark)?;
     tx.commit()?;
     Ok(out)
 }
