@@ -4,12 +4,11 @@ mod util;
 
 use ikd_field::domain::validate::Input;
 use ikd_field::protocol;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-use util::server::{
-    Server, TestDevice, gzip, http_get, http_post_json, open_db, post_batch, raw_http,
-};
+use util::server::{Server, TestDevice, gzip, http_get, http_post_json, post_batch, raw_http};
 
 fn people(seed: u64, n: usize) -> Vec<Input> {
     ikd_field::synth::citizens(seed, "1702", n)
@@ -116,7 +115,15 @@ fn batches_are_answered_per_record_and_replays_change_nothing() {
     let mut foreign = b.record(&ppl[24]);
     foreign.device_id = a.id.clone();
     let ans = b
-        .batch(&[same_nik.clone(), forged, bad, young, fresh, foreign])
+        .batch(&[
+            same_nik.clone(),
+            forged,
+            bad,
+            young,
+            fresh,
+            foreign,
+            recs[2].clone(),
+        ])
         .send_ok(&srv);
     let res = ans["results"].as_array().unwrap();
     assert_eq!(res[0]["status"], "conflict");
@@ -139,6 +146,12 @@ fn batches_are_answered_per_record_and_replays_change_nothing() {
         (res[5]["status"].as_str(), res[5]["reason"].as_str()),
         (Some("rejected"), Some("device_mismatch"))
     );
+    // Another device's record, verbatim: not the sender's to send.
+    assert_eq!(
+        (res[6]["status"].as_str(), res[6]["reason"].as_str()),
+        (Some("rejected"), Some("device_mismatch"))
+    );
+    assert_eq!(srv.records().len(), 23);
     let st = srv.stats();
     assert_eq!(st["records"], 23);
     assert_eq!(st["conflicts"], 1);
@@ -241,6 +254,14 @@ fn refusals_are_clear_and_the_server_keeps_serving() {
     let answer = raw_http(&srv.addr, head.as_bytes(), Duration::from_secs(30));
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("body_too_large"), "{answer}");
+    // A request claiming an absurd body once aborted tiny_http (vendor/tiny_http/PATCHED.md).
+    for claim in ["18446744073709551615", "99999999999999999"] {
+        let head =
+            format!("POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: {claim}\r\n\r\n");
+        let answer = raw_http(&srv.addr, head.as_bytes(), Duration::from_secs(30));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    }
+    assert_eq!(http_get(&srv.url, protocol::PATH_HEALTH).unwrap().0, 200);
     // Decompression bomb: 9 MiB of zeros gzip to a few KiB (8 MiB limit).
     let bomb = d.sign_raw("bomb", &gzip(&vec![0u8; 9 * 1024 * 1024]), &[]);
     assert!(bomb.body.len() < 64 * 1024);
@@ -411,7 +432,7 @@ fn kill_9_mid_stream_then_resend_stores_each_record_once() {
     for a in &answers {
         assert!(statuses(a).iter().all(|s| s == "accepted"), "{a}");
     }
-    let db = open_db(&srv.db);
+    let db = srv.db();
     let (n, distinct): (i64, i64) = db
         .query_row(
             "SELECT COUNT(*), COUNT(DISTINCT nik) FROM records",
@@ -439,6 +460,56 @@ fn sigterm_stops_cleanly_with_exit_0() {
     srv.restart();
     assert_eq!(srv.stats()["records"], 3);
     assert_eq!(srv.terminate().code(), Some(0));
+}
+
+#[test]
+fn sigterm_lets_the_request_in_hand_finish() {
+    let mut srv = Server::start();
+    let mut d = TestDevice::enrolled(&srv);
+    let recs: Vec<_> = people(17, 60).iter().map(|p| d.record(p)).collect();
+    let b = d.batch(&recs);
+    assert!(
+        b.body.len() > 1024,
+        "small bodies are read before a worker sees them"
+    );
+    let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST /v1/batches HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\
+         {}: {}\r\n{}: {}\r\n{}: {}\r\n\r\n",
+        b.body.len(),
+        protocol::H_DEVICE,
+        b.device_id,
+        protocol::H_BATCH,
+        b.batch_id,
+        protocol::H_SIGNATURE,
+        b.signature
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // "100 Continue" comes when a worker starts reading the body: the request is in hand.
+    let mut buf = [0u8; 25];
+    s.read_exact(&mut buf).unwrap();
+    assert!(
+        buf.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    let pid = srv.pid().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    s.write_all(&b.body).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"accepted\":60"), "{text}");
+    assert_eq!(srv.terminate_wait().code(), Some(0), "{}", srv.log());
+    assert_eq!(srv.stats()["records"], 60);
 }
 
 #[test]

@@ -62,9 +62,9 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX records_nik ON records(nik);
     CREATE INDEX records_village ON records(village);
-    CREATE INDEX records_district ON records(district);
     CREATE INDEX records_device ON records(device_id, seq);
-    CREATE UNIQUE INDEX records_one_void ON records(voids) WHERE voids IS NOT NULL;
+    -- NULLs never collide in a UNIQUE index: at most one void per record.
+    CREATE UNIQUE INDEX records_one_void ON records(voids);
     -- Activations that count: accepted, not voided.
     CREATE VIEW live_activations AS
         SELECT * FROM records
@@ -237,7 +237,8 @@ impl Store {
             .conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         self.conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;",
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;
+             PRAGMA cache_size=-8192;",
         )
     }
 
@@ -291,6 +292,17 @@ impl Store {
                 row_to_device,
             )
             .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// A device's public key (hex) and when it was revoked, if it was: all that ingest needs.
+    pub fn device_key(&self, id: &str) -> Result<Option<(String, Option<String>)>, AppError> {
+        self.conn
+            .prepare_cached("SELECT public_key, revoked_at FROM devices WHERE id = ?1")
+            .and_then(|mut st| {
+                st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .map_err(|e| self.err(e))
     }
 

@@ -163,6 +163,11 @@ impl Server {
         c.wait().unwrap()
     }
 
+    /// Waits for a server that was told to stop (e.g. by a signal the test sent) to exit.
+    pub fn terminate_wait(&mut self) -> ExitStatus {
+        self.child.take().expect("server started").wait().unwrap()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
@@ -214,6 +219,16 @@ impl Server {
     /// `server stats --json`'s `stats` object.
     pub fn stats(&self) -> serde_json::Value {
         self.admin_json(&["stats"])["stats"].clone()
+    }
+
+    /// Every record on the server (`server export --format json`), in arrival order.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.admin_ok(&["export", "--format", "json"])).expect("JSON")
+    }
+
+    /// A read-only connection to the server's database (it may be running).
+    pub fn db(&self) -> rusqlite::Connection {
+        open_db(&self.db)
     }
 
     /// The server's public key, parsed.
