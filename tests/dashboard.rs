@@ -191,6 +191,11 @@ fn targets_import_good_bad_and_replace() {
     let desa = d.report("desa");
     assert_eq!(desa.len(), 156);
     assert!(desa.values().all(|r| r["target"].is_u64()));
+    let shown: Value = serde_json::from_str(&d.server_ok(&["targets", "show", "--json"])).unwrap();
+    let shown = shown["targets"].as_array().unwrap();
+    assert_eq!(shown.len(), 157);
+    assert_eq!(shown[0]["region_code"], "1702");
+    assert_eq!(shown[0]["target_count"], 60_846);
 
     // Bad rows: every one named by its line, nothing imported, the old targets stay.
     let bad = "region_code,wajib_ktp,target\n\
