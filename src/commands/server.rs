@@ -113,6 +113,7 @@ pub(super) fn open(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Sto
 }
 
 pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
+    server::limit_malloc_arenas();
     let cfg = &ctx.config.server;
     let (db, first) = open(ctx, a.db)?;
     let key = server::server_key(&db)?;
