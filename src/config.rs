@@ -80,6 +80,8 @@ pub struct ServerConfig {
     pub threads: usize,
     /// Target share of wajib KTP (%) where the targets CSV gives none.
     pub default_target_percent: f64,
+    /// Bearer token for the dashboard's record-level views (names, NIKs); empty = off.
+    pub admin_token: String,
 }
 
 impl Default for Config {
@@ -131,6 +133,7 @@ impl Default for ServerConfig {
             token_ttl_hours: 72,
             threads: 8,
             default_target_percent: 30.0,
+            admin_token: String::new(),
         }
     }
 }
@@ -207,6 +210,19 @@ impl Config {
         if self.sync.batch_size == 0 || self.sync.batch_size > 5000 {
             return bad("sync.batch_size", "1–5000".into());
         }
+        if crate::server::coverage::percent_to_bp(self.server.default_target_percent).is_none() {
+            return bad("server.default_target_percent", "0 < p ≤ 100".into());
+        }
+        let token = self.server.admin_token.trim();
+        if !token.is_empty() && (token.len() < 16 || token.chars().any(|c| c.is_whitespace())) {
+            return bad(
+                "server.admin_token",
+                tr!(
+                    "paling sedikit 16 karakter tanpa spasi (mis. dari: openssl rand -hex 16)",
+                    "at least 16 characters, no spaces (e.g. from: openssl rand -hex 16)"
+                ),
+            );
+        }
         let srv = &self.server;
         if srv.threads == 0 || srv.threads > 256 {
             return bad("server.threads", "1–256".into());
@@ -261,6 +277,8 @@ mod tests {
         let cfg = Config::parse(text, Path::new("config.toml")).unwrap();
         assert_eq!(cfg.sync.batch_size, 500);
         assert_eq!(cfg.slip.escpos_qr, "native");
+        assert_eq!(cfg.server.default_target_percent, 30.0);
+        assert_eq!(cfg.server.admin_token, "");
     }
 
     #[test]

@@ -296,7 +296,9 @@ fn refusals_are_clear_and_the_server_keeps_serving() {
     );
     // Unknown paths and wrong methods.
     assert_eq!(http_get(&srv.url, "/v1/nothing").unwrap().0, 404);
-    assert_eq!(http_get(&srv.url, "/").unwrap().0, 404);
+    // ("/" is the dashboard; any other path outside /v1/ is its 404 page.)
+    assert_eq!(http_get(&srv.url, "/tidak-ada").unwrap().0, 404);
+    assert_eq!(http_get(&srv.url, "/").unwrap().0, 200);
     assert_eq!(http_get(&srv.url, protocol::PATH_BATCHES).unwrap().0, 405);
     // A chunked body has no Content-Length.
     let chunked = "POST /v1/enrol HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";

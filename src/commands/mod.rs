@@ -1,5 +1,6 @@
 //! The subcommands. Each file holds a command group's clap arguments and its `run` functions;
 //! `main.rs` only dispatches here.
+pub mod coverage;
 pub mod demo;
 pub mod field;
 pub mod server;

@@ -50,6 +50,10 @@ pub enum ServerCommand {
     Export(ExportArgs),
     /// Masukkan berkas dari `sync --to-file` / ingest a `sync --to-file` file
     Import(ImportArgs),
+    /// Target cakupan per wilayah (impor CSV) / coverage targets per region (CSV import)
+    Targets(super::coverage::TargetsArgs),
+    /// Laporan cakupan untuk provinsi, angka yang sama dengan dasbor / coverage report
+    Report(super::coverage::ReportArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,7 +115,7 @@ fn open_existing(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Store
 }
 
 /// Opens the district database, creating it (and its folder) if needed.
-fn open(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Store), AppError> {
+pub(super) fn open(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Store), AppError> {
     let db = db_path(ctx, explicit);
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| {
@@ -184,6 +188,10 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
         key,
         limits: Limits::from_config(cfg),
         stop,
+        dashboard: server::dashboard::Settings {
+            offset: ctx.offset(),
+            admin_token: cfg.admin_token.trim().to_string(),
+        },
     });
     http::run(Arc::new(srv), stores, shared);
     eprintln!(
@@ -205,6 +213,8 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
         ServerCommand::Stats => stats(ctx, a.db),
         ServerCommand::Export(e) => export(ctx, a.db, e),
         ServerCommand::Import(i) => import(ctx, a.db, i),
+        ServerCommand::Targets(t) => super::coverage::targets(ctx, a.db, t),
+        ServerCommand::Report(r) => super::coverage::report(ctx, a.db, r),
     }
 }
 

@@ -2,6 +2,8 @@
 //! answering `/v1/health`, `/v1/enrol` and `/v1/batches`. Bodies are refused by Content-Length
 //! before they are read and capped while reading. One log line per request on stderr. When the
 //! stop flag is set (SIGINT/SIGTERM), workers finish the request in hand and return.
+//! GET (and HEAD) of any path outside `/v1/` is the dashboard (`super::dashboard`), HTML.
+use super::dashboard;
 use super::ingest::{self, Incoming};
 use super::store::Store;
 use super::{Limits, Refusal};
@@ -26,6 +28,8 @@ pub struct Shared {
     pub key: KeyPair,
     pub limits: Limits,
     pub stop: Arc<AtomicBool>,
+    /// The dashboard's settings (time zone, admin token).
+    pub dashboard: dashboard::Settings,
 }
 
 /// Runs `stores.len()` workers until the stop flag is set; returns when all have finished.
@@ -66,6 +70,9 @@ struct Reply {
     signature: Option<String>,
     /// Extra words for the log line.
     note: String,
+    content_type: &'static str,
+    /// Extra headers (the dashboard's).
+    headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -76,6 +83,8 @@ impl Reply {
                 body,
                 signature: None,
                 note: String::new(),
+                content_type: "application/json",
+                headers: vec![],
             },
             Err(e) => Reply::refused(Refusal::internal(e)),
         }
@@ -87,6 +96,8 @@ impl Reply {
             body: r.body(),
             signature: None,
             note: format!("{}: {}", r.code, r.message),
+            content_type: "application/json",
+            headers: vec![],
         }
     }
 }
@@ -105,8 +116,13 @@ fn handle(store: &mut Store, shared: &Shared, mut req: Request) {
     let mut resp = Response::from_data(reply.body)
         .with_status_code(reply.status)
         .with_chunked_threshold(usize::MAX);
-    if let Ok(h) = Header::from_bytes("Content-Type", "application/json") {
+    if let Ok(h) = Header::from_bytes("Content-Type", reply.content_type) {
         resp.add_header(h);
+    }
+    for (name, value) in &reply.headers {
+        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            resp.add_header(h);
+        }
     }
     if let Some(sig) = &reply.signature
         && let Ok(h) = Header::from_bytes(protocol::H_SIGNATURE, sig.as_bytes())
@@ -152,6 +168,7 @@ fn route(
     let allowed = match path {
         protocol::PATH_HEALTH => Method::Get,
         protocol::PATH_ENROL | protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => Method::Post,
+        p if dashboard::owns(p) => return dashboard_route(store, shared, req, method, path),
         _ => {
             return Reply::refused(Refusal::new(
                 404,
@@ -188,6 +205,43 @@ fn route(
             Ok(r) => r,
             Err(r) => Reply::refused(r),
         },
+    }
+}
+
+/// A dashboard page: GET or HEAD only; everything but the admin's conflict list is aggregates.
+fn dashboard_route(
+    store: &Store,
+    shared: &Shared,
+    req: &Request,
+    method: &Method,
+    path: &str,
+) -> Reply {
+    if !matches!(method, Method::Get | Method::Head) {
+        return Reply::refused(Refusal::new(
+            405,
+            "method_not_allowed",
+            format!("{} takes GET", printable(path)),
+        ));
+    }
+    let query = req.url().split_once('?').map(|(_, q)| q).unwrap_or("");
+    let authorization = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| h.value.as_str());
+    let page = dashboard::respond(&store.conn, &shared.dashboard, path, query, authorization);
+    let mut headers: Vec<(&'static str, String)> = dashboard::SECURITY_HEADERS
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
+    headers.extend(page.headers);
+    Reply {
+        status: page.status,
+        body: page.body,
+        signature: None,
+        note: String::new(),
+        content_type: page.content_type,
+        headers,
     }
 }
 
@@ -237,6 +291,8 @@ fn batch_route(store: &mut Store, shared: &Shared, req: &mut Request) -> Result<
         ),
         body: a.body,
         signature: Some(a.signature),
+        content_type: "application/json",
+        headers: vec![],
     })
 }
 

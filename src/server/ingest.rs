@@ -150,6 +150,8 @@ fn check_and_commit(
         now: &now,
         today,
     };
+    // Dashboard: the rows after this mark are this batch's; folded into the aggregates below.
+    let mark = super::coverage::watermark(&tx).map_err(Refusal::internal)?;
     let mut results = Vec::with_capacity(batch.records.len());
     let mut summary = Summary::default();
     let count = batch.records.len();
@@ -163,6 +165,8 @@ fn check_and_commit(
         }
         results.push(r);
     }
+    // Dashboard: count this batch's live activations and voids (a few statements per batch).
+    super::coverage::fold(&tx, mark).map_err(Refusal::internal)?;
     let response = BatchResponse {
         protocol: protocol::VERSION,
         batch_id: batch.batch_id.clone(),

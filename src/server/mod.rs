@@ -1,12 +1,19 @@
 //! The district server: `store` (SQLite), `enrol` (one-time tokens, devices), `ingest` (signed
 //! batches, one transaction each), `activated` (hashed NIK prefixes for field warnings), `http`
 //! (tiny_http with a fixed pool of worker threads).
-//! `server import` and `POST /v1/batches` share the same ingest path.
+//! `server import` and `POST /v1/batches` share the same ingest path. The dashboard: `coverage`
+//! (the one aggregation behind the pages and `server report`), `targets` (the targets CSV),
+//! `dashboard` (HTML pages for GET paths outside `/v1/`), `fill` (synthetic data for tests and
+//! the benchmark).
 pub mod activated;
+pub mod coverage;
+pub mod dashboard;
 pub mod enrol;
+pub mod fill;
 pub mod http;
 pub mod ingest;
 pub mod store;
+pub mod targets;
 
 use crate::config::ServerConfig;
 use crate::crypto::KeyPair;

@@ -3,6 +3,8 @@
 //! migrations recorded in `PRAGMA user_version`. One [`Store`] (one connection) per thread.
 //!
 //! `records` and `devices` are read by the dashboard: keep their names and columns.
+//! Records are never deleted, and a transaction that inserts records (or voids one) calls
+//! `server::coverage::fold` before committing, as ingest does: the dashboard's counts depend on it.
 use crate::error::AppError;
 use crate::field::store::db_error;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -86,6 +88,9 @@ const MIGRATIONS: &[&str] = &[
         message   TEXT NOT NULL
     ) STRICT;
     "#,
+    // 2: dashboard: targets, and live-activation counts per village and per device-hour, kept up
+    // to date by server::coverage::fold in the transaction of every write of records (ingest).
+    super::coverage::MIGRATION,
 ];
 
 pub struct Store {

@@ -1,0 +1,224 @@
+//! `ikd-field server targets import|show` and `ikd-field server report`: coverage targets and the
+//! coverage report for the province, the same numbers the dashboard shows
+//! (`server::coverage` computes both).
+use super::Ctx;
+use crate::error::AppError;
+use crate::output::{self, Table};
+use crate::server::coverage::{self, ReportLevel, Target, fmt_int, fmt_pct};
+use crate::server::{dashboard, targets};
+use crate::{timefmt, tr};
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct TargetsArgs {
+    #[command(subcommand)]
+    pub command: TargetsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum TargetsCommand {
+    /// Impor target dari CSV region_code,wajib_ktp,target (mengganti semua) / import targets
+    /// from a CSV (replaces all)
+    Import {
+        /// Berkas CSV / CSV file: region_code,wajib_ktp,target (target: 30% atau 60846)
+        file: PathBuf,
+    },
+    /// Tampilkan target yang berlaku / show the targets in force
+    Show,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ReportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Tingkat / level
+    #[arg(long, value_enum, default_value = "kecamatan")]
+    pub level: ReportLevel,
+    /// Format
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ReportFormat,
+    /// Berkas tujuan / output file [default: stdout]
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub fn targets(ctx: &Ctx, db: Option<PathBuf>, a: TargetsArgs) -> Result<(), AppError> {
+    match a.command {
+        TargetsCommand::Import { file } => import(ctx, db, &file),
+        TargetsCommand::Show => show(ctx, db),
+    }
+}
+
+fn import(ctx: &Ctx, db: Option<PathBuf>, file: &std::path::Path) -> Result<(), AppError> {
+    let text = std::fs::read(file).map_err(|e| {
+        AppError::usage(tr!(
+            "Berkas target {} tidak bisa dibaca: {e}",
+            "Cannot read the targets file {}: {e}",
+            file.display()
+        ))
+    })?;
+    let text = String::from_utf8(text).map_err(|_| {
+        AppError::invalid(tr!(
+            "{} bukan teks UTF-8; simpan ulang sebagai \"CSV UTF-8\"",
+            "{} is not UTF-8 text; save it again as \"CSV UTF-8\"",
+            file.display()
+        ))
+    })?;
+    let percent = ctx.config.server.default_target_percent;
+    let default_bp = coverage::percent_to_bp(percent).unwrap_or(3000);
+    let rows = match targets::parse(&text, default_bp) {
+        Ok(rows) => rows,
+        Err(bad) => {
+            let list: Vec<String> = bad.iter().map(|b| format!("  - {b}")).collect();
+            return Err(AppError::invalid(tr!(
+                "{}: {} baris salah; tidak ada yang diimpor, target lama tetap berlaku.\n{}",
+                "{}: {} bad rows; nothing was imported, the previous targets stay.\n{}",
+                file.display(),
+                bad.len(),
+                list.join("\n")
+            ))
+            .hint(tr!(
+                "Perbaiki baris-baris itu lalu impor lagi. Format: region_code,wajib_ktp,target — mis. 1702,202820,30%",
+                "Fix those lines and import again. Format: region_code,wajib_ktp,target — e.g. 1702,202820,30%"
+            ))
+            .details(json!({"file": file.display().to_string(), "bad_rows": bad})));
+        }
+    };
+    let (_, mut store) = super::server::open(ctx, db)?;
+    let done =
+        targets::import(&mut store.conn, &rows, &timefmt::now_utc()).map_err(|e| store.err(e))?;
+    if ctx.json {
+        output::json(&json!({"ok": true, "file": file.display().to_string(), "imported": done}));
+        return Ok(());
+    }
+    println!(
+        "{}",
+        tr!(
+            "Target diimpor dari {}: {} baris ({} kabupaten/kota, {} kecamatan, {} desa/kelurahan); {} target lama diganti.",
+            "Targets imported from {}: {} rows ({} regencies, {} kecamatan, {} villages); {} previous targets replaced.",
+            file.display(),
+            done.rows,
+            done.regencies,
+            done.districts,
+            done.villages,
+            done.replaced
+        )
+    );
+    if !done.defaulted_lines.is_empty() {
+        let shown: Vec<String> = done
+            .defaulted_lines
+            .iter()
+            .take(20)
+            .map(|l| l.to_string())
+            .collect();
+        let more = if done.defaulted_lines.len() > 20 {
+            " …"
+        } else {
+            ""
+        };
+        println!(
+            "{}",
+            tr!(
+                "{} baris tanpa target memakai {} % bawaan (server.default_target_percent): baris {}{more}",
+                "{} rows without a target use the default {} % (server.default_target_percent): lines {}{more}",
+                done.defaulted_lines.len(),
+                fmt_pct(u64::from(default_bp)),
+                shown.join(", ")
+            )
+        );
+    }
+    Ok(())
+}
+
+fn show(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
+    let (_, store) = super::server::open(ctx, db)?;
+    let inputs = coverage::load(&store.conn).map_err(|e| store.err(e))?;
+    if ctx.json {
+        let rows: Vec<_> = inputs
+            .targets
+            .iter()
+            .map(|t| {
+                json!({"region_code": t.region_code, "wajib_ktp": t.wajib_ktp,
+                       "target": t.target, "target_count": t.target.count(t.wajib_ktp)})
+            })
+            .collect();
+        output::json(&json!({"ok": true, "targets": rows}));
+        return Ok(());
+    }
+    if inputs.targets.is_empty() {
+        println!(
+            "{}",
+            tr!(
+                "Belum ada target. Impor dengan: ikd-field server targets import target.csv",
+                "No targets yet. Import them with: ikd-field server targets import targets.csv"
+            )
+        );
+        return Ok(());
+    }
+    let mut t = Table::new([
+        tr!("KODE", "CODE"),
+        tr!("NAMA", "NAME"),
+        "WAJIB KTP".to_string(),
+        tr!("TARGET", "TARGET"),
+        tr!("JUMLAH", "COUNT"),
+    ]);
+    for r in &inputs.targets {
+        t.row([
+            crate::domain::region::dotted(&r.region_code),
+            crate::domain::region::lookup(&r.region_code)
+                .map(|x| x.name.clone())
+                .unwrap_or_default(),
+            fmt_int(r.wajib_ktp),
+            match r.target {
+                Target::Percent(bp) => format!("{} %", fmt_pct(u64::from(bp))),
+                Target::Count(c) => fmt_int(c),
+            },
+            fmt_int(r.target.count(r.wajib_ktp)),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+pub fn report(ctx: &Ctx, db: Option<PathBuf>, a: ReportArgs) -> Result<(), AppError> {
+    let (_, store) = super::server::open(ctx, db)?;
+    let cov = coverage::coverage(&store.conn).map_err(|e| store.err(e))?;
+    let json = ctx.json || matches!(a.format, ReportFormat::Json);
+    let body = if json {
+        dashboard::report_json(&cov, a.level).map_err(|e| AppError::other(e.to_string()))?
+    } else {
+        dashboard::report_csv(&cov, a.level).map_err(|e| AppError::other(e.to_string()))?
+    };
+    let io_err = |e: std::io::Error| {
+        AppError::other(tr!(
+            "Gagal menulis laporan: {e}",
+            "Cannot write the report: {e}"
+        ))
+    };
+    match &a.out {
+        Some(p) => {
+            std::fs::write(p, &body).map_err(io_err)?;
+            eprintln!(
+                "{}",
+                tr!(
+                    "Laporan ditulis ke {}: {} baris.",
+                    "Report written to {}: {} rows.",
+                    p.display(),
+                    cov.level(a.level).len()
+                )
+            );
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&body).map_err(io_err)?;
+            out.flush().map_err(io_err)?;
+        }
+    }
+    Ok(())
+}

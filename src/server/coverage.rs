@@ -1,0 +1,1079 @@
+//! Coverage against targets: the one aggregation behind the dashboard and `server report`, so the
+//! two always show the same numbers.
+//!
+//! * Arithmetic is in integers: a target percentage is kept in basis points (30 % = 3000), the
+//!   target count is `ceil(wajib_ktp × bp / 10000)` (Rejang Lebong: 202,820 at 30 % → 60,846) and a
+//!   percentage shown is rounded half up to hundredths (10,425 of 202,820 → 5.14 %).
+//! * A region's wajib KTP and target come from its own row in the targets table; a kecamatan or
+//!   regency without one adds up its children only when **every** child has a figure (a partial sum
+//!   would look like a real target), otherwise it has none and is shown without a target.
+//! * Live activations (kind `activation`, state `accepted`, not voided) are counted per village
+//!   and per device and hour in two small tables that [`fold`] brings up to date in the same
+//!   transaction as each ingested batch; so a dashboard request reads a few hundred aggregate rows,
+//!   never the million records.
+use crate::domain::region::{self, Level};
+use rusqlite::Connection;
+#[cfg(test)]
+use rusqlite::params;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The dashboard's schema, a numbered migration of the server store: targets, the live-activation
+/// aggregates (filled from the records already there when the migration runs; kept up to date by
+/// [`fold`] in every transaction that inserts records), and a partial index for the conflicts
+/// still to resolve.
+pub const MIGRATION: &str = r#"
+    CREATE TABLE targets (
+        region_code TEXT PRIMARY KEY,
+        wajib_ktp   INTEGER NOT NULL CHECK (wajib_ktp > 0),
+        target_count INTEGER CHECK (target_count > 0),
+        target_bp   INTEGER CHECK (target_bp BETWEEN 1 AND 10000),
+        source      TEXT NOT NULL CHECK (source IN ('file', 'default')),
+        line        INTEGER NOT NULL,
+        imported_at TEXT NOT NULL,
+        CHECK ((target_count IS NULL) <> (target_bp IS NULL))
+    ) STRICT;
+    CREATE TABLE live_by_village (
+        village TEXT PRIMARY KEY,
+        live    INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE live_by_device_hour (
+        device_id TEXT NOT NULL,
+        hour      TEXT NOT NULL,
+        live      INTEGER NOT NULL,
+        PRIMARY KEY (device_id, hour)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX records_open_conflicts ON records(village)
+        WHERE state = 'conflict' AND voided_by IS NULL;
+
+    INSERT INTO live_by_village (village, live)
+        SELECT village, COUNT(*) FROM records
+        WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL
+        GROUP BY village;
+    INSERT INTO live_by_device_hour (device_id, hour, live)
+        SELECT device_id,
+               coalesce(strftime('%Y-%m-%dT%H', recorded_at), substr(recorded_at, 1, 13)) AS h,
+               COUNT(*)
+        FROM records
+        WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL
+        GROUP BY device_id, h;
+"#;
+
+/// The UTC hour bucket of a stored time (SQL): `2026-11-23T05`.
+const HOUR: &str = "coalesce(strftime('%Y-%m-%dT%H', {t}), substr({t}, 1, 13))";
+
+/// The last record's rowid. Take it inside a write transaction before inserting records, and
+/// pass it to [`fold`] before committing. (Records are never deleted, and SQLite has one writer
+/// at a time, so the rows after it are exactly this transaction's.)
+pub fn watermark(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT coalesce(max(rowid), 0) FROM records", [], |r| {
+        r.get(0)
+    })
+}
+
+/// Brings the dashboard's aggregates up to date with the records inserted after `watermark` (in
+/// the caller's transaction): each live activation among them counts once for its village and
+/// its (device, UTC hour); each void among them takes its target out again when the target was
+/// counted — an accepted activation from before the watermark (a target inserted after it is
+/// already seen voided). One statement per aggregate per batch instead of work per record:
+/// cheap for ingest. Every writer of `records` must call it (ingest does; so does `fill`).
+pub fn fold(conn: &Connection, watermark: i64) -> rusqlite::Result<()> {
+    for sql in fold_sql() {
+        conn.prepare_cached(&sql)?.execute([watermark])?;
+    }
+    Ok(())
+}
+
+/// The statements of [`fold`]. `NOT INDEXED` keeps SQLite on the rowid range (the batch's own
+/// rows) instead of walking a whole index in GROUP BY order, and `CROSS JOIN` keeps the voids of
+/// the batch as the outer loop: without them a fold on a million records takes seconds.
+fn fold_sql() -> [String; 4] {
+    let hour = |t: &str| HOUR.replace("{t}", t);
+    let live = "kind = 'activation' AND state = 'accepted' AND voided_by IS NULL";
+    let gone = "FROM records AS v NOT INDEXED CROSS JOIN records AS t ON t.id = v.voids
+                WHERE v.rowid > ?1 AND v.kind = 'void' AND t.rowid <= ?1
+                  AND t.kind = 'activation' AND t.state = 'accepted'";
+    [
+        format!(
+            "INSERT INTO live_by_village (village, live)
+             SELECT village, COUNT(*) FROM records NOT INDEXED WHERE rowid > ?1 AND {live}
+             GROUP BY village
+             ON CONFLICT (village) DO UPDATE SET live = live + excluded.live"
+        ),
+        format!(
+            "INSERT INTO live_by_device_hour (device_id, hour, live)
+             SELECT device_id, {h} AS h, COUNT(*) FROM records NOT INDEXED
+             WHERE rowid > ?1 AND {live}
+             GROUP BY device_id, h
+             ON CONFLICT (device_id, hour) DO UPDATE SET live = live + excluded.live",
+            h = hour("recorded_at")
+        ),
+        format!(
+            "INSERT INTO live_by_village (village, live)
+             SELECT t.village, -COUNT(*) {gone} GROUP BY t.village
+             ON CONFLICT (village) DO UPDATE SET live = live + excluded.live"
+        ),
+        format!(
+            "INSERT INTO live_by_device_hour (device_id, hour, live)
+             SELECT t.device_id, {h} AS h, -COUNT(*) {gone} GROUP BY t.device_id, h
+             ON CONFLICT (device_id, hour) DO UPDATE SET live = live + excluded.live",
+            h = hour("t.recorded_at")
+        ),
+    ]
+}
+
+/// A target as given: a share of wajib KTP in basis points (30 % = 3000), or a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Percent(u32),
+    Count(u64),
+}
+
+impl Target {
+    /// The number of activations this target asks for out of `wajib_ktp`.
+    pub fn count(self, wajib_ktp: u64) -> u64 {
+        match self {
+            // ceil(w × bp / 10000), exact in integers.
+            Target::Percent(bp) => ((wajib_ktp as u128 * bp as u128).div_ceil(10_000)) as u64,
+            Target::Count(c) => c,
+        }
+    }
+}
+
+/// Basis points from a percentage such as 30.0 or 25.5 (config's `default_target_percent`).
+pub fn percent_to_bp(percent: f64) -> Option<u32> {
+    if !percent.is_finite() || percent <= 0.0 || percent > 100.0 {
+        return None;
+    }
+    let bp = (percent * 100.0).round();
+    (bp >= 1.0).then_some(bp as u32)
+}
+
+/// `part` as a percentage of `whole`, in hundredths of a percent, rounded half up; `None` when
+/// `whole` is 0.
+pub fn percent_hundredths(part: u64, whole: u64) -> Option<u64> {
+    if whole == 0 {
+        return None;
+    }
+    let (p, w) = (part as u128, whole as u128);
+    Some(((p * 20_000 + w) / (2 * w)) as u64)
+}
+
+/// Hundredths of a percent as a number for JSON: 1713 → 17.13.
+pub fn hundredths_to_f64(h: u64) -> f64 {
+    h as f64 / 100.0
+}
+
+/// One region's numbers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Figures {
+    pub wajib_ktp: Option<u64>,
+    pub target: Option<u64>,
+    pub live: u64,
+    /// Conflicts still to resolve (same NIK already activated by another record).
+    pub conflicts: u64,
+}
+
+impl Figures {
+    /// Activations still needed to reach the target (0 once reached).
+    pub fn remaining(&self) -> Option<u64> {
+        self.target.map(|t| t.saturating_sub(self.live))
+    }
+    /// Live activations as a share of the target, in hundredths of a percent (may pass 10000).
+    pub fn of_target(&self) -> Option<u64> {
+        percent_hundredths(self.live, self.target?)
+    }
+    /// Live activations as a share of wajib KTP, in hundredths of a percent.
+    pub fn of_wajib_ktp(&self) -> Option<u64> {
+        percent_hundredths(self.live, self.wajib_ktp?)
+    }
+}
+
+/// Where a region's wajib KTP and target come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Its own row in the targets file.
+    Own,
+    /// The sum of its children's.
+    Children,
+    /// None known.
+    None,
+}
+
+/// A regency, kecamatan or village with its figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Area {
+    pub code: String,
+    pub name: String,
+    pub level: Level,
+    /// Code of the region above (empty for a regency).
+    pub parent: String,
+    pub figures: Figures,
+    pub source: Source,
+    /// The target as written in the targets file, for a region with its own row.
+    pub target_spec: Option<Target>,
+}
+
+/// One row of the targets table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRow {
+    pub region_code: String,
+    pub wajib_ktp: u64,
+    pub target: Target,
+}
+
+/// What the aggregation reads from the database.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub targets: Vec<TargetRow>,
+    /// Live activations per village code.
+    pub live: BTreeMap<String, u64>,
+    /// Conflicts to resolve per village code.
+    pub conflicts: BTreeMap<String, u64>,
+}
+
+/// Every regency that has a target or an activation, with all its kecamatan and villages (those
+/// with nothing yet included: they are where to go next), each list sorted by code.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Coverage {
+    pub regencies: Vec<Area>,
+    pub districts: Vec<Area>,
+    pub villages: Vec<Area>,
+}
+
+fn name_of(code: &str) -> String {
+    region::lookup(code)
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| format!("({code})"))
+}
+
+/// Builds the three levels from the inputs (pure: the tests feed it by hand).
+pub fn build(inputs: &Inputs) -> Coverage {
+    let own: BTreeMap<&str, &TargetRow> = inputs
+        .targets
+        .iter()
+        .map(|t| (t.region_code.as_str(), t))
+        .collect();
+    // Which regions to show: every regency touched by a target or a record, all of their
+    // kecamatan and villages from the official table, and any stray code seen in the data.
+    let mut regencies = BTreeSet::new();
+    for code in own
+        .keys()
+        .copied()
+        .chain(inputs.live.keys().map(String::as_str))
+        .chain(inputs.conflicts.keys().map(String::as_str))
+    {
+        if code.len() >= 4 {
+            regencies.insert(code[..4].to_string());
+        }
+    }
+    let mut districts: BTreeSet<String> = BTreeSet::new();
+    let mut villages: BTreeSet<String> = BTreeSet::new();
+    for r in &regencies {
+        for d in region::children(r) {
+            districts.insert(d.code.clone());
+            for v in region::children(&d.code) {
+                villages.insert(v.code.clone());
+            }
+        }
+    }
+    for code in own
+        .keys()
+        .copied()
+        .chain(inputs.live.keys().map(String::as_str))
+        .chain(inputs.conflicts.keys().map(String::as_str))
+    {
+        if code.len() >= 6 {
+            districts.insert(code[..6].to_string());
+        }
+        if code.len() == 10 {
+            villages.insert(code.to_string());
+        }
+    }
+
+    let village_areas: Vec<Area> = villages
+        .iter()
+        .map(|code| {
+            let t = own.get(code.as_str());
+            Area {
+                code: code.clone(),
+                name: name_of(code),
+                level: Level::Desa,
+                parent: code[..6].to_string(),
+                figures: Figures {
+                    wajib_ktp: t.map(|t| t.wajib_ktp),
+                    target: t.map(|t| t.target.count(t.wajib_ktp)),
+                    live: inputs.live.get(code).copied().unwrap_or(0),
+                    conflicts: inputs.conflicts.get(code).copied().unwrap_or(0),
+                },
+                source: if t.is_some() {
+                    Source::Own
+                } else {
+                    Source::None
+                },
+                target_spec: t.map(|t| t.target),
+            }
+        })
+        .collect();
+    let district_areas = roll_up(&districts, &village_areas, Level::Kecamatan, 4, &own);
+    let regency_areas = roll_up(&regencies, &district_areas, Level::Kabupaten, 0, &own);
+    Coverage {
+        regencies: regency_areas,
+        districts: district_areas,
+        villages: village_areas,
+    }
+}
+
+/// Areas for `codes` from their `children` (sorted by code): live and conflicts add up; wajib KTP
+/// and target are the region's own row, else the children's sum when every child has one.
+fn roll_up(
+    codes: &BTreeSet<String>,
+    children: &[Area],
+    level: Level,
+    parent_len: usize,
+    own: &BTreeMap<&str, &TargetRow>,
+) -> Vec<Area> {
+    codes
+        .iter()
+        .map(|code| {
+            let kids: Vec<&Area> = children.iter().filter(|c| c.parent == *code).collect();
+            let live = kids.iter().map(|k| k.figures.live).sum();
+            let conflicts = kids.iter().map(|k| k.figures.conflicts).sum();
+            let all_known = !kids.is_empty()
+                && kids
+                    .iter()
+                    .all(|k| k.figures.wajib_ktp.is_some() && k.figures.target.is_some());
+            let (wajib_ktp, target, source, spec) = match own.get(code.as_str()) {
+                Some(t) => (
+                    Some(t.wajib_ktp),
+                    Some(t.target.count(t.wajib_ktp)),
+                    Source::Own,
+                    Some(t.target),
+                ),
+                None if all_known => (
+                    Some(kids.iter().filter_map(|k| k.figures.wajib_ktp).sum()),
+                    Some(kids.iter().filter_map(|k| k.figures.target).sum()),
+                    Source::Children,
+                    None,
+                ),
+                None => (None, None, Source::None, None),
+            };
+            Area {
+                code: code.clone(),
+                name: name_of(code),
+                level,
+                parent: code[..parent_len].to_string(),
+                figures: Figures {
+                    wajib_ktp,
+                    target,
+                    live,
+                    conflicts,
+                },
+                source,
+                target_spec: spec,
+            }
+        })
+        .collect()
+}
+
+impl Coverage {
+    pub fn districts_of(&self, regency: &str) -> impl Iterator<Item = &Area> {
+        self.districts.iter().filter(move |a| a.parent == regency)
+    }
+    pub fn villages_of(&self, district: &str) -> impl Iterator<Item = &Area> {
+        self.villages.iter().filter(move |a| a.parent == district)
+    }
+    pub fn area(&self, code: &str) -> Option<&Area> {
+        let list = match code.len() {
+            4 => &self.regencies,
+            6 => &self.districts,
+            10 => &self.villages,
+            _ => return None,
+        };
+        list.binary_search_by(|a| a.code.as_str().cmp(code))
+            .ok()
+            .map(|i| &list[i])
+    }
+    /// Villages with a target not yet reached, the most activations still needed first.
+    pub fn where_next(&self, within: &str) -> Vec<&Area> {
+        let mut v: Vec<&Area> = self
+            .villages
+            .iter()
+            .filter(|a| a.code.starts_with(within) && a.figures.remaining().unwrap_or(0) > 0)
+            .collect();
+        v.sort_by(|a, b| {
+            b.figures
+                .remaining()
+                .cmp(&a.figures.remaining())
+                .then_with(|| a.code.cmp(&b.code))
+        });
+        v
+    }
+    /// How many villages have no target of their own (so cannot be ranked).
+    pub fn villages_without_target(&self, within: &str) -> usize {
+        self.villages
+            .iter()
+            .filter(|a| a.code.starts_with(within) && a.figures.target.is_none())
+            .count()
+    }
+    pub fn level(&self, level: ReportLevel) -> &[Area] {
+        match level {
+            ReportLevel::Kabupaten => &self.regencies,
+            ReportLevel::Kecamatan => &self.districts,
+            ReportLevel::Desa => &self.villages,
+        }
+    }
+}
+
+/// The levels of `server report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportLevel {
+    Kabupaten,
+    Kecamatan,
+    Desa,
+}
+
+/// One line of `server report`, the same numbers the dashboard shows.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportRow {
+    pub level: Level,
+    pub code: String,
+    pub name: String,
+    pub parent: String,
+    pub wajib_ktp: Option<u64>,
+    pub target: Option<u64>,
+    pub live: u64,
+    pub remaining: Option<u64>,
+    /// Percent of the target reached, two decimals.
+    pub percent_of_target: Option<f64>,
+    /// Percent of wajib KTP activated, two decimals.
+    pub percent_of_wajib_ktp: Option<f64>,
+    pub conflicts: u64,
+    pub target_source: Source,
+}
+
+impl ReportRow {
+    pub const COLUMNS: [&'static str; 12] = [
+        "level",
+        "code",
+        "name",
+        "parent",
+        "wajib_ktp",
+        "target",
+        "live",
+        "remaining",
+        "percent_of_target",
+        "percent_of_wajib_ktp",
+        "conflicts",
+        "target_source",
+    ];
+
+    pub fn of(a: &Area) -> ReportRow {
+        let f = &a.figures;
+        ReportRow {
+            level: a.level,
+            code: a.code.clone(),
+            name: a.name.clone(),
+            parent: a.parent.clone(),
+            wajib_ktp: f.wajib_ktp,
+            target: f.target,
+            live: f.live,
+            remaining: f.remaining(),
+            percent_of_target: f.of_target().map(hundredths_to_f64),
+            percent_of_wajib_ktp: f.of_wajib_ktp().map(hundredths_to_f64),
+            conflicts: f.conflicts,
+            target_source: a.source,
+        }
+    }
+
+    /// CSV cells: plain digits, a dot for decimals, empty where unknown.
+    pub fn cells(&self) -> [String; 12] {
+        let o = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let p = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_default();
+        let level = match self.level {
+            Level::Provinsi => "provinsi",
+            Level::Kabupaten => "kabupaten",
+            Level::Kecamatan => "kecamatan",
+            Level::Desa => "desa",
+        };
+        let source = match self.target_source {
+            Source::Own => "own",
+            Source::Children => "children",
+            Source::None => "none",
+        };
+        [
+            level.to_string(),
+            self.code.clone(),
+            self.name.clone(),
+            self.parent.clone(),
+            o(self.wajib_ktp),
+            o(self.target),
+            self.live.to_string(),
+            o(self.remaining),
+            p(self.percent_of_target),
+            p(self.percent_of_wajib_ktp),
+            self.conflicts.to_string(),
+            source.to_string(),
+        ]
+    }
+}
+
+/// Reads the aggregation's inputs: the targets and the maintained per-village counts.
+pub fn load(conn: &Connection) -> rusqlite::Result<Inputs> {
+    let mut targets = Vec::new();
+    let mut st = conn.prepare(
+        "SELECT region_code, wajib_ktp, target_count, target_bp FROM targets ORDER BY region_code",
+    )?;
+    let rows = st.query_map([], |r| {
+        let count: Option<i64> = r.get(2)?;
+        let bp: Option<i64> = r.get(3)?;
+        Ok(TargetRow {
+            region_code: r.get(0)?,
+            wajib_ktp: r.get::<_, i64>(1)?.max(0) as u64,
+            target: match (count, bp) {
+                (Some(c), _) => Target::Count(c.max(0) as u64),
+                (None, b) => Target::Percent(b.unwrap_or(0).clamp(0, 10_000) as u32),
+            },
+        })
+    })?;
+    for r in rows {
+        targets.push(r?);
+    }
+    let live = counts(
+        conn,
+        "SELECT village, live FROM live_by_village WHERE live > 0",
+    )?;
+    let conflicts = counts(
+        conn,
+        "SELECT village, COUNT(*) FROM records WHERE state = 'conflict' AND voided_by IS NULL
+         GROUP BY village",
+    )?;
+    Ok(Inputs {
+        targets,
+        live,
+        conflicts,
+    })
+}
+
+fn counts(conn: &Connection, sql: &str) -> rusqlite::Result<BTreeMap<String, u64>> {
+    let mut st = conn.prepare(sql)?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+    })?;
+    rows.collect()
+}
+
+/// Reads and builds in one go.
+pub fn coverage(conn: &Connection) -> rusqlite::Result<Coverage> {
+    Ok(build(&load(conn)?))
+}
+
+/// One enrolled device's activity, for the team table and its chart.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceActivity {
+    pub id: String,
+    pub officer: String,
+    pub team: String,
+    pub last_sync_at: Option<String>,
+    pub revoked: bool,
+    pub live: u64,
+    /// Live activations per local day, oldest first, for the `days` days ending today.
+    pub per_day: Vec<(String, u64)>,
+}
+
+/// Devices with their live activations per local day over the `days` days ending on `today`
+/// (in `offset`'s local time), by team, officer and id.
+pub fn device_activity(
+    conn: &Connection,
+    offset: time::UtcOffset,
+    today: time::Date,
+    days: u16,
+) -> rusqlite::Result<Vec<DeviceActivity>> {
+    let first = today - time::Duration::days(i64::from(days.max(1)) - 1);
+    let dates: Vec<time::Date> = (0..days.max(1))
+        .map(|i| first + time::Duration::days(i64::from(i)))
+        .collect();
+    let mut devices: Vec<DeviceActivity> = {
+        let mut st = conn.prepare(
+            "SELECT id, officer, team, last_sync_at, revoked_at IS NOT NULL FROM devices
+             ORDER BY team, officer, id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(DeviceActivity {
+                id: r.get(0)?,
+                officer: r.get(1)?,
+                team: r.get(2)?,
+                last_sync_at: r.get(3)?,
+                revoked: r.get(4)?,
+                live: 0,
+                per_day: dates.iter().map(|d| (d.to_string(), 0)).collect(),
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let index: BTreeMap<String, usize> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.clone(), i))
+        .collect();
+    let mut st =
+        conn.prepare("SELECT device_id, hour, live FROM live_by_device_hour WHERE live > 0")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (device, hour, live): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let Some(&i) = index.get(&device) else {
+            continue;
+        };
+        let live = live.max(0) as u64;
+        devices[i].live += live;
+        if let Some(day) = local_day(&hour, offset)
+            && day >= first
+            && day <= today
+        {
+            let k = (day - first).whole_days() as usize;
+            devices[i].per_day[k].1 += live;
+        }
+    }
+    Ok(devices)
+}
+
+/// The local date of a UTC hour bucket `2026-11-23T17`.
+fn local_day(hour: &str, offset: time::UtcOffset) -> Option<time::Date> {
+    let t = crate::timefmt::parse(&format!("{hour}:00:00Z"))?;
+    Some(t.to_offset(offset).date())
+}
+
+/// Indonesian number: 60846 → "60.846".
+pub fn fmt_int(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Indonesian percentage from hundredths: 1713 → "17,13".
+pub fn fmt_pct(hundredths: u64) -> String {
+    format!("{},{:02}", fmt_int(hundredths / 100), hundredths % 100)
+}
+
+/// An in-memory district database for unit tests: the server's tables as agreed, then
+/// [`MIGRATION`].
+#[cfg(test)]
+pub(crate) fn test_db() -> Connection {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(
+        "CREATE TABLE devices (id TEXT PRIMARY KEY, public_key TEXT NOT NULL UNIQUE,
+             officer TEXT NOT NULL, team TEXT NOT NULL, enrolled_at TEXT NOT NULL,
+             revoked_at TEXT, last_sync_at TEXT) STRICT;
+         CREATE TABLE records (id TEXT PRIMARY KEY, device_id TEXT NOT NULL REFERENCES devices(id),
+             seq INTEGER NOT NULL, kind TEXT NOT NULL, recorded_at TEXT NOT NULL,
+             village TEXT NOT NULL, district TEXT NOT NULL, regency TEXT NOT NULL,
+             nik TEXT NOT NULL, name TEXT NOT NULL, phone TEXT NOT NULL, email TEXT,
+             officer TEXT NOT NULL, team TEXT NOT NULL, voids TEXT REFERENCES records(id),
+             reason TEXT, warnings TEXT NOT NULL DEFAULT '[]', content_hash TEXT NOT NULL,
+             batch_id TEXT NOT NULL, received_at TEXT NOT NULL, state TEXT NOT NULL,
+             conflict_with TEXT REFERENCES records(id), voided_by TEXT REFERENCES records(id)) STRICT;",
+    )
+    .unwrap();
+    conn.execute_batch(MIGRATION).unwrap();
+    conn
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(code: &str, wajib: u64, target: Target) -> TargetRow {
+        TargetRow {
+            region_code: code.into(),
+            wajib_ktp: wajib,
+            target,
+        }
+    }
+
+    #[test]
+    fn rejang_lebong_at_30_percent_needs_60846() {
+        assert_eq!(Target::Percent(3000).count(202_820), 60_846);
+        // The news: 10,425 of 202,820 recorded is 5.14 %.
+        let f = Figures {
+            wajib_ktp: Some(202_820),
+            target: Some(60_846),
+            live: 10_425,
+            conflicts: 0,
+        };
+        assert_eq!(f.of_wajib_ktp(), Some(514));
+        // 10425 / 60846 = 17.1334…%
+        assert_eq!(f.of_target(), Some(1713));
+        assert_eq!(f.remaining(), Some(50_421));
+        assert_eq!(fmt_int(60_846), "60.846");
+        assert_eq!(fmt_pct(1713), "17,13");
+    }
+
+    #[test]
+    fn other_hand_computed_targets() {
+        // Kepri 2023: 1,470,195 wajib KTP at 25 % → 367,548.75 → 367,549 (a share is a minimum).
+        assert_eq!(Target::Percent(2500).count(1_470_195), 367_549);
+        // 4,480 activations after the first month: 0.30 % of wajib KTP, 1.22 % of the target.
+        assert_eq!(percent_hundredths(4_480, 1_470_195), Some(30));
+        assert_eq!(percent_hundredths(4_480, 367_549), Some(122));
+        // Bandar Lampung: 90,000 of ~767,000 is 11.73 %.
+        assert_eq!(percent_hundredths(90_000, 767_000), Some(1173));
+        // An exact share has no rounding up: 1,000 at 30 % is 300; 1,001 at 30 % is 300.3 → 301.
+        assert_eq!(Target::Percent(3000).count(1_000), 300);
+        assert_eq!(Target::Percent(3000).count(1_001), 301);
+        assert_eq!(Target::Percent(2550).count(200), 51);
+        assert_eq!(Target::Count(60_846).count(1), 60_846);
+        // Half up: 1 of 8 = 12.5 % exactly; 1 of 3 = 33.333… → 33.33; 2 of 3 → 66.67.
+        assert_eq!(percent_hundredths(1, 8), Some(1250));
+        assert_eq!(percent_hundredths(1, 3), Some(3333));
+        assert_eq!(percent_hundredths(2, 3), Some(6667));
+        assert_eq!(percent_hundredths(1, 0), None);
+        // Past the target: remaining 0, percentage above 100.
+        let f = Figures {
+            wajib_ktp: Some(100),
+            target: Some(30),
+            live: 45,
+            conflicts: 0,
+        };
+        assert_eq!((f.remaining(), f.of_target()), (Some(0), Some(15_000)));
+        assert_eq!(percent_to_bp(30.0), Some(3000));
+        assert_eq!(percent_to_bp(25.5), Some(2550));
+        assert_eq!(percent_to_bp(0.0), None);
+        assert_eq!(percent_to_bp(101.0), None);
+        assert_eq!(fmt_int(0), "0");
+        assert_eq!(fmt_int(999), "999");
+        assert_eq!(fmt_int(1_000), "1.000");
+        assert_eq!(fmt_int(1_470_195), "1.470.195");
+        assert_eq!(fmt_pct(5), "0,05");
+    }
+
+    /// Rejang Lebong (1702) has 15 kecamatan; the first is 170206 KOTA PADANG.
+    fn a_district_and_its_villages() -> (String, Vec<String>) {
+        let d = region::children("1702")[0].code.clone();
+        let v = region::children(&d)
+            .iter()
+            .map(|v| v.code.clone())
+            .collect();
+        (d, v)
+    }
+
+    #[test]
+    fn a_kecamatan_adds_up_its_villages_only_when_all_have_targets() {
+        let (d, villages) = a_district_and_its_villages();
+        assert!(villages.len() >= 2);
+        let mut inputs = Inputs::default();
+        // Every village: 1,000 wajib KTP at 30 % (300 each), except the first at a count of 500.
+        for (i, v) in villages.iter().enumerate() {
+            let t = if i == 0 {
+                Target::Count(500)
+            } else {
+                Target::Percent(3000)
+            };
+            inputs.targets.push(row(v, 1_000, t));
+        }
+        inputs.live.insert(villages[0].clone(), 120);
+        inputs.live.insert(villages[1].clone(), 300);
+        inputs.conflicts.insert(villages[1].clone(), 2);
+        let c = build(&inputs);
+        let n = villages.len() as u64;
+        let k = c.area(&d).unwrap();
+        assert_eq!(k.source, Source::Children);
+        assert_eq!(k.figures.wajib_ktp, Some(1_000 * n));
+        assert_eq!(k.figures.target, Some(500 + 300 * (n - 1)));
+        assert_eq!(k.figures.live, 420);
+        assert_eq!(k.figures.conflicts, 2);
+        // The regency: other kecamatan have no targets, so no regency target either.
+        let r = c.area("1702").unwrap();
+        assert_eq!(r.figures.target, None);
+        assert_eq!(r.source, Source::None);
+        assert_eq!(r.figures.live, 420);
+        assert_eq!(c.regencies.len(), 1);
+        assert_eq!(c.districts.len(), 15);
+        assert_eq!(c.villages.len(), 156);
+        // Where next: village 0 needs 380, villages 2.. need 300, village 1 is done.
+        let next = c.where_next("");
+        assert_eq!(next[0].code, villages[0]);
+        assert_eq!(next[0].figures.remaining(), Some(380));
+        assert!(next.iter().all(|a| a.code != villages[1]));
+        assert_eq!(next.len(), villages.len() - 1);
+        assert_eq!(c.villages_without_target("1702"), 156 - villages.len());
+
+        // Take one village's row away: the kecamatan no longer has a target.
+        inputs.targets.remove(1);
+        let c = build(&inputs);
+        assert_eq!(c.area(&d).unwrap().figures.target, None);
+        assert_eq!(c.area(&d).unwrap().figures.live, 420);
+    }
+
+    #[test]
+    fn an_own_row_wins_over_the_sum_of_children() {
+        let (d, villages) = a_district_and_its_villages();
+        let inputs = Inputs {
+            targets: vec![
+                row("1702", 202_820, Target::Percent(3000)),
+                row(&d, 10_000, Target::Count(2_000)),
+                row(&villages[0], 400, Target::Percent(5000)),
+            ],
+            live: [(villages[0].clone(), 150), (villages[1].clone(), 7)]
+                .into_iter()
+                .collect(),
+            conflicts: BTreeMap::new(),
+        };
+        let c = build(&inputs);
+        let r = c.area("1702").unwrap();
+        assert_eq!(
+            (r.figures.target, r.figures.live, r.source),
+            (Some(60_846), 157, Source::Own)
+        );
+        assert_eq!(r.figures.of_target(), Some(26)); // 157/60846 = 0.258 %
+        let k = c.area(&d).unwrap();
+        assert_eq!(
+            (k.figures.target, k.figures.remaining()),
+            (Some(2_000), Some(1_843))
+        );
+        let v = c.area(&villages[0]).unwrap();
+        assert_eq!(
+            (v.figures.target, v.figures.remaining()),
+            (Some(200), Some(50))
+        );
+        assert_eq!(v.figures.of_target(), Some(7500));
+        // Only the village with its own row can be ranked.
+        assert_eq!(c.where_next("1702").len(), 1);
+        let rows: Vec<ReportRow> = c
+            .level(ReportLevel::Kabupaten)
+            .iter()
+            .map(ReportRow::of)
+            .collect();
+        assert_eq!(rows[0].percent_of_target, Some(0.26));
+        assert_eq!(rows[0].cells()[8], "0.26");
+        assert_eq!(rows[0].cells()[4], "202820");
+    }
+
+    #[test]
+    fn local_days_follow_the_offset() {
+        let wib = time::UtcOffset::from_hms(7, 0, 0).unwrap();
+        assert_eq!(
+            local_day("2026-11-23T16", wib).unwrap().to_string(),
+            "2026-11-23"
+        );
+        assert_eq!(
+            local_day("2026-11-23T17", wib).unwrap().to_string(),
+            "2026-11-24"
+        );
+        assert!(local_day("junk", wib).is_none());
+    }
+
+    /// Inserts a bare record (what ingest stores, minus what the dashboard does not read).
+    fn put(
+        conn: &Connection,
+        id: &str,
+        kind: &str,
+        village: &str,
+        state: &str,
+        voids: Option<&str>,
+    ) {
+        conn.execute(
+            "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district,
+                 regency, nik, name, phone, officer, team, voids, content_hash, batch_id,
+                 received_at, state)
+             VALUES (?1, 'dev-x', 1, ?2, '2026-11-23T03:04:05.000Z', ?3, substr(?3, 1, 6),
+                 substr(?3, 1, 4), 'n', 'N', 'p', 'P', 'T', ?5, 'h', 'b', 'r', ?4)",
+            params![id, kind, village, state, voids],
+        )
+        .unwrap();
+    }
+
+    /// A void as ingest does it: the void record, then its target marked.
+    fn void(conn: &Connection, id: &str, target: &str) {
+        let village: String = conn
+            .query_row("SELECT village FROM records WHERE id = ?1", [target], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        put(conn, id, "void", &village, "accepted", Some(target));
+        conn.execute(
+            "UPDATE records SET voided_by = ?2 WHERE id = ?1",
+            params![target, id],
+        )
+        .unwrap();
+    }
+
+    fn recount(conn: &Connection) -> (BTreeMap<String, u64>, u64) {
+        let v = counts(
+            conn,
+            "SELECT village, COUNT(*) FROM records WHERE kind = 'activation'
+             AND state = 'accepted' AND voided_by IS NULL GROUP BY village",
+        )
+        .unwrap();
+        let total = v.values().sum();
+        (v, total)
+    }
+
+    fn kept(conn: &Connection) -> (BTreeMap<String, u64>, u64) {
+        let v = load(conn).unwrap().live;
+        let hours: i64 = conn
+            .query_row(
+                "SELECT coalesce(SUM(live), 0) FROM live_by_device_hour",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            hours as u64,
+            v.values().sum::<u64>(),
+            "device-hour total differs"
+        );
+        let total = v.values().sum();
+        (v, total)
+    }
+
+    /// The folded aggregates equal a count over the records: after a bulk fill (activations,
+    /// conflicts, voids), after a batch voiding earlier records (one of them a conflict, which
+    /// was never counted) and adding one it voids itself, and after a second fill on top.
+    #[test]
+    fn fold_keeps_the_aggregates_equal_to_the_records() {
+        let mut conn = test_db();
+        let plan = crate::server::fill::Plan {
+            seed: 7,
+            regency: "1702".into(),
+            records: 3_000,
+            devices: 5,
+            days: 10,
+            now: time::macros::datetime!(2026-11-23 09:00 UTC),
+        };
+        let filled = crate::server::fill::fill(&mut conn, &plan).unwrap();
+        assert!(filled.conflicts > 0 && filled.voids > 0, "{filled:?}");
+        assert_eq!(kept(&conn), recount(&conn));
+        assert_eq!(kept(&conn).1, filled.live);
+
+        conn.execute(
+            "INSERT INTO devices VALUES ('dev-x', 'kx', 'P', 'T', 'x', NULL, NULL)",
+            [],
+        )
+        .unwrap();
+        let live: Vec<String> = conn
+            .prepare("SELECT id FROM records WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL LIMIT 2")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let conflict: String = conn
+            .query_row(
+                "SELECT id FROM records WHERE state = 'conflict' LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        let mark = watermark(&tx).unwrap();
+        void(&tx, "v1", &live[0]);
+        void(&tx, "v2", &live[1]);
+        void(&tx, "v3", &conflict);
+        put(&tx, "new1", "activation", "1702091012", "accepted", None);
+        put(&tx, "new2", "activation", "1702091012", "accepted", None);
+        void(&tx, "v4", "new2");
+        fold(&tx, mark).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(kept(&conn), recount(&conn));
+        assert_eq!(kept(&conn).1, filled.live - 2 + 1);
+
+        let more = crate::server::fill::fill(
+            &mut conn,
+            &crate::server::fill::Plan {
+                seed: 8,
+                ..plan.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(kept(&conn), recount(&conn));
+        assert_eq!(kept(&conn).1, filled.live - 1 + more.live);
+
+        // Per device and day over the last 12 days adds up to the same total.
+        let wib = time::UtcOffset::from_hms(7, 0, 0).unwrap();
+        let devs = device_activity(&conn, wib, plan.now.to_offset(wib).date(), 12).unwrap();
+        assert_eq!(devs.len(), 11);
+        let total: u64 = devs.iter().map(|d| d.live).sum();
+        let per_day: u64 = devs
+            .iter()
+            .flat_map(|d| d.per_day.iter().map(|x| x.1))
+            .sum();
+        assert_eq!((total, per_day), (kept(&conn).1, kept(&conn).1));
+        // Conflicts to resolve, per village (the voided one no longer counts).
+        let c = coverage(&conn).unwrap();
+        assert_eq!(
+            c.regencies[0].figures.conflicts,
+            filled.conflicts - 1 + more.conflicts
+        );
+        assert_eq!(c.regencies[0].figures.live, kept(&conn).1);
+    }
+
+    /// The migration counts the records already there; a time with an offset lands in its UTC
+    /// hour.
+    #[test]
+    fn the_migration_counts_records_already_there() {
+        let conn = test_db();
+        conn.execute(
+            "INSERT INTO devices VALUES ('dev-x', 'kx', 'P', 'T', 'x', NULL, NULL)",
+            [],
+        )
+        .unwrap();
+        put(&conn, "a", "activation", "1702091012", "accepted", None);
+        put(&conn, "b", "activation", "1702091012", "accepted", None);
+        conn.execute(
+            "UPDATE records SET recorded_at = '2026-11-23T01:00:00.000+07:00' WHERE id = 'a'",
+            [],
+        )
+        .unwrap();
+        put(&conn, "c", "activation", "1702091013", "conflict", None);
+        let backfill = &MIGRATION[MIGRATION.find("INSERT INTO live_by_village").unwrap()..];
+        conn.execute_batch(backfill).unwrap();
+        assert_eq!(kept(&conn), recount(&conn));
+        assert_eq!(load(&conn).unwrap().live["1702091012"], 2);
+        let hours: Vec<String> = conn
+            .prepare("SELECT hour FROM live_by_device_hour ORDER BY hour")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(hours, ["2026-11-22T18", "2026-11-23T03"]);
+    }
+
+    /// Every statement of `fold` reads only the batch's rows (a rowid range), whatever the
+    /// planner would like: a full scan here would cost seconds per batch on a big district.
+    #[test]
+    fn fold_reads_only_the_batch() {
+        let conn = test_db();
+        for sql in fold_sql() {
+            let select = &sql[sql.find("SELECT").unwrap()..sql.find("ON CONFLICT").unwrap()];
+            let mut st = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {select}"))
+                .unwrap();
+            let plan: Vec<String> = st
+                .query_map([0i64], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let text = plan.join(" | ");
+            assert!(
+                plan.iter().any(|l| l.contains("rowid>?")),
+                "no rowid range in: {text}"
+            );
+            for l in plan.iter().filter(|l| l.starts_with("SCAN")) {
+                assert!(
+                    l.contains("rowid>?") || l.contains("TEMP"),
+                    "full scan: {text}"
+                );
+            }
+        }
+    }
+}
