@@ -57,6 +57,10 @@ pub struct SyncConfig {
     pub max_attempts: u32,
     /// Seconds between connectivity checks for `sync --watch`.
     pub watch_interval_secs: u64,
+    /// First wait before a retry, milliseconds; doubles per attempt (with jitter).
+    pub retry_base_ms: u64,
+    /// Longest wait between retries, seconds.
+    pub retry_max_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +126,8 @@ impl Default for SyncConfig {
             timeout_secs: 30,
             max_attempts: 6,
             watch_interval_secs: 60,
+            retry_base_ms: 1000,
+            retry_max_secs: 60,
         }
     }
 }
@@ -209,6 +215,9 @@ impl Config {
         }
         if self.sync.batch_size == 0 || self.sync.batch_size > 5000 {
             return bad("sync.batch_size", "1–5000".into());
+        }
+        if self.sync.timeout_secs == 0 || self.sync.watch_interval_secs == 0 {
+            return bad("sync.timeout_secs / watch_interval_secs", "≥ 1".into());
         }
         Ok(())
     }

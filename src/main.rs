@@ -33,6 +33,10 @@ enum Command {
     Status,
     /// Ekspor semua catatan / export every record
     Export(commands::field::ExportArgs),
+    /// Daftarkan perangkat ke server Dinas / enrol this device with the district server
+    Enrol(commands::sync::EnrolArgs),
+    /// Kirim catatan ke server Dinas / send pending records to the district server
+    Sync(commands::sync::SyncArgs),
     /// Cari kode wilayah / look up region codes
     Wilayah(commands::wilayah::WilayahArgs),
     /// Demo lengkap di folder sementara / full demo in a temporary directory
@@ -50,6 +54,8 @@ fn main() {
         Command::Void(a) => commands::field::void(&ctx, a),
         Command::Status => commands::field::status(&ctx),
         Command::Export(a) => commands::field::export(&ctx, a),
+        Command::Enrol(a) => commands::sync::enrol(&ctx, a),
+        Command::Sync(a) => commands::sync::sync(&ctx, a),
         Command::Wilayah(a) => commands::wilayah::run(&ctx, a),
         Command::Demo(a) => commands::demo::run(&ctx, a),
     });

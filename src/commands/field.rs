@@ -19,6 +19,12 @@ pub struct InitArgs {
     /// Nama tim / team name
     #[arg(long)]
     pub team: Option<String>,
+    /// Langsung daftar ke server Dinas / enrol with this district server right away
+    #[arg(long, requires = "token")]
+    pub server: Option<String>,
+    /// Token sekali pakai dari admin Dinas / one-time enrolment token
+    #[arg(long, requires = "server")]
+    pub token: Option<String>,
 }
 
 pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
@@ -27,6 +33,19 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
         .unwrap_or_else(|| ctx.config.field.officer.clone());
     let team = a.team.unwrap_or_else(|| ctx.config.field.team.clone());
     let dd = DataDir::init(&ctx.data_dir, &officer, &team)?;
+    if let (Some(server), Some(token)) = (&a.server, &a.token) {
+        let e = super::sync::enrol_device(ctx, &dd, server, token).map_err(|e| AppError {
+            message: tr!(
+                "Folder data {} sudah siap, tetapi pendaftaran ke server gagal: {}",
+                "The data directory {} is ready, but enrolment failed: {}",
+                dd.path.display(),
+                e.message
+            ),
+            ..e
+        })?;
+        super::sync::print_enrolled(ctx, &dd, &e);
+        return Ok(());
+    }
     let id = &dd.identity;
     if ctx.json {
         output::json(&json!({"ok": true, "data_dir": dd.path, "device": id}));
@@ -456,6 +475,7 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
             "by_status": by_status,
             "today": {"activations": today_act, "voids": today_void, "date": timefmt::local_date(&timefmt::now_utc(), offset)},
             "by_village": by_village,
+            "sync": super::sync::status_json(&dd)?,
         }));
         return Ok(());
     }
@@ -468,6 +488,7 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
         tr!("tim", "team"),
         dd.identity.team
     );
+    println!("{}", super::sync::status_line(&dd, offset)?);
     println!("{}", tr!("Catatan: {total}", "Records: {total}"));
     for (s, n) in &counts {
         println!("  {:<10} {n}", s.label());

@@ -3,3 +3,5 @@
 pub mod datadir;
 pub mod outbox;
 pub mod store;
+pub mod sync_client;
+pub mod sync_run;
