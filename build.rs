@@ -57,11 +57,32 @@ fn main() {
             small.push_str(&format!("{tag}\t{}\t{}\t{}\n", r[0], r[2], r[5]));
         }
     }
-    let mut villages = String::new();
+    // Villages are packed per province (one gzip member each), so a look-up unpacks only the
+    // province it needs; an index (province, offset, length) is generated as Rust source.
+    let mut by_province: std::collections::BTreeMap<String, String> = Default::default();
     for r in rows(&dir.join("villages.csv")) {
-        villages.push_str(&format!("{}\t{}\n", r[0], r[2]));
+        by_province
+            .entry(r[0][..2].to_string())
+            .or_default()
+            .push_str(&format!("{}\t{}\n", r[0], r[2]));
     }
+    let mut blob = Vec::new();
+    let mut index = String::from(
+        "/// (province code, offset, length) of each province's villages in the blob.\n",
+    );
+    index.push_str("const VILLAGE_PARTS: &[(&str, usize, usize)] = &[\n");
+    for (prov, text) in &by_province {
+        let part = gz(text);
+        index.push_str(&format!(
+            "    (\"{prov}\", {}, {}),\n",
+            blob.len(),
+            part.len()
+        ));
+        blob.extend(part);
+    }
+    index.push_str("];\n");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
     std::fs::write(out.join("wilayah_small.gz"), gz(&small)).unwrap();
-    std::fs::write(out.join("wilayah_villages.gz"), gz(&villages)).unwrap();
+    std::fs::write(out.join("wilayah_villages.bin"), blob).unwrap();
+    std::fs::write(out.join("wilayah_villages_index.rs"), index).unwrap();
 }

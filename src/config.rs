@@ -20,7 +20,7 @@ pub struct Config {
     pub server: ServerConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FieldConfig {
     /// Officer name used by `init` when `--officer` is not given.
@@ -93,15 +93,6 @@ impl Default for Config {
             slip: SlipConfig::default(),
             sync: SyncConfig::default(),
             server: ServerConfig::default(),
-        }
-    }
-}
-
-impl Default for FieldConfig {
-    fn default() -> Self {
-        FieldConfig {
-            officer: String::new(),
-            team: String::new(),
         }
     }
 }

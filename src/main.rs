@@ -39,6 +39,10 @@ enum Command {
     Sync(commands::sync::SyncArgs),
     /// Cari kode wilayah / look up region codes
     Wilayah(commands::wilayah::WilayahArgs),
+    /// Jalankan server Dinas / run the district server
+    Serve(commands::server::ServeArgs),
+    /// Kelola server Dinas: token, perangkat, ekspor… / district server admin
+    Server(commands::server::ServerArgs),
     /// Demo lengkap di folder sementara / full demo in a temporary directory
     Demo(commands::demo::DemoArgs),
 }
@@ -58,6 +62,8 @@ fn main() {
         Command::Sync(a) => commands::sync::sync(&ctx, a),
         Command::Wilayah(a) => commands::wilayah::run(&ctx, a),
         Command::Demo(a) => commands::demo::run(&ctx, a),
+        Command::Serve(a) => commands::server::serve(&ctx, a),
+        Command::Server(a) => commands::server::run(&ctx, a),
     });
     if let Err(e) = result {
         report(&e, json);

@@ -2,6 +2,7 @@
 //! `main.rs` only dispatches here.
 pub mod demo;
 pub mod field;
+pub mod server;
 pub mod sync;
 pub mod wilayah;
 

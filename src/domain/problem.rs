@@ -34,9 +34,22 @@ impl Problem {
     }
 }
 
+/// The field's name as the officer knows it.
+pub fn field_label(field: &str) -> String {
+    use crate::tr;
+    match field {
+        "nik" => "NIK".into(),
+        "name" => tr!("Nama", "Name"),
+        "phone" => tr!("Nomor HP", "Phone"),
+        "email" => "E-mail".into(),
+        "village" => tr!("Desa/kelurahan", "Village"),
+        other => other.into(),
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)?;
+        write!(f, "{}: {}", field_label(self.field), self.message)?;
         if let Some(ex) = &self.example {
             let label = if crate::i18n::is_en() {
                 "example"

@@ -6,7 +6,8 @@ use std::io::Read;
 use std::sync::OnceLock;
 
 static SMALL_GZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wilayah_small.gz"));
-static VILLAGES_GZ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wilayah_villages.gz"));
+static VILLAGES_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wilayah_villages.bin"));
+include!(concat!(env!("OUT_DIR"), "/wilayah_villages_index.rs"));
 
 /// Level of a region code, by its number of digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -120,10 +121,16 @@ fn small() -> &'static Small {
     })
 }
 
-fn villages() -> &'static Table {
-    static V: OnceLock<Table> = OnceLock::new();
-    V.get_or_init(|| {
-        let text = gunzip(VILLAGES_GZ);
+/// The villages of one province (unpacked on first use), or an empty table.
+fn villages_of(province: &str) -> &'static Table {
+    static PARTS: [OnceLock<Table>; 100] = [const { OnceLock::new() }; 100];
+    static EMPTY: Table = Table { rows: Vec::new() };
+    let Some(i) = VILLAGE_PARTS.iter().position(|(p, _, _)| *p == province) else {
+        return &EMPTY;
+    };
+    PARTS[i].get_or_init(|| {
+        let (_, start, len) = VILLAGE_PARTS[i];
+        let text = gunzip(&VILLAGES_BIN[start..start + len]);
         let rows = text
             .lines()
             .filter_map(|l| l.split_once('\t'))
@@ -134,6 +141,11 @@ fn villages() -> &'static Table {
             .collect();
         Table { rows }
     })
+}
+
+/// Every province's village table (unpacks them all: for name search).
+fn all_villages() -> impl Iterator<Item = &'static Table> {
+    VILLAGE_PARTS.iter().map(|(p, _, _)| villages_of(p))
 }
 
 /// Removes the dots of a written code (`21.71.01.1002` → `2171011002`) and surrounding space.
@@ -168,7 +180,7 @@ pub fn district(code: &str) -> Option<&'static Region> {
     small().districts.get(code)
 }
 pub fn village(code: &str) -> Option<&'static Region> {
-    villages().get(code)
+    villages_of(code.get(..2)?).get(code)
 }
 pub fn legacy_regency(code: &str) -> Option<&'static Legacy> {
     small().legacy_regencies.iter().find(|l| l.code == code)
@@ -193,7 +205,7 @@ pub fn children(code: &str) -> &'static [Region] {
         0 => &small().provinces.rows,
         2 => small().regencies.children(code),
         4 => small().districts.children(code),
-        6 => villages().children(code),
+        6 => villages_of(&code[..2]).children(code),
         _ => &[],
     }
 }
@@ -234,12 +246,11 @@ pub fn search(query: &str, limit: usize) -> Vec<Hit> {
     let matches = |name: &str| words.iter().all(|w| name.contains(w));
     let mut hits: Vec<(u8, Hit)> = Vec::new();
     let s = small();
-    let levels: [(&'static [Region], Level); 4] = [
-        (&villages().rows, Level::Desa),
-        (&s.districts.rows, Level::Kecamatan),
-        (&s.regencies.rows, Level::Kabupaten),
-        (&s.provinces.rows, Level::Provinsi),
-    ];
+    let levels = all_villages().map(|t| (&t.rows[..], Level::Desa)).chain([
+        (&s.districts.rows[..], Level::Kecamatan),
+        (&s.regencies.rows[..], Level::Kabupaten),
+        (&s.provinces.rows[..], Level::Provinsi),
+    ]);
     for (rows, level) in levels {
         for r in rows.iter().filter(|r| matches(&r.name)) {
             let rank = if r.name == q {
@@ -263,7 +274,7 @@ pub fn counts() -> [usize; 4] {
         s.provinces.rows.len(),
         s.regencies.rows.len(),
         s.districts.rows.len(),
-        villages().rows.len(),
+        all_villages().map(|t| t.rows.len()).sum(),
     ]
 }
 

@@ -334,25 +334,44 @@ impl Store {
 
     /// Stores a validated activation durably; refuses a NIK already activated on this device.
     pub fn record_activation(&mut self, v: &Valid, who: &Identity) -> Result<Record, AppError> {
-        let warnings: Vec<String> = v.warnings.iter().map(|w| w.code.to_string()).collect();
-        let new = |seq: i64| Record {
-            id: uuid::Uuid::now_v7().to_string(),
-            seq,
-            device_id: who.device_id.clone(),
-            officer: who.officer.clone(),
-            team: who.team.clone(),
-            recorded_at: crate::timefmt::now_utc(),
-            kind: Kind::Activation,
-            village: v.village.clone(),
-            nik: v.nik.nik.clone(),
-            name: v.name.clone(),
-            phone: v.phone.clone(),
-            email: v.email.clone(),
-            voids: None,
-            reason: None,
-            warnings: warnings.clone(),
-        };
-        self.insert(new, Some(&v.nik.nik))
+        let mut out = self.record_activations(std::slice::from_ref(v), who)?;
+        out.pop().expect("one result per input")
+    }
+
+    /// Stores many activations in one transaction (a paper list typed in later, the demo, the
+    /// benchmark). Each gets its own answer: a duplicate NIK refuses that one and not the rest.
+    /// A database failure refuses them all (nothing is half-written).
+    pub fn record_activations(
+        &mut self,
+        valid: &[Valid],
+        who: &Identity,
+    ) -> Result<Vec<Result<Record, AppError>>, AppError> {
+        self.in_transaction(|tx, path| {
+            valid
+                .iter()
+                .map(|v| {
+                    let warnings: Vec<String> =
+                        v.warnings.iter().map(|w| w.code.to_string()).collect();
+                    insert(tx, path, Some(&v.nik.nik), |seq| Record {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        seq,
+                        device_id: who.device_id.clone(),
+                        officer: who.officer.clone(),
+                        team: who.team.clone(),
+                        recorded_at: crate::timefmt::now_utc(),
+                        kind: Kind::Activation,
+                        village: v.village.clone(),
+                        nik: v.nik.nik.clone(),
+                        name: v.name.clone(),
+                        phone: v.phone.clone(),
+                        email: v.email.clone(),
+                        voids: None,
+                        reason: None,
+                        warnings,
+                    })
+                })
+                .collect()
+        })
     }
 
     /// Records a void of `target` (which must be a live activation), as a new record.
@@ -363,83 +382,41 @@ impl Store {
         who: &Identity,
     ) -> Result<Record, AppError> {
         let t = &target.record;
-        let new = |seq: i64| Record {
-            id: uuid::Uuid::now_v7().to_string(),
-            seq,
-            device_id: who.device_id.clone(),
-            officer: who.officer.clone(),
-            team: who.team.clone(),
-            recorded_at: crate::timefmt::now_utc(),
-            kind: Kind::Void,
-            village: t.village.clone(),
-            nik: t.nik.clone(),
-            name: t.name.clone(),
-            phone: t.phone.clone(),
-            email: t.email.clone(),
-            voids: Some(t.id.clone()),
-            reason: Some(reason.to_string()),
-            warnings: vec![],
-        };
-        self.insert(new, None)
+        self.in_transaction(|tx, path| {
+            insert(tx, path, None, |seq| Record {
+                id: uuid::Uuid::now_v7().to_string(),
+                seq,
+                device_id: who.device_id.clone(),
+                officer: who.officer.clone(),
+                team: who.team.clone(),
+                recorded_at: crate::timefmt::now_utc(),
+                kind: Kind::Void,
+                village: t.village.clone(),
+                nik: t.nik.clone(),
+                name: t.name.clone(),
+                phone: t.phone.clone(),
+                email: t.email.clone(),
+                voids: Some(t.id.clone()),
+                reason: Some(reason.to_string()),
+                warnings: vec![],
+            })
+        })?
     }
 
-    /// One IMMEDIATE transaction: duplicate check, next sequence number, insert, audit, commit.
-    fn insert(
+    /// Runs `work` in one IMMEDIATE transaction and commits it (durably: WAL + FULL) before
+    /// returning, so a caller reports success only for what is on disk.
+    fn in_transaction<T>(
         &mut self,
-        make: impl Fn(i64) -> Record,
-        unique_nik: Option<&str>,
-    ) -> Result<Record, AppError> {
+        work: impl FnOnce(&rusqlite::Transaction<'_>, &Path) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
         let path = self.path.clone();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_error(&path, e))?;
-        if let Some(nik) = unique_nik {
-            let sql = format!(
-                "SELECT {RECORD_COLUMNS} FROM records WHERE nik = ?1 AND kind = 'activation'
-                 AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id) LIMIT 1"
-            );
-            let earlier = tx
-                .query_row(&sql, [nik], row_to_stored)
-                .optional()
-                .map_err(|e| db_error(&path, e))?;
-            if let Some(e) = earlier {
-                return Err(duplicate_error(&e));
-            }
-        }
-        let seq: i64 = tx
-            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM records", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| db_error(&path, e))?;
-        let r = make(seq);
-        let warnings = serde_json::to_string(&r.warnings).unwrap_or_else(|_| "[]".into());
-        tx.execute(
-            "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village, nik,
-                                  name, phone, email, voids, reason, warnings)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            params![
-                r.id, r.seq, r.device_id, r.officer, r.team, r.recorded_at, r.kind.as_str(),
-                r.village, r.nik, r.name, r.phone, r.email, r.voids, r.reason, warnings
-            ],
-        )
-        .map_err(|e| db_error(&path, e))?;
-        let detail = match &r.voids {
-            Some(t) => format!("void of {t}: {}", r.reason.as_deref().unwrap_or("")),
-            None => format!("seq {} village {}", r.seq, r.village),
-        };
-        tx.execute(
-            "INSERT INTO audit (at, action, record_id, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                r.recorded_at,
-                if r.voids.is_some() { "void" } else { "record" },
-                r.id,
-                detail
-            ],
-        )
-        .map_err(|e| db_error(&path, e))?;
+        let out = work(&tx, &path)?;
         tx.commit().map_err(|e| db_error(&path, e))?;
-        Ok(r)
+        Ok(out)
     }
 
     /// A record by its sequence number on this device (`12`, as tables show it), its full id, or
@@ -584,15 +561,68 @@ impl Store {
     }
 }
 
+/// Inside a transaction: duplicate check, next sequence number, insert, audit. The outer error is
+/// a database failure (abort everything); the inner one refuses this record only.
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    unique_nik: Option<&str>,
+    make: impl FnOnce(i64) -> Record,
+) -> Result<Result<Record, AppError>, AppError> {
+    if let Some(nik) = unique_nik {
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE nik = ?1 AND kind = 'activation'
+             AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id) LIMIT 1"
+        );
+        let earlier = tx
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.query_row([nik], row_to_stored).optional())
+            .map_err(|e| db_error(path, e))?;
+        if let Some(e) = earlier {
+            return Ok(Err(duplicate_error(&e)));
+        }
+    }
+    let seq: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM records")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(|e| db_error(path, e))?;
+    let r = make(seq);
+    let warnings = serde_json::to_string(&r.warnings).unwrap_or_else(|_| "[]".into());
+    let detail = match &r.voids {
+        Some(t) => format!("void of {t}: {}", r.reason.as_deref().unwrap_or("")),
+        None => format!("seq {} village {}", r.seq, r.village),
+    };
+    let action = if r.voids.is_some() { "void" } else { "record" };
+    let run = || -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village, nik,
+                                  name, phone, email, voids, reason, warnings)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?
+        .execute(params![
+            r.id, r.seq, r.device_id, r.officer, r.team, r.recorded_at, r.kind.as_str(),
+            r.village, r.nik, r.name, r.phone, r.email, r.voids, r.reason, warnings
+        ])?;
+        tx.prepare_cached(
+            "INSERT INTO audit (at, action, record_id, detail) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![r.recorded_at, action, r.id, detail])?;
+        Ok(())
+    };
+    run().map_err(|e| db_error(path, e))?;
+    Ok(Ok(r))
+}
+
 fn duplicate_error(earlier: &Stored) -> AppError {
     let r = &earlier.record;
     AppError::new(
         ErrKind::Duplicate,
         tr!(
-            "NIK ini sudah diaktivasi di perangkat ini: catatan {} pada {} ({}). Aktivasi hanya sekali per orang.",
-            "This NIK was already activated on this device: record {} at {} ({}). Activation is once per person.",
+            "NIK ini sudah diaktivasi di perangkat ini: catatan #{} ({}) pada {} UTC, atas nama {}. Aktivasi hanya sekali per orang.",
+            "This NIK was already activated on this device: record #{} ({}) at {} UTC, for {}. Activation is once per person.",
+            r.seq,
             r.id,
-            r.recorded_at,
+            r.recorded_at.replace('T', " ").trim_end_matches('Z'),
             r.name
         ),
     )
@@ -685,6 +715,21 @@ mod tests {
         );
         // A record can be voided only once.
         assert!(s.record_void(&target, "lagi", &who).is_err());
+    }
+
+    #[test]
+    fn bulk_insert_answers_each_record() {
+        let (_d, mut s, who) = store();
+        let batch = [
+            valid("1702064107950003"),
+            valid("1702061708900001"),
+            valid("1702064107950003"),
+        ];
+        let out = s.record_activations(&batch, &who).unwrap();
+        assert_eq!(out[0].as_ref().unwrap().seq, 1);
+        assert_eq!(out[1].as_ref().unwrap().seq, 2);
+        assert_eq!(out[2].as_ref().unwrap_err().kind, ErrKind::Duplicate);
+        assert_eq!(s.list(&Filter::default()).unwrap().len(), 2);
     }
 
     #[test]

@@ -1,0 +1,510 @@
+//! District server commands: `serve`, and `server token|devices|revoke|stats|export|import`.
+//! Every one takes `--db FILE` (default: `server.db` from config.toml, relative to the data
+//! directory; a `--db` given on the command line is relative to the current directory).
+use super::Ctx;
+use crate::error::{AppError, Kind};
+use crate::output::{self, Table};
+use crate::protocol::{FileBatch, Outcome, Summary};
+use crate::server::ingest::{self, Incoming};
+use crate::server::store::{Row, Store};
+use crate::server::{self, Limits, http};
+use crate::{timefmt, tr};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::json;
+use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Alamat / address to listen on, e.g. 0.0.0.0:8080 (127.0.0.1:0 = any free port)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Database server / district database [default: server.db in config.toml]
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Database server / district database [default: server.db in config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: ServerCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ServerCommand {
+    /// Buat token pendaftaran sekali pakai / make a one-time enrolment token
+    Token(TokenArgs),
+    /// Daftar perangkat terdaftar / list enrolled devices
+    Devices,
+    /// Cabut perangkat / revoke a device
+    Revoke(RevokeArgs),
+    /// Jumlah catatan, konflik, penolakan / totals
+    Stats,
+    /// Ekspor semua catatan / export every record
+    Export(ExportArgs),
+    /// Masukkan berkas dari `sync --to-file` / ingest a `sync --to-file` file
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TokenArgs {
+    /// Nama tim untuk perangkat ini / team the device joins
+    #[arg(long, default_value = "")]
+    pub team: String,
+    /// Berlaku berapa jam / hours the token stays valid [default: server.token_ttl_hours]
+    #[arg(long, value_name = "H")]
+    pub ttl_hours: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RevokeArgs {
+    /// ID perangkat / device id (see: ikd-field server devices)
+    pub device: String,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ExportFormat,
+    /// Berkas tujuan / output file [default: stdout]
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// Berkas dari `ikd-field sync --to-file` / file written by `sync --to-file`
+    pub file: PathBuf,
+}
+
+fn db_path(ctx: &Ctx, explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| ctx.data_dir.join(&ctx.config.server.db))
+}
+
+fn open(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Store), AppError> {
+    let db = db_path(ctx, explicit);
+    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            AppError::other(tr!(
+                "Folder {} tidak bisa dibuat: {e}",
+                "Cannot create the folder {}: {e}",
+                parent.display()
+            ))
+        })?;
+    }
+    let store = Store::open(&db)?;
+    Ok((db, store))
+}
+
+pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
+    let cfg = &ctx.config.server;
+    let (db, first) = open(ctx, a.db)?;
+    let key = server::server_key(&db)?;
+    let threads = cfg.threads.clamp(1, 256);
+    let mut stores = vec![first];
+    for _ in 1..threads {
+        stores.push(Store::open(&db)?);
+    }
+    let listen = a.listen.unwrap_or_else(|| cfg.listen.clone());
+    let srv = tiny_http::Server::http(listen.as_str()).map_err(|e| {
+        AppError::new(
+            Kind::Usage,
+            tr!(
+                "Tidak bisa mendengarkan di {listen}: {e}",
+                "Cannot listen on {listen}: {e}"
+            ),
+        )
+        .hint(tr!(
+            "Pakai alamat lain, mis. --listen 127.0.0.1:8081, atau hentikan program yang memakai port itu.",
+            "Use another address, e.g. --listen 127.0.0.1:8081, or stop the program using that port."
+        ))
+    })?;
+    let addr = srv
+        .server_addr()
+        .to_ip()
+        .map(|a| a.to_string())
+        .unwrap_or(listen);
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping exits at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .map_err(|e| AppError::other(format!("signal handler: {e}")))?;
+    }
+    let id = key.id();
+    if ctx.json {
+        println!(
+            "{}",
+            json!({"listening": format!("http://{addr}"), "server_id": id, "db": db})
+        );
+    } else {
+        println!("listening on http://{addr}");
+        println!(
+            "{}",
+            tr!(
+                "ID server {id}, database {}, {threads} pekerja. Hentikan dengan Ctrl+C.",
+                "server id {id}, database {}, {threads} workers. Stop with Ctrl+C.",
+                db.display()
+            )
+        );
+    }
+    std::io::stdout().flush().ok();
+    let shared = Arc::new(http::Shared {
+        key,
+        limits: Limits::from_config(cfg),
+        stop,
+    });
+    http::run(Arc::new(srv), stores, shared);
+    eprintln!(
+        "{}",
+        tr!(
+            "{} server berhenti dengan rapi",
+            "{} server stopped cleanly",
+            timefmt::now_utc()
+        )
+    );
+    Ok(())
+}
+
+pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
+    match a.command {
+        ServerCommand::Token(t) => token(ctx, a.db, t),
+        ServerCommand::Devices => devices(ctx, a.db),
+        ServerCommand::Revoke(r) => revoke(ctx, a.db, r),
+        ServerCommand::Stats => stats(ctx, a.db),
+        ServerCommand::Export(e) => export(ctx, a.db, e),
+        ServerCommand::Import(i) => import(ctx, a.db, i),
+    }
+}
+
+fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
+    let (_, store) = open(ctx, db)?;
+    let ttl = a.ttl_hours.unwrap_or(ctx.config.server.token_ttl_hours);
+    let (token, expires) = server::enrol::create_token(&store, &a.team, ttl)?;
+    if ctx.json {
+        output::json(
+            &json!({"ok": true, "token": token, "team": a.team.trim(), "expires_at": expires}),
+        );
+    } else {
+        println!("{token}");
+        eprintln!(
+            "{}",
+            tr!(
+                "Token sekali pakai, tim '{}', berlaku sampai {}.\nDi laptop: ikd-field init --server URL --token {token}",
+                "One-time token, team '{}', valid until {}.\nOn the laptop: ikd-field init --server URL --token {token}",
+                a.team.trim(),
+                timefmt::local_display(&expires, ctx.offset())
+            )
+        );
+    }
+    Ok(())
+}
+
+fn devices(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
+    let (_, store) = open(ctx, db)?;
+    let list = store.devices()?;
+    if ctx.json {
+        output::json(&json!({"ok": true, "devices": list}));
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!(
+            "{}",
+            tr!(
+                "Belum ada perangkat terdaftar. Buat token: ikd-field server token --team NAMA",
+                "No devices enrolled yet. Make a token: ikd-field server token --team NAME"
+            )
+        );
+        return Ok(());
+    }
+    let off = ctx.offset();
+    let mut t = Table::new([
+        "ID".to_string(),
+        tr!("PETUGAS", "OFFICER"),
+        tr!("TIM", "TEAM"),
+        tr!("TERDAFTAR", "ENROLLED"),
+        tr!("SINKRON TERAKHIR", "LAST SYNC"),
+        tr!("CATATAN", "RECORDS"),
+        "STATUS".to_string(),
+    ]);
+    for d in list {
+        t.row([
+            d.id,
+            d.officer,
+            d.team,
+            timefmt::local_display(&d.enrolled_at, off),
+            d.last_sync_at
+                .map(|s| timefmt::local_display(&s, off))
+                .unwrap_or_else(|| "-".into()),
+            d.records.to_string(),
+            match d.revoked_at {
+                Some(_) => tr!("dicabut", "revoked"),
+                None => tr!("aktif", "active"),
+            },
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+fn revoke(ctx: &Ctx, db: Option<PathBuf>, a: RevokeArgs) -> Result<(), AppError> {
+    let (_, store) = open(ctx, db)?;
+    let id = a.device.trim();
+    if store.device(id)?.is_none() {
+        return Err(AppError::invalid(tr!(
+            "Perangkat {id} tidak dikenal.",
+            "Unknown device {id}."
+        ))
+        .hint(tr!(
+            "Lihat daftarnya: ikd-field server devices",
+            "See the list: ikd-field server devices"
+        )));
+    }
+    let changed = store.revoke(id, &timefmt::now_utc())?;
+    if ctx.json {
+        output::json(&json!({"ok": true, "device": id, "revoked": true, "already": !changed}));
+    } else if changed {
+        println!(
+            "{}",
+            tr!(
+                "Perangkat {id} dicabut: kiriman berikutnya ditolak (403).",
+                "Device {id} revoked: its next batches are refused (403)."
+            )
+        );
+    } else {
+        println!(
+            "{}",
+            tr!(
+                "Perangkat {id} sudah dicabut.",
+                "Device {id} was already revoked."
+            )
+        );
+    }
+    Ok(())
+}
+
+fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
+    let (_, store) = open(ctx, db)?;
+    let s = store.stats()?;
+    if ctx.json {
+        output::json(&json!({"ok": true, "stats": s}));
+        return Ok(());
+    }
+    let mut t = Table::new([tr!("JUMLAH", "TOTAL"), String::new()]);
+    for (label, n) in [
+        (tr!("catatan", "records"), s.records),
+        (
+            tr!("aktivasi berlaku", "live activations"),
+            s.activations_live,
+        ),
+        (tr!("konflik", "conflicts"), s.conflicts),
+        (tr!("pembatalan", "voids"), s.voids),
+        (tr!("ditolak", "rejects"), s.rejects),
+        (tr!("perangkat", "devices"), s.devices),
+        (
+            tr!("perangkat dicabut", "devices revoked"),
+            s.devices_revoked,
+        ),
+        (tr!("kiriman (batch)", "batches"), s.batches),
+        (tr!("token belum dipakai", "unused tokens"), s.tokens_unused),
+    ] {
+        t.row([label, n.to_string()]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+fn export(ctx: &Ctx, db: Option<PathBuf>, a: ExportArgs) -> Result<(), AppError> {
+    let (_, store) = open(ctx, db)?;
+    let io_err = |e: std::io::Error| {
+        AppError::other(tr!(
+            "Gagal menulis ekspor: {e}",
+            "Cannot write the export: {e}"
+        ))
+    };
+    let sink: Box<dyn Write> = match &a.out {
+        Some(p) => Box::new(std::fs::File::create(p).map_err(io_err)?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut sink = std::io::BufWriter::new(sink);
+    let mut n = 0usize;
+    match a.format {
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(&mut sink);
+            w.write_record(Row::COLUMNS)
+                .map_err(|e| AppError::other(e.to_string()))?;
+            store.for_each_record(|r| {
+                n += 1;
+                w.write_record(r.cells())
+                    .map_err(|e| AppError::other(e.to_string()))
+            })?;
+            w.flush().map_err(io_err)?;
+        }
+        ExportFormat::Json => {
+            write!(sink, "[").map_err(io_err)?;
+            store.for_each_record(|r| {
+                let sep = if n == 0 { "\n" } else { ",\n" };
+                n += 1;
+                let line = serde_json::to_string(&r).map_err(|e| AppError::other(e.to_string()))?;
+                write!(sink, "{sep}{line}").map_err(io_err)
+            })?;
+            writeln!(sink, "\n]").map_err(io_err)?;
+        }
+    }
+    sink.flush().map_err(io_err)?;
+    if a.out.is_some() {
+        eprintln!("{}", tr!("{n} catatan diekspor.", "{n} records exported."));
+    }
+    Ok(())
+}
+
+fn import(ctx: &Ctx, db: Option<PathBuf>, a: ImportArgs) -> Result<(), AppError> {
+    let (db, mut store) = open(ctx, db)?;
+    let key = server::server_key(&db)?;
+    let limits = Limits::from_config(&ctx.config.server);
+    let file = std::fs::File::open(&a.file).map_err(|e| {
+        AppError::usage(tr!(
+            "Berkas {} tidak bisa dibuka: {e}",
+            "Cannot open {}: {e}",
+            a.file.display()
+        ))
+    })?;
+    let mut total = Summary::default();
+    let mut answers = Vec::new();
+    let mut refused = Vec::new();
+    let mut table = Table::new([
+        "ID".to_string(),
+        "STATUS".to_string(),
+        tr!("ALASAN", "REASON"),
+    ]);
+    // A line may hold a whole batch (base64 of up to max_body_bytes), but no more.
+    let max_line = limits
+        .max_body_bytes
+        .saturating_mul(2)
+        .saturating_add(64 * 1024);
+    let mut reader = std::io::BufReader::new(file);
+    let mut line_no = 0usize;
+    loop {
+        let mut line = Vec::new();
+        let n = (&mut reader)
+            .take(max_line + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| AppError::other(format!("{}: {e}", a.file.display())))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if line.len() as u64 > max_line {
+            refused.push(
+                json!({"line": line_no, "code": "body_too_large", "message": "line too long"}),
+            );
+            // Skip the rest of that line.
+            let mut rest = Vec::new();
+            reader
+                .read_until(b'\n', &mut rest)
+                .map_err(|e| AppError::other(e.to_string()))?;
+            continue;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let fb: FileBatch = match serde_json::from_slice(&line) {
+            Ok(f) => f,
+            Err(e) => {
+                refused
+                    .push(json!({"line": line_no, "code": "bad_json", "message": e.to_string()}));
+                continue;
+            }
+        };
+        let Ok(body) = B64.decode(fb.body.trim()) else {
+            refused.push(json!({"line": line_no, "batch_id": fb.batch_id, "code": "bad_json", "message": "body is not base64"}));
+            continue;
+        };
+        let inc = Incoming {
+            device_id: &fb.device_id,
+            batch_id: &fb.batch_id,
+            signature: &fb.signature,
+            body: &body,
+        };
+        match ingest::ingest(&mut store, &key, &limits, &inc) {
+            Ok(ans) => {
+                let s = &ans.response.summary;
+                total.accepted += s.accepted;
+                total.duplicate += s.duplicate;
+                total.conflict += s.conflict;
+                total.rejected += s.rejected;
+                for r in &ans.response.results {
+                    let status = match r.status {
+                        Outcome::Accepted => tr!("diterima", "accepted"),
+                        Outcome::Duplicate => tr!("duplikat", "duplicate"),
+                        Outcome::Conflict => tr!("konflik", "conflict"),
+                        Outcome::Rejected => tr!("ditolak", "rejected"),
+                    };
+                    let why = match (&r.reason, &r.conflict_with) {
+                        (Some(x), Some(w)) => format!("{x} ({w})"),
+                        (Some(x), None) => x.clone(),
+                        (None, _) => String::new(),
+                    };
+                    table.row([r.id.clone(), status, why]);
+                }
+                answers.push(ans.response);
+            }
+            Err(r) => refused.push(json!({"line": line_no, "batch_id": fb.batch_id, "status": r.status, "code": r.code, "message": r.message})),
+        }
+    }
+    if ctx.json {
+        output::json(
+            &json!({"ok": refused.is_empty(), "batches": answers, "refused": refused, "summary": total}),
+        );
+    } else {
+        if !table.is_empty() {
+            print!("{}", table.render());
+        }
+        for r in &refused {
+            eprintln!(
+                "{}",
+                tr!(
+                    "baris {}: ditolak: {} {}",
+                    "line {}: refused: {} {}",
+                    r["line"],
+                    r["code"].as_str().unwrap_or(""),
+                    r["message"].as_str().unwrap_or("")
+                )
+            );
+        }
+        println!(
+            "{}",
+            tr!(
+                "{} batch: {} diterima, {} duplikat, {} konflik, {} ditolak; {} batch ditolak utuh",
+                "{} batches: {} accepted, {} duplicate, {} conflict, {} rejected; {} batches refused whole",
+                answers.len(),
+                total.accepted,
+                total.duplicate,
+                total.conflict,
+                total.rejected,
+                refused.len()
+            )
+        );
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::invalid(tr!(
+            "{} batch di berkas itu ditolak (lihat di atas); yang lain sudah masuk.",
+            "{} batches in that file were refused (see above); the others are in.",
+            refused.len()
+        )))
+    }
+}

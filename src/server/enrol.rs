@@ -1,0 +1,217 @@
+//! Enrolment: one-time tokens made by the admin, spent by a device registering its public key.
+//! Only a token's SHA-256 is stored, so a copy of the database cannot enrol anything.
+use super::Refusal;
+use super::store::Store;
+use crate::crypto::{self, KeyPair};
+use crate::error::AppError;
+use crate::protocol::{EnrolRequest, EnrolResponse};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+/// Letters and digits that cannot be misread for each other (no 0/O, 1/I/L, U/V).
+const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTWXYZ";
+const GROUPS: usize = 4;
+const GROUP_LEN: usize = 4;
+
+/// A fresh token, `K7Q2-MX9D-…`: 16 characters from the OS random source (about 78 bits).
+pub fn new_token() -> std::io::Result<String> {
+    let mut out = String::with_capacity(GROUPS * (GROUP_LEN + 1));
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    while n < GROUPS * GROUP_LEN {
+        getrandom::fill(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Rejection sampling keeps every character equally likely.
+        let limit = 256 - 256 % ALPHABET.len();
+        for &b in &buf {
+            if (b as usize) < limit && n < GROUPS * GROUP_LEN {
+                if n > 0 && n % GROUP_LEN == 0 {
+                    out.push('-');
+                }
+                out.push(ALPHABET[b as usize % ALPHABET.len()] as char);
+                n += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The stored form of a token: SHA-256 hex of its characters, upper case, without separators.
+pub fn token_hash(token: &str) -> String {
+    let norm: String = token
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    crypto::sha256_hex(norm.as_bytes())
+}
+
+const MAX_NAME: usize = 100;
+
+/// Registers a device with a one-time token, spending the token in the same transaction.
+pub fn enrol(
+    store: &mut Store,
+    key: &KeyPair,
+    req: &EnrolRequest,
+) -> Result<EnrolResponse, Refusal> {
+    let bad = |m: &str| Refusal::new(400, "bad_json", m.to_string());
+    let public = crypto::parse_public_hex(&req.public_key)
+        .ok_or_else(|| bad("public_key must be 64 hex characters (an Ed25519 public key)"))?;
+    if ed25519_dalek::VerifyingKey::from_bytes(&public).is_err() {
+        return Err(bad("public_key is not a valid Ed25519 public key"));
+    }
+    if req.officer.chars().count() > MAX_NAME || req.team.chars().count() > MAX_NAME {
+        return Err(bad("officer and team are at most 100 characters"));
+    }
+    let device_id = crypto::key_id(&public);
+    let now = crate::timefmt::now_utc();
+    let hash = token_hash(&req.token);
+    let tx = store
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Refusal::internal)?;
+    let token: Option<(String, String, Option<String>)> = tx
+        .query_row(
+            "SELECT team, expires_at, used_at FROM tokens WHERE token_hash = ?1",
+            [&hash],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(Refusal::internal)?;
+    let Some((token_team, expires_at, used_at)) = token else {
+        return Err(Refusal::new(
+            401,
+            "token_unknown",
+            "this enrolment token does not exist; ask the district admin for a new one (ikd-field server token)",
+        ));
+    };
+    if let Some(at) = used_at {
+        return Err(Refusal::new(
+            410,
+            "token_used",
+            format!(
+                "this enrolment token was already used at {at}; ask the district admin for a new one"
+            ),
+        ));
+    }
+    if expires_at <= now {
+        return Err(Refusal::new(
+            410,
+            "token_expired",
+            format!(
+                "this enrolment token expired at {expires_at}; ask the district admin for a new one"
+            ),
+        ));
+    }
+    let revoked: Option<Option<String>> = tx
+        .query_row(
+            "SELECT revoked_at FROM devices WHERE id = ?1",
+            [&device_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(Refusal::internal)?;
+    if let Some(Some(at)) = revoked {
+        return Err(Refusal::new(
+            403,
+            "device_revoked",
+            format!("device {device_id} was revoked at {at}; make a new key (new data directory)"),
+        ));
+    }
+    let team = if token_team.is_empty() {
+        req.team.trim().to_string()
+    } else {
+        token_team.clone()
+    };
+    let officer = req.officer.trim();
+    // Enrolling the same key again (a lost answer, a new officer) updates it.
+    tx.execute(
+        "INSERT INTO devices (id, public_key, officer, team, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(id) DO UPDATE SET officer = excluded.officer, team = excluded.team",
+        params![device_id, hex::encode(public), officer, team, now],
+    )
+    .map_err(Refusal::internal)?;
+    tx.execute(
+        "UPDATE tokens SET used_at = ?2, used_by = ?3 WHERE token_hash = ?1",
+        params![hash, now, device_id],
+    )
+    .map_err(Refusal::internal)?;
+    tx.commit().map_err(Refusal::internal)?;
+    Ok(EnrolResponse {
+        device_id,
+        server_id: key.id(),
+        server_public_key: key.public_hex(),
+        team: token_team,
+    })
+}
+
+/// Creates a token valid for `ttl_hours`; returns it and its expiry.
+pub fn create_token(
+    store: &Store,
+    team: &str,
+    ttl_hours: u64,
+) -> Result<(String, String), AppError> {
+    let token = new_token().map_err(|e| AppError::other(e.to_string()))?;
+    let now = time::OffsetDateTime::now_utc();
+    let hours = i64::try_from(ttl_hours)
+        .unwrap_or(i64::MAX / 7200)
+        .min(24 * 365 * 100);
+    let expires = crate::timefmt::stamp(now + time::Duration::hours(hours));
+    store.add_token(
+        &token_hash(&token),
+        team.trim(),
+        &crate::timefmt::stamp(now),
+        &expires,
+    )?;
+    Ok((token, expires))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_readable_and_normalised() {
+        let t = new_token().unwrap();
+        assert_eq!(t.len(), 19, "{t}");
+        assert_eq!(t.matches('-').count(), 3);
+        assert!(t.chars().all(|c| c == '-' || ALPHABET.contains(&(c as u8))));
+        assert_ne!(new_token().unwrap(), t);
+        assert_eq!(
+            token_hash(&t),
+            token_hash(&t.to_lowercase().replace('-', " "))
+        );
+    }
+
+    #[test]
+    fn a_token_enrols_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("d.db")).unwrap();
+        let server = KeyPair::generate().unwrap();
+        let (token, _) = create_token(&s, "TIM 1", 1).unwrap();
+        let dev = KeyPair::generate().unwrap();
+        let req = EnrolRequest {
+            token: token.clone(),
+            public_key: dev.public_hex(),
+            officer: "BUDI".into(),
+            team: "X".into(),
+        };
+        let ok = enrol(&mut s, &server, &req).unwrap();
+        assert_eq!(ok.device_id, dev.id());
+        assert_eq!(ok.team, "TIM 1");
+        assert_eq!(s.device(&dev.id()).unwrap().unwrap().team, "TIM 1");
+        assert_eq!(enrol(&mut s, &server, &req).unwrap_err().code, "token_used");
+        let unknown = EnrolRequest {
+            token: "AAAA-AAAA-AAAA-AAAA".into(),
+            ..req.clone()
+        };
+        assert_eq!(enrol(&mut s, &server, &unknown).unwrap_err().status, 401);
+        let (expired, _) = create_token(&s, "", 0).unwrap();
+        let req = EnrolRequest {
+            token: expired,
+            ..req
+        };
+        assert_eq!(
+            enrol(&mut s, &server, &req).unwrap_err().code,
+            "token_expired"
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! HTTP on tiny_http: a fixed pool of worker threads, each with its own database connection,
+//! answering `/v1/health`, `/v1/enrol` and `/v1/batches`. Bodies are refused by Content-Length
+//! before they are read and capped while reading. One log line per request on stderr. When the
+//! stop flag is set (SIGINT/SIGTERM), workers finish the request in hand and return.
+use super::enrol;
+use super::ingest::{self, Incoming};
+use super::store::Store;
+use super::{Limits, Refusal};
+use crate::crypto::KeyPair;
+use crate::protocol::{self, EnrolRequest, Health};
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+/// Largest enrolment request accepted.
+const MAX_ENROL_BYTES: u64 = 16 * 1024;
+/// How often an idle worker looks at the stop flag.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Everything a worker shares with the others.
+pub struct Shared {
+    pub key: KeyPair,
+    pub limits: Limits,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Runs `stores.len()` workers until the stop flag is set; returns when all have finished.
+pub fn run(server: Arc<Server>, stores: Vec<Store>, shared: Arc<Shared>) {
+    let workers: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut store)| {
+            let server = Arc::clone(&server);
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || worker(&server, &mut store, &shared))
+        })
+        .collect();
+    for w in workers.into_iter().flatten() {
+        let _ = w.join();
+    }
+}
+
+fn worker(server: &Server, store: &mut Store, shared: &Shared) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        match server.recv_timeout(POLL) {
+            Ok(Some(req)) => handle(store, shared, req),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{} accept error: {e}", crate::timefmt::now_utc());
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+}
+
+/// What a route answers.
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+    signature: Option<String>,
+    /// Extra words for the log line.
+    note: String,
+}
+
+impl Reply {
+    fn json<T: serde::Serialize>(value: &T) -> Reply {
+        match serde_json::to_vec(value) {
+            Ok(body) => Reply {
+                status: 200,
+                body,
+                signature: None,
+                note: String::new(),
+            },
+            Err(e) => Reply::refused(Refusal::internal(e)),
+        }
+    }
+
+    fn refused(r: Refusal) -> Reply {
+        Reply {
+            status: r.status,
+            body: r.body(),
+            signature: None,
+            note: format!("{}: {}", r.code, r.message),
+        }
+    }
+}
+
+fn handle(store: &mut Store, shared: &Shared, mut req: Request) {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.url().split('?').next().unwrap_or("").to_string();
+    let remote = req
+        .remote_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "-".into());
+    let reply = route(store, shared, &mut req, &method, &path);
+    let len = reply.body.len();
+    let mut resp = Response::from_data(reply.body).with_status_code(reply.status);
+    if let Ok(h) = Header::from_bytes("Content-Type", "application/json") {
+        resp.add_header(h);
+    }
+    if let Some(sig) = &reply.signature
+        && let Ok(h) = Header::from_bytes(protocol::H_SIGNATURE, sig.as_bytes())
+    {
+        resp.add_header(h);
+    }
+    if reply.status >= 400
+        && let Ok(h) = Header::from_bytes("Connection", "close")
+    {
+        resp.add_header(h);
+    }
+    let sent = req.respond(resp);
+    eprintln!(
+        "{} {remote} {method} {} {} {len}B {}ms{}{}{}",
+        crate::timefmt::now_utc(),
+        printable(&path),
+        reply.status,
+        started.elapsed().as_millis(),
+        if reply.note.is_empty() { "" } else { " " },
+        printable(&reply.note),
+        match sent {
+            Ok(()) => String::new(),
+            Err(e) => format!(" (answer not delivered: {e})"),
+        }
+    );
+}
+
+/// Keeps the log one line per request whatever a client puts in its path.
+fn printable(s: &str) -> String {
+    s.chars()
+        .take(200)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn route(
+    store: &mut Store,
+    shared: &Shared,
+    req: &mut Request,
+    method: &Method,
+    path: &str,
+) -> Reply {
+    let allowed = match path {
+        protocol::PATH_HEALTH => Method::Get,
+        protocol::PATH_ENROL | protocol::PATH_BATCHES => Method::Post,
+        _ => {
+            return Reply::refused(Refusal::new(
+                404,
+                "not_found",
+                format!("no such path: {}", printable(path)),
+            ));
+        }
+    };
+    let head_of_get = allowed == Method::Get && *method == Method::Head;
+    if *method != allowed && !head_of_get {
+        return Reply::refused(Refusal::new(
+            405,
+            "method_not_allowed",
+            format!("{path} takes {allowed}"),
+        ));
+    }
+    match path {
+        protocol::PATH_HEALTH => Reply::json(&Health {
+            ok: true,
+            service: "ikd-field".into(),
+            protocol: protocol::VERSION,
+            server_id: shared.key.id(),
+            server_public_key: shared.key.public_hex(),
+        }),
+        protocol::PATH_ENROL => match enrol_route(store, shared, req) {
+            Ok(r) => r,
+            Err(r) => Reply::refused(r),
+        },
+        _ => match batch_route(store, shared, req) {
+            Ok(r) => r,
+            Err(r) => Reply::refused(r),
+        },
+    }
+}
+
+fn enrol_route(store: &mut Store, shared: &Shared, req: &mut Request) -> Result<Reply, Refusal> {
+    let body = read_body(req, MAX_ENROL_BYTES)?;
+    let er: EnrolRequest = serde_json::from_slice(&body)
+        .map_err(|e| Refusal::new(400, "bad_json", format!("not an enrolment request: {e}")))?;
+    let ok = enrol::enrol(store, &shared.key, &er)?;
+    let mut r = Reply::json(&ok);
+    r.note = format!("enrolled {} ({})", ok.device_id, printable(&er.officer));
+    Ok(r)
+}
+
+fn batch_route(store: &mut Store, shared: &Shared, req: &mut Request) -> Result<Reply, Refusal> {
+    let body = read_body(req, shared.limits.max_body_bytes)?;
+    let headers = req.headers();
+    let header = |name: &'static str| {
+        headers
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_string())
+            .unwrap_or_default()
+    };
+    let (device, batch, signature) = (
+        header(protocol::H_DEVICE),
+        header(protocol::H_BATCH),
+        header(protocol::H_SIGNATURE),
+    );
+    let inc = Incoming {
+        device_id: &device,
+        batch_id: &batch,
+        signature: &signature,
+        body: &body,
+    };
+    let a = ingest::ingest(store, &shared.key, &shared.limits, &inc)?;
+    let s = &a.response.summary;
+    Ok(Reply {
+        status: 200,
+        note: format!(
+            "device={device} batch={batch} records={} accepted={} duplicate={} conflict={} rejected={}{}",
+            a.response.results.len(),
+            s.accepted,
+            s.duplicate,
+            s.conflict,
+            s.rejected,
+            if a.replayed { " replay" } else { "" }
+        ),
+        body: a.body,
+        signature: Some(a.signature),
+    })
+}
+
+/// Reads a body of at most `max` bytes: refused by its Content-Length before reading, and
+/// never more than `max` bytes read whatever the client sends.
+fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, Refusal> {
+    let Some(len) = req.body_length() else {
+        return Err(Refusal::new(
+            411,
+            "length_required",
+            "send the body with a Content-Length",
+        ));
+    };
+    if len as u64 > max {
+        return Err(Refusal::new(
+            413,
+            "body_too_large",
+            format!("the body is {len} bytes; at most {max} are accepted; send smaller batches"),
+        ));
+    }
+    let mut body = Vec::with_capacity(len);
+    req.as_reader()
+        .take(max)
+        .read_to_end(&mut body)
+        .map_err(|e| {
+            Refusal::new(
+                400,
+                "incomplete_body",
+                format!("reading the body failed: {e}"),
+            )
+        })?;
+    if body.len() != len {
+        return Err(Refusal::new(
+            400,
+            "incomplete_body",
+            format!("the body ended after {} of {len} bytes", body.len()),
+        ));
+    }
+    Ok(body)
+}

@@ -1,0 +1,550 @@
+//! Ingest of one signed batch, exactly as docs/protocol.md says: checks in the documented order,
+//! then one write transaction that answers every record, journals the signed answer under the
+//! batch id (a replay gets the same answer back) and commits. Used by `POST /v1/batches` and by
+//! `server import`.
+use super::store::{Store, note_reject};
+use super::{Limits, Refusal};
+use crate::crypto::{self, KeyPair};
+use crate::domain::{Kind, Record, email, nik, phone, validate};
+use crate::protocol::{self, BatchResponse, Outcome, RecordResult, Summary};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use std::io::Read;
+use std::sync::Mutex;
+
+/// A batch as it arrives: the headers (or the `sync --to-file` line) and the body bytes as sent.
+pub struct Incoming<'a> {
+    pub device_id: &'a str,
+    pub batch_id: &'a str,
+    /// base64 Ed25519 signature of SHA-256(body).
+    pub signature: &'a str,
+    /// The gzip bytes.
+    pub body: &'a [u8],
+}
+
+/// The server's answer: the JSON bytes and their signature (base64), as sent.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub body: Vec<u8>,
+    pub signature: String,
+    pub response: BatchResponse,
+    /// True when this was a replay answered from the journal.
+    pub replayed: bool,
+}
+
+/// Serialises writers inside one process, so they queue fairly instead of spinning on
+/// SQLITE_BUSY; the busy timeout still covers other processes (e.g. `server import`).
+static WRITE_LOCK: Mutex<()> = Mutex::new(());
+
+const MAX_TEXT: usize = 100;
+const MAX_REASON: usize = 500;
+
+pub fn ingest(
+    store: &mut Store,
+    key: &KeyPair,
+    limits: &Limits,
+    inc: &Incoming<'_>,
+) -> Result<Answer, Refusal> {
+    let result = check_and_commit(store, key, limits, inc);
+    if let Err(r) = &result
+        && r.status != 500
+    {
+        let device = Some(inc.device_id).filter(|d| !d.is_empty() && d.len() <= 64);
+        let batch = Some(inc.batch_id).filter(|b| !b.is_empty() && b.len() <= 64);
+        store.note_reject(device, batch, None, r.code, &r.message);
+    }
+    result
+}
+
+fn check_and_commit(
+    store: &mut Store,
+    key: &KeyPair,
+    limits: &Limits,
+    inc: &Incoming<'_>,
+) -> Result<Answer, Refusal> {
+    if inc.body.len() as u64 > limits.max_body_bytes {
+        return Err(too_large(limits));
+    }
+    let device = store
+        .device(inc.device_id)
+        .map_err(Refusal::internal)?
+        .ok_or_else(|| {
+            Refusal::new(
+                401,
+                "device_unknown",
+                "this device is not enrolled here; enrol it with a token from the district admin",
+            )
+        })?;
+    if let Some(at) = &device.revoked_at {
+        return Err(Refusal::new(
+            403,
+            "device_revoked",
+            format!("this device was revoked by the district admin at {at}"),
+        ));
+    }
+    let public = crypto::parse_public_hex(&device.public_key)
+        .ok_or_else(|| Refusal::internal("stored device key is damaged"))?;
+    let signature = B64.decode(inc.signature.trim()).unwrap_or_default();
+    if !crypto::verify(&public, &protocol::signed_digest(inc.body), &signature) {
+        return Err(Refusal::new(
+            401,
+            "bad_signature",
+            "the signature is missing or does not match the body",
+        ));
+    }
+    let json = gunzip(inc.body, limits.max_decompressed_bytes)?;
+    let batch = parse_batch(&json)?;
+    if batch.protocol != protocol::VERSION {
+        return Err(Refusal::new(
+            400,
+            "bad_json",
+            format!(
+                "protocol {} is not supported (this server speaks 1)",
+                batch.protocol
+            ),
+        ));
+    }
+    if batch.batch_id != inc.batch_id || batch.device_id != inc.device_id {
+        return Err(Refusal::new(
+            400,
+            "batch_mismatch",
+            "the batch or device id in the headers differs from the body",
+        ));
+    }
+    if batch.batch_id.is_empty() || batch.batch_id.len() > 64 {
+        return Err(Refusal::new(
+            400,
+            "bad_json",
+            "batch_id must be 1–64 characters",
+        ));
+    }
+    if batch.records.len() > limits.max_batch_records {
+        return Err(Refusal::new(
+            413,
+            "too_many_records",
+            format!(
+                "{} records in one batch; at most {}",
+                batch.records.len(),
+                limits.max_batch_records
+            ),
+        ));
+    }
+    let body_sha = crypto::sha256_hex(inc.body);
+    let _guard = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let tx = store
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Refusal::internal)?;
+    if let Some(answer) = journalled(&tx, &batch.batch_id, &body_sha)? {
+        return Ok(answer);
+    }
+    let now = crate::timefmt::now_utc();
+    // The most lenient "today" in Indonesia (WIT), so a NIK born today is not in the future.
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap_or(time::UtcOffset::UTC))
+        .date();
+    let ctx = Ctx {
+        device: inc.device_id,
+        batch: &batch.batch_id,
+        now: &now,
+        today,
+    };
+    let mut results = Vec::with_capacity(batch.records.len());
+    let mut summary = Summary::default();
+    for value in &batch.records {
+        let r = one_record(&tx, &ctx, value).map_err(Refusal::internal)?;
+        match r.status {
+            Outcome::Accepted => summary.accepted += 1,
+            Outcome::Duplicate => summary.duplicate += 1,
+            Outcome::Conflict => summary.conflict += 1,
+            Outcome::Rejected => summary.rejected += 1,
+        }
+        results.push(r);
+    }
+    let response = BatchResponse {
+        protocol: protocol::VERSION,
+        batch_id: batch.batch_id.clone(),
+        server_id: key.id(),
+        received_at: now.clone(),
+        results,
+        summary,
+    };
+    let body = serde_json::to_vec(&response).map_err(Refusal::internal)?;
+    let signature = B64.encode(key.sign(&protocol::signed_digest(&body)));
+    tx.execute(
+        "INSERT INTO batches (id, device_id, body_sha256, received_at, records, response, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            batch.batch_id,
+            inc.device_id,
+            body_sha,
+            now,
+            batch.records.len() as i64,
+            body,
+            signature
+        ],
+    )
+    .map_err(Refusal::internal)?;
+    tx.execute(
+        "UPDATE devices SET last_sync_at = ?2 WHERE id = ?1",
+        params![inc.device_id, now],
+    )
+    .map_err(Refusal::internal)?;
+    tx.commit().map_err(Refusal::internal)?;
+    Ok(Answer {
+        body,
+        signature,
+        response,
+        replayed: false,
+    })
+}
+
+fn too_large(limits: &Limits) -> Refusal {
+    Refusal::new(
+        413,
+        "body_too_large",
+        format!(
+            "the body is larger than {} bytes; send smaller batches (sync --batch-size)",
+            limits.max_body_bytes
+        ),
+    )
+}
+
+/// Decompresses with a hard cap: a decompression bomb stops at `max` + 1 bytes.
+fn gunzip(body: &[u8], max: u64) -> Result<Vec<u8>, Refusal> {
+    let mut out = Vec::new();
+    let mut dec = flate2::read::GzDecoder::new(body).take(max.saturating_add(1));
+    dec.read_to_end(&mut out)
+        .map_err(|e| Refusal::new(400, "bad_gzip", format!("the body is not valid gzip: {e}")))?;
+    if out.len() as u64 > max {
+        return Err(Refusal::new(
+            413,
+            "decompressed_too_large",
+            format!("the batch expands past {max} bytes; send smaller batches"),
+        ));
+    }
+    Ok(out)
+}
+
+/// The batch envelope; records stay JSON values so one malformed record is rejected alone.
+fn parse_batch(json: &[u8]) -> Result<BatchBodyValues, Refusal> {
+    serde_json::from_slice(json).map_err(|e| {
+        Refusal::new(
+            400,
+            "bad_json",
+            format!("the batch is not the JSON expected: {e}"),
+        )
+    })
+}
+
+/// [`protocol::BatchBody`] with its records left as JSON values.
+#[derive(serde::Deserialize)]
+struct BatchBodyValues {
+    protocol: u32,
+    batch_id: String,
+    device_id: String,
+    #[allow(dead_code)]
+    created_at: String,
+    records: Vec<serde_json::Value>,
+}
+
+/// A replay: the same id with the same bytes gets the stored answer; different bytes are refused.
+fn journalled(
+    tx: &Transaction<'_>,
+    batch_id: &str,
+    body_sha: &str,
+) -> Result<Option<Answer>, Refusal> {
+    let row: Option<(String, Vec<u8>, String)> = tx
+        .query_row(
+            "SELECT body_sha256, response, signature FROM batches WHERE id = ?1",
+            [batch_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(Refusal::internal)?;
+    let Some((sha, body, signature)) = row else {
+        return Ok(None);
+    };
+    if sha != body_sha {
+        return Err(Refusal::new(
+            409,
+            "batch_reused",
+            "this batch id was already used with a different body; a batch is cut once and resent byte for byte",
+        ));
+    }
+    let response = serde_json::from_slice(&body).map_err(Refusal::internal)?;
+    Ok(Some(Answer {
+        body,
+        signature,
+        response,
+        replayed: true,
+    }))
+}
+
+struct Ctx<'a> {
+    device: &'a str,
+    batch: &'a str,
+    now: &'a str,
+    today: time::Date,
+}
+
+fn result(id: &str, status: Outcome, reason: Option<&str>, with: Option<String>) -> RecordResult {
+    RecordResult {
+        id: id.to_string(),
+        status,
+        reason: reason.map(str::to_string),
+        conflict_with: with,
+    }
+}
+
+/// A record's fields after validation, as stored.
+struct Clean {
+    village: String,
+    nik: String,
+    name: String,
+    phone: String,
+    email: Option<String>,
+}
+
+/// Answers one record inside the batch transaction. Only database failures are errors.
+fn one_record(
+    tx: &Transaction<'_>,
+    ctx: &Ctx<'_>,
+    value: &serde_json::Value,
+) -> rusqlite::Result<RecordResult> {
+    let id_hint = value
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .chars()
+        .take(64)
+        .collect::<String>();
+    let reject = |id: &str, code: &str, message: String| -> rusqlite::Result<RecordResult> {
+        note_reject(
+            tx,
+            ctx.now,
+            Some(ctx.device),
+            Some(ctx.batch),
+            Some(id).filter(|i| !i.is_empty()),
+            code,
+            &message,
+        )?;
+        Ok(result(id, Outcome::Rejected, Some(code), None))
+    };
+    let r: Record = match serde_json::from_value(value.clone()) {
+        Ok(r) => r,
+        Err(e) => return reject(&id_hint, "bad_record", format!("not a record: {e}")),
+    };
+    if uuid::Uuid::parse_str(&r.id).is_err() || r.id.len() != 36 {
+        return reject(&id_hint, "bad_id", "the record id is not a UUID".into());
+    }
+    let hash = protocol::content_hash(&r);
+    let stored: Option<String> = tx
+        .query_row(
+            "SELECT content_hash FROM records WHERE id = ?1",
+            [&r.id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(h) = stored {
+        return Ok(if h == hash {
+            result(&r.id, Outcome::Duplicate, None, None)
+        } else {
+            note_reject(
+                tx,
+                ctx.now,
+                Some(ctx.device),
+                Some(ctx.batch),
+                Some(&r.id),
+                "id_reused",
+                "the same record id arrived with different content",
+            )?;
+            result(&r.id, Outcome::Conflict, Some("id_reused"), None)
+        });
+    }
+    if r.device_id != ctx.device {
+        return reject(
+            &r.id,
+            "device_mismatch",
+            format!("the record names device {}, not the sender", r.device_id),
+        );
+    }
+    let clean = match check(&r, ctx.today) {
+        Ok(c) => c,
+        Err((code, message)) => return reject(&r.id, code, message),
+    };
+    match r.kind {
+        Kind::Activation => {
+            let first: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM live_activations WHERE nik = ?1 ORDER BY rowid LIMIT 1",
+                    [&clean.nik],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            insert(tx, ctx, &r, &clean, &hash, first.as_deref())?;
+            Ok(match first {
+                Some(f) => result(
+                    &r.id,
+                    Outcome::Conflict,
+                    Some("nik_already_activated"),
+                    Some(f),
+                ),
+                None => result(&r.id, Outcome::Accepted, None, None),
+            })
+        }
+        Kind::Void => {
+            let Some(target) = r.voids.as_deref() else {
+                return reject(
+                    &r.id,
+                    "void_target_missing",
+                    "a void must name the record it cancels".into(),
+                );
+            };
+            let t: Option<(String, String, String, Option<String>)> = tx
+                .query_row(
+                    "SELECT kind, device_id, nik, voided_by FROM records WHERE id = ?1",
+                    [target],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )
+                .optional()?;
+            let Some((kind, device, nik, voided_by)) = t else {
+                return reject(
+                    &r.id,
+                    "void_target_unknown",
+                    format!("record {target} is not on the server"),
+                );
+            };
+            if kind != "activation" {
+                return reject(
+                    &r.id,
+                    "void_target_not_activation",
+                    "only an activation can be voided".into(),
+                );
+            }
+            if device != ctx.device {
+                return reject(
+                    &r.id,
+                    "void_other_device",
+                    "a device can void only its own records".into(),
+                );
+            }
+            if nik != clean.nik {
+                return reject(
+                    &r.id,
+                    "void_mismatch",
+                    "the void's NIK differs from the record it cancels".into(),
+                );
+            }
+            if voided_by.is_some() {
+                return reject(
+                    &r.id,
+                    "already_voided",
+                    format!("record {target} is already voided"),
+                );
+            }
+            insert(tx, ctx, &r, &clean, &hash, None)?;
+            tx.execute(
+                "UPDATE records SET voided_by = ?2 WHERE id = ?1",
+                params![target, r.id],
+            )?;
+            Ok(result(&r.id, Outcome::Accepted, None, None))
+        }
+    }
+}
+
+/// The field kit's own validation, run again: the server never trusts input. Warnings (under
+/// 17, a retired region code) are kept; errors reject the record with the first problem's code.
+fn check(r: &Record, today: time::Date) -> Result<Clean, (&'static str, String)> {
+    let p = |e: crate::domain::Problem| (e.code, e.message);
+    if crate::timefmt::parse(&r.recorded_at).is_none() {
+        return Err(("bad_time", "recorded_at is not an RFC 3339 time".into()));
+    }
+    if [&r.officer, &r.team]
+        .iter()
+        .any(|s| s.chars().count() > MAX_TEXT)
+        || r.reason
+            .as_deref()
+            .is_some_and(|s| s.chars().count() > MAX_REASON)
+        || r.warnings.len() > 20
+        || r.warnings.iter().any(|w| w.len() > 64)
+    {
+        return Err(("field_too_long", "a field is longer than allowed".into()));
+    }
+    let nik = nik::parse(&r.nik, today).map_err(p)?;
+    let name = validate::name(&r.name).map_err(p)?;
+    let phone = phone::normalize(&r.phone).map_err(p)?;
+    let email = email::normalize(r.email.as_deref().unwrap_or("")).map_err(p)?;
+    let village = validate::village(&r.village).map_err(p)?;
+    match (r.kind, &r.voids) {
+        (Kind::Activation, Some(_)) => {
+            return Err((
+                "bad_kind",
+                "an activation cannot void another record".into(),
+            ));
+        }
+        (Kind::Void, None) => {
+            return Err((
+                "void_target_missing",
+                "a void must name the record it cancels".into(),
+            ));
+        }
+        _ => {}
+    }
+    Ok(Clean {
+        village,
+        nik: nik.nik,
+        name,
+        phone,
+        email,
+    })
+}
+
+fn insert(
+    tx: &Transaction<'_>,
+    ctx: &Ctx<'_>,
+    r: &Record,
+    c: &Clean,
+    hash: &str,
+    conflict_with: Option<&str>,
+) -> rusqlite::Result<()> {
+    let warnings = serde_json::to_string(&r.warnings).unwrap_or_else(|_| "[]".into());
+    let state = if conflict_with.is_some() {
+        "conflict"
+    } else {
+        "accepted"
+    };
+    tx.execute(
+        "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
+                              nik, name, phone, email, officer, team, voids, reason, warnings,
+                              content_hash, batch_id, received_at, state, conflict_with)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                 ?19, ?20, ?21, ?22)",
+        params![
+            r.id,
+            r.device_id,
+            r.seq,
+            r.kind.as_str(),
+            r.recorded_at,
+            c.village,
+            &c.village[..6],
+            &c.village[..4],
+            c.nik,
+            c.name,
+            c.phone,
+            c.email,
+            r.officer,
+            r.team,
+            r.voids,
+            r.reason,
+            warnings,
+            hash,
+            ctx.batch,
+            ctx.now,
+            state,
+            conflict_with
+        ],
+    )
+    .map(|_| ())
+}

@@ -1,0 +1,123 @@
+//! The district server: `store` (SQLite), `enrol` (one-time tokens, devices), `ingest` (signed
+//! batches, one transaction each), `http` (tiny_http with a fixed pool of worker threads).
+//! `server import` and `POST /v1/batches` share the same ingest path.
+pub mod enrol;
+pub mod http;
+pub mod ingest;
+pub mod store;
+
+use crate::config::ServerConfig;
+use crate::crypto::KeyPair;
+use crate::error::AppError;
+use crate::tr;
+use std::path::{Path, PathBuf};
+
+/// Size limits applied to every request and imported batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: u64,
+    pub max_decompressed_bytes: u64,
+    pub max_batch_records: usize,
+}
+
+impl Limits {
+    pub fn from_config(c: &ServerConfig) -> Limits {
+        Limits {
+            max_body_bytes: c.max_body_bytes,
+            max_decompressed_bytes: c.max_decompressed_bytes,
+            max_batch_records: c.max_batch_records,
+        }
+    }
+}
+
+/// A request the server refuses: the HTTP status and the protocol's error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Refusal {
+        Refusal::new(
+            500,
+            "internal",
+            format!("the server failed; nothing was committed ({e})"),
+        )
+    }
+
+    /// The JSON error body of docs/protocol.md.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&crate::protocol::ErrorBody {
+            error: crate::protocol::ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.clone(),
+            },
+        })
+        .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+/// The server's key file: next to the database, `<db>.key`.
+pub fn key_path(db: &Path) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(".key");
+    PathBuf::from(s)
+}
+
+/// Loads the server key, creating it (mode 0600) on first use.
+pub fn server_key(db: &Path) -> Result<KeyPair, AppError> {
+    let path = key_path(db);
+    let fail = |e: std::io::Error| {
+        AppError::other(tr!(
+            "Kunci server {} tidak bisa dibaca atau dibuat: {e}",
+            "Cannot read or create the server key {}: {e}",
+            path.display()
+        ))
+    };
+    match KeyPair::load(&path) {
+        Ok(k) => Ok(k),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let k = KeyPair::generate().map_err(fail)?;
+            match k.save(&path) {
+                Ok(()) => Ok(k),
+                // Another process made it first.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    KeyPair::load(&path).map_err(fail)
+                }
+                Err(e) => Err(fail(e)),
+            }
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_created_once_next_to_the_db() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("district.db");
+        assert_eq!(key_path(&db), dir.path().join("district.db.key"));
+        let a = server_key(&db).unwrap();
+        let b = server_key(&db).unwrap();
+        assert_eq!(a.public(), b.public());
+    }
+}
