@@ -157,10 +157,29 @@ pub fn cut(
 ) -> Result<Option<Batch>, AppError> {
     let path = store.path().to_path_buf();
     let dbe = |e| db_error(&path, e);
-    let tx = store
-        .conn_mut()
-        .transaction_with_behavior(TransactionBehavior::Immediate)
+    // The cut commits without its own fsync (WAL, synchronous=NORMAL: safe against kill -9;
+    // the answer's FULL commit later makes it durable). If a power cut loses a cut batch that
+    // was already sent, its records are pending and in no open batch, so they are cut again
+    // under a new batch id and the server answers `duplicate`: nothing is lost or doubled, and
+    // no batch id is ever sent with two different bodies.
+    let conn = store.conn_mut();
+    conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(dbe)?;
+    let cut = cut_in(conn, key, device_id, limit, after_seq);
+    let restored = conn.pragma_update(None, "synchronous", "FULL");
+    let batch = cut.map_err(dbe)?;
+    restored.map_err(dbe)?;
+    Ok(batch)
+}
+
+fn cut_in(
+    conn: &mut rusqlite::Connection,
+    key: &KeyPair,
+    device_id: &str,
+    limit: usize,
+    after_seq: i64,
+) -> rusqlite::Result<Option<Batch>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let records: Vec<Record> = {
         let sql = format!(
             "SELECT {RECORD_COLUMNS} FROM records
@@ -169,12 +188,11 @@ pub fn cut(
                  WHERE m.record_id = records.id AND b.state = 'open')
              ORDER BY seq LIMIT ?2"
         );
-        let mut stmt = tx.prepare(&sql).map_err(dbe)?;
+        let mut stmt = tx.prepare(&sql)?;
         stmt.query_map(params![after_seq, limit as i64], |r| {
             row_to_stored(r).map(|s| s.record)
         })
-        .and_then(|rows| rows.collect())
-        .map_err(dbe)?
+        .and_then(|rows| rows.collect())?
     };
     if records.is_empty() {
         return Ok(None);
@@ -206,15 +224,13 @@ pub fn cut(
             hex::encode(digest),
             signature
         ],
-    )
-    .map_err(dbe)?;
+    )?;
     let pos = tx.last_insert_rowid();
     {
-        let mut ins = tx
-            .prepare("INSERT INTO outbox_members (batch_id, record_id) VALUES (?1, ?2)")
-            .map_err(dbe)?;
+        let mut ins =
+            tx.prepare("INSERT INTO outbox_members (batch_id, record_id) VALUES (?1, ?2)")?;
         for rid in &ids {
-            ins.execute(params![id, rid]).map_err(dbe)?;
+            ins.execute(params![id, rid])?;
         }
     }
     tx.execute(
@@ -227,9 +243,8 @@ pub fn cut(
                 body.len()
             )
         ],
-    )
-    .map_err(dbe)?;
-    tx.commit().map_err(dbe)?;
+    )?;
+    tx.commit()?;
     Ok(Some(Batch {
         pos,
         id,
@@ -479,6 +494,11 @@ mod tests {
         assert!(c2.execute("DELETE FROM outbox_batches", []).is_err());
         assert!(c2.execute("DELETE FROM outbox_members", []).is_err());
         assert_eq!(backlog(&dd.store).unwrap(), (7, 3));
+        // The cut's relaxed fsync does not leak into later writes.
+        let sync: i64 = c2
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::tr;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the run reports as it goes (for the progress bar).
 pub enum Event<'a> {
@@ -46,6 +46,16 @@ pub struct Report {
     pub pending: i64,
     /// Stopped early by Ctrl-C.
     pub stopped: bool,
+    /// Where the time went, milliseconds: cutting batches (read, gzip, sign, journal), the
+    /// exchange (send, server work, answer), storing answers.
+    pub ms: Timing,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Timing {
+    pub cut: u64,
+    pub exchange: u64,
+    pub apply: u64,
 }
 
 pub const MAX_PROBLEMS: usize = 50;
@@ -113,12 +123,15 @@ pub fn run(
             report.stopped = true;
             break;
         }
+        let t = Instant::now();
         let Some(batch) = next_batch(dd, opts.batch_size, pos, after_seq)? else {
             break;
         };
+        report.ms.cut += t.elapsed().as_millis() as u64;
         pos = batch.pos;
         after_seq = after_seq.max(batch.last_seq);
         let mut attempt = 0u32;
+        let t = Instant::now();
         let (answer, received) = loop {
             attempt += 1;
             match client.send_batch(&batch, &device, &server_key) {
@@ -156,7 +169,10 @@ pub fn run(
                 }
             }
         };
+        report.ms.exchange += t.elapsed().as_millis() as u64;
+        let t = Instant::now();
         let applied = outbox::apply_answer(&mut dd.store, &batch, &answer)?;
+        report.ms.apply += t.elapsed().as_millis() as u64;
         report.batches += 1;
         report.records += batch.record_count;
         report.bytes_sent += batch.body.len() as u64;

@@ -24,6 +24,10 @@ pub struct Server {
 }
 
 impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start(db: &Path) -> Server {
         Server::start_on(db, "127.0.0.1:0")
     }
@@ -414,7 +418,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Reads one whole HTTP/1.1 message (head and body by Content-Length or chunked; an answer with
 /// neither runs to end of stream). `buf` keeps bytes read past the message. None on EOF/error.
-fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>, answer: bool) -> Option<Vec<u8>> {
+pub fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>, answer: bool) -> Option<Vec<u8>> {
     let mut tmp = [0u8; 16 * 1024];
     let head_end = loop {
         if let Some(i) = find(buf, b"\r\n\r\n") {
