@@ -59,7 +59,10 @@ fn sync_until_done(k: &util::Kit, url: &str, max_runs: usize) -> usize {
 fn every_fault_then_reruns_leave_each_record_on_the_server_once() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
-    let k = enrolled_kit(&server, &format!("{FAST}\nbatch_size = 20"));
+    // A 2 s timeout, so one planned delay outlasts it: the client gives up on that attempt while
+    // the request is still on its way, and the server commits it after all.
+    let fast = FAST.replace("timeout_secs = 5", "timeout_secs = 2");
+    let k = enrolled_kit(&server, &format!("{fast}\nbatch_size = 20"));
     let ids = record_many(&k, 41, 300);
     let proxy = Proxy::start(server.addr);
     use Fault::*;
@@ -82,6 +85,7 @@ fn every_fault_then_reruns_leave_each_record_on_the_server_once() {
         DropAnswer,
         CutAnswer,
         ForgeSignature,
+        Delay(Duration::from_millis(2500)),
     ];
     proxy.plan(plan.clone());
     proxy.set_link(Some(Link {
@@ -166,6 +170,40 @@ fn kill_9_mid_sync_many_times_loses_and_doubles_nothing() {
     }
     eprintln!("records on the server after each kill: {synced_at_kill:?}");
     proxy.set_link(None);
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    assert_eq!(r["pending"], 0, "{r}");
+    assert_exactly_once(&server, &k, &ids);
+}
+
+#[test]
+fn server_killed_mid_batch_and_restarted_loses_and_doubles_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("district.db");
+    let mut server = Server::start(&db);
+    let k = enrolled_kit(&server, &format!("{FAST}\nbatch_size = 25"));
+    let ids = record_many(&k, 71, 300);
+    let proxy = Proxy::start(server.addr);
+    proxy.set_link(Some(Link {
+        bytes_per_sec: 256 * 1024,
+        latency: Duration::from_millis(20),
+    }));
+    let mut rng = Rng::new(11);
+    for _ in 0..5 {
+        let child = k
+            .cmd(&["sync", "--server", &proxy.url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50 + rng.below(250)));
+        server.kill9();
+        // The client retries, gives up (exit 5, nothing lost) or had finished before (exit 0).
+        let code = child.wait_with_output().unwrap().status.code();
+        assert!(matches!(code, Some(0) | Some(5)), "sync exited {code:?}");
+        drop(server);
+        server = Server::start(&db);
+        proxy.set_upstream(server.addr);
+    }
     let r = k.json(&["sync", "--server", &proxy.url]);
     assert_eq!(r["pending"], 0, "{r}");
     assert_exactly_once(&server, &k, &ids);

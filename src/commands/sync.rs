@@ -322,7 +322,12 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
         progress.event(e)
     });
     progress.bar.finish_and_clear();
-    print_report(ctx, &result?);
+    let report = result?;
+    print_report(ctx, &report);
+    if report.stopped {
+        // Interrupted by Ctrl-C: the conventional status, so scripts do not take it for done.
+        std::process::exit(130);
+    }
     Ok(())
 }
 

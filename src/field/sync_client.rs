@@ -68,9 +68,11 @@ impl Enrolment {
 /// Why an exchange did not produce an answer.
 #[derive(Debug, Clone)]
 pub enum Failure {
-    /// Nothing usable came back: no connection, reset, timeout, a 5xx/429, or a reply that was
-    /// not the district server's protocol. Worth retrying later.
+    /// Nothing usable came back: no connection, reset, timeout, or a reply that was not the
+    /// district server's protocol. Worth retrying later.
     Transient(String),
+    /// The district server answered 5xx/429/408: busy or failing, nothing committed.
+    Busy(String),
     /// A 200 whose signature does not verify with the enrolled server key (a captive portal or
     /// proxy). Worth retrying once the network is really online.
     Unsigned(String),
@@ -92,7 +94,7 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Transient(s) | Failure::Unsigned(s) => write!(f, "{s}"),
+            Failure::Transient(s) | Failure::Unsigned(s) | Failure::Busy(s) => write!(f, "{s}"),
             Failure::Refused {
                 status,
                 code,
@@ -431,6 +433,10 @@ pub fn unreachable_error(url: &str, why: &Failure, pending: i64) -> AppError {
         Failure::Unsigned(_) => tr!(
             "Jawaban dari {url} bukan dari server Dinas ({why}).",
             "The answer from {url} is not from the district server ({why})."
+        ),
+        Failure::Busy(_) => tr!(
+            "Server {url} sedang sibuk atau bermasalah ({why}).",
+            "Server {url} is busy or failing ({why})."
         ),
         _ => tr!(
             "Server {url} tidak terjangkau ({why}).",

@@ -24,6 +24,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// kill -9 of the server process.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
