@@ -68,7 +68,7 @@ pub struct SyncConfig {
 pub struct ServerConfig {
     /// Address `serve` listens on.
     pub listen: String,
-    /// District database file.
+    /// District database file, relative to the data directory (`--db` overrides it).
     pub db: String,
     /// Largest accepted request body (compressed), bytes.
     pub max_body_bytes: u64,
@@ -210,6 +210,19 @@ impl Config {
         if self.sync.timeout_secs == 0 || self.sync.watch_interval_secs == 0 {
             return bad("sync.timeout_secs / watch_interval_secs", "≥ 1".into());
         }
+        let srv = &self.server;
+        if srv.threads == 0 || srv.threads > 256 {
+            return bad("server.threads", "1–256".into());
+        }
+        if srv.max_body_bytes < 1024 || srv.max_decompressed_bytes < srv.max_body_bytes {
+            return bad(
+                "server.max_body_bytes / max_decompressed_bytes",
+                "max_body_bytes ≥ 1024 and max_decompressed_bytes ≥ max_body_bytes".into(),
+            );
+        }
+        if srv.max_batch_records == 0 {
+            return bad("server.max_batch_records", "≥ 1".into());
+        }
         Ok(())
     }
 
@@ -264,5 +277,7 @@ mod tests {
         let e = Config::parse("[slip\n", Path::new("c.toml")).unwrap_err();
         assert_eq!(e.details["line"], 1);
         assert!(Config::parse("[slip]\npaper = 57\n", Path::new("c.toml")).is_err());
+        assert!(Config::parse("[server]\nthreads = 0\n", Path::new("c.toml")).is_err());
+        assert!(Config::parse("[server]\nmax_body_bytes = 10\n", Path::new("c.toml")).is_err());
     }
 }

@@ -464,47 +464,55 @@ fn import(ctx: &Ctx, db: Option<PathBuf>, a: ImportArgs) -> Result<(), AppError>
             Err(r) => refused.push(json!({"line": line_no, "batch_id": fb.batch_id, "status": r.status, "code": r.code, "message": r.message})),
         }
     }
+    let report = json!({"batches": answers, "refused": refused, "summary": total});
     if ctx.json {
-        output::json(
-            &json!({"ok": refused.is_empty(), "batches": answers, "refused": refused, "summary": total}),
-        );
-    } else {
-        if !table.is_empty() {
-            print!("{}", table.render());
+        if refused.is_empty() {
+            let mut report = report;
+            report["ok"] = json!(true);
+            output::json(&report);
+            return Ok(());
         }
-        for r in &refused {
-            eprintln!(
-                "{}",
-                tr!(
-                    "baris {}: ditolak: {} {}",
-                    "line {}: refused: {} {}",
-                    r["line"],
-                    r["code"].as_str().unwrap_or(""),
-                    r["message"].as_str().unwrap_or("")
-                )
-            );
-        }
-        println!(
+        // One JSON document: main prints the error with this report as its details.
+        return Err(refused_error(refused.len()).details(report));
+    }
+    if !table.is_empty() {
+        print!("{}", table.render());
+    }
+    for r in &refused {
+        eprintln!(
             "{}",
             tr!(
-                "{} batch: {} diterima, {} duplikat, {} konflik, {} ditolak; {} batch ditolak utuh",
-                "{} batches: {} accepted, {} duplicate, {} conflict, {} rejected; {} batches refused whole",
-                answers.len(),
-                total.accepted,
-                total.duplicate,
-                total.conflict,
-                total.rejected,
-                refused.len()
+                "baris {}: ditolak: {} {}",
+                "line {}: refused: {} {}",
+                r["line"],
+                r["code"].as_str().unwrap_or(""),
+                r["message"].as_str().unwrap_or("")
             )
         );
     }
+    println!(
+        "{}",
+        tr!(
+            "{} batch: {} diterima, {} duplikat, {} konflik, {} ditolak; {} batch ditolak utuh",
+            "{} batches: {} accepted, {} duplicate, {} conflict, {} rejected; {} batches refused whole",
+            answers.len(),
+            total.accepted,
+            total.duplicate,
+            total.conflict,
+            total.rejected,
+            refused.len()
+        )
+    );
     if refused.is_empty() {
         Ok(())
     } else {
-        Err(AppError::invalid(tr!(
-            "{} batch di berkas itu ditolak (lihat di atas); yang lain sudah masuk.",
-            "{} batches in that file were refused (see above); the others are in.",
-            refused.len()
-        )))
+        Err(refused_error(refused.len()))
     }
+}
+
+fn refused_error(n: usize) -> AppError {
+    AppError::invalid(tr!(
+        "{n} batch di berkas itu ditolak; yang lain sudah masuk.",
+        "{n} batches in that file were refused; the others are in."
+    ))
 }

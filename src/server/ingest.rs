@@ -66,8 +66,8 @@ fn check_and_commit(
     if inc.body.len() as u64 > limits.max_body_bytes {
         return Err(too_large(limits));
     }
-    let device = store
-        .device(inc.device_id)
+    let (public_hex, revoked_at) = store
+        .device_key(inc.device_id)
         .map_err(Refusal::internal)?
         .ok_or_else(|| {
             Refusal::new(
@@ -76,14 +76,14 @@ fn check_and_commit(
                 "this device is not enrolled here; enrol it with a token from the district admin",
             )
         })?;
-    if let Some(at) = &device.revoked_at {
+    if let Some(at) = revoked_at {
         return Err(Refusal::new(
             403,
             "device_revoked",
             format!("this device was revoked by the district admin at {at}"),
         ));
     }
-    let public = crypto::parse_public_hex(&device.public_key)
+    let public = crypto::parse_public_hex(&public_hex)
         .ok_or_else(|| Refusal::internal("stored device key is damaged"))?;
     let signature = B64.decode(inc.signature.trim()).unwrap_or_default();
     if !crypto::verify(&public, &protocol::signed_digest(inc.body), &signature) {
@@ -152,7 +152,8 @@ fn check_and_commit(
     };
     let mut results = Vec::with_capacity(batch.records.len());
     let mut summary = Summary::default();
-    for value in &batch.records {
+    let count = batch.records.len();
+    for value in batch.records {
         let r = one_record(&tx, &ctx, value).map_err(Refusal::internal)?;
         match r.status {
             Outcome::Accepted => summary.accepted += 1,
@@ -180,7 +181,7 @@ fn check_and_commit(
             inc.device_id,
             body_sha,
             now,
-            batch.records.len() as i64,
+            count as i64,
             body,
             signature
         ],
@@ -311,7 +312,7 @@ struct Clean {
 fn one_record(
     tx: &Transaction<'_>,
     ctx: &Ctx<'_>,
-    value: &serde_json::Value,
+    value: serde_json::Value,
 ) -> rusqlite::Result<RecordResult> {
     let id_hint = value
         .get("id")
@@ -332,7 +333,7 @@ fn one_record(
         )?;
         Ok(result(id, Outcome::Rejected, Some(code), None))
     };
-    let r: Record = match serde_json::from_value(value.clone()) {
+    let r: Record = match serde_json::from_value(value) {
         Ok(r) => r,
         Err(e) => return reject(&id_hint, "bad_record", format!("not a record: {e}")),
     };
@@ -341,11 +342,8 @@ fn one_record(
     }
     let hash = protocol::content_hash(&r);
     let stored: Option<String> = tx
-        .query_row(
-            "SELECT content_hash FROM records WHERE id = ?1",
-            [&r.id],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT content_hash FROM records WHERE id = ?1")?
+        .query_row([&r.id], |row| row.get(0))
         .optional()?;
     if let Some(h) = stored {
         return Ok(if h == hash {
@@ -377,11 +375,11 @@ fn one_record(
     match r.kind {
         Kind::Activation => {
             let first: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM live_activations WHERE nik = ?1 ORDER BY rowid LIMIT 1",
-                    [&clean.nik],
-                    |row| row.get(0),
-                )
+                .prepare_cached(
+                    "SELECT id FROM records WHERE nik = ?1 AND kind = 'activation'
+                       AND state = 'accepted' AND voided_by IS NULL ORDER BY rowid LIMIT 1",
+                )?
+                .query_row([&clean.nik], |row| row.get(0))
                 .optional()?;
             insert(tx, ctx, &r, &clean, &hash, first.as_deref())?;
             Ok(match first {
@@ -515,36 +513,310 @@ fn insert(
     } else {
         "accepted"
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
                               nik, name, phone, email, officer, team, voids, reason, warnings,
                               content_hash, batch_id, received_at, state, conflict_with)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
                  ?19, ?20, ?21, ?22)",
-        params![
-            r.id,
-            r.device_id,
-            r.seq,
-            r.kind.as_str(),
-            r.recorded_at,
-            c.village,
-            &c.village[..6],
-            &c.village[..4],
-            c.nik,
-            c.name,
-            c.phone,
-            c.email,
-            r.officer,
-            r.team,
-            r.voids,
-            r.reason,
-            warnings,
-            hash,
-            ctx.batch,
-            ctx.now,
-            state,
-            conflict_with
-        ],
-    )
+    )?
+    .execute(params![
+        r.id,
+        r.device_id,
+        r.seq,
+        r.kind.as_str(),
+        r.recorded_at,
+        c.village,
+        &c.village[..6],
+        &c.village[..4],
+        c.nik,
+        c.name,
+        c.phone,
+        c.email,
+        r.officer,
+        r.team,
+        r.voids,
+        r.reason,
+        warnings,
+        hash,
+        ctx.batch,
+        ctx.now,
+        state,
+        conflict_with
+    ])
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::validate;
+    use crate::protocol::{BatchBody, EnrolRequest};
+    use crate::server::enrol;
+
+    const LIMITS: Limits = Limits {
+        max_body_bytes: 1 << 20,
+        max_decompressed_bytes: 4 << 20,
+        max_batch_records: 1000,
+    };
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        server: KeyPair,
+        device: KeyPair,
+        seq: i64,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = Store::open(&dir.path().join("d.db")).unwrap();
+            let server = KeyPair::generate().unwrap();
+            let device = KeyPair::generate().unwrap();
+            let (token, _) = enrol::create_token(&store, "", 1).unwrap();
+            let req = EnrolRequest {
+                token,
+                public_key: device.public_hex(),
+                officer: "BUDI".into(),
+                team: "TIM 1".into(),
+            };
+            enrol::enrol(&mut store, &server, &req).unwrap();
+            Fixture {
+                _dir: dir,
+                store,
+                server,
+                device,
+                seq: 0,
+            }
+        }
+
+        fn records(&mut self, seed: u64, n: usize) -> Vec<Record> {
+            let today = time::OffsetDateTime::now_utc().date();
+            crate::synth::citizens(seed, "1702", n)
+                .iter()
+                .map(|p| {
+                    let v = validate::activation(p, today).unwrap();
+                    self.seq += 1;
+                    Record {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        seq: self.seq,
+                        device_id: self.device.id(),
+                        officer: "BUDI".into(),
+                        team: "TIM 1".into(),
+                        recorded_at: crate::timefmt::now_utc(),
+                        kind: Kind::Activation,
+                        village: v.village,
+                        nik: v.nik.nik,
+                        name: v.name,
+                        phone: v.phone,
+                        email: v.email,
+                        voids: None,
+                        reason: None,
+                        warnings: vec![],
+                    }
+                })
+                .collect()
+        }
+
+        fn send_json(&mut self, records: serde_json::Value) -> Result<Answer, Refusal> {
+            let id = uuid::Uuid::now_v7().to_string();
+            let body = serde_json::json!({"protocol": 1, "batch_id": id, "device_id": self.device.id(),
+                                          "created_at": crate::timefmt::now_utc(), "records": records});
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, body.to_string().as_bytes()).unwrap();
+            let body = gz.finish().unwrap();
+            let sig = B64.encode(self.device.sign(&protocol::signed_digest(&body)));
+            let device = self.device.id();
+            let inc = Incoming {
+                device_id: &device,
+                batch_id: &id,
+                signature: &sig,
+                body: &body,
+            };
+            ingest(&mut self.store, &self.server, &LIMITS, &inc)
+        }
+
+        fn send(&mut self, records: &[Record]) -> Vec<(Outcome, Option<String>)> {
+            let a = self
+                .send_json(serde_json::to_value(records).unwrap())
+                .unwrap();
+            let body: BatchResponse = serde_json::from_slice(&a.body).unwrap();
+            assert!(crypto::verify(
+                &self.server.public(),
+                &protocol::signed_digest(&a.body),
+                &B64.decode(&a.signature).unwrap()
+            ));
+            body.results
+                .into_iter()
+                .map(|r| (r.status, r.reason))
+                .collect()
+        }
+
+        fn void(&mut self, target: &Record) -> Record {
+            self.seq += 1;
+            Record {
+                id: uuid::Uuid::now_v7().to_string(),
+                seq: self.seq,
+                kind: Kind::Void,
+                voids: Some(target.id.clone()),
+                reason: Some("salah".into()),
+                ..target.clone()
+            }
+        }
+    }
+
+    fn rejected(code: &str) -> (Outcome, Option<String>) {
+        (Outcome::Rejected, Some(code.to_string()))
+    }
+
+    #[test]
+    fn a_malformed_record_is_rejected_alone() {
+        let mut f = Fixture::new();
+        let recs = f.records(1, 2);
+        let mut values = serde_json::to_value(&recs).unwrap();
+        values
+            .as_array_mut()
+            .unwrap()
+            .insert(1, serde_json::json!({"id": "x", "seq": "one"}));
+        values.as_array_mut().unwrap().push(serde_json::json!(42));
+        let a = f.send_json(values).unwrap();
+        let st: Vec<_> = a.response.results.iter().map(|r| r.status).collect();
+        assert_eq!(
+            st,
+            [
+                Outcome::Accepted,
+                Outcome::Rejected,
+                Outcome::Accepted,
+                Outcome::Rejected
+            ]
+        );
+        assert_eq!(a.response.results[1].reason.as_deref(), Some("bad_record"));
+        assert_eq!(a.response.results[1].id, "x");
+    }
+
+    #[test]
+    fn record_checks() {
+        let mut f = Fixture::new();
+        let mut r = f.records(2, 6);
+        r[0].id = "not-a-uuid".into();
+        r[1].village = "1702999999".into();
+        r[2].phone = "021 555 1234".into();
+        r[3].recorded_at = "yesterday".into();
+        r[4].voids = Some(r[5].id.clone());
+        r[5].name = "siti   aminah".into();
+        let got = f.send(&r);
+        assert_eq!(got[0], rejected("bad_id"));
+        assert_eq!(got[1], rejected("village_unknown"));
+        assert_eq!(got[2].0, Outcome::Rejected);
+        assert_eq!(got[3], rejected("bad_time"));
+        assert_eq!(got[4], rejected("bad_kind"));
+        // Stored normalised.
+        assert_eq!(got[5], (Outcome::Accepted, None));
+        let name: String = f
+            .store
+            .conn
+            .query_row("SELECT name FROM records WHERE id = ?1", [&r[5].id], |x| {
+                x.get(0)
+            })
+            .unwrap();
+        assert_eq!(name, "SITI AMINAH");
+        assert_eq!(f.store.stats().unwrap().rejects, 5);
+    }
+
+    #[test]
+    fn voids() {
+        let mut f = Fixture::new();
+        let recs = f.records(3, 2);
+        let v0 = f.void(&recs[0]);
+        // A void may travel in the same batch as its target, after it.
+        assert_eq!(
+            f.send(&[recs[0].clone(), v0.clone()]),
+            [(Outcome::Accepted, None), (Outcome::Accepted, None)]
+        );
+        let twice = f.void(&recs[0]);
+        let unknown = f.void(&recs[1]);
+        let of_void = f.void(&v0);
+        let got = f.send(&[twice, unknown, of_void]);
+        assert_eq!(got[0], rejected("already_voided"));
+        assert_eq!(got[1], rejected("void_target_unknown"));
+        assert_eq!(got[2], rejected("void_target_not_activation"));
+        let s = f.store.stats().unwrap();
+        assert_eq!((s.records, s.activations_live, s.voids), (2, 0, 1));
+        // The NIK counts again once activated anew.
+        let mut again = f.records(3, 1).remove(0);
+        again.nik = recs[0].nik.clone();
+        assert_eq!(f.send(&[again]), [(Outcome::Accepted, None)]);
+    }
+
+    #[test]
+    fn replay_and_reuse_inside_one_transaction() {
+        let mut f = Fixture::new();
+        let recs = f.records(4, 3);
+        let body = serde_json::to_vec(&BatchBody {
+            protocol: 1,
+            batch_id: "b-1".into(),
+            device_id: f.device.id(),
+            created_at: crate::timefmt::now_utc(),
+            records: recs.clone(),
+        })
+        .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &body).unwrap();
+        let gz = gz.finish().unwrap();
+        let sig = B64.encode(f.device.sign(&protocol::signed_digest(&gz)));
+        let device = f.device.id();
+        let inc = Incoming {
+            device_id: &device,
+            batch_id: "b-1",
+            signature: &sig,
+            body: &gz,
+        };
+        let first = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
+        let again = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
+        assert!(!first.replayed && again.replayed);
+        assert_eq!(first.body, again.body);
+        assert_eq!(f.store.stats().unwrap().records, 3);
+        // Different bytes under the same id (here: another compression level).
+        let mut gz2 = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz2, &body).unwrap();
+        let gz2 = gz2.finish().unwrap();
+        assert_ne!(gz, gz2);
+        let sig2 = B64.encode(f.device.sign(&protocol::signed_digest(&gz2)));
+        let inc2 = Incoming {
+            signature: &sig2,
+            body: &gz2,
+            ..inc
+        };
+        let e = ingest(&mut f.store, &f.server, &LIMITS, &inc2).unwrap_err();
+        assert_eq!((e.status, e.code), (409, "batch_reused"));
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_cap() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &vec![b' '; 5 << 20]).unwrap();
+        let e = gunzip(&gz.finish().unwrap(), 4 << 20).unwrap_err();
+        assert_eq!((e.status, e.code), (413, "decompressed_too_large"));
+        assert_eq!(gunzip(b"plain", 100).unwrap_err().code, "bad_gzip");
+    }
+
+    /// Server-side ingest rate, in-process (no HTTP): `cargo test --release --lib ingest_rate
+    /// -- --ignored --nocapture`. Prints; asserts nothing about time.
+    #[test]
+    #[ignore]
+    fn ingest_rate() {
+        let mut f = Fixture::new();
+        let recs = f.records(9, 20_000);
+        let started = std::time::Instant::now();
+        for chunk in recs.chunks(500) {
+            assert!(f.send(chunk).iter().all(|r| r.0 == Outcome::Accepted));
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "ingest: {} records in {secs:.2} s = {:.0} records/s",
+            recs.len(),
+            recs.len() as f64 / secs
+        );
+    }
 }

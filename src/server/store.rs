@@ -289,6 +289,17 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// A device's public key (hex) and when it was revoked, if it was: all that ingest needs.
+    pub fn device_key(&self, id: &str) -> Result<Option<(String, Option<String>)>, AppError> {
+        self.conn
+            .prepare_cached("SELECT public_key, revoked_at FROM devices WHERE id = ?1")
+            .and_then(|mut st| {
+                st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(|e| self.err(e))
+    }
+
     pub fn devices(&self) -> Result<Vec<Device>, AppError> {
         let mut st = self
             .conn

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod server;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_ikd-field");
 
 /// A temporary folder holding a field data directory (`field/`) and anything else a test needs.

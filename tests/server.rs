@@ -1,0 +1,538 @@
+//! The district server end to end: the real binary on 127.0.0.1 with a real SQLite file, spoken
+//! to over HTTP with batches signed by hand (the field client has its own tests).
+mod util;
+
+use ikd_field::domain::validate::Input;
+use ikd_field::protocol;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+use util::server::{
+    Server, TestDevice, gzip, http_get, http_post_json, open_db, post_batch, raw_http,
+};
+
+fn people(seed: u64, n: usize) -> Vec<Input> {
+    ikd_field::synth::citizens(seed, "1702", n)
+}
+
+fn statuses(answer: &serde_json::Value) -> Vec<String> {
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn enrolment_tokens_are_one_time() {
+    let srv = Server::start();
+    let token = srv.token("TIM 1");
+    let d = TestDevice::new();
+    let r = d.enrol(&srv.url, &token);
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["device_id"], d.id.as_str());
+    assert_eq!(v["server_id"], srv.server_id.as_str());
+    assert_eq!(v["server_public_key"], srv.server_public_key.as_str());
+    assert_eq!(v["team"], "TIM 1");
+
+    // Used, unknown, expired, malformed: each a clear refusal.
+    let r = TestDevice::new().enrol(&srv.url, &token);
+    assert_eq!((r.status, r.code().as_str()), (410, "token_used"));
+    let r = TestDevice::new().enrol(&srv.url, "AAAA-BBBB-CCCC-DDDD");
+    assert_eq!((r.status, r.code().as_str()), (401, "token_unknown"));
+    let expired = srv.admin_json(&["token", "--ttl-hours", "0"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = TestDevice::new().enrol(&srv.url, &expired);
+    assert_eq!((r.status, r.code().as_str()), (410, "token_expired"));
+    let r = http_post_json(&srv.url, protocol::PATH_ENROL, b"{\"token\": 1").unwrap();
+    assert_eq!((r.status, r.code().as_str()), (400, "bad_json"));
+    // A token typed in lower case with spaces still works.
+    let t = srv.token("").to_lowercase().replace('-', " ");
+    assert_eq!(TestDevice::new().enrol(&srv.url, &t).status, 200);
+
+    let devices = srv.admin_json(&["devices"]);
+    assert_eq!(devices["devices"].as_array().unwrap().len(), 2);
+    assert_eq!(devices["devices"][0]["officer"], "PETUGAS UJI");
+    assert!(srv.log().contains("POST /v1/enrol 410"));
+}
+
+#[test]
+fn batches_are_answered_per_record_and_replays_change_nothing() {
+    let srv = Server::start();
+    let ppl = people(11, 30);
+    let mut a = TestDevice::enrolled(&srv);
+    let recs: Vec<_> = ppl[..20].iter().map(|p| a.record(p)).collect();
+    let batch = a.batch(&recs);
+    let first = batch.send(&srv.url).unwrap();
+    assert_eq!(first.status, 200);
+    assert!(first.signed_by(&srv.public_key()));
+    let ans = first.json();
+    assert_eq!(ans["batch_id"], batch.batch_id.as_str());
+    assert_eq!(ans["summary"]["accepted"], 20);
+    assert!(statuses(&ans).iter().all(|s| s == "accepted"));
+
+    // The same batch again: the stored answer, byte for byte; nothing doubled.
+    let again = batch.send(&srv.url).unwrap();
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.signature, first.signature);
+    assert_eq!(srv.stats()["records"], 20);
+
+    // The same records in a new batch: duplicates.
+    let ans = a.batch(&recs).send_ok(&srv);
+    assert_eq!(ans["summary"]["duplicate"], 20);
+    assert_eq!(srv.stats()["records"], 20);
+
+    // The same batch id with different bytes is refused.
+    let body = serde_json::to_vec(&protocol::BatchBody {
+        protocol: 1,
+        batch_id: batch.batch_id.clone(),
+        device_id: a.id.clone(),
+        created_at: ikd_field::timefmt::now_utc(),
+        records: recs[..3].to_vec(),
+    })
+    .unwrap();
+    let reused = a.sign_raw(&batch.batch_id, &gzip(&body), &recs[..3]);
+    let r = reused.send(&srv.url).unwrap();
+    assert_eq!((r.status, r.code().as_str()), (409, "batch_reused"));
+
+    // Another device activating the same NIK: stored and flagged; the same id with other
+    // content: refused as id_reused.
+    let mut b = TestDevice::enrolled(&srv);
+    let same_nik = b.record(&ppl[0]);
+    let mut forged = recs[1].clone();
+    forged.name = "NAMA LAIN".into();
+    forged.device_id = b.id.clone();
+    let mut bad = b.record(&ppl[21]);
+    bad.nik = "1234".into();
+    let mut young = ppl[22].clone();
+    young.nik = format!("{}0101{:02}0001", &young.nik[..6], 15); // born 2015: under 17
+    let young = b.record(&young);
+    let fresh = b.record(&ppl[23]);
+    let mut foreign = b.record(&ppl[24]);
+    foreign.device_id = a.id.clone();
+    let ans = b
+        .batch(&[same_nik.clone(), forged, bad, young, fresh, foreign])
+        .send_ok(&srv);
+    let res = ans["results"].as_array().unwrap();
+    assert_eq!(res[0]["status"], "conflict");
+    assert_eq!(res[0]["reason"], "nik_already_activated");
+    assert_eq!(res[0]["conflict_with"], recs[0].id.as_str());
+    assert_eq!(
+        (res[1]["status"].as_str(), res[1]["reason"].as_str()),
+        (Some("conflict"), Some("id_reused"))
+    );
+    assert_eq!(
+        (res[2]["status"].as_str(), res[2]["reason"].as_str()),
+        (Some("rejected"), Some("nik_length"))
+    );
+    assert_eq!(res[3]["status"], "accepted", "under 17 is a warning only");
+    assert_eq!(
+        res[4]["status"], "accepted",
+        "one bad record never blocks the rest"
+    );
+    assert_eq!(
+        (res[5]["status"].as_str(), res[5]["reason"].as_str()),
+        (Some("rejected"), Some("device_mismatch"))
+    );
+    let st = srv.stats();
+    assert_eq!(st["records"], 23);
+    assert_eq!(st["conflicts"], 1);
+    assert_eq!(st["activations_live"], 22);
+
+    // A void makes its target stop counting; the NIK can then be activated again.
+    let void = a.void(&recs[5], "salah orang");
+    let ans = a.batch(std::slice::from_ref(&void)).send_ok(&srv);
+    assert_eq!(statuses(&ans), ["accepted"]);
+    assert_eq!(srv.stats()["activations_live"], 21);
+    let again = b.record(&ppl[5]);
+    let void_of_other = b.void(&recs[6], "bukan punya saya");
+    let ans = b.batch(&[again, void_of_other]).send_ok(&srv);
+    assert_eq!(statuses(&ans), ["accepted", "rejected"]);
+    assert_eq!(ans["results"][1]["reason"], "void_other_device");
+    let st = srv.stats();
+    assert_eq!(
+        (st["activations_live"].as_i64(), st["voids"].as_i64()),
+        (Some(22), Some(1))
+    );
+
+    // Export: one row per record, with its id.
+    let csv = srv.admin_ok(&["export", "--format", "csv"]);
+    assert_eq!(csv.lines().count(), 1 + 25);
+    assert!(csv.starts_with("id,device_id,seq,kind"));
+    assert!(csv.contains(&recs[0].id));
+    let out = srv.tmp.path().join("export.json");
+    srv.admin_ok(&["export", "--format", "json", "--out", out.to_str().unwrap()]);
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(rows.len(), 25);
+    let target = rows
+        .iter()
+        .find(|r| r["id"] == recs[5].id.as_str())
+        .unwrap();
+    assert_eq!(target["voided_by"], void.id.as_str());
+    assert_eq!(target["district"], &recs[5].village[..6]);
+}
+
+#[test]
+fn refusals_are_clear_and_the_server_keeps_serving() {
+    let srv = Server::start();
+    let ppl = people(12, 1100);
+    let mut d = TestDevice::enrolled(&srv);
+    let recs: Vec<_> = ppl[..5].iter().map(|p| d.record(p)).collect();
+    let good = d.batch(&recs);
+    let expect = |r: util::server::Reply, status: u16, code: &str| {
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (status, code),
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+    };
+
+    // Unknown device.
+    let stranger = TestDevice::new();
+    expect(
+        stranger.batch(&[]).send(&srv.url).unwrap(),
+        401,
+        "device_unknown",
+    );
+    // Bad signature: signed by another key.
+    let forged = stranger.sign_raw(&good.batch_id, &good.body, &recs);
+    expect(
+        post_batch(
+            &srv.url,
+            &d.id,
+            &good.batch_id,
+            &forged.signature,
+            &good.body,
+        )
+        .unwrap(),
+        401,
+        "bad_signature",
+    );
+    expect(
+        post_batch(&srv.url, &d.id, &good.batch_id, "", &good.body).unwrap(),
+        401,
+        "bad_signature",
+    );
+    // Altered body: one byte changed after signing.
+    let mut altered = good.body.clone();
+    let mid = altered.len() / 2;
+    altered[mid] ^= 0x01;
+    expect(
+        post_batch(&srv.url, &d.id, &good.batch_id, &good.signature, &altered).unwrap(),
+        401,
+        "bad_signature",
+    );
+    // Oversized body (2 MiB limit in the test config).
+    let big = d.sign_raw("big", &vec![7u8; 2 * 1024 * 1024 + 1], &[]);
+    expect(big.send(&srv.url).unwrap(), 413, "body_too_large");
+    // A Content-Length over the limit is refused before the body is sent.
+    let head = format!(
+        "POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n{}: {}\r\n\r\n",
+        protocol::H_DEVICE,
+        d.id
+    );
+    let answer = raw_http(&srv.addr, head.as_bytes(), Duration::from_secs(30));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+    // A request claiming an absurd body once aborted tiny_http (vendor/tiny_http/PATCHED.md).
+    for claim in ["18446744073709551615", "99999999999999999"] {
+        let head =
+            format!("POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: {claim}\r\n\r\n");
+        let answer = raw_http(&srv.addr, head.as_bytes(), Duration::from_secs(30));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    }
+    assert_eq!(http_get(&srv.url, protocol::PATH_HEALTH).unwrap().0, 200);
+    // Decompression bomb: 9 MiB of zeros gzip to a few KiB (8 MiB limit).
+    let bomb = d.sign_raw("bomb", &gzip(&vec![0u8; 9 * 1024 * 1024]), &[]);
+    assert!(bomb.body.len() < 64 * 1024);
+    expect(bomb.send(&srv.url).unwrap(), 413, "decompressed_too_large");
+    // Not gzip; gzip of malformed JSON; ids that differ from the headers.
+    expect(
+        d.sign_raw("x", b"{}", &[]).send(&srv.url).unwrap(),
+        400,
+        "bad_gzip",
+    );
+    expect(
+        d.sign_raw("x", &gzip(b"{\"protocol\": 1, \"records\": [}"), &[])
+            .send(&srv.url)
+            .unwrap(),
+        400,
+        "bad_json",
+    );
+    let mut mismatch = good.clone();
+    mismatch.batch_id = "another".into();
+    expect(mismatch.send(&srv.url).unwrap(), 400, "batch_mismatch");
+    // Too many records (1000 in the test config).
+    let many: Vec<_> = ppl[..1001].iter().map(|p| d.record(p)).collect();
+    expect(
+        d.batch(&many).send(&srv.url).unwrap(),
+        413,
+        "too_many_records",
+    );
+    // Unknown paths and wrong methods.
+    assert_eq!(http_get(&srv.url, "/v1/nothing").unwrap().0, 404);
+    assert_eq!(http_get(&srv.url, "/").unwrap().0, 404);
+    assert_eq!(http_get(&srv.url, protocol::PATH_BATCHES).unwrap().0, 405);
+    // A chunked body has no Content-Length.
+    let chunked = "POST /v1/enrol HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    let answer = raw_http(&srv.addr, chunked.as_bytes(), Duration::from_secs(30));
+    assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
+
+    // Nothing of that was stored, and the good batch still goes through.
+    assert_eq!(srv.stats()["records"], 0);
+    assert_eq!(good.send_ok(&srv)["summary"]["accepted"], 5);
+
+    // Revoked: refused from then on, even a replay.
+    srv.admin_ok(&["revoke", &d.id]);
+    expect(good.send(&srv.url).unwrap(), 403, "device_revoked");
+    let again: Vec<_> = ppl[5..7].iter().map(|p| d.record(p)).collect();
+    expect(
+        d.batch(&again).send(&srv.url).unwrap(),
+        403,
+        "device_revoked",
+    );
+    let out = srv.admin(&["revoke", "0000000000000000"]);
+    assert_eq!(out.status.code(), Some(3));
+
+    let st = srv.stats();
+    assert_eq!(st["records"], 5);
+    assert!(st["rejects"].as_i64().unwrap() >= 10, "{st}");
+    assert_eq!(http_get(&srv.url, protocol::PATH_HEALTH).unwrap().0, 200);
+    let log = srv.log();
+    assert!(
+        log.contains("413") && log.contains("decompressed_too_large"),
+        "{log}"
+    );
+}
+
+#[test]
+fn fifty_devices_at_once_all_commit() {
+    const DEVICES: usize = 50;
+    const BATCHES: usize = 3;
+    const PER_BATCH: usize = 40;
+    let srv = Server::start();
+    let ppl = people(13, DEVICES * BATCHES * PER_BATCH);
+    let tokens: Vec<String> = (0..DEVICES).map(|_| srv.token("TIM")).collect();
+    let start = Arc::new(Barrier::new(DEVICES));
+    let url = srv.url.clone();
+    let key = srv.public_key();
+    let threads: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let mine = ppl[i * BATCHES * PER_BATCH..(i + 1) * BATCHES * PER_BATCH].to_vec();
+            let (start, url) = (Arc::clone(&start), url.clone());
+            std::thread::spawn(move || {
+                let mut d = TestDevice::new();
+                start.wait();
+                assert_eq!(d.enrol(&url, &token).status, 200);
+                let mut accepted = 0;
+                for chunk in mine.chunks(PER_BATCH) {
+                    let recs: Vec<_> = chunk.iter().map(|p| d.record(p)).collect();
+                    let r = d.batch(&recs).send(&url).unwrap();
+                    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                    assert!(r.signed_by(&key));
+                    accepted += r.json()["summary"]["accepted"].as_u64().unwrap();
+                }
+                accepted
+            })
+        })
+        .collect();
+    let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(total as usize, DEVICES * BATCHES * PER_BATCH);
+    let st = srv.stats();
+    assert_eq!(
+        st["records"].as_u64().unwrap() as usize,
+        DEVICES * BATCHES * PER_BATCH
+    );
+    assert_eq!(st["batches"].as_u64().unwrap() as usize, DEVICES * BATCHES);
+    assert_eq!(st["devices"].as_u64().unwrap() as usize, DEVICES);
+    assert!(!srv.log().contains(" 500 "), "{}", srv.log());
+}
+
+#[test]
+fn kill_9_mid_stream_then_resend_stores_each_record_once() {
+    const DEVICES: usize = 8;
+    const BATCHES: usize = 6;
+    const PER_BATCH: usize = 30;
+    let mut srv = Server::start();
+    let ppl = people(14, DEVICES * BATCHES * PER_BATCH);
+    let answered = Arc::new(AtomicUsize::new(0));
+    let url = srv.url.clone();
+    let key = srv.public_key();
+    let mut threads = Vec::new();
+    for i in 0..DEVICES {
+        let mut d = TestDevice::enrolled(&srv);
+        // Cut every batch once, up front, as the client's journal does.
+        let batches: Vec<_> = ppl[i * BATCHES * PER_BATCH..(i + 1) * BATCHES * PER_BATCH]
+            .chunks(PER_BATCH)
+            .map(|c| {
+                let recs: Vec<_> = c.iter().map(|p| d.record(p)).collect();
+                d.batch(&recs)
+            })
+            .collect();
+        let (answered, url) = (Arc::clone(&answered), url.clone());
+        threads.push(std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut answers = Vec::new();
+            for b in &batches {
+                loop {
+                    assert!(Instant::now() < deadline, "never answered");
+                    match b.send(&url) {
+                        Ok(r) if r.status == 200 && r.signed_by(&key) => {
+                            answers.push(r.json());
+                            answered.fetch_add(1, Ordering::SeqCst);
+                            break;
+                        }
+                        // Server gone or restarting: resend the same bytes.
+                        _ => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            }
+            answers
+        }));
+    }
+    // Let some batches through, then kill -9 while the rest are in flight.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while answered.load(Ordering::SeqCst) < DEVICES {
+        assert!(Instant::now() < deadline, "{}", srv.log());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    srv.kill9();
+    srv.restart();
+    let answers: Vec<serde_json::Value> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(answers.len(), DEVICES * BATCHES);
+    // Every answer says "accepted" for every record: a batch either committed whole with its
+    // answer journalled (a resend gets that answer) or not at all (a resend is new).
+    for a in &answers {
+        assert!(statuses(a).iter().all(|s| s == "accepted"), "{a}");
+    }
+    let db = open_db(&srv.db);
+    let (n, distinct): (i64, i64) = db
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT nik) FROM records",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((n as usize, distinct as usize), (ppl.len(), ppl.len()));
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_exit_0() {
+    let mut srv = Server::start();
+    let mut d = TestDevice::enrolled(&srv);
+    let recs: Vec<_> = people(15, 3).iter().map(|p| d.record(p)).collect();
+    d.batch(&recs).send_ok(&srv);
+    let status = srv.terminate();
+    assert_eq!(status.code(), Some(0), "{}", srv.log());
+    assert!(srv.log().contains("berhenti dengan rapi"));
+    // And it comes back with everything in place.
+    srv.restart();
+    assert_eq!(srv.stats()["records"], 3);
+    assert_eq!(srv.terminate().code(), Some(0));
+}
+
+#[test]
+fn sigterm_lets_the_request_in_hand_finish() {
+    let mut srv = Server::start();
+    let mut d = TestDevice::enrolled(&srv);
+    let recs: Vec<_> = people(17, 60).iter().map(|p| d.record(p)).collect();
+    let b = d.batch(&recs);
+    assert!(
+        b.body.len() > 1024,
+        "small bodies are read before a worker sees them"
+    );
+    let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST /v1/batches HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\
+         {}: {}\r\n{}: {}\r\n{}: {}\r\n\r\n",
+        b.body.len(),
+        protocol::H_DEVICE,
+        b.device_id,
+        protocol::H_BATCH,
+        b.batch_id,
+        protocol::H_SIGNATURE,
+        b.signature
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // "100 Continue" comes when a worker starts reading the body: the request is in hand.
+    let mut buf = [0u8; 25];
+    s.read_exact(&mut buf).unwrap();
+    assert!(
+        buf.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    let pid = srv.pid().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    s.write_all(&b.body).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"accepted\":60"), "{text}");
+    assert_eq!(srv.terminate_wait().code(), Some(0), "{}", srv.log());
+    assert_eq!(srv.stats()["records"], 60);
+}
+
+#[test]
+fn import_of_a_to_file_batch_uses_the_same_ingest() {
+    let srv = Server::start();
+    let mut d = TestDevice::enrolled(&srv);
+    let ppl = people(16, 12);
+    let recs: Vec<_> = ppl.iter().map(|p| d.record(p)).collect();
+    let b1 = d.batch(&recs[..8]);
+    let b2 = d.batch(&recs[8..]);
+    let stranger = TestDevice::new().batch(&[]);
+    let file = srv.tmp.path().join("usb.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{}\n{}\n",
+            b1.file_line(),
+            b2.file_line(),
+            stranger.file_line()
+        ),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let out = srv.admin(&["import", f, "--json"]);
+    assert_eq!(out.status.code(), Some(3), "one batch refused → exit 3");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &v["error"]["details"];
+    assert_eq!(v["summary"]["accepted"], 12);
+    assert_eq!(v["refused"][0]["code"], "device_unknown");
+    assert_eq!(v["batches"].as_array().unwrap().len(), 2);
+    // The online sync of the same journalled batch later gets the same signed answer.
+    let online = b1.send_ok(&srv);
+    assert_eq!(online, v["batches"][0]);
+    // Importing again changes nothing.
+    std::fs::write(&file, format!("{}\n", b2.file_line())).unwrap();
+    let text = srv.admin_ok(&["import", f]);
+    assert!(text.contains("4 diterima"), "{text}");
+    assert_eq!(srv.stats()["records"], 12);
+    assert_eq!(srv.stats()["batches"], 2);
+}
