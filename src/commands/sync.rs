@@ -100,7 +100,9 @@ pub fn enrol_device(
 
 pub fn print_enrolled(ctx: &Ctx, dd: &DataDir, e: &Enrolment) {
     if ctx.json {
-        output::json(&json!({"ok": true, "device": dd.identity.device_id, "enrolment": e}));
+        output::json(
+            &json!({"ok": true, "data_dir": dd.path, "device": dd.identity.device_id, "enrolment": e}),
+        );
     } else {
         println!(
             "{}",

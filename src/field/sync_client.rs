@@ -184,8 +184,16 @@ impl Client {
     /// A non-200 reply: the server's own refusal (4xx with its error body) or a transient failure.
     fn not_ok(r: &Reply) -> Failure {
         let parsed: Option<ErrorBody> = serde_json::from_slice(&r.body).ok();
+        // The server's own words for a network problem (the body stalled or ended early) or a
+        // busy moment are worth retrying; other 4xx refusals are not.
+        let transient_code = |c: &str| matches!(c, "incomplete_body" | "rate_limited");
         match parsed {
-            Some(e) if (400..500).contains(&r.status) && r.status != 429 && r.status != 408 => {
+            Some(e)
+                if (400..500).contains(&r.status)
+                    && r.status != 429
+                    && r.status != 408
+                    && !transient_code(&e.error.code) =>
+            {
                 Failure::Refused {
                     status: r.status,
                     code: e.error.code,
@@ -501,6 +509,12 @@ mod tests {
             body: br#"{"error":{"code":"device_revoked","message":"revoked"}}"#.to_vec(),
         };
         assert!(!Client::not_ok(&revoked).retryable());
+        let stalled = Reply {
+            status: 400,
+            signature: None,
+            body: br#"{"error":{"code":"incomplete_body","message":"x"}}"#.to_vec(),
+        };
+        assert!(Client::not_ok(&stalled).retryable());
         let busy = Reply {
             status: 503,
             signature: None,
