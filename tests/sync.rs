@@ -306,3 +306,35 @@ fn watch_waits_for_the_server_then_syncs_and_stops_on_ctrl_c() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("30 terkirim"));
     assert_eq!(server.ids().len(), 30);
 }
+
+#[test]
+fn a_laptop_restored_from_backup_resends_and_gets_duplicate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    let k = enrolled_kit(&server, "batch_size = 15");
+    let ids = record_many(&k, 81, 40);
+    // A backup taken before the sync (no process has the database open now).
+    let backup = k.path("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    for f in std::fs::read_dir(&k.dir).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), backup.join(f.file_name())).unwrap();
+        }
+    }
+    assert_eq!(k.json(&["sync"])["summary"]["accepted"], 40);
+    // The disk dies; the laptop comes back from the backup, all 40 pending again, no journal.
+    for side in ["field.db-wal", "field.db-shm"] {
+        let _ = std::fs::remove_file(k.dir.join(side));
+    }
+    for f in std::fs::read_dir(&backup).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), k.dir.join(f.file_name())).unwrap();
+    }
+    assert_eq!(local(&k, "pending").len(), 40);
+    let r = k.json(&["sync"]);
+    assert_eq!(r["summary"]["duplicate"], 40, "{r}");
+    assert_eq!(local(&k, "synced").len(), 40);
+    assert_eq!(set(&server.ids()), set(&ids));
+    assert_eq!(server.ids().len(), 40);
+}
