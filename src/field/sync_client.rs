@@ -48,16 +48,32 @@ impl Enrolment {
         }))
     }
 
+    /// Stores the enrolment and its audit line in one transaction (never half an enrolment).
     pub fn save(&self, store: &Store) -> Result<(), AppError> {
-        store.set_meta(M_URL, &self.server_url)?;
-        store.set_meta(M_ID, &self.server_id)?;
-        store.set_meta(M_KEY, &self.server_public_key)?;
-        store.set_meta(M_AT, &self.enrolled_at)?;
-        store.audit(
-            "enrol",
-            None,
-            &format!("server {} at {}", self.server_id, self.server_url),
+        let dbe = |e| crate::field::store::db_error(store.path(), e);
+        let tx = store.conn().unchecked_transaction().map_err(dbe)?;
+        for (k, v) in [
+            (M_URL, &self.server_url),
+            (M_ID, &self.server_id),
+            (M_KEY, &self.server_public_key),
+            (M_AT, &self.enrolled_at),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [k, v.as_str()],
+            )
+            .map_err(dbe)?;
+        }
+        tx.execute(
+            "INSERT INTO audit (at, action, detail) VALUES (?1, 'enrol', ?2)",
+            [
+                self.enrolled_at.as_str(),
+                &format!("server {} at {}", self.server_id, self.server_url),
+            ],
         )
+        .map_err(dbe)?;
+        tx.commit().map_err(dbe)
     }
 
     pub fn key(&self) -> Option<[u8; crypto::PUBLIC_KEY_LEN]> {
