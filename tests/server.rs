@@ -117,7 +117,15 @@ fn batches_are_answered_per_record_and_replays_change_nothing() {
     let mut foreign = b.record(&ppl[24]);
     foreign.device_id = a.id.clone();
     let ans = b
-        .batch(&[same_nik.clone(), forged, bad, young, fresh, foreign])
+        .batch(&[
+            same_nik.clone(),
+            forged,
+            bad,
+            young,
+            fresh,
+            foreign,
+            recs[2].clone(),
+        ])
         .send_ok(&srv);
     let res = ans["results"].as_array().unwrap();
     assert_eq!(res[0]["status"], "conflict");
@@ -138,6 +146,11 @@ fn batches_are_answered_per_record_and_replays_change_nothing() {
     );
     assert_eq!(
         (res[5]["status"].as_str(), res[5]["reason"].as_str()),
+        (Some("rejected"), Some("device_mismatch"))
+    );
+    // Another device's record, verbatim: not the sender's to send.
+    assert_eq!(
+        (res[6]["status"].as_str(), res[6]["reason"].as_str()),
         (Some("rejected"), Some("device_mismatch"))
     );
     let st = srv.stats();

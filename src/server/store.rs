@@ -60,9 +60,9 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX records_nik ON records(nik);
     CREATE INDEX records_village ON records(village);
-    CREATE INDEX records_district ON records(district);
     CREATE INDEX records_device ON records(device_id, seq);
-    CREATE UNIQUE INDEX records_one_void ON records(voids) WHERE voids IS NOT NULL;
+    -- NULLs never collide in a UNIQUE index: at most one void per record.
+    CREATE UNIQUE INDEX records_one_void ON records(voids);
     -- Activations that count: accepted, not voided.
     CREATE VIEW live_activations AS
         SELECT * FROM records
@@ -232,7 +232,8 @@ impl Store {
             .conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         self.conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;",
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;
+             PRAGMA cache_size=-8192;",
         )
     }
 
