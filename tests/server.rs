@@ -8,9 +8,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-use util::server::{
-    Server, TestDevice, gzip, http_get, http_post_json, open_db, post_batch, raw_http,
-};
+use util::server::{Server, TestDevice, gzip, http_get, http_post_json, post_batch, raw_http};
 
 fn people(seed: u64, n: usize) -> Vec<Input> {
     ikd_field::synth::citizens(seed, "1702", n)
@@ -153,6 +151,7 @@ fn batches_are_answered_per_record_and_replays_change_nothing() {
         (res[6]["status"].as_str(), res[6]["reason"].as_str()),
         (Some("rejected"), Some("device_mismatch"))
     );
+    assert_eq!(srv.records().len(), 23);
     let st = srv.stats();
     assert_eq!(st["records"], 23);
     assert_eq!(st["conflicts"], 1);
@@ -431,7 +430,7 @@ fn kill_9_mid_stream_then_resend_stores_each_record_once() {
     for a in &answers {
         assert!(statuses(a).iter().all(|s| s == "accepted"), "{a}");
     }
-    let db = open_db(&srv.db);
+    let db = srv.db();
     let (n, distinct): (i64, i64) = db
         .query_row(
             "SELECT COUNT(*), COUNT(DISTINCT nik) FROM records",

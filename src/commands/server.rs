@@ -109,6 +109,7 @@ fn open(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Store), AppErr
 }
 
 pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
+    server::limit_malloc_arenas();
     let cfg = &ctx.config.server;
     let (db, first) = open(ctx, a.db)?;
     let key = server::server_key(&db)?;

@@ -99,7 +99,10 @@ fn handle(store: &mut Store, shared: &Shared, mut req: Request) {
         .unwrap_or_else(|| "-".into());
     let reply = route(store, shared, &mut req, &method, &path);
     let len = reply.body.len();
-    let mut resp = Response::from_data(reply.body).with_status_code(reply.status);
+    // Always a Content-Length (the answer is in memory), never chunked.
+    let mut resp = Response::from_data(reply.body)
+        .with_status_code(reply.status)
+        .with_chunked_threshold(usize::MAX);
     if let Ok(h) = Header::from_bytes("Content-Type", "application/json") {
         resp.add_header(h);
     }

@@ -379,7 +379,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
     }
     let hash = protocol::content_hash(&r);
     let stored: Option<String> = tx
-        .prepare_cached("SELECT content_hash FROM records WHERE id = ?1")?
+        .prepare_cached(BY_ID_SQL)?
         .query_row([&r.id], |row| row.get(0))
         .optional()?;
     if let Some(h) = stored {
@@ -404,13 +404,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
     };
     match r.kind {
         Kind::Activation => {
-            let first: Option<String> = tx
-                .prepare_cached(
-                    "SELECT id FROM records WHERE nik = ?1 AND kind = 'activation'
-                       AND state = 'accepted' AND voided_by IS NULL ORDER BY rowid LIMIT 1",
-                )?
-                .query_row([&clean.nik], |row| row.get(0))
-                .optional()?;
+            let first = first_live(tx, &clean.nik)?;
             insert(tx, ctx, &r, &clean, &hash, first.as_deref())?;
             Ok(match first {
                 Some(f) => result(
@@ -480,6 +474,26 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             Ok(result(&r.id, Outcome::Accepted, None, None))
         }
     }
+}
+
+const BY_ID_SQL: &str = "SELECT content_hash FROM records WHERE id = ?1";
+/// Without ORDER BY / MIN(rowid): those made SQLite re-prepare the statement on every call inside
+/// a write transaction. There is at most one live accepted activation per NIK anyway.
+const LIVE_SQL: &str = "SELECT rowid, id FROM records WHERE nik = ?1 AND kind = 'activation' \
+     AND state = 'accepted' AND voided_by IS NULL";
+
+/// The live activation of this NIK (the earliest, should there ever be more than one).
+fn first_live(tx: &Transaction<'_>, nik: &str) -> rusqlite::Result<Option<String>> {
+    let mut st = tx.prepare_cached(LIVE_SQL)?;
+    let rows = st.query_map([nik], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+    let mut first: Option<(i64, String)> = None;
+    for row in rows {
+        let (rowid, id) = row?;
+        if first.as_ref().is_none_or(|(f, _)| rowid < *f) {
+            first = Some((rowid, id));
+        }
+    }
+    Ok(first.map(|(_, id)| id))
 }
 
 /// The field kit's own validation, run again: the server never trusts input. Warnings (under
@@ -698,6 +712,20 @@ mod tests {
 
     fn rejected(code: &str) -> (Outcome, Option<String>) {
         (Outcome::Rejected, Some(code.to_string()))
+    }
+
+    /// The per-record statements are prepared once per connection, not once per record.
+    #[test]
+    fn statements_are_not_re_prepared() {
+        use rusqlite::StatementStatus;
+        let mut f = Fixture::new();
+        let recs = f.records(1, 600);
+        f.send(&recs[..300]);
+        f.send(&recs[300..]);
+        for sql in [BY_ID_SQL, LIVE_SQL] {
+            let st = f.store.conn.prepare_cached(sql).unwrap();
+            assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
+        }
     }
 
     #[test]

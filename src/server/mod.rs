@@ -73,6 +73,17 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// glibc gives each thread its own malloc arena, so every worker would keep the peak of the
+/// largest batch it ever decoded. Two arenas shared by all workers keep the server's memory near
+/// one or two batches' peak. Call before the workers start.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a glibc allocator parameter; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// The server's key file: next to the database, `<db>.key`.
 pub fn key_path(db: &Path) -> PathBuf {
     let mut s = db.as_os_str().to_owned();

@@ -233,7 +233,7 @@ impl Store {
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         self.conn.execute_batch(
             "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;
-             PRAGMA cache_size=-8192;",
+             PRAGMA cache_size=-2048;",
         )
     }
 

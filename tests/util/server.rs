@@ -221,6 +221,16 @@ impl Server {
         self.admin_json(&["stats"])["stats"].clone()
     }
 
+    /// Every record on the server (`server export --format json`), in arrival order.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.admin_ok(&["export", "--format", "json"])).expect("JSON")
+    }
+
+    /// A read-only connection to the server's database (it may be running).
+    pub fn db(&self) -> rusqlite::Connection {
+        open_db(&self.db)
+    }
+
     /// The server's public key, parsed.
     pub fn public_key(&self) -> [u8; 32] {
         crypto::parse_public_hex(&self.server_public_key).unwrap()

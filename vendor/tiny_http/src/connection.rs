@@ -25,10 +25,12 @@ impl Listener {
     pub(crate) fn accept(&self) -> std::io::Result<(Connection, Option<SocketAddr>)> {
         match self {
             // ikd-field patch: a client that stops sending (or reading) cannot hold a thread
-            // forever.
+            // forever; and no Nagle delay (the last small write of an answer otherwise waits
+            // for the client's delayed ACK, ~40 ms per request).
             Self::Tcp(l) => l.accept().map(|(conn, addr)| {
                 let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
                 let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
+                let _ = conn.set_nodelay(true);
                 (Connection::from(conn), Some(addr))
             }),
             #[cfg(unix)]
