@@ -338,3 +338,22 @@ fn a_laptop_restored_from_backup_resends_and_gets_duplicate() {
     assert_eq!(set(&server.ids()), set(&ids));
     assert_eq!(server.ids().len(), 40);
 }
+
+#[test]
+fn voids_follow_their_records_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    let k = enrolled_kit(&server, "batch_size = 4");
+    record_many(&k, 91, 10);
+    // #11 voids #2 (a later batch); #12 voids #10 (the batch right after its target's).
+    k.ok(&["void", "2", "--reason", "salah orang"]);
+    k.ok(&["void", "10", "--reason", "salah ketik"]);
+    let r = k.json(&["sync"]);
+    assert_eq!(r["summary"]["accepted"], 12, "{r}");
+    let stats = server.stats();
+    assert_eq!(
+        (stats["voids"].as_u64(), stats["activations_live"].as_u64()),
+        (Some(2), Some(8))
+    );
+    assert_eq!(local(&k, "synced").len(), 12);
+}

@@ -8,11 +8,12 @@ use crate::field::outbox::{self, Batch, Problem};
 use crate::field::sync_client::{
     self, Client, Enrolment, Failure, M_LAST_OK, M_LAST_SUMMARY, Retry,
 };
-use crate::protocol::Summary;
+use crate::protocol::{BatchResponse, Summary};
 use crate::tr;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// What the run reports as it goes (for the progress bar).
@@ -46,8 +47,8 @@ pub struct Report {
     pub pending: i64,
     /// Stopped early by Ctrl-C.
     pub stopped: bool,
-    /// Where the time went, milliseconds: cutting batches (read, gzip, sign, journal), the
-    /// exchange (send, server work, answer), storing answers.
+    /// Where the time went, milliseconds: cutting batches (read, gzip, sign, journal), waiting
+    /// for the server beyond that (the exchange overlaps the other two), storing answers.
     pub ms: Timing,
 }
 
@@ -94,6 +95,56 @@ fn next_batch(
     outbox::cut(&mut dd.store, &dd.key, &device, batch_size, after_seq)
 }
 
+/// What the sending thread reports to the run.
+enum Msg {
+    /// An attempt failed; the thread waits `wait` and tries again.
+    Retry {
+        attempt: u32,
+        wait: Duration,
+        failure: Failure,
+    },
+    /// The batch's fate: answered, given up (the last failure), or stopped by Ctrl-C.
+    Done(Result<(BatchResponse, u64), Option<Failure>>),
+}
+
+/// Sends one batch with retries (on its own thread), reporting each failed attempt.
+fn send_with_retries(
+    client: &Client,
+    batch: &Batch,
+    device: &str,
+    server_key: &[u8; 32],
+    retry: &Retry,
+    stop: &AtomicBool,
+    tx: &mpsc::Sender<Msg>,
+) {
+    let mut attempt = 0u32;
+    let done = loop {
+        attempt += 1;
+        match client.send_batch(batch, device, server_key) {
+            Ok(x) => break Ok(x),
+            Err(f) if !f.retryable() || attempt >= retry.max_attempts.max(1) => {
+                break Err(Some(f));
+            }
+            Err(failure) => {
+                let wait = retry.delay(attempt);
+                let _ = tx.send(Msg::Retry {
+                    attempt,
+                    wait,
+                    failure,
+                });
+                if !sync_client::sleep_unless(stop, wait) {
+                    break Err(None);
+                }
+            }
+        }
+    };
+    let _ = tx.send(Msg::Done(done));
+}
+
+/// Sends batches one at a time, in journal order, and overlaps the laptop's own work with the
+/// wait for the server: while batch k is on the wire, the answer to batch k-1 is stored and
+/// batch k+1 is cut. At most one batch is in flight, so the server sees batches in order (a
+/// void never arrives before the record it cancels).
 pub fn run(
     dd: &mut DataDir,
     client: &Client,
@@ -117,84 +168,125 @@ pub fn run(
         pending: pending as u64,
     });
     let device = dd.identity.device_id.clone();
-    let (mut pos, mut after_seq) = (0i64, 0i64);
-    'batches: loop {
-        if stop.load(Ordering::Relaxed) {
-            report.stopped = true;
-            break;
-        }
-        let t = Instant::now();
-        let Some(batch) = next_batch(dd, opts.batch_size, pos, after_seq)? else {
-            break;
-        };
-        report.ms.cut += t.elapsed().as_millis() as u64;
-        pos = batch.pos;
-        after_seq = after_seq.max(batch.last_seq);
-        let mut attempt = 0u32;
-        let t = Instant::now();
-        let (answer, received) = loop {
-            attempt += 1;
-            match client.send_batch(&batch, &device, &server_key) {
-                Ok(x) => break x,
-                Err(f) => {
-                    outbox::note_failure(&dd.store, &batch.id, &f.to_string())?;
-                    if let Failure::Refused {
-                        status,
-                        code,
-                        message,
-                    } = &f
-                    {
-                        return Err(with_report(
-                            sync_client::refusal_error(*status, code, message),
-                            dd,
-                            &mut report,
-                        ));
-                    }
-                    if attempt >= opts.retry.max_attempts.max(1) {
-                        let (left, _) = outbox::backlog(&dd.store)?;
-                        let e = sync_client::unreachable_error(client.base(), &f, left);
-                        return Err(with_report(e, dd, &mut report));
-                    }
-                    let wait = opts.retry.delay(attempt);
-                    on(Event::Retry {
+    let t = Instant::now();
+    let mut current = next_batch(dd, opts.batch_size, 0, 0)?;
+    report.ms.cut += t.elapsed().as_millis() as u64;
+    // An answer received but not stored yet (stored while the next batch is on the wire).
+    let mut unstored: Option<(Batch, BatchResponse, u64)> = None;
+    let outcome = std::thread::scope(|scope| -> Result<(), AppError> {
+        while let Some(batch) = current.take() {
+            if stop.load(Ordering::Relaxed) {
+                report.stopped = true;
+                break;
+            }
+            let batch = std::sync::Arc::new(batch);
+            let (tx, rx) = mpsc::channel();
+            let sending = std::sync::Arc::clone(&batch);
+            let (device, server_key, retry) = (&device, &server_key, &opts.retry);
+            let handle = scope.spawn(move || {
+                send_with_retries(client, &sending, device, server_key, retry, stop, &tx)
+            });
+            if let Some((b, answer, received)) = unstored.take() {
+                store_answer(dd, &mut report, &b, &answer, received, on)?;
+            }
+            let t = Instant::now();
+            let (pos, after) = (batch.pos, batch.last_seq);
+            let following = next_batch(dd, opts.batch_size, pos, after)?;
+            report.ms.cut += t.elapsed().as_millis() as u64;
+            let t = Instant::now();
+            let mut done = None;
+            for msg in rx {
+                match msg {
+                    Msg::Retry {
                         attempt,
-                        max: opts.retry.max_attempts,
                         wait,
-                        why: &f,
-                    });
-                    if !sync_client::sleep_unless(stop, wait) {
-                        report.stopped = true;
-                        break 'batches;
+                        failure,
+                    } => {
+                        outbox::note_failure(&dd.store, &batch.id, &failure.to_string())?;
+                        on(Event::Retry {
+                            attempt,
+                            max: opts.retry.max_attempts,
+                            wait,
+                            why: &failure,
+                        });
                     }
+                    Msg::Done(d) => done = Some(d),
                 }
             }
-        };
-        report.ms.exchange += t.elapsed().as_millis() as u64;
-        let t = Instant::now();
-        let applied = outbox::apply_answer(&mut dd.store, &batch, &answer)?;
-        report.ms.apply += t.elapsed().as_millis() as u64;
-        report.batches += 1;
-        report.records += batch.record_count;
-        report.bytes_sent += batch.body.len() as u64;
-        report.bytes_received += received;
-        let s = &mut report.summary;
-        s.accepted += applied.summary.accepted;
-        s.duplicate += applied.summary.duplicate;
-        s.conflict += applied.summary.conflict;
-        s.rejected += applied.summary.rejected;
-        report.unanswered += applied.unanswered;
-        let room = MAX_PROBLEMS.saturating_sub(report.problems.len());
-        report
-            .problems
-            .extend(applied.problems.into_iter().take(room));
-        on(Event::Answered {
-            records: batch.record_count as u64,
-            bytes: batch.body.len() as u64,
-        });
+            let _ = handle.join();
+            report.ms.exchange += t.elapsed().as_millis() as u64;
+            match done {
+                Some(Ok((answer, received))) => {
+                    let b = std::sync::Arc::try_unwrap(batch).unwrap_or_else(|a| (*a).clone());
+                    unstored = Some((b, answer, received));
+                }
+                Some(Err(None)) | None => {
+                    report.stopped = true;
+                    break;
+                }
+                Some(Err(Some(f))) => {
+                    outbox::note_failure(&dd.store, &batch.id, &f.to_string())?;
+                    let e = match &f {
+                        Failure::Refused {
+                            status,
+                            code,
+                            message,
+                        } => sync_client::refusal_error(*status, code, message),
+                        _ => {
+                            let (left, _) = outbox::backlog(&dd.store)?;
+                            sync_client::unreachable_error(client.base(), &f, left)
+                        }
+                    };
+                    return Err(e);
+                }
+            }
+            current = following;
+        }
+        Ok(())
+    });
+    // Whatever happened, an answer that arrived is stored before the run ends.
+    if let Some((b, answer, received)) = unstored.take() {
+        store_answer(dd, &mut report, &b, &answer, received, on)?;
+    }
+    if let Err(e) = outcome {
+        return Err(with_report(e, dd, &mut report));
     }
     report.pending = outbox::backlog(&dd.store)?.0;
     finish(dd, &report)?;
     Ok(report)
+}
+
+/// Stores one verified answer and adds it to the report.
+fn store_answer(
+    dd: &mut DataDir,
+    report: &mut Report,
+    batch: &Batch,
+    answer: &BatchResponse,
+    received: u64,
+    on: &mut dyn FnMut(Event),
+) -> Result<(), AppError> {
+    let t = Instant::now();
+    let applied = outbox::apply_answer(&mut dd.store, batch, answer)?;
+    report.ms.apply += t.elapsed().as_millis() as u64;
+    report.batches += 1;
+    report.records += batch.record_count;
+    report.bytes_sent += batch.body.len() as u64;
+    report.bytes_received += received;
+    let s = &mut report.summary;
+    s.accepted += applied.summary.accepted;
+    s.duplicate += applied.summary.duplicate;
+    s.conflict += applied.summary.conflict;
+    s.rejected += applied.summary.rejected;
+    report.unanswered += applied.unanswered;
+    let room = MAX_PROBLEMS.saturating_sub(report.problems.len());
+    report
+        .problems
+        .extend(applied.problems.into_iter().take(room));
+    on(Event::Answered {
+        records: batch.record_count as u64,
+        bytes: batch.body.len() as u64,
+    });
+    Ok(())
 }
 
 /// Audit line for the run; the "last sync" stamp when nothing is left waiting.
