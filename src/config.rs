@@ -42,6 +42,8 @@ pub struct SlipConfig {
     pub dir: String,
     /// Title printed at the top of the slip (e.g. the Dinas name).
     pub office: String,
+    /// How ESC/POS output prints the QR: "native" (GS ( k) or "raster" (a bit image).
+    pub escpos_qr: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +107,7 @@ impl Default for SlipConfig {
             printer: String::new(),
             dir: "slips".into(),
             office: "DINAS KEPENDUDUKAN DAN PENCATATAN SIPIL".into(),
+            escpos_qr: "native".into(),
         }
     }
 }
@@ -204,6 +207,9 @@ impl Config {
         ) {
             return bad("slip.format", "png, svg, pdf, escpos, text".into());
         }
+        if !matches!(self.slip.escpos_qr.as_str(), "native" | "raster") {
+            return bad("slip.escpos_qr", "native, raster".into());
+        }
         if self.sync.batch_size == 0 || self.sync.batch_size > 5000 {
             return bad("sync.batch_size", "1–5000".into());
         }
@@ -263,6 +269,7 @@ mod tests {
         let text = include_str!("../config.toml");
         let cfg = Config::parse(text, Path::new("config.toml")).unwrap();
         assert_eq!(cfg.sync.batch_size, 500);
+        assert_eq!(cfg.slip.escpos_qr, "native");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod i18n;
 pub mod output;
 pub mod protocol;
 pub mod server;
+pub mod slip;
 pub mod synth;
 pub mod timefmt;
 

@@ -37,6 +37,12 @@ enum Command {
     Enrol(commands::sync::EnrolArgs),
     /// Kirim catatan ke server Dinas / send pending records to the district server
     Sync(commands::sync::SyncArgs),
+    /// Cetak (ulang) slip bukti aktivasi / print or reprint confirmation slips
+    Slip(commands::slip::SlipArgs),
+    /// Periksa keaslian slip (teks IKD1: atau foto) / verify a slip (IKD1: text or a photo)
+    Verify(commands::slip::VerifyArgs),
+    /// Id dan kunci publik perangkat ini / this device's id and public key
+    Device,
     /// Cari kode wilayah / look up region codes
     Wilayah(commands::wilayah::WilayahArgs),
     /// Jalankan server Dinas / run the district server
@@ -60,6 +66,9 @@ fn main() {
         Command::Export(a) => commands::field::export(&ctx, a),
         Command::Enrol(a) => commands::sync::enrol(&ctx, a),
         Command::Sync(a) => commands::sync::sync(&ctx, a),
+        Command::Slip(a) => commands::slip::run(&ctx, a),
+        Command::Verify(a) => commands::slip::verify(&ctx, a),
+        Command::Device => commands::slip::device(&ctx),
         Command::Wilayah(a) => commands::wilayah::run(&ctx, a),
         Command::Demo(a) => commands::demo::run(&ctx, a),
         Command::Serve(a) => commands::server::serve(&ctx, a),

@@ -135,3 +135,50 @@ pub fn signed_digest(body: &[u8]) -> [u8; 32] {
 pub fn content_hash(r: &Record) -> String {
     crate::crypto::sha256_hex(&serde_json::to_vec(r).expect("record serialises"))
 }
+
+/// `POST /v1/activated`: the district's already-activated NIKs, as short hash prefixes, so the
+/// field kit can warn before activating someone twice (optional for clients).
+pub const PATH_ACTIVATED: &str = "/v1/activated";
+
+/// Bytes of each NIK hash prefix in [`ActivatedResponse`]. Three bytes (1 in 16.7 million) are
+/// enough to warn and too few to recover a NIK: each prefix fits some 10^5 valid NIKs.
+pub const NIK_PREFIX_BYTES: usize = 3;
+
+/// Most prefixes in one [`ActivatedResponse`]; ask again from `next` while `more` is true.
+pub const ACTIVATED_PAGE: usize = 100_000;
+
+/// `POST /v1/activated` request: plain JSON (not gzip), signed like a batch
+/// (`X-Ikd-Device`, `X-Ikd-Signature` over SHA-256 of the body bytes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActivatedRequest {
+    pub protocol: u32,
+    pub device_id: String,
+    /// `next` of the previous answer; 0 for everything.
+    pub since: i64,
+    /// When the request was made (RFC 3339), so two requests never have the same bytes.
+    pub at: String,
+}
+
+/// `POST /v1/activated` answer (200), signed by the server in `X-Ikd-Signature`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActivatedResponse {
+    pub protocol: u32,
+    pub server_id: String,
+    pub since: i64,
+    /// Cursor for the next request.
+    pub next: i64,
+    /// True when there are more prefixes after `next`.
+    pub more: bool,
+    pub prefix_bytes: usize,
+    pub count: usize,
+    /// base64 of `count` prefixes of `prefix_bytes` bytes each, see [`nik_prefix`].
+    pub prefixes: String,
+    /// The server's time of the answer.
+    pub as_of: String,
+}
+
+/// The hash prefix of a NIK as listed by `/v1/activated`.
+pub fn nik_prefix(nik: &str) -> [u8; NIK_PREFIX_BYTES] {
+    let h = crate::crypto::sha256(format!("ikd-field nik v1:{nik}").as_bytes());
+    [h[0], h[1], h[2]]
+}

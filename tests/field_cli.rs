@@ -359,3 +359,36 @@ fn demo_runs_end_to_end() {
     assert_eq!(v["recorded"], 12);
     assert_eq!(v["integrity"], "ok");
 }
+
+/// On a terminal, `record` asks for missing fields and asks again for a wrong one. `script`
+/// (util-linux) gives the binary a real pseudo-terminal.
+#[test]
+fn prompts_on_a_terminal_and_asks_again_for_a_wrong_field() {
+    use std::io::Write;
+    let k = Kit::new();
+    let cmdline = format!("{} --data-dir {} record", util::BIN, k.dir.display());
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    // nik, name, a landline (refused), village, no e-mail; then the phone again.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"1702064107950003\nsiti aminah\n021555\n1702061004\n\n0812 3456 7890\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen.contains("NIK (16 digit):") && screen.contains("bukan nomor HP"),
+        "{screen}"
+    );
+    let rec = &k.json(&["show", "1"])["record"];
+    assert_eq!(rec["phone"], "+6281234567890");
+    assert_eq!(rec["name"], "SITI AMINAH");
+}

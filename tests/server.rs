@@ -53,6 +53,11 @@ fn enrolment_tokens_are_one_time() {
     let t = srv.token("").to_lowercase().replace('-', " ");
     assert_eq!(TestDevice::new().enrol(&srv.url, &t).status, 200);
 
+    let table = srv.admin_ok(&["devices"]);
+    assert!(
+        table.contains("PETUGAS UJI") && table.contains("aktif"),
+        "{table}"
+    );
     let devices = srv.admin_json(&["devices"]);
     assert_eq!(devices["devices"].as_array().unwrap().len(), 2);
     assert_eq!(devices["devices"][0]["officer"], "PETUGAS UJI");
@@ -313,6 +318,13 @@ fn refusals_are_clear_and_the_server_keeps_serving() {
     );
     let out = srv.admin(&["revoke", "0000000000000000"]);
     assert_eq!(out.status.code(), Some(3));
+    assert!(srv.admin_ok(&["devices"]).contains("dicabut"));
+    assert!(srv.admin_ok(&["revoke", &d.id]).contains("sudah dicabut"));
+    let stats = srv.admin_ok(&["stats", "--lang", "en"]);
+    assert!(
+        stats.contains("live activations") && stats.contains("rejects"),
+        "{stats}"
+    );
 
     let st = srv.stats();
     assert_eq!(st["records"], 5);
@@ -547,4 +559,74 @@ fn import_of_a_to_file_batch_uses_the_same_ingest() {
     assert!(text.contains("4 diterima"), "{text}");
     assert_eq!(srv.stats()["records"], 12);
     assert_eq!(srv.stats()["batches"], 2);
+}
+
+#[test]
+fn serve_on_a_busy_port_says_so() {
+    let srv = Server::start();
+    let out = std::process::Command::new(util::BIN)
+        .args(["--data-dir"])
+        .arg(srv.tmp.path().join("other"))
+        .args(["serve", "--listen", &srv.addr, "--db"])
+        .arg(srv.tmp.path().join("other.db"))
+        .env_remove("IKD_FIELD_LANG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&srv.addr) && err.contains("--listen"), "{err}");
+}
+
+#[test]
+fn admin_commands_do_not_invent_a_database() {
+    let srv = Server::start();
+    let missing = srv.tmp.path().join("typo.db");
+    for cmd in ["stats", "devices", "export"] {
+        let out = std::process::Command::new(util::BIN)
+            .args(["--data-dir"])
+            .arg(srv.tmp.path().join("data"))
+            .args(["server", cmd, "--db"])
+            .arg(&missing)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+    }
+    assert!(!missing.exists());
+}
+
+#[test]
+fn activated_niks_are_listed_as_hash_prefixes() {
+    use base64::Engine;
+    let srv = Server::start();
+    let mut a = TestDevice::enrolled(&srv);
+    let ppl = people(18, 10);
+    let recs: Vec<_> = ppl.iter().map(|p| a.record(p)).collect();
+    a.batch(&recs).send_ok(&srv);
+    let void = a.void(&recs[0], "salah orang");
+    a.batch(&[void]).send_ok(&srv);
+
+    let b = TestDevice::enrolled(&srv);
+    let r = b.activated(&srv.url, 0);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.signed_by(&srv.public_key()));
+    let v: protocol::ActivatedResponse = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((v.count, v.more, v.prefix_bytes), (9, false, 3));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&v.prefixes)
+        .unwrap();
+    let listed: Vec<&[u8]> = bytes.chunks(3).collect();
+    for r in &recs[1..] {
+        assert!(listed.contains(&&protocol::nik_prefix(&r.nik)[..]));
+    }
+    assert!(
+        !listed.contains(&&protocol::nik_prefix(&recs[0].nik)[..]),
+        "voided"
+    );
+    // Nothing new since the cursor.
+    let again: protocol::ActivatedResponse =
+        serde_json::from_slice(&b.activated(&srv.url, v.next).body).unwrap();
+    assert_eq!((again.count, again.next), (0, v.next));
+    // Only enrolled devices may ask.
+    let r = TestDevice::new().activated(&srv.url, 0);
+    assert_eq!((r.status, r.code().as_str()), (401, "device_unknown"));
 }

@@ -85,6 +85,9 @@ pub struct RecordArgs {
     /// Jangan bertanya; gagal jika ada yang kosong / never prompt
     #[arg(long)]
     pub no_prompt: bool,
+    /// Cetak slip sesudah mencatat (format dan printer dari config.toml) / print the slip after recording
+    #[arg(long)]
+    pub print: bool,
 }
 
 /// Asks for one value on the terminal; `None` at end of input.
@@ -205,10 +208,23 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     let valid = gather(ctx, &a)?;
     let rec = dd.store.record_activation(&valid, &dd.identity)?;
     let stored = dd.store.find(&rec.id)?;
+    // The record is safe; a printing problem is reported but does not undo it.
+    let print = || {
+        a.print
+            .then(|| super::slip::print_new(ctx, &dd, &stored))
+            .transpose()
+    };
     if ctx.json {
+        let slip = print();
+        let (slip, slip_error) = match &slip {
+            Ok(s) => (json!(s), serde_json::Value::Null),
+            Err(e) => (serde_json::Value::Null, json!(e)),
+        };
         output::json(&json!({
             "ok": true,
             "record": stored,
+            "slip": slip,
+            "slip_error": slip_error,
             "nik_info": {"sex": valid.nik.sex, "birth_date": nik::iso_date(valid.nik.birth_date),
                          "masked": valid.nik.masked()},
             "warnings": valid.warnings,
@@ -235,6 +251,16 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     println!("  {}", place(&rec.village));
     for w in &valid.warnings {
         println!("  ! {}", w.message);
+    }
+    if let Err(e) = print() {
+        eprintln!(
+            "{}\n{e}",
+            tr!(
+                "! Catatan tersimpan, tetapi slip gagal dicetak; cetak ulang dengan: ikd-field slip {}",
+                "! The record is saved, but the slip failed to print; reprint with: ikd-field slip {}",
+                rec.seq
+            )
+        );
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod field;
 pub mod server;
+pub mod slip;
 pub mod sync;
 pub mod wilayah;
 

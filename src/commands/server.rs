@@ -93,6 +93,24 @@ fn db_path(ctx: &Ctx, explicit: Option<PathBuf>) -> PathBuf {
     explicit.unwrap_or_else(|| ctx.data_dir.join(&ctx.config.server.db))
 }
 
+/// Opens an existing district database (admin commands that only read or change one).
+fn open_existing(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Store), AppError> {
+    let db = db_path(ctx, explicit.clone());
+    if !db.exists() {
+        return Err(AppError::usage(tr!(
+            "Database server {} belum ada.",
+            "There is no district database at {}.",
+            db.display()
+        ))
+        .hint(tr!(
+            "Periksa --db, atau mulai dengan: ikd-field serve --db FILE (atau server token --db FILE).",
+            "Check --db, or start with: ikd-field serve --db FILE (or server token --db FILE)."
+        )));
+    }
+    open(ctx, explicit)
+}
+
+/// Opens the district database, creating it (and its folder) if needed.
 fn open(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Store), AppError> {
     let db = db_path(ctx, explicit);
     if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -214,7 +232,7 @@ fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
 }
 
 fn devices(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
-    let (_, store) = open(ctx, db)?;
+    let (_, store) = open_existing(ctx, db)?;
     let list = store.devices()?;
     if ctx.json {
         output::json(&json!({"ok": true, "devices": list}));
@@ -261,7 +279,7 @@ fn devices(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
 }
 
 fn revoke(ctx: &Ctx, db: Option<PathBuf>, a: RevokeArgs) -> Result<(), AppError> {
-    let (_, store) = open(ctx, db)?;
+    let (_, store) = open_existing(ctx, db)?;
     let id = a.device.trim();
     if store.device(id)?.is_none() {
         return Err(AppError::invalid(tr!(
@@ -297,13 +315,13 @@ fn revoke(ctx: &Ctx, db: Option<PathBuf>, a: RevokeArgs) -> Result<(), AppError>
 }
 
 fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
-    let (_, store) = open(ctx, db)?;
+    let (_, store) = open_existing(ctx, db)?;
     let s = store.stats()?;
     if ctx.json {
         output::json(&json!({"ok": true, "stats": s}));
         return Ok(());
     }
-    let mut t = Table::new([tr!("JUMLAH", "TOTAL"), String::new()]);
+    let mut t = Table::new([tr!("APA", "WHAT"), tr!("JUMLAH", "COUNT")]);
     for (label, n) in [
         (tr!("catatan", "records"), s.records),
         (
@@ -328,7 +346,7 @@ fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
 }
 
 fn export(ctx: &Ctx, db: Option<PathBuf>, a: ExportArgs) -> Result<(), AppError> {
-    let (_, store) = open(ctx, db)?;
+    let (_, store) = open_existing(ctx, db)?;
     let io_err = |e: std::io::Error| {
         AppError::other(tr!(
             "Gagal menulis ekspor: {e}",

@@ -765,6 +765,36 @@ mod tests {
     }
 
     #[test]
+    fn full_disk_is_a_clear_error_and_nothing_half_written() {
+        let (_d, mut s, who) = store();
+        s.record_activation(&valid("1702064107950003"), &who)
+            .unwrap();
+        // Cap the file at its current size: the next write fails as SQLITE_FULL would on a full disk.
+        let pages: i64 = s
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        s.conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .unwrap();
+        let people = crate::synth::citizens(3, "1702", 200);
+        let today = time::macros::date!(2026 - 11 - 23);
+        let batch: Vec<Valid> = people
+            .iter()
+            .map(|p| activation(p, today).unwrap())
+            .collect();
+        let e = s.record_activations(&batch, &who).unwrap_err();
+        assert!(
+            e.message.contains("Disk penuh") || e.message.contains("disk is full"),
+            "{}",
+            e.message
+        );
+        // All or nothing: the batch left no trace, the earlier record is intact.
+        assert_eq!(s.list(&Filter::default()).unwrap().len(), 1);
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
     fn garbage_file_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.db");

@@ -2,19 +2,21 @@
 //! answering `/v1/health`, `/v1/enrol` and `/v1/batches`. Bodies are refused by Content-Length
 //! before they are read and capped while reading. One log line per request on stderr. When the
 //! stop flag is set (SIGINT/SIGTERM), workers finish the request in hand and return.
-use super::enrol;
 use super::ingest::{self, Incoming};
 use super::store::Store;
 use super::{Limits, Refusal};
+use super::{activated, enrol};
 use crate::crypto::KeyPair;
 use crate::protocol::{self, EnrolRequest, Health};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-/// Largest enrolment request accepted.
+/// Largest enrolment (or activated-list) request accepted.
 const MAX_ENROL_BYTES: u64 = 16 * 1024;
 /// How often an idle worker looks at the stop flag.
 const POLL: Duration = Duration::from_millis(200);
@@ -149,7 +151,7 @@ fn route(
 ) -> Reply {
     let allowed = match path {
         protocol::PATH_HEALTH => Method::Get,
-        protocol::PATH_ENROL | protocol::PATH_BATCHES => Method::Post,
+        protocol::PATH_ENROL | protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => Method::Post,
         _ => {
             return Reply::refused(Refusal::new(
                 404,
@@ -175,6 +177,10 @@ fn route(
             server_public_key: shared.key.public_hex(),
         }),
         protocol::PATH_ENROL => match enrol_route(store, shared, req) {
+            Ok(r) => r,
+            Err(r) => Reply::refused(r),
+        },
+        protocol::PATH_ACTIVATED => match activated_route(store, shared, req) {
             Ok(r) => r,
             Err(r) => Reply::refused(r),
         },
@@ -232,6 +238,29 @@ fn batch_route(store: &mut Store, shared: &Shared, req: &mut Request) -> Result<
         body: a.body,
         signature: Some(a.signature),
     })
+}
+
+fn activated_route(store: &Store, shared: &Shared, req: &mut Request) -> Result<Reply, Refusal> {
+    let body = read_body(req, MAX_ENROL_BYTES)?;
+    let header = |name: &'static str| {
+        req.headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_string())
+            .unwrap_or_default()
+    };
+    let device = header(protocol::H_DEVICE);
+    let a = activated::answer(
+        store,
+        &shared.key,
+        &device,
+        &header(protocol::H_SIGNATURE),
+        &body,
+    )?;
+    let mut r = Reply::json(&a);
+    r.signature = Some(B64.encode(shared.key.sign(&protocol::signed_digest(&r.body))));
+    r.note = format!("device={device} since={} count={}", a.since, a.count);
+    Ok(r)
 }
 
 /// Reads a body of at most `max` bytes: refused by its Content-Length before reading, and

@@ -1,6 +1,8 @@
 //! The district server: `store` (SQLite), `enrol` (one-time tokens, devices), `ingest` (signed
-//! batches, one transaction each), `http` (tiny_http with a fixed pool of worker threads).
+//! batches, one transaction each), `activated` (hashed NIK prefixes for field warnings), `http`
+//! (tiny_http with a fixed pool of worker threads).
 //! `server import` and `POST /v1/batches` share the same ingest path.
+pub mod activated;
 pub mod enrol;
 pub mod http;
 pub mod ingest;

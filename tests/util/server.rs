@@ -494,6 +494,27 @@ impl TestDevice {
         }
     }
 
+    /// `POST /v1/activated` from `since`, signed by this device.
+    pub fn activated(&self, url: &str, since: i64) -> Reply {
+        let body = serde_json::to_vec(&protocol::ActivatedRequest {
+            protocol: protocol::VERSION,
+            device_id: self.id.clone(),
+            since,
+            at: ikd_field::timefmt::now_utc(),
+        })
+        .unwrap();
+        let sig = B64.encode(self.key.sign(&protocol::signed_digest(&body)));
+        reply(
+            agent()
+                .post(format!("{url}{}", protocol::PATH_ACTIVATED))
+                .header("Content-Type", "application/json")
+                .header(protocol::H_DEVICE, &self.id)
+                .header(protocol::H_SIGNATURE, &sig)
+                .send(&body[..]),
+        )
+        .unwrap()
+    }
+
     /// Cuts a batch of these records: JSON, gzip, signed.
     pub fn batch(&self, records: &[Record]) -> SignedBatch {
         let batch_id = uuid::Uuid::now_v7().to_string();

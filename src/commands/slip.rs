@@ -1,0 +1,650 @@
+//! Slip commands: `slip` (print or reprint confirmation slips), `verify` (check a slip from its
+//! text or a photo) and `device` (this device's id and public key, for the district's key list).
+use super::Ctx;
+use crate::domain::{Kind, region};
+use crate::error::AppError;
+use crate::field::datadir::DataDir;
+use crate::field::store::Stored;
+use crate::slip::keys::KeyRing;
+use crate::slip::payload::{DecodeError, Signed, VerifyError};
+use crate::slip::scan::{self, ScanError};
+use crate::slip::{self, Format, Paper, Slip, escpos, pdf};
+use crate::{output, timefmt, tr};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct SlipArgs {
+    /// Nomor urut (#) atau id catatan; boleh beberapa atau rentang 3-10 / record number(s) or id(s), or a range 3-10
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Format keluaran / output format [default: slip.format in config.toml]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Lebar kertas termal / thermal paper width: 58 or 80 [default: slip.paper]
+    #[arg(long, value_parser = parse_paper)]
+    pub paper: Option<u32>,
+    /// Tulis ke berkas ini ("-" = layar) / write to this file ("-" = standard output)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// PDF: beberapa slip per lembar A4 / PDF: several slips per A4 sheet
+    #[arg(long)]
+    pub sheet: bool,
+    /// escpos: kirim ke printer ini / send to this printer device, e.g. /dev/usb/lp0 [default: slip.printer]
+    #[arg(long, value_name = "DEVICE")]
+    pub printer: Option<PathBuf>,
+    /// escpos: QR sebagai gambar (printer tanpa perintah QR) / QR as a bit image
+    #[arg(long)]
+    pub raster: bool,
+}
+
+fn parse_paper(s: &str) -> Result<u32, String> {
+    match s.trim_end_matches("mm") {
+        "58" => Ok(58),
+        "80" => Ok(80),
+        _ => Err("58 / 80".into()),
+    }
+}
+
+/// Where one rendered slip (or a document of several) went.
+#[derive(Debug, serde::Serialize)]
+pub struct Printed {
+    pub format: &'static str,
+    /// File or printer device; `None` for standard output.
+    pub to: Option<PathBuf>,
+    pub records: Vec<String>,
+}
+
+/// Expands `3-10` ranges of sequence numbers; anything else is passed on as one id.
+fn expand(ids: &[String]) -> Result<Vec<String>, AppError> {
+    let mut out = Vec::new();
+    for id in ids {
+        // A UUID starts with 8 hex digits then '-': never read that as a range.
+        let range = id.split_once('-').and_then(|(a, b)| {
+            if a.len() >= 8 {
+                return None;
+            }
+            let a: i64 = a.trim_start_matches('#').parse().ok()?;
+            let b: i64 = b.trim_start_matches('#').parse().ok()?;
+            Some((a, b))
+        });
+        match range {
+            Some((a, b)) if a <= b && b - a < 10_000 => out.extend((a..=b).map(|n| n.to_string())),
+            Some(_) => {
+                return Err(AppError::usage(tr!(
+                    "Rentang '{id}' tidak masuk akal (paling banyak 10.000 slip, dari kecil ke besar).",
+                    "The range '{id}' makes no sense (at most 10,000 slips, low to high)."
+                )));
+            }
+            None => out.push(id.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// A slip is for a live activation: not for a void, nor for an activation since voided.
+fn printable(s: &Stored) -> Result<(), AppError> {
+    let r = &s.record;
+    if r.kind == Kind::Void {
+        return Err(AppError::invalid(tr!(
+            "Catatan #{} adalah pembatalan; slip hanya untuk aktivasi.",
+            "Record #{} is a void; slips are for activations only.",
+            r.seq
+        )));
+    }
+    if let Some(by) = &s.voided_by {
+        return Err(AppError::invalid(tr!(
+            "Catatan #{} sudah dibatalkan ({by}); slipnya tidak dicetak lagi.",
+            "Record #{} was voided ({by}); its slip is not printed again.",
+            r.seq
+        )));
+    }
+    Ok(())
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> AppError {
+    AppError::other(tr!(
+        "Tidak bisa menulis ke {}: {e}",
+        "Cannot write to {}: {e}",
+        path.display()
+    ))
+}
+
+/// Writes to a file (created or replaced), or to standard output for "-".
+fn write_out(path: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
+    if path == Path::new("-") {
+        let mut o = std::io::stdout().lock();
+        o.write_all(bytes)
+            .and_then(|_| o.flush())
+            .map_err(|e| io_error(path, e))?;
+        return Ok(None);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| io_error(path, e))?;
+    Ok(Some(path.to_path_buf()))
+}
+
+/// Sends bytes to a printer device (which must exist: it is never created).
+fn write_printer(device: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(device)
+        .map_err(|e| {
+            AppError::other(tr!(
+                "Printer {} tidak bisa dibuka: {e}",
+                "Cannot open the printer {}: {e}",
+                device.display()
+            ))
+            .hint(tr!(
+                "Periksa kabel dan daya printer dan izin perangkatnya (grup lp), atau simpan ke berkas dengan --out slip.bin.",
+                "Check the printer's cable, power and device permissions (group lp), or save to a file with --out slip.bin."
+            ))
+        })?;
+    f.write_all(bytes)
+        .and_then(|_| f.flush())
+        .map_err(|e| io_error(device, e))?;
+    Ok(Some(device.to_path_buf()))
+}
+
+/// What to render and where, resolved from the arguments and config.toml.
+struct Plan {
+    format: Format,
+    paper: Paper,
+    sheet: bool,
+    out: Option<PathBuf>,
+    printer: Option<PathBuf>,
+    escpos: escpos::Options,
+}
+
+impl Plan {
+    fn from_config(ctx: &Ctx) -> Plan {
+        let c = &ctx.config.slip;
+        Plan {
+            format: Format::parse(&c.format).unwrap_or(Format::Png),
+            paper: Paper::from_mm(c.paper).unwrap_or(Paper::Mm58),
+            sheet: false,
+            out: None,
+            printer: (!c.printer.is_empty()).then(|| PathBuf::from(&c.printer)),
+            escpos: escpos::Options {
+                qr: if c.escpos_qr == "raster" {
+                    escpos::QrMode::Raster
+                } else {
+                    escpos::QrMode::Native
+                },
+            },
+        }
+    }
+
+    fn default_file(&self, dd: &DataDir, ctx: &Ctx, slips: &[Slip]) -> PathBuf {
+        let dir = dd.path.join(&ctx.config.slip.dir);
+        let ext = self.format.extension();
+        match slips {
+            [one] => dir.join(format!("slip-{:06}.{ext}", one.seq)),
+            [first, .., last] if self.sheet => {
+                dir.join(format!("sheet-{:06}-{:06}.{ext}", first.seq, last.seq))
+            }
+            [first, .., last] => dir.join(format!("slips-{:06}-{:06}.{ext}", first.seq, last.seq)),
+            [] => dir.join(format!("slip.{ext}")),
+        }
+    }
+
+    /// Renders and delivers; returns where each output went.
+    fn run(&self, ctx: &Ctx, dd: &DataDir, slips: &[Slip]) -> Result<Vec<Printed>, AppError> {
+        let records = |s: &[Slip]| s.iter().map(|s| s.record_id.clone()).collect::<Vec<_>>();
+        let format = self.format.name();
+        match self.format {
+            // One document for all of them.
+            Format::Pdf | Format::Escpos | Format::Text => {
+                let bytes: Vec<u8> = match self.format {
+                    Format::Pdf if self.sheet => pdf::render(slips, pdf::Page::A4Sheet),
+                    Format::Pdf => pdf::render(slips, pdf::Page::A6),
+                    _ => slips
+                        .iter()
+                        .flat_map(|s| slip::render(s, self.format, self.paper, &self.escpos))
+                        .collect(),
+                };
+                let to = match (&self.out, &self.printer, self.format) {
+                    (Some(p), _, _) => write_out(p, &bytes)?,
+                    (None, Some(dev), Format::Escpos) => write_printer(dev, &bytes)?,
+                    // Standard output carries the JSON answer under --json.
+                    (None, _, Format::Text) if !ctx.json => write_out(Path::new("-"), &bytes)?,
+                    _ => write_out(&self.default_file(dd, ctx, slips), &bytes)?,
+                };
+                Ok(vec![Printed {
+                    format,
+                    to,
+                    records: records(slips),
+                }])
+            }
+            // One file per slip.
+            Format::Png | Format::Svg => {
+                if slips.len() > 1 && self.out.is_some() {
+                    return Err(AppError::usage(tr!(
+                        "--out hanya untuk satu slip PNG/SVG; tanpa --out setiap slip disimpan di folder slip.",
+                        "--out takes one PNG/SVG slip; without --out each slip is saved in the slips folder."
+                    )));
+                }
+                let mut done = Vec::new();
+                for s in slips {
+                    let bytes = slip::render(s, self.format, self.paper, &self.escpos);
+                    let path = match &self.out {
+                        Some(p) => p.clone(),
+                        None => self.default_file(dd, ctx, std::slice::from_ref(s)),
+                    };
+                    done.push(Printed {
+                        format,
+                        to: write_out(&path, &bytes)?,
+                        records: vec![s.record_id.clone()],
+                    });
+                }
+                Ok(done)
+            }
+        }
+    }
+}
+
+/// True when a slip of this record was printed before (so this one is a reprint).
+fn printed_before(dd: &DataDir, record_id: &str) -> bool {
+    dd.store
+        .conn()
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM audit WHERE record_id = ?1
+             AND action IN ('print', 'reprint'))",
+            [record_id],
+            |r| r.get::<_, bool>(0),
+        )
+        .unwrap_or(false)
+}
+
+/// One audit entry per slip, all in one transaction (one fsync for a sheet of hundreds).
+fn audit(dd: &DataDir, done: &[Printed]) -> Result<(), AppError> {
+    let conn = dd.store.conn();
+    let db_err = |e| crate::field::store::db_error(dd.store.path(), e);
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+    let res = audit_each(dd, done);
+    match res {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(db_err),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn audit_each(dd: &DataDir, done: &[Printed]) -> Result<(), AppError> {
+    for p in done {
+        let to =
+            p.to.as_ref()
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|| "stdout".into());
+        for id in &p.records {
+            let action = if printed_before(dd, id) {
+                "reprint"
+            } else {
+                "print"
+            };
+            dd.store
+                .audit(action, Some(id), &format!("{} {to}", p.format))?;
+        }
+    }
+    Ok(())
+}
+
+fn tell(ctx: &Ctx, done: &[Printed]) {
+    if ctx.json {
+        return;
+    }
+    for p in done {
+        if let Some(to) = &p.to {
+            // Text went to the terminal already; say where files and printers got theirs.
+            eprintln!(
+                "{}",
+                tr!(
+                    "✓ Slip ({}) ditulis ke {}",
+                    "✓ Slip ({}) written to {}",
+                    p.format,
+                    to.display()
+                )
+            );
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
+    let dd = ctx.open()?;
+    let mut plan = Plan::from_config(ctx);
+    if let Some(f) = a.format {
+        plan.format = f;
+    } else if a.sheet {
+        plan.format = Format::Pdf;
+    }
+    if a.sheet && plan.format != Format::Pdf {
+        return Err(AppError::usage(tr!(
+            "--sheet hanya untuk --format pdf.",
+            "--sheet is for --format pdf only."
+        )));
+    }
+    if let Some(p) = a.paper {
+        plan.paper = Paper::from_mm(p).unwrap_or(Paper::Mm58);
+    }
+    if a.raster {
+        plan.escpos.qr = escpos::QrMode::Raster;
+    }
+    if a.printer.is_some() {
+        plan.printer = a.printer;
+    }
+    plan.sheet = a.sheet;
+    plan.out = a.out;
+    let mut slips = Vec::new();
+    for id in expand(&a.ids)? {
+        let stored = dd.store.find(&id)?;
+        printable(&stored)?;
+        slips.push(Slip::new(
+            &stored.record,
+            &dd.key,
+            &ctx.config.slip.office,
+            ctx.offset(),
+        )?);
+    }
+    let done = plan.run(ctx, &dd, &slips)?;
+    audit(&dd, &done)?;
+    if ctx.json {
+        let items: Vec<_> = slips
+            .iter()
+            .map(|s| json!({"record": s.record_id, "seq": s.seq, "payload": s.payload, "qr_version": s.qr.version}))
+            .collect();
+        output::json(&json!({"ok": true, "outputs": done, "slips": items}));
+    }
+    tell(ctx, &done);
+    Ok(())
+}
+
+/// `record --print`: the new record's slip, in the configured format, to the configured place.
+pub fn print_new(ctx: &Ctx, dd: &DataDir, stored: &Stored) -> Result<Vec<Printed>, AppError> {
+    let plan = Plan::from_config(ctx);
+    let s = Slip::new(
+        &stored.record,
+        &dd.key,
+        &ctx.config.slip.office,
+        ctx.offset(),
+    )?;
+    let done = plan.run(ctx, dd, std::slice::from_ref(&s))?;
+    audit(dd, &done)?;
+    tell(ctx, &done);
+    Ok(done)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Teks IKD1:…, foto/pindaian slip (PNG/JPEG), atau "-" / IKD1: text, a PNG/JPEG photo or scan of a slip, or "-" for standard input
+    #[arg(value_name = "INPUT")]
+    pub input: String,
+    /// Kunci publik perangkat (64 hex) / the device's public key (64 hex digits)
+    #[arg(long, value_name = "PUBKEY_HEX", conflicts_with = "keys")]
+    pub key: Option<String>,
+    /// Berkas kunci dari Dinas: "DEVICE_ID PUBLIC_KEY" per baris / keys file from the district
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+}
+
+/// The payload texts given: literal `IKD1:` text, standard input, or a file (text or image).
+fn gather_payloads(input: &str) -> Result<Vec<String>, AppError> {
+    if input.starts_with(slip::payload::PREFIX) {
+        return Ok(vec![input.to_string()]);
+    }
+    let bytes = if input == "-" {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .map_err(|e| AppError::other(e.to_string()))?;
+        b
+    } else {
+        let path = Path::new(input);
+        if !path.is_file() {
+            return Err(AppError::usage(tr!(
+                "'{}' bukan teks IKD1:… dan bukan berkas yang ada.",
+                "'{}' is neither IKD1:… text nor an existing file.",
+                input.chars().take(60).collect::<String>()
+            ))
+            .hint(tr!(
+                "Berikan teks yang diawali IKD1: (dalam tanda kutip), atau foto/pindaian slip (PNG/JPEG).",
+                "Give the text starting with IKD1: (in quotes), or a photo/scan of the slip (PNG/JPEG)."
+            )));
+        }
+        std::fs::read(path).map_err(|e| {
+            AppError::other(tr!(
+                "Berkas {input} tidak bisa dibaca: {e}",
+                "Cannot read {input}: {e}"
+            ))
+        })?
+    };
+    scan::payloads_in(&bytes).map_err(|e| match e {
+        ScanError::NotImage(why) => AppError::other(tr!(
+            "Gambar tidak bisa dibaca ({why}).",
+            "Cannot read the image ({why})."
+        ))
+        .hint(tr!(
+            "Pakai foto atau pindaian PNG/JPEG, atau teks IKD1:… dari slip.",
+            "Use a PNG/JPEG photo or scan, or the slip's IKD1:… text."
+        )),
+        ScanError::NoQr => AppError::other(tr!(
+            "Tidak ada kode QR yang terbaca pada gambar.",
+            "No readable QR code in the image."
+        ))
+        .hint(tr!(
+            "Foto ulang: slip datar, cukup cahaya, seluruh QR masuk bingkai dan tajam.",
+            "Take the photo again: slip flat, good light, the whole QR in frame and in focus."
+        )),
+        ScanError::NotIkd(texts) => AppError::invalid(tr!(
+            "Kode QR pada gambar bukan slip IKD ({}).",
+            "The QR code in the image is not an IKD slip ({}).",
+            texts.join(", ")
+        )),
+    })
+}
+
+/// The keys to check against: `--key`, `--keys FILE`, or this device's own key.
+fn keyring(ctx: &Ctx, a: &VerifyArgs) -> Result<KeyRing, AppError> {
+    if let Some(k) = &a.key {
+        let public = crate::crypto::parse_public_hex(k).ok_or_else(|| {
+            AppError::usage(tr!(
+                "--key harus kunci publik 64 digit hex.",
+                "--key must be a public key of 64 hex digits."
+            ))
+            .hint(tr!(
+                "Kunci perangkat terlihat dengan: ikd-field device",
+                "A device's key is shown by: ikd-field device"
+            ))
+        })?;
+        return Ok(KeyRing::single(public));
+    }
+    if let Some(path) = &a.keys {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            AppError::usage(tr!(
+                "Berkas kunci {} tidak bisa dibaca: {e}",
+                "Cannot read the keys file {}: {e}",
+                path.display()
+            ))
+        })?;
+        return KeyRing::parse(&text).map_err(|e| {
+            AppError::usage(tr!(
+                "Berkas kunci {} salah: {e}",
+                "Bad keys file {}: {e}",
+                path.display()
+            ))
+        });
+    }
+    if !DataDir::db_path(&ctx.data_dir).exists() {
+        return Err(AppError::usage(tr!(
+            "Tidak ada kunci untuk memeriksa: perangkat ini belum disiapkan.",
+            "No key to check with: this device has no data directory."
+        ))
+        .hint(tr!(
+            "Berikan --key KUNCI_PUBLIK atau --keys BERKAS (daftar kunci perangkat dari Dinas).",
+            "Give --key PUBLIC_KEY or --keys FILE (the district's list of device keys)."
+        )));
+    }
+    Ok(KeyRing::single(ctx.open()?.key.public()))
+}
+
+/// Checks one payload against the keys; the JSON of what it says, or why it fails.
+fn check(ring: &KeyRing, text: &str) -> Result<serde_json::Value, AppError> {
+    let signed = Signed::decode(text).map_err(|e| {
+        let why = match e {
+            DecodeError::NotIkd => "prefix".to_string(),
+            DecodeError::Base45 => "base45".to_string(),
+            DecodeError::Malformed(what) => what.to_string(),
+        };
+        AppError::invalid(tr!(
+            "Slip TIDAK SAH: isi QR rusak atau telah diubah ({why}).",
+            "Slip NOT VALID: the QR content is damaged or was altered ({why})."
+        ))
+    })?;
+    let p = &signed.payload;
+    let device = p.device_hex();
+    let facts = json!({
+        "record_id": p.record_uuid(),
+        "device_id": device,
+        "recorded_at": p.time_utc(),
+        "village": p.village,
+        "nik_masked": p.masked_nik(),
+        "name": p.display_name(),
+        "name_truncated": p.truncated,
+    });
+    let Some(public) = ring.get(&device) else {
+        let (msg, hint) = match ring.only() {
+            Some((id, _)) => (
+                tr!(
+                    "Kunci salah: slip ini ditandatangani perangkat {device}, kunci yang dipakai milik perangkat {id}.",
+                    "Wrong key: this slip was signed by device {device}; the key given belongs to device {id}."
+                ),
+                tr!(
+                    "Periksa dengan kunci perangkat {device} (--key) atau daftar kunci Dinas (--keys).",
+                    "Check with device {device}'s key (--key) or the district's key list (--keys)."
+                ),
+            ),
+            None => (
+                tr!(
+                    "Perangkat {device} tidak ada di daftar kunci; keaslian slip tidak bisa dipastikan.",
+                    "Device {device} is not in the keys file; the slip cannot be verified."
+                ),
+                tr!(
+                    "Minta daftar kunci perangkat terbaru dari Dinas.",
+                    "Ask the district for the latest list of device keys."
+                ),
+            ),
+        };
+        return Err(AppError::other(msg)
+            .hint(hint)
+            .details(json!({"slip": facts})));
+    };
+    match signed.verify(public) {
+        Ok(()) => Ok(facts),
+        Err(VerifyError::WrongKey { key_device }) => Err(AppError::other(tr!(
+            "Kunci salah: slip dari perangkat {device}, kunci milik {key_device}.",
+            "Wrong key: the slip is from device {device}, the key is {key_device}'s."
+        ))),
+        Err(VerifyError::BadSignature) => Err(AppError::invalid(tr!(
+            "Slip TIDAK SAH: tanda tangan tidak cocok — isi slip telah diubah atau dipalsukan.",
+            "Slip NOT VALID: the signature does not match — the slip was altered or forged."
+        ))
+        .hint(tr!(
+            "Jangan terima slip ini; cocokkan dengan catatan di kantor Dinas (id {}).",
+            "Do not accept this slip; check it against the district's records (id {}).",
+            p.record_uuid()
+        ))
+        .details(json!({"slip": facts}))),
+    }
+}
+
+fn describe(ctx: &Ctx, f: &serde_json::Value) {
+    let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
+    let village = s("village");
+    let place = region::village(&village)
+        .map(|_| super::field::place(&village))
+        .unwrap_or_else(|| region::dotted(&village));
+    println!(
+        "{}",
+        tr!(
+            "✓ SLIP SAH — tanda tangan perangkat {} cocok.",
+            "✓ VALID SLIP — signed by device {}.",
+            s("device_id")
+        )
+    );
+    let rows = [
+        (tr!("Nama", "Name"), s("name")),
+        ("NIK".to_string(), s("nik_masked")),
+        (tr!("Desa", "Village"), place),
+        (
+            tr!("Waktu", "Time"),
+            timefmt::local_display(&s("recorded_at"), ctx.offset()),
+        ),
+        (tr!("Catatan", "Record"), s("record_id")),
+    ];
+    for (k, v) in rows {
+        println!("  {k:<8} {v}");
+    }
+}
+
+pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<(), AppError> {
+    let texts = gather_payloads(&a.input)?;
+    let ring = keyring(ctx, &a)?;
+    let mut good = Vec::new();
+    for t in &texts {
+        let facts = check(&ring, t)?;
+        good.push(facts);
+    }
+    if ctx.json {
+        output::json(&json!({"ok": true, "valid": true, "slips": good}));
+    } else {
+        for f in &good {
+            describe(ctx, f);
+        }
+    }
+    Ok(())
+}
+
+pub fn device(ctx: &Ctx) -> Result<(), AppError> {
+    let dd = ctx.open()?;
+    let id = &dd.identity;
+    if ctx.json {
+        output::json(&json!({"ok": true, "device": id}));
+        return Ok(());
+    }
+    let rows = [
+        (tr!("Perangkat", "Device"), id.device_id.clone()),
+        (tr!("Kunci publik", "Public key"), id.public_key.clone()),
+        (tr!("Petugas", "Officer"), id.officer.clone()),
+        (tr!("Tim", "Team"), id.team.clone()),
+    ];
+    for (k, v) in rows {
+        println!("{k:<13} {v}");
+    }
+    println!(
+        "{}\n  {} {}",
+        tr!(
+            "Baris untuk daftar kunci (verify --keys):",
+            "Line for a keys file (verify --keys):"
+        ),
+        id.device_id,
+        id.public_key
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_and_ids() {
+        let v = |a: &[&str]| expand(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(v(&["3-5", "#9"]).unwrap(), ["3", "4", "5", "#9"]);
+        // A UUID (or its prefix) whose first groups are all digits stays an id.
+        assert_eq!(v(&["01936135-7123"]).unwrap(), ["01936135-7123"]);
+        assert!(v(&["5-3"]).is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! `POST /v1/activated`: the NIKs already activated in the district, as 3-byte hash prefixes,
+//! for a warning in the field before a second activation. Only enrolled, unrevoked devices may
+//! ask (the request is signed like a batch); the answer is signed by the server.
+use super::Refusal;
+use super::store::Store;
+use crate::crypto::{self, KeyPair};
+use crate::protocol::{self, ActivatedRequest, ActivatedResponse};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+/// Checks the signed request and lists the prefixes after `since`.
+pub fn answer(
+    store: &Store,
+    key: &KeyPair,
+    device_id: &str,
+    signature: &str,
+    body: &[u8],
+) -> Result<ActivatedResponse, Refusal> {
+    let (public_hex, revoked_at) = store
+        .device_key(device_id)
+        .map_err(Refusal::internal)?
+        .ok_or_else(|| Refusal::new(401, "device_unknown", "this device is not enrolled here"))?;
+    if revoked_at.is_some() {
+        return Err(Refusal::new(
+            403,
+            "device_revoked",
+            "this device was revoked by the district admin",
+        ));
+    }
+    let public = crypto::parse_public_hex(&public_hex)
+        .ok_or_else(|| Refusal::internal("stored device key is damaged"))?;
+    let sig = B64.decode(signature.trim()).unwrap_or_default();
+    if !crypto::verify(&public, &protocol::signed_digest(body), &sig) {
+        return Err(Refusal::new(
+            401,
+            "bad_signature",
+            "the signature is missing or does not match the body",
+        ));
+    }
+    let req: ActivatedRequest = serde_json::from_slice(body)
+        .map_err(|e| Refusal::new(400, "bad_json", format!("not an activated request: {e}")))?;
+    if req.device_id != device_id {
+        return Err(Refusal::new(
+            400,
+            "batch_mismatch",
+            "the device id in the header differs from the body",
+        ));
+    }
+    let mut st = store
+        .conn
+        .prepare_cached(
+            "SELECT rowid, nik FROM records WHERE rowid > ?1 AND kind = 'activation'
+               AND state = 'accepted' AND voided_by IS NULL ORDER BY rowid LIMIT ?2",
+        )
+        .map_err(Refusal::internal)?;
+    let mut rows = st
+        .query(rusqlite::params![
+            req.since.max(0),
+            protocol::ACTIVATED_PAGE as i64 + 1
+        ])
+        .map_err(Refusal::internal)?;
+    let mut prefixes = Vec::new();
+    let (mut count, mut next, mut more) = (0usize, req.since.max(0), false);
+    while let Some(r) = rows.next().map_err(Refusal::internal)? {
+        if count == protocol::ACTIVATED_PAGE {
+            more = true;
+            break;
+        }
+        let rowid: i64 = r.get(0).map_err(Refusal::internal)?;
+        let nik: String = r.get(1).map_err(Refusal::internal)?;
+        prefixes.extend_from_slice(&protocol::nik_prefix(&nik));
+        next = rowid;
+        count += 1;
+    }
+    Ok(ActivatedResponse {
+        protocol: protocol::VERSION,
+        server_id: key.id(),
+        since: req.since,
+        next,
+        more,
+        prefix_bytes: protocol::NIK_PREFIX_BYTES,
+        count,
+        prefixes: B64.encode(&prefixes),
+        as_of: crate::timefmt::now_utc(),
+    })
+}
