@@ -357,3 +357,40 @@ fn voids_follow_their_records_in_order() {
     );
     assert_eq!(local(&k, "synced").len(), 12);
 }
+
+#[test]
+fn after_a_sync_record_warns_of_a_nik_another_team_activated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    let a = enrolled_kit(&server, "");
+    let b = enrolled_kit(&server, "");
+    let people = ikd_field::synth::citizens(95, "1702", 3);
+    a.record_synthetic(&people, 0);
+    a.record_synthetic(&people, 1);
+    a.json(&["sync"]);
+    // Team B syncs (nothing to send) and so gets the district's list of activated NIKs.
+    let r = b.json(&["sync"]);
+    assert_eq!(r["activated"], 2, "{r}");
+    let dup = b.record_synthetic(&people, 1);
+    assert!(dup["district_activated"].is_string(), "{dup}");
+    let fresh = b.record_synthetic(&people, 2);
+    assert!(fresh["district_activated"].is_null(), "{fresh}");
+    // A later sync fetches only what is new.
+    assert_eq!(b.json(&["sync"])["activated"], 1);
+    // The text output says it in Indonesian.
+    let c = enrolled_kit(&server, "");
+    c.json(&["sync"]);
+    let p = &people[0];
+    let out = c.ok(&[
+        "record",
+        "--nik",
+        &p.nik,
+        "--name",
+        &p.name,
+        "--phone",
+        &p.phone,
+        "--village",
+        &p.village,
+    ]);
+    assert!(out.contains("kemungkinan sudah diaktivasi"), "{out}");
+}

@@ -107,14 +107,14 @@ fn every_fault_then_reruns_leave_each_record_on_the_server_once() {
     sync_until_done(&k, &proxy.url, 12);
     let all: Vec<String> = ids.iter().chain(&more).cloned().collect();
     assert_exactly_once(&server, &k, &all);
-    // And a final rerun sends nothing new.
-    let before = proxy.requests.load(std::sync::atomic::Ordering::SeqCst);
+    // And a final rerun sends no batch (only asks for the district's activated list).
+    let batches = server.stats()["batches"].clone();
     let r = k.json(&["sync", "--server", &proxy.url]);
-    assert_eq!(r["records"], 0);
     assert_eq!(
-        proxy.requests.load(std::sync::atomic::Ordering::SeqCst),
-        before
+        (r["records"].as_u64(), r["batches"].as_u64()),
+        (Some(0), Some(0))
     );
+    assert_eq!(server.stats()["batches"], batches);
 }
 
 #[test]

@@ -206,6 +206,8 @@ pub fn place(village: &str) -> String {
 pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     let mut dd = ctx.open()?;
     let valid = gather(ctx, &a)?;
+    // Probably activated already by another team (the district's list from the last sync).
+    let district = crate::field::activated::listed(&dd.store, &valid.nik.nik)?;
     let rec = dd.store.record_activation(&valid, &dd.identity)?;
     let stored = dd.store.find(&rec.id)?;
     // The record is safe; a printing problem is reported but does not undo it.
@@ -228,6 +230,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
             "nik_info": {"sex": valid.nik.sex, "birth_date": nik::iso_date(valid.nik.birth_date),
                          "masked": valid.nik.masked()},
             "warnings": valid.warnings,
+            "district_activated": district,
         }));
         return Ok(());
     }
@@ -251,6 +254,16 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     println!("  {}", place(&rec.village));
     for w in &valid.warnings {
         println!("  ! {}", w.message);
+    }
+    if let Some(as_of) = &district {
+        println!(
+            "  ! {}",
+            tr!(
+                "NIK ini kemungkinan sudah diaktivasi tim lain (daftar server Dinas per {}); server akan menandainya sebagai konflik bila benar.",
+                "This NIK was probably activated already by another team (district list as of {}); the server flags it as a conflict if so.",
+                timefmt::local_display(as_of, ctx.offset())
+            )
+        );
     }
     if let Err(e) = print() {
         eprintln!(

@@ -1,5 +1,6 @@
 //! The laptop side: the data directory, the durable record store, the sync outbox (batch
 //! journal), the HTTP client of the district server, and the sync run that ties them together.
+pub mod activated;
 pub mod datadir;
 pub mod outbox;
 pub mod store;

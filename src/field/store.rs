@@ -58,6 +58,8 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 2: the sync outbox (batch journal), see field/outbox.rs.
     super::outbox::SCHEMA,
+    // 3: the district's already-activated NIK hash prefixes, see field/activated.rs.
+    super::activated::SCHEMA,
 ];
 
 pub struct Store {

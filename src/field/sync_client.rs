@@ -304,12 +304,7 @@ impl Client {
         if r.status != 200 {
             return Err(Self::not_ok(&r));
         }
-        let signed = r
-            .signature
-            .as_deref()
-            .and_then(|s| B64.decode(s.trim()).ok())
-            .is_some_and(|sig| crypto::verify(server_key, &protocol::signed_digest(&r.body), &sig));
-        if !signed {
+        if !signed_by(server_key, &r) {
             return Err(Failure::Unsigned(tr!(
                 "jawaban 200 tanpa tanda tangan server Dinas (halaman login hotspot atau proxy?)",
                 "a 200 answer not signed by the district server (a hotspot login page or proxy?)"
@@ -330,6 +325,55 @@ impl Client {
         }
         Ok((ans, r.body.len() as u64))
     }
+}
+
+impl Client {
+    /// One page of `POST /v1/activated` from cursor `since`, signed by the device; accepted only
+    /// when the answer is signed by `server_key`.
+    pub fn activated(
+        &self,
+        key: &crypto::KeyPair,
+        device_id: &str,
+        server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+        since: i64,
+    ) -> Result<protocol::ActivatedResponse, Failure> {
+        let body = serde_json::to_vec(&protocol::ActivatedRequest {
+            protocol: protocol::VERSION,
+            device_id: device_id.to_string(),
+            since,
+            at: crate::timefmt::now_utc(),
+        })
+        .expect("request serialises");
+        let sig = B64.encode(key.sign(&protocol::signed_digest(&body)));
+        let resp = self
+            .agent
+            .post(format!("{}{}", self.base, protocol::PATH_ACTIVATED))
+            .header("Content-Type", "application/json")
+            .header(protocol::H_DEVICE, device_id)
+            .header(protocol::H_SIGNATURE, &sig)
+            .send(&body[..])
+            .map_err(Self::transport)?;
+        let r = Self::read(resp)?;
+        if r.status != 200 {
+            return Err(Self::not_ok(&r));
+        }
+        if !signed_by(server_key, &r) {
+            return Err(Failure::Unsigned(tr!(
+                "daftar NIK teraktivasi tanpa tanda tangan server Dinas",
+                "the activated-NIK list is not signed by the district server"
+            )));
+        }
+        serde_json::from_slice(&r.body)
+            .map_err(|e| Failure::Transient(format!("/v1/activated: {e}")))
+    }
+}
+
+/// True when the reply carries `server_key`'s signature of SHA-256 of its body.
+fn signed_by(server_key: &[u8; crypto::PUBLIC_KEY_LEN], r: &Reply) -> bool {
+    r.signature
+        .as_deref()
+        .and_then(|s| B64.decode(s.trim()).ok())
+        .is_some_and(|sig| crypto::verify(server_key, &protocol::signed_digest(&r.body), &sig))
 }
 
 /// How often and how patiently to retry.

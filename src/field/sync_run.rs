@@ -3,6 +3,7 @@
 //! goes, so an interruption at any point (kill -9, a dropped link, Ctrl-C) loses at most the
 //! work of one batch — which the next run resends byte for byte. Also `sync --to-file`.
 use crate::error::AppError;
+use crate::field::activated;
 use crate::field::datadir::DataDir;
 use crate::field::outbox::{self, Batch, Problem};
 use crate::field::sync_client::{
@@ -47,6 +48,9 @@ pub struct Report {
     pub pending: i64,
     /// Stopped early by Ctrl-C.
     pub stopped: bool,
+    /// Already-activated NIK prefixes fetched from the district after the batches (`None`
+    /// when the list could not be fetched: only the warnings in `record` miss it).
+    pub activated: Option<usize>,
     /// Where the time went, milliseconds: cutting batches (read, gzip, sign, journal), waiting
     /// for the server beyond that (the exchange overlaps the other two), storing answers.
     pub ms: Timing,
@@ -252,8 +256,28 @@ pub fn run(
         return Err(with_report(e, dd, &mut report));
     }
     report.pending = outbox::backlog(&dd.store)?.0;
+    if !report.stopped {
+        report.activated = pull_activated(dd, client, &server_key);
+    }
     finish(dd, &report)?;
     Ok(report)
+}
+
+/// Fetches the district's new already-activated NIK prefixes (all pages), one attempt each;
+/// `None` if that failed (the pages stored so far stay).
+fn pull_activated(dd: &DataDir, client: &Client, server_key: &[u8; 32]) -> Option<usize> {
+    let mut total = 0;
+    for _ in 0..1000 {
+        let since = activated::cursor(&dd.store).ok()?;
+        let page = client
+            .activated(&dd.key, &dd.identity.device_id, server_key, since)
+            .ok()?;
+        total += activated::store_page(&dd.store, &page).ok()?;
+        if !page.more || page.next <= since {
+            break;
+        }
+    }
+    Some(total)
 }
 
 /// Stores one verified answer and adds it to the report.
