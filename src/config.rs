@@ -59,6 +59,10 @@ pub struct SyncConfig {
     pub max_attempts: u32,
     /// Seconds between connectivity checks for `sync --watch`.
     pub watch_interval_secs: u64,
+    /// First wait before a retry, milliseconds; doubles per attempt (with jitter).
+    pub retry_base_ms: u64,
+    /// Longest wait between retries, seconds.
+    pub retry_max_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +122,8 @@ impl Default for SyncConfig {
             timeout_secs: 30,
             max_attempts: 6,
             watch_interval_secs: 60,
+            retry_base_ms: 1000,
+            retry_max_secs: 60,
         }
     }
 }
@@ -222,6 +228,9 @@ impl Config {
                     "at least 16 characters, no spaces (e.g. from: openssl rand -hex 16)"
                 ),
             );
+        }
+        if self.sync.timeout_secs == 0 || self.sync.watch_interval_secs == 0 {
+            return bad("sync.timeout_secs / watch_interval_secs", "≥ 1".into());
         }
         let srv = &self.server;
         if srv.threads == 0 || srv.threads > 256 {

@@ -33,6 +33,10 @@ enum Command {
     Status,
     /// Ekspor semua catatan / export every record
     Export(commands::field::ExportArgs),
+    /// Daftarkan perangkat ke server Dinas / enrol this device with the district server
+    Enrol(commands::sync::EnrolArgs),
+    /// Kirim catatan ke server Dinas / send pending records to the district server
+    Sync(commands::sync::SyncArgs),
     /// Cetak (ulang) slip bukti aktivasi / print or reprint confirmation slips
     Slip(commands::slip::SlipArgs),
     /// Periksa keaslian slip (teks IKD1: atau foto) / verify a slip (IKD1: text or a photo)
@@ -60,6 +64,8 @@ fn main() {
         Command::Void(a) => commands::field::void(&ctx, a),
         Command::Status => commands::field::status(&ctx),
         Command::Export(a) => commands::field::export(&ctx, a),
+        Command::Enrol(a) => commands::sync::enrol(&ctx, a),
+        Command::Sync(a) => commands::sync::sync(&ctx, a),
         Command::Slip(a) => commands::slip::run(&ctx, a),
         Command::Verify(a) => commands::slip::verify(&ctx, a),
         Command::Device => commands::slip::device(&ctx),

@@ -19,6 +19,12 @@ pub struct InitArgs {
     /// Nama tim / team name
     #[arg(long)]
     pub team: Option<String>,
+    /// Langsung daftar ke server Dinas / enrol with this district server right away
+    #[arg(long, requires = "token")]
+    pub server: Option<String>,
+    /// Token sekali pakai dari admin Dinas / one-time enrolment token
+    #[arg(long, requires = "server")]
+    pub token: Option<String>,
 }
 
 pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
@@ -27,6 +33,19 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
         .unwrap_or_else(|| ctx.config.field.officer.clone());
     let team = a.team.unwrap_or_else(|| ctx.config.field.team.clone());
     let dd = DataDir::init(&ctx.data_dir, &officer, &team)?;
+    if let (Some(server), Some(token)) = (&a.server, &a.token) {
+        let e = super::sync::enrol_device(ctx, &dd, server, token).map_err(|e| AppError {
+            message: tr!(
+                "Folder data {} sudah siap, tetapi pendaftaran ke server gagal: {}",
+                "The data directory {} is ready, but enrolment failed: {}",
+                dd.path.display(),
+                e.message
+            ),
+            ..e
+        })?;
+        super::sync::print_enrolled(ctx, &dd, &e);
+        return Ok(());
+    }
     let id = &dd.identity;
     if ctx.json {
         output::json(&json!({"ok": true, "data_dir": dd.path, "device": id}));
@@ -187,6 +206,8 @@ pub fn place(village: &str) -> String {
 pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     let mut dd = ctx.open()?;
     let valid = gather(ctx, &a)?;
+    // Probably activated already by another team (the district's list from the last sync).
+    let district = crate::field::activated::listed(&dd.store, &valid.nik.nik)?;
     let rec = dd.store.record_activation(&valid, &dd.identity)?;
     let stored = dd.store.find(&rec.id)?;
     // The record is safe; a printing problem is reported but does not undo it.
@@ -209,6 +230,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
             "nik_info": {"sex": valid.nik.sex, "birth_date": nik::iso_date(valid.nik.birth_date),
                          "masked": valid.nik.masked()},
             "warnings": valid.warnings,
+            "district_activated": district,
         }));
         return Ok(());
     }
@@ -232,6 +254,16 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     println!("  {}", place(&rec.village));
     for w in &valid.warnings {
         println!("  ! {}", w.message);
+    }
+    if let Some(as_of) = &district {
+        println!(
+            "  ! {}",
+            tr!(
+                "NIK ini kemungkinan sudah diaktivasi tim lain (daftar server Dinas per {}); server akan menandainya sebagai konflik bila benar.",
+                "This NIK was probably activated already by another team (district list as of {}); the server flags it as a conflict if so.",
+                timefmt::local_display(as_of, ctx.offset())
+            )
+        );
     }
     if let Err(e) = print() {
         eprintln!(
@@ -482,6 +514,7 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
             "by_status": by_status,
             "today": {"activations": today_act, "voids": today_void, "date": timefmt::local_date(&timefmt::now_utc(), offset)},
             "by_village": by_village,
+            "sync": super::sync::status_json(&dd)?,
         }));
         return Ok(());
     }
@@ -494,6 +527,7 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
         tr!("tim", "team"),
         dd.identity.team
     );
+    println!("{}", super::sync::status_line(&dd, offset)?);
     println!("{}", tr!("Catatan: {total}", "Records: {total}"));
     for (s, n) in &counts {
         println!("  {:<10} {n}", s.label());

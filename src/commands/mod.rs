@@ -5,6 +5,7 @@ pub mod demo;
 pub mod field;
 pub mod server;
 pub mod slip;
+pub mod sync;
 pub mod wilayah;
 
 use crate::config::{self, Config};

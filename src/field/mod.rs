@@ -1,3 +1,8 @@
-//! The laptop side: the data directory, the durable record store, and (later) the sync client.
+//! The laptop side: the data directory, the durable record store, the sync outbox (batch
+//! journal), the HTTP client of the district server, and the sync run that ties them together.
+pub mod activated;
 pub mod datadir;
+pub mod outbox;
 pub mod store;
+pub mod sync_client;
+pub mod sync_run;

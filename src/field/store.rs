@@ -56,6 +56,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     "#,
+    // 2: the sync outbox (batch journal), see field/outbox.rs.
+    super::outbox::SCHEMA,
+    // 3: the district's already-activated NIK hash prefixes, see field/activated.rs.
+    super::activated::SCHEMA,
 ];
 
 pub struct Store {
@@ -121,11 +125,11 @@ pub fn db_error(path: &Path, e: rusqlite::Error) -> AppError {
     }
 }
 
-const RECORD_COLUMNS: &str = "id, seq, device_id, officer, team, recorded_at, kind, village, nik, \
+pub(crate) const RECORD_COLUMNS: &str = "id, seq, device_id, officer, team, recorded_at, kind, village, nik, \
      name, phone, email, voids, reason, warnings, status, status_reason, status_at, \
      (SELECT v.id FROM records v WHERE v.voids = records.id)";
 
-fn row_to_stored(row: &Row<'_>) -> rusqlite::Result<Stored> {
+pub(crate) fn row_to_stored(row: &Row<'_>) -> rusqlite::Result<Stored> {
     let kind: String = row.get(6)?;
     let warnings: String = row.get(14)?;
     let status: String = row.get(15)?;
@@ -185,6 +189,11 @@ impl Store {
 
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// For modules that need their own transactions (the sync outbox).
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     fn err(&self, e: rusqlite::Error) -> AppError {

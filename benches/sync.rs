@@ -1,0 +1,343 @@
+//! Sync benchmarks, all with the release binary: a real `serve` process and real `sync` runs on
+//! 127.0.0.1, and the counting/throttling proxy of the tests in between where bytes or a slow
+//! link matter.
+//!
+//! `cargo bench --bench sync` — prints the table and rewrites the `sync` section of
+//! BENCHMARKS.md. `IKD_BENCH_SYNC_N` sets the big run (default 100,000 records),
+//! `IKD_BENCH_SYNC_SMALL` the wire and slow-link runs (default 2,000), `IKD_BENCH_SYNC_REPS`
+//! the loopback runs per batch size (default 3, the median is reported).
+//!
+//! 1. Loopback: N pending records, `ikd-field sync` from start to exit (reading the field DB,
+//!    gzip, sign, send, server verify + validate + commit, answers stored) → records/s; peak RSS
+//!    of the client (`/usr/bin/time -f %M`) and of the server (VmHWM after the run).
+//! 2. Bytes on the wire per record, headers included, counted by the proxy: `sync` against the
+//!    same records posted one HTTP request each as an ODK Collect style OpenRosa submission
+//!    (multipart/form-data with the XML instance; a 201 OpenRosa answer), in the same run.
+//! 3. A poor link: 32 KB/s, +400 ms round trip, once clean and once with the connection dropped
+//!    after the server answered a batch (the costliest drop: that batch is sent twice), against
+//!    the bound bytes ÷ bandwidth of the clean run.
+mod bench_util;
+#[path = "../tests/netfault/mod.rs"]
+mod netfault;
+#[path = "../tests/util/mod.rs"]
+mod util;
+use bench_util::Row;
+use netfault::{Fault, Link, Proxy, Server, enrolled_kit, read_message};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+fn env_n(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Stores `n` records in chunks (one transaction each) so the bench process stays small.
+fn fill(k: &util::Kit, n: usize, first_seed: u64) -> usize {
+    let mut stored = 0;
+    let mut seed = first_seed;
+    while stored < n {
+        let chunk = (n - stored).min(20_000);
+        stored += record_many_ok(k, seed, chunk);
+        seed += 1;
+    }
+    stored
+}
+
+/// Like `record_many` but tolerates the odd synthetic NIK that repeats (refused as duplicate).
+fn record_many_ok(k: &util::Kit, seed: u64, n: usize) -> usize {
+    let mut dd = ikd_field::field::datadir::DataDir::open(&k.dir).unwrap();
+    let today = ikd_field::timefmt::today(time::UtcOffset::UTC);
+    let valid: Vec<_> = ikd_field::synth::citizens(seed, "1702", n)
+        .iter()
+        .map(|p| ikd_field::domain::validate::activation(p, today).unwrap())
+        .collect();
+    let identity = dd.identity.clone();
+    dd.store
+        .record_activations(&valid, &identity)
+        .unwrap()
+        .iter()
+        .filter(|r| r.is_ok())
+        .count()
+}
+
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `ikd-field sync ARGS` under `/usr/bin/time`: (wall seconds, peak RSS KB, JSON answer).
+fn timed_sync(k: &util::Kit, args: &[&str]) -> (f64, u64, serde_json::Value) {
+    let rss_file = k.path("rss.txt");
+    let mut cmd = std::process::Command::new("/usr/bin/time");
+    cmd.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(util::BIN)
+        .arg("--data-dir")
+        .arg(&k.dir)
+        .arg("sync")
+        .arg("--json")
+        .args(args)
+        .env_remove("IKD_FIELD_HOME")
+        .env_remove("IKD_FIELD_CONFIG");
+    let t = Instant::now();
+    let out = cmd.output().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "sync failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rss = std::fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|s| s.trim().lines().last().and_then(|l| l.parse().ok()))
+        .unwrap_or(0);
+    (secs, rss, serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// A stand-in for an ODK Central submission endpoint: answers every request `201 Created`
+/// with Central's OpenRosa success message.
+fn openrosa_sink() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                while read_message(&mut c, &mut buf, false).is_some() {
+                    let body = "<OpenRosaResponse xmlns=\"http://openrosa.org/http/response\" items=\"0\"><message nature=\"\">full submission upload was successful!</message></OpenRosaResponse>";
+                    let head = format!(
+                        "HTTP/1.1 201 Created\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\nX-OpenRosa-Version: 1.0\r\nDate: Mon, 23 Nov 2026 05:12:09 GMT\r\nConnection: keep-alive\r\n\r\n",
+                        body.len()
+                    );
+                    if c.write_all(head.as_bytes()).is_err()
+                        || c.write_all(body.as_bytes()).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One record as ODK Collect would submit it: the XForm instance in a multipart POST.
+fn openrosa_request(host: &str, r: &ikd_field::domain::Record) -> Vec<u8> {
+    let email = r.email.as_deref().unwrap_or("");
+    let xml = format!(
+        "<?xml version='1.0' ?><data id=\"ikd_activation\" version=\"2026112301\" xmlns:jr=\"http://openrosa.org/javarosa\" xmlns:orx=\"http://openrosa.org/xforms\"><seq>{}</seq><device_id>{}</device_id><officer>{}</officer><team>{}</team><recorded_at>{}</recorded_at><kind>activation</kind><village>{}</village><nik>{}</nik><name>{}</name><phone>{}</phone><email>{email}</email><warnings>{}</warnings><meta><instanceID>uuid:{}</instanceID></meta></data>",
+        r.seq,
+        r.device_id,
+        r.officer,
+        r.team,
+        r.recorded_at,
+        r.village,
+        r.nik,
+        r.name,
+        r.phone,
+        r.warnings.join(" "),
+        r.id
+    );
+    let boundary = "----odkcollect7MA4YWxkTrZu0gW";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"xml_submission_file\"; filename=\"submission.xml\"\r\nContent-Type: text/xml; charset=utf-8\r\n\r\n{xml}\r\n--{boundary}--\r\n"
+    );
+    format!(
+        "POST /v1/key/x/projects/1/submission HTTP/1.1\r\nX-OpenRosa-Version: 1.0\r\nDate: Mon, 23 Nov 2026 05:12:09 GMT+00:00\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\nHost: {host}\r\nConnection: Keep-Alive\r\nAccept-Encoding: gzip\r\nUser-Agent: org.odk.collect.android/v2024.2.4 okhttp/4.12.0 Dalvik/2.1.0 (Linux; U; Android 11)\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn main() {
+    assert!(
+        std::path::Path::new("/usr/bin/time").exists(),
+        "/usr/bin/time is needed for peak RSS"
+    );
+    let n = env_n("IKD_BENCH_SYNC_N", 100_000);
+    let small = env_n("IKD_BENCH_SYNC_SMALL", 2_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+
+    // 1. Loopback, N records, at the default batch size and at the largest; three runs each,
+    //    each with a fresh server and a fresh field kit (other people, so nothing is a duplicate).
+    let reps = env_n("IKD_BENCH_SYNC_REPS", 3);
+    for batch in [500usize, 5000] {
+        let mut runs = Vec::new();
+        for rep in 0..reps {
+            let server = Server::start(&tmp.path().join(format!("loop-{batch}-{rep}.db")));
+            let k = enrolled_kit(&server, "");
+            let stored = fill(&k, n, 1000 + 100 * rep as u64);
+            let (secs, client_rss, r) = timed_sync(&k, &["--batch-size", &batch.to_string()]);
+            assert_eq!(r["pending"], 0, "{r}");
+            assert_eq!(r["records"].as_u64(), Some(stored as u64));
+            let server_rss = vm_hwm_kb(server.pid());
+            println!(
+                "loopback, batches of {batch}: {stored} records in {secs:.2} s = {:.0} rec/s; client {client_rss} KB, server {server_rss} KB",
+                stored as f64 / secs
+            );
+            runs.push((
+                stored as f64 / secs,
+                secs,
+                stored,
+                client_rss,
+                server_rss,
+                r,
+            ));
+        }
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let rates: Vec<String> = runs.iter().map(|x| format!("{:.0}", x.0)).collect();
+        let (rate, secs, stored, _, _, r) = &runs[runs.len() / 2];
+        let client_rss = runs.iter().map(|x| x.3).max().unwrap_or(0);
+        let server_rss = runs.iter().map(|x| x.4).max().unwrap_or(0);
+        rows.push(Row {
+            what: format!(
+                "sync over loopback, {stored} records, batches of {batch} (client DB → server commit → answers stored), one `sync` process; median of {reps} runs"
+            ),
+            ours: format!(
+                "{rate:.0} rec/s (runs: {}; median run {secs:.1} s: client cut {:.1} s, waiting for the server {:.1} s, storing answers {:.1} s)",
+                rates.join(", "),
+                r["ms"]["cut"].as_f64().unwrap() / 1000.0,
+                r["ms"]["exchange"].as_f64().unwrap() / 1000.0,
+                r["ms"]["apply"].as_f64().unwrap() / 1000.0
+            ),
+            baseline: "—".into(),
+            ratio: "—".into(),
+            target: "≥ 30,000 rec/s".into(),
+            met: Some(*rate >= 30_000.0),
+        });
+        for (who, kb) in [
+            ("client `sync`", client_rss),
+            ("server `serve`", server_rss),
+        ] {
+            rows.push(Row {
+                what: format!(
+                    "peak RSS syncing {stored} records in batches of {batch}: {who} (highest of the runs)"
+                ),
+                ours: format!("{:.1} MB", kb as f64 / 1024.0),
+                baseline: "—".into(),
+                ratio: "—".into(),
+                target: "≤ 30 MB".into(),
+                met: Some(kb <= 30 * 1024),
+            });
+        }
+    }
+
+    // 2. Bytes on the wire per record, through the counting proxy, both ways.
+    // A fresh server: each `sync` also fetches the district's activated-NIK list, which should
+    // hold only these records here.
+    let server = Server::start(&tmp.path().join("wire.db"));
+    let k = enrolled_kit(&server, "");
+    let stored_small = record_many_ok(&k, 77, small);
+    let proxy = Proxy::start(server.addr);
+    let (_, _, r) = timed_sync(&k, &["--server", &proxy.url]);
+    assert_eq!(r["pending"], 0);
+    let ours_bytes = proxy.bytes.load(Ordering::SeqCst);
+    let ours_per = ours_bytes as f64 / stored_small as f64;
+    let sink = openrosa_sink();
+    let xml_proxy = Proxy::start(sink);
+    let dd = ikd_field::field::datadir::DataDir::open(&k.dir).unwrap();
+    let mut c = TcpStream::connect(xml_proxy.addr).unwrap();
+    let host = xml_proxy.addr.to_string();
+    let mut buf = Vec::new();
+    let mut sent = 0usize;
+    dd.store
+        .for_each(|s| {
+            c.write_all(&openrosa_request(&host, &s.record)).unwrap();
+            read_message(&mut c, &mut buf, true).expect("201 answer");
+            sent += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(sent, stored_small);
+    let xml_bytes = xml_proxy.bytes.load(Ordering::SeqCst);
+    let xml_per = xml_bytes as f64 / sent as f64;
+    println!("wire: ikd-field {ours_per:.0} B/record, OpenRosa XML {xml_per:.0} B/record");
+    rows.push(Row {
+        what: format!(
+            "bytes on the wire per record, requests + answers with HTTP headers, {stored_small} records"
+        ),
+        ours: format!(
+            "{ours_per:.0} B ({} batch requests + 1 for the activated list; batch bodies {:.0} B up as gzip, {:.0} B down as JSON)",
+            r["batches"],
+            r["bytes_sent"].as_f64().unwrap() / stored_small as f64,
+            r["bytes_received"].as_f64().unwrap() / stored_small as f64
+        ),
+        baseline: format!(
+            "{xml_per:.0} B (one OpenRosa multipart XML POST per record, ODK Collect style)"
+        ),
+        ratio: format!("{:.3} (1/{:.1})", ours_per / xml_per, xml_per / ours_per),
+        target: "≤ 1/10".into(),
+        met: Some(ours_per * 10.0 <= xml_per),
+    });
+    drop((k, proxy, xml_proxy, dd));
+
+    // 3. A poor link: 32 KB/s, 200 ms each way; clean, then with one dropped connection.
+    let link = Link {
+        bytes_per_sec: 32 * 1024,
+        latency: Duration::from_millis(200),
+    };
+    let mut clean_bytes = 0usize;
+    for (seed, label, faults) in [
+        (88, "clean", vec![]),
+        (
+            99,
+            "one connection dropped after the server answered",
+            vec![Fault::Pass, Fault::DropAnswer],
+        ),
+    ] {
+        let server = Server::start(&tmp.path().join(format!("slow-{seed}.db")));
+        let k = enrolled_kit(&server, "");
+        let stored = record_many_ok(&k, seed, small);
+        let proxy = Proxy::start(server.addr);
+        proxy.set_link(Some(link));
+        proxy.plan(faults);
+        let (secs, _, r) = timed_sync(&k, &["--server", &proxy.url]);
+        assert_eq!(r["pending"], 0);
+        assert_eq!(r["records"].as_u64(), Some(stored as u64));
+        let moved = proxy.bytes.load(Ordering::SeqCst);
+        if clean_bytes == 0 {
+            clean_bytes = moved;
+        }
+        let bound = clean_bytes as f64 / link.bytes_per_sec as f64;
+        println!("slow link ({label}): {secs:.1} s, {moved} B moved, bound {bound:.1} s");
+        rows.push(Row {
+            what: format!(
+                "{stored} records over 32 KB/s with +400 ms RTT, {label}; nothing lost or doubled"
+            ),
+            ours: format!("{secs:.1} s ({:.0} KB moved)", moved as f64 / 1024.0),
+            baseline: format!(
+                "{bound:.1} s (bytes of a clean run ÷ bandwidth: {:.0} KB)",
+                clean_bytes as f64 / 1024.0
+            ),
+            ratio: format!("{:.2}×", secs / bound),
+            target: "≤ 1.3×".into(),
+            met: Some(secs / bound <= 1.3),
+        });
+    }
+
+    let table = bench_util::table(&rows);
+    print!("{table}");
+    bench_util::write_section(
+        "sync",
+        &format!(
+            "### Sync\n\nMeasured {} on {} by `cargo bench --bench sync` (N = {n}, small runs {small}; release binary, real `serve` process, SQLite files on disk).\n\n{table}\nBytes are HTTP messages as they crossed the test proxy (headers and bodies, both directions), including the request for the district's list of activated NIK hash prefixes that ends each `sync` (here it lists only the run's own records, 3 bytes each in base64). The XML baseline leaves out the HEAD request ODK Collect makes before submitting, and TLS, which would add the same per-connection cost to both. The slow link is the proxy of `tests/netfault` (each message waits 200 ms, then flows at 32 KB/s); each `sync` ends with one more round trip for the activated list; the retry after the drop waits 0.5–1 s (backoff with jitter, `retry_base_ms = 1000`), and the dropped batch's request crosses the link twice.\n\nWhere the loopback time goes (`sync --json` reports it as `ms`): the laptop's own work (cut: read, JSON, gzip, sign, journal; storing answers) overlaps the wait for the server — batch k+1 is cut and the answer to batch k-1 stored while batch k is on the wire; one batch in flight keeps the server's order, so a void never overtakes its record. On these 2 cores, shared with other builds, client and server compete for CPU and for the disk's fsyncs and single runs vary by ±30 %: 10 alternating runs of 20,000 records in batches of 500 gave a median of 29,700 rec/s with this overlap against 20,300 rec/s without it (2026-11-23).\n",
+            bench_util::today(),
+            bench_util::machine()
+        ),
+    );
+}

@@ -1,0 +1,444 @@
+//! Sync commands of the field kit: `enrol`, `sync` (with `--watch` and `--to-file`), and the
+//! enrolment step of `init --server URL --token T`.
+use super::Ctx;
+use crate::error::{AppError, Kind};
+use crate::field::datadir::DataDir;
+use crate::field::outbox;
+use crate::field::sync_client::{self, Client, Enrolment, Failure, Retry};
+use crate::field::sync_run::{self, Event, Options, Report};
+use crate::protocol::EnrolRequest;
+use crate::{output, timefmt, tr};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct EnrolArgs {
+    /// Alamat server Dinas / district server URL (http:// or https://)
+    #[arg(long)]
+    pub server: String,
+    /// Token sekali pakai dari admin Dinas / one-time token from the district admin
+    #[arg(long)]
+    pub token: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SyncArgs {
+    /// Alamat server lain untuk kali ini / another route to the enrolled server, this time
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Catatan per batch / records per batch (1–5000) [default: config sync.batch_size]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=5000))]
+    pub batch_size: Option<u16>,
+    /// Tunggu sinyal dan kirim sendiri (Ctrl-C berhenti) / wait for the server and sync by itself
+    #[arg(long, conflicts_with = "to_file")]
+    pub watch: bool,
+    /// Tanpa sinyal: tulis batch bertanda tangan ke berkas (flashdisk) / write signed batches to FILE
+    #[arg(long, value_name = "FILE")]
+    pub to_file: Option<PathBuf>,
+}
+
+fn timeout(ctx: &Ctx) -> Duration {
+    Duration::from_secs(ctx.config.sync.timeout_secs.max(1))
+}
+
+/// Registers the device with the server behind `server` using a one-time token; stores the
+/// server's URL, id and key in the field database.
+pub fn enrol_device(
+    ctx: &Ctx,
+    dd: &DataDir,
+    server: &str,
+    token: &str,
+) -> Result<Enrolment, AppError> {
+    let client = Client::new(server, timeout(ctx))?;
+    let req = EnrolRequest {
+        token: token.trim().to_string(),
+        public_key: dd.identity.public_key.clone(),
+        officer: dd.identity.officer.clone(),
+        team: dd.identity.team.clone(),
+    };
+    let ans = client.enrol(&req).map_err(|f| match f {
+        Failure::Refused {
+            status,
+            code,
+            message,
+        } => sync_client::refusal_error(status, &code, &message),
+        other => AppError::new(
+            Kind::Unreachable,
+            tr!(
+                "Pendaftaran ke {} gagal: {other}. Perangkat belum terdaftar; tidak ada yang hilang.",
+                "Enrolment with {} failed: {other}. The device is not enrolled yet; nothing is lost.",
+                client.base()
+            ),
+        )
+        .hint(tr!(
+            "Periksa alamat server dan sinyal, lalu ulangi perintahnya (token belum terpakai).",
+            "Check the server address and the signal, then run the command again (the token is not spent)."
+        )),
+    })?;
+    if ans.device_id != dd.identity.device_id {
+        return Err(AppError::other(tr!(
+            "Server mendaftarkan perangkat {} padahal perangkat ini {}.",
+            "The server enrolled device {} but this device is {}.",
+            ans.device_id,
+            dd.identity.device_id
+        )));
+    }
+    let e = Enrolment {
+        server_url: client.base().to_string(),
+        server_id: ans.server_id,
+        server_public_key: ans.server_public_key,
+        enrolled_at: timefmt::now_utc(),
+    };
+    e.save(&dd.store)?;
+    Ok(e)
+}
+
+pub fn print_enrolled(ctx: &Ctx, dd: &DataDir, e: &Enrolment) {
+    if ctx.json {
+        output::json(
+            &json!({"ok": true, "data_dir": dd.path, "device": dd.identity.device_id, "enrolment": e}),
+        );
+    } else {
+        println!(
+            "{}",
+            tr!(
+                "✓ Perangkat {} terdaftar di server {} ({}).\nKirim catatan dengan: ikd-field sync",
+                "✓ Device {} enrolled with server {} ({}).\nSend records with: ikd-field sync",
+                dd.identity.device_id,
+                e.server_id,
+                e.server_url
+            )
+        );
+    }
+}
+
+pub fn enrol(ctx: &Ctx, a: EnrolArgs) -> Result<(), AppError> {
+    let dd = ctx.open()?;
+    let e = enrol_device(ctx, &dd, &a.server, &a.token)?;
+    print_enrolled(ctx, &dd, &e);
+    Ok(())
+}
+
+fn not_enrolled() -> AppError {
+    AppError::usage(tr!(
+        "Perangkat ini belum terdaftar di server Dinas.",
+        "This device is not enrolled with a district server yet."
+    ))
+    .hint(tr!(
+        "Minta token ke admin Dinas lalu: ikd-field enrol --server URL --token TOKEN (tanpa sinyal: ikd-field sync --to-file BERKAS)",
+        "Ask the district admin for a token, then: ikd-field enrol --server URL --token TOKEN (no signal: ikd-field sync --to-file FILE)"
+    ))
+}
+
+/// First Ctrl-C (or SIGTERM) asks to stop after the current batch; a second one exits at once
+/// (safe too: the journal makes the next run resend the same batch).
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
+        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+    }
+    stop
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KB", n as f64 / 1024.0),
+        _ => format!("{:.1} MB", n as f64 / 1_048_576.0),
+    }
+}
+
+/// A progress bar on stderr (records and bytes), hidden for --json or when stderr is not a
+/// terminal; retries are reported as lines in text mode.
+struct Progress {
+    bar: ProgressBar,
+    json: bool,
+    bytes: u64,
+}
+
+impl Progress {
+    fn new(json: bool) -> Progress {
+        let target = if json || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(Some(0), target);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30.green} {pos}/{len} {prefix} · {msg}")
+                .expect("valid template")
+                .progress_chars("█▌ "),
+        );
+        bar.set_prefix(tr!("catatan", "records"));
+        Progress {
+            bar,
+            json,
+            bytes: 0,
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::Start { pending } => {
+                self.bar.set_length(pending);
+                self.bar.set_message(human_bytes(0));
+            }
+            Event::Answered { records, bytes } => {
+                self.bytes += bytes;
+                if self.bar.position() + records > self.bar.length().unwrap_or(0) {
+                    self.bar.set_length(self.bar.position() + records);
+                }
+                self.bar.inc(records);
+                self.bar.set_message(human_bytes(self.bytes));
+            }
+            Event::Retry {
+                attempt,
+                max,
+                wait,
+                why,
+            } => {
+                if !self.json {
+                    self.bar.suspend(|| {
+                        eprintln!(
+                            "{}",
+                            tr!(
+                                "  percobaan {attempt}/{max} gagal: {why}; coba lagi dalam {:.1} dtk",
+                                "  attempt {attempt}/{max} failed: {why}; retrying in {:.1} s",
+                                wait.as_secs_f64()
+                            )
+                        )
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn print_report(ctx: &Ctx, r: &Report) {
+    if ctx.json {
+        let mut v = json!(r);
+        v["ok"] = json!(true);
+        output::json(&v);
+        return;
+    }
+    if r.records == 0 && r.pending == 0 {
+        println!(
+            "{}",
+            tr!(
+                "Tidak ada yang perlu dikirim; semua catatan sudah terkirim.",
+                "Nothing to send; every record is synced."
+            )
+        );
+        return;
+    }
+    println!(
+        "{} ({} batch, {})",
+        r.line(),
+        r.batches,
+        human_bytes(r.bytes_sent)
+    );
+    for p in &r.problems {
+        println!(
+            "  ! #{} {} — {}: {}",
+            p.seq,
+            p.name,
+            p.status.label(),
+            p.reason
+        );
+    }
+    if r.stopped {
+        println!(
+            "{}",
+            tr!(
+                "Dihentikan. {} catatan masih menunggu; jalankan lagi nanti (tidak ada yang hilang).",
+                "Stopped. {} records still pending; run again later (nothing lost).",
+                r.pending
+            )
+        );
+    } else if r.pending > 0 {
+        println!(
+            "{}",
+            tr!(
+                "{} catatan masih menunggu jawaban server; jalankan sync lagi.",
+                "{} records still wait for the server's answer; run sync again.",
+                r.pending
+            )
+        );
+    }
+}
+
+pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
+    let mut dd = ctx.open()?;
+    let batch_size = a
+        .batch_size
+        .map(usize::from)
+        .unwrap_or(ctx.config.sync.batch_size);
+    if let Some(path) = &a.to_file {
+        let r = sync_run::to_file(&mut dd, path, batch_size)?;
+        if ctx.json {
+            output::json(&json!({"ok": true, "to_file": r}));
+        } else {
+            println!(
+                "{}",
+                tr!(
+                    "✓ {} catatan dalam {} batch bertanda tangan ditulis ke {} ({}).\nBawa ke kantor Dinas: ikd-field server import {}\nCatatan tetap 'menunggu' sampai sync online berikutnya.",
+                    "✓ {} records in {} signed batches written to {} ({}).\nTake it to the district office: ikd-field server import {}\nThe records stay pending until the next online sync.",
+                    r.records,
+                    r.batches,
+                    r.file,
+                    human_bytes(r.bytes),
+                    r.file
+                )
+            );
+        }
+        return Ok(());
+    }
+    let enrolment = Enrolment::load(&dd.store)?.ok_or_else(not_enrolled)?;
+    let url = a
+        .server
+        .clone()
+        .or_else(|| Some(ctx.config.sync.server.clone()).filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| enrolment.server_url.clone());
+    let client = Client::new(&url, timeout(ctx))?;
+    let c = &ctx.config.sync;
+    let opts = Options {
+        batch_size,
+        retry: Retry {
+            max_attempts: c.max_attempts.max(1),
+            base: Duration::from_millis(c.retry_base_ms),
+            max: Duration::from_secs(c.retry_max_secs),
+        },
+    };
+    let stop = stop_flag();
+    if a.watch {
+        return watch(ctx, &mut dd, &client, &enrolment, &opts, &stop);
+    }
+    let mut progress = Progress::new(ctx.json);
+    let result = sync_run::run(&mut dd, &client, &enrolment, &opts, &stop, &mut |e| {
+        progress.event(e)
+    });
+    progress.bar.finish_and_clear();
+    let report = result?;
+    print_report(ctx, &report);
+    if report.stopped {
+        // Interrupted by Ctrl-C: the conventional status, so scripts do not take it for done.
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+/// `sync --watch`: checks `/v1/health` every `watch_interval_secs`; when the enrolled server
+/// answers and something is waiting, syncs. Unreachable servers are waited out; a refusal ends it.
+fn watch(
+    ctx: &Ctx,
+    dd: &mut DataDir,
+    client: &Client,
+    enrolment: &Enrolment,
+    opts: &Options,
+    stop: &AtomicBool,
+) -> Result<(), AppError> {
+    let interval = Duration::from_secs(ctx.config.sync.watch_interval_secs.max(1));
+    let say = |s: String| {
+        if !ctx.json {
+            eprintln!("{s}");
+        }
+    };
+    say(tr!(
+        "Menunggu server {} (cek tiap {} dtk; Ctrl-C untuk berhenti)…",
+        "Waiting for server {} (checking every {} s; Ctrl-C to stop)…",
+        client.base(),
+        interval.as_secs()
+    ));
+    let mut was_online = None;
+    loop {
+        let online = match client.health() {
+            Ok(h) if h.server_id == enrolment.server_id => true,
+            Ok(h) => {
+                say(tr!(
+                    "  {} menjawab sebagai server lain ({}); tidak dikirim.",
+                    "  {} answers as another server ({}); nothing sent.",
+                    client.base(),
+                    h.server_id
+                ));
+                false
+            }
+            Err(_) => false,
+        };
+        if was_online != Some(online) {
+            say(if online {
+                tr!("  server terjangkau.", "  server reachable.")
+            } else {
+                tr!("  server belum terjangkau.", "  server not reachable yet.")
+            });
+            was_online = Some(online);
+        }
+        let (pending, open) = outbox::backlog(&dd.store)?;
+        if online && (pending > 0 || open > 0) {
+            let mut progress = Progress::new(ctx.json);
+            let result = sync_run::run(dd, client, enrolment, opts, stop, &mut |e| {
+                progress.event(e)
+            });
+            progress.bar.finish_and_clear();
+            match result {
+                Ok(r) => {
+                    if ctx.json {
+                        let mut v = json!(r);
+                        v["ok"] = json!(true);
+                        println!("{v}");
+                    } else {
+                        println!(
+                            "{} — {}",
+                            timefmt::local_display(&timefmt::now_utc(), ctx.offset()),
+                            r.line()
+                        );
+                    }
+                }
+                Err(e) if e.kind == Kind::Unreachable => say(format!("  {}", e.message)),
+                Err(e) => return Err(e),
+            }
+        }
+        if !sync_client::sleep_unless(stop, interval) {
+            say(tr!("Berhenti.", "Stopped."));
+            return Ok(());
+        }
+    }
+}
+
+/// The sync part of `ikd-field status`, as JSON.
+pub fn status_json(dd: &DataDir) -> Result<serde_json::Value, AppError> {
+    let (pending, open) = outbox::backlog(&dd.store)?;
+    Ok(json!({
+        "enrolment": Enrolment::load(&dd.store)?,
+        "last_sync": dd.store.meta(sync_client::M_LAST_OK)?,
+        "last_summary": dd.store.meta(sync_client::M_LAST_SUMMARY)?,
+        "pending": pending,
+        "open_batches": open,
+    }))
+}
+
+/// The sync part of `ikd-field status`, as a line for people.
+pub fn status_line(dd: &DataDir, offset: time::UtcOffset) -> Result<String, AppError> {
+    let (pending, _) = outbox::backlog(&dd.store)?;
+    let last = dd
+        .store
+        .meta(sync_client::M_LAST_OK)?
+        .map(|t| timefmt::local_display(&t, offset))
+        .unwrap_or_else(|| tr!("belum pernah", "never"));
+    Ok(match Enrolment::load(&dd.store)? {
+        Some(e) => tr!(
+            "Server: {} · sinkron terakhir: {last} · menunggu: {pending}",
+            "Server: {} · last sync: {last} · pending: {pending}",
+            e.server_url
+        ),
+        None => tr!(
+            "Server: belum terdaftar (ikd-field enrol --server URL --token TOKEN) · menunggu: {pending}",
+            "Server: not enrolled (ikd-field enrol --server URL --token TOKEN) · pending: {pending}"
+        ),
+    })
+}

@@ -1,0 +1,585 @@
+//! The HTTP client of the district server (blocking `ureq`, rustls): health, enrolment, and
+//! sending one journalled batch. Only an answer signed by the enrolled server key, naming the
+//! batch that was sent, counts as an answer; anything else is a failed attempt. Retries use
+//! exponential backoff with full jitter.
+use crate::crypto;
+use crate::error::{AppError, Kind};
+use crate::field::outbox::Batch;
+use crate::field::store::Store;
+use crate::protocol::{self, BatchResponse, EnrolRequest, EnrolResponse, ErrorBody, Health};
+use crate::tr;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Largest answer read from the server (a batch answer of 5,000 records is ~400 KB).
+const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Where this device is enrolled, as kept in the field database's meta table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Enrolment {
+    pub server_url: String,
+    pub server_id: String,
+    pub server_public_key: String,
+    pub enrolled_at: String,
+}
+
+const M_URL: &str = "sync.server_url";
+const M_ID: &str = "sync.server_id";
+const M_KEY: &str = "sync.server_public_key";
+const M_AT: &str = "sync.enrolled_at";
+/// Last time every pending record got an answer, and its summary line.
+pub const M_LAST_OK: &str = "sync.last_ok_at";
+pub const M_LAST_SUMMARY: &str = "sync.last_summary";
+
+impl Enrolment {
+    pub fn load(store: &Store) -> Result<Option<Enrolment>, AppError> {
+        let (Some(server_url), Some(server_id), Some(server_public_key)) =
+            (store.meta(M_URL)?, store.meta(M_ID)?, store.meta(M_KEY)?)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Enrolment {
+            server_url,
+            server_id,
+            server_public_key,
+            enrolled_at: store.meta(M_AT)?.unwrap_or_default(),
+        }))
+    }
+
+    /// Stores the enrolment and its audit line in one transaction (never half an enrolment).
+    pub fn save(&self, store: &Store) -> Result<(), AppError> {
+        let dbe = |e| crate::field::store::db_error(store.path(), e);
+        let tx = store.conn().unchecked_transaction().map_err(dbe)?;
+        for (k, v) in [
+            (M_URL, &self.server_url),
+            (M_ID, &self.server_id),
+            (M_KEY, &self.server_public_key),
+            (M_AT, &self.enrolled_at),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [k, v.as_str()],
+            )
+            .map_err(dbe)?;
+        }
+        tx.execute(
+            "INSERT INTO audit (at, action, detail) VALUES (?1, 'enrol', ?2)",
+            [
+                self.enrolled_at.as_str(),
+                &format!("server {} at {}", self.server_id, self.server_url),
+            ],
+        )
+        .map_err(dbe)?;
+        tx.commit().map_err(dbe)
+    }
+
+    pub fn key(&self) -> Option<[u8; crypto::PUBLIC_KEY_LEN]> {
+        crypto::parse_public_hex(&self.server_public_key)
+    }
+}
+
+/// Why an exchange did not produce an answer.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// Nothing usable came back: no connection, reset, timeout, or a reply that was not the
+    /// district server's protocol. Worth retrying later.
+    Transient(String),
+    /// The district server answered 5xx/429/408: busy or failing, nothing committed.
+    Busy(String),
+    /// A 200 whose signature does not verify with the enrolled server key (a captive portal or
+    /// proxy). Worth retrying once the network is really online.
+    Unsigned(String),
+    /// The district server refused the request (a 4xx with its error body): retrying the same
+    /// bytes will not help.
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+impl Failure {
+    pub fn retryable(&self) -> bool {
+        !matches!(self, Failure::Refused { .. })
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transient(s) | Failure::Unsigned(s) | Failure::Busy(s) => write!(f, "{s}"),
+            Failure::Refused {
+                status,
+                code,
+                message,
+            } => write!(f, "{status} {code}: {message}"),
+        }
+    }
+}
+
+/// Checks and normalises a server URL (`http://` or `https://`, no trailing slash).
+pub fn normalise_url(url: &str) -> Result<String, AppError> {
+    let u = url.trim().trim_end_matches('/');
+    let ok = (u.starts_with("http://") || u.starts_with("https://")) && u.len() > 8;
+    if !ok {
+        return Err(AppError::usage(tr!(
+            "Alamat server '{url}' tidak dikenali.",
+            "Server address '{url}' is not understood."
+        ))
+        .hint(tr!(
+            "Tulis lengkap dengan http:// atau https://, mis. https://dukcapil.example.go.id",
+            "Write it in full with http:// or https://, e.g. https://dukcapil.example.go.id"
+        )));
+    }
+    Ok(u.to_string())
+}
+
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+/// A response read in full: status, signature header, body.
+struct Reply {
+    status: u16,
+    signature: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Client {
+    /// `timeout` bounds connecting, each read and write (a stalled link), and the wait for the
+    /// server's answer; a slow link that keeps moving is not cut off.
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Client, AppError> {
+        let base = normalise_url(base_url)?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeout))
+            .timeout_per_read(Some(timeout))
+            .timeout_per_write(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            // The signature covers the answer bytes exactly as the server sent them.
+            .accept_encoding("identity")
+            .max_redirects(0)
+            .user_agent(concat!("ikd-field/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Client { agent, base })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn read(mut resp: ureq::http::Response<ureq::Body>) -> Result<Reply, Failure> {
+        let status = resp.status().as_u16();
+        let signature = resp
+            .headers()
+            .get(protocol::H_SIGNATURE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
+            .map_err(|e| Failure::Transient(tr!("jawaban terputus: {e}", "answer cut off: {e}")))?;
+        Ok(Reply {
+            status,
+            signature,
+            body,
+        })
+    }
+
+    fn transport(e: ureq::Error) -> Failure {
+        Failure::Transient(e.to_string())
+    }
+
+    /// A non-200 reply: the server's own refusal (4xx with its error body) or a transient failure.
+    fn not_ok(r: &Reply) -> Failure {
+        let parsed: Option<ErrorBody> = serde_json::from_slice(&r.body).ok();
+        // The server's own words for a network problem (the body stalled or ended early) or a
+        // busy moment are worth retrying; other 4xx refusals are not.
+        let transient_code = |c: &str| matches!(c, "incomplete_body" | "rate_limited");
+        match parsed {
+            Some(e)
+                if (400..500).contains(&r.status)
+                    && r.status != 429
+                    && r.status != 408
+                    && !transient_code(&e.error.code) =>
+            {
+                Failure::Refused {
+                    status: r.status,
+                    code: e.error.code,
+                    message: e.error.message,
+                }
+            }
+            Some(e) => Failure::Transient(format!(
+                "{} {}: {}",
+                r.status, e.error.code, e.error.message
+            )),
+            None => Failure::Transient(tr!(
+                "jawaban {} yang bukan dari server ikd-field",
+                "a {} answer that is not from an ikd-field server",
+                r.status
+            )),
+        }
+    }
+
+    pub fn health(&self) -> Result<Health, Failure> {
+        let resp = self
+            .agent
+            .get(format!("{}{}", self.base, protocol::PATH_HEALTH))
+            .call()
+            .map_err(Self::transport)?;
+        let r = Self::read(resp)?;
+        if r.status != 200 {
+            return Err(Self::not_ok(&r));
+        }
+        let h: Health = serde_json::from_slice(&r.body).map_err(|_| {
+            Failure::Transient(tr!(
+                "jawaban /v1/health bukan dari server ikd-field",
+                "the /v1/health answer is not from an ikd-field server"
+            ))
+        })?;
+        if !h.ok || h.protocol != protocol::VERSION {
+            return Err(Failure::Transient(format!(
+                "server protocol {} (ok={})",
+                h.protocol, h.ok
+            )));
+        }
+        Ok(h)
+    }
+
+    pub fn enrol(&self, req: &EnrolRequest) -> Result<EnrolResponse, Failure> {
+        let resp = self
+            .agent
+            .post(format!("{}{}", self.base, protocol::PATH_ENROL))
+            .header("Content-Type", "application/json")
+            .send(serde_json::to_vec(req).expect("request serialises"))
+            .map_err(Self::transport)?;
+        let r = Self::read(resp)?;
+        if r.status != 200 {
+            return Err(Self::not_ok(&r));
+        }
+        let ans: EnrolResponse = serde_json::from_slice(&r.body).map_err(|_| {
+            Failure::Unsigned(tr!(
+                "jawaban pendaftaran bukan dari server ikd-field",
+                "the enrolment answer is not from an ikd-field server"
+            ))
+        })?;
+        // The server id must be the id of the key it hands out.
+        let key_ok = crypto::parse_public_hex(&ans.server_public_key)
+            .is_some_and(|k| crypto::key_id(&k) == ans.server_id);
+        if !key_ok {
+            return Err(Failure::Unsigned(tr!(
+                "kunci server dalam jawaban pendaftaran tidak cocok dengan id-nya",
+                "the server key in the enrolment answer does not match its id"
+            )));
+        }
+        Ok(ans)
+    }
+
+    /// Sends one batch; returns the server's answer only if it is signed by `server_key` and
+    /// names this batch. `on_sent` is called with the bytes once the request went out.
+    pub fn send_batch(
+        &self,
+        batch: &Batch,
+        device_id: &str,
+        server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+    ) -> Result<(BatchResponse, u64), Failure> {
+        let resp = self
+            .agent
+            .post(format!("{}{}", self.base, protocol::PATH_BATCHES))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+            .header(protocol::H_DEVICE, device_id)
+            .header(protocol::H_BATCH, &batch.id)
+            .header(protocol::H_SIGNATURE, &batch.signature)
+            .send(&batch.body[..])
+            .map_err(Self::transport)?;
+        let r = Self::read(resp)?;
+        if r.status != 200 {
+            return Err(Self::not_ok(&r));
+        }
+        if !signed_by(server_key, &r) {
+            return Err(Failure::Unsigned(tr!(
+                "jawaban 200 tanpa tanda tangan server Dinas (halaman login hotspot atau proxy?)",
+                "a 200 answer not signed by the district server (a hotspot login page or proxy?)"
+            )));
+        }
+        let ans: BatchResponse = serde_json::from_slice(&r.body).map_err(|e| {
+            Failure::Transient(tr!(
+                "jawaban bertanda tangan tidak terbaca: {e}",
+                "signed answer unreadable: {e}"
+            ))
+        })?;
+        if ans.batch_id != batch.id {
+            return Err(Failure::Unsigned(tr!(
+                "jawaban untuk batch lain ({})",
+                "an answer for another batch ({})",
+                ans.batch_id
+            )));
+        }
+        Ok((ans, r.body.len() as u64))
+    }
+}
+
+impl Client {
+    /// One page of `POST /v1/activated` from cursor `since`, signed by the device; accepted only
+    /// when the answer is signed by `server_key`.
+    pub fn activated(
+        &self,
+        key: &crypto::KeyPair,
+        device_id: &str,
+        server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+        since: i64,
+    ) -> Result<protocol::ActivatedResponse, Failure> {
+        let body = serde_json::to_vec(&protocol::ActivatedRequest {
+            protocol: protocol::VERSION,
+            device_id: device_id.to_string(),
+            since,
+            at: crate::timefmt::now_utc(),
+        })
+        .expect("request serialises");
+        let sig = B64.encode(key.sign(&protocol::signed_digest(&body)));
+        let resp = self
+            .agent
+            .post(format!("{}{}", self.base, protocol::PATH_ACTIVATED))
+            .header("Content-Type", "application/json")
+            .header(protocol::H_DEVICE, device_id)
+            .header(protocol::H_SIGNATURE, &sig)
+            .send(&body[..])
+            .map_err(Self::transport)?;
+        let r = Self::read(resp)?;
+        if r.status != 200 {
+            return Err(Self::not_ok(&r));
+        }
+        if !signed_by(server_key, &r) {
+            return Err(Failure::Unsigned(tr!(
+                "daftar NIK teraktivasi tanpa tanda tangan server Dinas",
+                "the activated-NIK list is not signed by the district server"
+            )));
+        }
+        serde_json::from_slice(&r.body)
+            .map_err(|e| Failure::Transient(format!("/v1/activated: {e}")))
+    }
+}
+
+/// True when the reply carries `server_key`'s signature of SHA-256 of its body.
+fn signed_by(server_key: &[u8; crypto::PUBLIC_KEY_LEN], r: &Reply) -> bool {
+    r.signature
+        .as_deref()
+        .and_then(|s| B64.decode(s.trim()).ok())
+        .is_some_and(|sig| crypto::verify(server_key, &protocol::signed_digest(&r.body), &sig))
+}
+
+/// How often and how patiently to retry.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Retry {
+    /// The wait before attempt `attempt + 1` (attempt counts from 1): exponential, capped, with
+    /// full jitter in its upper half so many laptops do not retry in step.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let cap = exp.min(self.max);
+        let half = cap / 2;
+        let jitter = getrandom::u32().unwrap_or(0) as f64 / u32::MAX as f64;
+        half + half.mul_f64(jitter)
+    }
+}
+
+/// Sleeps `d`, waking early (false) when `stop` is set.
+pub fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep((until - std::time::Instant::now()).min(Duration::from_millis(50)));
+    }
+    !stop.load(Ordering::Relaxed)
+}
+
+/// The user-facing error for a refusal by the district server.
+pub fn refusal_error(status: u16, code: &str, message: &str) -> AppError {
+    let (kind, text, hint) = match code {
+        "device_revoked" => (
+            Kind::Other,
+            tr!(
+                "Perangkat ini sudah dicabut oleh admin Dinas; server menolak kiriman.",
+                "This device was revoked by the district admin; the server refuses its batches."
+            ),
+            tr!(
+                "Catatan tetap aman di laptop ini. Hubungi admin Dinas untuk mendaftar ulang (ikd-field enrol).",
+                "The records are safe on this laptop. Ask the district admin to enrol it again (ikd-field enrol)."
+            ),
+        ),
+        "device_unknown" => (
+            Kind::Other,
+            tr!(
+                "Server tidak mengenal perangkat ini.",
+                "The server does not know this device."
+            ),
+            tr!(
+                "Minta token ke admin Dinas lalu: ikd-field enrol --server URL --token TOKEN",
+                "Ask the district admin for a token, then: ikd-field enrol --server URL --token TOKEN"
+            ),
+        ),
+        "token_unknown" | "token_used" | "token_expired" => (
+            Kind::Other,
+            match code {
+                "token_used" => tr!(
+                    "Token pendaftaran sudah pernah dipakai.",
+                    "The enrolment token was already used."
+                ),
+                "token_expired" => tr!(
+                    "Token pendaftaran sudah kedaluwarsa.",
+                    "The enrolment token has expired."
+                ),
+                _ => tr!(
+                    "Token pendaftaran tidak dikenal server.",
+                    "The server does not know that enrolment token."
+                ),
+            },
+            tr!(
+                "Minta token baru ke admin Dinas (ikd-field server token) dan periksa ketikannya.",
+                "Ask the district admin for a new token (ikd-field server token) and check the spelling."
+            ),
+        ),
+        "batch_reused" => (
+            Kind::Duplicate,
+            tr!(
+                "Server sudah menerima batch dengan id yang sama tetapi isi berbeda.",
+                "The server already has a batch with this id but different content."
+            ),
+            tr!(
+                "Jangan salin folder data antar laptop. Hubungi admin Dinas; catatan tetap aman di sini.",
+                "Do not copy data folders between laptops. Call the district admin; the records are safe here."
+            ),
+        ),
+        "body_too_large" | "decompressed_too_large" | "too_many_records" => (
+            Kind::Other,
+            tr!(
+                "Batch terlalu besar untuk server ini.",
+                "The batch is too large for this server."
+            ),
+            tr!(
+                "Minta admin Dinas menaikkan batas server (max_body_bytes / max_batch_records).",
+                "Ask the district admin to raise the server limits (max_body_bytes / max_batch_records)."
+            ),
+        ),
+        _ => (
+            Kind::Other,
+            tr!(
+                "Server menolak permintaan.",
+                "The server refused the request."
+            ),
+            tr!(
+                "Catatan tetap aman di laptop ini. Sampaikan pesan ini ke admin Dinas.",
+                "The records are safe on this laptop. Show this message to the district admin."
+            ),
+        ),
+    };
+    AppError::new(kind, format!("{text} ({status} {code}: {message})"))
+        .hint(hint)
+        .details(serde_json::json!({"status": status, "code": code, "message": message}))
+}
+
+/// The user-facing error when the server could not be reached (exit 5).
+pub fn unreachable_error(url: &str, why: &Failure, pending: i64) -> AppError {
+    let what = match why {
+        Failure::Unsigned(_) => tr!(
+            "Jawaban dari {url} bukan dari server Dinas ({why}).",
+            "The answer from {url} is not from the district server ({why})."
+        ),
+        Failure::Busy(_) => tr!(
+            "Server {url} sedang sibuk atau bermasalah ({why}).",
+            "Server {url} is busy or failing ({why})."
+        ),
+        _ => tr!(
+            "Server {url} tidak terjangkau ({why}).",
+            "Server {url} is unreachable ({why})."
+        ),
+    };
+    AppError::new(
+        Kind::Unreachable,
+        format!(
+            "{what} {}",
+            tr!(
+                "Tidak ada yang hilang: {pending} catatan tetap menunggu di laptop ini; coba lagi nanti.",
+                "Nothing lost: {pending} records stay pending on this laptop; run again later."
+            )
+        ),
+    )
+    .hint(tr!(
+        "Jalankan lagi 'ikd-field sync' saat ada sinyal, atau biarkan 'ikd-field sync --watch' menunggu.",
+        "Run 'ikd-field sync' again when there is signal, or leave 'ikd-field sync --watch' waiting."
+    ))
+    .details(serde_json::json!({"server": url, "pending": pending, "reason": why.to_string()}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let r = Retry {
+            max_attempts: 6,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        for attempt in 1..10 {
+            let d = r.delay(attempt);
+            let full = Duration::from_millis(100 * (1 << (attempt - 1))).min(r.max);
+            assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn urls_need_a_scheme() {
+        assert_eq!(
+            normalise_url(" http://127.0.0.1:8080/ ").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(normalise_url("dukcapil.example").is_err());
+    }
+
+    #[test]
+    fn a_portal_page_or_unknown_server_is_retried_a_refusal_is_not() {
+        let portal = Reply {
+            status: 403,
+            signature: None,
+            body: b"<html>login</html>".to_vec(),
+        };
+        assert!(Client::not_ok(&portal).retryable());
+        let revoked = Reply {
+            status: 403,
+            signature: None,
+            body: br#"{"error":{"code":"device_revoked","message":"revoked"}}"#.to_vec(),
+        };
+        assert!(!Client::not_ok(&revoked).retryable());
+        let stalled = Reply {
+            status: 400,
+            signature: None,
+            body: br#"{"error":{"code":"incomplete_body","message":"x"}}"#.to_vec(),
+        };
+        assert!(Client::not_ok(&stalled).retryable());
+        let busy = Reply {
+            status: 503,
+            signature: None,
+            body: br#"{"error":{"code":"internal","message":"x"}}"#.to_vec(),
+        };
+        assert!(Client::not_ok(&busy).retryable());
+    }
+}

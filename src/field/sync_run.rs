@@ -1,0 +1,418 @@
+//! One sync run: resend the open batches of the journal, then cut and send new ones until no
+//! pending record is left outside an answered batch. Each answer is stored before the next batch
+//! goes, so an interruption at any point (kill -9, a dropped link, Ctrl-C) loses at most the
+//! work of one batch — which the next run resends byte for byte. Also `sync --to-file`.
+use crate::error::AppError;
+use crate::field::activated;
+use crate::field::datadir::DataDir;
+use crate::field::outbox::{self, Batch, Problem};
+use crate::field::sync_client::{
+    self, Client, Enrolment, Failure, M_LAST_OK, M_LAST_SUMMARY, Retry,
+};
+use crate::protocol::{BatchResponse, Summary};
+use crate::tr;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What the run reports as it goes (for the progress bar).
+pub enum Event<'a> {
+    /// Records waiting for an answer when the run starts.
+    Start { pending: u64 },
+    /// A batch was answered.
+    Answered { records: u64, bytes: u64 },
+    /// An attempt failed; the next one follows after `wait`.
+    Retry {
+        attempt: u32,
+        max: u32,
+        wait: Duration,
+        why: &'a Failure,
+    },
+}
+
+/// What a run did. `problems` lists conflicts and rejections (at most [`MAX_PROBLEMS`]).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub server: String,
+    pub batches: usize,
+    pub records: usize,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub summary: Summary,
+    pub problems: Vec<Problem>,
+    /// Records the server's answers did not mention (they stay pending).
+    pub unanswered: usize,
+    /// Records still pending after the run.
+    pub pending: i64,
+    /// Stopped early by Ctrl-C.
+    pub stopped: bool,
+    /// Already-activated NIK prefixes fetched from the district after the batches (`None`
+    /// when the list could not be fetched: only the warnings in `record` miss it).
+    pub activated: Option<usize>,
+    /// Where the time went, milliseconds: cutting batches (read, gzip, sign, journal), waiting
+    /// for the server beyond that (the exchange overlaps the other two), storing answers.
+    pub ms: Timing,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Timing {
+    pub cut: u64,
+    pub exchange: u64,
+    pub apply: u64,
+}
+
+pub const MAX_PROBLEMS: usize = 50;
+
+impl Report {
+    /// "312 terkirim, 2 duplikat, 1 konflik, 0 ditolak".
+    pub fn line(&self) -> String {
+        let s = &self.summary;
+        tr!(
+            "{} terkirim, {} duplikat, {} konflik, {} ditolak",
+            "{} sent, {} duplicate, {} conflict, {} rejected",
+            s.accepted,
+            s.duplicate,
+            s.conflict,
+            s.rejected
+        )
+    }
+}
+
+pub struct Options {
+    pub batch_size: usize,
+    pub retry: Retry,
+}
+
+/// The next batch to send: an open one after journal position `pos`, else a newly cut one.
+fn next_batch(
+    dd: &mut DataDir,
+    batch_size: usize,
+    pos: i64,
+    after_seq: i64,
+) -> Result<Option<Batch>, AppError> {
+    if let Some(b) = outbox::next_open(&dd.store, pos)? {
+        return Ok(Some(b));
+    }
+    let device = dd.identity.device_id.clone();
+    outbox::cut(&mut dd.store, &dd.key, &device, batch_size, after_seq)
+}
+
+/// What the sending thread reports to the run.
+enum Msg {
+    /// An attempt failed; the thread waits `wait` and tries again.
+    Retry {
+        attempt: u32,
+        wait: Duration,
+        failure: Failure,
+    },
+    /// The batch's fate: answered, given up (the last failure), or stopped by Ctrl-C.
+    Done(Result<(BatchResponse, u64), Option<Failure>>),
+}
+
+/// Sends one batch with retries (on its own thread), reporting each failed attempt.
+fn send_with_retries(
+    client: &Client,
+    batch: &Batch,
+    device: &str,
+    server_key: &[u8; 32],
+    retry: &Retry,
+    stop: &AtomicBool,
+    tx: &mpsc::Sender<Msg>,
+) {
+    let mut attempt = 0u32;
+    let done = loop {
+        attempt += 1;
+        match client.send_batch(batch, device, server_key) {
+            Ok(x) => break Ok(x),
+            Err(f) if !f.retryable() || attempt >= retry.max_attempts.max(1) => {
+                break Err(Some(f));
+            }
+            Err(failure) => {
+                let wait = retry.delay(attempt);
+                let _ = tx.send(Msg::Retry {
+                    attempt,
+                    wait,
+                    failure,
+                });
+                if !sync_client::sleep_unless(stop, wait) {
+                    break Err(None);
+                }
+            }
+        }
+    };
+    let _ = tx.send(Msg::Done(done));
+}
+
+/// Sends batches one at a time, in journal order, and overlaps the laptop's own work with the
+/// wait for the server: while batch k is on the wire, the answer to batch k-1 is stored and
+/// batch k+1 is cut. At most one batch is in flight, so the server sees batches in order (a
+/// void never arrives before the record it cancels).
+pub fn run(
+    dd: &mut DataDir,
+    client: &Client,
+    enrolment: &Enrolment,
+    opts: &Options,
+    stop: &AtomicBool,
+    on: &mut dyn FnMut(Event),
+) -> Result<Report, AppError> {
+    let server_key = enrolment.key().ok_or_else(|| {
+        AppError::other(tr!(
+            "Kunci server yang tersimpan rusak; daftarkan ulang perangkat (ikd-field enrol).",
+            "The stored server key is damaged; enrol the device again (ikd-field enrol)."
+        ))
+    })?;
+    let mut report = Report {
+        server: client.base().to_string(),
+        ..Report::default()
+    };
+    let (pending, _) = outbox::backlog(&dd.store)?;
+    on(Event::Start {
+        pending: pending as u64,
+    });
+    let device = dd.identity.device_id.clone();
+    let t = Instant::now();
+    let mut current = next_batch(dd, opts.batch_size, 0, 0)?;
+    report.ms.cut += t.elapsed().as_millis() as u64;
+    // An answer received but not stored yet (stored while the next batch is on the wire).
+    let mut unstored: Option<(Batch, BatchResponse, u64)> = None;
+    let outcome = std::thread::scope(|scope| -> Result<(), AppError> {
+        while let Some(batch) = current.take() {
+            if stop.load(Ordering::Relaxed) {
+                report.stopped = true;
+                break;
+            }
+            let batch = std::sync::Arc::new(batch);
+            let (tx, rx) = mpsc::channel();
+            let sending = std::sync::Arc::clone(&batch);
+            let (device, server_key, retry) = (&device, &server_key, &opts.retry);
+            let handle = scope.spawn(move || {
+                send_with_retries(client, &sending, device, server_key, retry, stop, &tx)
+            });
+            if let Some((b, answer, received)) = unstored.take() {
+                store_answer(dd, &mut report, &b, &answer, received, on)?;
+            }
+            let t = Instant::now();
+            let (pos, after) = (batch.pos, batch.last_seq);
+            let following = next_batch(dd, opts.batch_size, pos, after)?;
+            report.ms.cut += t.elapsed().as_millis() as u64;
+            let t = Instant::now();
+            let mut done = None;
+            for msg in rx {
+                match msg {
+                    Msg::Retry {
+                        attempt,
+                        wait,
+                        failure,
+                    } => {
+                        outbox::note_failure(&dd.store, &batch.id, &failure.to_string())?;
+                        on(Event::Retry {
+                            attempt,
+                            max: opts.retry.max_attempts,
+                            wait,
+                            why: &failure,
+                        });
+                    }
+                    Msg::Done(d) => done = Some(d),
+                }
+            }
+            let _ = handle.join();
+            report.ms.exchange += t.elapsed().as_millis() as u64;
+            match done {
+                Some(Ok((answer, received))) => {
+                    let b = std::sync::Arc::try_unwrap(batch).unwrap_or_else(|a| (*a).clone());
+                    unstored = Some((b, answer, received));
+                }
+                Some(Err(None)) | None => {
+                    report.stopped = true;
+                    break;
+                }
+                Some(Err(Some(f))) => {
+                    outbox::note_failure(&dd.store, &batch.id, &f.to_string())?;
+                    let e = match &f {
+                        Failure::Refused {
+                            status,
+                            code,
+                            message,
+                        } => sync_client::refusal_error(*status, code, message),
+                        _ => {
+                            let (left, _) = outbox::backlog(&dd.store)?;
+                            sync_client::unreachable_error(client.base(), &f, left)
+                        }
+                    };
+                    return Err(e);
+                }
+            }
+            current = following;
+        }
+        Ok(())
+    });
+    // Whatever happened, an answer that arrived is stored before the run ends.
+    if let Some((b, answer, received)) = unstored.take() {
+        store_answer(dd, &mut report, &b, &answer, received, on)?;
+    }
+    if let Err(e) = outcome {
+        return Err(with_report(e, dd, &mut report));
+    }
+    report.pending = outbox::backlog(&dd.store)?.0;
+    if !report.stopped {
+        report.activated = pull_activated(dd, client, &server_key);
+    }
+    finish(dd, &report)?;
+    Ok(report)
+}
+
+/// Fetches the district's new already-activated NIK prefixes (all pages), one attempt each;
+/// `None` if that failed (the pages stored so far stay).
+fn pull_activated(dd: &DataDir, client: &Client, server_key: &[u8; 32]) -> Option<usize> {
+    let mut total = 0;
+    for _ in 0..1000 {
+        let since = activated::cursor(&dd.store).ok()?;
+        let page = client
+            .activated(&dd.key, &dd.identity.device_id, server_key, since)
+            .ok()?;
+        total += activated::store_page(&dd.store, &page).ok()?;
+        if !page.more || page.next <= since {
+            break;
+        }
+    }
+    Some(total)
+}
+
+/// Stores one verified answer and adds it to the report.
+fn store_answer(
+    dd: &mut DataDir,
+    report: &mut Report,
+    batch: &Batch,
+    answer: &BatchResponse,
+    received: u64,
+    on: &mut dyn FnMut(Event),
+) -> Result<(), AppError> {
+    let t = Instant::now();
+    let applied = outbox::apply_answer(&mut dd.store, batch, answer)?;
+    report.ms.apply += t.elapsed().as_millis() as u64;
+    report.batches += 1;
+    report.records += batch.record_count;
+    report.bytes_sent += batch.body.len() as u64;
+    report.bytes_received += received;
+    let s = &mut report.summary;
+    s.accepted += applied.summary.accepted;
+    s.duplicate += applied.summary.duplicate;
+    s.conflict += applied.summary.conflict;
+    s.rejected += applied.summary.rejected;
+    report.unanswered += applied.unanswered;
+    let room = MAX_PROBLEMS.saturating_sub(report.problems.len());
+    report
+        .problems
+        .extend(applied.problems.into_iter().take(room));
+    on(Event::Answered {
+        records: batch.record_count as u64,
+        bytes: batch.body.len() as u64,
+    });
+    Ok(())
+}
+
+/// Audit line for the run; the "last sync" stamp when nothing is left waiting.
+fn finish(dd: &DataDir, report: &Report) -> Result<(), AppError> {
+    let line = format!(
+        "{} · {} batch · {} B → {}",
+        report.line(),
+        report.batches,
+        report.bytes_sent,
+        report.server
+    );
+    dd.store.audit("sync", None, &line)?;
+    if report.pending == 0 && !report.stopped {
+        dd.store.set_meta(M_LAST_OK, &crate::timefmt::now_utc())?;
+        dd.store.set_meta(M_LAST_SUMMARY, &report.line())?;
+    }
+    Ok(())
+}
+
+/// Adds what was done before the failure to the error (and to the audit log).
+fn with_report(e: AppError, dd: &DataDir, report: &mut Report) -> AppError {
+    report.pending = outbox::backlog(&dd.store).map(|b| b.0).unwrap_or(-1);
+    let _ = finish(dd, report);
+    let mut details = e.details.clone();
+    if let Some(m) = details.as_object_mut() {
+        m.insert("report".into(), serde_json::json!(report));
+    }
+    let msg = if report.batches > 0 {
+        format!(
+            "{}\n{}",
+            e.message,
+            tr!(
+                "Sebelum berhenti: {}.",
+                "Before stopping: {}.",
+                report.line()
+            )
+        )
+    } else {
+        e.message.clone()
+    };
+    AppError { message: msg, ..e }.details(details)
+}
+
+/// What `sync --to-file` wrote.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct FileReport {
+    pub file: String,
+    pub batches: usize,
+    pub records: usize,
+    pub bytes: u64,
+}
+
+/// Writes every open batch and newly cut ones, one `FileBatch` JSON per line, to `path`
+/// (through a temporary file renamed into place once synced to disk). Records stay pending.
+pub fn to_file(dd: &mut DataDir, path: &Path, batch_size: usize) -> Result<FileReport, AppError> {
+    let io = |e: std::io::Error| {
+        AppError::other(tr!(
+            "Berkas {} tidak bisa ditulis: {e}",
+            "Cannot write {}: {e}",
+            path.display()
+        ))
+        .hint(tr!(
+            "Periksa flashdisk (terpasang, tidak penuh, tidak terkunci). Catatan tetap aman di laptop.",
+            "Check the USB stick (mounted, not full, not write-protected). The records are safe on the laptop."
+        ))
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "batches".into());
+    let tmp = path.with_file_name(format!(".{name}.part"));
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut report = FileReport {
+        file: path.display().to_string(),
+        ..FileReport::default()
+    };
+    let device = dd.identity.device_id.clone();
+    let (mut pos, mut after_seq) = (0i64, 0i64);
+    while let Some(batch) = next_batch(dd, batch_size, pos, after_seq)? {
+        pos = batch.pos;
+        after_seq = after_seq.max(batch.last_seq);
+        let line = serde_json::to_string(&batch.file_line(&device)).expect("serialises");
+        writeln!(w, "{line}").map_err(io)?;
+        report.batches += 1;
+        report.records += batch.record_count;
+        report.bytes += batch.body.len() as u64;
+    }
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    dd.store.audit(
+        "sync_to_file",
+        None,
+        &format!(
+            "{} batches, {} records, {} B → {}",
+            report.batches,
+            report.records,
+            report.bytes,
+            path.display()
+        ),
+    )?;
+    Ok(report)
+}

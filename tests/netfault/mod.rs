@@ -1,0 +1,500 @@
+//! Sync test support: a real `ikd-field serve` process on 127.0.0.1, field kits enrolled with it,
+//! and a fault-injecting HTTP proxy (plain std::net threads) to put between them.
+//!
+//! The proxy reads each request in full, takes the next [`Fault`] from its plan (pass when the
+//! plan is empty) and forwards it on a fresh upstream connection, so every fault hits exactly
+//! one request. An optional [`Link`] throttles and delays every message in both directions.
+#![allow(dead_code)]
+use crate::util::{BIN, Kit};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A district server process (`ikd-field serve`) with its own database; killed on drop.
+pub struct Server {
+    pub db: PathBuf,
+    pub url: String,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Server {
+    /// kill -9 of the server process.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn start(db: &Path) -> Server {
+        Server::start_on(db, "127.0.0.1:0")
+    }
+
+    pub fn start_on(db: &Path, listen: &str) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", listen, "--db"])
+            .arg(db)
+            .env_remove("IKD_FIELD_HOME")
+            .env_remove("IKD_FIELD_CONFIG")
+            .env("IKD_FIELD_LANG", "en")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ikd-field serve");
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
+        // Keep draining stdout: a closed pipe would fail the server's later prints.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected serve output: {line}"))
+            .to_string();
+        let addr = url.trim_start_matches("http://").parse().unwrap();
+        Server {
+            db: db.to_path_buf(),
+            url,
+            addr,
+            child,
+        }
+    }
+
+    /// `ikd-field server ARGS… --db DB`.
+    pub fn admin(db: &Path, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .arg("server")
+            .args(args)
+            .arg("--db")
+            .arg(db)
+            .env_remove("IKD_FIELD_HOME")
+            .env_remove("IKD_FIELD_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    pub fn admin_ok(&self, args: &[&str]) -> String {
+        let out = Server::admin(&self.db, args);
+        assert!(
+            out.status.success(),
+            "server {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn token(&self) -> String {
+        self.admin_ok(&["token", "--team", "TIM UJI"])
+            .trim()
+            .to_string()
+    }
+
+    /// Record ids on the server, in export order.
+    pub fn ids(&self) -> Vec<String> {
+        ids_in(&self.db)
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.admin_ok(&["stats", "--json"])).unwrap();
+        v["stats"].clone()
+    }
+}
+
+/// Record ids in a district database (`server export --format json`).
+pub fn ids_in(db: &Path) -> Vec<String> {
+    let out = Server::admin(db, &["export", "--format", "json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A field kit enrolled with `server` (directly, not through a proxy), with fast retries.
+pub fn enrolled_kit(server: &Server, sync_config: &str) -> Kit {
+    let k = Kit::empty();
+    let token = server.token();
+    k.ok(&[
+        "init",
+        "--officer",
+        "PETUGAS UJI",
+        "--team",
+        "TIM UJI",
+        "--server",
+        &server.url,
+        "--token",
+        &token,
+    ]);
+    std::fs::write(
+        k.dir.join("config.toml"),
+        format!("[sync]\n{sync_config}\n"),
+    )
+    .unwrap();
+    k
+}
+
+/// Retries fast so fault tests stay short; every value is still exercised.
+pub const FAST: &str = "timeout_secs = 5\nmax_attempts = 3\nretry_base_ms = 20\nretry_max_secs = 1";
+
+/// Stores `n` synthetic activations in one transaction through the library (fast, durable).
+pub fn record_many(k: &Kit, seed: u64, n: usize) -> Vec<String> {
+    let mut dd = ikd_field::field::datadir::DataDir::open(&k.dir).unwrap();
+    let today = ikd_field::timefmt::today(time::UtcOffset::UTC);
+    let valid: Vec<_> = ikd_field::synth::citizens(seed, "1702", n)
+        .iter()
+        .map(|p| ikd_field::domain::validate::activation(p, today).unwrap())
+        .collect();
+    let identity = dd.identity.clone();
+    dd.store
+        .record_activations(&valid, &identity)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.unwrap().id)
+        .collect()
+}
+
+/// Local record ids by status (`list --status S --json`).
+pub fn local(k: &Kit, status: &str) -> Vec<String> {
+    let v = k.json(&["list", "--status", status]);
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What the proxy does with one request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Forward the request and the answer.
+    Pass,
+    /// Close the connection before the request reaches the server.
+    DropRequest,
+    /// Forward the request, let the server answer (and commit), then close without a byte.
+    DropAnswer,
+    /// Forward, then pass only the first half of the answer and close (mid-response).
+    CutAnswer,
+    /// Wait this long before forwarding.
+    Delay(Duration),
+    /// Answer 200 with an HTML login page, as a village hotspot does; never forward.
+    Portal,
+    /// Forward, but replace the server's signature (a proxy that rewrites answers).
+    ForgeSignature,
+}
+
+/// A slow link: every message waits `latency`, then flows at `bytes_per_sec`.
+#[derive(Debug, Clone, Copy)]
+pub struct Link {
+    pub bytes_per_sec: u64,
+    pub latency: Duration,
+}
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub url: String,
+    plan: Arc<Mutex<VecDeque<Fault>>>,
+    upstream: Arc<Mutex<SocketAddr>>,
+    link: Arc<Mutex<Option<Link>>>,
+    /// Requests seen, and bytes relayed (requests + answers as they crossed the proxy).
+    pub requests: Arc<AtomicUsize>,
+    pub bytes: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let p = Proxy {
+            addr,
+            url: format!("http://{addr}"),
+            plan: Arc::default(),
+            upstream: Arc::new(Mutex::new(upstream)),
+            link: Arc::default(),
+            requests: Arc::default(),
+            bytes: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (plan, up, link, reqs, bytes, stop) = (
+            p.plan.clone(),
+            p.upstream.clone(),
+            p.link.clone(),
+            p.requests.clone(),
+            p.bytes.clone(),
+            p.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let ctx = Conn {
+                    plan: plan.clone(),
+                    upstream: up.clone(),
+                    link: link.clone(),
+                    requests: reqs.clone(),
+                    bytes: bytes.clone(),
+                };
+                std::thread::spawn(move || ctx.serve(conn));
+            }
+        });
+        p
+    }
+
+    pub fn plan(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.plan.lock().unwrap().extend(faults);
+    }
+
+    pub fn clear(&self) {
+        self.plan.lock().unwrap().clear();
+    }
+
+    pub fn left(&self) -> usize {
+        self.plan.lock().unwrap().len()
+    }
+
+    pub fn set_link(&self, link: Option<Link>) {
+        *self.link.lock().unwrap() = link;
+    }
+
+    pub fn set_upstream(&self, addr: SocketAddr) {
+        *self.upstream.lock().unwrap() = addr;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+struct Conn {
+    plan: Arc<Mutex<VecDeque<Fault>>>,
+    upstream: Arc<Mutex<SocketAddr>>,
+    link: Arc<Mutex<Option<Link>>>,
+    requests: Arc<AtomicUsize>,
+    bytes: Arc<AtomicUsize>,
+}
+
+const PORTAL: &str = "<!DOCTYPE html><html><head><title>WiFi Desa</title></head><body>\
+<h1>Selamat datang di WiFi Desa</h1><form>Masukkan kode voucher: <input name=v></form></body></html>";
+
+impl Conn {
+    fn serve(self, mut client: TcpStream) {
+        let mut pending = Vec::new();
+        loop {
+            let Some(req) = read_message(&mut client, &mut pending, false) else {
+                return;
+            };
+            self.requests.fetch_add(1, Ordering::SeqCst);
+            let fault = self.plan.lock().unwrap().pop_front().unwrap_or(Fault::Pass);
+            match &fault {
+                Fault::DropRequest => {
+                    let _ = client.shutdown(Shutdown::Both);
+                    return;
+                }
+                Fault::Portal => {
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{PORTAL}",
+                        PORTAL.len()
+                    );
+                    if self.send(&mut client, answer.as_bytes()).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Fault::Delay(d) => std::thread::sleep(*d),
+                _ => {}
+            }
+            let upstream = *self.upstream.lock().unwrap();
+            let Ok(mut server) = TcpStream::connect(upstream) else {
+                let _ = client.shutdown(Shutdown::Both);
+                return;
+            };
+            if self.send(&mut server, &req).is_err() {
+                return;
+            }
+            let Some(mut answer) = read_message(&mut server, &mut Vec::new(), true) else {
+                let _ = client.shutdown(Shutdown::Both);
+                return;
+            };
+            match fault {
+                Fault::DropAnswer => {
+                    let _ = client.shutdown(Shutdown::Both);
+                    return;
+                }
+                Fault::CutAnswer => {
+                    let _ = self.send(&mut client, &answer[..answer.len() / 2]);
+                    let _ = client.shutdown(Shutdown::Both);
+                    return;
+                }
+                Fault::ForgeSignature => answer = forge(&answer),
+                _ => {}
+            }
+            let close =
+                header(&answer, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+            if self.send(&mut client, &answer).is_err() || close {
+                return;
+            }
+        }
+    }
+
+    /// Writes one message, through the slow link when there is one.
+    fn send(&self, to: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+        self.bytes.fetch_add(data.len(), Ordering::SeqCst);
+        let link = *self.link.lock().unwrap();
+        match link {
+            None => to.write_all(data),
+            Some(l) => {
+                std::thread::sleep(l.latency);
+                // 20 slices a second: sleep for each slice's share of the bandwidth.
+                let slice = (l.bytes_per_sec / 20).max(1) as usize;
+                for chunk in data.chunks(slice) {
+                    let t = std::time::Instant::now();
+                    to.write_all(chunk)?;
+                    let due = Duration::from_secs_f64(chunk.len() as f64 / l.bytes_per_sec as f64);
+                    if let Some(rest) = due.checked_sub(t.elapsed()) {
+                        std::thread::sleep(rest);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Replaces the value of `X-Ikd-Signature` with a well-formed but wrong signature.
+fn forge(answer: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(answer);
+    let fake = "A".repeat(86) + "==";
+    let mut out = Vec::new();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    for line in head.split("\r\n") {
+        if line.to_ascii_lowercase().starts_with("x-ikd-signature:") {
+            out.extend_from_slice(format!("X-Ikd-Signature: {fake}\r\n").as_bytes());
+        } else {
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+fn header(msg: &[u8], name: &str) -> Option<String> {
+    let end = find(msg, b"\r\n\r\n")?;
+    String::from_utf8_lossy(&msg[..end])
+        .split("\r\n")
+        .skip(1)
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads one whole HTTP/1.1 message (head and body by Content-Length or chunked; an answer with
+/// neither runs to end of stream). `buf` keeps bytes read past the message. None on EOF/error.
+pub fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>, answer: bool) -> Option<Vec<u8>> {
+    let mut tmp = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = find(buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut tmp).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = buf[..head_end].to_vec();
+    let chunked = header(&head, "transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let len = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok());
+    let total = if chunked {
+        loop {
+            if let Some(n) = chunked_len(&buf[head_end..]) {
+                break head_end + n;
+            }
+            let n = s.read(&mut tmp).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        }
+    } else if let Some(len) = len {
+        while buf.len() < head_end + len {
+            let n = s.read(&mut tmp).ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        }
+        head_end + len
+    } else if answer {
+        loop {
+            let n = s.read(&mut tmp).ok()?;
+            if n == 0 {
+                break buf.len();
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        }
+    } else {
+        head_end
+    };
+    let msg = buf[..total].to_vec();
+    buf.drain(..total);
+    Some(msg)
+}
+
+/// Length of a complete chunked body at the start of `b`, if it is all there.
+fn chunked_len(b: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let line_end = find(&b[at..], b"\r\n")? + at;
+        let size_text = String::from_utf8_lossy(&b[at..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        at = line_end + 2;
+        if size == 0 {
+            // Trailers end with an empty line.
+            let end = find(&b[at..], b"\r\n\r\n").map(|i| at + i + 4);
+            return if b[at..].starts_with(b"\r\n") {
+                Some(at + 2)
+            } else {
+                end
+            };
+        }
+        if b.len() < at + size + 2 {
+            return None;
+        }
+        at += size + 2;
+    }
+}
