@@ -358,6 +358,25 @@ fn demo_runs_end_to_end() {
     assert_eq!(v["ok"], true);
     assert_eq!(v["recorded"], 12);
     assert_eq!(v["integrity"], "ok");
+    // Slips written and one verified; every record on the server once; a second sync sends nothing.
+    assert_eq!(v["slip_verified"], true);
+    let pngs = std::fs::read_dir(keep.join("field/slips")).unwrap().count();
+    assert_eq!(pngs, 12 + 1, "12 PNG slips and the A4 PDF");
+    assert_eq!(v["sync"]["summary"]["accepted"], 12);
+    assert_eq!(v["second_sync_batches"], 0);
+    assert_eq!(v["server_stats"]["stats"]["records"], 12);
+    assert!(
+        v["dashboard"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    // The field database agrees: everything synced.
+    let field = util::Kit {
+        tmp: tempfile::tempdir().unwrap(),
+        dir: keep.join("field"),
+    };
+    assert_eq!(field.json(&["status"])["by_status"]["synced"], 12);
 }
 
 /// On a terminal, `record` asks for missing fields and asks again for a wrong one. `script`

@@ -1,13 +1,23 @@
-//! `ikd-field demo`: the main job end to end on the embedded default, in a temporary directory.
-//! It grows with each capability: today it sets up a field kit and records synthetic citizens.
+//! `ikd-field demo`: the main job end to end on the embedded default, in a temporary folder.
+//!
+//! A district server is started on 127.0.0.1 (a real `ikd-field serve` child process with its
+//! own SQLite database and targets), a field kit is set up and enrolled with a one-time token,
+//! synthetic citizens are recorded one by one with a signed PNG slip each (plus an A4 PDF sheet),
+//! one slip is read back and verified, the records are synced, sync is run again to show nothing
+//! is sent twice, and the dashboard address is printed.
 use super::Ctx;
 use crate::domain::validate;
 use crate::error::AppError;
 use crate::field::datadir::DataDir;
-use crate::output;
-use crate::{synth, timefmt, tr};
+use crate::field::sync_client::Enrolment;
+use crate::field::sync_run;
+use crate::slip::{self, Format, Paper};
+use crate::{output, synth, timefmt, tr};
 use serde_json::json;
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -20,6 +30,86 @@ pub struct DemoArgs {
     /// Simpan hasil di folder ini (bukan folder sementara) / keep the output here
     #[arg(long)]
     pub keep: Option<PathBuf>,
+    /// Jangan menunggu Enter sebelum menghentikan server / don't wait before stopping the server
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+fn err(e: impl std::fmt::Display) -> AppError {
+    AppError::other(e.to_string())
+}
+
+/// A district server child process, stopped (SIGTERM, then kill) when dropped.
+struct District {
+    child: Child,
+    url: String,
+    db: PathBuf,
+}
+
+impl District {
+    fn start(dir: &Path) -> Result<District, AppError> {
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let db = dir.join("district.db");
+        let mut child = Command::new(std::env::current_exe().map_err(err)?)
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(err)?;
+        let mut first = String::new();
+        let mut out = BufReader::new(child.stdout.take().expect("piped"));
+        out.read_line(&mut first).map_err(err)?;
+        // Keep reading what the server prints, so it never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let url = first
+            .trim()
+            .strip_prefix("listening on ")
+            .map(str::to_string)
+            .ok_or_else(|| {
+                let _ = child.kill();
+                err(tr!(
+                    "server demo tidak mau mulai",
+                    "the demo server did not start"
+                ))
+            })?;
+        Ok(District { child, url, db })
+    }
+
+    /// Runs an admin command of the same binary against this server's database.
+    fn admin(&self, args: &[&str]) -> Result<serde_json::Value, AppError> {
+        let out = Command::new(std::env::current_exe().map_err(err)?)
+            .args(["--json", "server"])
+            .args(args)
+            .arg("--db")
+            .arg(&self.db)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(err)?;
+        if !out.status.success() {
+            return Err(err(String::from_utf8_lossy(&out.stderr)));
+        }
+        serde_json::from_slice(&out.stdout).map_err(err)
+    }
+}
+
+impl Drop for District {
+    fn drop(&mut self) {
+        // SIGTERM lets the server finish cleanly; kill is the fallback.
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
@@ -30,7 +120,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
             tmp = tempfile::Builder::new()
                 .prefix("ikd-demo-")
                 .tempdir()
-                .map_err(|e| AppError::other(e.to_string()))?;
+                .map_err(err)?;
             tmp.path().to_path_buf()
         }
     };
@@ -39,78 +129,172 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
             println!("{s}");
         }
     };
-    let field_dir = root.join("field");
+
+    // 1. The district office: a server on 127.0.0.1 with targets, and an enrolment token.
+    let district = District::start(&root.join("district"))?;
     say(tr!(
-        "1. Menyiapkan perangkat lapangan di {}",
-        "1. Setting up a field kit in {}",
-        field_dir.display()
+        "1. Server Dinas berjalan di {} (database {})",
+        "1. District server running at {} (database {})",
+        district.url,
+        district.db.display()
     ));
-    let mut dd = DataDir::init(&field_dir, "PETUGAS DEMO", "TIM KELILING 1")?;
+    let targets = root.join("district").join("targets.csv");
+    std::fs::write(
+        &targets,
+        crate::server::fill::targets_csv(7, &a.regency, None),
+    )
+    .map_err(err)?;
+    district.admin(&["targets", "import", &targets.to_string_lossy()])?;
+    let token = district.admin(&["token", "--team", "TIM KELILING 1"])?["token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| err("no token"))?;
     say(tr!(
-        "   perangkat {}",
-        "   device {}",
-        dd.identity.device_id
+        "   target per desa diimpor; token pendaftaran sekali pakai: {token}",
+        "   village targets imported; one-time enrolment token: {token}"
     ));
 
+    // 2. A field laptop: data folder, device key, enrolment.
+    let field_dir = root.join("field");
+    let mut dd = DataDir::init(&field_dir, "PETUGAS DEMO", "TIM KELILING 1")?;
+    let enrolment: Enrolment = super::sync::enrol_device(ctx, &dd, &district.url, &token)?;
     say(tr!(
-        "2. Mencatat {} warga sintetis",
-        "2. Recording {} synthetic citizens",
-        a.citizens
+        "2. Laptop lapangan {} siap di {} dan terdaftar di server {}",
+        "2. Field laptop {} ready in {} and enrolled with server {}",
+        dd.identity.device_id,
+        field_dir.display(),
+        enrolment.server_id
     ));
+
+    // 3. Record citizens one by one, each with its signed slip, as in a village hall.
     let today = timefmt::today(ctx.offset());
+    let slips_dir = field_dir.join("slips");
+    std::fs::create_dir_all(&slips_dir).map_err(err)?;
     let mut recorded = Vec::new();
+    let mut slips = Vec::new();
     for input in synth::citizens(42, &a.regency, a.citizens) {
         let v =
             validate::activation(&input, today).map_err(|p| AppError::invalid(format!("{p:?}")))?;
-        recorded.push(dd.store.record_activation(&v, &dd.identity)?);
+        let r = dd.store.record_activation(&v, &dd.identity)?;
+        let s = slip::Slip::new(&r, &dd.key, &ctx.config.slip.office, ctx.offset())?;
+        let png = slip::render(&s, Format::Png, Paper::Mm58, &Default::default());
+        std::fs::write(slips_dir.join(format!("slip-{:04}.png", r.seq)), png).map_err(err)?;
+        slips.push(s);
+        recorded.push(r);
     }
+    let sheet = slips_dir.join("slips-A4.pdf");
+    std::fs::write(&sheet, slip::pdf::render(&slips, slip::pdf::Page::A4Sheet)).map_err(err)?;
     let first = &recorded[0];
     say(tr!(
-        "   {} tercatat, mis. #{} {} di {}",
-        "   {} recorded, e.g. #{} {} in {}",
+        "3. {} warga dicatat, masing-masing dengan slip PNG bertanda tangan ({}), dan satu PDF A4 ({})",
+        "3. {} citizens recorded, each with a signed PNG slip ({}), plus an A4 PDF sheet ({})",
         recorded.len(),
+        slips_dir.display(),
+        sheet.display()
+    ));
+    say(tr!(
+        "   mis. #{} {} — {}",
+        "   e.g. #{} {} — {}",
         first.seq,
         first.name,
         super::field::place(&first.village)
     ));
-    // A duplicate is refused with the earlier record's id.
+
+    // 4. Anyone can check a slip offline: read the QR back from the PNG and verify it.
+    let png = std::fs::read(slips_dir.join("slip-0001.png")).map_err(err)?;
+    let payload = slip::scan::payloads_in(&png)
+        .map_err(|e| err(format!("{e:?}")))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| err("no QR"))?;
+    let signed = slip::payload::Signed::decode(&payload).map_err(|e| err(format!("{e:?}")))?;
+    let verified = signed.verify(&dd.key.public()).is_ok();
+    say(tr!(
+        "4. QR slip #1 dibaca dari PNG dan tanda tangannya diperiksa: {}",
+        "4. Slip #1's QR read back from the PNG and its signature checked: {}",
+        if verified {
+            "SAH / valid"
+        } else {
+            "TIDAK SAH / invalid"
+        }
+    ));
+
+    // 5. The same NIK again is refused on the laptop.
     let again = synth::citizens(42, &a.regency, 1).remove(0);
     let v = validate::activation(&again, today).map_err(|p| AppError::invalid(format!("{p:?}")))?;
     let dup = dd.store.record_activation(&v, &dd.identity).unwrap_err();
     say(tr!(
-        "3. NIK yang sama dicatat lagi → ditolak: {}",
-        "3. The same NIK again → refused: {}",
-        dup.message
+        "5. NIK yang sama dicatat lagi → ditolak (kode keluar {})",
+        "5. The same NIK recorded again → refused (exit code {})",
+        dup.exit_code()
     ));
 
-    let counts = dd.store.counts_by_status()?;
+    // 6. Sync: signed, compressed, journalled batches; then again, which sends nothing.
+    let client = super::sync::client(ctx, &district.url)?;
+    let opts = super::sync::options(ctx, ctx.config.sync.batch_size);
+    let stop = AtomicBool::new(false);
+    let report = sync_run::run(&mut dd, &client, &enrolment, &opts, &stop, &mut |_| {})?;
+    let again = sync_run::run(&mut dd, &client, &enrolment, &opts, &stop, &mut |_| {})?;
+    say(tr!(
+        "6. Sync: {} ({} batch, {} byte terkirim). Sync lagi: {} batch, tidak ada yang dobel.",
+        "6. Sync: {} ({} batches, {} bytes sent). Sync again: {} batches, nothing doubled.",
+        report.line(),
+        report.batches,
+        report.bytes_sent,
+        again.batches
+    ));
+    let stats = district.admin(&["stats"])?;
+    let dashboard = format!("{}/", district.url);
     let integrity = dd.store.integrity_check()?;
+
     if ctx.json {
         output::json(&json!({
             "ok": true,
             "dir": root,
+            "server": district.url,
+            "dashboard": dashboard,
             "device": dd.identity.device_id,
             "recorded": recorded.len(),
-            "by_status": counts.iter().map(|(s, n)| (s.as_str(), n)).collect::<std::collections::BTreeMap<_, _>>(),
+            "slips": slips.len(),
+            "slip_verified": verified,
+            "sync": report,
+            "second_sync_batches": again.batches,
+            "server_stats": stats,
             "integrity": integrity,
         }));
+        return Ok(());
+    }
+    say(tr!(
+        "7. Dashboard cakupan per kecamatan dan desa: {dashboard}",
+        "7. Coverage dashboard per kecamatan and desa: {dashboard}"
+    ));
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if interactive && !a.no_wait {
+        print!(
+            "{}",
+            tr!(
+                "   Buka alamat itu di peramban, lalu tekan Enter untuk menghentikan server demo… ",
+                "   Open it in a browser, then press Enter to stop the demo server… "
+            )
+        );
+        std::io::stdout().flush().ok();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).ok();
+    }
+    drop(district);
+    if a.keep.is_some() {
+        say(tr!(
+            "Selesai. Data tersimpan di {}: ikd-field --data-dir {} list · ikd-field serve --db {}",
+            "Done. Data kept in {}: ikd-field --data-dir {} list · ikd-field serve --db {}",
+            root.display(),
+            field_dir.display(),
+            root.join("district").join("district.db").display()
+        ));
     } else {
         say(tr!(
-            "4. Database: integrity_check = {integrity}",
-            "4. Database: integrity_check = {integrity}"
+            "Selesai (folder sementara dihapus; pakai --keep DIR untuk menyimpannya).",
+            "Done (temporary folder removed; use --keep DIR to keep it)."
         ));
-        if a.keep.is_some() {
-            say(tr!(
-                "Selesai. Lihat datanya: ikd-field --data-dir {} list",
-                "Done. See the data: ikd-field --data-dir {} list",
-                field_dir.display()
-            ));
-        } else {
-            say(tr!(
-                "Selesai (folder sementara dihapus; pakai --keep DIR untuk menyimpannya).",
-                "Done (temporary folder removed; use --keep DIR to keep it)."
-            ));
-        }
     }
     Ok(())
 }

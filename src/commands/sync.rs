@@ -273,6 +273,24 @@ fn print_report(ctx: &Ctx, r: &Report) {
     }
 }
 
+/// Batch size and retry policy from the configuration.
+pub fn options(ctx: &Ctx, batch_size: usize) -> Options {
+    let c = &ctx.config.sync;
+    Options {
+        batch_size,
+        retry: Retry {
+            max_attempts: c.max_attempts.max(1),
+            base: Duration::from_millis(c.retry_base_ms),
+            max: Duration::from_secs(c.retry_max_secs),
+        },
+    }
+}
+
+/// A client for `url` with the configured timeout.
+pub fn client(ctx: &Ctx, url: &str) -> Result<Client, AppError> {
+    Client::new(url, timeout(ctx))
+}
+
 pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
     let mut dd = ctx.open()?;
     let batch_size = a
@@ -306,15 +324,7 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
         .or_else(|| Some(ctx.config.sync.server.clone()).filter(|s| !s.trim().is_empty()))
         .unwrap_or_else(|| enrolment.server_url.clone());
     let client = Client::new(&url, timeout(ctx))?;
-    let c = &ctx.config.sync;
-    let opts = Options {
-        batch_size,
-        retry: Retry {
-            max_attempts: c.max_attempts.max(1),
-            base: Duration::from_millis(c.retry_base_ms),
-            max: Duration::from_secs(c.retry_max_secs),
-        },
-    };
+    let opts = options(ctx, batch_size);
     let stop = stop_flag();
     if a.watch {
         return watch(ctx, &mut dd, &client, &enrolment, &opts, &stop);
