@@ -381,16 +381,6 @@ fn after_a_sync_record_warns_of_a_nik_another_team_activated() {
     let c = enrolled_kit(&server, "");
     c.json(&["sync"]);
     let p = &people[0];
-    let out = c.ok(&[
-        "record",
-        "--nik",
-        &p.nik,
-        "--name",
-        &p.name,
-        "--phone",
-        &p.phone,
-        "--village",
-        &p.village,
-    ]);
+    let out = c.ok(&util::record_args(p));
     assert!(out.contains("kemungkinan sudah diaktivasi"), "{out}");
 }
