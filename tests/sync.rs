@@ -245,7 +245,7 @@ fn to_file_then_import_then_online_sync_marks_records_synced() {
     k.json(&["sync", "--to-file", file2.to_str().unwrap()]);
     assert_eq!(util::read(&file2), util::read(&file));
 
-    let out = Server::admin(&server.db, &["import", file.to_str().unwrap()]);
+    let out = server.admin(&["import", file.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
