@@ -323,24 +323,8 @@ impl Store {
             valid
                 .iter()
                 .map(|v| {
-                    let warnings: Vec<String> =
-                        v.warnings.iter().map(|w| w.code.to_string()).collect();
-                    insert(tx, path, Some(&v.nik.nik), |seq| Record {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        seq,
-                        device_id: who.device_id.clone(),
-                        officer: who.officer.clone(),
-                        team: who.team.clone(),
-                        recorded_at: crate::timefmt::now_utc(),
-                        kind: Kind::Activation,
-                        village: v.village.clone(),
-                        nik: v.nik.nik.clone(),
-                        name: v.name.clone(),
-                        phone: v.phone.clone(),
-                        email: v.email.clone(),
-                        voids: None,
-                        reason: None,
-                        warnings,
+                    insert(tx, path, Some(&v.nik.nik), |seq| {
+                        Record::activation(v, seq, &who.device_id, &who.officer, &who.team)
                     })
                 })
                 .collect()

@@ -469,23 +469,7 @@ impl TestDevice {
         let today = time::OffsetDateTime::now_utc().date();
         let v = validate::activation(p, today).unwrap_or_else(|e| panic!("{p:?}: {e:?}"));
         self.seq += 1;
-        Record {
-            id: uuid::Uuid::now_v7().to_string(),
-            seq: self.seq,
-            device_id: self.id.clone(),
-            officer: self.officer.clone(),
-            team: self.team.clone(),
-            recorded_at: ikd_field::timefmt::now_utc(),
-            kind: Kind::Activation,
-            village: v.village,
-            nik: v.nik.nik,
-            name: v.name,
-            phone: v.phone,
-            email: v.email,
-            voids: None,
-            reason: None,
-            warnings: v.warnings.iter().map(|w| w.code.to_string()).collect(),
-        }
+        Record::activation(&v, self.seq, &self.id, &self.officer, &self.team)
     }
 
     /// A void of `target` (one of this device's records).
