@@ -10,7 +10,7 @@
 //! measured: what keeping the aggregates costs one ingested batch of 500 records (`fold`).
 //! Prints a table and rewrites the `dashboard` section of BENCHMARKS.md.
 mod bench_util;
-use bench_util::Row;
+use bench_util::{Row, env_n};
 use ikd_field::server::fill::{self, Plan};
 use ikd_field::server::store::Store;
 use ikd_field::server::targets;
@@ -19,13 +19,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ikd-field");
-
-fn env_n(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

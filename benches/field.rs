@@ -4,21 +4,15 @@
 //! BENCHMARKS.md. `IKD_BENCH_N` sets the bulk size (default 20,000), `IKD_BENCH_COLD` the number
 //! of cold processes (default 40).
 mod bench_util;
-use bench_util::Row;
+#[path = "../tests/util/mod.rs"]
+mod util;
+use bench_util::{Row, env_n};
 use ikd_field::domain::validate;
 use ikd_field::field::datadir::DataDir;
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ikd-field");
-
-fn env_n(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use util::BIN;
 
 fn sql_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -103,18 +97,8 @@ fn main() {
     let extra = ikd_field::synth::citizens(77, "1702", cold);
     let mut ours_total = Duration::ZERO;
     for p in &extra {
-        let mut args = vec![
-            "record",
-            "--no-prompt",
-            "--nik",
-            &p.nik,
-            "--name",
-            &p.name,
-            "--phone",
-            &p.phone,
-            "--village",
-            &p.village,
-        ];
+        let mut args = util::record_args(p);
+        args.push("--no-prompt");
         args.extend(print_flag.iter().map(|s| s.as_str()));
         let t = Instant::now();
         run(&args);

@@ -5,19 +5,12 @@
 //! `IKD_BENCH_SLIPS` sets the number of slips (default 3,000), `IKD_BENCH_QRENCODE` the number of
 //! `qrencode` runs (default 300). Needs `qrencode` (`apt-get install qrencode`).
 mod bench_util;
-use bench_util::Row;
+use bench_util::{Row, env_n};
 use ikd_field::crypto::KeyPair;
 use ikd_field::domain::{Kind, Record};
 use ikd_field::slip::{Paper, Slip, png, qr::Qr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn env_n(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Synthetic records (never real people) signed by one device key.
 fn records(key: &KeyPair, n: usize) -> Vec<Record> {

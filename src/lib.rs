@@ -14,6 +14,7 @@ pub mod output;
 pub mod protocol;
 pub mod server;
 pub mod slip;
+pub mod sqlite;
 pub mod synth;
 pub mod timefmt;
 

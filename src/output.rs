@@ -1,5 +1,9 @@
 //! Output for people (aligned tables, plain lines) and for scripts (`--json`: one stable object).
+use crate::error::AppError;
+use crate::tr;
 use serde::Serialize;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 
 /// Prints `value` as pretty JSON on stdout.
 pub fn json<T: Serialize>(value: &T) {
@@ -73,5 +77,101 @@ mod tests {
         let s = t.render();
         assert!(s.contains("1   SITI\n"), "{s}");
         assert!(s.contains("10  ÉLODIE\n"), "{s}");
+    }
+}
+
+/// The export formats of `export` and `server export`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+enum ExportSink {
+    Csv(Box<csv::Writer<BufWriter<Box<dyn Write>>>>),
+    Json(BufWriter<Box<dyn Write>>),
+}
+
+/// A streamed export to a file or stdout: CSV (a header, then one row per record) or a JSON
+/// array written one element at a time, so memory stays flat for any number of records.
+pub struct Export {
+    sink: ExportSink,
+    /// Records written so far.
+    pub n: usize,
+}
+
+fn export_io_err(e: std::io::Error) -> AppError {
+    AppError::other(tr!(
+        "Gagal menulis ekspor: {e}",
+        "Cannot write the export: {e}"
+    ))
+}
+
+impl Export {
+    /// Creates `out` (stdout when None) and writes the start: the CSV header or `[`.
+    pub fn start(
+        out: Option<&Path>,
+        format: ExportFormat,
+        csv_header: &[&str],
+    ) -> Result<Export, AppError> {
+        let w: Box<dyn Write> = match out {
+            Some(p) => Box::new(std::fs::File::create(p).map_err(export_io_err)?),
+            None => Box::new(std::io::stdout().lock()),
+        };
+        let mut w = BufWriter::new(w);
+        let sink = match format {
+            ExportFormat::Csv => {
+                let mut c = csv::Writer::from_writer(w);
+                c.write_record(csv_header)
+                    .map_err(|e| AppError::other(e.to_string()))?;
+                ExportSink::Csv(Box::new(c))
+            }
+            ExportFormat::Json => {
+                write!(w, "[").map_err(export_io_err)?;
+                ExportSink::Json(w)
+            }
+        };
+        Ok(Export { sink, n: 0 })
+    }
+
+    /// Writes one record: `cells(record)` as a CSV row, or `record` as a JSON element.
+    pub fn row<T: Serialize, I, C>(
+        &mut self,
+        record: T,
+        cells: impl FnOnce(T) -> I,
+    ) -> Result<(), AppError>
+    where
+        I: IntoIterator<Item = C>,
+        C: AsRef<[u8]>,
+    {
+        let first = self.n == 0;
+        self.n += 1;
+        match &mut self.sink {
+            ExportSink::Csv(c) => c
+                .write_record(cells(record))
+                .map_err(|e| AppError::other(e.to_string())),
+            ExportSink::Json(w) => {
+                let sep = if first { "\n" } else { ",\n" };
+                let line =
+                    serde_json::to_string(&record).map_err(|e| AppError::other(e.to_string()))?;
+                write!(w, "{sep}{line}").map_err(export_io_err)
+            }
+        }
+    }
+
+    /// Writes the end (`]` for JSON) and flushes; returns the number of records.
+    pub fn finish(self) -> Result<usize, AppError> {
+        let mut w = match self.sink {
+            ExportSink::Csv(mut c) => {
+                c.flush().map_err(export_io_err)?;
+                c.into_inner().map_err(|e| export_io_err(e.into_error()))?
+            }
+            ExportSink::Json(mut w) => {
+                writeln!(w, "\n]").map_err(export_io_err)?;
+                w
+            }
+        };
+        w.flush().map_err(export_io_err)?;
+        Ok(self.n)
     }
 }

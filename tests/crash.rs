@@ -23,19 +23,10 @@ fn kill_9_at_random_moments_loses_no_acknowledged_record() {
         && started.elapsed() < Duration::from_secs(120)
     {
         let p = &people[next];
+        let mut args = util::record_args(p);
+        args.push("--no-prompt");
         let mut child = k
-            .cmd(&[
-                "record",
-                "--no-prompt",
-                "--nik",
-                &p.nik,
-                "--name",
-                &p.name,
-                "--phone",
-                &p.phone,
-                "--village",
-                &p.village,
-            ])
+            .cmd(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -188,17 +188,7 @@ fn duplicate_nik_exit_4_with_earlier_record_then_void_allows_again() {
     let p = people(1);
     let first = k.record_synthetic(&p, 0);
     let first_id = first["record"]["id"].as_str().unwrap();
-    let args = [
-        "record",
-        "--nik",
-        &p[0].nik,
-        "--name",
-        &p[0].name,
-        "--phone",
-        &p[0].phone,
-        "--village",
-        &p[0].village,
-    ];
+    let args = util::record_args(&p[0]);
     let (_, err) = k.fails(&args, 4);
     assert!(err.contains(first_id) && err.contains("#1"), "{err}");
     let mut j = args.to_vec();

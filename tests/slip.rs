@@ -1,7 +1,7 @@
 //! End-to-end: the real binary records with `--print`, renders every slip format, and verifies
 //! slips from text and from a PNG, refusing tampered slips, wrong keys and unreadable images.
 mod util;
-use util::{Kit, read};
+use util::{Kit, read, record_args};
 
 fn people() -> Vec<ikd_field::domain::validate::Input> {
     ikd_field::synth::citizens(31, "1702", 3)
@@ -29,18 +29,9 @@ fn tamper(payload: &str, at: usize) -> String {
 fn record_print_then_verify_the_png() {
     let k = Kit::new();
     let p = &people()[0];
-    let out = k.json(&[
-        "record",
-        "--nik",
-        &p.nik,
-        "--name",
-        &p.name,
-        "--phone",
-        &p.phone,
-        "--village",
-        &p.village,
-        "--print",
-    ]);
+    let mut args = record_args(p);
+    args.push("--print");
+    let out = k.json(&args);
     let id = out["record"]["id"].as_str().unwrap().to_string();
     let file = out["slip"][0]["to"]
         .as_str()
@@ -216,18 +207,9 @@ fn record_print_uses_the_configured_printer() {
     )
     .unwrap();
     let p = &people()[1];
-    let out = k.ok(&[
-        "record",
-        "--nik",
-        &p.nik,
-        "--name",
-        &p.name,
-        "--phone",
-        &p.phone,
-        "--village",
-        &p.village,
-        "--print",
-    ]);
+    let mut args = record_args(p);
+    args.push("--print");
+    let out = k.ok(&args);
     assert!(out.contains("#1"), "{out}");
     let sent = read(&lp);
     assert!(sent.starts_with(&[0x1B, 0x40]), "ESC @ first");
@@ -242,18 +224,9 @@ fn record_print_uses_the_configured_printer() {
     // A printer that went away: the record is still saved, the slip error says how to reprint.
     std::fs::remove_file(&lp).unwrap();
     let p = &people()[2];
-    let out = k.run(&[
-        "record",
-        "--nik",
-        &p.nik,
-        "--name",
-        &p.name,
-        "--phone",
-        &p.phone,
-        "--village",
-        &p.village,
-        "--print",
-    ]);
+    let mut args = record_args(p);
+    args.push("--print");
+    let out = k.run(&args);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ikd-field slip 2"), "{err}");

@@ -245,7 +245,7 @@ fn to_file_then_import_then_online_sync_marks_records_synced() {
     k.json(&["sync", "--to-file", file2.to_str().unwrap()]);
     assert_eq!(util::read(&file2), util::read(&file));
 
-    let out = Server::admin(&server.db, &["import", file.to_str().unwrap()]);
+    let out = server.admin(&["import", file.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -381,16 +381,6 @@ fn after_a_sync_record_warns_of_a_nik_another_team_activated() {
     let c = enrolled_kit(&server, "");
     c.json(&["sync"]);
     let p = &people[0];
-    let out = c.ok(&[
-        "record",
-        "--nik",
-        &p.nik,
-        "--name",
-        &p.name,
-        "--phone",
-        &p.phone,
-        "--village",
-        &p.village,
-    ]);
+    let out = c.ok(&util::record_args(p));
     assert!(out.contains("kemungkinan sudah diaktivasi"), "{out}");
 }

@@ -12,6 +12,14 @@ pub struct Row {
     pub met: Option<bool>,
 }
 
+/// A whole number from the environment variable `key`, or `default`.
+pub fn env_n(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

@@ -563,11 +563,7 @@ pub struct ExportArgs {
     pub out: Option<PathBuf>,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy)]
-pub enum ExportFormat {
-    Csv,
-    Json,
-}
+pub use crate::output::ExportFormat;
 
 pub const CSV_HEADER: [&str; 18] = [
     "id",
@@ -592,64 +588,33 @@ pub const CSV_HEADER: [&str; 18] = [
 
 pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), AppError> {
     let dd = ctx.open()?;
-    let io_err = |e: std::io::Error| {
-        AppError::other(tr!(
-            "Gagal menulis ekspor: {e}",
-            "Cannot write the export: {e}"
-        ))
-    };
-    let sink: Box<dyn Write> = match &a.out {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(io_err)?),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut sink = std::io::BufWriter::new(sink);
-    let mut n = 0usize;
-    match a.format {
-        ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(&mut sink);
-            w.write_record(CSV_HEADER)
-                .map_err(|e| AppError::other(e.to_string()))?;
-            dd.store.for_each(|s| {
-                n += 1;
-                let r = s.record;
-                w.write_record([
-                    r.id,
-                    r.seq.to_string(),
-                    r.device_id,
-                    r.officer,
-                    r.team,
-                    r.recorded_at,
-                    r.kind.as_str().into(),
-                    r.village,
-                    r.nik,
-                    r.name,
-                    r.phone,
-                    r.email.unwrap_or_default(),
-                    r.voids.unwrap_or_default(),
-                    r.reason.unwrap_or_default(),
-                    r.warnings.join(";"),
-                    s.status.as_str().into(),
-                    s.status_reason.unwrap_or_default(),
-                    s.voided_by.unwrap_or_default(),
-                ])
-                .map_err(|e| AppError::other(e.to_string()))
-            })?;
-            w.flush().map_err(io_err)?;
-        }
-        ExportFormat::Json => {
-            // Streamed: one element at a time, so memory stays flat for any number of records.
-            write!(sink, "[").map_err(io_err)?;
-            dd.store.for_each(|s| {
-                let sep = if n == 0 { "\n" } else { ",\n" };
-                n += 1;
-                let line = serde_json::to_string(&s).map_err(|e| AppError::other(e.to_string()))?;
-                write!(sink, "{sep}{line}").map_err(io_err)
-            })?;
-            writeln!(sink, "\n]").map_err(io_err)?;
-        }
-    }
-    sink.flush().map_err(io_err)?;
-    drop(sink);
+    let mut export = output::Export::start(a.out.as_deref(), a.format, &CSV_HEADER)?;
+    dd.store.for_each(|s| {
+        export.row(s, |s| {
+            let r = s.record;
+            [
+                r.id,
+                r.seq.to_string(),
+                r.device_id,
+                r.officer,
+                r.team,
+                r.recorded_at,
+                r.kind.as_str().into(),
+                r.village,
+                r.nik,
+                r.name,
+                r.phone,
+                r.email.unwrap_or_default(),
+                r.voids.unwrap_or_default(),
+                r.reason.unwrap_or_default(),
+                r.warnings.join(";"),
+                s.status.as_str().into(),
+                s.status_reason.unwrap_or_default(),
+                s.voided_by.unwrap_or_default(),
+            ]
+        })
+    })?;
+    let n = export.finish()?;
     dd.store
         .audit("export", None, &format!("{n} records as {:?}", a.format))?;
     if let Some(p) = &a.out {

@@ -72,11 +72,7 @@ pub struct RevokeArgs {
     pub device: String,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum ExportFormat {
-    Csv,
-    Json,
-}
+pub use crate::output::ExportFormat;
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
@@ -357,42 +353,9 @@ fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
 
 fn export(ctx: &Ctx, db: Option<PathBuf>, a: ExportArgs) -> Result<(), AppError> {
     let (_, store) = open_existing(ctx, db)?;
-    let io_err = |e: std::io::Error| {
-        AppError::other(tr!(
-            "Gagal menulis ekspor: {e}",
-            "Cannot write the export: {e}"
-        ))
-    };
-    let sink: Box<dyn Write> = match &a.out {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(io_err)?),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut sink = std::io::BufWriter::new(sink);
-    let mut n = 0usize;
-    match a.format {
-        ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(&mut sink);
-            w.write_record(Row::COLUMNS)
-                .map_err(|e| AppError::other(e.to_string()))?;
-            store.for_each_record(|r| {
-                n += 1;
-                w.write_record(r.cells())
-                    .map_err(|e| AppError::other(e.to_string()))
-            })?;
-            w.flush().map_err(io_err)?;
-        }
-        ExportFormat::Json => {
-            write!(sink, "[").map_err(io_err)?;
-            store.for_each_record(|r| {
-                let sep = if n == 0 { "\n" } else { ",\n" };
-                n += 1;
-                let line = serde_json::to_string(&r).map_err(|e| AppError::other(e.to_string()))?;
-                write!(sink, "{sep}{line}").map_err(io_err)
-            })?;
-            writeln!(sink, "\n]").map_err(io_err)?;
-        }
-    }
-    sink.flush().map_err(io_err)?;
+    let mut export = output::Export::start(a.out.as_deref(), a.format, &Row::COLUMNS)?;
+    store.for_each_record(|r| export.row(r, |r| r.cells()))?;
+    let n = export.finish()?;
     if a.out.is_some() {
         eprintln!("{}", tr!("{n} catatan diekspor.", "{n} records exported."));
     }

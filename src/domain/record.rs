@@ -58,6 +58,35 @@ pub struct Record {
     pub warnings: Vec<String>,
 }
 
+impl Record {
+    /// A new activation of a validated citizen, number `seq` on this device, recorded now.
+    pub fn activation(
+        v: &crate::domain::validate::Valid,
+        seq: i64,
+        device_id: &str,
+        officer: &str,
+        team: &str,
+    ) -> Record {
+        Record {
+            id: uuid::Uuid::now_v7().to_string(),
+            seq,
+            device_id: device_id.to_string(),
+            officer: officer.to_string(),
+            team: team.to_string(),
+            recorded_at: crate::timefmt::now_utc(),
+            kind: Kind::Activation,
+            village: v.village.clone(),
+            nik: v.nik.nik.clone(),
+            name: v.name.clone(),
+            phone: v.phone.clone(),
+            email: v.email.clone(),
+            voids: None,
+            reason: None,
+            warnings: v.warnings.iter().map(|w| w.code.to_string()).collect(),
+        }
+    }
+}
+
 /// Where a record stands with the district server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -6,7 +6,7 @@ use super::datadir::Identity;
 use crate::domain::validate::Valid;
 use crate::domain::{Kind, Record, SyncStatus};
 use crate::error::{AppError, Kind as ErrKind};
-use crate::tr;
+use crate::{sqlite, tr};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 
@@ -160,12 +160,7 @@ pub(crate) fn row_to_stored(row: &Row<'_>) -> rusqlite::Result<Stored> {
 
 impl Store {
     fn connect(path: &Path, create: bool) -> Result<Store, AppError> {
-        use rusqlite::OpenFlags;
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if create {
-            flags |= OpenFlags::SQLITE_OPEN_CREATE;
-        }
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| db_error(path, e))?;
+        let conn = sqlite::open(path, create).map_err(|e| db_error(path, e))?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -201,42 +196,18 @@ impl Store {
     }
 
     fn configure(&mut self) -> rusqlite::Result<()> {
-        self.conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // journal_mode answers with a row; a damaged file fails here, before anything is written.
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let mode = sqlite::configure(&self.conn, std::time::Duration::from_secs(10), "")?;
         debug_assert_eq!(mode, "wal");
-        self.conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;",
-        )
+        Ok(())
     }
 
     fn migrate(&mut self) -> rusqlite::Result<()> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let version = version as usize;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            // Another process may have migrated while we waited for the lock.
-            let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            if now as usize > i {
-                continue;
-            }
-            tx.execute_batch(sql)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
-            tx.commit()?;
-        }
-        Ok(())
+        sqlite::migrate(&mut self.conn, MIGRATIONS)
     }
 
     /// Number of migrations applied.
     pub fn schema_version(&self) -> Result<usize, AppError> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        sqlite::user_version(&self.conn)
             .map(|v| v as usize)
             .map_err(|e| self.err(e))
     }
@@ -352,24 +323,8 @@ impl Store {
             valid
                 .iter()
                 .map(|v| {
-                    let warnings: Vec<String> =
-                        v.warnings.iter().map(|w| w.code.to_string()).collect();
-                    insert(tx, path, Some(&v.nik.nik), |seq| Record {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        seq,
-                        device_id: who.device_id.clone(),
-                        officer: who.officer.clone(),
-                        team: who.team.clone(),
-                        recorded_at: crate::timefmt::now_utc(),
-                        kind: Kind::Activation,
-                        village: v.village.clone(),
-                        nik: v.nik.nik.clone(),
-                        name: v.name.clone(),
-                        phone: v.phone.clone(),
-                        email: v.email.clone(),
-                        voids: None,
-                        reason: None,
-                        warnings,
+                    insert(tx, path, Some(&v.nik.nik), |seq| {
+                        Record::activation(v, seq, &who.device_id, &who.officer, &who.team)
                     })
                 })
                 .collect()

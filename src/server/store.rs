@@ -7,7 +7,8 @@
 //! `server::coverage::fold` before committing, as ingest does: the dashboard's counts depend on it.
 use crate::error::AppError;
 use crate::field::store::db_error;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use crate::sqlite;
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -210,10 +211,7 @@ impl Row {
 impl Store {
     /// Opens (creating if needed) the district database and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, AppError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| db_error(path, e))?;
+        let conn = sqlite::open(path, true).map_err(|e| db_error(path, e))?;
         let mut s = Store {
             conn,
             path: path.to_path_buf(),
@@ -232,39 +230,15 @@ impl Store {
     }
 
     fn configure(&mut self) -> rusqlite::Result<()> {
-        self.conn.busy_timeout(BUSY_TIMEOUT)?;
-        let _mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        self.conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;
-             PRAGMA cache_size=-2048;",
-        )
+        sqlite::configure(&self.conn, BUSY_TIMEOUT, "PRAGMA cache_size=-2048;").map(|_| ())
     }
 
     fn migrate(&mut self) -> rusqlite::Result<()> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            if now as usize > i {
-                continue;
-            }
-            tx.execute_batch(sql)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
-            tx.commit()?;
-        }
-        Ok(())
+        sqlite::migrate(&mut self.conn, MIGRATIONS)
     }
 
     pub fn schema_version(&self) -> Result<i64, AppError> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| self.err(e))
+        sqlite::user_version(&self.conn).map_err(|e| self.err(e))
     }
 
     /// Stores a new enrolment token (only its hash).

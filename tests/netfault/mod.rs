@@ -5,128 +5,68 @@
 //! plan is empty) and forwards it on a fresh upstream connection, so every fault hits exactly
 //! one request. An optional [`Link`] throttles and delays every message in both directions.
 #![allow(dead_code)]
-use crate::util::{BIN, Kit};
+use crate::util::{self, Kit};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A district server process (`ikd-field serve`) with its own database; killed on drop.
+/// A district server process (`ikd-field serve`, [`util::server::Server`] with the default
+/// settings) on a database of the caller's; killed on drop.
 pub struct Server {
     pub db: PathBuf,
     pub url: String,
     pub addr: SocketAddr,
-    child: Child,
+    inner: util::server::Server,
 }
 
 impl Server {
     /// kill -9 of the server process.
     pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.inner.kill9();
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.inner.pid().expect("server running")
     }
 
     pub fn start(db: &Path) -> Server {
-        Server::start_on(db, "127.0.0.1:0")
-    }
-
-    pub fn start_on(db: &Path, listen: &str) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen, "--db"])
-            .arg(db)
-            .env_remove("IKD_FIELD_HOME")
-            .env_remove("IKD_FIELD_CONFIG")
-            .env("IKD_FIELD_LANG", "en")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ikd-field serve");
-        let mut line = String::new();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        out.read_line(&mut line).unwrap();
-        // Keep draining stdout: a closed pipe would fail the server's later prints.
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected serve output: {line}"))
-            .to_string();
-        let addr = url.trim_start_matches("http://").parse().unwrap();
+        let inner = util::server::Server::start_on_db(db, "");
         Server {
             db: db.to_path_buf(),
-            url,
-            addr,
-            child,
+            url: inner.url.clone(),
+            addr: inner.addr.parse().unwrap(),
+            inner,
         }
     }
 
     /// `ikd-field server ARGS… --db DB`.
-    pub fn admin(db: &Path, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
-            .arg("server")
-            .args(args)
-            .arg("--db")
-            .arg(db)
-            .env_remove("IKD_FIELD_HOME")
-            .env_remove("IKD_FIELD_CONFIG")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        self.inner.admin(args)
     }
 
     pub fn admin_ok(&self, args: &[&str]) -> String {
-        let out = Server::admin(&self.db, args);
-        assert!(
-            out.status.success(),
-            "server {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.inner.admin_ok(args)
     }
 
     pub fn token(&self) -> String {
-        self.admin_ok(&["token", "--team", "TIM UJI"])
-            .trim()
-            .to_string()
+        self.inner.token("TIM UJI")
     }
 
     /// Record ids on the server, in export order.
     pub fn ids(&self) -> Vec<String> {
-        ids_in(&self.db)
+        self.inner
+            .records()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
     }
 
     pub fn stats(&self) -> serde_json::Value {
-        let v: serde_json::Value =
-            serde_json::from_str(&self.admin_ok(&["stats", "--json"])).unwrap();
-        v["stats"].clone()
-    }
-}
-
-/// Record ids in a district database (`server export --format json`).
-pub fn ids_in(db: &Path) -> Vec<String> {
-    let out = Server::admin(db, &["export", "--format", "json"]);
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.inner.stats()
     }
 }
 

@@ -89,22 +89,28 @@ impl Kit {
         i: usize,
     ) -> serde_json::Value {
         let p = &people[i];
-        let mut args = vec![
-            "record",
-            "--nik",
-            &p.nik,
-            "--name",
-            &p.name,
-            "--phone",
-            &p.phone,
-            "--village",
-            &p.village,
-        ];
+        let mut args = record_args(p);
         if !p.email.is_empty() {
             args.extend(["--email", &p.email]);
         }
         self.json(&args)
     }
+}
+
+/// `record --nik … --name … --phone … --village …` for this citizen (no email); push more flags
+/// after it.
+pub fn record_args(p: &ikd_field::domain::validate::Input) -> Vec<&str> {
+    vec![
+        "record",
+        "--nik",
+        &p.nik,
+        "--name",
+        &p.name,
+        "--phone",
+        &p.phone,
+        "--village",
+        &p.village,
+    ]
 }
 
 /// A free TCP port on 127.0.0.1.

@@ -50,11 +50,21 @@ impl Server {
 
     /// Starts a server with this config.toml text on a free port.
     pub fn start_with_config(config_toml: &str) -> Server {
+        Server::launch(None, config_toml)
+    }
+
+    /// Starts a server with this config.toml text on a free port, on the database `db` (which
+    /// outlives the server, for a later one on the same data).
+    pub fn start_on_db(db: &Path, config_toml: &str) -> Server {
+        Server::launch(Some(db.to_path_buf()), config_toml)
+    }
+
+    fn launch(db: Option<PathBuf>, config_toml: &str) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let config = tmp.path().join("config.toml");
         std::fs::write(&config, config_toml).unwrap();
         let mut s = Server {
-            db: tmp.path().join("district.db"),
+            db: db.unwrap_or_else(|| tmp.path().join("district.db")),
             log: tmp.path().join("server.log"),
             config,
             tmp,
@@ -459,23 +469,7 @@ impl TestDevice {
         let today = time::OffsetDateTime::now_utc().date();
         let v = validate::activation(p, today).unwrap_or_else(|e| panic!("{p:?}: {e:?}"));
         self.seq += 1;
-        Record {
-            id: uuid::Uuid::now_v7().to_string(),
-            seq: self.seq,
-            device_id: self.id.clone(),
-            officer: self.officer.clone(),
-            team: self.team.clone(),
-            recorded_at: ikd_field::timefmt::now_utc(),
-            kind: Kind::Activation,
-            village: v.village,
-            nik: v.nik.nik,
-            name: v.name,
-            phone: v.phone,
-            email: v.email,
-            voids: None,
-            reason: None,
-            warnings: v.warnings.iter().map(|w| w.code.to_string()).collect(),
-        }
+        Record::activation(&v, self.seq, &self.id, &self.officer, &self.team)
     }
 
     /// A void of `target` (one of this device's records).

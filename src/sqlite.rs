@@ -1,0 +1,52 @@
+//! What the field and the district databases share: opening a SQLite file, the durable settings
+//! (WAL, `synchronous=FULL`, foreign keys, no trusted schema) and numbered migrations recorded in
+//! `PRAGMA user_version`.
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::Path;
+use std::time::Duration;
+
+/// Opens `path` read-write (one connection per thread), creating the file when `create`.
+pub fn open(path: &Path, create: bool) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    Connection::open_with_flags(path, flags)
+}
+
+/// Busy timeout, WAL, `synchronous=FULL`, foreign keys on, trusted schema off, then `extra`
+/// pragmas. Returns the journal mode SQLite answered ("wal" for a file).
+pub fn configure(conn: &Connection, busy: Duration, extra: &str) -> rusqlite::Result<String> {
+    conn.busy_timeout(busy)?;
+    // journal_mode answers with a row; a damaged file fails here, before anything is written.
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;",
+    )?;
+    if !extra.is_empty() {
+        conn.execute_batch(extra)?;
+    }
+    Ok(mode)
+}
+
+/// `PRAGMA user_version`: how many migrations have run.
+pub fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Runs the migrations not yet applied, each in its own IMMEDIATE transaction that also sets
+/// `PRAGMA user_version` to its number (1-based).
+pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<()> {
+    let version = user_version(conn)?;
+    for (i, sql) in migrations.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        if user_version(&tx)? as usize > i {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
