@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Largest answer read from the server, and largest once gunzipped (a batch answer of 5,000
-/// records is ~330 KB as JSON, ~60 KB as gzip).
+/// records is ~330 KB as JSON, ~40 KB as gzip).
 const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Where this device is enrolled, as kept in the field database's meta table.
