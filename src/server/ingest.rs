@@ -872,6 +872,17 @@ mod tests {
             &B64.decode(&gz_sig).unwrap()
         ));
         assert_eq!(gunzip(&gz_answer, 1 << 20).unwrap(), first.body);
+        // A batch journalled before answers were compressed replays its plain answer only.
+        f.store
+            .conn
+            .execute(
+                "UPDATE batches SET response_gzip = NULL, signature_gzip = NULL WHERE id = 'b-1'",
+                [],
+            )
+            .unwrap();
+        let old = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
+        assert!(old.gzip.is_none());
+        assert_eq!((old.body, old.signature), (first.body, first.signature));
         assert_eq!(f.store.stats().unwrap().records, 3);
         // Different bytes under the same id (here: another compression level).
         let mut gz2 = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
