@@ -86,6 +86,29 @@ fn batches_are_answered_per_record_and_replays_change_nothing() {
     assert_eq!(again.signature, first.signature);
     assert_eq!(srv.stats()["records"], 20);
 
+    // Asking for gzip: the same answer compressed, signed over the gzip bytes as sent; a
+    // replay of that form is byte-identical too, and the plain form is still served unchanged.
+    let gz = batch.send_accepting(&srv.url, "gzip").unwrap();
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.encoding.as_deref(), Some("gzip"));
+    assert!(gz.signed_by(&srv.public_key()));
+    assert_eq!(gz.json(), ans);
+    assert!(gz.body.len() * 3 < first.body.len(), "{} B", gz.body.len());
+    let gz_again = batch.send_accepting(&srv.url, "gzip, deflate").unwrap();
+    assert_eq!(
+        (&gz_again.body, &gz_again.signature),
+        (&gz.body, &gz.signature)
+    );
+    let plain = batch
+        .send_accepting(&srv.url, "gzip;q=0, identity")
+        .unwrap();
+    assert_eq!(plain.encoding, None);
+    assert_eq!(
+        (&plain.body, &plain.signature),
+        (&first.body, &first.signature)
+    );
+    assert_eq!(srv.stats()["records"], 20);
+
     // The same records in a new batch: duplicates.
     let ans = a.batch(&recs).send_ok(&srv);
     assert_eq!(ans["summary"]["duplicate"], 20);

@@ -9,6 +9,7 @@ use ikd_field::synth::Rng;
 use netfault::{FAST, Fault, Link, Proxy, Server, enrolled_kit, local, record_many};
 use std::collections::BTreeSet;
 use std::process::Stdio;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Every record on the server exactly once, the laptop all synced, its database healthy.
@@ -138,6 +139,30 @@ fn a_captive_portal_answering_200_is_not_success() {
     assert_eq!(server.ids().len(), 25);
     let r = k.json(&["sync", "--server", &proxy.url]);
     assert_eq!(r["summary"]["accepted"], 25, "the journalled answer: {r}");
+    assert_exactly_once(&server, &k, &ids);
+}
+
+#[test]
+fn a_damaged_gzip_answer_is_refused_and_the_journalled_one_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    let k = enrolled_kit(&server, FAST);
+    let ids = record_many(&k, 52, 40);
+    let proxy = Proxy::start(server.addr);
+    // One bit flipped in the gzip answer: the signature over the bytes as received fails, so
+    // the laptop keeps every record pending although the server committed them.
+    proxy.plan(std::iter::repeat_n(Fault::FlipAnswerByte, 3));
+    let (_, err) = k.fails(&["sync", "--server", &proxy.url], 5);
+    assert!(err.contains("bukan dari server Dinas"), "{err}");
+    assert_eq!(proxy.gzip_answers.load(Ordering::SeqCst), 3);
+    assert_eq!(local(&k, "pending").len(), 40);
+    assert_eq!(server.ids().len(), 40);
+    // The clean rerun gets the journalled answer, compressed, and stores its statuses.
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    assert_eq!(r["summary"]["accepted"], 40, "{r}");
+    assert_eq!(proxy.gzip_answers.load(Ordering::SeqCst), 4);
+    assert!(r["bytes_received"].as_u64().unwrap() < 40 * 30, "{r}");
+    assert_eq!(local(&k, "synced").len(), 40);
     assert_exactly_once(&server, &k, &ids);
 }
 

@@ -13,7 +13,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Largest answer read from the server (a batch answer of 5,000 records is ~400 KB).
+/// Largest answer read from the server, and largest once gunzipped (a batch answer of 5,000
+/// records is ~330 KB as JSON, ~40 KB as gzip).
 const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Where this device is enrolled, as kept in the field database's meta table.
@@ -142,10 +143,11 @@ pub struct Client {
     base: String,
 }
 
-/// A response read in full: status, signature header, body.
+/// A response read in full: status, signature header, `Content-Encoding`, body as received.
 struct Reply {
     status: u16,
     signature: Option<String>,
+    encoding: Option<String>,
     body: Vec<u8>,
 }
 
@@ -160,7 +162,9 @@ impl Client {
             .timeout_per_read(Some(timeout))
             .timeout_per_write(Some(timeout))
             .timeout_recv_response(Some(timeout))
-            // The signature covers the answer bytes exactly as the server sent them.
+            // The signature covers the answer bytes exactly as the server sent them; a batch
+            // request asks for gzip itself (ureq is built without its gzip feature, so it never
+            // gunzips behind our back: see `answer_json`).
             .accept_encoding("identity")
             .max_redirects(0)
             .user_agent(concat!("ikd-field/", env!("CARGO_PKG_VERSION")))
@@ -173,13 +177,26 @@ impl Client {
         &self.base
     }
 
+    /// The reply to a request, read in full; an error unless it is a 200.
+    fn exchange(
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Reply, Failure> {
+        let r = Self::read(sent.map_err(Self::transport)?)?;
+        if r.status != 200 {
+            return Err(Self::not_ok(&r));
+        }
+        Ok(r)
+    }
+
     fn read(mut resp: ureq::http::Response<ureq::Body>) -> Result<Reply, Failure> {
         let status = resp.status().as_u16();
-        let signature = resp
-            .headers()
-            .get(protocol::H_SIGNATURE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (signature, encoding) = (header(protocol::H_SIGNATURE), header("Content-Encoding"));
         let body = resp
             .body_mut()
             .with_config()
@@ -189,6 +206,7 @@ impl Client {
         Ok(Reply {
             status,
             signature,
+            encoding,
             body,
         })
     }
@@ -229,15 +247,11 @@ impl Client {
     }
 
     pub fn health(&self) -> Result<Health, Failure> {
-        let resp = self
-            .agent
-            .get(format!("{}{}", self.base, protocol::PATH_HEALTH))
-            .call()
-            .map_err(Self::transport)?;
-        let r = Self::read(resp)?;
-        if r.status != 200 {
-            return Err(Self::not_ok(&r));
-        }
+        let r = Self::exchange(
+            self.agent
+                .get(format!("{}{}", self.base, protocol::PATH_HEALTH))
+                .call(),
+        )?;
         let h: Health = serde_json::from_slice(&r.body).map_err(|_| {
             Failure::Transient(tr!(
                 "jawaban /v1/health bukan dari server ikd-field",
@@ -254,16 +268,12 @@ impl Client {
     }
 
     pub fn enrol(&self, req: &EnrolRequest) -> Result<EnrolResponse, Failure> {
-        let resp = self
-            .agent
-            .post(format!("{}{}", self.base, protocol::PATH_ENROL))
-            .header("Content-Type", "application/json")
-            .send(serde_json::to_vec(req).expect("request serialises"))
-            .map_err(Self::transport)?;
-        let r = Self::read(resp)?;
-        if r.status != 200 {
-            return Err(Self::not_ok(&r));
-        }
+        let r = Self::exchange(
+            self.agent
+                .post(format!("{}{}", self.base, protocol::PATH_ENROL))
+                .header("Content-Type", "application/json")
+                .send(serde_json::to_vec(req).expect("request serialises")),
+        )?;
         let ans: EnrolResponse = serde_json::from_slice(&r.body).map_err(|_| {
             Failure::Unsigned(tr!(
                 "jawaban pendaftaran bukan dari server ikd-field",
@@ -283,34 +293,33 @@ impl Client {
     }
 
     /// Sends one batch; returns the server's answer only if it is signed by `server_key` and
-    /// names this batch. `on_sent` is called with the bytes once the request went out.
+    /// names this batch, with the answer's size in bytes as received (gzip when the server
+    /// compressed it).
     pub fn send_batch(
         &self,
         batch: &Batch,
         device_id: &str,
         server_key: &[u8; crypto::PUBLIC_KEY_LEN],
     ) -> Result<(BatchResponse, u64), Failure> {
-        let resp = self
-            .agent
-            .post(format!("{}{}", self.base, protocol::PATH_BATCHES))
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", "gzip")
-            .header(protocol::H_DEVICE, device_id)
-            .header(protocol::H_BATCH, &batch.id)
-            .header(protocol::H_SIGNATURE, &batch.signature)
-            .send(&batch.body[..])
-            .map_err(Self::transport)?;
-        let r = Self::read(resp)?;
-        if r.status != 200 {
-            return Err(Self::not_ok(&r));
-        }
+        let r = Self::exchange(
+            self.agent
+                .post(format!("{}{}", self.base, protocol::PATH_BATCHES))
+                .header("Content-Type", "application/json")
+                .header("Content-Encoding", "gzip")
+                .header("Accept-Encoding", "gzip")
+                .header(protocol::H_DEVICE, device_id)
+                .header(protocol::H_BATCH, &batch.id)
+                .header(protocol::H_SIGNATURE, &batch.signature)
+                .send(&batch.body[..]),
+        )?;
         if !signed_by(server_key, &r) {
             return Err(Failure::Unsigned(tr!(
                 "jawaban 200 tanpa tanda tangan server Dinas (halaman login hotspot atau proxy?)",
                 "a 200 answer not signed by the district server (a hotspot login page or proxy?)"
             )));
         }
-        let ans: BatchResponse = serde_json::from_slice(&r.body).map_err(|e| {
+        let json = answer_json(&r)?;
+        let ans: BatchResponse = serde_json::from_slice(&json).map_err(|e| {
             Failure::Transient(tr!(
                 "jawaban bertanda tangan tidak terbaca: {e}",
                 "signed answer unreadable: {e}"
@@ -345,25 +354,21 @@ impl Client {
         })
         .expect("request serialises");
         let sig = B64.encode(key.sign(&protocol::signed_digest(&body)));
-        let resp = self
-            .agent
-            .post(format!("{}{}", self.base, protocol::PATH_ACTIVATED))
-            .header("Content-Type", "application/json")
-            .header(protocol::H_DEVICE, device_id)
-            .header(protocol::H_SIGNATURE, &sig)
-            .send(&body[..])
-            .map_err(Self::transport)?;
-        let r = Self::read(resp)?;
-        if r.status != 200 {
-            return Err(Self::not_ok(&r));
-        }
+        let r = Self::exchange(
+            self.agent
+                .post(format!("{}{}", self.base, protocol::PATH_ACTIVATED))
+                .header("Content-Type", "application/json")
+                .header(protocol::H_DEVICE, device_id)
+                .header(protocol::H_SIGNATURE, &sig)
+                .send(&body[..]),
+        )?;
         if !signed_by(server_key, &r) {
             return Err(Failure::Unsigned(tr!(
                 "daftar NIK teraktivasi tanpa tanda tangan server Dinas",
                 "the activated-NIK list is not signed by the district server"
             )));
         }
-        serde_json::from_slice(&r.body)
+        serde_json::from_slice(&answer_json(&r)?)
             .map_err(|e| Failure::Transient(format!("/v1/activated: {e}")))
     }
 }
@@ -374,6 +379,40 @@ fn signed_by(server_key: &[u8; crypto::PUBLIC_KEY_LEN], r: &Reply) -> bool {
         .as_deref()
         .and_then(|s| B64.decode(s.trim()).ok())
         .is_some_and(|sig| crypto::verify(server_key, &protocol::signed_digest(&r.body), &sig))
+}
+
+/// The JSON of a signed answer (call after [`signed_by`]): the body as received, or gunzipped
+/// with a size cap when the server sent `Content-Encoding: gzip`.
+fn answer_json(r: &Reply) -> Result<std::borrow::Cow<'_, [u8]>, Failure> {
+    use std::io::Read;
+    match r.encoding.as_deref().map(str::trim) {
+        None | Some("") | Some("identity") => Ok(std::borrow::Cow::Borrowed(&r.body)),
+        Some(e) if e.eq_ignore_ascii_case("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&r.body[..])
+                .take(MAX_ANSWER_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    Failure::Transient(tr!(
+                        "jawaban gzip bertanda tangan rusak: {e}",
+                        "signed gzip answer is damaged: {e}"
+                    ))
+                })?;
+            if out.len() as u64 > MAX_ANSWER_BYTES {
+                return Err(Failure::Transient(tr!(
+                    "jawaban server melebihi {} byte setelah dibuka",
+                    "the server's answer expands past {} bytes",
+                    MAX_ANSWER_BYTES
+                )));
+            }
+            Ok(std::borrow::Cow::Owned(out))
+        }
+        Some(e) => Err(Failure::Transient(tr!(
+            "jawaban dengan Content-Encoding tak dikenal: {}",
+            "an answer with an unknown Content-Encoding: {}",
+            e
+        ))),
+    }
 }
 
 /// How often and how patiently to retry.
@@ -556,28 +595,56 @@ mod tests {
     }
 
     #[test]
+    fn a_gzip_answer_is_gunzipped_with_a_cap() {
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut e, data).unwrap();
+            e.finish().unwrap()
+        };
+        let reply = |encoding: Option<&str>, body: Vec<u8>| Reply {
+            status: 200,
+            signature: None,
+            encoding: encoding.map(str::to_string),
+            body,
+        };
+        let json = br#"{"ok":true}"#;
+        let r = reply(Some("gzip"), gz(json));
+        assert_eq!(&*answer_json(&r).unwrap(), json);
+        assert_eq!(&*answer_json(&reply(None, json.to_vec())).unwrap(), json);
+        assert!(answer_json(&reply(Some("br"), json.to_vec())).is_err());
+        assert!(answer_json(&reply(Some("gzip"), json.to_vec())).is_err());
+        let bomb = gz(&vec![b' '; MAX_ANSWER_BYTES as usize + 10]);
+        assert!(bomb.len() < 100_000);
+        assert!(answer_json(&reply(Some("gzip"), bomb)).is_err());
+    }
+
+    #[test]
     fn a_portal_page_or_unknown_server_is_retried_a_refusal_is_not() {
         let portal = Reply {
             status: 403,
             signature: None,
+            encoding: None,
             body: b"<html>login</html>".to_vec(),
         };
         assert!(Client::not_ok(&portal).retryable());
         let revoked = Reply {
             status: 403,
             signature: None,
+            encoding: None,
             body: br#"{"error":{"code":"device_revoked","message":"revoked"}}"#.to_vec(),
         };
         assert!(!Client::not_ok(&revoked).retryable());
         let stalled = Reply {
             status: 400,
             signature: None,
+            encoding: None,
             body: br#"{"error":{"code":"incomplete_body","message":"x"}}"#.to_vec(),
         };
         assert!(Client::not_ok(&stalled).retryable());
         let busy = Reply {
             status: 503,
             signature: None,
+            encoding: None,
             body: br#"{"error":{"code":"internal","message":"x"}}"#.to_vec(),
         };
         assert!(Client::not_ok(&busy).retryable());

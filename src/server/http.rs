@@ -270,6 +270,7 @@ fn batch_route(store: &mut Store, shared: &Shared, req: &mut Request) -> Result<
         header(protocol::H_BATCH),
         header(protocol::H_SIGNATURE),
     );
+    let gzip_ok = accepts_gzip(&header("Accept-Encoding"));
     let inc = Incoming {
         device_id: &device,
         batch_id: &batch,
@@ -278,6 +279,11 @@ fn batch_route(store: &mut Store, shared: &Shared, req: &mut Request) -> Result<
     };
     let a = ingest::ingest(store, &shared.key, &shared.limits, &inc)?;
     let s = &a.response.summary;
+    // The gzip form when the client accepts it (and the journal has it), signed over its bytes.
+    let (body, signature, headers) = match a.gzip {
+        Some((gz, sig)) if gzip_ok => (gz, sig, vec![("Content-Encoding", "gzip".to_string())]),
+        _ => (a.body, a.signature, vec![]),
+    };
     Ok(Reply {
         status: 200,
         note: format!(
@@ -289,10 +295,23 @@ fn batch_route(store: &mut Store, shared: &Shared, req: &mut Request) -> Result<
             s.rejected,
             if a.replayed { " replay" } else { "" }
         ),
-        body: a.body,
-        signature: Some(a.signature),
+        body,
+        signature: Some(signature),
         content_type: "application/json",
-        headers: vec![],
+        headers,
+    })
+}
+
+/// True when an `Accept-Encoding` value lists `gzip` (or `*`) without `q=0`.
+fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
     })
 }
 
@@ -355,4 +374,19 @@ fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, Refusal> {
         ));
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+
+    #[test]
+    fn accept_encoding() {
+        for yes in ["gzip", "GZIP", "identity, gzip", "gzip;q=0.5", "br, *"] {
+            assert!(accepts_gzip(yes), "{yes}");
+        }
+        for no in ["", "identity", "gzip;q=0", "br", "gzip; q=0.0", "x-gzip2"] {
+            assert!(!accepts_gzip(no), "{no}");
+        }
+    }
 }

@@ -28,6 +28,9 @@ pub struct Incoming<'a> {
 pub struct Answer {
     pub body: Vec<u8>,
     pub signature: String,
+    /// The same answer as gzip bytes and their own signature, for a client that accepts gzip
+    /// (`None` for a batch journalled before answers were compressed).
+    pub gzip: Option<(Vec<u8>, String)>,
     pub response: BatchResponse,
     /// True when this was a replay answered from the journal.
     pub replayed: bool,
@@ -177,9 +180,14 @@ fn check_and_commit(
     };
     let body = serde_json::to_vec(&response).map_err(Refusal::internal)?;
     let signature = B64.encode(key.sign(&protocol::signed_digest(&body)));
+    // Both forms are journalled, so a replay sends the same bytes and signature as the first
+    // answer in whichever form the client asks for.
+    let gz = gzip(&body).map_err(Refusal::internal)?;
+    let gz_signature = B64.encode(key.sign(&protocol::signed_digest(&gz)));
     tx.execute(
-        "INSERT INTO batches (id, device_id, body_sha256, received_at, records, response, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO batches (id, device_id, body_sha256, received_at, records, response, signature,
+                              response_gzip, signature_gzip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             batch.batch_id,
             inc.device_id,
@@ -187,7 +195,9 @@ fn check_and_commit(
             now,
             count as i64,
             body,
-            signature
+            signature,
+            gz,
+            gz_signature
         ],
     )
     .map_err(Refusal::internal)?;
@@ -200,9 +210,20 @@ fn check_and_commit(
     Ok(Answer {
         body,
         signature,
+        gzip: Some((gz, gz_signature)),
         response,
         replayed: false,
     })
+}
+
+/// The answer as gzip (default level, no name, mtime 0).
+fn gzip(json: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(json.len() / 4),
+        flate2::Compression::default(),
+    );
+    std::io::Write::write_all(&mut gz, json)?;
+    gz.finish()
 }
 
 fn too_large(limits: &Limits) -> Refusal {
@@ -288,15 +309,17 @@ fn journalled(
     batch_id: &str,
     body_sha: &str,
 ) -> Result<Option<Answer>, Refusal> {
-    let row: Option<(String, Vec<u8>, String)> = tx
+    type Row = (String, Vec<u8>, String, Option<Vec<u8>>, Option<String>);
+    let row: Option<Row> = tx
         .query_row(
-            "SELECT body_sha256, response, signature FROM batches WHERE id = ?1",
+            "SELECT body_sha256, response, signature, response_gzip, signature_gzip
+             FROM batches WHERE id = ?1",
             [batch_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()
         .map_err(Refusal::internal)?;
-    let Some((sha, body, signature)) = row else {
+    let Some((sha, body, signature, gz, gz_signature)) = row else {
         return Ok(None);
     };
     if sha != body_sha {
@@ -310,6 +333,7 @@ fn journalled(
     Ok(Some(Answer {
         body,
         signature,
+        gzip: gz.zip(gz_signature),
         response,
         replayed: true,
     }))
@@ -838,6 +862,27 @@ mod tests {
         let again = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
         assert!(!first.replayed && again.replayed);
         assert_eq!(first.body, again.body);
+        assert_eq!(first.signature, again.signature);
+        assert_eq!(first.gzip, again.gzip);
+        // The gzip form is signed over its own bytes and holds the same JSON.
+        let (gz_answer, gz_sig) = first.gzip.clone().unwrap();
+        assert!(crypto::verify(
+            &f.server.public(),
+            &protocol::signed_digest(&gz_answer),
+            &B64.decode(&gz_sig).unwrap()
+        ));
+        assert_eq!(gunzip(&gz_answer, 1 << 20).unwrap(), first.body);
+        // A batch journalled before answers were compressed replays its plain answer only.
+        f.store
+            .conn
+            .execute(
+                "UPDATE batches SET response_gzip = NULL, signature_gzip = NULL WHERE id = 'b-1'",
+                [],
+            )
+            .unwrap();
+        let old = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
+        assert!(old.gzip.is_none());
+        assert_eq!((old.body, old.signature), (first.body, first.signature));
         assert_eq!(f.store.stats().unwrap().records, 3);
         // Different bytes under the same id (here: another compression level).
         let mut gz2 = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

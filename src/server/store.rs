@@ -92,6 +92,10 @@ const MIGRATIONS: &[&str] = &[
     // 2: dashboard: targets, and live-activation counts per village and per device-hour, kept up
     // to date by server::coverage::fold in the transaction of every write of records (ingest).
     super::coverage::MIGRATION,
+    // 3: the batch answer also as gzip with its own signature, for clients that accept gzip
+    // (NULL for batches answered before: those are replayed uncompressed).
+    "ALTER TABLE batches ADD COLUMN response_gzip BLOB;
+     ALTER TABLE batches ADD COLUMN signature_gzip TEXT;",
 ];
 
 pub struct Store {

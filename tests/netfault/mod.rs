@@ -141,6 +141,8 @@ pub enum Fault {
     Portal,
     /// Forward, but replace the server's signature (a proxy that rewrites answers).
     ForgeSignature,
+    /// Forward, but flip one bit in the middle of the answer's body (a damaged answer).
+    FlipAnswerByte,
 }
 
 /// A slow link: every message waits `latency`, then flows at `bytes_per_sec`.
@@ -159,6 +161,8 @@ pub struct Proxy {
     /// Requests seen, and bytes relayed (requests + answers as they crossed the proxy).
     pub requests: Arc<AtomicUsize>,
     pub bytes: Arc<AtomicUsize>,
+    /// Answers relayed with `Content-Encoding: gzip`.
+    pub gzip_answers: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -174,14 +178,16 @@ impl Proxy {
             link: Arc::default(),
             requests: Arc::default(),
             bytes: Arc::default(),
+            gzip_answers: Arc::default(),
             stop: Arc::default(),
         };
-        let (plan, up, link, reqs, bytes, stop) = (
+        let (plan, up, link, reqs, bytes, gzip_answers, stop) = (
             p.plan.clone(),
             p.upstream.clone(),
             p.link.clone(),
             p.requests.clone(),
             p.bytes.clone(),
+            p.gzip_answers.clone(),
             p.stop.clone(),
         );
         std::thread::spawn(move || {
@@ -196,6 +202,7 @@ impl Proxy {
                     link: link.clone(),
                     requests: reqs.clone(),
                     bytes: bytes.clone(),
+                    gzip_answers: gzip_answers.clone(),
                 };
                 std::thread::spawn(move || ctx.serve(conn));
             }
@@ -237,6 +244,7 @@ struct Conn {
     link: Arc<Mutex<Option<Link>>>,
     requests: Arc<AtomicUsize>,
     bytes: Arc<AtomicUsize>,
+    gzip_answers: Arc<AtomicUsize>,
 }
 
 const PORTAL: &str = "<!DOCTYPE html><html><head><title>WiFi Desa</title></head><body>\
@@ -292,7 +300,17 @@ impl Conn {
                     return;
                 }
                 Fault::ForgeSignature => answer = forge(&answer),
+                Fault::FlipAnswerByte => {
+                    let body = find(&answer, b"\r\n\r\n").map_or(0, |i| i + 4);
+                    let mid = body + (answer.len() - body) / 2;
+                    if mid < answer.len() {
+                        answer[mid] ^= 0x01;
+                    }
+                }
                 _ => {}
+            }
+            if header(&answer, "content-encoding").is_some_and(|v| v == "gzip") {
+                self.gzip_answers.fetch_add(1, Ordering::SeqCst);
             }
             let close =
                 header(&answer, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
@@ -326,12 +344,13 @@ impl Conn {
     }
 }
 
-/// Replaces the value of `X-Ikd-Signature` with a well-formed but wrong signature.
+/// Replaces the value of `X-Ikd-Signature` with a well-formed but wrong signature (the body,
+/// which may be gzip, is kept byte for byte).
 fn forge(answer: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(answer);
+    let end = find(answer, b"\r\n\r\n").unwrap();
+    let (head, body) = (String::from_utf8_lossy(&answer[..end]), &answer[end + 4..]);
     let fake = "A".repeat(86) + "==";
     let mut out = Vec::new();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
     for line in head.split("\r\n") {
         if line.to_ascii_lowercase().starts_with("x-ikd-signature:") {
             out.extend_from_slice(format!("X-Ikd-Signature: {fake}\r\n").as_bytes());
@@ -341,7 +360,7 @@ fn forge(answer: &[u8]) -> Vec<u8> {
         }
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(body);
     out
 }
 

@@ -260,11 +260,23 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// `X-Ikd-Signature`, if any.
     pub signature: Option<String>,
+    /// `Content-Encoding`, if any (the body is kept as received).
+    pub encoding: Option<String>,
 }
 
 impl Reply {
+    /// The body as JSON (gunzipped first when it came as gzip).
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
+        let body = if self.encoding.as_deref() == Some("gzip") {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&self.body[..])
+                .read_to_end(&mut out)
+                .expect("gzip answer");
+            out
+        } else {
+            self.body.clone()
+        };
+        serde_json::from_slice(&body)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
 
@@ -296,16 +308,20 @@ fn agent() -> ureq::Agent {
 fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Reply, ureq::Error> {
     let r = r?;
     let status = r.status().as_u16();
-    let signature = r
-        .headers()
-        .get(protocol::H_SIGNATURE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (signature, encoding) = (header(protocol::H_SIGNATURE), header("Content-Encoding"));
+    // ureq is built without its gzip feature: the body is read as it came.
     let body = r.into_body().read_to_vec()?;
     Ok(Reply {
         status,
         body,
         signature,
+        encoding,
     })
 }
 
@@ -334,16 +350,29 @@ pub fn post_batch(
     signature: &str,
     body: &[u8],
 ) -> Result<Reply, ureq::Error> {
-    reply(
-        agent()
-            .post(format!("{url}{}", protocol::PATH_BATCHES))
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", "gzip")
-            .header(protocol::H_DEVICE, device)
-            .header(protocol::H_BATCH, batch_id)
-            .header(protocol::H_SIGNATURE, signature)
-            .send(body),
-    )
+    post_batch_accepting(url, device, batch_id, signature, body, "")
+}
+
+/// [`post_batch`] with `Accept-Encoding: accept` (none when empty).
+pub fn post_batch_accepting(
+    url: &str,
+    device: &str,
+    batch_id: &str,
+    signature: &str,
+    body: &[u8],
+    accept: &str,
+) -> Result<Reply, ureq::Error> {
+    let mut req = agent()
+        .post(format!("{url}{}", protocol::PATH_BATCHES))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .header(protocol::H_DEVICE, device)
+        .header(protocol::H_BATCH, batch_id)
+        .header(protocol::H_SIGNATURE, signature);
+    if !accept.is_empty() {
+        req = req.header("Accept-Encoding", accept);
+    }
+    reply(req.send(body))
 }
 
 /// Raw bytes to the server on a fresh TCP connection; returns what it answers (status line
@@ -392,12 +421,18 @@ pub struct SignedBatch {
 
 impl SignedBatch {
     pub fn send(&self, url: &str) -> Result<Reply, ureq::Error> {
-        post_batch(
+        self.send_accepting(url, "")
+    }
+
+    /// Sends with `Accept-Encoding: accept` (none when empty).
+    pub fn send_accepting(&self, url: &str, accept: &str) -> Result<Reply, ureq::Error> {
+        post_batch_accepting(
             url,
             &self.device_id,
             &self.batch_id,
             &self.signature,
             &self.body,
+            accept,
         )
     }
 
