@@ -28,13 +28,6 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-fn env_n(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Stores `n` records in chunks (one transaction each) so the bench process stays small.
 fn fill(k: &util::Kit, n: usize, first_seed: u64) -> usize {
     let mut stored = 0;
@@ -47,18 +40,9 @@ fn fill(k: &util::Kit, n: usize, first_seed: u64) -> usize {
     stored
 }
 
-/// Like `record_many` but tolerates the odd synthetic NIK that repeats (refused as duplicate).
+/// Stores `n` synthetic activations; the odd synthetic NIK that repeats is refused as duplicate.
 fn record_many_ok(k: &util::Kit, seed: u64, n: usize) -> usize {
-    let mut dd = ikd_field::field::datadir::DataDir::open(&k.dir).unwrap();
-    let today = ikd_field::timefmt::today(time::UtcOffset::UTC);
-    let valid: Vec<_> = ikd_field::synth::citizens(seed, "1702", n)
-        .iter()
-        .map(|p| ikd_field::domain::validate::activation(p, today).unwrap())
-        .collect();
-    let identity = dd.identity.clone();
-    dd.store
-        .record_activations(&valid, &identity)
-        .unwrap()
+    netfault::record_many_results(k, seed, n)
         .iter()
         .filter(|r| r.is_ok())
         .count()
@@ -168,14 +152,14 @@ fn main() {
         std::path::Path::new("/usr/bin/time").exists(),
         "/usr/bin/time is needed for peak RSS"
     );
-    let n = env_n("IKD_BENCH_SYNC_N", 100_000);
-    let small = env_n("IKD_BENCH_SYNC_SMALL", 2_000);
+    let n = bench_util::env_n("IKD_BENCH_SYNC_N", 100_000);
+    let small = bench_util::env_n("IKD_BENCH_SYNC_SMALL", 2_000);
     let tmp = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
 
     // 1. Loopback, N records, at the default batch size and at the largest; three runs each,
     //    each with a fresh server and a fresh field kit (other people, so nothing is a duplicate).
-    let reps = env_n("IKD_BENCH_SYNC_REPS", 3);
+    let reps = bench_util::env_n("IKD_BENCH_SYNC_REPS", 3);
     for batch in [500usize, 5000] {
         let mut runs = Vec::new();
         for rep in 0..reps {

@@ -96,8 +96,13 @@ pub fn enrolled_kit(server: &Server, sync_config: &str) -> Kit {
 /// Retries fast so fault tests stay short; every value is still exercised.
 pub const FAST: &str = "timeout_secs = 5\nmax_attempts = 3\nretry_base_ms = 20\nretry_max_secs = 1";
 
-/// Stores `n` synthetic activations in one transaction through the library (fast, durable).
-pub fn record_many(k: &Kit, seed: u64, n: usize) -> Vec<String> {
+/// Stores `n` synthetic activations in one transaction through the library (fast, durable);
+/// one answer per citizen (a synthetic NIK that repeats an earlier one is refused as duplicate).
+pub fn record_many_results(
+    k: &Kit,
+    seed: u64,
+    n: usize,
+) -> Vec<Result<ikd_field::domain::Record, ikd_field::AppError>> {
     let mut dd = ikd_field::field::datadir::DataDir::open(&k.dir).unwrap();
     let today = ikd_field::timefmt::today(time::UtcOffset::UTC);
     let valid: Vec<_> = ikd_field::synth::citizens(seed, "1702", n)
@@ -105,9 +110,12 @@ pub fn record_many(k: &Kit, seed: u64, n: usize) -> Vec<String> {
         .map(|p| ikd_field::domain::validate::activation(p, today).unwrap())
         .collect();
     let identity = dd.identity.clone();
-    dd.store
-        .record_activations(&valid, &identity)
-        .unwrap()
+    dd.store.record_activations(&valid, &identity).unwrap()
+}
+
+/// Like [`record_many_results`], every one stored; their ids.
+pub fn record_many(k: &Kit, seed: u64, n: usize) -> Vec<String> {
+    record_many_results(k, seed, n)
         .into_iter()
         .map(|r| r.unwrap().id)
         .collect()
