@@ -208,8 +208,8 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     let valid = gather(ctx, &a)?;
     // Probably activated already by another team (the district's list from the last sync).
     let district = crate::field::activated::listed(&dd.store, &valid.nik.nik)?;
-    let rec = dd.store.record_activation(&valid, &dd.identity)?;
-    let stored = dd.store.find(&rec.id)?;
+    let stored = Stored::new_pending(dd.store.record_activation(&valid, &dd.identity)?);
+    let rec = &stored.record;
     // The record is safe; a printing problem is reported but does not undo it.
     let print = || {
         a.print
@@ -471,7 +471,7 @@ pub fn void(ctx: &Ctx, a: VoidArgs) -> Result<(), AppError> {
     }
     let v = dd.store.record_void(&target, reason, &dd.identity)?;
     if ctx.json {
-        output::json(&json!({"ok": true, "record": dd.store.find(&v.id)?}));
+        output::json(&json!({"ok": true, "record": Stored::new_pending(v)}));
     } else {
         println!(
             "{}",

@@ -78,6 +78,19 @@ pub struct Stored {
     pub voided_by: Option<String>,
 }
 
+impl Stored {
+    /// A record just written: pending, never answered, not voided (what a read-back would give).
+    pub fn new_pending(record: Record) -> Stored {
+        Stored {
+            record,
+            status: SyncStatus::Pending,
+            status_reason: None,
+            status_at: None,
+            voided_by: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub status: Option<SyncStatus>,
@@ -128,6 +141,14 @@ pub fn db_error(path: &Path, e: rusqlite::Error) -> AppError {
 pub(crate) const RECORD_COLUMNS: &str = "id, seq, device_id, officer, team, recorded_at, kind, village, nik, \
      name, phone, email, voids, reason, warnings, status, status_reason, status_at, \
      (SELECT v.id FROM records v WHERE v.voids = records.id)";
+
+/// The live (not voided) activation of a NIK (`?1`) on this device.
+fn live_activation_sql() -> String {
+    format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE nik = ?1 AND kind = 'activation'
+         AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id) LIMIT 1"
+    )
+}
 
 pub(crate) fn row_to_stored(row: &Row<'_>) -> rusqlite::Result<Stored> {
     let kind: String = row.get(6)?;
@@ -290,18 +311,6 @@ impl Store {
                 params![crate::timefmt::now_utc(), action, record_id, detail],
             )
             .map(|_| ())
-            .map_err(|e| self.err(e))
-    }
-
-    /// The live (not voided) activation of this NIK on this device, if any.
-    pub fn active_for_nik(&self, nik: &str) -> Result<Option<Stored>, AppError> {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE nik = ?1 AND kind = 'activation'
-             AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id) LIMIT 1"
-        );
-        self.conn
-            .query_row(&sql, [nik], row_to_stored)
-            .optional()
             .map_err(|e| self.err(e))
     }
 
@@ -527,12 +536,8 @@ fn insert(
     make: impl FnOnce(i64) -> Record,
 ) -> Result<Result<Record, AppError>, AppError> {
     if let Some(nik) = unique_nik {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE nik = ?1 AND kind = 'activation'
-             AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id) LIMIT 1"
-        );
         let earlier = tx
-            .prepare_cached(&sql)
+            .prepare_cached(&live_activation_sql())
             .and_then(|mut st| st.query_row([nik], row_to_stored).optional())
             .map_err(|e| db_error(path, e))?;
         if let Some(e) = earlier {
