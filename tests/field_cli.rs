@@ -318,18 +318,11 @@ fn records_survive_in_the_file_with_wal_and_full_sync() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    let n: i64 = conn
-        .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 5);
-    let audit: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE action = 'record'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(audit, 5);
+    assert_eq!(k.count("SELECT COUNT(*) FROM records"), 5);
+    assert_eq!(
+        k.count("SELECT COUNT(*) FROM audit WHERE action = 'record'"),
+        5
+    );
     let seqs: Vec<i64> = conn
         .prepare("SELECT seq FROM records ORDER BY seq")
         .unwrap()

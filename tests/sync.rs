@@ -76,17 +76,10 @@ fn enrol_record_sync_then_nothing_new() {
         "{line}"
     );
     // The audit log names every answered batch.
-    let dd = ikd_field::field::datadir::DataDir::open(&k.dir).unwrap();
-    let n: i64 = dd
-        .store
-        .conn()
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE action = 'sync_batch'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(n, 4);
+    assert_eq!(
+        k.count("SELECT COUNT(*) FROM audit WHERE action = 'sync_batch'"),
+        4
+    );
 }
 
 #[test]

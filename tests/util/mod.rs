@@ -82,6 +82,14 @@ impl Kit {
         (o, e)
     }
 
+    /// `SELECT COUNT(*) …` (or any one-integer query) on this kit's field database.
+    pub fn count(&self, sql: &str) -> i64 {
+        rusqlite::Connection::open(self.dir.join("field.db"))
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// Records synthetic citizen `i` of a fixed set; returns the JSON answer.
     pub fn record_synthetic(
         &self,
