@@ -10,15 +10,13 @@
 //! measured: what keeping the aggregates costs one ingested batch of 500 records (`fold`).
 //! Prints a table and rewrites the `dashboard` section of BENCHMARKS.md.
 mod bench_util;
+#[path = "../tests/util/mod.rs"]
+mod util;
 use bench_util::{Row, env_n};
 use ikd_field::server::fill::{self, Plan};
 use ikd_field::server::store::Store;
 use ikd_field::server::targets;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ikd-field");
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -78,27 +76,8 @@ fn main() {
     targets::import(&mut conn, &parsed, "bench").unwrap();
 
     // 2. The dashboard over HTTP from the real server.
-    let config = tmp.path().join("config.toml");
-    std::fs::write(&config, "[server]\nthreads = 2\n").unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .arg("--config")
-        .arg(&config)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ikd-field serve");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let url = first[first.find("http://").expect("serve started")..]
-        .trim()
-        .to_string();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let server = util::server::Server::start_on_db(&db, "[server]\nthreads = 2\n");
+    let url = server.url.clone();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(120)))
         .build()
@@ -135,8 +114,7 @@ fn main() {
     let (kept_med, kept_max) = timed(requests, || {
         get_kept("/");
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 
     // 3. Baseline: the same counts straight from the records (what the aggregates replace).
     let (raw_med, raw_max) = timed(5, || {
