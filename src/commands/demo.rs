@@ -99,8 +99,10 @@ impl District {
 impl Drop for District {
     fn drop(&mut self) {
         // SIGTERM lets the server finish cleanly; kill is the fallback.
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) with our own child's pid; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
         for _ in 0..50 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -220,8 +222,9 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
     ));
 
     // 5. The same NIK again is refused on the laptop.
-    let again = synth::citizens(42, &a.regency, 1).remove(0);
-    let v = validate::activation(&again, today).map_err(|p| AppError::invalid(format!("{p:?}")))?;
+    let same_person = synth::citizens(42, &a.regency, 1).remove(0);
+    let v = validate::activation(&same_person, today)
+        .map_err(|p| AppError::invalid(format!("{p:?}")))?;
     let dup = dd.store.record_activation(&v, &dd.identity).unwrap_err();
     say(tr!(
         "5. NIK yang sama dicatat lagi → ditolak (kode keluar {})",
@@ -234,14 +237,14 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
     let opts = super::sync::options(ctx, ctx.config.sync.batch_size);
     let stop = AtomicBool::new(false);
     let report = sync_run::run(&mut dd, &client, &enrolment, &opts, &stop, &mut |_| {})?;
-    let again = sync_run::run(&mut dd, &client, &enrolment, &opts, &stop, &mut |_| {})?;
+    let second = sync_run::run(&mut dd, &client, &enrolment, &opts, &stop, &mut |_| {})?;
     say(tr!(
         "6. Sync: {} ({} batch, {} byte terkirim). Sync lagi: {} batch, tidak ada yang dobel.",
         "6. Sync: {} ({} batches, {} bytes sent). Sync again: {} batches, nothing doubled.",
         report.line(),
         report.batches,
         report.bytes_sent,
-        again.batches
+        second.batches
     ));
     let stats = district.admin(&["stats"])?;
     let dashboard = format!("{}/", district.url);
@@ -258,7 +261,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
             "slips": slips.len(),
             "slip_verified": verified,
             "sync": report,
-            "second_sync_batches": again.batches,
+            "second_sync_batches": second.batches,
             "server_stats": stats,
             "integrity": integrity,
         }));
