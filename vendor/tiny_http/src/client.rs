@@ -6,6 +6,11 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Instant;
+
+use crate::connection::{
+    HEAD_TIMEOUT, MAX_HEADERS, MAX_HEADER_LINE, MAX_HEAD_BYTES, MAX_REQUEST_LINE,
+};
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::RefinedTcpStream;
@@ -34,6 +39,10 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // ikd-field patch: true until the first request's head has been read (its deadline then
+    // starts with the connection, not with its first byte)
+    first_request: bool,
 }
 
 /// Error that can happen when reading a request.
@@ -41,6 +50,11 @@ pub struct ClientConnection {
 enum ReadError {
     WrongRequestLine,
     WrongHeader(HTTPVersion),
+    /// ikd-field patch: the request line is longer than MAX_REQUEST_LINE (414)
+    UriTooLong,
+    /// ikd-field patch: a header line, the number of headers or the whole head is over its
+    /// limit (431)
+    HeadTooLarge,
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
@@ -65,6 +79,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            first_request: true,
         }
     }
 
@@ -77,7 +92,15 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// ikd-field patch: a line longer than `max` is an `ErrorKind::OutOfMemory` error (never a
+    /// buffer that grows without end), and once `deadline` is set (at the head's first byte, or
+    /// when the connection opened) a head that is not complete by then is `TimedOut`.
+    fn read_next_line(
+        &mut self,
+        max: usize,
+        deadline: &mut Option<Instant>,
+    ) -> IoResult<AsciiString> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -88,6 +111,17 @@ impl ClientConnection {
                 Some(b) => b?,
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
+            let now = Instant::now();
+            match deadline {
+                Some(d) if now > *d => {
+                    return Err(IoError::new(ErrorKind::TimedOut, "request head too slow"))
+                }
+                Some(_) => {}
+                None => *deadline = Some(now + HEAD_TIMEOUT),
+            }
+            if buf.len() >= max {
+                return Err(IoError::new(ErrorKind::OutOfMemory, "header line too long"));
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
@@ -106,8 +140,22 @@ impl ClientConnection {
     fn read(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
             // reading the request line
+            let mut deadline = if self.first_request {
+                Some(Instant::now() + HEAD_TIMEOUT)
+            } else {
+                None
+            };
+            let too_long = |e: IoError, over: ReadError| {
+                if e.kind() == ErrorKind::OutOfMemory {
+                    over
+                } else {
+                    ReadError::ReadIoError(e)
+                }
+            };
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self
+                    .read_next_line(MAX_REQUEST_LINE, &mut deadline)
+                    .map_err(|e| too_long(e, ReadError::UriTooLong))?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -117,12 +165,19 @@ impl ClientConnection {
             // getting all headers
             let headers = {
                 let mut headers = Vec::new();
+                let mut head_bytes = 0;
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self
+                        .read_next_line(MAX_HEADER_LINE, &mut deadline)
+                        .map_err(|e| too_long(e, ReadError::HeadTooLarge))?;
 
                     if line.is_empty() {
                         break;
                     };
+                    head_bytes += line.len() + 2;
+                    if headers.len() >= MAX_HEADERS || head_bytes > MAX_HEAD_BYTES {
+                        return Err(ReadError::HeadTooLarge);
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -133,6 +188,7 @@ impl ClientConnection {
                 headers
             };
 
+            self.first_request = false;
             (method, path, version, headers)
         };
 
@@ -201,6 +257,22 @@ impl Iterator for ClientConnection {
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
+                }
+
+                // ikd-field patch: over a size limit: answer, then close (the rest of the head
+                // is unread, so the next request's start is unknown)
+                Err(e @ (ReadError::UriTooLong | ReadError::HeadTooLarge)) => {
+                    let code = if matches!(e, ReadError::UriTooLong) {
+                        414
+                    } else {
+                        431
+                    };
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(code));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {

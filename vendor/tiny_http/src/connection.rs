@@ -53,6 +53,21 @@ impl From<unix_net::UnixListener> for Listener {
 /// How long a read or write on a client socket may block (ikd-field patch).
 pub const IO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long a client may take to send a request's head (request line and headers) once it has
+/// started, and a new connection's TLS handshake (ikd-field patch): a client dribbling one byte
+/// per minute ("slowloris") is cut off here instead of holding a thread forever.
+pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest request line (method, URL, version) accepted (ikd-field patch): longer is 414.
+pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+/// Longest header line, most headers, and largest whole head accepted (ikd-field patch): more
+/// is 431.
+pub const MAX_HEADER_LINE: usize = 8 * 1024;
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+/// Most connections open at once (ikd-field patch): each holds a thread, so more are closed
+/// as soon as they are accepted.
+pub const MAX_CONNECTIONS: usize = 512;
+
 /// Unified connection. Either a [`TcpStream`] or [`std::os::unix::net::UnixStream`].
 #[derive(Debug)]
 pub(crate) enum Connection {

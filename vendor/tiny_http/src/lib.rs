@@ -149,6 +149,15 @@ enum Message {
     NewRequest(Request),
 }
 
+/// ikd-field patch: counts a connection as open until its task ends.
+struct OpenGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 impl From<IoError> for Message {
     fn from(e: IoError) -> Message {
         Message::Error(e)
@@ -290,10 +299,18 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            // ikd-field patch: connections open now; past MAX_CONNECTIONS a new one is closed at
+            // once (each holds a thread).
+            let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
+                    Ok((sock, _)) if open.load(Relaxed) >= connection::MAX_CONNECTIONS => {
+                        log::warn!("Too many connections: closing a new one");
+                        drop(sock);
+                        continue;
+                    }
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
@@ -322,7 +339,10 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        open.fetch_add(1, Relaxed);
+                        let open = OpenGuard(open.clone());
                         tasks_pool.spawn(Box::new(move || {
+                            let _open = &open;
                             if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
@@ -340,10 +360,13 @@ impl Server {
                         }));
                     }
 
+                    // ikd-field patch: an accept error (e.g. out of file descriptors under a
+                    // flood of connections) is reported and the loop goes on after a pause;
+                    // it used to end the accept thread, so the server never accepted again.
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
                         inside_messages.push(e.into());
-                        break;
+                        thread::sleep(Duration::from_millis(100));
                     }
                 }
             }

@@ -1,9 +1,14 @@
-use crate::connection::Connection;
+// ikd-field patch: ported from rustls 0.20 to rustls 0.23 (ring provider), PEM through
+// rustls-pki-types, no panics on a bad key file, and a deadline on the TLS handshake.
+use crate::connection::{Connection, HEAD_TIMEOUT};
 use crate::util::refined_tcp_stream::Stream as RefinedStream;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::error::Error;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use zeroize::Zeroizing;
 
 /// A wrapper around an owned Rustls connection and corresponding stream.
@@ -11,54 +16,85 @@ use zeroize::Zeroizing;
 /// Uses an internal Mutex to permit disparate reader & writer threads to access the stream independently.
 pub(crate) struct RustlsStream(
     Arc<Mutex<rustls::StreamOwned<rustls::ServerConnection, Connection>>>,
+    /// The handshake must be over by then (a client cannot hold a thread by dribbling it).
+    Instant,
 );
 
 impl RustlsStream {
     pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .sock
-            .peer_addr()
+        self.lock()?.sock.peer_addr()
     }
 
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
+        self.lock()?.sock.shutdown(how)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::io::Result<
+        std::sync::MutexGuard<'_, rustls::StreamOwned<rustls::ServerConnection, Connection>>,
+    > {
         self.0
             .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .sock
-            .shutdown(how)
+            .map_err(|_| std::io::Error::other("TLS stream lock poisoned"))
     }
 }
 
 impl Clone for RustlsStream {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self(self.0.clone(), self.1)
     }
+}
+
+/// Drives the handshake one socket read at a time, giving up once `deadline` has passed.
+fn handshake(
+    s: &mut rustls::StreamOwned<rustls::ServerConnection, Connection>,
+    deadline: Instant,
+) -> std::io::Result<()> {
+    while s.conn.is_handshaking() {
+        if Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "TLS handshake too slow",
+            ));
+        }
+        if s.conn.wants_write() {
+            s.conn.write_tls(&mut s.sock)?;
+            continue;
+        }
+        if s.conn.read_tls(&mut s.sock)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Err(e) = s.conn.process_new_packets() {
+            // Send the alert that says why, then give up.
+            let _ = s.conn.write_tls(&mut s.sock);
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+        }
+    }
+    while s.conn.wants_write() {
+        s.conn.write_tls(&mut s.sock)?;
+    }
+    Ok(())
 }
 
 impl Read for RustlsStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .read(buf)
+        let deadline = self.1;
+        let mut s = self.lock()?;
+        if s.conn.is_handshaking() {
+            handshake(&mut s, deadline)?;
+        }
+        s.read(buf)
     }
 }
 
 impl Write for RustlsStream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .write(buf)
+        self.lock()?.write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .expect("Failed to lock SSL stream mutex")
-            .flush()
+        self.lock()?.flush()
     }
 }
 
@@ -69,36 +105,23 @@ impl RustlsContext {
         certificates: Vec<u8>,
         private_key: Zeroizing<Vec<u8>>,
     ) -> Result<Self, Box<dyn Error + Send + Sync>> {
-        let certificate_chain: Vec<rustls::Certificate> =
-            rustls_pemfile::certs(&mut certificates.as_slice())?
-                .into_iter()
-                .map(|bytes| rustls::Certificate(bytes))
-                .collect();
-
+        let certificate_chain = CertificateDer::pem_slice_iter(&certificates)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the certificate file is not PEM: {e}"))?;
         if certificate_chain.is_empty() {
-            return Err("Couldn't extract certificate chain from config.".into());
+            return Err("the certificate file holds no CERTIFICATE block".into());
         }
-
-        let private_key = rustls::PrivateKey({
-            let pkcs8_keys = rustls_pemfile::pkcs8_private_keys(
-                &mut private_key.clone().as_slice(),
+        let private_key = PrivateKeyDer::from_pem_slice(&private_key).map_err(|e| {
+            format!(
+                "the key file holds no usable private key (PKCS#8, PKCS#1 or SEC1 PEM, not encrypted): {e}"
             )
-            .expect("file contains invalid pkcs8 private key (encrypted keys are not supported)");
-
-            if let Some(pkcs8_key) = pkcs8_keys.first() {
-                pkcs8_key.clone()
-            } else {
-                let rsa_keys = rustls_pemfile::rsa_private_keys(&mut private_key.as_slice())
-                    .expect("file contains invalid rsa private key");
-                rsa_keys[0].clone()
-            }
-        });
-
-        let tls_conf = rustls::ServerConfig::builder()
-            .with_safe_defaults()
+        })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls_conf = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(certificate_chain, private_key)?;
-
+        tls_conf.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self(Arc::new(tls_conf)))
     }
 
@@ -107,9 +130,10 @@ impl RustlsContext {
         stream: Connection,
     ) -> Result<RustlsStream, Box<dyn Error + Send + Sync + 'static>> {
         let connection = rustls::ServerConnection::new(self.0.clone())?;
-        Ok(RustlsStream(Arc::new(Mutex::new(
-            rustls::StreamOwned::new(connection, stream),
-        ))))
+        Ok(RustlsStream(
+            Arc::new(Mutex::new(rustls::StreamOwned::new(connection, stream))),
+            Instant::now() + HEAD_TIMEOUT,
+        ))
     }
 }
 
