@@ -63,6 +63,11 @@ pub struct SyncConfig {
     pub retry_base_ms: u64,
     /// Longest wait between retries, seconds.
     pub retry_max_secs: u64,
+    /// PEM certificates trusted for `https://` instead of the public roots (the district's own
+    /// CA or self-signed certificate), relative to the data directory; empty = public roots.
+    pub ca_file: String,
+    /// Allow plain `http://` to a host that is not loopback (warned on each use).
+    pub allow_plain_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,8 +89,24 @@ pub struct ServerConfig {
     pub threads: usize,
     /// Target share of wajib KTP (%) where the targets CSV gives none.
     pub default_target_percent: f64,
-    /// Bearer token for the dashboard's record-level views (names, NIKs); empty = off.
+    /// Bearer token for the dashboard's record-level views (names, NIKs) and `/v1/admin/`;
+    /// empty = off.
     pub admin_token: String,
+    /// TLS certificate chain (PEM) for `serve`, relative to the data directory; with `tls_key`.
+    pub tls_cert: String,
+    /// TLS private key (PEM) for `serve`, relative to the data directory.
+    pub tls_key: String,
+    /// Allow `serve` to listen without TLS on an address that is not loopback (behind a TLS
+    /// reverse proxy); warned at start.
+    pub allow_plain_http: bool,
+    /// Batch and activated-list requests per device and minute (token bucket); 0 = no limit.
+    pub device_requests_per_minute: u32,
+    /// How many such requests a device may send at once before the per-minute rate applies.
+    pub device_burst: u32,
+    /// Enrolment and admin-API requests per client address and minute; 0 = no limit.
+    pub address_requests_per_minute: u32,
+    /// How many such requests an address may send at once.
+    pub address_burst: u32,
 }
 
 impl Default for Config {
@@ -124,6 +145,8 @@ impl Default for SyncConfig {
             watch_interval_secs: 60,
             retry_base_ms: 1000,
             retry_max_secs: 60,
+            ca_file: String::new(),
+            allow_plain_http: false,
         }
     }
 }
@@ -140,6 +163,13 @@ impl Default for ServerConfig {
             threads: 8,
             default_target_percent: 30.0,
             admin_token: String::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            allow_plain_http: false,
+            device_requests_per_minute: 600,
+            device_burst: 600,
+            address_requests_per_minute: 20,
+            address_burst: 20,
         }
     }
 }
@@ -245,6 +275,23 @@ impl Config {
         if srv.max_batch_records == 0 {
             return bad("server.max_batch_records", "≥ 1".into());
         }
+        if srv.tls_cert.trim().is_empty() != srv.tls_key.trim().is_empty() {
+            return bad(
+                "server.tls_cert / tls_key",
+                tr!(
+                    "isi keduanya (sertifikat dan kuncinya) atau kosongkan keduanya",
+                    "set both (the certificate and its key) or neither"
+                ),
+            );
+        }
+        if (srv.device_requests_per_minute > 0 && srv.device_burst == 0)
+            || (srv.address_requests_per_minute > 0 && srv.address_burst == 0)
+        {
+            return bad(
+                "server.device_burst / address_burst",
+                "≥ 1 (0 only with requests_per_minute = 0)".into(),
+            );
+        }
         Ok(())
     }
 
@@ -288,6 +335,35 @@ mod tests {
         assert_eq!(cfg.slip.escpos_qr, "native");
         assert_eq!(cfg.server.default_target_percent, 30.0);
         assert_eq!(cfg.server.admin_token, "");
+        assert!(!cfg.server.allow_plain_http && !cfg.sync.allow_plain_http);
+        assert_eq!(cfg.server.tls_cert, "");
+        assert_eq!(cfg.sync.ca_file, "");
+        assert_eq!(cfg.server.device_requests_per_minute, 600);
+        assert_eq!(cfg.server.address_burst, 20);
+        let d = Config::default();
+        assert_eq!(d.server.device_burst, cfg.server.device_burst);
+        assert_eq!(
+            d.server.address_requests_per_minute,
+            cfg.server.address_requests_per_minute
+        );
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let p = Path::new("c.toml");
+        assert!(Config::parse("[server]\ntls_cert = \"c.pem\"\n", p).is_err());
+        assert!(Config::parse("[server]\ntls_key = \"k.pem\"\n", p).is_err());
+        assert!(
+            Config::parse("[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n", p).is_ok()
+        );
+        assert!(Config::parse("[server]\ndevice_burst = 0\n", p).is_err());
+        assert!(
+            Config::parse(
+                "[server]\ndevice_burst = 0\ndevice_requests_per_minute = 0\n",
+                p
+            )
+            .is_ok()
+        );
     }
 
     #[test]

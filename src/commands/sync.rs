@@ -42,10 +42,6 @@ pub struct SyncArgs {
     pub to_file: Option<PathBuf>,
 }
 
-fn timeout(ctx: &Ctx) -> Duration {
-    Duration::from_secs(ctx.config.sync.timeout_secs.max(1))
-}
-
 /// Registers the device with the server behind `server` using a one-time token; stores the
 /// server's URL, id and key in the field database.
 pub fn enrol_device(
@@ -54,7 +50,7 @@ pub fn enrol_device(
     server: &str,
     token: &str,
 ) -> Result<Enrolment, AppError> {
-    let client = Client::new(server, timeout(ctx))?;
+    let client = client(ctx, server)?;
     let req = EnrolRequest {
         token: token.trim().to_string(),
         public_key: dd.identity.public_key.clone(),
@@ -288,7 +284,10 @@ pub fn options(ctx: &Ctx, batch_size: usize) -> Options {
 
 /// A client for `url` with the configured timeout.
 pub fn client(ctx: &Ctx, url: &str) -> Result<Client, AppError> {
-    Client::new(url, timeout(ctx))
+    Client::with_transport(
+        url,
+        &sync_client::Transport::from_config(&ctx.config.sync, &ctx.data_dir),
+    )
 }
 
 pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
@@ -323,7 +322,7 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
         .clone()
         .or_else(|| Some(ctx.config.sync.server.clone()).filter(|s| !s.trim().is_empty()))
         .unwrap_or_else(|| enrolment.server_url.clone());
-    let client = Client::new(&url, timeout(ctx))?;
+    let client = client(ctx, &url)?;
     let opts = options(ctx, batch_size);
     let stop = stop_flag();
     if a.watch {

@@ -2,6 +2,13 @@
 //! sending one journalled batch. Only an answer signed by the enrolled server key, naming the
 //! batch that was sent, counts as an answer; anything else is a failed attempt. Retries use
 //! exponential backoff with full jitter.
+//!
+//! Transport: `https://` is checked against the public web roots, or only against the
+//! certificates of `sync.ca_file` when set (a district's own CA or self-signed certificate).
+//! Plain `http://` is allowed to a loopback address; to any other host only with
+//! `sync.allow_plain_http = true`, with a warning each time. A `429` is a wait (its
+//! `Retry-After`), not a failure.
+use crate::config::SyncConfig;
 use crate::crypto;
 use crate::error::{AppError, Kind};
 use crate::field::outbox::Batch;
@@ -10,12 +17,15 @@ use crate::protocol::{self, BatchResponse, EnrolRequest, EnrolResponse, ErrorBod
 use crate::tr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Largest answer read from the server, and largest once gunzipped (a batch answer of 5,000
 /// records is ~330 KB as JSON, ~40 KB as gzip).
 const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest `Retry-After` honoured (a longer one is waited this long, then retried).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// Where this device is enrolled, as kept in the field database's meta table.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -88,8 +98,19 @@ pub enum Failure {
     /// Nothing usable came back: no connection, reset, timeout, or a reply that was not the
     /// district server's protocol. Worth retrying later.
     Transient(String),
-    /// The district server answered 5xx/429/408: busy or failing, nothing committed.
+    /// The district server answered 5xx/408: busy or failing, nothing committed.
     Busy(String),
+    /// The district server answered `429 rate_limited`: wait `retry_after` (when it said how
+    /// long) and send the same bytes again.
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// The TLS connection was refused because the server's certificate is not trusted
+    /// (expired, unknown issuer, wrong name): nothing was sent. Retrying the same route will
+    /// not help until the certificate, `sync.ca_file` or the laptop's clock is put right (or a
+    /// hotspot that intercepts HTTPS is logged into).
+    Certificate(String),
     /// A 200 whose signature does not verify with the enrolled server key (a captive portal or
     /// proxy). Worth retrying once the network is really online.
     Unsigned(String),
@@ -104,14 +125,32 @@ pub enum Failure {
 
 impl Failure {
     pub fn retryable(&self) -> bool {
-        !matches!(self, Failure::Refused { .. })
+        !matches!(self, Failure::Refused { .. } | Failure::Certificate(_))
+    }
+
+    /// How long the server asked the client to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Transient(s) | Failure::Unsigned(s) | Failure::Busy(s) => write!(f, "{s}"),
+            Failure::Transient(s)
+            | Failure::Unsigned(s)
+            | Failure::Busy(s)
+            | Failure::Certificate(s) => write!(f, "{s}"),
+            Failure::RateLimited {
+                retry_after,
+                message,
+            } => match retry_after {
+                Some(d) => write!(f, "429 rate_limited ({}s): {message}", d.as_secs()),
+                None => write!(f, "429 rate_limited: {message}"),
+            },
             Failure::Refused {
                 status,
                 code,
@@ -138,25 +177,150 @@ pub fn normalise_url(url: &str) -> Result<String, AppError> {
     Ok(u.to_string())
 }
 
+/// The host of a normalised URL, without port or IPv6 brackets.
+fn url_host(url: &str) -> Option<String> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let host = uri.host()?;
+    Some(host.trim_start_matches('[').trim_end_matches(']').to_string())
+}
+
+/// True for `localhost` and loopback addresses (127.0.0.0/8, ::1): traffic that never leaves
+/// the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// How the client connects: from `[sync]` in config.toml.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    /// Bounds connecting, each read and write (a stalled link), and the wait for the answer.
+    pub timeout: Duration,
+    /// PEM certificates to trust instead of the public web roots (`sync.ca_file`).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `sync.allow_plain_http`: plain `http://` to a host that is not loopback.
+    pub allow_plain_http: bool,
+}
+
+impl Transport {
+    /// From `[sync]`; a relative `ca_file` is relative to the data directory.
+    pub fn from_config(c: &SyncConfig, data_dir: &Path) -> Transport {
+        let ca = c.ca_file.trim();
+        Transport {
+            timeout: Duration::from_secs(c.timeout_secs.max(1)),
+            ca_file: (!ca.is_empty()).then(|| data_dir.join(ca)),
+            allow_plain_http: c.allow_plain_http,
+        }
+    }
+}
+
+/// The root certificates of `sync.ca_file`.
+fn load_ca_file(path: &Path) -> Result<ureq::tls::RootCerts, AppError> {
+    let bad = |why: String| {
+        AppError::usage(tr!(
+            "sync.ca_file {} tidak bisa dipakai: {why}",
+            "sync.ca_file {} cannot be used: {why}",
+            path.display()
+        ))
+        .hint(tr!(
+            "Isinya harus sertifikat PEM (-----BEGIN CERTIFICATE-----) dari CA atau server Dinas; minta ke admin Dinas, atau kosongkan sync.ca_file untuk memakai sertifikat publik.",
+            "It must hold PEM certificates (-----BEGIN CERTIFICATE-----) of the district's CA or server; ask the district admin, or leave sync.ca_file empty to use public certificates."
+        ))
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(bad(e.to_string())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(bad(tr!(
+            "tidak ada sertifikat di dalamnya",
+            "it holds no certificate"
+        )));
+    }
+    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+}
+
+/// Refuses plain `http://` to a host that is not loopback unless it is allowed; warns when it
+/// is allowed.
+fn check_plain_http(base: &str, allowed: bool) -> Result<(), AppError> {
+    if !base.starts_with("http://") {
+        return Ok(());
+    }
+    let host = url_host(base).unwrap_or_default();
+    if is_loopback_host(&host) {
+        return Ok(());
+    }
+    if !allowed {
+        return Err(AppError::usage(tr!(
+            "Menolak HTTP tanpa enkripsi ke {base}: data pribadi akan terbaca di jaringan.",
+            "Refusing unencrypted HTTP to {base}: personal data would be readable on the network."
+        ))
+        .hint(tr!(
+            "Pakai alamat https:// server Dinas. Hanya jika jaringannya memang tertutup dan aman, setel sync.allow_plain_http = true di config.toml.",
+            "Use the district server's https:// address. Only if the network really is closed and safe, set sync.allow_plain_http = true in config.toml."
+        )));
+    }
+    eprintln!(
+        "{}",
+        tr!(
+            "PERINGATAN: sinkron ke {base} tanpa enkripsi (sync.allow_plain_http = true); siapa pun di jaringan bisa membaca data yang dikirim.",
+            "WARNING: syncing with {base} unencrypted (sync.allow_plain_http = true); anyone on the network can read what is sent."
+        )
+    );
+    Ok(())
+}
+
 pub struct Client {
     agent: ureq::Agent,
     base: String,
 }
 
-/// A response read in full: status, signature header, `Content-Encoding`, body as received.
+/// A response read in full: status, signature header, `Content-Encoding`, `Retry-After`, body
+/// as received.
 struct Reply {
     status: u16,
     signature: Option<String>,
     encoding: Option<String>,
+    retry_after: Option<Duration>,
     body: Vec<u8>,
 }
 
 impl Client {
+    /// A client with the default transport: public web roots, plain HTTP only to loopback.
     /// `timeout` bounds connecting, each read and write (a stalled link), and the wait for the
     /// server's answer; a slow link that keeps moving is not cut off.
     pub fn new(base_url: &str, timeout: Duration) -> Result<Client, AppError> {
+        Client::with_transport(
+            base_url,
+            &Transport {
+                timeout,
+                ca_file: None,
+                allow_plain_http: false,
+            },
+        )
+    }
+
+    pub fn with_transport(base_url: &str, t: &Transport) -> Result<Client, AppError> {
         let base = normalise_url(base_url)?;
+        check_plain_http(&base, t.allow_plain_http)?;
+        let roots = match &t.ca_file {
+            Some(path) => load_ca_file(path)?,
+            None => ureq::tls::RootCerts::WebPki,
+        };
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(roots)
+            .build();
+        let timeout = t.timeout;
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(timeout))
             .timeout_per_read(Some(timeout))
@@ -197,6 +361,9 @@ impl Client {
                 .map(str::to_string)
         };
         let (signature, encoding) = (header(protocol::H_SIGNATURE), header("Content-Encoding"));
+        let retry_after = header("Retry-After")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
         let body = resp
             .body_mut()
             .with_config()
@@ -207,17 +374,27 @@ impl Client {
             status,
             signature,
             encoding,
+            retry_after,
             body,
         })
     }
 
     fn transport(e: ureq::Error) -> Failure {
-        Failure::Transient(e.to_string())
+        match certificate_problem(&e) {
+            Some(why) => Failure::Certificate(why),
+            None => Failure::Transient(e.to_string()),
+        }
     }
 
     /// A non-200 reply: the server's own refusal (4xx with its error body) or a transient failure.
     fn not_ok(r: &Reply) -> Failure {
         let parsed: Option<ErrorBody> = serde_json::from_slice(&r.body).ok();
+        if r.status == 429 {
+            return Failure::RateLimited {
+                retry_after: r.retry_after,
+                message: parsed.map(|e| e.error.message).unwrap_or_default(),
+            };
+        }
         // The server's own words for a network problem (the body stalled or ended early) or a
         // busy moment are worth retrying; other 4xx refusals are not.
         let transient_code = |c: &str| matches!(c, "incomplete_body" | "rate_limited");
@@ -371,6 +548,42 @@ impl Client {
         serde_json::from_slice(&answer_json(&r)?)
             .map_err(|e| Failure::Transient(format!("/v1/activated: {e}")))
     }
+}
+
+/// Why the server's certificate was refused, when that is why the connection failed.
+fn certificate_problem(e: &ureq::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let rustls_error = match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }?;
+    let rustls::Error::InvalidCertificate(c) = rustls_error else {
+        return None;
+    };
+    let why = match c {
+        C::Expired | C::ExpiredContext { .. } => tr!(
+            "sertifikat server sudah kedaluwarsa (atau jam laptop salah)",
+            "the server's certificate has expired (or the laptop's clock is wrong)"
+        ),
+        C::NotValidYet | C::NotValidYetContext { .. } => tr!(
+            "sertifikat server belum berlaku (periksa jam laptop)",
+            "the server's certificate is not valid yet (check the laptop's clock)"
+        ),
+        C::UnknownIssuer => tr!(
+            "sertifikat server tidak dikenal (dibuat sendiri, atau jaringan ini menyadap HTTPS)",
+            "the server's certificate is not trusted (self-made, or this network intercepts HTTPS)"
+        ),
+        C::NotValidForName | C::NotValidForNameContext { .. } => tr!(
+            "sertifikat server untuk nama lain",
+            "the server's certificate is for another name"
+        ),
+        other => tr!(
+            "sertifikat server ditolak: {other:?}",
+            "the server's certificate was refused: {other:?}"
+        ),
+    };
+    Some(why)
 }
 
 /// True when the reply carries `server_key`'s signature of SHA-256 of its body.
@@ -537,6 +750,10 @@ pub fn refusal_error(status: u16, code: &str, message: &str) -> AppError {
 /// The user-facing error when the server could not be reached (exit 5).
 pub fn unreachable_error(url: &str, why: &Failure, pending: i64) -> AppError {
     let what = match why {
+        Failure::Certificate(_) => tr!(
+            "Koneksi aman ke {url} ditolak: {why}.",
+            "The secure connection to {url} was refused: {why}."
+        ),
         Failure::Unsigned(_) => tr!(
             "Jawaban dari {url} bukan dari server Dinas ({why}).",
             "The answer from {url} is not from the district server ({why})."
@@ -560,11 +777,17 @@ pub fn unreachable_error(url: &str, why: &Failure, pending: i64) -> AppError {
             )
         ),
     )
-    .hint(tr!(
-        "Jalankan lagi 'ikd-field sync' saat ada sinyal, atau biarkan 'ikd-field sync --watch' menunggu.",
-        "Run 'ikd-field sync' again when there is signal, or leave 'ikd-field sync --watch' waiting."
-    ))
-    .details(serde_json::json!({"server": url, "pending": pending, "reason": why.to_string()}))
+    .hint(match why {
+        Failure::Certificate(_) => tr!(
+            "Periksa jam laptop. Di hotspot, masuk (login) dulu lewat browser. Jika Dinas memakai sertifikat sendiri, setel sync.ca_file ke berkas sertifikat dari admin Dinas. Jangan matikan pemeriksaan ini.",
+            "Check the laptop's clock. On a hotspot, log in through the browser first. If the district uses its own certificate, set sync.ca_file to the certificate file from the district admin. Do not switch this check off."
+        ),
+        _ => tr!(
+            "Jalankan lagi 'ikd-field sync' saat ada sinyal, atau biarkan 'ikd-field sync --watch' menunggu.",
+            "Run 'ikd-field sync' again when there is signal, or leave 'ikd-field sync --watch' waiting."
+        ),
+    })
+    .details(serde_json::json!({"server": url, "pending": pending, "reason": why.to_string(), "certificate": matches!(why, Failure::Certificate(_))}))
 }
 
 #[cfg(test)]
@@ -605,6 +828,7 @@ mod tests {
             status: 200,
             signature: None,
             encoding: encoding.map(str::to_string),
+            retry_after: None,
             body,
         };
         let json = br#"{"ok":true}"#;
@@ -624,6 +848,7 @@ mod tests {
             status: 403,
             signature: None,
             encoding: None,
+            retry_after: None,
             body: b"<html>login</html>".to_vec(),
         };
         assert!(Client::not_ok(&portal).retryable());
@@ -631,6 +856,7 @@ mod tests {
             status: 403,
             signature: None,
             encoding: None,
+            retry_after: None,
             body: br#"{"error":{"code":"device_revoked","message":"revoked"}}"#.to_vec(),
         };
         assert!(!Client::not_ok(&revoked).retryable());
@@ -638,6 +864,7 @@ mod tests {
             status: 400,
             signature: None,
             encoding: None,
+            retry_after: None,
             body: br#"{"error":{"code":"incomplete_body","message":"x"}}"#.to_vec(),
         };
         assert!(Client::not_ok(&stalled).retryable());
@@ -645,8 +872,44 @@ mod tests {
             status: 503,
             signature: None,
             encoding: None,
+            retry_after: None,
             body: br#"{"error":{"code":"internal","message":"x"}}"#.to_vec(),
         };
         assert!(Client::not_ok(&busy).retryable());
+        let limited = Reply {
+            status: 429,
+            signature: None,
+            encoding: None,
+            retry_after: Some(Duration::from_secs(3)),
+            body: br#"{"error":{"code":"rate_limited","message":"x"}}"#.to_vec(),
+        };
+        let f = Client::not_ok(&limited);
+        assert!(f.retryable());
+        assert_eq!(f.retry_after(), Some(Duration::from_secs(3)));
+        assert!(!Failure::Certificate("expired".into()).retryable());
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_allowed() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:8080",
+            "http://127.9.9.9",
+            "https://dukcapil.example.go.id",
+            "https://10.0.0.5:8443",
+        ] {
+            assert!(check_plain_http(ok, false).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://dukcapil.example.go.id",
+            "http://10.0.0.5:8080",
+            "http://[fe80::1]:8080",
+            "http://localhost.example.com",
+        ] {
+            let e = check_plain_http(refused, false).unwrap_err();
+            assert_eq!(e.kind, Kind::Usage, "{refused}");
+            assert!(check_plain_http(refused, true).is_ok(), "{refused}");
+        }
     }
 }

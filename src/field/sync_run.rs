@@ -130,7 +130,10 @@ fn send_with_retries(
                 break Err(Some(f));
             }
             Err(failure) => {
-                let wait = retry.delay(attempt);
+                // A 429 names its wait (Retry-After); never less than the backoff.
+                let wait = retry
+                    .delay(attempt)
+                    .max(failure.retry_after().unwrap_or_default());
                 let _ = tx.send(Msg::Retry {
                     attempt,
                     wait,
