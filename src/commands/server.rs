@@ -2,7 +2,7 @@
 //! Every one takes `--db FILE` (default: `server.db` from config.toml, relative to the data
 //! directory; a `--db` given on the command line is relative to the current directory).
 use super::Ctx;
-use crate::error::{AppError, Kind};
+use crate::error::AppError;
 use crate::output::{self, Table};
 use crate::protocol::{FileBatch, Outcome, Summary};
 use crate::server::ingest::{self, Incoming};
@@ -137,24 +137,12 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
         stores.push(Store::open(&db)?);
     }
     let listen = a.listen.unwrap_or_else(|| cfg.listen.clone());
-    let srv = tiny_http::Server::http(listen.as_str()).map_err(|e| {
-        AppError::new(
-            Kind::Usage,
-            tr!(
-                "Tidak bisa mendengarkan di {listen}: {e}",
-                "Cannot listen on {listen}: {e}"
-            ),
-        )
-        .hint(tr!(
-            "Pakai alamat lain, mis. --listen 127.0.0.1:8081, atau hentikan program yang memakai port itu.",
-            "Use another address, e.g. --listen 127.0.0.1:8081, or stop the program using that port."
-        ))
-    })?;
-    let addr = srv
-        .server_addr()
-        .to_ip()
-        .map(|a| a.to_string())
-        .unwrap_or(listen);
+    // TLS from server.tls_cert/tls_key; plain HTTP off loopback only when allowed (warned).
+    let server::listen::Listening {
+        server: srv,
+        scheme,
+        addr,
+    } = server::listen::open(cfg, &listen, &ctx.data_dir)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while stopping exits at once.
@@ -166,10 +154,10 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
     if ctx.json {
         println!(
             "{}",
-            json!({"listening": format!("http://{addr}"), "server_id": id, "db": db})
+            json!({"listening": format!("{scheme}://{addr}"), "server_id": id, "db": db})
         );
     } else {
-        println!("listening on http://{addr}");
+        println!("listening on {scheme}://{addr}");
         println!(
             "{}",
             tr!(
@@ -188,6 +176,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
             offset: ctx.offset(),
             admin_token: cfg.admin_token.trim().to_string(),
         },
+        rates: http::Rates::from_config(cfg),
     });
     http::run(Arc::new(srv), stores, shared);
     eprintln!(

@@ -386,20 +386,10 @@ fn district(conn: &Connection, s: &Settings, code: &str) -> Res {
     Ok(Page::html(200, body))
 }
 
-/// Compares two secrets in time independent of where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Whether the request carries the admin token (never, when none is configured).
+/// Whether the request carries the admin token (never, when none is configured); compared in
+/// constant time by [`super::admin::token_matches`].
 pub fn is_admin(settings: &Settings, authorization: Option<&str>) -> bool {
-    let token = settings.admin_token.trim();
-    if token.is_empty() {
-        return false;
-    }
-    authorization
-        .and_then(|h| h.trim().strip_prefix("Bearer "))
-        .is_some_and(|t| same_secret(t.trim().as_bytes(), token.as_bytes()))
+    super::admin::token_matches(&settings.admin_token, authorization)
 }
 
 #[derive(Serialize)]

@@ -3,7 +3,13 @@
 //! before they are read and capped while reading. One log line per request on stderr. When the
 //! stop flag is set (SIGINT/SIGTERM), workers finish the request in hand and return.
 //! GET (and HEAD) of any path outside `/v1/` is the dashboard (`super::dashboard`), HTML.
+//! `/v1/admin/` is the admin API (`super::admin`, bearer token). Rate limits (`super::ratelimit`)
+//! are taken before a body is read: per device for batches and activated lists, per client
+//! address for enrolment and the admin API; an empty bucket is `429 rate_limited` with
+//! `Retry-After`.
+use super::admin;
 use super::dashboard;
+use super::ratelimit::RateLimiter;
 use super::ingest::{self, Incoming};
 use super::store::Store;
 use super::{Limits, Refusal};
@@ -12,7 +18,6 @@ use crate::crypto::KeyPair;
 use crate::protocol::{self, EnrolRequest, Health};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +25,11 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 /// Largest enrolment (or activated-list) request accepted.
 const MAX_ENROL_BYTES: u64 = 16 * 1024;
+/// A body must arrive within this long plus a second per [`MIN_BODY_RATE`] bytes: a client
+/// trickling a few bytes a minute cannot hold one of the few workers for long, while a batch on
+/// a poor link (32 KB/s) has ample time.
+const BODY_GRACE: Duration = Duration::from_secs(30);
+const MIN_BODY_RATE: u64 = 1024;
 /// How often an idle worker looks at the stop flag.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -30,6 +40,24 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// The dashboard's settings (time zone, admin token).
     pub dashboard: dashboard::Settings,
+    pub rates: Rates,
+}
+
+/// The rate limits of `[server]`.
+pub struct Rates {
+    /// Batch and activated-list requests, by `X-Ikd-Device`.
+    pub device: RateLimiter,
+    /// Enrolment and admin-API requests, by client address.
+    pub address: RateLimiter,
+}
+
+impl Rates {
+    pub fn from_config(c: &crate::config::ServerConfig) -> Rates {
+        Rates {
+            device: RateLimiter::new(c.device_requests_per_minute, c.device_burst),
+            address: RateLimiter::new(c.address_requests_per_minute, c.address_burst),
+        }
+    }
 }
 
 /// Runs `stores.len()` workers until the stop flag is set; returns when all have finished.
@@ -91,13 +119,20 @@ impl Reply {
     }
 
     fn refused(r: Refusal) -> Reply {
+        let mut headers = vec![];
+        if let Some(wait) = r.retry_after {
+            headers.push(("Retry-After", wait.as_secs().max(1).to_string()));
+        }
+        if r.status == 401 {
+            headers.push(("WWW-Authenticate", "Bearer realm=\"ikd-field\"".to_string()));
+        }
         Reply {
             status: r.status,
             body: r.body(),
             signature: None,
             note: format!("{}: {}", r.code, r.message),
             content_type: "application/json",
-            headers: vec![],
+            headers,
         }
     }
 }
@@ -110,7 +145,28 @@ fn handle(store: &mut Store, shared: &Shared, mut req: Request) {
         .remote_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|| "-".into());
+    if path == admin::PATH_EXPORT && method == Method::Get {
+        match admin_gate(shared, &req).and_then(|()| {
+            let query = req.url().split_once('?').map(|(_, q)| q).unwrap_or("");
+            admin::ExportFormat::from_query(query)
+        }) {
+            Ok(format) => return stream_export(store, req, format, &remote, started),
+            Err(r) => return finish(req, Reply::refused(r), &remote, &method, &path, started),
+        }
+    }
     let reply = route(store, shared, &mut req, &method, &path);
+    finish(req, reply, &remote, &method, &path, started);
+}
+
+/// Sends `reply` and writes the request's log line.
+fn finish(
+    req: Request,
+    reply: Reply,
+    remote: &str,
+    method: &Method,
+    path: &str,
+    started: Instant,
+) {
     let len = reply.body.len();
     // Always a Content-Length (the answer is in memory), never chunked.
     let mut resp = Response::from_data(reply.body)
@@ -138,7 +194,7 @@ fn handle(store: &mut Store, shared: &Shared, mut req: Request) {
     eprintln!(
         "{} {remote} {method} {} {} {len}B {}ms{}{}{}",
         crate::timefmt::now_utc(),
-        printable(&path),
+        printable(path),
         reply.status,
         started.elapsed().as_millis(),
         if reply.note.is_empty() { "" } else { " " },
@@ -146,6 +202,89 @@ fn handle(store: &mut Store, shared: &Shared, mut req: Request) {
         match sent {
             Ok(()) => String::new(),
             Err(e) => format!(" (answer not delivered: {e})"),
+        }
+    );
+}
+
+/// The rate limit and token check of every admin request.
+fn admin_gate(shared: &Shared, req: &Request) -> Result<(), Refusal> {
+    let ip = req
+        .remote_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    shared.rates.address.take(&ip).map_err(rate_limited)?;
+    admin::authorise(&shared.dashboard.admin_token, header(req, "Authorization"))
+}
+
+fn header<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
+/// `429 rate_limited`; [`Reply::refused`] adds `Retry-After` from the message's wait.
+fn rate_limited(wait: Duration) -> Refusal {
+    Refusal::new(
+        429,
+        "rate_limited",
+        format!(
+            "too many requests; try again in {} s (Retry-After)",
+            wait.as_secs()
+        ),
+    )
+    .retry_after(wait)
+}
+
+/// `GET /v1/admin/export`: every record as it is read from the database, in chunked transfer
+/// coding (HTTP/1.1; HTTP/1.0 gets the body until the connection closes). A failure half-way
+/// ends the connection without the last chunk, so the client sees a cut answer, never a short
+/// one that looks complete.
+fn stream_export(
+    store: &Store,
+    req: Request,
+    format: admin::ExportFormat,
+    remote: &str,
+    started: Instant,
+) {
+    use std::io::Write;
+    let chunked = *req.http_version() >= (1, 1);
+    let path = admin::PATH_EXPORT;
+    let mut raw = req.into_writer();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n{}\r\n",
+        format.content_type(),
+        if chunked {
+            "Transfer-Encoding: chunked\r\n"
+        } else {
+            ""
+        }
+    );
+    let result = raw
+        .write_all(head.as_bytes())
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            if chunked {
+                let mut w = std::io::BufWriter::with_capacity(
+                    64 * 1024,
+                    admin::Chunked::new(&mut raw),
+                );
+                let n = admin::write_export(store, format, &mut w).map_err(|e| e.message)?;
+                let c = w.into_inner().map_err(|e| e.error().to_string())?;
+                c.finish().map_err(|e| e.to_string())?;
+                Ok(n)
+            } else {
+                let mut w = std::io::BufWriter::with_capacity(64 * 1024, &mut raw);
+                admin::write_export(store, format, &mut w).map_err(|e| e.message)
+            }
+        });
+    eprintln!(
+        "{} {remote} GET {path} 200 - {}ms {}",
+        crate::timefmt::now_utc(),
+        started.elapsed().as_millis(),
+        match result {
+            Ok(n) => format!("exported {n} records"),
+            Err(e) => format!("export cut off: {}", printable(&e)),
         }
     );
 }
@@ -165,6 +304,12 @@ fn route(
     method: &Method,
     path: &str,
 ) -> Reply {
+    if admin::owns(path) {
+        return match admin_route(store, shared, req, method, path) {
+            Ok(r) => r,
+            Err(r) => Reply::refused(r),
+        };
+    }
     let allowed = match path {
         protocol::PATH_HEALTH => Method::Get,
         protocol::PATH_ENROL | protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => Method::Post,
@@ -184,6 +329,22 @@ fn route(
             "method_not_allowed",
             format!("{path} takes {allowed}"),
         ));
+    }
+    // Rate limits, before any body is read.
+    let limit = match path {
+        protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => shared
+            .rates
+            .device
+            .take(header(req, protocol::H_DEVICE).unwrap_or("")),
+        protocol::PATH_ENROL => shared.rates.address.take(
+            &req.remote_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
+        ),
+        _ => Ok(()),
+    };
+    if let Err(wait) = limit {
+        return Reply::refused(rate_limited(wait));
     }
     match path {
         protocol::PATH_HEALTH => Reply::json(&Health {
@@ -206,6 +367,73 @@ fn route(
             Err(r) => Reply::refused(r),
         },
     }
+}
+
+/// `/v1/admin/…` other than the export: rate limit and token first, then the route.
+fn admin_route(
+    store: &mut Store,
+    shared: &Shared,
+    req: &mut Request,
+    method: &Method,
+    path: &str,
+) -> Result<Reply, Refusal> {
+    admin_gate(shared, req)?;
+    let allowed = match path {
+        admin::PATH_DEVICES | admin::PATH_STATS | admin::PATH_EXPORT => Method::Get,
+        admin::PATH_REVOKE => Method::Post,
+        _ => {
+            return Err(Refusal::new(
+                404,
+                "not_found",
+                format!("no such path: {}", printable(path)),
+            ));
+        }
+    };
+    if *method != allowed {
+        return Err(Refusal::new(
+            405,
+            "method_not_allowed",
+            format!("{path} takes {allowed}"),
+        ));
+    }
+    let internal = |e: crate::error::AppError| Refusal::internal(e.message);
+    let mut reply = match path {
+        admin::PATH_DEVICES => Reply::json(&serde_json::json!({
+            "devices": store.devices().map_err(internal)?
+        })),
+        admin::PATH_STATS => Reply::json(&serde_json::json!({
+            "stats": store.stats().map_err(internal)?
+        })),
+        _ => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Revoke {
+                device_id: String,
+            }
+            let body = read_body(req, admin::MAX_REQUEST_BYTES)?;
+            let r: Revoke = serde_json::from_slice(&body).map_err(|e| {
+                Refusal::new(400, "bad_json", format!("expected {{\"device_id\": …}}: {e}"))
+            })?;
+            let id = r.device_id.trim();
+            if store.device(id).map_err(internal)?.is_none() {
+                return Err(Refusal::new(
+                    404,
+                    "device_unknown",
+                    format!("no device {}", printable(id)),
+                ));
+            }
+            let changed = store
+                .revoke(id, &crate::timefmt::now_utc())
+                .map_err(internal)?;
+            let mut r = Reply::json(&serde_json::json!({
+                "device_id": id, "revoked": true, "already": !changed
+            }));
+            r.note = format!("revoked {}", printable(id));
+            r
+        }
+    };
+    reply.headers.push(("Cache-Control", "no-store".into()));
+    Ok(reply)
 }
 
 /// A dashboard page: GET or HEAD only; everything but the admin's conflict list is aggregates.
@@ -356,16 +584,34 @@ fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, Refusal> {
         ));
     }
     let mut body = Vec::with_capacity(len);
-    req.as_reader()
-        .take(max)
-        .read_to_end(&mut body)
-        .map_err(|e| {
-            Refusal::new(
+    let deadline = Instant::now() + BODY_GRACE + Duration::from_secs(len as u64 / MIN_BODY_RATE);
+    let reader = req.as_reader();
+    let mut buf = [0u8; 16 * 1024];
+    while body.len() < len {
+        if Instant::now() > deadline {
+            return Err(Refusal::new(
                 400,
                 "incomplete_body",
-                format!("reading the body failed: {e}"),
-            )
-        })?;
+                format!(
+                    "the body came too slowly ({} of {len} bytes); send it again",
+                    body.len()
+                ),
+            ));
+        }
+        let want = buf.len().min(len - body.len());
+        match reader.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Refusal::new(
+                    400,
+                    "incomplete_body",
+                    format!("reading the body failed: {e}"),
+                ));
+            }
+        }
+    }
     if body.len() != len {
         return Err(Refusal::new(
             400,

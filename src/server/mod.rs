@@ -6,12 +6,15 @@
 //! `dashboard` (HTML pages for GET paths outside `/v1/`), `fill` (synthetic data for tests and
 //! the benchmark).
 pub mod activated;
+pub mod admin;
 pub mod coverage;
 pub mod dashboard;
 pub mod enrol;
 pub mod fill;
 pub mod http;
 pub mod ingest;
+pub mod listen;
+pub mod ratelimit;
 pub mod store;
 pub mod targets;
 
@@ -45,6 +48,8 @@ pub struct Refusal {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// For `429`: how long the client should wait (`Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl Refusal {
@@ -53,7 +58,13 @@ impl Refusal {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Refusal {
+        self.retry_after = Some(wait);
+        self
     }
 
     pub fn internal(e: impl std::fmt::Display) -> Refusal {
