@@ -206,14 +206,20 @@ fn finish(
     );
 }
 
-/// The rate limit and token check of every admin request.
+/// The token check of every admin request. Wrong tokens count against the client address's
+/// rate limit (guessing); once it is spent, every admin request from there is `429` until it
+/// refills, so a right guess cannot show among the refusals.
 fn admin_gate(shared: &Shared, req: &Request) -> Result<(), Refusal> {
     let ip = req
         .remote_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    shared.rates.address.take(&ip).map_err(rate_limited)?;
-    admin::authorise(&shared.dashboard.admin_token, header(req, "Authorization"))
+    shared.rates.address.check(&ip).map_err(rate_limited)?;
+    let r = admin::authorise(&shared.dashboard.admin_token, header(req, "Authorization"));
+    if r.as_ref().is_err_and(|e| e.status == 401) {
+        let _ = shared.rates.address.take(&ip);
+    }
+    r
 }
 
 fn header<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {

@@ -38,7 +38,13 @@ impl RateLimiter {
     /// Takes one request for `key`: `Err(wait)` when its bucket is empty, `wait` being how
     /// long until it holds one again (at least a second).
     pub fn take(&self, key: &str) -> Result<(), Duration> {
-        self.take_at(key, Instant::now())
+        self.take_at(key, Instant::now(), true)
+    }
+
+    /// Like [`RateLimiter::take`] but takes nothing: is there a request left for `key`? (For
+    /// limits that count only failures, e.g. wrong admin tokens.)
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        self.take_at(key, Instant::now(), false)
     }
 
     fn refilled(&self, b: Bucket, now: Instant) -> f64 {
@@ -46,7 +52,7 @@ impl RateLimiter {
         (b.tokens + elapsed * self.rate).min(self.burst)
     }
 
-    fn take_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
+    fn take_at(&self, key: &str, now: Instant, consume: bool) -> Result<(), Duration> {
         if self.rate <= 0.0 {
             return Ok(());
         }
@@ -68,7 +74,7 @@ impl RateLimiter {
         let tokens = self.refilled(*b, now);
         if tokens >= 1.0 {
             *b = Bucket {
-                tokens: tokens - 1.0,
+                tokens: if consume { tokens - 1.0 } else { tokens },
                 at: now,
             };
             return Ok(());
@@ -88,33 +94,43 @@ mod tests {
         let l = RateLimiter::new(60, 3);
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(l.take_at("dev", t0).is_ok());
+            assert!(l.take_at("dev", t0, true).is_ok());
         }
-        assert_eq!(l.take_at("dev", t0), Err(Duration::from_secs(1)));
+        assert_eq!(l.take_at("dev", t0, true), Err(Duration::from_secs(1)));
         // Another key has its own bucket.
-        assert!(l.take_at("other", t0).is_ok());
+        assert!(l.take_at("other", t0, true).is_ok());
         // One a second comes back.
-        assert!(l.take_at("dev", t0 + Duration::from_millis(1000)).is_ok());
-        assert!(l.take_at("dev", t0 + Duration::from_millis(1100)).is_err());
+        assert!(l.take_at("dev", t0 + Duration::from_millis(1000), true).is_ok());
+        assert!(l.take_at("dev", t0 + Duration::from_millis(1100), true).is_err());
         // Never more than the burst, however long it waited.
         let later = t0 + Duration::from_secs(3600);
         for _ in 0..3 {
-            assert!(l.take_at("dev", later).is_ok());
+            assert!(l.take_at("dev", later, true).is_ok());
         }
-        assert!(l.take_at("dev", later).is_err());
+        assert!(l.take_at("dev", later, true).is_err());
     }
 
     #[test]
     fn the_wait_says_when_the_next_one_fits() {
         let l = RateLimiter::new(6, 1); // one per 10 s
         let t0 = Instant::now();
-        assert!(l.take_at("a", t0).is_ok());
-        assert_eq!(l.take_at("a", t0), Err(Duration::from_secs(10)));
+        assert!(l.take_at("a", t0, true).is_ok());
+        assert_eq!(l.take_at("a", t0, true), Err(Duration::from_secs(10)));
         assert_eq!(
-            l.take_at("a", t0 + Duration::from_secs(4)),
+            l.take_at("a", t0 + Duration::from_secs(4), true),
             Err(Duration::from_secs(6))
         );
-        assert!(l.take_at("a", t0 + Duration::from_secs(10)).is_ok());
+        assert!(l.take_at("a", t0 + Duration::from_secs(10), true).is_ok());
+    }
+
+    #[test]
+    fn check_takes_nothing() {
+        let l = RateLimiter::new(60, 1);
+        let t0 = Instant::now();
+        assert!(l.take_at("a", t0, false).is_ok());
+        assert!(l.take_at("a", t0, false).is_ok());
+        assert!(l.take_at("a", t0, true).is_ok());
+        assert!(l.take_at("a", t0, false).is_err());
     }
 
     #[test]
@@ -122,15 +138,15 @@ mod tests {
         let off = RateLimiter::new(0, 1);
         let t0 = Instant::now();
         for _ in 0..1000 {
-            assert!(off.take_at("x", t0).is_ok());
+            assert!(off.take_at("x", t0, true).is_ok());
         }
         let l = RateLimiter::new(60, 1);
         for i in 0..(MAX_KEYS + 10) {
-            let _ = l.take_at(&format!("made-up-{i}"), t0);
+            let _ = l.take_at(&format!("made-up-{i}"), t0, true);
         }
         assert!(l.buckets.lock().unwrap().len() <= MAX_KEYS);
         let long = "x".repeat(10_000);
-        assert!(l.take_at(&long, t0).is_ok());
-        assert!(l.take_at(&long, t0).is_err());
+        assert!(l.take_at(&long, t0, true).is_ok());
+        assert!(l.take_at(&long, t0, true).is_err());
     }
 }

@@ -1,0 +1,257 @@
+//! Server hardening, end to end against a real `serve`: the admin API needs the admin token
+//! (and is off without one), rate limits answer 429 with Retry-After while a real `sync` still
+//! completes, and oversized request heads are refused without harming the server.
+mod netfault;
+mod util;
+use std::time::Duration;
+use util::Kit;
+use util::server::{Server, TestDevice, raw_http};
+
+const TOKEN: &str = "token-admin-uji-0123456789";
+
+/// `method url+path` with an optional bearer token: (status, headers we look at, body).
+fn call(
+    method: &str,
+    url: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Option<String>, Option<String>, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let uri = format!("{url}{path}");
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let resp = match method {
+        "GET" => {
+            let mut r = agent.get(&uri);
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        }
+        _ => {
+            let mut r = agent.post(&uri).header("Content-Type", "application/json");
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.send(body.unwrap_or("").as_bytes())
+        }
+    }
+    .unwrap();
+    let h = |n: &str| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (status, www, retry) = (
+        resp.status().as_u16(),
+        h("WWW-Authenticate"),
+        h("Retry-After"),
+    );
+    let text = resp.into_body().read_to_string().unwrap();
+    (status, www, retry, text)
+}
+
+fn code(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v["error"]["code"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn admin_endpoints_need_the_admin_token() {
+    let srv = Server::start_with_config(&format!(
+        "{}admin_token = \"{TOKEN}\"\n",
+        util::server::TEST_CONFIG
+    ));
+    let mut dev = TestDevice::enrolled(&srv);
+    let people = ikd_field::synth::citizens(3, "1702", 3);
+    let recs: Vec<_> = people.iter().map(|p| dev.record(p)).collect();
+    dev.batch(&recs).send_ok(&srv);
+
+    for (method, path) in [
+        ("GET", "/v1/admin/export"),
+        ("GET", "/v1/admin/export?format=jsonl"),
+        ("GET", "/v1/admin/devices"),
+        ("GET", "/v1/admin/stats"),
+        ("POST", "/v1/admin/revoke"),
+    ] {
+        for wrong in [None, Some("salah"), Some(&TOKEN[..TOKEN.len() - 1])] {
+            let body = format!("{{\"device_id\": \"{}\"}}", dev.id);
+            let (status, www, _, text) = call(method, &srv.url, path, wrong, Some(&body));
+            assert_eq!(status, 401, "{method} {path} {wrong:?}: {text}");
+            assert_eq!(code(&text), "admin_unauthorized", "{text}");
+            assert!(www.unwrap_or_default().starts_with("Bearer"));
+            assert!(!text.contains(&recs[0].id));
+        }
+    }
+
+    // With the token: the record-level export, streamed, in both formats.
+    let (status, _, _, csv) = call("GET", &srv.url, "/v1/admin/export", Some(TOKEN), None);
+    assert_eq!(status, 200, "{csv}");
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("id,"), "{csv}");
+    assert_eq!(lines.count(), 3);
+    for r in &recs {
+        assert!(csv.contains(&r.id), "{csv}");
+    }
+    let (status, _, _, jsonl) = call(
+        "GET",
+        &srv.url,
+        "/v1/admin/export?format=jsonl",
+        Some(TOKEN),
+        None,
+    );
+    assert_eq!(status, 200);
+    let ids: Vec<String> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let (_, _, _, devices) = call("GET", &srv.url, "/v1/admin/devices", Some(TOKEN), None);
+    assert!(devices.contains(&dev.id), "{devices}");
+    let (_, _, _, stats) = call("GET", &srv.url, "/v1/admin/stats", Some(TOKEN), None);
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["stats"]["records"], 3, "{stats}");
+
+    // Revoking a stolen device over HTTP: its next batch is refused.
+    let body = format!("{{\"device_id\": \"{}\"}}", dev.id);
+    let (status, _, _, text) = call(
+        "POST",
+        &srv.url,
+        "/v1/admin/revoke",
+        Some(TOKEN),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{text}");
+    let more = dev.record(&ikd_field::synth::citizens(4, "1702", 1)[0]);
+    let r = dev.batch(&[more]).send(&srv.url).unwrap();
+    assert_eq!((r.status, r.code()), (403, "device_revoked".to_string()));
+
+    // Guessing: once an address has spent its allowance of wrong tokens, every admin request
+    // from it is 429, the right token too, so a right guess does not stand out.
+    let guarded = Server::start_with_config(&format!(
+        "{}admin_token = \"{TOKEN}\"\naddress_requests_per_minute = 1\naddress_burst = 2\n",
+        util::server::TEST_CONFIG
+    ));
+    let statuses: Vec<u16> = [Some("salah-1"), Some("salah-2"), Some("salah-3"), Some(TOKEN)]
+        .into_iter()
+        .map(|t| call("GET", &guarded.url, "/v1/admin/stats", t, None).0)
+        .collect();
+    assert_eq!(statuses, [401, 401, 429, 429]);
+
+    // Without a configured token the admin API does not exist, whatever the request says.
+    let open = Server::start();
+    for bearer in [None, Some(TOKEN), Some("")] {
+        let (status, _, _, text) = call("GET", &open.url, "/v1/admin/export", bearer, None);
+        assert_eq!((status, code(&text).as_str()), (404, "not_found"), "{text}");
+        let (status, _, _, _) = call("GET", &open.url, "/v1/admin/devices", bearer, None);
+        assert_eq!(status, 404);
+    }
+}
+
+#[test]
+fn rate_limits_answer_429_and_a_real_sync_still_completes() {
+    let srv = Server::start_with_config(&format!(
+        "{}device_requests_per_minute = 120\ndevice_burst = 2\naddress_requests_per_minute = 60\naddress_burst = 3\n",
+        util::server::TEST_CONFIG
+    ));
+    let k = Kit::empty();
+    k.ok(&[
+        "init",
+        "--officer",
+        "PETUGAS UJI",
+        "--team",
+        "TIM UJI",
+        "--server",
+        &srv.url,
+        "--token",
+        &srv.token("TIM UJI"),
+    ]);
+    std::fs::write(
+        k.dir.join("config.toml"),
+        format!("[sync]\n{}\nbatch_size = 10\n", netfault::FAST),
+    )
+    .unwrap();
+    // More guesses at enrolment tokens than the address's burst: the extra ones are 429.
+    let mut limited = 0;
+    for _ in 0..4 {
+        let r = TestDevice::new().enrol(&srv.url, "AAAA-BBBB-CCCC-DDDD");
+        match r.status {
+            401 => assert_eq!(r.code(), "token_unknown"),
+            429 => {
+                assert_eq!(r.code(), "rate_limited");
+                limited += 1;
+            }
+            s => panic!("enrol answered {s}"),
+        }
+    }
+    assert!(limited >= 1, "a burst of guesses must meet the limit");
+
+    // Five batches and the activated list from one device, two allowed at once: the client
+    // waits out each 429 (Retry-After) and the sync completes with nothing lost or doubled.
+    let ids = netfault::record_many(&k, 61, 50);
+    let r = k.json(&["sync"]);
+    assert_eq!(r["summary"]["accepted"], 50, "{r}");
+    assert_eq!(r["pending"], 0, "{r}");
+    let log = srv.log();
+    assert!(
+        log.contains(" 429 ") && log.contains("rate_limited"),
+        "no request was rate limited:\n{log}"
+    );
+    let on_server = srv.records();
+    assert_eq!(on_server.len(), ids.len());
+    // A raw 429 carries Retry-After and the protocol's error body.
+    let mut retry_after = None;
+    for _ in 0..4 {
+        let (status, _, retry, text) = call("POST", &srv.url, "/v1/batches", None, Some("{}"));
+        if status == 429 {
+            assert_eq!(code(&text), "rate_limited");
+            retry_after = retry;
+            break;
+        }
+    }
+    let secs: u64 = retry_after.expect("a 429").parse().unwrap();
+    assert!(secs >= 1);
+}
+
+#[test]
+fn oversized_request_heads_are_refused_and_the_server_keeps_serving() {
+    let srv = Server::start();
+    let wait = Duration::from_secs(10);
+    let long_url = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+    assert!(raw_http(&srv.addr, long_url.as_bytes(), wait).starts_with("HTTP/1.1 414"));
+    let long_header = format!(
+        "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "b".repeat(9000)
+    );
+    assert!(raw_http(&srv.addr, long_header.as_bytes(), wait).starts_with("HTTP/1.1 431"));
+    let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET /v1/health HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    assert!(raw_http(&srv.addr, many.as_bytes(), wait).starts_with("HTTP/1.1 431"));
+    // A head with no end at all (the old code buffered it without limit).
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+        s.set_read_timeout(Some(wait)).unwrap();
+        // The server stops reading past the limit, so the write may fail: that is fine.
+        let _ = s.write_all(b"GET /v1/health HTTP/1.1\r\nX-Pad: ");
+        let _ = s.write_all(&vec![b'c'; 200_000]);
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+            "{answer}"
+        );
+    }
+    let ok = raw_http(
+        &srv.addr,
+        b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        wait,
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
