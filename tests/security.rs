@@ -255,3 +255,95 @@ fn oversized_request_heads_are_refused_and_the_server_keeps_serving() {
     );
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
+
+/// A man in the middle on an unencrypted hop (a TLS-stripping proxy, or the link behind the
+/// office's reverse proxy) that answers a batch with the server's genuine, signed answer to an
+/// earlier batch. The signature verifies, but it names another batch: the laptop refuses it,
+/// keeps those records pending, and a later clean sync delivers each record exactly once.
+#[test]
+fn a_replayed_signed_answer_for_another_batch_is_refused() {
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+    let srv = Server::start();
+    let upstream = srv.addr.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mitm = format!("http://{}", listener.local_addr().unwrap());
+    let first_answer: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+    let replayed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let (first_answer, replayed) = (first_answer.clone(), replayed.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, first_answer, replayed) =
+                    (upstream.clone(), first_answer.clone(), replayed.clone());
+                std::thread::spawn(move || {
+                    let mut client: TcpStream = client;
+                    let mut pending = Vec::new();
+                    while let Some(req) = netfault::read_message(&mut client, &mut pending, false) {
+                        let Ok(mut server) = TcpStream::connect(&upstream) else {
+                            return;
+                        };
+                        use std::io::Write;
+                        if server.write_all(&req).is_err() {
+                            return;
+                        }
+                        let Some(answer) = netfault::read_message(&mut server, &mut Vec::new(), true)
+                        else {
+                            return;
+                        };
+                        let mut sent = answer.clone();
+                        if req.starts_with(b"POST /v1/batches ") {
+                            let mut first = first_answer.lock().unwrap();
+                            match &*first {
+                                None => *first = Some(answer),
+                                Some(old) => {
+                                    sent = old.clone();
+                                    replayed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                }
+                            }
+                        }
+                        if client.write_all(&sent).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let k = Kit::empty();
+    k.ok(&[
+        "init",
+        "--officer",
+        "PETUGAS UJI",
+        "--team",
+        "TIM UJI",
+        "--server",
+        &srv.url,
+        "--token",
+        &srv.token("TIM UJI"),
+    ]);
+    std::fs::write(
+        k.dir.join("config.toml"),
+        format!("[sync]\n{}\nbatch_size = 10\n", netfault::FAST),
+    )
+    .unwrap();
+    let ids = netfault::record_many(&k, 71, 20);
+    let (_, err) = k.fails(&["sync", "--server", &mitm, "--lang", "en"], 5);
+    assert!(err.contains("an answer for another batch"), "{err}");
+    assert!(replayed.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert_eq!(netfault::local(&k, "synced").len(), 10);
+    assert_eq!(netfault::local(&k, "pending").len(), 10);
+    // The direct route: the server answers the journalled batch; every record once.
+    let r = k.json(&["sync"]);
+    assert_eq!(r["pending"], 0, "{r}");
+    assert_eq!(netfault::local(&k, "synced").len(), 20);
+    let mut on_server: Vec<String> = srv
+        .records()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    on_server.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(on_server, want);
+}
