@@ -353,9 +353,7 @@ mod tests {
         let p = Path::new("c.toml");
         assert!(Config::parse("[server]\ntls_cert = \"c.pem\"\n", p).is_err());
         assert!(Config::parse("[server]\ntls_key = \"k.pem\"\n", p).is_err());
-        assert!(
-            Config::parse("[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n", p).is_ok()
-        );
+        assert!(Config::parse("[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n", p).is_ok());
         assert!(Config::parse("[server]\ndevice_burst = 0\n", p).is_err());
         assert!(
             Config::parse(

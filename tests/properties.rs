@@ -306,7 +306,7 @@ proptest! {
             // One answer per record, each refused alone (none of these is a record).
             Ok(a) => {
                 prop_assert_eq!(a.response.results.len(), n);
-                prop_assert_eq!(a.response.summary.rejected as usize, n);
+                prop_assert_eq!(a.response.summary.rejected, n);
             }
             Err(status) => prop_assert!(status == 400 || status == 413),
         }

@@ -137,10 +137,15 @@ fn admin_endpoints_need_the_admin_token() {
         "{}admin_token = \"{TOKEN}\"\naddress_requests_per_minute = 1\naddress_burst = 2\n",
         util::server::TEST_CONFIG
     ));
-    let statuses: Vec<u16> = [Some("salah-1"), Some("salah-2"), Some("salah-3"), Some(TOKEN)]
-        .into_iter()
-        .map(|t| call("GET", &guarded.url, "/v1/admin/stats", t, None).0)
-        .collect();
+    let statuses: Vec<u16> = [
+        Some("salah-1"),
+        Some("salah-2"),
+        Some("salah-3"),
+        Some(TOKEN),
+    ]
+    .into_iter()
+    .map(|t| call("GET", &guarded.url, "/v1/admin/stats", t, None).0)
+    .collect();
     assert_eq!(statuses, [401, 401, 429, 429]);
 
     // Without a configured token the admin API does not exist, whatever the request says.
@@ -287,7 +292,8 @@ fn a_replayed_signed_answer_for_another_batch_is_refused() {
                         if server.write_all(&req).is_err() {
                             return;
                         }
-                        let Some(answer) = netfault::read_message(&mut server, &mut Vec::new(), true)
+                        let Some(answer) =
+                            netfault::read_message(&mut server, &mut Vec::new(), true)
                         else {
                             return;
                         };

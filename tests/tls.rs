@@ -15,8 +15,8 @@ struct Pki {
 }
 
 fn leaf_params(expired: bool) -> CertificateParams {
-    let mut p = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap();
+    let mut p =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
     if expired {
         p.not_before = rcgen::date_time_ymd(2020, 1, 1);
         p.not_after = rcgen::date_time_ymd(2021, 1, 1);
@@ -26,7 +26,10 @@ fn leaf_params(expired: bool) -> CertificateParams {
 
 /// Writes `name.pem` and `name.key` in `dir`; returns the two paths.
 fn write_pair(dir: &Path, name: &str, cert_pem: String, key: &KeyPair) -> (PathBuf, PathBuf) {
-    let (c, k) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let (c, k) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
     std::fs::write(&c, cert_pem).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
     (c, k)
@@ -189,7 +192,10 @@ fn sync_over_tls_trusts_only_a_valid_certificate_and_loses_nothing() {
     assert!(msg.contains("certificate is not trusted"), "{msg}");
 
     // With the district's CA in sync.ca_file: enrolment and sync work over HTTPS.
-    set_sync_config(&kit, &format!("ca_file = {:?}", pki.ca.display().to_string()));
+    set_sync_config(
+        &kit,
+        &format!("ca_file = {:?}", pki.ca.display().to_string()),
+    );
     kit.ok(&["enrol", "--server", &server.url, "--token", &token]);
     let people = ikd_field::synth::citizens(7, "1702", 4);
     for i in 0..4 {
@@ -199,10 +205,7 @@ fn sync_over_tls_trusts_only_a_valid_certificate_and_loses_nothing() {
 
     // The same district server behind an expired certificate: refused, records stay pending.
     let old = TlsServer::start(&dir, &db, "expired", &expired);
-    let (out, _) = kit.fails(
-        &["sync", "--server", &old.url, "--json", "--lang", "en"],
-        5,
-    );
+    let (out, _) = kit.fails(&["sync", "--server", &old.url, "--json", "--lang", "en"], 5);
     let e: serde_json::Value = serde_json::from_str(&out).unwrap();
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(msg.contains("has expired"), "{msg}");

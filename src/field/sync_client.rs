@@ -181,7 +181,11 @@ pub fn normalise_url(url: &str) -> Result<String, AppError> {
 fn url_host(url: &str) -> Option<String> {
     let uri: ureq::http::Uri = url.parse().ok()?;
     let host = uri.host()?;
-    Some(host.trim_start_matches('[').trim_end_matches(']').to_string())
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    )
 }
 
 /// True for `localhost` and loopback addresses (127.0.0.0/8, ::1): traffic that never leaves

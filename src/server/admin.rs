@@ -188,7 +188,10 @@ mod tests {
         }
         assert_eq!(authorise("", Some("Bearer x")).unwrap_err().status, 404);
         assert_eq!(authorise(t, None).unwrap_err().status, 401);
-        assert_eq!(authorise(t, Some("Bearer nope")).unwrap_err().code, "admin_unauthorized");
+        assert_eq!(
+            authorise(t, Some("Bearer nope")).unwrap_err().code,
+            "admin_unauthorized"
+        );
         assert!(authorise(t, Some("Bearer rahasia-panjang-123")).is_ok());
     }
 
@@ -210,6 +213,9 @@ mod tests {
             ExportFormat::from_query("x=1&format=jsonl").unwrap(),
             ExportFormat::JsonLines
         );
-        assert_eq!(ExportFormat::from_query("format=xml").unwrap_err().status, 400);
+        assert_eq!(
+            ExportFormat::from_query("format=xml").unwrap_err().status,
+            400
+        );
     }
 }

@@ -9,8 +9,8 @@
 //! `Retry-After`.
 use super::admin;
 use super::dashboard;
-use super::ratelimit::RateLimiter;
 use super::ingest::{self, Incoming};
+use super::ratelimit::RateLimiter;
 use super::store::Store;
 use super::{Limits, Refusal};
 use super::{activated, enrol};
@@ -159,14 +159,7 @@ fn handle(store: &mut Store, shared: &Shared, mut req: Request) {
 }
 
 /// Sends `reply` and writes the request's log line.
-fn finish(
-    req: Request,
-    reply: Reply,
-    remote: &str,
-    method: &Method,
-    path: &str,
-    started: Instant,
-) {
+fn finish(req: Request, reply: Reply, remote: &str, method: &Method, path: &str, started: Instant) {
     let len = reply.body.len();
     // Always a Content-Length (the answer is in memory), never chunked.
     let mut resp = Response::from_data(reply.body)
@@ -271,10 +264,8 @@ fn stream_export(
         .map_err(|e| e.to_string())
         .and_then(|()| {
             if chunked {
-                let mut w = std::io::BufWriter::with_capacity(
-                    64 * 1024,
-                    admin::Chunked::new(&mut raw),
-                );
+                let mut w =
+                    std::io::BufWriter::with_capacity(64 * 1024, admin::Chunked::new(&mut raw));
                 let n = admin::write_export(store, format, &mut w).map_err(|e| e.message)?;
                 let c = w.into_inner().map_err(|e| e.error().to_string())?;
                 c.finish().map_err(|e| e.to_string())?;
@@ -418,7 +409,11 @@ fn admin_route(
             }
             let body = read_body(req, admin::MAX_REQUEST_BYTES)?;
             let r: Revoke = serde_json::from_slice(&body).map_err(|e| {
-                Refusal::new(400, "bad_json", format!("expected {{\"device_id\": …}}: {e}"))
+                Refusal::new(
+                    400,
+                    "bad_json",
+                    format!("expected {{\"device_id\": …}}: {e}"),
+                )
             })?;
             let id = r.device_id.trim();
             if store.device(id).map_err(internal)?.is_none() {

@@ -32,10 +32,7 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
             "Use another address, e.g. --listen 127.0.0.1:8081, or stop the program using that port."
         ))
     };
-    let addrs: Vec<_> = listen
-        .to_socket_addrs()
-        .map_err(|e| cannot(&e))?
-        .collect();
+    let addrs: Vec<_> = listen.to_socket_addrs().map_err(|e| cannot(&e))?.collect();
     let loopback = !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback());
     let tls = !cfg.tls_cert.trim().is_empty();
     let server = if tls {

@@ -100,8 +100,14 @@ mod tests {
         // Another key has its own bucket.
         assert!(l.take_at("other", t0, true).is_ok());
         // One a second comes back.
-        assert!(l.take_at("dev", t0 + Duration::from_millis(1000), true).is_ok());
-        assert!(l.take_at("dev", t0 + Duration::from_millis(1100), true).is_err());
+        assert!(
+            l.take_at("dev", t0 + Duration::from_millis(1000), true)
+                .is_ok()
+        );
+        assert!(
+            l.take_at("dev", t0 + Duration::from_millis(1100), true)
+                .is_err()
+        );
         // Never more than the burst, however long it waited.
         let later = t0 + Duration::from_secs(3600);
         for _ in 0..3 {
