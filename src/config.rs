@@ -103,9 +103,9 @@ pub struct ServerConfig {
     pub device_requests_per_minute: u32,
     /// How many such requests a device may send at once before the per-minute rate applies.
     pub device_burst: u32,
-    /// Enrolment and admin-API requests per client address and minute; 0 = no limit.
+    /// Refused enrolments and wrong admin tokens per client address and minute; 0 = no limit.
     pub address_requests_per_minute: u32,
-    /// How many such requests an address may send at once.
+    /// How many such failures an address may have at once.
     pub address_burst: u32,
 }
 

@@ -4,9 +4,9 @@
 //! stop flag is set (SIGINT/SIGTERM), workers finish the request in hand and return.
 //! GET (and HEAD) of any path outside `/v1/` is the dashboard (`super::dashboard`), HTML.
 //! `/v1/admin/` is the admin API (`super::admin`, bearer token). Rate limits (`super::ratelimit`)
-//! are taken before a body is read: per device for batches and activated lists, per client
-//! address for enrolment and the admin API; an empty bucket is `429 rate_limited` with
-//! `Retry-After`.
+//! are checked before a body is read: per device for batches and activated lists; per client
+//! address for refused enrolments and wrong admin tokens (guessing); an empty bucket is
+//! `429 rate_limited` with `Retry-After`.
 use super::admin;
 use super::dashboard;
 use super::ingest::{self, Incoming};
@@ -203,16 +203,20 @@ fn finish(req: Request, reply: Reply, remote: &str, method: &Method, path: &str,
 /// rate limit (guessing); once it is spent, every admin request from there is `429` until it
 /// refills, so a right guess cannot show among the refusals.
 fn admin_gate(shared: &Shared, req: &Request) -> Result<(), Refusal> {
-    let ip = req
-        .remote_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let ip = client_ip(req);
     shared.rates.address.check(&ip).map_err(rate_limited)?;
     let r = admin::authorise(&shared.dashboard.admin_token, header(req, "Authorization"));
     if r.as_ref().is_err_and(|e| e.status == 401) {
         let _ = shared.rates.address.take(&ip);
     }
     r
+}
+
+/// The client's address (the reverse proxy's, behind one), the key of per-address limits.
+fn client_ip(req: &Request) -> String {
+    req.remote_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
 }
 
 fn header<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {
@@ -333,11 +337,9 @@ fn route(
             .rates
             .device
             .take(header(req, protocol::H_DEVICE).unwrap_or("")),
-        protocol::PATH_ENROL => shared.rates.address.take(
-            &req.remote_addr()
-                .map(|a| a.ip().to_string())
-                .unwrap_or_default(),
-        ),
+        // Only refused enrolments (wrong tokens) count: a district enrolling fifty laptops
+        // behind one office address is not slowed down, guessing is.
+        protocol::PATH_ENROL => shared.rates.address.check(&client_ip(req)),
         _ => Ok(()),
     };
     if let Err(wait) = limit {
@@ -353,7 +355,10 @@ fn route(
         }),
         protocol::PATH_ENROL => match enrol_route(store, shared, req) {
             Ok(r) => r,
-            Err(r) => Reply::refused(r),
+            Err(r) => {
+                let _ = shared.rates.address.take(&client_ip(req));
+                Reply::refused(r)
+            }
         },
         protocol::PATH_ACTIVATED => match activated_route(store, shared, req) {
             Ok(r) => r,
