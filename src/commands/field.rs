@@ -697,7 +697,9 @@ pub struct ExportArgs {
 
 pub use crate::output::ExportFormat;
 
-pub const CSV_HEADER: [&str; 18] = [
+/// The field export's columns. The laptop has no full NIK, phone or e-mail to export: `nik_masked`
+/// and `sealed` (district, holding) stand in their place (docs/sealing.md).
+pub const CSV_HEADER: [&str; 17] = [
     "id",
     "seq",
     "device_id",
@@ -706,10 +708,9 @@ pub const CSV_HEADER: [&str; 18] = [
     "recorded_at",
     "kind",
     "village",
-    "nik",
+    "nik_masked",
     "name",
-    "phone",
-    "email",
+    "sealed",
     "voids",
     "reason",
     "warnings",
@@ -735,8 +736,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), AppError> {
                 r.village,
                 r.nik,
                 r.name,
-                r.phone,
-                r.email.unwrap_or_default(),
+                s.sealed.to_string(),
                 r.voids.unwrap_or_default(),
                 r.reason.unwrap_or_default(),
                 r.warnings.join(";"),
