@@ -344,3 +344,130 @@ pub fn status(store: &Store, dir: &Path) -> Result<SealStatus, AppError> {
         holding_key: holding_path(dir).exists(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field::datadir::DataDir;
+
+    const NIK: &str = "1702064107950003";
+    const PHONE: &str = "+6281234567890";
+    const EMAIL: &str = "siti.lama@example.org";
+
+    fn assert_clean(dir: &Path) {
+        for f in ["field.db", "field.db-wal", "field.db-shm"] {
+            let bytes = std::fs::read(dir.join(f)).unwrap_or_default();
+            for s in [NIK, PHONE, "81234567890", EMAIL] {
+                assert!(
+                    !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                    "{s} in {f}"
+                );
+            }
+        }
+    }
+
+    /// A data directory of the version before sealing (field database 3), with plaintext rows
+    /// and a journalled batch whose body holds them.
+    fn old_data_dir(dir: &Path) -> KeyPair {
+        std::fs::create_dir_all(dir).unwrap();
+        let key = KeyPair::generate().unwrap();
+        key.save(&dir.join("device.key")).unwrap();
+        let mut c = crate::sqlite::open(&dir.join("field.db"), true).unwrap();
+        crate::sqlite::configure(&c, std::time::Duration::from_secs(5), "").unwrap();
+        crate::sqlite::migrate(&mut c, &crate::field::store::MIGRATIONS[..3]).unwrap();
+        for (k, v) in [
+            ("device_id", key.id()),
+            ("public_key", key.public_hex()),
+            ("officer", "P".into()),
+            ("team", "T".into()),
+            ("created_at", crate::timefmt::now_utc()),
+        ] {
+            c.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v])
+                .unwrap();
+        }
+        c.execute(
+            "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village,
+                                  nik, name, phone, email, status, status_at)
+             VALUES ('01900000-0000-7000-8000-000000000001', 1, ?1, 'P', 'T',
+                     '2026-11-20T01:00:00.000Z', 'activation', '1702061004', ?2, 'SITI',
+                     ?3, ?4, 'synced', '2026-11-20T02:00:00.000Z')",
+            params![key.id(), NIK, PHONE, EMAIL],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO outbox_batches (id, created_at, record_count, first_seq, last_seq, body,
+                                         body_sha256, signature)
+             VALUES ('b1', '2026-11-20T01:30:00.000Z', 1, 1, 1, ?1, 'x', 'y')",
+            [format!("{{\"nik\":\"{NIK}\",\"phone\":\"{PHONE}\"}}").into_bytes()],
+        )
+        .unwrap();
+        key
+    }
+
+    #[test]
+    fn an_older_database_is_sealed_and_its_plaintext_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("f");
+        old_data_dir(&dir);
+        let mut dd = DataDir::open(&dir).unwrap();
+        assert_clean(&dir);
+        let s = dd.store.find("1").unwrap();
+        assert_eq!((s.record.nik.as_str(), s.sealed), ("170206******0003", "holding"));
+        let c = dd.store.conn();
+        let tables: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'seal_legacy'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+        let (state, body): (String, Vec<u8>) = c
+            .query_row(
+                "SELECT state, body FROM outbox_batches WHERE id = 'b1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((state.as_str(), body.len()), ("answered", 0));
+        // Sealed under the holding key, to the very values it had.
+        let sealed: Vec<u8> = c
+            .query_row("SELECT sealed FROM records WHERE seq = 1", [], |r| r.get(0))
+            .unwrap();
+        let holding = OpenKey::from_bytes(crypto::load_secret(&dir.join(HOLDING_FILE)).unwrap());
+        let opened = holding.open(&sealed).unwrap();
+        assert_eq!(
+            (opened.nik.as_str(), opened.phone.as_str(), opened.email.as_deref()),
+            (NIK, PHONE, Some(EMAIL))
+        );
+        // The duplicate check knows the old record by its keyed hash.
+        let input = crate::domain::validate::Input {
+            nik: NIK.into(),
+            name: "Siti".into(),
+            phone: "081234567890".into(),
+            email: String::new(),
+            village: "1702061004".into(),
+        };
+        let v =
+            crate::domain::validate::activation(&input, time::macros::date!(2026 - 11 - 23))
+                .unwrap();
+        let who = dd.identity.clone();
+        let e = dd.store.record_activation(&v, &who).unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Duplicate);
+        // Enrolment: re-sealed to the district, the holding key destroyed.
+        let server = KeyPair::from_seed([4; 32]);
+        adopt(&dd.store, &dir, &seal::server_public_hex(&server), "test").unwrap();
+        assert!(!dir.join(HOLDING_FILE).exists());
+        let sealed: Vec<u8> = dd
+            .store
+            .conn()
+            .query_row("SELECT sealed FROM records WHERE seq = 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(OpenKey::of_server(&server).open(&sealed), Some(opened));
+        assert_eq!(status(&dd.store, &dir).unwrap().pending_seal, 0);
+        assert_clean(&dir);
+        // Another district's key is refused from now on.
+        let other = seal::server_public_hex(&KeyPair::from_seed([5; 32]));
+        assert!(adopt(&dd.store, &dir, &other, "test").is_err());
+    }
+}
