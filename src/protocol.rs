@@ -99,10 +99,7 @@ impl WireRecord {
             email: r.email.clone(),
         };
         let sealed = crate::seal::seal(seal_key, &secrets);
-        WireRecord::with_sealed(
-            r,
-            base64::engine::general_purpose::STANDARD.encode(sealed),
-        )
+        WireRecord::with_sealed(r, base64::engine::general_purpose::STANDARD.encode(sealed))
     }
 
     /// The wire form of `r` (whose nik/phone/email are ignored) carrying `sealed` (base64).

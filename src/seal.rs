@@ -108,8 +108,8 @@ pub fn tag_key(device: &KeyPair) -> [u8; 32] {
 /// give equal tags on the same device; without the device key a tag says nothing (with it, the
 /// small NIK space can be searched: docs/sealing.md).
 pub fn nik_tag(tag_key: &[u8; 32], nik: &str) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(tag_key)
-        .expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(tag_key).expect("HMAC takes keys of any length");
     mac.update(nik.as_bytes());
     mac.finalize().into_bytes().into()
 }

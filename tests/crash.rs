@@ -80,7 +80,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_record() {
     }
     for nik in &acknowledged {
         assert_eq!(
-            count.get(&ikd_field::seal::nik_tag(&tag_key, nik).to_vec()),
+            count.get(ikd_field::seal::nik_tag(&tag_key, nik).as_slice()),
             Some(&1),
             "acknowledged NIK {nik} must be present exactly once"
         );

@@ -93,7 +93,12 @@ fn record_list_show_status_export() {
     let csv = String::from_utf8(util::read(&csv_path)).unwrap();
     assert_eq!(csv.lines().count(), 4);
     assert!(csv.starts_with("id,seq,device_id"));
-    assert!(csv.lines().next().unwrap().contains(",nik_masked,name,sealed,"));
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .contains(",nik_masked,name,sealed,")
+    );
     assert!(csv.contains(&ikd_field::domain::nik::mask(&p[2].nik)) && !csv.contains(&p[2].nik));
     let json = k.ok(&["export", "--format", "json"]);
     let arr: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();

@@ -126,7 +126,13 @@ fn no_full_identifier_in_the_field_files_before_and_after_enrolment_and_sync() {
     assert!(err.contains("sudah diaktivasi di perangkat ini"), "{err}");
 
     // Enrolment gives the district key: everything held is re-sealed, the holding key goes.
-    k.ok(&["enrol", "--server", &srv.url, "--token", &srv.token("TIM UJI")]);
+    k.ok(&[
+        "enrol",
+        "--server",
+        &srv.url,
+        "--token",
+        &srv.token("TIM UJI"),
+    ]);
     assert!(!k.dir.join("seal-holding.key").exists());
     let st = k.json(&["status"]);
     assert_eq!(st["seal"]["district_key_known"], true, "{st}");
@@ -144,7 +150,10 @@ fn no_full_identifier_in_the_field_files_before_and_after_enrolment_and_sync() {
 
     // Local views work with the masked NIK; phone and e-mail are not shown.
     let show = k.ok(&["show", "1"]);
-    assert!(show.contains(&ikd_field::domain::nik::mask(&ppl[0].nik)), "{show}");
+    assert!(
+        show.contains(&ikd_field::domain::nik::mask(&ppl[0].nik)),
+        "{show}"
+    );
     assert!(show.contains("tersegel untuk server Dinas"), "{show}");
     k.ok(&["void", "2", "--reason", "salah orang"]);
     let csv = k.ok(&["export"]);
@@ -197,7 +206,10 @@ fn a_district_key_set_beforehand_means_no_holding_period() {
     assert_eq!(record(&k, &ppl[0])["record"]["sealed"], "district");
     let st = k.json(&["status"]);
     assert_eq!(
-        (&st["seal"]["district_key_known"], &st["seal"]["pending_seal"]),
+        (
+            &st["seal"]["district_key_known"],
+            &st["seal"]["pending_seal"]
+        ),
         (&serde_json::json!(true), &serde_json::json!(0))
     );
     assert_nothing_in_clear(&k, &ppl, "pre-provisioned");
@@ -207,7 +219,15 @@ fn a_district_key_set_beforehand_means_no_holding_period() {
     // A laptop given another district's key refuses to enrol here, before spending the token.
     let other = ikd_field::seal::OpenKey::generate().unwrap().public_hex();
     let wrong = Kit::empty();
-    wrong.ok(&["init", "--officer", "P", "--team", "T", "--district-key", &other]);
+    wrong.ok(&[
+        "init",
+        "--officer",
+        "P",
+        "--team",
+        "T",
+        "--district-key",
+        &other,
+    ]);
     let token = srv.token("T");
     let (_, err) = wrong.fails(&["enrol", "--server", &srv.url, "--token", &token], 1);
     assert!(err.contains("disegel untuk kunci Dinas"), "{err}");
@@ -215,7 +235,15 @@ fn a_district_key_set_beforehand_means_no_holding_period() {
     fresh.ok(&["enrol", "--server", &srv.url, "--token", &token]);
     // A malformed key is refused at init.
     let (_, err) = Kit::empty().fails(
-        &["init", "--officer", "P", "--team", "T", "--district-key", "abc"],
+        &[
+            "init",
+            "--officer",
+            "P",
+            "--team",
+            "T",
+            "--district-key",
+            "abc",
+        ],
         3,
     );
     assert!(err.contains("tidak sah"), "{err}");
@@ -239,7 +267,13 @@ fn purge_removes_only_what_the_server_acknowledged() {
     let srv = Server::start();
     let ppl = people(33, 6);
     let a = Kit::new();
-    a.ok(&["enrol", "--server", &srv.url, "--token", &srv.token("TIM UJI")]);
+    a.ok(&[
+        "enrol",
+        "--server",
+        &srv.url,
+        "--token",
+        &srv.token("TIM UJI"),
+    ]);
     set_config(&a, "[field]\npurge_after_sync = false\n");
     for p in &ppl[..4] {
         record(&a, p);
@@ -247,7 +281,13 @@ fn purge_removes_only_what_the_server_acknowledged() {
     assert_eq!(a.json(&["sync"])["summary"]["accepted"], 4);
     // Another team activates person 0 again: a conflict on that laptop, kept there.
     let b = Kit::new();
-    b.ok(&["enrol", "--server", &srv.url, "--token", &srv.token("TIM UJI")]);
+    b.ok(&[
+        "enrol",
+        "--server",
+        &srv.url,
+        "--token",
+        &srv.token("TIM UJI"),
+    ]);
     record(&b, &ppl[0]);
     record(&b, &ppl[5]);
     let rb = b.json(&["sync"]);
@@ -279,7 +319,7 @@ fn purge_removes_only_what_the_server_acknowledged() {
     let text = a.ok(&["purge", "--older-than", "0"]);
     assert!(text.contains("Dihapus dari laptop: 4 catatan"), "{text}");
     assert_eq!(a.count("SELECT COUNT(*) FROM records"), 1);
-    assert_eq!(ids(&a, "pending"), [pending.clone()]);
+    assert_eq!(ids(&a, "pending"), [pending]);
     assert!(ids(&a, "synced").is_empty());
     // Counts and the audit trail stay; the purge is audited.
     let after = a.json(&["status"]);

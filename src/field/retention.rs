@@ -63,7 +63,10 @@ pub fn purge(
             "CREATE TEMP TABLE IF NOT EXISTS purge_now (id TEXT PRIMARY KEY) WITHOUT ROWID;
              DELETE FROM purge_now;",
         )?;
-        tx.execute(&format!("INSERT INTO purge_now (id) {CANDIDATES}"), [&cutoff])?;
+        tx.execute(
+            &format!("INSERT INTO purge_now (id) {CANDIDATES}"),
+            [&cutoff],
+        )?;
         let (records, activations, voids): (i64, i64, i64) = tx.query_row(
             "SELECT COUNT(*), COALESCE(SUM(kind = 'activation'), 0), COALESCE(SUM(kind = 'void'), 0)
              FROM records WHERE id IN (SELECT id FROM purge_now)",
@@ -208,7 +211,9 @@ mod tests {
             6
         );
         // Once the void is acknowledged, the pair goes together; the live count is unchanged.
-        dd.store.set_status(&v.id, SyncStatus::Synced, None).unwrap();
+        dd.store
+            .set_status(&v.id, SyncStatus::Synced, None)
+            .unwrap();
         let live = dd.store.activations_by_village().unwrap();
         let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
         let p = purge(&dd.store, 0, later, false).unwrap();

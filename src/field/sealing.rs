@@ -95,9 +95,11 @@ fn load_or_create_holding(path: &Path, create: bool) -> Result<Option<OpenKey>, 
             match crypto::save_secret(path, &k.to_bytes()) {
                 Ok(()) => Ok(Some(k)),
                 // Another process made it first.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => crypto::load_secret(path)
-                    .map(|b| Some(OpenKey::from_bytes(b)))
-                    .map_err(|e| io_error(path, e)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    crypto::load_secret(path)
+                        .map(|b| Some(OpenKey::from_bytes(b)))
+                        .map_err(|e| io_error(path, e))
+                }
                 Err(e) => Err(io_error(path, e)),
             }
         }
@@ -184,11 +186,17 @@ pub fn key_mismatch(have: &str, offered: &str) -> AppError {
 
 /// Re-seals every record held under `holding` to the district key, in one transaction; then,
 /// when none is left held, truncates the WAL and destroys the holding key file.
-fn reseal(store: &Store, dir: &Path, holding: &OpenKey, district: &[u8; 32]) -> Result<(), AppError> {
+fn reseal(
+    store: &Store,
+    dir: &Path,
+    holding: &OpenKey,
+    district: &[u8; 32],
+) -> Result<(), AppError> {
     let path = store.path().to_path_buf();
     let dbe = |e| db_error(&path, e);
     let label = format!("district:{}", seal::key_id(district));
-    let tx = Transaction::new_unchecked(store.conn(), TransactionBehavior::Immediate).map_err(dbe)?;
+    let tx =
+        Transaction::new_unchecked(store.conn(), TransactionBehavior::Immediate).map_err(dbe)?;
     let held: Vec<(String, Vec<u8>)> = tx
         .prepare("SELECT id, sealed FROM records WHERE sealed_to LIKE 'holding:%'")
         .and_then(|mut st| {
@@ -382,8 +390,11 @@ mod tests {
             ("team", "T".into()),
             ("created_at", crate::timefmt::now_utc()),
         ] {
-            c.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v])
-                .unwrap();
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )
+            .unwrap();
         }
         c.execute(
             "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village,
@@ -412,7 +423,10 @@ mod tests {
         let mut dd = DataDir::open(&dir).unwrap();
         assert_clean(&dir);
         let s = dd.store.find("1").unwrap();
-        assert_eq!((s.record.nik.as_str(), s.sealed), ("170206******0003", "holding"));
+        assert_eq!(
+            (s.record.nik.as_str(), s.sealed),
+            ("170206******0003", "holding")
+        );
         let c = dd.store.conn();
         let tables: i64 = c
             .query_row(
@@ -437,7 +451,11 @@ mod tests {
         let holding = OpenKey::from_bytes(crypto::load_secret(&dir.join(HOLDING_FILE)).unwrap());
         let opened = holding.open(&sealed).unwrap();
         assert_eq!(
-            (opened.nik.as_str(), opened.phone.as_str(), opened.email.as_deref()),
+            (
+                opened.nik.as_str(),
+                opened.phone.as_str(),
+                opened.email.as_deref()
+            ),
             (NIK, PHONE, Some(EMAIL))
         );
         // The duplicate check knows the old record by its keyed hash.
@@ -448,9 +466,8 @@ mod tests {
             email: String::new(),
             village: "1702061004".into(),
         };
-        let v =
-            crate::domain::validate::activation(&input, time::macros::date!(2026 - 11 - 23))
-                .unwrap();
+        let v = crate::domain::validate::activation(&input, time::macros::date!(2026 - 11 - 23))
+            .unwrap();
         let who = dd.identity.clone();
         let e = dd.store.record_activation(&v, &who).unwrap_err();
         assert_eq!(e.kind, crate::error::Kind::Duplicate);

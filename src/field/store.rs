@@ -832,8 +832,9 @@ fn insert(
         None => format!("seq {} village {}", r.seq, r.village),
     };
     let action = if r.voids.is_some() { "void" } else { "record" };
-    let run = || -> rusqlite::Result<()> {
-        tx.prepare_cached(
+    let run =
+        || -> rusqlite::Result<()> {
+            tx.prepare_cached(
             "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village,
                                   nik_masked, nik_tag, name, sealed, sealed_to, voids, reason,
                                   warnings)
@@ -844,12 +845,12 @@ fn insert(
             r.village, r.nik, seal.nik_tag, r.name, seal.sealed, seal.sealed_to, r.voids,
             r.reason, warnings
         ])?;
-        tx.prepare_cached(
-            "INSERT INTO audit (at, action, record_id, detail) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![r.recorded_at, action, r.id, detail])?;
-        Ok(())
-    };
+            tx.prepare_cached(
+                "INSERT INTO audit (at, action, record_id, detail) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![r.recorded_at, action, r.id, detail])?;
+            Ok(())
+        };
     run().map_err(|e| db_error(path, e))?;
     Ok(Ok(r))
 }
@@ -1081,12 +1082,18 @@ mod tests {
             team: "T".into(),
             created_at: crate::timefmt::now_utc(),
         };
-        assert!(s.record_activation(&valid("1702064107950003"), &who).is_err());
+        assert!(
+            s.record_activation(&valid("1702064107950003"), &who)
+                .is_err()
+        );
         s.set_sealing(Sealing {
             tag_key: [5; 32],
             holding: None,
         });
-        assert!(s.record_activation(&valid("1702064107950003"), &who).is_err());
+        assert!(
+            s.record_activation(&valid("1702064107950003"), &who)
+                .is_err()
+        );
         assert_eq!(s.list(&Filter::default()).unwrap().len(), 0);
     }
 

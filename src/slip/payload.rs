@@ -105,7 +105,11 @@ impl Payload {
         }
         // The full NIK, or the masked one the field kit keeps (`170206******0003`): the slip
         // carries only the first 6 and last 4 digits either way.
-        if nik.len() != 16 || !nik.is_ascii() || !is_digits(&nik[..6], 6) || !is_digits(&nik[12..], 4) {
+        if nik.len() != 16
+            || !nik.is_ascii()
+            || !is_digits(&nik[..6], 6)
+            || !is_digits(&nik[12..], 4)
+        {
             return Err("NIK is not 16 digits");
         }
         let nik10 = format!("{}{}", &nik[..6], &nik[12..]);
