@@ -1,4 +1,4 @@
-//! Field commands: init, record, list, show, void, status, export.
+//! Field commands: init, record, list, show, void, status, export, purge.
 use super::Ctx;
 use crate::domain::validate::{self, Input, Valid};
 use crate::domain::{Problem, SyncStatus, nik, region};
