@@ -20,13 +20,32 @@ pub struct Config {
     pub server: ServerConfig,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FieldConfig {
     /// Officer name used by `init` when `--officer` is not given.
     pub officer: String,
     /// Team name used by `init` when `--team` is not given.
     pub team: String,
+    /// The district's sealing public key (hex), known before enrolment: records are sealed to
+    /// it from the first instead of waiting under the holding key ("" = learn it at enrolment).
+    pub district_seal_key: String,
+    /// Days after the server's acknowledgement before a synced record is purged from the laptop.
+    pub retention_days: u32,
+    /// Purge (with `retention_days`) after every successful sync.
+    pub purge_after_sync: bool,
+}
+
+impl Default for FieldConfig {
+    fn default() -> Self {
+        FieldConfig {
+            officer: String::new(),
+            team: String::new(),
+            district_seal_key: String::new(),
+            retention_days: 7,
+            purge_after_sync: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -34,32 +34,23 @@ impl KeyPair {
 
     /// Reads a key file written by [`KeyPair::save`] (the 32-byte seed in hex).
     pub fn load(path: &Path) -> std::io::Result<KeyPair> {
-        let text = std::fs::read_to_string(path)?;
-        let bytes = hex::decode(text.trim())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{} is not an ikd-field key file", path.display()),
-                )
-            })?;
-        Ok(KeyPair::from_seed(bytes))
+        load_secret(path).map(KeyPair::from_seed)
     }
 
     /// Writes the seed in hex to a new file readable by its owner only (mode 0600), durably.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path)?;
-        f.write_all(hex::encode(self.signing.to_bytes()).as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()
+        save_secret(path, &self.signing.to_bytes())
+    }
+
+    /// 32 bytes derived from this key's seed for another purpose, named by `label`:
+    /// SHA-256(label, 0x00, seed). One key file serves several independent keys (the district
+    /// server's sealing key, a device's keyed NIK hash) without any of them revealing another.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(label.as_bytes());
+        h.update([0u8]);
+        h.update(self.signing.to_bytes());
+        h.finalize().into()
     }
 
     pub fn public(&self) -> [u8; PUBLIC_KEY_LEN] {
@@ -77,6 +68,36 @@ impl KeyPair {
     pub fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
         self.signing.sign(message).to_bytes()
     }
+}
+
+/// Reads a 32-byte secret written by [`save_secret`] (hex, one line).
+pub fn load_secret(path: &Path) -> std::io::Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path)?;
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not an ikd-field key file", path.display()),
+            )
+        })
+}
+
+/// Writes a 32-byte secret in hex to a new file readable by its owner only (mode 0600), and
+/// syncs it to disk. Never overwrites an existing file.
+pub fn save_secret(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(hex::encode(secret).as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
 }
 
 /// The id of a public key: hex of the first 8 bytes of its SHA-256.
@@ -139,5 +160,14 @@ mod tests {
         }
         // Never overwrites an existing key.
         assert!(k.save(&path).is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_label_and_key() {
+        let k = KeyPair::from_seed([7; 32]);
+        assert_eq!(k.derive("a"), k.derive("a"));
+        assert_ne!(k.derive("a"), k.derive("b"));
+        assert_ne!(k.derive("a"), KeyPair::from_seed([8; 32]).derive("a"));
+        assert_ne!(k.derive("a")[..], [7u8; 32][..]);
     }
 }

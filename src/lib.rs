@@ -12,6 +12,7 @@ pub mod field;
 pub mod i18n;
 pub mod output;
 pub mod protocol;
+pub mod seal;
 pub mod server;
 pub mod slip;
 pub mod sqlite;

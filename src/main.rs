@@ -33,6 +33,8 @@ enum Command {
     Status,
     /// Ekspor semua catatan / export every record
     Export(commands::field::ExportArgs),
+    /// Hapus catatan yang sudah diterima server (masa simpan) / purge acknowledged records
+    Purge(commands::field::PurgeArgs),
     /// Daftarkan perangkat ke server Dinas / enrol this device with the district server
     Enrol(commands::sync::EnrolArgs),
     /// Kirim catatan ke server Dinas / send pending records to the district server
@@ -64,6 +66,7 @@ fn main() {
         Command::Void(a) => commands::field::void(&ctx, a),
         Command::Status => commands::field::status(&ctx),
         Command::Export(a) => commands::field::export(&ctx, a),
+        Command::Purge(a) => commands::field::purge(&ctx, a),
         Command::Enrol(a) => commands::sync::enrol(&ctx, a),
         Command::Sync(a) => commands::sync::sync(&ctx, a),
         Command::Slip(a) => commands::slip::run(&ctx, a),

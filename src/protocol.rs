@@ -24,6 +24,10 @@ pub struct Health {
     pub protocol: u32,
     pub server_id: String,
     pub server_public_key: String,
+    /// The district's sealing public key (X25519, hex): records' NIK, phone and e-mail are
+    /// sealed to it (docs/sealing.md).
+    #[serde(default)]
+    pub seal_public_key: String,
 }
 
 /// `POST /v1/enrol` request.
@@ -45,6 +49,9 @@ pub struct EnrolResponse {
     pub server_public_key: String,
     /// Team name the token was issued for ("" if none).
     pub team: String,
+    /// The district's sealing public key (X25519, hex), see [`Health::seal_public_key`].
+    #[serde(default)]
+    pub seal_public_key: String,
 }
 
 /// The JSON inside a batch body (before gzip).
@@ -54,7 +61,86 @@ pub struct BatchBody {
     pub batch_id: String,
     pub device_id: String,
     pub created_at: String,
-    pub records: Vec<Record>,
+    pub records: Vec<WireRecord>,
+}
+
+/// A record as it travels: a [`Record`] whose NIK, phone and e-mail are sealed to the
+/// district's key (`sealed`, base64 of a sealed box holding [`crate::seal::Secrets`] as JSON)
+/// instead of being written out. The server opens it back into the [`Record`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireRecord {
+    pub id: String,
+    pub seq: i64,
+    pub device_id: String,
+    pub officer: String,
+    pub team: String,
+    pub recorded_at: String,
+    pub kind: crate::domain::Kind,
+    pub village: String,
+    pub name: String,
+    /// base64 of the sealed box.
+    pub sealed: String,
+    #[serde(default)]
+    pub voids: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl WireRecord {
+    /// Seals a plaintext record to `seal_key` (tests, the benchmark, hand-built batches; the
+    /// field kit seals at capture and sends the stored box).
+    pub fn seal(r: &Record, seal_key: &[u8; 32]) -> WireRecord {
+        use base64::Engine;
+        let secrets = crate::seal::Secrets {
+            nik: r.nik.clone(),
+            phone: r.phone.clone(),
+            email: r.email.clone(),
+        };
+        let sealed = crate::seal::seal(seal_key, &secrets);
+        WireRecord::with_sealed(r, base64::engine::general_purpose::STANDARD.encode(sealed))
+    }
+
+    /// The wire form of `r` (whose nik/phone/email are ignored) carrying `sealed` (base64).
+    pub fn with_sealed(r: &Record, sealed: String) -> WireRecord {
+        WireRecord {
+            id: r.id.clone(),
+            seq: r.seq,
+            device_id: r.device_id.clone(),
+            officer: r.officer.clone(),
+            team: r.team.clone(),
+            recorded_at: r.recorded_at.clone(),
+            kind: r.kind,
+            village: r.village.clone(),
+            name: r.name.clone(),
+            sealed,
+            voids: r.voids.clone(),
+            reason: r.reason.clone(),
+            warnings: r.warnings.clone(),
+        }
+    }
+
+    /// The plaintext record, with the secrets the server opened from `sealed`.
+    pub fn into_record(self, s: crate::seal::Secrets) -> Record {
+        Record {
+            id: self.id,
+            seq: self.seq,
+            device_id: self.device_id,
+            officer: self.officer,
+            team: self.team,
+            recorded_at: self.recorded_at,
+            kind: self.kind,
+            village: self.village,
+            nik: s.nik,
+            name: self.name,
+            phone: s.phone,
+            email: s.email,
+            voids: self.voids,
+            reason: self.reason,
+            warnings: self.warnings,
+        }
+    }
 }
 
 /// Per-record outcome.

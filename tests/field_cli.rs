@@ -54,7 +54,11 @@ fn record_list_show_status_export() {
         assert_eq!(a["ok"], true);
         assert_eq!(a["record"]["seq"], i as i64 + 1);
         assert_eq!(a["record"]["status"], "pending");
-        assert_eq!(a["record"]["nik"], p[i].nik.as_str());
+        // The laptop keeps the masked NIK only (the full one is sealed: docs/sealing.md).
+        assert_eq!(
+            a["record"]["nik"],
+            ikd_field::domain::nik::mask(&p[i].nik).as_str()
+        );
     }
     let listed = k.json(&["list"]);
     assert_eq!(listed["count"], 3);
@@ -89,7 +93,13 @@ fn record_list_show_status_export() {
     let csv = String::from_utf8(util::read(&csv_path)).unwrap();
     assert_eq!(csv.lines().count(), 4);
     assert!(csv.starts_with("id,seq,device_id"));
-    assert!(csv.contains(&p[2].nik));
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .contains(",nik_masked,name,sealed,")
+    );
+    assert!(csv.contains(&ikd_field::domain::nik::mask(&p[2].nik)) && !csv.contains(&p[2].nik));
     let json = k.ok(&["export", "--format", "json"]);
     let arr: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
     assert_eq!(arr.len(), 3);
@@ -391,6 +401,17 @@ fn prompts_on_a_terminal_and_asks_again_for_a_wrong_field() {
         "{screen}"
     );
     let rec = &k.json(&["show", "1"])["record"];
-    assert_eq!(rec["phone"], "+6281234567890");
     assert_eq!(rec["name"], "SITI AMINAH");
+    // The phone typed on the second try is the one sealed (here under the holding key, as the
+    // kit is not enrolled: open it with that key to check).
+    let holding = ikd_field::crypto::load_secret(&k.dir.join("seal-holding.key")).unwrap();
+    let sealed: Vec<u8> = rusqlite::Connection::open(k.dir.join("field.db"))
+        .unwrap()
+        .query_row("SELECT sealed FROM records WHERE seq = 1", [], |r| r.get(0))
+        .unwrap();
+    let opened = ikd_field::seal::OpenKey::from_bytes(holding)
+        .open(&sealed)
+        .unwrap();
+    assert_eq!(opened.phone, "+6281234567890");
+    assert_eq!(rec["phone"], "");
 }

@@ -195,7 +195,7 @@ impl District {
         let key = KeyPair::generate().unwrap();
         let device = TestDevice::new();
         let (token, _) = enrol::create_token(&store, "TIM UJI", 1).unwrap();
-        enrol::enrol(
+        let answer = enrol::enrol(
             &mut store,
             &key,
             &EnrolRequest {
@@ -206,6 +206,9 @@ impl District {
             },
         )
         .unwrap();
+        // Records travel sealed to the district's key, as the enrolment answer gives it.
+        let seal = ikd_field::seal::parse_public_hex(&answer.seal_public_key).expect("seal key");
+        device.seal_key.set(seal).unwrap();
         District {
             _dir: dir,
             store,
@@ -238,6 +241,12 @@ impl District {
                 Err(r.status)
             }
         }
+    }
+
+    /// A record of this synthetic citizen as a batch carries it (sealed), as JSON.
+    fn wire_value(&mut self, p: &ikd_field::domain::validate::Input) -> Value {
+        let r = self.device.record(p);
+        serde_json::to_value(&self.device.wire(&[r])[0]).unwrap()
     }
 
     /// The JSON envelope of a batch around `records`.
@@ -320,8 +329,8 @@ proptest! {
     ) {
         let mut d = District::new();
         let people = ikd_field::synth::citizens(seed, "1702", 2);
-        let good = serde_json::to_value(d.device.record(&people[0])).unwrap();
-        let mut bad = serde_json::to_value(d.device.record(&people[1])).unwrap();
+        let good = d.wire_value(&people[0]);
+        let mut bad = d.wire_value(&people[1]);
         // Whatever fields a record has today: one of them gets a random value.
         let obj = bad.as_object_mut().unwrap();
         let key = obj.keys().nth(field.index(obj.len())).unwrap().clone();
@@ -339,7 +348,7 @@ proptest! {
         let people = ikd_field::synth::citizens(seed, "1702", 3);
         let records = people
             .iter()
-            .map(|p| serde_json::to_value(d.device.record(p)).unwrap())
+            .map(|p| d.wire_value(p))
             .collect();
         let id = uuid::Uuid::now_v7().to_string();
         let body = gzip(&d.envelope(&id, records));

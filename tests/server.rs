@@ -120,7 +120,7 @@ fn batches_are_answered_per_record_and_replays_change_nothing() {
         batch_id: batch.batch_id.clone(),
         device_id: a.id.clone(),
         created_at: ikd_field::timefmt::now_utc(),
-        records: recs[..3].to_vec(),
+        records: a.wire(&recs[..3]),
     })
     .unwrap();
     let reused = a.sign_raw(&batch.batch_id, &gzip(&body), &recs[..3]);

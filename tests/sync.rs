@@ -102,15 +102,30 @@ fn one_bad_record_and_a_conflict_do_not_block_the_rest() {
     // does not exist (the CLI would not let an officer type it).
     {
         let dd = ikd_field::field::datadir::DataDir::open(&b.dir).unwrap();
+        let district = ikd_field::field::sealing::district_key(&dd.store)
+            .unwrap()
+            .unwrap();
+        let sealed = ikd_field::seal::seal(
+            &district,
+            &ikd_field::seal::Secrets {
+                nik: "1702064107950099".into(),
+                phone: "+6281234567899".into(),
+                email: None,
+            },
+        );
         dd.store
             .conn()
             .execute(
                 "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village,
-                                      nik, name, phone)
+                                      nik_masked, name, sealed, sealed_to)
                  VALUES ('01900000-0000-7000-8000-00000000bad1', 99, ?1, 'X', 'Y',
                          '2026-11-23T01:00:00.000Z', 'activation', '1702069999',
-                         '1702064107950099', 'SALAH DESA', '+6281234567899')",
-                [&dd.identity.device_id],
+                         '170206******0099', 'SALAH DESA', ?2, ?3)",
+                rusqlite::params![
+                    dd.identity.device_id,
+                    sealed,
+                    format!("district:{}", ikd_field::seal::key_id(&district))
+                ],
             )
             .unwrap();
     }

@@ -1,7 +1,7 @@
-//! Field commands: init, record, list, show, void, status, export.
+//! Field commands: init, record, list, show, void, status, export, purge.
 use super::Ctx;
 use crate::domain::validate::{self, Input, Valid};
-use crate::domain::{Problem, SyncStatus, nik, phone, region};
+use crate::domain::{Problem, SyncStatus, nik, region};
 use crate::error::{AppError, Kind};
 use crate::field::datadir::DataDir;
 use crate::field::store::{Filter, Stored};
@@ -25,6 +25,10 @@ pub struct InitArgs {
     /// Token sekali pakai dari admin Dinas / one-time enrolment token
     #[arg(long, requires = "server")]
     pub token: Option<String>,
+    /// Kunci segel Dinas (64 heks) bila sudah diketahui / the district's sealing key, if known
+    /// (ikd-field server seal-key) [default: config field.district_seal_key]
+    #[arg(long, value_name = "HEX")]
+    pub district_key: Option<String>,
 }
 
 pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
@@ -32,7 +36,11 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
         .officer
         .unwrap_or_else(|| ctx.config.field.officer.clone());
     let team = a.team.unwrap_or_else(|| ctx.config.field.team.clone());
-    let dd = DataDir::init(&ctx.data_dir, &officer, &team)?;
+    let district_key = a
+        .district_key
+        .clone()
+        .unwrap_or_else(|| ctx.config.field.district_seal_key.clone());
+    let dd = DataDir::init_with(&ctx.data_dir, &officer, &team, Some(&district_key))?;
     if let (Some(server), Some(token)) = (&a.server, &a.token) {
         let e = super::sync::enrol_device(ctx, &dd, server, token).map_err(|e| AppError {
             message: tr!(
@@ -47,8 +55,9 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
         return Ok(());
     }
     let id = &dd.identity;
+    let seal = crate::field::sealing::status(&dd.store, &dd.path)?;
     if ctx.json {
-        output::json(&json!({"ok": true, "data_dir": dd.path, "device": id}));
+        output::json(&json!({"ok": true, "data_dir": dd.path, "device": id, "seal": seal}));
     } else {
         println!(
             "{}",
@@ -61,6 +70,7 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
                 id.team
             )
         );
+        println!("{}", seal_line(&seal));
     }
     Ok(())
 }
@@ -208,7 +218,10 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     let valid = gather(ctx, &a)?;
     // Probably activated already by another team (the district's list from the last sync).
     let district = crate::field::activated::listed(&dd.store, &valid.nik.nik)?;
-    let stored = Stored::new_pending(dd.store.record_activation(&valid, &dd.identity)?);
+    let stored = Stored::new_pending(
+        dd.store.record_activation(&valid, &dd.identity)?,
+        sealed_label(&dd)?,
+    );
     let rec = &stored.record;
     // The record is safe; a printing problem is reported but does not undo it.
     let print = || {
@@ -369,6 +382,52 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Where a record written now is sealed to: `district` or `holding` (see field/sealing.rs).
+fn sealed_label(dd: &DataDir) -> Result<&'static str, AppError> {
+    Ok(
+        match crate::field::sealing::district_key(&dd.store)?.is_some() {
+            true => "district",
+            false => "holding",
+        },
+    )
+}
+
+/// What `show` says in place of the sealed phone and e-mail.
+fn sealed_note(sealed: &str) -> String {
+    match sealed {
+        "district" => tr!(
+            "tersegel untuk server Dinas (tidak terbaca di laptop ini)",
+            "sealed for the district server (not readable on this laptop)"
+        ),
+        "holding" => tr!(
+            "tersegel, menunggu kunci Dinas (pendaftaran perangkat)",
+            "sealed, waiting for the district key (device enrolment)"
+        ),
+        _ => tr!(
+            "belum tersegel (data versi lama)",
+            "not sealed yet (data of an older version)"
+        ),
+    }
+}
+
+/// The sealing line of `init` and `status`.
+pub fn seal_line(s: &crate::field::sealing::SealStatus) -> String {
+    match (&s.district_key_id, s.pending_seal) {
+        (Some(id), 0) => tr!(
+            "Segel: kunci Dinas {id}; NIK lengkap, HP dan e-mail tersegel untuk server Dinas.",
+            "Seal: district key {id}; full NIK, phone and e-mail are sealed for the district server."
+        ),
+        (Some(id), n) => tr!(
+            "Segel: kunci Dinas {id}; {n} catatan BELUM tersegel untuk Dinas (kunci sementara hilang?).",
+            "Seal: district key {id}; {n} records NOT sealed for the district yet (holding key lost?)."
+        ),
+        (None, n) => tr!(
+            "Segel: kunci Dinas belum diketahui; {n} catatan menunggu segel (disegel dengan kunci sementara di laptop sampai perangkat didaftarkan: ikd-field enrol).",
+            "Seal: district key not known yet; {n} records pending seal (held under a local holding key until the device is enrolled: ikd-field enrol)."
+        ),
+    }
+}
+
 /// A record as a block of labelled lines.
 pub fn describe(s: &Stored, offset: time::UtcOffset) -> String {
     let r = &s.record;
@@ -387,11 +446,7 @@ pub fn describe(s: &Stored, offset: time::UtcOffset) -> String {
         ),
         (tr!("Nama", "Name"), r.name.clone()),
         ("NIK".into(), nik::mask(&r.nik)),
-        (tr!("HP", "Phone"), phone::display(&r.phone)),
-        (
-            "E-mail".into(),
-            r.email.clone().unwrap_or_else(|| "-".into()),
-        ),
+        (tr!("HP, e-mail", "Phone, e-mail"), sealed_note(s.sealed)),
         (
             tr!("Desa", "Village"),
             format!("{} ({})", place(&r.village), region::dotted(&r.village)),
@@ -471,7 +526,7 @@ pub fn void(ctx: &Ctx, a: VoidArgs) -> Result<(), AppError> {
     }
     let v = dd.store.record_void(&target, reason, &dd.identity)?;
     if ctx.json {
-        output::json(&json!({"ok": true, "record": Stored::new_pending(v)}));
+        output::json(&json!({"ok": true, "record": Stored::new_pending(v, sealed_label(&dd)?)}));
     } else {
         println!(
             "{}",
@@ -497,6 +552,8 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
     let (today_act, today_void) = dd.store.counts_since(&timefmt::stamp(midnight))?;
     let villages = dd.store.activations_by_village()?;
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let seal = crate::field::sealing::status(&dd.store, &dd.path)?;
+    let purged = dd.store.purged_total()?;
     if ctx.json {
         let by_status: serde_json::Map<String, serde_json::Value> = counts
             .iter()
@@ -515,6 +572,9 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
             "today": {"activations": today_act, "voids": today_void, "date": timefmt::local_date(&timefmt::now_utc(), offset)},
             "by_village": by_village,
             "sync": super::sync::status_json(&dd)?,
+            "seal": seal,
+            "retention": {"days": ctx.config.field.retention_days, "purged": purged,
+                          "after_sync": ctx.config.field.purge_after_sync},
         }));
         return Ok(());
     }
@@ -528,9 +588,21 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
         dd.identity.team
     );
     println!("{}", super::sync::status_line(&dd, offset)?);
+    println!("{}", seal_line(&seal));
     println!("{}", tr!("Catatan: {total}", "Records: {total}"));
     for (s, n) in &counts {
-        println!("  {:<10} {n}", s.label());
+        if *s == SyncStatus::Synced && purged > 0 {
+            println!(
+                "  {:<10} {n} ({})",
+                s.label(),
+                tr!(
+                    "{purged} sudah dihapus dari laptop",
+                    "{purged} purged from this laptop"
+                )
+            );
+        } else {
+            println!("  {:<10} {n}", s.label());
+        }
     }
     println!(
         "{}",
@@ -554,6 +626,66 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct PurgeArgs {
+    /// Hanya tampilkan yang akan dihapus / only show what would go
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Hapus yang diterima server lebih dari N hari lalu / acknowledged more than DAYS days ago
+    /// [default: config field.retention_days]
+    #[arg(long, value_name = "DAYS")]
+    pub older_than: Option<u32>,
+}
+
+pub fn purge(ctx: &Ctx, a: PurgeArgs) -> Result<(), AppError> {
+    let dd = ctx.open()?;
+    let days = a.older_than.unwrap_or(ctx.config.field.retention_days);
+    let p = crate::field::retention::purge(
+        &dd.store,
+        days,
+        time::OffsetDateTime::now_utc(),
+        a.dry_run,
+    )?;
+    if ctx.json {
+        output::json(&json!({"ok": true, "purge": p}));
+    } else {
+        println!("{}", purge_line(&p));
+    }
+    Ok(())
+}
+
+/// One line about a purge, for `purge` and `sync`.
+pub fn purge_line(p: &crate::field::retention::Purge) -> String {
+    let what = if p.dry_run {
+        tr!(
+            "Akan dihapus dari laptop (uji, tidak ada yang diubah): {} catatan ({} aktivasi, {} pembatalan) yang diterima server lebih dari {} hari lalu.",
+            "Would be purged from this laptop (dry run, nothing changed): {} records ({} activations, {} voids) acknowledged by the server more than {} days ago.",
+            p.records,
+            p.activations,
+            p.voids,
+            p.older_than_days
+        )
+    } else {
+        tr!(
+            "Dihapus dari laptop: {} catatan ({} aktivasi, {} pembatalan) yang diterima server lebih dari {} hari lalu; jumlahnya tetap tercatat.",
+            "Purged from this laptop: {} records ({} activations, {} voids) acknowledged by the server more than {} days ago; their counts are kept.",
+            p.records,
+            p.activations,
+            p.voids,
+            p.older_than_days
+        )
+    };
+    format!(
+        "{what}\n{}",
+        tr!(
+            "Tetap disimpan: {} yang perlu tindak lanjut (menunggu/konflik/ditolak), {} yang belum cukup lama.",
+            "Kept: {} needing follow-up (pending/conflict/rejected), {} not old enough yet.",
+            p.kept_follow_up,
+            p.kept_recent
+        )
+    )
+}
+
+#[derive(clap::Args, Debug)]
 pub struct ExportArgs {
     /// csv atau json
     #[arg(long, default_value = "csv")]
@@ -565,7 +697,9 @@ pub struct ExportArgs {
 
 pub use crate::output::ExportFormat;
 
-pub const CSV_HEADER: [&str; 18] = [
+/// The field export's columns. The laptop has no full NIK, phone or e-mail to export: `nik_masked`
+/// and `sealed` (district, holding) stand in their place (docs/sealing.md).
+pub const CSV_HEADER: [&str; 17] = [
     "id",
     "seq",
     "device_id",
@@ -574,10 +708,9 @@ pub const CSV_HEADER: [&str; 18] = [
     "recorded_at",
     "kind",
     "village",
-    "nik",
+    "nik_masked",
     "name",
-    "phone",
-    "email",
+    "sealed",
     "voids",
     "reason",
     "warnings",
@@ -603,8 +736,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), AppError> {
                 r.village,
                 r.nik,
                 r.name,
-                r.phone,
-                r.email.unwrap_or_default(),
+                s.sealed.to_string(),
                 r.voids.unwrap_or_default(),
                 r.reason.unwrap_or_default(),
                 r.warnings.join(";"),

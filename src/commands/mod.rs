@@ -58,7 +58,7 @@ impl Ctx {
 
     /// The initialised data directory (or the error saying to run `init`).
     pub fn open(&self) -> Result<DataDir, AppError> {
-        DataDir::open(&self.data_dir)
+        DataDir::open_with(&self.data_dir, Some(&self.config.field.district_seal_key))
     }
 
     pub fn offset(&self) -> time::UtcOffset {

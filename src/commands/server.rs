@@ -54,6 +54,8 @@ pub enum ServerCommand {
     Targets(super::coverage::TargetsArgs),
     /// Laporan cakupan untuk provinsi, angka yang sama dengan dasbor / coverage report
     Report(super::coverage::ReportArgs),
+    /// Kunci segel Dinas untuk laptop (init --district-key) / the district's sealing public key
+    SealKey,
 }
 
 #[derive(clap::Args, Debug)]
@@ -200,6 +202,7 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
         ServerCommand::Import(i) => import(ctx, a.db, i),
         ServerCommand::Targets(t) => super::coverage::targets(ctx, a.db, t),
         ServerCommand::Report(r) => super::coverage::report(ctx, a.db, r),
+        ServerCommand::SealKey => seal_key(ctx, a.db),
     }
 }
 
@@ -337,6 +340,28 @@ fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
         t.row([label, n.to_string()]);
     }
     print!("{}", t.render());
+    Ok(())
+}
+
+/// Prints the district's sealing public key (derived from the server key, docs/sealing.md), for
+/// laptops set up before they can reach the server: `ikd-field init --district-key HEX`.
+fn seal_key(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
+    let (db, _) = open(ctx, db)?;
+    let key = server::server_key(&db)?;
+    let public = crate::seal::server_public_hex(&key);
+    if ctx.json {
+        output::json(&json!({"ok": true, "seal_public_key": public, "server_id": key.id()}));
+    } else {
+        println!("{public}");
+        eprintln!(
+            "{}",
+            tr!(
+                "Kunci segel publik server {} (boleh dibagikan). Di laptop: ikd-field init --district-key {public}",
+                "Public sealing key of server {} (safe to share). On a laptop: ikd-field init --district-key {public}",
+                key.id()
+            )
+        );
+    }
     Ok(())
 }
 

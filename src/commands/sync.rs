@@ -51,6 +51,18 @@ pub fn enrol_device(
     token: &str,
 ) -> Result<Enrolment, AppError> {
     let client = client(ctx, server)?;
+    // A district key set beforehand must be this server's, or the records sealed to it could
+    // not be opened there: check before the token is spent.
+    if let Some(have) = crate::field::sealing::district_key(&dd.store)?
+        && let Ok(h) = client.health()
+        && !h.seal_public_key.is_empty()
+        && h.seal_public_key != hex::encode(have)
+    {
+        return Err(crate::field::sealing::key_mismatch(
+            &hex::encode(have),
+            &h.seal_public_key,
+        ));
+    }
     let req = EnrolRequest {
         token: token.trim().to_string(),
         public_key: dd.identity.public_key.clone(),
@@ -86,11 +98,23 @@ pub fn enrol_device(
     }
     let e = Enrolment {
         server_url: client.base().to_string(),
-        server_id: ans.server_id,
-        server_public_key: ans.server_public_key,
+        server_id: ans.server_id.clone(),
+        server_public_key: ans.server_public_key.clone(),
         enrolled_at: timefmt::now_utc(),
     };
     e.save(&dd.store)?;
+    // From now on records are sealed to the district; what the holding key held is re-sealed
+    // and the holding key destroyed (field/sealing.rs).
+    crate::field::sealing::adopt(&dd.store, &dd.path, &ans.seal_public_key, "enrol").map_err(
+        |e| AppError {
+            message: tr!(
+                "Perangkat terdaftar, tetapi kunci segel Dinas tidak bisa dipasang: {}",
+                "The device is enrolled, but the district sealing key could not be set: {}",
+                e.message
+            ),
+            ..e
+        },
+    )?;
     Ok(e)
 }
 
@@ -216,12 +240,41 @@ impl Progress {
     }
 }
 
-fn print_report(ctx: &Ctx, r: &Report) {
+/// The retention purge after a successful sync (`[field] purge_after_sync`). A failure here is
+/// reported but does not make the sync fail: the records are safe on the server and on the
+/// laptop, and the next sync (or `ikd-field purge`) tries again.
+fn purge_after(ctx: &Ctx, dd: &DataDir, r: &Report) -> Option<crate::field::retention::Purge> {
+    if !ctx.config.field.purge_after_sync || r.stopped {
+        return None;
+    }
+    let days = ctx.config.field.retention_days;
+    match crate::field::retention::purge(&dd.store, days, time::OffsetDateTime::now_utc(), false) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            if !ctx.json {
+                eprintln!(
+                    "{}\n{e}",
+                    tr!(
+                        "! Sinkron berhasil, tetapi penghapusan catatan lama gagal:",
+                        "! The sync worked, but purging old records failed:"
+                    )
+                );
+            }
+            None
+        }
+    }
+}
+
+fn print_report(ctx: &Ctx, r: &Report, purged: Option<&crate::field::retention::Purge>) {
     if ctx.json {
         let mut v = json!(r);
         v["ok"] = json!(true);
+        v["purge"] = json!(purged);
         output::json(&v);
         return;
+    }
+    if let Some(p) = purged.filter(|p| p.records > 0) {
+        println!("{}", super::field::purge_line(p));
     }
     if r.records == 0 && r.pending == 0 {
         println!(
@@ -298,9 +351,20 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
         .unwrap_or(ctx.config.sync.batch_size);
     if let Some(path) = &a.to_file {
         let r = sync_run::to_file(&mut dd, path, batch_size)?;
+        // Records still under the holding key cannot be opened at the office: they wait.
+        let held = dd.store.pending_seal()?;
         if ctx.json {
-            output::json(&json!({"ok": true, "to_file": r}));
+            output::json(&json!({"ok": true, "to_file": r, "pending_seal": held}));
         } else {
+            if held > 0 {
+                eprintln!(
+                    "{}",
+                    tr!(
+                        "! {held} catatan belum tersegel untuk Dinas dan tidak ikut ditulis; daftarkan perangkat dulu (ikd-field enrol) atau pasang kunci Dinas (config field.district_seal_key).",
+                        "! {held} records are not sealed for the district yet and were not written; enrol the device first (ikd-field enrol) or set the district key (config field.district_seal_key)."
+                    )
+                );
+            }
             println!(
                 "{}",
                 tr!(
@@ -334,7 +398,8 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
     });
     progress.bar.finish_and_clear();
     let report = result?;
-    print_report(ctx, &report);
+    let purged = purge_after(ctx, &dd, &report);
+    print_report(ctx, &report, purged.as_ref());
     if report.stopped {
         // Interrupted by Ctrl-C: the conventional status, so scripts do not take it for done.
         std::process::exit(130);
@@ -396,9 +461,11 @@ fn watch(
             progress.bar.finish_and_clear();
             match result {
                 Ok(r) => {
+                    let purged = purge_after(ctx, dd, &r);
                     if ctx.json {
                         let mut v = json!(r);
                         v["ok"] = json!(true);
+                        v["purge"] = json!(purged);
                         println!("{v}");
                     } else {
                         println!(

@@ -3,6 +3,7 @@
 //! ```text
 //! DATA_DIR/field.db      SQLite (WAL) — records, audit log, device identity
 //! DATA_DIR/device.key    Ed25519 seed, mode 0600
+//! DATA_DIR/seal-holding.key  X25519 holding key, 0600, only until the district key is known
 //! DATA_DIR/config.toml   optional settings
 //! DATA_DIR/slips/        slip files
 //! ```
@@ -67,6 +68,29 @@ impl DataDir {
 
     /// Creates a data directory: database through its migrations, device key, identity.
     pub fn init(path: &Path, officer: &str, team: &str) -> Result<DataDir, AppError> {
+        DataDir::init_with(path, officer, team, None)
+    }
+
+    /// [`DataDir::init`], with the district's sealing key known beforehand (`init
+    /// --district-key`, `[field] district_seal_key`): records are sealed to it from the first.
+    pub fn init_with(
+        path: &Path,
+        officer: &str,
+        team: &str,
+        district_key: Option<&str>,
+    ) -> Result<DataDir, AppError> {
+        if let Some(k) = district_key.map(str::trim).filter(|k| !k.is_empty())
+            && crate::seal::parse_public_hex(k).is_none()
+        {
+            return Err(AppError::invalid(tr!(
+                "Kunci segel Dinas '{k}' tidak sah: harus 64 karakter heksadesimal.",
+                "The district sealing key '{k}' is not valid: it must be 64 hex characters."
+            ))
+            .hint(tr!(
+                "Salin kunci dari admin Dinas (ikd-field server seal-key) persis seperti tertulis.",
+                "Copy the key from the district admin (ikd-field server seal-key) exactly as written."
+            )));
+        }
         if DataDir::db_path(path).exists() {
             return Err(AppError::new(
                 Kind::Usage,
@@ -111,6 +135,7 @@ impl DataDir {
             created_at: crate::timefmt::now_utc(),
         };
         store.init_identity(&identity)?;
+        crate::field::sealing::prepare(path, &mut store, &key, district_key)?;
         Ok(DataDir {
             path: path.to_path_buf(),
             store,
@@ -121,11 +146,17 @@ impl DataDir {
 
     /// Opens an initialised data directory; says to run `init` when there is none.
     pub fn open(path: &Path) -> Result<DataDir, AppError> {
+        DataDir::open_with(path, None)
+    }
+
+    /// [`DataDir::open`], adopting `district_key` (from `[field] district_seal_key`) as the
+    /// district's sealing key when the database has none yet.
+    pub fn open_with(path: &Path, district_key: Option<&str>) -> Result<DataDir, AppError> {
         let db = DataDir::db_path(path);
         if !db.exists() {
             return Err(not_initialised(path));
         }
-        let store = Store::open(&db)?;
+        let mut store = Store::open(&db)?;
         let identity = store.identity()?.ok_or_else(|| not_initialised(path))?;
         let key_path = path.join(KEY_FILE);
         let key = KeyPair::load(&key_path).map_err(|e| {
@@ -147,6 +178,7 @@ impl DataDir {
                 identity.device_id
             )));
         }
+        crate::field::sealing::prepare(path, &mut store, &key, district_key)?;
         Ok(DataDir {
             path: path.to_path_buf(),
             store,

@@ -3,6 +3,8 @@
 pub mod activated;
 pub mod datadir;
 pub mod outbox;
+pub mod retention;
+pub mod sealing;
 pub mod store;
 pub mod sync_client;
 pub mod sync_run;

@@ -7,10 +7,10 @@
 //! are not already in an open batch. One batch is in memory at a time. A batch is never deleted:
 //! it becomes `answered` in the same transaction that stores the server's per-record answer.
 use crate::crypto::KeyPair;
-use crate::domain::{Record, SyncStatus};
+use crate::domain::{Kind, SyncStatus};
 use crate::error::AppError;
-use crate::field::store::{RECORD_COLUMNS, Store, db_error, row_to_stored};
-use crate::protocol::{self, BatchBody, BatchResponse, FileBatch, Outcome, Summary};
+use crate::field::store::{Store, db_error};
+use crate::protocol::{self, BatchBody, BatchResponse, FileBatch, Outcome, Summary, WireRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -147,7 +147,8 @@ pub fn encode_body(body: &BatchBody) -> Vec<u8> {
 }
 
 /// Cuts the next batch: up to `limit` pending records with `seq > after_seq` that are in no open
-/// batch, sealed with the device key in one transaction. `None` when there is nothing to cut.
+/// batch and whose identifiers are sealed to the district (a record still under the holding key
+/// waits for enrolment), signed with the device key in one transaction. `None` when there is nothing to cut.
 pub fn cut(
     store: &mut Store,
     key: &KeyPair,
@@ -180,17 +181,36 @@ fn cut_in(
     after_seq: i64,
 ) -> rusqlite::Result<Option<Batch>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let records: Vec<Record> = {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM records
-             WHERE status = 'pending' AND seq > ?1 AND NOT EXISTS (
+    let records: Vec<WireRecord> = {
+        let mut stmt = tx.prepare(
+            "SELECT id, seq, device_id, officer, team, recorded_at, kind, village, name, sealed,
+                    voids, reason, warnings
+             FROM records
+             WHERE status = 'pending' AND seq > ?1 AND sealed_to LIKE 'district:%'
+             AND NOT EXISTS (
                  SELECT 1 FROM outbox_members m JOIN outbox_batches b ON b.id = m.batch_id
                  WHERE m.record_id = records.id AND b.state = 'open')
-             ORDER BY seq LIMIT ?2"
-        );
-        let mut stmt = tx.prepare(&sql)?;
+             ORDER BY seq LIMIT ?2",
+        )?;
         stmt.query_map(params![after_seq, limit as i64], |r| {
-            row_to_stored(r).map(|s| s.record)
+            let kind: String = r.get(6)?;
+            let sealed: Vec<u8> = r.get(9)?;
+            let warnings: String = r.get(12)?;
+            Ok(WireRecord {
+                id: r.get(0)?,
+                seq: r.get(1)?,
+                device_id: r.get(2)?,
+                officer: r.get(3)?,
+                team: r.get(4)?,
+                recorded_at: r.get(5)?,
+                kind: Kind::parse(&kind).unwrap_or(Kind::Activation),
+                village: r.get(7)?,
+                name: r.get(8)?,
+                sealed: B64.encode(sealed),
+                voids: r.get(10)?,
+                reason: r.get(11)?,
+                warnings: serde_json::from_str(&warnings).unwrap_or_default(),
+            })
         })
         .and_then(|rows| rows.collect())?
     };
@@ -381,7 +401,7 @@ pub fn apply_answer(
     Ok(out)
 }
 
-/// Records still waiting for an answer, and how many of them sit in open batches.
+/// Records still waiting for an answer, and how many open batches there are.
 pub fn backlog(store: &Store) -> Result<(i64, i64), AppError> {
     store
         .conn()
@@ -412,9 +432,16 @@ mod tests {
     use crate::field::datadir::DataDir;
     use crate::protocol::RecordResult;
 
+    /// The district server's key in these tests.
+    pub(crate) fn district() -> KeyPair {
+        KeyPair::from_seed([9; 32])
+    }
+
     fn kit(n: usize) -> (tempfile::TempDir, DataDir) {
         let tmp = tempfile::tempdir().unwrap();
-        let mut dd = DataDir::init(&tmp.path().join("f"), "PETUGAS", "TIM").unwrap();
+        let seal_key = crate::seal::server_public_hex(&district());
+        let mut dd =
+            DataDir::init_with(&tmp.path().join("f"), "PETUGAS", "TIM", Some(&seal_key)).unwrap();
         let today = time::macros::date!(2026 - 11 - 23);
         for input in crate::synth::citizens(7, "1702", n) {
             let v = crate::domain::validate::activation(&input, today).unwrap();

@@ -1,7 +1,13 @@
 //! The field database: SQLite in WAL mode with `synchronous=FULL`, so a record whose command
 //! reported success survives kill -9 and power loss. Schema changes go through the numbered
 //! migrations below. Record content is immutable (enforced by a trigger); only its sync status
-//! changes. Every action is appended to the audit log, which cannot be updated or deleted.
+//! changes, its seal moves once from the holding key to the district key, and a record the
+//! server acknowledged may be purged (field/retention.rs). Every action is appended to the audit
+//! log, which cannot be updated or deleted.
+//!
+//! A citizen's full NIK, phone and e-mail never reach this file in clear: they are sealed at
+//! capture (field/sealing.rs, docs/sealing.md). What stays readable is what the slip shows:
+//! the masked NIK, name, village and time.
 use super::datadir::Identity;
 use crate::domain::validate::Valid;
 use crate::domain::{Kind, Record, SyncStatus};
@@ -11,7 +17,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 use std::path::{Path, PathBuf};
 
 /// Numbered migrations; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: records, audit log, identity.
     r#"
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -60,11 +66,127 @@ const MIGRATIONS: &[&str] = &[
     super::outbox::SCHEMA,
     // 3: the district's already-activated NIK hash prefixes, see field/activated.rs.
     super::activated::SCHEMA,
+    // 4: sealed identifiers, keyed NIK hash, purge (see field/sealing.rs, field/retention.rs).
+    MIGRATION_SEAL,
 ];
+
+/// Migration 4: the records table without the full NIK, phone and e-mail. Rows of an older
+/// database keep their masked NIK; their full values wait in `seal_legacy` until
+/// `sealing::prepare` (which holds the keys) seals them, drops that table and rewrites the file
+/// (VACUUM, WAL truncated). Batch bodies cut before (plaintext JSON) are cleared; batches still
+/// open are closed unanswered, so their records are cut again in the sealed form (the server
+/// answers `duplicate` for any it already had).
+const MIGRATION_SEAL: &str = r#"
+    DROP TRIGGER records_immutable;
+    DROP INDEX records_nik;
+    DROP INDEX records_status;
+    DROP INDEX records_village;
+    DROP INDEX records_one_void;
+    ALTER TABLE records RENAME TO records_v3;
+    CREATE TABLE records (
+        id            TEXT PRIMARY KEY,
+        seq           INTEGER NOT NULL UNIQUE,
+        device_id     TEXT NOT NULL,
+        officer       TEXT NOT NULL,
+        team          TEXT NOT NULL,
+        recorded_at   TEXT NOT NULL,
+        kind          TEXT NOT NULL CHECK (kind IN ('activation', 'void')),
+        village       TEXT NOT NULL,
+        nik_masked    TEXT NOT NULL,
+        nik_tag       BLOB,
+        name          TEXT NOT NULL,
+        sealed        BLOB,
+        sealed_to     TEXT,
+        voids         TEXT REFERENCES records(id),
+        reason        TEXT,
+        warnings      TEXT NOT NULL DEFAULT '[]',
+        status        TEXT NOT NULL DEFAULT 'pending'
+                      CHECK (status IN ('pending', 'synced', 'conflict', 'rejected')),
+        status_reason TEXT,
+        status_at     TEXT
+    ) STRICT;
+    INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village, nik_masked,
+                         name, voids, reason, warnings, status, status_reason, status_at)
+    SELECT id, seq, device_id, officer, team, recorded_at, kind, village,
+           CASE WHEN length(nik) = 16 THEN substr(nik, 1, 6) || '******' || substr(nik, 13)
+                ELSE '****************' END,
+           name, voids, reason, warnings, status, status_reason, status_at
+    FROM records_v3 ORDER BY seq;
+    CREATE TABLE seal_legacy (
+        id    TEXT PRIMARY KEY,
+        nik   TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        email TEXT
+    ) STRICT;
+    INSERT INTO seal_legacy (id, nik, phone, email) SELECT id, nik, phone, email FROM records_v3;
+    DROP TABLE records_v3;
+    CREATE INDEX records_nik_tag ON records(nik_tag);
+    CREATE INDEX records_status ON records(status, seq);
+    CREATE INDEX records_village ON records(village);
+    CREATE UNIQUE INDEX records_one_void ON records(voids) WHERE voids IS NOT NULL;
+    CREATE TRIGGER records_immutable
+        BEFORE UPDATE OF id, seq, device_id, officer, team, recorded_at, kind, village, nik_masked,
+                         name, voids, reason, warnings ON records
+    BEGIN SELECT RAISE(ABORT, 'records are immutable: record a void instead'); END;
+    -- The seal is written once, and moves once from the holding key to the district key.
+    CREATE TRIGGER records_sealed_once
+        BEFORE UPDATE OF sealed, sealed_to, nik_tag ON records
+        WHEN NOT ((OLD.nik_tag IS NULL OR NEW.nik_tag IS OLD.nik_tag) AND (
+                  (NEW.sealed IS OLD.sealed AND NEW.sealed_to IS OLD.sealed_to)
+               OR (OLD.sealed IS NULL AND NEW.sealed IS NOT NULL AND NEW.sealed_to IS NOT NULL)
+               OR (OLD.sealed_to LIKE 'holding:%' AND NEW.sealed IS NOT NULL
+                   AND NEW.sealed_to LIKE 'district:%')))
+    BEGIN SELECT RAISE(ABORT, 'a record is sealed once: only the holding key''s seal is replaced, by the district''s'); END;
+    -- Only what the server acknowledged may leave the laptop (retention purge).
+    CREATE TRIGGER records_purge_synced_only BEFORE DELETE ON records WHEN OLD.status <> 'synced'
+    BEGIN SELECT RAISE(ABORT, 'only records the server acknowledged can be purged'); END;
+    -- What purges leave behind: counts per UTC day of recording and village.
+    CREATE TABLE purged (
+        day         TEXT NOT NULL,
+        village     TEXT NOT NULL,
+        activations INTEGER NOT NULL DEFAULT 0,
+        voided      INTEGER NOT NULL DEFAULT 0,
+        voids       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, village)
+    ) STRICT, WITHOUT ROWID;
+    UPDATE outbox_batches SET state = 'answered', answered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+           summary = '{"superseded":"field database 4: records cut again, sealed"}'
+    WHERE state = 'open';
+    DROP TRIGGER outbox_sealed;
+    UPDATE outbox_batches SET body = x'' WHERE length(body) > 0;
+    CREATE TRIGGER outbox_sealed
+        BEFORE UPDATE OF id, created_at, record_count, first_seq, last_seq, body_sha256,
+                         signature ON outbox_batches
+    BEGIN SELECT RAISE(ABORT, 'a cut batch is sealed: its bytes never change'); END;
+    -- An answered batch's body may be emptied once all its records are purged; nothing else.
+    CREATE TRIGGER outbox_body_fixed BEFORE UPDATE OF body ON outbox_batches
+        WHEN NOT (NEW.body IS OLD.body
+                  OR (OLD.state = 'answered' AND NEW.state = 'answered' AND length(NEW.body) = 0))
+    BEGIN SELECT RAISE(ABORT, 'a cut batch is sealed: its bytes never change'); END;
+    INSERT INTO audit (at, action, detail)
+    SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 'migrate_seal',
+           'field database 4: ' || COUNT(*) || ' records of an older version to seal; journalled batch bodies cleared'
+    FROM seal_legacy HAVING COUNT(*) > 0;
+    "#;
+
+/// Keys for sealing at capture, set by `field::sealing::prepare` when the data directory opens.
+/// Where a new record is sealed to is decided inside its transaction: the district's key when
+/// the database knows it, else the holding key.
+#[derive(Clone)]
+pub struct Sealing {
+    /// The device's key for the keyed NIK hash (`seal::tag_key`).
+    pub tag_key: [u8; 32],
+    /// The holding key's public half, when there is one (no district key yet).
+    pub holding: Option<[u8; 32]>,
+}
+
+/// `meta` key of the district's sealing public key (hex).
+pub const M_DISTRICT_SEAL: &str = "seal.district_key";
 
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    sealing: Option<Sealing>,
 }
 
 /// A record with its sync state and whether a later void cancels it.
@@ -76,18 +198,40 @@ pub struct Stored {
     pub status_reason: Option<String>,
     pub status_at: Option<String>,
     pub voided_by: Option<String>,
+    /// Whom its NIK, phone and e-mail are sealed to: `district`, `holding` (until enrolment) or
+    /// `none` (a row of an older version not sealed yet).
+    pub sealed: &'static str,
 }
 
 impl Stored {
-    /// A record just written: pending, never answered, not voided (what a read-back would give).
-    pub fn new_pending(record: Record) -> Stored {
+    /// A record just written: pending, never answered, not voided (what a read-back would give:
+    /// see [`local`]).
+    pub fn new_pending(record: Record, sealed: &'static str) -> Stored {
         Stored {
             record,
             status: SyncStatus::Pending,
             status_reason: None,
             status_at: None,
             voided_by: None,
+            sealed,
         }
+    }
+}
+
+/// A record as the laptop keeps it: `nik` holds the masked NIK (first 6 and last 4 digits),
+/// `phone` is empty and `email` is `None` — the full values are only in the sealed box.
+pub fn local(mut r: Record) -> Record {
+    r.nik = crate::domain::nik::mask(&r.nik);
+    r.phone = String::new();
+    r.email = None;
+    r
+}
+
+fn seal_label(sealed_to: Option<&str>) -> &'static str {
+    match sealed_to {
+        Some(t) if t.starts_with("district:") => "district",
+        Some(_) => "holding",
+        None => "none",
     }
 }
 
@@ -138,22 +282,23 @@ pub fn db_error(path: &Path, e: rusqlite::Error) -> AppError {
     }
 }
 
-pub(crate) const RECORD_COLUMNS: &str = "id, seq, device_id, officer, team, recorded_at, kind, village, nik, \
-     name, phone, email, voids, reason, warnings, status, status_reason, status_at, \
-     (SELECT v.id FROM records v WHERE v.voids = records.id)";
+pub(crate) const RECORD_COLUMNS: &str = "id, seq, device_id, officer, team, recorded_at, kind, village, \
+     nik_masked, name, voids, reason, warnings, status, status_reason, status_at, \
+     (SELECT v.id FROM records v WHERE v.voids = records.id), sealed_to";
 
-/// The live (not voided) activation of a NIK (`?1`) on this device.
+/// The live (not voided) activation of a NIK, by its keyed hash (`?1`), on this device.
 fn live_activation_sql() -> String {
     format!(
-        "SELECT {RECORD_COLUMNS} FROM records WHERE nik = ?1 AND kind = 'activation'
+        "SELECT {RECORD_COLUMNS} FROM records WHERE nik_tag = ?1 AND kind = 'activation'
          AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id) LIMIT 1"
     )
 }
 
 pub(crate) fn row_to_stored(row: &Row<'_>) -> rusqlite::Result<Stored> {
     let kind: String = row.get(6)?;
-    let warnings: String = row.get(14)?;
-    let status: String = row.get(15)?;
+    let warnings: String = row.get(12)?;
+    let status: String = row.get(13)?;
+    let sealed_to: Option<String> = row.get(17)?;
     Ok(Stored {
         record: Record {
             id: row.get(0)?,
@@ -166,16 +311,17 @@ pub(crate) fn row_to_stored(row: &Row<'_>) -> rusqlite::Result<Stored> {
             village: row.get(7)?,
             nik: row.get(8)?,
             name: row.get(9)?,
-            phone: row.get(10)?,
-            email: row.get(11)?,
-            voids: row.get(12)?,
-            reason: row.get(13)?,
+            phone: String::new(),
+            email: None,
+            voids: row.get(10)?,
+            reason: row.get(11)?,
             warnings: serde_json::from_str(&warnings).unwrap_or_default(),
         },
         status: SyncStatus::parse(&status).unwrap_or(SyncStatus::Pending),
-        status_reason: row.get(16)?,
-        status_at: row.get(17)?,
-        voided_by: row.get(18)?,
+        status_reason: row.get(14)?,
+        status_at: row.get(15)?,
+        voided_by: row.get(16)?,
+        sealed: seal_label(sealed_to.as_deref()),
     })
 }
 
@@ -185,6 +331,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            sealing: None,
         };
         store.configure().map_err(|e| db_error(path, e))?;
         store.migrate().map_err(|e| db_error(path, e))?;
@@ -207,6 +354,15 @@ impl Store {
         &self.conn
     }
 
+    /// The keys new records are sealed with (set once the data directory's keys are loaded).
+    pub fn set_sealing(&mut self, sealing: Sealing) {
+        self.sealing = Some(sealing);
+    }
+
+    pub fn sealing(&self) -> Option<&Sealing> {
+        self.sealing.as_ref()
+    }
+
     /// For modules that need their own transactions (the sync outbox).
     pub fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
@@ -217,7 +373,12 @@ impl Store {
     }
 
     fn configure(&mut self) -> rusqlite::Result<()> {
-        let mode = sqlite::configure(&self.conn, std::time::Duration::from_secs(10), "")?;
+        // secure_delete: freed space (a purged record, a replaced seal) is overwritten with zeros.
+        let mode = sqlite::configure(
+            &self.conn,
+            std::time::Duration::from_secs(10),
+            "PRAGMA secure_delete=ON;",
+        )?;
         debug_assert_eq!(mode, "wal");
         Ok(())
     }
@@ -328,19 +489,34 @@ impl Store {
         valid: &[Valid],
         who: &Identity,
     ) -> Result<Vec<Result<Record, AppError>>, AppError> {
+        let sealing = self.sealing.clone().ok_or_else(no_sealing)?;
         self.in_transaction(|tx, path| {
+            let (to, label) = seal_target(tx, &sealing).map_err(|e| db_error(path, e))??;
             valid
                 .iter()
                 .map(|v| {
-                    insert(tx, path, Some(&v.nik.nik), |seq| {
-                        Record::activation(v, seq, &who.device_id, &who.officer, &who.team)
+                    let tag = crate::seal::nik_tag(&sealing.tag_key, &v.nik.nik);
+                    insert(tx, path, Some(&tag), |seq| {
+                        let r = Record::activation(v, seq, &who.device_id, &who.officer, &who.team);
+                        let secrets = crate::seal::Secrets {
+                            nik: r.nik.clone(),
+                            phone: r.phone.clone(),
+                            email: r.email.clone(),
+                        };
+                        let seal = Seal {
+                            sealed: crate::seal::seal(&to, &secrets),
+                            sealed_to: label.clone(),
+                            nik_tag: tag.to_vec(),
+                        };
+                        (r, seal)
                     })
                 })
                 .collect()
         })
     }
 
-    /// Records a void of `target` (which must be a live activation), as a new record.
+    /// Records a void of `target` (which must be a live activation), as a new record. It carries
+    /// the target's sealed box and keyed hash (the laptop cannot open the box to seal anew).
     pub fn record_void(
         &mut self,
         target: &Stored,
@@ -349,24 +525,60 @@ impl Store {
     ) -> Result<Record, AppError> {
         let t = &target.record;
         self.in_transaction(|tx, path| {
-            insert(tx, path, None, |seq| Record {
-                id: uuid::Uuid::now_v7().to_string(),
-                seq,
-                device_id: who.device_id.clone(),
-                officer: who.officer.clone(),
-                team: who.team.clone(),
-                recorded_at: crate::timefmt::now_utc(),
-                kind: Kind::Void,
-                village: t.village.clone(),
-                nik: t.nik.clone(),
-                name: t.name.clone(),
-                phone: t.phone.clone(),
-                email: t.email.clone(),
-                voids: Some(t.id.clone()),
-                reason: Some(reason.to_string()),
-                warnings: vec![],
+            let seal = tx
+                .query_row(
+                    "SELECT sealed, sealed_to, nik_tag FROM records WHERE id = ?1",
+                    [&t.id],
+                    |r| {
+                        Ok((
+                            r.get::<_, Option<Vec<u8>>>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Option<Vec<u8>>>(2)?,
+                        ))
+                    },
+                )
+                .map_err(|e| db_error(path, e))?;
+            let (Some(sealed), Some(sealed_to), Some(nik_tag)) = seal else {
+                return Err(no_sealing());
+            };
+            insert(tx, path, None, |seq| {
+                let r = Record {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    seq,
+                    device_id: who.device_id.clone(),
+                    officer: who.officer.clone(),
+                    team: who.team.clone(),
+                    recorded_at: crate::timefmt::now_utc(),
+                    kind: Kind::Void,
+                    village: t.village.clone(),
+                    nik: t.nik.clone(),
+                    name: t.name.clone(),
+                    phone: String::new(),
+                    email: None,
+                    voids: Some(t.id.clone()),
+                    reason: Some(reason.to_string()),
+                    warnings: vec![],
+                };
+                let seal = Seal {
+                    sealed,
+                    sealed_to,
+                    nik_tag,
+                };
+                (r, seal)
             })
         })?
+    }
+
+    /// Records whose NIK, phone and e-mail are not sealed to the district yet (held under the
+    /// holding key, or rows of an older version not sealed at all).
+    pub fn pending_seal(&self) -> Result<i64, AppError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM records WHERE sealed_to IS NULL OR sealed_to NOT LIKE 'district:%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Runs `work` in one IMMEDIATE transaction and commits it (durably: WAL + FULL) before
@@ -473,7 +685,23 @@ impl Store {
                 slot.1 = n;
             }
         }
+        // Purged records were all synced; their counts stay.
+        let purged = self.purged_total()?;
+        if let Some(slot) = out.iter_mut().find(|(st, _)| *st == SyncStatus::Synced) {
+            slot.1 += purged;
+        }
         Ok(out)
+    }
+
+    /// Records purged from this laptop after the server acknowledged them (all kinds).
+    pub fn purged_total(&self) -> Result<i64, AppError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(activations + voided + voids), 0) FROM purged",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
     }
 
     /// Live activations (not voided) per village, most first.
@@ -481,9 +709,13 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT village, COUNT(*) FROM records WHERE kind = 'activation'
-                 AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id)
-                 GROUP BY village ORDER BY COUNT(*) DESC, village",
+                "SELECT village, SUM(n) FROM (
+                     SELECT village, COUNT(*) AS n FROM records WHERE kind = 'activation'
+                     AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id)
+                     GROUP BY village
+                     UNION ALL
+                     SELECT village, SUM(activations) FROM purged GROUP BY village)
+                 GROUP BY village HAVING SUM(n) > 0 ORDER BY SUM(n) DESC, village",
             )
             .map_err(|e| self.err(e))?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -527,18 +759,62 @@ impl Store {
     }
 }
 
-/// Inside a transaction: duplicate check, next sequence number, insert, audit. The outer error is
-/// a database failure (abort everything); the inner one refuses this record only.
+/// A record's sealed part as stored: the box, whom it is sealed to, the keyed NIK hash.
+struct Seal {
+    sealed: Vec<u8>,
+    sealed_to: String,
+    nik_tag: Vec<u8>,
+}
+
+fn no_sealing() -> AppError {
+    AppError::other(tr!(
+        "Kunci segel belum siap; catatan TIDAK disimpan.",
+        "The sealing key is not ready; the record was NOT saved."
+    ))
+    .hint(tr!(
+        "Buka folder data dengan perintah ikd-field biasa (record, status); jika masih gagal, hubungi admin Dinas.",
+        "Open the data directory with an ordinary ikd-field command (record, status); if it still fails, call the district admin."
+    ))
+}
+
+/// Inside a transaction: the key new records are sealed to, and its label (`district:<id>` or
+/// `holding:<id>`). Read in the transaction, so a record written while another process enrols
+/// goes to the district key as soon as it is known.
+#[allow(clippy::type_complexity)]
+pub(crate) fn seal_target(
+    tx: &rusqlite::Transaction<'_>,
+    sealing: &Sealing,
+) -> rusqlite::Result<Result<([u8; 32], String), AppError>> {
+    let district: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [M_DISTRICT_SEAL],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(k) = district.as_deref().and_then(crate::seal::parse_public_hex) {
+        return Ok(Ok((k, format!("district:{}", crate::seal::key_id(&k)))));
+    }
+    Ok(match sealing.holding {
+        Some(h) => Ok((h, format!("holding:{}", crate::seal::key_id(&h)))),
+        None => Err(no_sealing()),
+    })
+}
+
+/// Inside a transaction: duplicate check (by keyed NIK hash), next sequence number, insert,
+/// audit. `make` gives the record in full and its seal; only the seal, the masked NIK and what
+/// the slip shows are written, and the record is returned as the laptop keeps it ([`local`]).
+/// The outer error is a database failure (abort everything); the inner one refuses this record.
 fn insert(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
-    unique_nik: Option<&str>,
-    make: impl FnOnce(i64) -> Record,
+    unique_tag: Option<&[u8; 32]>,
+    make: impl FnOnce(i64) -> (Record, Seal),
 ) -> Result<Result<Record, AppError>, AppError> {
-    if let Some(nik) = unique_nik {
+    if let Some(tag) = unique_tag {
         let earlier = tx
             .prepare_cached(&live_activation_sql())
-            .and_then(|mut st| st.query_row([nik], row_to_stored).optional())
+            .and_then(|mut st| st.query_row([&tag[..]], row_to_stored).optional())
             .map_err(|e| db_error(path, e))?;
         if let Some(e) = earlier {
             return Ok(Err(duplicate_error(&e)));
@@ -548,29 +824,33 @@ fn insert(
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM records")
         .and_then(|mut st| st.query_row([], |r| r.get(0)))
         .map_err(|e| db_error(path, e))?;
-    let r = make(seq);
+    let (r, seal) = make(seq);
+    let r = local(r);
     let warnings = serde_json::to_string(&r.warnings).unwrap_or_else(|_| "[]".into());
     let detail = match &r.voids {
         Some(t) => format!("void of {t}: {}", r.reason.as_deref().unwrap_or("")),
         None => format!("seq {} village {}", r.seq, r.village),
     };
     let action = if r.voids.is_some() { "void" } else { "record" };
-    let run = || -> rusqlite::Result<()> {
-        tx.prepare_cached(
-            "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village, nik,
-                                  name, phone, email, voids, reason, warnings)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    let run =
+        || -> rusqlite::Result<()> {
+            tx.prepare_cached(
+            "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village,
+                                  nik_masked, nik_tag, name, sealed, sealed_to, voids, reason,
+                                  warnings)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?
         .execute(params![
             r.id, r.seq, r.device_id, r.officer, r.team, r.recorded_at, r.kind.as_str(),
-            r.village, r.nik, r.name, r.phone, r.email, r.voids, r.reason, warnings
+            r.village, r.nik, seal.nik_tag, r.name, seal.sealed, seal.sealed_to, r.voids,
+            r.reason, warnings
         ])?;
-        tx.prepare_cached(
-            "INSERT INTO audit (at, action, record_id, detail) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![r.recorded_at, action, r.id, detail])?;
-        Ok(())
-    };
+            tx.prepare_cached(
+                "INSERT INTO audit (at, action, record_id, detail) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![r.recorded_at, action, r.id, detail])?;
+            Ok(())
+        };
     run().map_err(|e| db_error(path, e))?;
     Ok(Ok(r))
 }
@@ -612,6 +892,12 @@ mod tests {
             created_at: crate::timefmt::now_utc(),
         };
         s.init_identity(&who).unwrap();
+        let district = crate::seal::server_public_hex(&crate::crypto::KeyPair::from_seed([9; 32]));
+        s.set_meta(M_DISTRICT_SEAL, &district).unwrap();
+        s.set_sealing(Sealing {
+            tag_key: [5; 32],
+            holding: None,
+        });
         (dir, s, who)
     }
 
@@ -712,6 +998,106 @@ mod tests {
     }
 
     #[test]
+    fn full_identifiers_are_only_in_the_sealed_box() {
+        let (_d, mut s, who) = store();
+        let mut input = Input {
+            nik: "1702064107950003".into(),
+            name: "Siti Aminah".into(),
+            phone: "0812-3456-7890".into(),
+            email: "siti.aminah@example.org".into(),
+            village: "1702061004".into(),
+        };
+        let today = time::macros::date!(2026 - 11 - 23);
+        let a = s
+            .record_activation(&activation(&input, today).unwrap(), &who)
+            .unwrap();
+        // What the laptop keeps and shows: the masked NIK, no phone, no e-mail.
+        assert_eq!(
+            (a.nik.as_str(), a.phone.as_str(), a.email.as_deref()),
+            ("170206******0003", "", None)
+        );
+        let got = s.find(&a.id).unwrap();
+        assert_eq!((&got.record, got.sealed), (&a, "district"));
+        // The district opens the box to the full values.
+        let (sealed, to): (Vec<u8>, String) = s
+            .conn
+            .query_row(
+                "SELECT sealed, sealed_to FROM records WHERE id = ?1",
+                [&a.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(to.starts_with("district:"));
+        let opened = crate::seal::OpenKey::of_server(&crate::crypto::KeyPair::from_seed([9; 32]))
+            .open(&sealed)
+            .unwrap();
+        assert_eq!(
+            (opened.nik.as_str(), opened.phone.as_str()),
+            ("1702064107950003", "+6281234567890")
+        );
+        assert_eq!(opened.email.as_deref(), Some("siti.aminah@example.org"));
+        // The duplicate check works on the keyed hash; a void carries the same box.
+        input.name = "Siti A".into();
+        let e = s
+            .record_activation(&activation(&input, today).unwrap(), &who)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrKind::Duplicate);
+        let v = s.record_void(&got, "salah", &who).unwrap();
+        let void_box: Vec<u8> = s
+            .conn
+            .query_row("SELECT sealed FROM records WHERE id = ?1", [&v.id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(void_box, sealed);
+        // A district seal never changes; a row cannot be deleted unless acknowledged.
+        assert!(
+            s.conn
+                .execute(
+                    "UPDATE records SET sealed = x'00', sealed_to = 'district:x' WHERE id = ?1",
+                    [&a.id]
+                )
+                .is_err()
+        );
+        assert!(
+            s.conn
+                .execute("UPDATE records SET nik_tag = x'00' WHERE id = ?1", [&a.id])
+                .is_err()
+        );
+        assert!(
+            s.conn
+                .execute("DELETE FROM records WHERE id = ?1", [&v.id])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn without_any_sealing_key_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::create(&dir.path().join("f.db")).unwrap();
+        let who = Identity {
+            device_id: "0011223344556677".into(),
+            public_key: "ab".into(),
+            officer: "P".into(),
+            team: "T".into(),
+            created_at: crate::timefmt::now_utc(),
+        };
+        assert!(
+            s.record_activation(&valid("1702064107950003"), &who)
+                .is_err()
+        );
+        s.set_sealing(Sealing {
+            tag_key: [5; 32],
+            holding: None,
+        });
+        assert!(
+            s.record_activation(&valid("1702064107950003"), &who)
+                .is_err()
+        );
+        assert_eq!(s.list(&Filter::default()).unwrap().len(), 0);
+    }
+
+    #[test]
     fn pragmas_are_durable() {
         let (_d, s, _) = store();
         let mode: String = s
@@ -723,6 +1109,11 @@ mod tests {
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!((mode.as_str(), sync), ("wal", 2));
+        let secure: i64 = s
+            .conn
+            .query_row("PRAGMA secure_delete", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(secure, 1);
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len());
     }
 

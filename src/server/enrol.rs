@@ -140,6 +140,7 @@ pub fn enrol(
         server_id: key.id(),
         server_public_key: key.public_hex(),
         team: token_team,
+        seal_public_key: crate::seal::server_public_hex(key),
     })
 }
 

@@ -352,6 +352,7 @@ fn route(
             protocol: protocol::VERSION,
             server_id: shared.key.id(),
             server_public_key: shared.key.public_hex(),
+            seal_public_key: crate::seal::server_public_hex(&shared.key),
         }),
         protocol::PATH_ENROL => match enrol_route(store, shared, req) {
             Ok(r) => r,

@@ -97,7 +97,7 @@ fn check_and_commit(
         ));
     }
     let json = gunzip(inc.body, limits.max_decompressed_bytes)?;
-    let batch = parse_batch(&json)?;
+    let batch = parse_batch(&json, &crate::seal::OpenKey::of_server(key))?;
     if batch.protocol != protocol::VERSION {
         return Err(Refusal::new(
             400,
@@ -253,12 +253,14 @@ fn gunzip(body: &[u8], max: u64) -> Result<Vec<u8>, Refusal> {
     Ok(out)
 }
 
-/// A record as parsed: typed when the whole batch parsed at once (the usual case), else a JSON
-/// value, so that one malformed record is rejected alone.
+/// A record as parsed and opened: typed when the whole batch parsed at once (the usual case),
+/// else a JSON value, so that one malformed record is rejected alone; `Unopened` when its seal
+/// does not open with this server's key (it is rejected alone too).
 #[allow(clippy::large_enum_variant)] // Typed is the common case; boxing it costs an allocation.
 enum Item {
     Typed(Record),
     Raw(serde_json::Value),
+    Unopened { id: String },
 }
 
 struct Envelope {
@@ -268,13 +270,16 @@ struct Envelope {
     records: Vec<Item>,
 }
 
-fn parse_batch(json: &[u8]) -> Result<Envelope, Refusal> {
+/// Decodes the batch JSON and opens each record's seal (docs/sealing.md) into the plaintext
+/// [`Record`] that the per-record checks below work on. Opening happens here, before the write
+/// lock, so the X25519 work of a batch never holds up other devices' transactions.
+fn parse_batch(json: &[u8], seal: &crate::seal::OpenKey) -> Result<Envelope, Refusal> {
     if let Ok(b) = serde_json::from_slice::<protocol::BatchBody>(json) {
         return Ok(Envelope {
             protocol: b.protocol,
             batch_id: b.batch_id,
             device_id: b.device_id,
-            records: b.records.into_iter().map(Item::Typed).collect(),
+            records: open_all(b.records, seal),
         });
     }
     let b: BatchBodyValues = serde_json::from_slice(json).map_err(|e| {
@@ -284,12 +289,71 @@ fn parse_batch(json: &[u8]) -> Result<Envelope, Refusal> {
             format!("the batch is not the JSON expected: {e}"),
         )
     })?;
+    let records = b
+        .records
+        .into_iter()
+        .map(
+            |value| match serde_json::from_value::<protocol::WireRecord>(value.clone()) {
+                Ok(w) => open_one(w, seal),
+                Err(_) => Item::Raw(value),
+            },
+        )
+        .collect();
     Ok(Envelope {
         protocol: b.protocol,
         batch_id: b.batch_id,
         device_id: b.device_id,
-        records: b.records.into_iter().map(Item::Raw).collect(),
+        records,
     })
+}
+
+/// Opens every record's seal, on as many threads as there are cores for a large batch (an
+/// X25519 operation per record is most of the server's work on a batch).
+fn open_all(records: Vec<protocol::WireRecord>, seal: &crate::seal::OpenKey) -> Vec<Item> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    if threads < 2 || records.len() < 64 {
+        return records.into_iter().map(|w| open_one(w, seal)).collect();
+    }
+    let chunk = records.len().div_ceil(threads);
+    let mut records = records;
+    let mut parts = Vec::with_capacity(threads);
+    while records.len() > chunk {
+        let rest = records.split_off(chunk);
+        parts.push(std::mem::replace(&mut records, rest));
+    }
+    parts.push(records);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| {
+                s.spawn(move || {
+                    part.into_iter()
+                        .map(|w| open_one(w, seal))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("opening seals does not panic"))
+            .collect()
+    })
+}
+
+fn open_one(w: protocol::WireRecord, seal: &crate::seal::OpenKey) -> Item {
+    let secrets = B64
+        .decode(w.sealed.trim())
+        .ok()
+        .and_then(|bytes| seal.open(&bytes));
+    match secrets {
+        Some(s) => Item::Typed(w.into_record(s)),
+        None => Item::Unopened {
+            id: w.id.chars().take(64).collect(),
+        },
+    }
 }
 
 /// [`protocol::BatchBody`] with its records left as JSON values.
@@ -380,6 +444,15 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
     };
     let r: Record = match item {
         Item::Typed(r) => r,
+        Item::Unopened { id } => {
+            return reject(
+                &id,
+                "seal_unopened",
+                "the record's sealed NIK, phone and e-mail do not open with this district's key \
+                 (sealed to another key, or damaged)"
+                    .into(),
+            );
+        }
         Item::Raw(value) => {
             let id_hint: String = value
                 .get("id")
@@ -388,10 +461,12 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
                 .chars()
                 .take(64)
                 .collect();
-            match serde_json::from_value(value) {
-                Ok(r) => r,
-                Err(e) => return reject(&id_hint, "bad_record", format!("not a record: {e}")),
-            }
+            // Values that parse as a sealed record were opened (or found unopenable) already.
+            let e = serde_json::from_value::<protocol::WireRecord>(value)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            return reject(&id_hint, "bad_record", format!("not a record: {e}"));
         }
     };
     if uuid::Uuid::parse_str(&r.id).is_err() || r.id.len() != 36 {
@@ -709,10 +784,18 @@ mod tests {
             ingest(&mut self.store, &self.server, &LIMITS, &inc)
         }
 
+        /// The records sealed to this server's key, as a batch carries them.
+        fn wire(&self, records: &[Record]) -> Vec<protocol::WireRecord> {
+            let key = crate::seal::OpenKey::of_server(&self.server).public();
+            records
+                .iter()
+                .map(|r| protocol::WireRecord::seal(r, &key))
+                .collect()
+        }
+
         fn send(&mut self, records: &[Record]) -> Vec<(Outcome, Option<String>)> {
-            let a = self
-                .send_json(serde_json::to_value(records).unwrap())
-                .unwrap();
+            let wire = serde_json::to_value(self.wire(records)).unwrap();
+            let a = self.send_json(wire).unwrap();
             let body: BatchResponse = serde_json::from_slice(&a.body).unwrap();
             assert!(crypto::verify(
                 &self.server.public(),
@@ -760,7 +843,7 @@ mod tests {
     fn a_malformed_record_is_rejected_alone() {
         let mut f = Fixture::new();
         let recs = f.records(1, 2);
-        let mut values = serde_json::to_value(&recs).unwrap();
+        let mut values = serde_json::to_value(f.wire(&recs)).unwrap();
         values
             .as_array_mut()
             .unwrap()
@@ -779,6 +862,69 @@ mod tests {
         );
         assert_eq!(a.response.results[1].reason.as_deref(), Some("bad_record"));
         assert_eq!(a.response.results[1].id, "x");
+    }
+
+    #[test]
+    fn seals_are_opened_and_a_bad_seal_is_rejected_alone() {
+        let mut f = Fixture::new();
+        let recs = f.records(5, 4);
+        let mut wire = f.wire(&recs);
+        // Sealed to another district's key; a damaged box; a plaintext record of the old form.
+        let other = crate::seal::OpenKey::generate().unwrap().public();
+        wire[1] = protocol::WireRecord::seal(&recs[1], &other);
+        wire[2].sealed = B64.encode(b"not a sealed box");
+        let mut values = serde_json::to_value(&wire).unwrap();
+        values[3] = serde_json::to_value(&recs[3]).unwrap();
+        let a = f.send_json(values).unwrap();
+        let got: Vec<_> = a
+            .response
+            .results
+            .iter()
+            .map(|r| (r.status, r.reason.clone()))
+            .collect();
+        assert_eq!(got[0], (Outcome::Accepted, None));
+        assert_eq!(got[1], rejected("seal_unopened"));
+        assert_eq!(got[2], rejected("seal_unopened"));
+        assert_eq!(got[3], rejected("bad_record"));
+        assert_eq!(a.response.results[1].id, recs[1].id);
+        // The server stores the opened NIK, phone and e-mail.
+        let (nik, phone): (String, String) = f
+            .store
+            .conn
+            .query_row(
+                "SELECT nik, phone FROM records WHERE id = ?1",
+                [&recs[0].id],
+                |x| Ok((x.get(0)?, x.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((nik, phone), (recs[0].nik.clone(), recs[0].phone.clone()));
+        // Sealed again (other bytes), the same content is a duplicate; other content under the
+        // same id is id_reused.
+        assert_eq!(f.send(&recs[..1]), [(Outcome::Duplicate, None)]);
+        let mut changed = recs[0].clone();
+        changed.phone = "+6281399998888".into();
+        assert_eq!(
+            f.send(&[changed]),
+            [(Outcome::Conflict, Some("id_reused".into()))]
+        );
+    }
+
+    #[test]
+    fn a_large_batch_opens_on_threads_in_order() {
+        let mut f = Fixture::new();
+        let recs = f.records(6, 300);
+        let got = f.send(&recs);
+        assert!(got.iter().all(|g| *g == (Outcome::Accepted, None)));
+        let ids: Vec<String> = f
+            .store
+            .conn
+            .prepare("SELECT id FROM records ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, recs.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
     }
 
     #[test]
@@ -844,7 +990,7 @@ mod tests {
             batch_id: "b-1".into(),
             device_id: f.device.id(),
             created_at: crate::timefmt::now_utc(),
-            records: recs.clone(),
+            records: f.wire(&recs),
         })
         .unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -926,7 +1072,7 @@ mod tests {
                     batch_id: id.clone(),
                     device_id: device.clone(),
                     created_at: crate::timefmt::now_utc(),
-                    records: chunk.to_vec(),
+                    records: f.wire(chunk),
                 })
                 .unwrap();
                 let mut gz =

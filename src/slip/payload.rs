@@ -103,7 +103,13 @@ impl Payload {
         if !is_digits(village, 10) {
             return Err("village code is not 10 digits");
         }
-        if !is_digits(nik, 16) {
+        // The full NIK, or the masked one the field kit keeps (`170206******0003`): the slip
+        // carries only the first 6 and last 4 digits either way.
+        if nik.len() != 16
+            || !nik.is_ascii()
+            || !is_digits(&nik[..6], 6)
+            || !is_digits(&nik[12..], 4)
+        {
             return Err("NIK is not 16 digits");
         }
         let nik10 = format!("{}{}", &nik[..6], &nik[12..]);

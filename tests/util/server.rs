@@ -405,6 +405,9 @@ pub struct TestDevice {
     pub officer: String,
     pub team: String,
     pub seq: i64,
+    /// The district's sealing key, learnt from the enrolment answer; batches seal each record's
+    /// NIK, phone and e-mail to it, as the field kit does.
+    pub seal_key: std::cell::OnceCell<[u8; 32]>,
 }
 
 /// A batch cut once: send it as often as needed, byte for byte.
@@ -480,14 +483,37 @@ impl TestDevice {
             officer: "PETUGAS UJI".into(),
             team: "TIM UJI".into(),
             seq: 0,
+            seal_key: std::cell::OnceCell::new(),
         }
     }
 
-    /// `POST /v1/enrol` with this token.
+    /// `POST /v1/enrol` with this token (an answer of 200 gives the district's sealing key).
     pub fn enrol(&self, url: &str, token: &str) -> Reply {
         let body = serde_json::json!({"token": token, "public_key": self.key.public_hex(),
                                       "officer": self.officer, "team": self.team});
-        http_post_json(url, protocol::PATH_ENROL, body.to_string().as_bytes()).unwrap()
+        let r = http_post_json(url, protocol::PATH_ENROL, body.to_string().as_bytes()).unwrap();
+        if r.status == 200
+            && let Some(k) = r.json()["seal_public_key"]
+                .as_str()
+                .and_then(ikd_field::seal::parse_public_hex)
+        {
+            let _ = self.seal_key.set(k);
+        }
+        r
+    }
+
+    /// The records as a batch carries them: sealed to the district's key (to a throwaway key
+    /// when this device never enrolled: the server refuses such a batch before opening it).
+    pub fn wire(&self, records: &[Record]) -> Vec<protocol::WireRecord> {
+        let key = *self.seal_key.get_or_init(|| {
+            ikd_field::seal::OpenKey::generate()
+                .expect("random key")
+                .public()
+        });
+        records
+            .iter()
+            .map(|r| protocol::WireRecord::seal(r, &key))
+            .collect()
     }
 
     /// A new device, enrolled with a fresh token (asserts success).
@@ -552,7 +578,7 @@ impl TestDevice {
             batch_id: batch_id.clone(),
             device_id: self.id.clone(),
             created_at: ikd_field::timefmt::now_utc(),
-            records: records.to_vec(),
+            records: self.wire(records),
         };
         self.sign_raw(
             &batch_id,
