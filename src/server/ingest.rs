@@ -9,9 +9,9 @@ use crate::domain::{Kind, Record, email, nik, phone, validate};
 use crate::protocol::{self, BatchResponse, Outcome, RecordResult, Summary};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use super::db::{self, Db, Mode};
+use crate::args;
 use std::io::Read;
-use std::sync::Mutex;
 
 /// A batch as it arrives: the headers (or the `sync --to-file` line) and the body bytes as sent.
 pub struct Incoming<'a> {
@@ -35,10 +35,6 @@ pub struct Answer {
     /// True when this was a replay answered from the journal.
     pub replayed: bool,
 }
-
-/// Serialises writers inside one process, so they queue fairly instead of spinning on
-/// SQLITE_BUSY; the busy timeout still covers other processes (e.g. `server import`).
-static WRITE_LOCK: Mutex<()> = Mutex::new(());
 
 const MAX_TEXT: usize = 100;
 const MAX_REASON: usize = 500;
@@ -134,12 +130,11 @@ fn check_and_commit(
         ));
     }
     let body_sha = crypto::sha256_hex(inc.body);
-    let _guard = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let tx = store
-        .conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(Refusal::internal)?;
-    if let Some(answer) = journalled(&tx, &batch.batch_id, &body_sha)? {
+    // The one write transaction at a time, across processes (super::db): writers in this process
+    // queue on a mutex, other processes wait on the database's lock.
+    let mut db = store.db().map_err(Refusal::internal)?;
+    let mut tx = db.begin(Mode::Write).map_err(Refusal::internal)?;
+    if let Some(answer) = journalled(&mut tx, &batch.batch_id, &body_sha)? {
         return Ok(answer);
     }
     let now = crate::timefmt::now_utc();
@@ -154,12 +149,12 @@ fn check_and_commit(
         today,
     };
     // Dashboard: the rows after this mark are this batch's; folded into the aggregates below.
-    let mark = super::coverage::watermark(&tx).map_err(Refusal::internal)?;
+    let mark = super::coverage::watermark(&mut tx).map_err(Refusal::internal)?;
     let mut results = Vec::with_capacity(batch.records.len());
     let mut summary = Summary::default();
     let count = batch.records.len();
     for value in batch.records {
-        let r = one_record(&tx, &ctx, value).map_err(Refusal::internal)?;
+        let r = one_record(&mut tx, &ctx, value).map_err(Refusal::internal)?;
         match r.status {
             Outcome::Accepted => summary.accepted += 1,
             Outcome::Duplicate => summary.duplicate += 1,
@@ -169,7 +164,7 @@ fn check_and_commit(
         results.push(r);
     }
     // Dashboard: count this batch's live activations and voids (a few statements per batch).
-    super::coverage::fold(&tx, mark).map_err(Refusal::internal)?;
+    super::coverage::fold(&mut tx, mark).map_err(Refusal::internal)?;
     let response = BatchResponse {
         protocol: protocol::VERSION,
         batch_id: batch.batch_id.clone(),
@@ -188,7 +183,7 @@ fn check_and_commit(
         "INSERT INTO batches (id, device_id, body_sha256, received_at, records, response, signature,
                               response_gzip, signature_gzip)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+        args![
             batch.batch_id,
             inc.device_id,
             body_sha,
@@ -203,7 +198,7 @@ fn check_and_commit(
     .map_err(Refusal::internal)?;
     tx.execute(
         "UPDATE devices SET last_sync_at = ?2 WHERE id = ?1",
-        params![inc.device_id, now],
+        args![inc.device_id, now],
     )
     .map_err(Refusal::internal)?;
     tx.commit().map_err(Refusal::internal)?;
@@ -305,19 +300,21 @@ struct BatchBodyValues {
 
 /// A replay: the same id with the same bytes gets the stored answer; different bytes are refused.
 fn journalled(
-    tx: &Transaction<'_>,
+    tx: &mut Db<'_>,
     batch_id: &str,
     body_sha: &str,
 ) -> Result<Option<Answer>, Refusal> {
     type Row = (String, Vec<u8>, String, Option<Vec<u8>>, Option<String>);
     let row: Option<Row> = tx
-        .query_row(
+        .query_opt(
             "SELECT body_sha256, response, signature, response_gzip, signature_gzip
              FROM batches WHERE id = ?1",
-            [batch_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            args![batch_id],
         )
-        .optional()
+        .and_then(|r| {
+            r.map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .transpose()
+        })
         .map_err(Refusal::internal)?;
     let Some((sha, body, signature, gz, gz_signature)) = row else {
         return Ok(None);
@@ -365,8 +362,8 @@ struct Clean {
 }
 
 /// Answers one record inside the batch transaction. Only database failures are errors.
-fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Result<RecordResult> {
-    let reject = |id: &str, code: &str, message: String| -> rusqlite::Result<RecordResult> {
+fn one_record(tx: &mut Db<'_>, ctx: &Ctx<'_>, item: Item) -> db::Result<RecordResult> {
+    let reject = |tx: &mut Db<'_>, id: &str, code: &str, message: String| {
         note_reject(
             tx,
             ctx.now,
@@ -376,7 +373,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             code,
             &message,
         )?;
-        Ok(result(id, Outcome::Rejected, Some(code), None))
+        Ok::<_, db::Error>(result(id, Outcome::Rejected, Some(code), None))
     };
     let r: Record = match item {
         Item::Typed(r) => r,
@@ -390,16 +387,17 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
                 .collect();
             match serde_json::from_value(value) {
                 Ok(r) => r,
-                Err(e) => return reject(&id_hint, "bad_record", format!("not a record: {e}")),
+                Err(e) => return reject(tx, &id_hint, "bad_record", format!("not a record: {e}")),
             }
         }
     };
     if uuid::Uuid::parse_str(&r.id).is_err() || r.id.len() != 36 {
         let id: String = r.id.chars().take(64).collect();
-        return reject(&id, "bad_id", "the record id is not a UUID".into());
+        return reject(tx, &id, "bad_id", "the record id is not a UUID".into());
     }
     if r.device_id != ctx.device {
         return reject(
+            tx,
             &r.id,
             "device_mismatch",
             format!("the record names device {}, not the sender", r.device_id),
@@ -407,9 +405,9 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
     }
     let hash = protocol::content_hash(&r);
     let stored: Option<String> = tx
-        .prepare_cached(BY_ID_SQL)?
-        .query_row([&r.id], |row| row.get(0))
-        .optional()?;
+        .query_opt(BY_ID_SQL, args![r.id])?
+        .map(|row| row.get(0))
+        .transpose()?;
     if let Some(h) = stored {
         return Ok(if h == hash {
             result(&r.id, Outcome::Duplicate, None, None)
@@ -428,7 +426,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
     }
     let clean = match check(&r, ctx.today) {
         Ok(c) => c,
-        Err((code, message)) => return reject(&r.id, code, message),
+        Err((code, message)) => return reject(tx, &r.id, code, message),
     };
     match r.kind {
         Kind::Activation => {
@@ -447,20 +445,22 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
         Kind::Void => {
             let Some(target) = r.voids.as_deref() else {
                 return reject(
+                    tx,
                     &r.id,
                     "void_target_missing",
                     "a void must name the record it cancels".into(),
                 );
             };
             let t: Option<(String, String, String, Option<String>)> = tx
-                .query_row(
+                .query_opt(
                     "SELECT kind, device_id, nik, voided_by FROM records WHERE id = ?1",
-                    [target],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )
-                .optional()?;
+                    args![target],
+                )?
+                .map(|row| Ok::<_, db::Error>((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                .transpose()?;
             let Some((kind, device, nik, voided_by)) = t else {
                 return reject(
+                    tx,
                     &r.id,
                     "void_target_unknown",
                     format!("record {target} is not on the server"),
@@ -468,6 +468,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             };
             if kind != "activation" {
                 return reject(
+                    tx,
                     &r.id,
                     "void_target_not_activation",
                     "only an activation can be voided".into(),
@@ -475,6 +476,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             }
             if device != ctx.device {
                 return reject(
+                    tx,
                     &r.id,
                     "void_other_device",
                     "a device can void only its own records".into(),
@@ -482,6 +484,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             }
             if nik != clean.nik {
                 return reject(
+                    tx,
                     &r.id,
                     "void_mismatch",
                     "the void's NIK differs from the record it cancels".into(),
@@ -489,6 +492,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             }
             if voided_by.is_some() {
                 return reject(
+                    tx,
                     &r.id,
                     "already_voided",
                     format!("record {target} is already voided"),
@@ -497,7 +501,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             insert(tx, ctx, &r, &clean, &hash, None)?;
             tx.execute(
                 "UPDATE records SET voided_by = ?2 WHERE id = ?1",
-                params![target, r.id],
+                args![target, r.id],
             )?;
             Ok(result(&r.id, Outcome::Accepted, None, None))
         }
@@ -511,12 +515,11 @@ const LIVE_SQL: &str = "SELECT rowid, id FROM records WHERE nik = ?1 AND kind = 
      AND state = 'accepted' AND voided_by IS NULL";
 
 /// The live activation of this NIK (the earliest, should there ever be more than one).
-fn first_live(tx: &Transaction<'_>, nik: &str) -> rusqlite::Result<Option<String>> {
-    let mut st = tx.prepare_cached(LIVE_SQL)?;
-    let rows = st.query_map([nik], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+fn first_live(tx: &mut Db<'_>, nik: &str) -> db::Result<Option<String>> {
+    let rows = tx.query_all(LIVE_SQL, args![nik])?;
     let mut first: Option<(i64, String)> = None;
     for row in rows {
-        let (rowid, id) = row?;
+        let (rowid, id) = (row.get::<i64>(0)?, row.get::<String>(1)?);
         if first.as_ref().is_none_or(|(f, _)| rowid < *f) {
             first = Some((rowid, id));
         }
@@ -572,27 +575,26 @@ fn check(r: &Record, today: time::Date) -> Result<Clean, (&'static str, String)>
 }
 
 fn insert(
-    tx: &Transaction<'_>,
+    tx: &mut Db<'_>,
     ctx: &Ctx<'_>,
     r: &Record,
     c: &Clean,
     hash: &str,
     conflict_with: Option<&str>,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     let warnings = serde_json::to_string(&r.warnings).unwrap_or_else(|_| "[]".into());
     let state = if conflict_with.is_some() {
         "conflict"
     } else {
         "accepted"
     };
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
                               nik, name, phone, email, officer, team, voids, reason, warnings,
                               content_hash, batch_id, received_at, state, conflict_with)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
                  ?19, ?20, ?21, ?22)",
-    )?
-    .execute(params![
+        args![
         r.id,
         r.device_id,
         r.seq,
@@ -615,7 +617,8 @@ fn insert(
         ctx.now,
         state,
         conflict_with
-    ])
+    ],
+    )
     .map(|_| ())
 }
 
@@ -751,7 +754,7 @@ mod tests {
         f.send(&recs[..300]);
         f.send(&recs[300..]);
         for sql in [BY_ID_SQL, LIVE_SQL] {
-            let st = f.store.conn.prepare_cached(sql).unwrap();
+            let st = f.store.sqlite_conn().prepare_cached(sql).unwrap();
             assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
         }
     }
@@ -799,9 +802,8 @@ mod tests {
         assert_eq!(got[4], rejected("bad_kind"));
         // Stored normalised.
         assert_eq!(got[5], (Outcome::Accepted, None));
-        let name: String = f
-            .store
-            .conn
+        let name: String = f.store
+            .sqlite_conn()
             .query_row("SELECT name FROM records WHERE id = ?1", [&r[5].id], |x| {
                 x.get(0)
             })
@@ -874,7 +876,7 @@ mod tests {
         assert_eq!(gunzip(&gz_answer, 1 << 20).unwrap(), first.body);
         // A batch journalled before answers were compressed replays its plain answer only.
         f.store
-            .conn
+            .sqlite_conn()
             .execute(
                 "UPDATE batches SET response_gzip = NULL, signature_gzip = NULL WHERE id = 'b-1'",
                 [],
