@@ -241,8 +241,7 @@ impl Config {
             return bad("sync.timeout_secs / watch_interval_secs", "≥ 1".into());
         }
         let srv = &self.server;
-        if !srv.database_url.is_empty()
-            && !crate::server::store::is_postgres_url(&srv.database_url)
+        if !srv.database_url.is_empty() && !crate::server::store::is_postgres_url(&srv.database_url)
         {
             return bad(
                 "server.database_url",

@@ -1091,7 +1091,13 @@ mod tests {
 
         // Per device and day over the last 12 days adds up to the same total.
         let wib = time::UtcOffset::from_hms(7, 0, 0).unwrap();
-        let devs = device_activity(&mut Db::sqlite(&conn), wib, plan.now.to_offset(wib).date(), 12).unwrap();
+        let devs = device_activity(
+            &mut Db::sqlite(&conn),
+            wib,
+            plan.now.to_offset(wib).date(),
+            12,
+        )
+        .unwrap();
         assert_eq!(devs.len(), 11);
         let total: u64 = devs.iter().map(|d| d.live).sum();
         let per_day: u64 = devs

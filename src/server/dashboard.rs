@@ -13,10 +13,10 @@
 use super::coverage::{
     self, Area, Coverage, DeviceActivity, ReportLevel, ReportRow, fmt_int, fmt_pct,
 };
+use super::db::Db;
 use crate::domain::region;
 use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
-use super::db::Db;
 use serde::Serialize;
 use std::sync::OnceLock;
 
@@ -763,19 +763,40 @@ mod tests {
             respond(&mut Db::sqlite(&conn), &s, "/kecamatan/999999", "", None).status,
             404
         );
-        assert_eq!(respond(&mut Db::sqlite(&conn), &s, "/tidak-ada", "", None).status, 404);
+        assert_eq!(
+            respond(&mut Db::sqlite(&conn), &s, "/tidak-ada", "", None).status,
+            404
+        );
 
         let open = text(&respond(&mut Db::sqlite(&conn), &s, "/konflik", "", None));
         assert!(!open.contains(&nik) && open.contains("Authorization: Bearer"));
-        let admin = respond(&mut Db::sqlite(&conn), &s, "/konflik", "", Some("Bearer token-admin-uji"));
+        let admin = respond(
+            &mut Db::sqlite(&conn),
+            &s,
+            "/konflik",
+            "",
+            Some("Bearer token-admin-uji"),
+        );
         assert_eq!(admin.status, 200);
         let ah = text(&admin);
         assert!(ah.contains(&nik) && ah.contains(&name));
-        let wrong = respond(&mut Db::sqlite(&conn), &s, "/konflik", "", Some("Bearer salah"));
+        let wrong = respond(
+            &mut Db::sqlite(&conn),
+            &s,
+            "/konflik",
+            "",
+            Some("Bearer salah"),
+        );
         assert_eq!(wrong.status, 401);
         assert!(!text(&wrong).contains(&nik));
 
-        let csv = respond(&mut Db::sqlite(&conn), &s, "/laporan.csv", "level=desa", None);
+        let csv = respond(
+            &mut Db::sqlite(&conn),
+            &s,
+            "/laporan.csv",
+            "level=desa",
+            None,
+        );
         assert_eq!(csv.status, 200);
         assert_eq!(text(&csv).lines().count(), 1 + 156);
         assert_eq!(
@@ -801,6 +822,9 @@ mod tests {
             respond(&mut Db::sqlite(&conn), &s, "/konflik", "", Some("Bearer ")).status,
             401
         );
-        assert_eq!(respond(&mut Db::sqlite(&conn), &s, "/konflik", "", None).status, 200);
+        assert_eq!(
+            respond(&mut Db::sqlite(&conn), &s, "/konflik", "", None).status,
+            200
+        );
     }
 }

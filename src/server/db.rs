@@ -13,18 +13,44 @@
 //!   `BEGIN` then a transaction-scoped advisory lock ([`WRITER_LOCK`]), held until COMMIT. So on
 //!   both, a batch's duplicate and NIK checks see every earlier batch, the dashboard's aggregates
 //!   are folded one batch at a time, and `rowid` order is commit order (a reader with a cursor
-//!   never misses a row that commits later with a smaller `rowid`). Inside one process writers
-//!   also queue on a mutex first, so they wait in order rather than polling.
+//!   never misses a row that commits later with a smaller `rowid`). The handles of one store
+//!   (the workers of one `serve`) also take turns on a [`WriterQueue`] first, so they wait in
+//!   the process rather than on SQLite's busy polling or in the database's lock queue.
 //! * Statements are prepared once per connection (rusqlite's cache; a map on PostgreSQL).
 use r2d2::ManageConnection;
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// The advisory lock key of the one writer at a time on PostgreSQL ("ikd-fiel" in ASCII).
 pub const WRITER_LOCK: i64 = 0x696b_642d_6669_656c;
 
-/// Serialises write transactions inside one process, whatever the database.
-static WRITER: Mutex<()> = Mutex::new(());
+/// Write transactions of one store's handles take turns here before asking the database.
+#[derive(Debug, Default)]
+pub struct WriterQueue {
+    busy: Mutex<bool>,
+    free: Condvar,
+}
+
+impl WriterQueue {
+    fn acquire(self: &Arc<Self>) -> WriterTurn {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy {
+            busy = self.free.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy = true;
+        WriterTurn(Arc::clone(self))
+    }
+}
+
+/// A turn on a [`WriterQueue`], given back on drop.
+struct WriterTurn(Arc<WriterQueue>);
+
+impl Drop for WriterTurn {
+    fn drop(&mut self) {
+        *self.0.busy.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.free.notify_one();
+    }
+}
 
 /// Statements kept per PostgreSQL connection before the cache starts over.
 const PG_STATEMENT_CACHE: usize = 256;
@@ -386,7 +412,10 @@ impl ManageConnection for PgManager {
     }
 
     fn is_valid(&self, conn: &mut PgConn) -> Result<()> {
-        conn.client.simple_query("").map(|_| ()).map_err(Error::from)
+        conn.client
+            .simple_query("")
+            .map(|_| ())
+            .map_err(Error::from)
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
@@ -405,6 +434,7 @@ enum Conn<'a> {
 /// A connection to the district database, SQLite or PostgreSQL.
 pub struct Db<'a> {
     conn: Conn<'a>,
+    writers: Option<Arc<WriterQueue>>,
 }
 
 /// What a transaction may do.
@@ -420,19 +450,28 @@ impl<'a> Db<'a> {
     pub fn sqlite(conn: &'a rusqlite::Connection) -> Db<'a> {
         Db {
             conn: Conn::Sqlite(conn),
+            writers: None,
         }
     }
 
     pub fn pooled(conn: r2d2::PooledConnection<PgManager>) -> Db<'static> {
         Db {
             conn: Conn::Pooled(conn),
+            writers: None,
         }
     }
 
     pub fn postgres(conn: &'a mut PgConn) -> Db<'a> {
         Db {
             conn: Conn::Pg(conn),
+            writers: None,
         }
+    }
+
+    /// Write transactions on this connection first take a turn on `queue`.
+    pub fn queued(mut self, queue: &Arc<WriterQueue>) -> Db<'a> {
+        self.writers = Some(Arc::clone(queue));
+        self
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -549,7 +588,10 @@ impl<'a> Db<'a> {
 
     /// Starts a transaction; it rolls back when dropped without [`Tx::commit`].
     pub fn begin(&mut self, mode: Mode) -> Result<Tx<'_, 'a>> {
-        let guard = (mode == Mode::Write).then(|| WRITER.lock().unwrap_or_else(|p| p.into_inner()));
+        let turn = match (&self.writers, mode) {
+            (Some(q), Mode::Write) => Some(q.acquire()),
+            _ => None,
+        };
         let begin = match (self.dialect(), mode) {
             (Dialect::Sqlite, Mode::Write) => "BEGIN IMMEDIATE",
             (Dialect::Sqlite, Mode::Read) => "BEGIN",
@@ -560,7 +602,7 @@ impl<'a> Db<'a> {
         let mut tx = Tx {
             db: self,
             done: false,
-            _writer: guard,
+            _turn: turn,
         };
         if tx.dialect() == Dialect::Postgres && mode == Mode::Write {
             tx.query_one("SELECT pg_advisory_xact_lock(?1)::text", args![WRITER_LOCK])?;
@@ -622,7 +664,8 @@ fn pg_row(r: &postgres::Row) -> Result<Row> {
 pub struct Tx<'t, 'a> {
     db: &'t mut Db<'a>,
     done: bool,
-    _writer: Option<MutexGuard<'static, ()>>,
+    /// Dropped after `drop` has rolled back (fields drop after the body).
+    _turn: Option<WriterTurn>,
 }
 
 impl Tx<'_, '_> {
@@ -680,7 +723,9 @@ mod tests {
         .unwrap();
         db.execute("INSERT INTO t VALUES (?1, ?2, NULL)", args![none, 8i64])
             .unwrap();
-        let rows = db.query_all("SELECT a, b, c FROM t ORDER BY b", args![]).unwrap();
+        let rows = db
+            .query_all("SELECT a, b, c FROM t ORDER BY b", args![])
+            .unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].get::<String>(0).unwrap(), "x");
         assert_eq!(rows[0].get::<Vec<u8>>(2).unwrap(), vec![1, 2]);

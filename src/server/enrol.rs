@@ -1,12 +1,12 @@
 //! Enrolment: one-time tokens made by the admin, spent by a device registering its public key.
 //! Only a token's SHA-256 is stored, so a copy of the database cannot enrol anything.
 use super::Refusal;
+use super::db::Mode;
 use super::store::Store;
+use crate::args;
 use crate::crypto::{self, KeyPair};
 use crate::error::AppError;
 use crate::protocol::{EnrolRequest, EnrolResponse};
-use super::db::Mode;
-use crate::args;
 
 /// Letters and digits that cannot be misread for each other (no 0/O, 1/I/L, U/V).
 const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTWXYZ";

@@ -9,9 +9,9 @@
 //! does). The dashboard's aggregates are brought up to date by [`coverage::fold`] before the
 //! commit, as ingest does.
 use super::coverage;
-use crate::synth::{self, Rng};
 use super::db::{self, Db, Mode};
 use crate::args;
+use crate::synth::{self, Rng};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -79,7 +79,8 @@ pub fn fill(conn: &mut Db<'_>, plan: &Plan) -> db::Result<Filled> {
     let received = crate::timefmt::stamp(plan.now);
     let mut live_ids: Vec<(String, usize, String)> = Vec::new(); // (id, device, nik)
     let mut out = Filled::default();
-    let ins = "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
+    let ins =
+        "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
                               nik, name, phone, email, officer, team, voids, reason, content_hash,
                               batch_id, received_at, state, conflict_with)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
@@ -112,28 +113,28 @@ pub fn fill(conn: &mut Db<'_>, plan: &Plan) -> db::Result<Filled> {
         tx.execute(
             ins,
             args![
-            id,
-            dev,
-            seq[d],
-            "activation",
-            crate::timefmt::stamp(at),
-            p.village,
-            &p.village[..6],
-            &p.village[..4],
-            nik,
-            p.name,
-            phone,
-            (!p.email.is_empty()).then_some(p.email.as_str()),
-            officer,
-            team,
-            None::<String>,
-            None::<String>,
-            format!("synthetic-{i}"),
-            batch,
-            received,
-            state,
-            conflict_with
-        ],
+                id,
+                dev,
+                seq[d],
+                "activation",
+                crate::timefmt::stamp(at),
+                p.village,
+                &p.village[..6],
+                &p.village[..4],
+                nik,
+                p.name,
+                phone,
+                (!p.email.is_empty()).then_some(p.email.as_str()),
+                officer,
+                team,
+                None::<String>,
+                None::<String>,
+                format!("synthetic-{i}"),
+                batch,
+                received,
+                state,
+                conflict_with
+            ],
         )?;
         out.records += 1;
         if state == "conflict" {
@@ -147,28 +148,28 @@ pub fn fill(conn: &mut Db<'_>, plan: &Plan) -> db::Result<Filled> {
             tx.execute(
                 ins,
                 args![
-                vid,
-                dev,
-                seq[d],
-                "void",
-                crate::timefmt::stamp(at + time::Duration::minutes(5)),
-                p.village,
-                &p.village[..6],
-                &p.village[..4],
-                nik,
-                p.name,
-                phone,
-                None::<String>,
-                officer,
-                team,
-                Some(id.as_str()),
-                Some("salah ketik"),
-                format!("synthetic-void-{i}"),
-                batch,
-                received,
-                "accepted",
-                None::<String>
-            ],
+                    vid,
+                    dev,
+                    seq[d],
+                    "void",
+                    crate::timefmt::stamp(at + time::Duration::minutes(5)),
+                    p.village,
+                    &p.village[..6],
+                    &p.village[..4],
+                    nik,
+                    p.name,
+                    phone,
+                    None::<String>,
+                    officer,
+                    team,
+                    Some(id.as_str()),
+                    Some("salah ketik"),
+                    format!("synthetic-void-{i}"),
+                    batch,
+                    received,
+                    "accepted",
+                    None::<String>
+                ],
             )?;
             tx.execute(void, args![id, vid])?;
             out.records += 1;

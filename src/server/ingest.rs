@@ -2,15 +2,15 @@
 //! then one write transaction that answers every record, journals the signed answer under the
 //! batch id (a replay gets the same answer back) and commits. Used by `POST /v1/batches` and by
 //! `server import`.
+use super::db::{self, Db, Mode};
 use super::store::{Store, note_reject};
 use super::{Limits, Refusal};
+use crate::args;
 use crate::crypto::{self, KeyPair};
 use crate::domain::{Kind, Record, email, nik, phone, validate};
 use crate::protocol::{self, BatchResponse, Outcome, RecordResult, Summary};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use super::db::{self, Db, Mode};
-use crate::args;
 use std::io::Read;
 
 /// A batch as it arrives: the headers (or the `sync --to-file` line) and the body bytes as sent.
@@ -299,11 +299,7 @@ struct BatchBodyValues {
 }
 
 /// A replay: the same id with the same bytes gets the stored answer; different bytes are refused.
-fn journalled(
-    tx: &mut Db<'_>,
-    batch_id: &str,
-    body_sha: &str,
-) -> Result<Option<Answer>, Refusal> {
+fn journalled(tx: &mut Db<'_>, batch_id: &str, body_sha: &str) -> Result<Option<Answer>, Refusal> {
     type Row = (String, Vec<u8>, String, Option<Vec<u8>>, Option<String>);
     let row: Option<Row> = tx
         .query_opt(
@@ -595,29 +591,29 @@ fn insert(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
                  ?19, ?20, ?21, ?22)",
         args![
-        r.id,
-        r.device_id,
-        r.seq,
-        r.kind.as_str(),
-        r.recorded_at,
-        c.village,
-        &c.village[..6],
-        &c.village[..4],
-        c.nik,
-        c.name,
-        c.phone,
-        c.email,
-        r.officer,
-        r.team,
-        r.voids,
-        r.reason,
-        warnings,
-        hash,
-        ctx.batch,
-        ctx.now,
-        state,
-        conflict_with
-    ],
+            r.id,
+            r.device_id,
+            r.seq,
+            r.kind.as_str(),
+            r.recorded_at,
+            c.village,
+            &c.village[..6],
+            &c.village[..4],
+            c.nik,
+            c.name,
+            c.phone,
+            c.email,
+            r.officer,
+            r.team,
+            r.voids,
+            r.reason,
+            warnings,
+            hash,
+            ctx.batch,
+            ctx.now,
+            state,
+            conflict_with
+        ],
     )
     .map(|_| ())
 }
@@ -628,6 +624,7 @@ mod tests {
     use crate::domain::validate;
     use crate::protocol::{BatchBody, EnrolRequest};
     use crate::server::enrol;
+    use crate::server::store::Location;
 
     const LIMITS: Limits = Limits {
         max_body_bytes: 1 << 20,
@@ -636,17 +633,41 @@ mod tests {
     };
 
     struct Fixture {
-        _dir: tempfile::TempDir,
         store: Store,
+        _dir: tempfile::TempDir,
+        /// Dropped after the store (field order).
+        _pg: Option<crate::server::pgtest::TestDatabase>,
         server: KeyPair,
         device: KeyPair,
         seq: i64,
     }
 
+    /// Runs `test` on a SQLite store, then on PostgreSQL (a fresh database from
+    /// `IKD_TEST_POSTGRES`; a skip note without it, a failure under CI).
+    fn on_both(name: &str, test: impl Fn(Fixture)) {
+        test(Fixture::new());
+        if let Some(pg) = crate::server::pgtest::TestDatabase::create(name) {
+            let store = Store::open(&Location::Postgres(pg.url.clone())).unwrap();
+            test(Fixture::on(store, Some(pg)));
+        }
+    }
+
     impl Fixture {
         fn new() -> Fixture {
             let dir = tempfile::tempdir().unwrap();
-            let mut store = Store::open(&dir.path().join("d.db")).unwrap();
+            let store = Store::open(&dir.path().join("d.db")).unwrap();
+            Fixture::with(store, dir, None)
+        }
+
+        fn on(store: Store, pg: Option<crate::server::pgtest::TestDatabase>) -> Fixture {
+            Fixture::with(store, tempfile::tempdir().unwrap(), pg)
+        }
+
+        fn with(
+            mut store: Store,
+            dir: tempfile::TempDir,
+            pg: Option<crate::server::pgtest::TestDatabase>,
+        ) -> Fixture {
             let server = KeyPair::generate().unwrap();
             let device = KeyPair::generate().unwrap();
             let (token, _) = enrol::create_token(&store, "", 1).unwrap();
@@ -659,6 +680,7 @@ mod tests {
             enrol::enrol(&mut store, &server, &req).unwrap();
             Fixture {
                 _dir: dir,
+                _pg: pg,
                 store,
                 server,
                 device,
@@ -761,144 +783,205 @@ mod tests {
 
     #[test]
     fn a_malformed_record_is_rejected_alone() {
-        let mut f = Fixture::new();
-        let recs = f.records(1, 2);
-        let mut values = serde_json::to_value(&recs).unwrap();
-        values
-            .as_array_mut()
-            .unwrap()
-            .insert(1, serde_json::json!({"id": "x", "seq": "one"}));
-        values.as_array_mut().unwrap().push(serde_json::json!(42));
-        let a = f.send_json(values).unwrap();
-        let st: Vec<_> = a.response.results.iter().map(|r| r.status).collect();
-        assert_eq!(
-            st,
-            [
-                Outcome::Accepted,
-                Outcome::Rejected,
-                Outcome::Accepted,
-                Outcome::Rejected
-            ]
-        );
-        assert_eq!(a.response.results[1].reason.as_deref(), Some("bad_record"));
-        assert_eq!(a.response.results[1].id, "x");
+        on_both("a_malformed_record_is_rejected_alone", |mut f| {
+            let recs = f.records(1, 2);
+            let mut values = serde_json::to_value(&recs).unwrap();
+            values
+                .as_array_mut()
+                .unwrap()
+                .insert(1, serde_json::json!({"id": "x", "seq": "one"}));
+            values.as_array_mut().unwrap().push(serde_json::json!(42));
+            let a = f.send_json(values).unwrap();
+            let st: Vec<_> = a.response.results.iter().map(|r| r.status).collect();
+            assert_eq!(
+                st,
+                [
+                    Outcome::Accepted,
+                    Outcome::Rejected,
+                    Outcome::Accepted,
+                    Outcome::Rejected
+                ]
+            );
+            assert_eq!(a.response.results[1].reason.as_deref(), Some("bad_record"));
+            assert_eq!(a.response.results[1].id, "x");
+        });
     }
 
     #[test]
     fn record_checks() {
-        let mut f = Fixture::new();
-        let mut r = f.records(2, 6);
-        r[0].id = "not-a-uuid".into();
-        r[1].village = "1702999999".into();
-        r[2].phone = "021 555 1234".into();
-        r[3].recorded_at = "yesterday".into();
-        r[4].voids = Some(r[5].id.clone());
-        r[5].name = "siti   aminah".into();
-        let got = f.send(&r);
-        assert_eq!(got[0], rejected("bad_id"));
-        assert_eq!(got[1], rejected("village_unknown"));
-        assert_eq!(got[2].0, Outcome::Rejected);
-        assert_eq!(got[3], rejected("bad_time"));
-        assert_eq!(got[4], rejected("bad_kind"));
-        // Stored normalised.
-        assert_eq!(got[5], (Outcome::Accepted, None));
-        let name: String = f.store
-            .sqlite_conn()
-            .query_row("SELECT name FROM records WHERE id = ?1", [&r[5].id], |x| {
-                x.get(0)
-            })
-            .unwrap();
-        assert_eq!(name, "SITI AMINAH");
-        assert_eq!(f.store.stats().unwrap().rejects, 5);
+        on_both("record_checks", |mut f| {
+            let mut r = f.records(2, 6);
+            r[0].id = "not-a-uuid".into();
+            r[1].village = "1702999999".into();
+            r[2].phone = "021 555 1234".into();
+            r[3].recorded_at = "yesterday".into();
+            r[4].voids = Some(r[5].id.clone());
+            r[5].name = "siti   aminah".into();
+            let got = f.send(&r);
+            assert_eq!(got[0], rejected("bad_id"));
+            assert_eq!(got[1], rejected("village_unknown"));
+            assert_eq!(got[2].0, Outcome::Rejected);
+            assert_eq!(got[3], rejected("bad_time"));
+            assert_eq!(got[4], rejected("bad_kind"));
+            // Stored normalised.
+            assert_eq!(got[5], (Outcome::Accepted, None));
+            let name: String = f
+                .store
+                .db()
+                .unwrap()
+                .query_one("SELECT name FROM records WHERE id = ?1", args![r[5].id])
+                .and_then(|x| x.get(0))
+                .unwrap();
+            assert_eq!(name, "SITI AMINAH");
+            assert_eq!(f.store.stats().unwrap().rejects, 5);
+        });
     }
 
     #[test]
     fn voids() {
-        let mut f = Fixture::new();
-        let recs = f.records(3, 2);
-        let v0 = f.void(&recs[0]);
-        // A void may travel in the same batch as its target, after it.
-        assert_eq!(
-            f.send(&[recs[0].clone(), v0.clone()]),
-            [(Outcome::Accepted, None), (Outcome::Accepted, None)]
-        );
-        let twice = f.void(&recs[0]);
-        let unknown = f.void(&recs[1]);
-        let of_void = f.void(&v0);
-        let got = f.send(&[twice, unknown, of_void]);
-        assert_eq!(got[0], rejected("already_voided"));
-        assert_eq!(got[1], rejected("void_target_unknown"));
-        assert_eq!(got[2], rejected("void_target_not_activation"));
-        let s = f.store.stats().unwrap();
-        assert_eq!((s.records, s.activations_live, s.voids), (2, 0, 1));
-        // The NIK counts again once activated anew.
-        let mut again = f.records(3, 1).remove(0);
-        again.nik = recs[0].nik.clone();
-        assert_eq!(f.send(&[again]), [(Outcome::Accepted, None)]);
+        on_both("voids", |mut f| {
+            let recs = f.records(3, 2);
+            let v0 = f.void(&recs[0]);
+            // A void may travel in the same batch as its target, after it.
+            assert_eq!(
+                f.send(&[recs[0].clone(), v0.clone()]),
+                [(Outcome::Accepted, None), (Outcome::Accepted, None)]
+            );
+            let twice = f.void(&recs[0]);
+            let unknown = f.void(&recs[1]);
+            let of_void = f.void(&v0);
+            let got = f.send(&[twice, unknown, of_void]);
+            assert_eq!(got[0], rejected("already_voided"));
+            assert_eq!(got[1], rejected("void_target_unknown"));
+            assert_eq!(got[2], rejected("void_target_not_activation"));
+            let s = f.store.stats().unwrap();
+            assert_eq!((s.records, s.activations_live, s.voids), (2, 0, 1));
+            // The NIK counts again once activated anew.
+            let mut again = f.records(3, 1).remove(0);
+            again.nik = recs[0].nik.clone();
+            assert_eq!(f.send(&[again]), [(Outcome::Accepted, None)]);
+        });
     }
 
     #[test]
     fn replay_and_reuse_inside_one_transaction() {
-        let mut f = Fixture::new();
-        let recs = f.records(4, 3);
-        let body = serde_json::to_vec(&BatchBody {
-            protocol: 1,
-            batch_id: "b-1".into(),
-            device_id: f.device.id(),
-            created_at: crate::timefmt::now_utc(),
-            records: recs.clone(),
-        })
-        .unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &body).unwrap();
-        let gz = gz.finish().unwrap();
-        let sig = B64.encode(f.device.sign(&protocol::signed_digest(&gz)));
-        let device = f.device.id();
-        let inc = Incoming {
-            device_id: &device,
-            batch_id: "b-1",
-            signature: &sig,
-            body: &gz,
-        };
-        let first = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
-        let again = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
-        assert!(!first.replayed && again.replayed);
-        assert_eq!(first.body, again.body);
-        assert_eq!(first.signature, again.signature);
-        assert_eq!(first.gzip, again.gzip);
-        // The gzip form is signed over its own bytes and holds the same JSON.
-        let (gz_answer, gz_sig) = first.gzip.clone().unwrap();
-        assert!(crypto::verify(
-            &f.server.public(),
-            &protocol::signed_digest(&gz_answer),
-            &B64.decode(&gz_sig).unwrap()
-        ));
-        assert_eq!(gunzip(&gz_answer, 1 << 20).unwrap(), first.body);
-        // A batch journalled before answers were compressed replays its plain answer only.
-        f.store
-            .sqlite_conn()
+        on_both("replay_and_reuse_inside_one_transaction", |mut f| {
+            let recs = f.records(4, 3);
+            let body = serde_json::to_vec(&BatchBody {
+                protocol: 1,
+                batch_id: "b-1".into(),
+                device_id: f.device.id(),
+                created_at: crate::timefmt::now_utc(),
+                records: recs.clone(),
+            })
+            .unwrap();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &body).unwrap();
+            let gz = gz.finish().unwrap();
+            let sig = B64.encode(f.device.sign(&protocol::signed_digest(&gz)));
+            let device = f.device.id();
+            let inc = Incoming {
+                device_id: &device,
+                batch_id: "b-1",
+                signature: &sig,
+                body: &gz,
+            };
+            let first = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
+            let again = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
+            assert!(!first.replayed && again.replayed);
+            assert_eq!(first.body, again.body);
+            assert_eq!(first.signature, again.signature);
+            assert_eq!(first.gzip, again.gzip);
+            // The gzip form is signed over its own bytes and holds the same JSON.
+            let (gz_answer, gz_sig) = first.gzip.clone().unwrap();
+            assert!(crypto::verify(
+                &f.server.public(),
+                &protocol::signed_digest(&gz_answer),
+                &B64.decode(&gz_sig).unwrap()
+            ));
+            assert_eq!(gunzip(&gz_answer, 1 << 20).unwrap(), first.body);
+            // A batch journalled before answers were compressed replays its plain answer only.
+            f.store
+            .db()
+            .unwrap()
             .execute(
                 "UPDATE batches SET response_gzip = NULL, signature_gzip = NULL WHERE id = 'b-1'",
-                [],
+                args![],
             )
             .unwrap();
-        let old = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
-        assert!(old.gzip.is_none());
-        assert_eq!((old.body, old.signature), (first.body, first.signature));
-        assert_eq!(f.store.stats().unwrap().records, 3);
-        // Different bytes under the same id (here: another compression level).
-        let mut gz2 = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        std::io::Write::write_all(&mut gz2, &body).unwrap();
-        let gz2 = gz2.finish().unwrap();
-        assert_ne!(gz, gz2);
-        let sig2 = B64.encode(f.device.sign(&protocol::signed_digest(&gz2)));
-        let inc2 = Incoming {
-            signature: &sig2,
-            body: &gz2,
-            ..inc
+            let old = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
+            assert!(old.gzip.is_none());
+            assert_eq!((old.body, old.signature), (first.body, first.signature));
+            assert_eq!(f.store.stats().unwrap().records, 3);
+            // Different bytes under the same id (here: another compression level).
+            let mut gz2 = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut gz2, &body).unwrap();
+            let gz2 = gz2.finish().unwrap();
+            assert_ne!(gz, gz2);
+            let sig2 = B64.encode(f.device.sign(&protocol::signed_digest(&gz2)));
+            let inc2 = Incoming {
+                signature: &sig2,
+                body: &gz2,
+                ..inc
+            };
+            let e = ingest(&mut f.store, &f.server, &LIMITS, &inc2).unwrap_err();
+            assert_eq!((e.status, e.code), (409, "batch_reused"));
+        });
+    }
+
+    /// Two stores on one PostgreSQL database (as two `serve` processes have) ingest batches of
+    /// the same citizens from two devices at the same time, many rounds: each NIK ends up with
+    /// exactly one live activation and the other record flagged as its conflict, whichever
+    /// batch won; the dashboard's counts equal the records.
+    #[test]
+    fn two_stores_on_one_postgres_decide_each_nik_once() {
+        let Some(pg) = crate::server::pgtest::TestDatabase::create(
+            "two_stores_on_one_postgres_decide_each_nik_once",
+        ) else {
+            return;
         };
-        let e = ingest(&mut f.store, &f.server, &LIMITS, &inc2).unwrap_err();
-        assert_eq!((e.status, e.code), (409, "batch_reused"));
+        let loc = Location::Postgres(pg.url.clone());
+        let mut a = Fixture::on(Store::open(&loc).unwrap(), None);
+        let mut b = Fixture::on(Store::open(&loc).unwrap(), None);
+        let people_a = a.records(77, 200);
+        // Device b records the same citizens (its own ids), in reverse order.
+        let mut people_b = b.records(77, 200);
+        people_b.reverse();
+        for round in 0..4 {
+            let (ra, rb) = (
+                &people_a[round * 50..(round + 1) * 50],
+                &people_b[(3 - round) * 50..(4 - round) * 50],
+            );
+            let (ga, gb) = std::thread::scope(|s| {
+                let ha = s.spawn(|| a.send(ra));
+                let hb = s.spawn(|| b.send(rb));
+                (ha.join().unwrap(), hb.join().unwrap())
+            });
+            let accepted = ga
+                .iter()
+                .chain(&gb)
+                .filter(|r| r.0 == Outcome::Accepted)
+                .count();
+            let conflicts = ga
+                .iter()
+                .chain(&gb)
+                .filter(|r| r == &&(Outcome::Conflict, Some("nik_already_activated".into())))
+                .count();
+            assert_eq!((accepted, conflicts), (50, 50), "round {round}");
+        }
+        let s = a.store.stats().unwrap();
+        assert_eq!(
+            (s.records, s.activations_live, s.conflicts),
+            (400, 200, 200)
+        );
+        let live: i64 =
+            pg.count("SELECT CAST(coalesce(SUM(live), 0) AS BIGINT) FROM live_by_village");
+        assert_eq!(live, 200);
+        let per_nik: i64 = pg.count(
+            "SELECT COUNT(*) FROM (SELECT nik FROM live_activations GROUP BY nik HAVING COUNT(*) > 1) x",
+        );
+        assert_eq!(per_nik, 0);
+        drop((a, b));
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! `records` and `devices` are read by the dashboard: keep their names and columns.
 //! Records are never deleted, and a transaction that inserts records (or voids one) calls
 //! `server::coverage::fold` before committing, as ingest does: the dashboard's counts depend on it.
-use super::db::{self, Db, Dialect, Mode, PgManager, PgPool};
+use super::db::{self, Db, Dialect, Mode, PgManager, PgPool, WriterQueue};
 use crate::args;
 use crate::error::AppError;
 use crate::field::store::db_error;
@@ -19,6 +19,7 @@ use crate::sqlite;
 use crate::tr;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a writer waits for another process's write transaction before giving up.
@@ -289,6 +290,8 @@ enum Backend {
 pub struct Store {
     backend: Backend,
     location: Location,
+    /// Shared by the handles [`Store::another`] makes.
+    writers: Arc<WriterQueue>,
 }
 
 /// An enrolled laptop.
@@ -408,10 +411,7 @@ impl Store {
     }
 
     /// [`Store::open`] with at most `pool` PostgreSQL connections (`serve`: one per worker).
-    pub fn open_with_pool(
-        location: impl Into<Location>,
-        pool: usize,
-    ) -> Result<Store, AppError> {
+    pub fn open_with_pool(location: impl Into<Location>, pool: usize) -> Result<Store, AppError> {
         let location = location.into();
         match &location {
             Location::Sqlite(path) => {
@@ -422,6 +422,7 @@ impl Store {
                 Ok(Store {
                     backend: Backend::Sqlite(conn),
                     location: location.clone(),
+                    writers: Arc::default(),
                 })
             }
             Location::Postgres(url) => {
@@ -440,6 +441,7 @@ impl Store {
                 Ok(Store {
                     backend: Backend::Postgres(pool),
                     location,
+                    writers: Arc::default(),
                 })
             }
         }
@@ -448,13 +450,16 @@ impl Store {
     /// Another handle on the same database for another thread: a new SQLite connection (already
     /// migrated), or the same PostgreSQL pool.
     pub fn another(&self) -> Result<Store, AppError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Store::open(&self.location),
-            Backend::Postgres(pool) => Ok(Store {
+        let mut s = match &self.backend {
+            Backend::Sqlite(_) => Store::open(&self.location)?,
+            Backend::Postgres(pool) => Store {
                 backend: Backend::Postgres(pool.clone()),
                 location: self.location.clone(),
-            }),
-        }
+                writers: Arc::default(),
+            },
+        };
+        s.writers = Arc::clone(&self.writers);
+        Ok(s)
     }
 
     /// The SQLite connection, for tests that look under the hood.
@@ -480,10 +485,11 @@ impl Store {
     /// A connection: this store's own (SQLite), or one from the pool (PostgreSQL; it goes back
     /// when the `Db` is dropped).
     pub fn db(&self) -> Result<Db<'_>, db::Error> {
-        match &self.backend {
-            Backend::Sqlite(c) => Ok(Db::sqlite(c)),
-            Backend::Postgres(pool) => Ok(Db::pooled(pool.get()?)),
-        }
+        let db = match &self.backend {
+            Backend::Sqlite(c) => Db::sqlite(c),
+            Backend::Postgres(pool) => Db::pooled(pool.get()?),
+        };
+        Ok(db.queued(&self.writers))
     }
 
     pub fn err(&self, e: db::Error) -> AppError {
@@ -550,10 +556,13 @@ impl Store {
 
     pub fn devices(&self) -> Result<Vec<Device>, AppError> {
         self.with(|db| {
-            db.query_all(&format!("{DEVICE_SELECT} ORDER BY d.enrolled_at, d.id"), args![])?
-                .iter()
-                .map(row_to_device)
-                .collect()
+            db.query_all(
+                &format!("{DEVICE_SELECT} ORDER BY d.enrolled_at, d.id"),
+                args![],
+            )?
+            .iter()
+            .map(row_to_device)
+            .collect()
         })
     }
 

@@ -10,10 +10,10 @@
 //! every problem listed by its line. A good file replaces the previous targets in one transaction.
 //! A semicolon-separated file (as spreadsheets in an Indonesian locale save it) is read too.
 use super::coverage::{Target, TargetRow};
-use crate::domain::region::{self, Level};
-use crate::tr;
 use super::db::{self, Db, Mode};
 use crate::args;
+use crate::domain::region::{self, Level};
+use crate::tr;
 use serde::Serialize;
 
 /// A row that cannot be imported.
