@@ -36,22 +36,29 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{host_part}/{name}{query}")
 }
 
+/// The PostgreSQL server URL for tests, or `None` after a skip note for `test` when
+/// `IKD_TEST_POSTGRES` is unset (panics instead under `CI=true`).
+pub fn server(test: &str) -> Option<String> {
+    if let Some(url) = std::env::var(ENV).ok().filter(|v| !v.is_empty()) {
+        return Some(url);
+    }
+    if under_ci() {
+        panic!(
+            "{ENV} is required under CI (the PostgreSQL variant of {test}); .ci/run starts PostgreSQL and sets it"
+        );
+    }
+    eprintln!(
+        "\n!!!!!!!! SKIPPED: {test} on PostgreSQL — set {ENV}=postgres://USER:PASSWORD@HOST:PORT/postgres \
+         (a role that may create databases). Under CI=true this fails instead. !!!!!!!!\n"
+    );
+    None
+}
+
 impl TestDatabase {
     /// A new empty database, or `None` after a skip note when `IKD_TEST_POSTGRES` is unset
     /// (panics under `CI=true`, and when the server refuses).
     pub fn create(test: &str) -> Option<TestDatabase> {
-        let Some(admin_url) = std::env::var(ENV).ok().filter(|v| !v.is_empty()) else {
-            if under_ci() {
-                panic!(
-                    "{ENV} is required under CI (the PostgreSQL variant of {test}); .ci/run starts PostgreSQL and sets it"
-                );
-            }
-            eprintln!(
-                "\n!!!!!!!! SKIPPED: {test} on PostgreSQL — set {ENV}=postgres://USER:PASSWORD@HOST:PORT/postgres \
-                 (a role that may create databases). Under CI=true this fails instead. !!!!!!!!\n"
-            );
-            return None;
-        };
+        let admin_url = server(test)?;
         let mut rnd = [0u8; 6];
         getrandom::fill(&mut rnd).expect("random");
         let name = format!("ikd_test_{}_{}", std::process::id(), hex::encode(rnd));
