@@ -662,3 +662,135 @@ fn activated_niks_are_listed_as_hash_prefixes() {
     assert_eq!((r.status, r.code().as_str()), (401, "device_unknown"));
 }
 }
+
+/// Two `serve` processes on one PostgreSQL database, 20 devices syncing through both at once
+/// (each device alternates servers batch by batch, some citizens recorded by two devices, one
+/// batch resent through the other server): every record is stored exactly once, each shared NIK
+/// gives one live activation and one conflict, both servers sign with the one key and show the
+/// same dashboard totals. (PostgreSQL only: on SQLite the same is the fifty-devices test.)
+#[test]
+fn two_serve_processes_on_one_postgres_database() {
+    util::store::on_postgres("two_serve_processes_on_one_postgres_database", || {
+        const DEVICES: usize = 20;
+        const BATCHES: usize = 6;
+        const PER_BATCH: usize = 40;
+        const SHARED: usize = 10;
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("district.db");
+        let a = Server::start_on_db(&db, util::server::TEST_CONFIG);
+        let b = Server::start_on_db(&db, util::server::TEST_CONFIG);
+        assert_eq!(a.db_arg, b.db_arg);
+        assert_eq!(a.server_public_key, b.server_public_key, "one key for both");
+        let urls = [a.url.clone(), b.url.clone()];
+        let key = a.public_key();
+        let own = BATCHES * PER_BATCH - SHARED;
+        let ppl = people(31, DEVICES * own);
+        // Device i records its own citizens, then the first SHARED of device i+1's.
+        let plans: Vec<Vec<Input>> = (0..DEVICES)
+            .map(|i| {
+                let mut v = ppl[i * own..(i + 1) * own].to_vec();
+                let next = (i + 1) % DEVICES * own;
+                v.extend_from_slice(&ppl[next..next + SHARED]);
+                v
+            })
+            .collect();
+        let all: Vec<&Input> = plans.iter().flatten().collect();
+        let distinct_niks: std::collections::BTreeSet<String> =
+            all.iter().map(|p| p.nik.clone()).collect();
+        // Tokens from either server's admin command: the same tokens table.
+        let tokens: Vec<String> = (0..DEVICES)
+            .map(|i| if i % 2 == 0 { a.token("TIM") } else { b.token("TIM") })
+            .collect();
+        let start = Arc::new(Barrier::new(DEVICES));
+        let threads: Vec<_> = plans
+            .into_iter()
+            .zip(tokens)
+            .enumerate()
+            .map(|(i, (mine, token))| {
+                let (start, urls) = (Arc::clone(&start), urls.clone());
+                std::thread::spawn(move || {
+                    let mut d = TestDevice::new();
+                    assert_eq!(d.enrol(&urls[i % 2], &token).status, 200);
+                    start.wait();
+                    let mut ids = Vec::new();
+                    let mut summary = [0u64; 2];
+                    for (j, chunk) in mine.chunks(PER_BATCH).enumerate() {
+                        let recs: Vec<_> = chunk.iter().map(|p| d.record(p)).collect();
+                        ids.extend(recs.iter().map(|r| r.id.clone()));
+                        let batch = d.batch(&recs);
+                        let r = batch.send(&urls[(i + j) % 2]).unwrap();
+                        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                        assert!(r.signed_by(&key));
+                        let answer = r.json();
+                        summary[0] += answer["summary"]["accepted"].as_u64().unwrap();
+                        summary[1] += answer["summary"]["conflict"].as_u64().unwrap();
+                        if j == 0 {
+                            // A resend through the other process gets the journalled answer.
+                            let again = batch.send(&urls[(i + j + 1) % 2]).unwrap();
+                            assert_eq!((again.status, &again.body), (200, &r.body));
+                            assert_eq!(again.signature, r.signature);
+                        }
+                    }
+                    (ids, summary)
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        let (mut accepted, mut conflicts) = (0u64, 0u64);
+        for t in threads {
+            let (i, s) = t.join().unwrap();
+            ids.extend(i);
+            accepted += s[0];
+            conflicts += s[1];
+        }
+        let total = DEVICES * BATCHES * PER_BATCH;
+        assert_eq!(ids.len(), total);
+        assert_eq!(accepted as usize, distinct_niks.len());
+        assert_eq!((accepted + conflicts) as usize, total);
+        // Every record exactly once, in both servers' view.
+        let on_server: Vec<String> = a
+            .records()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        let unique: std::collections::BTreeSet<_> = on_server.iter().cloned().collect();
+        assert_eq!(on_server.len(), total, "a record stored twice or lost");
+        assert_eq!(unique, ids.iter().cloned().collect());
+        let st = b.stats();
+        assert_eq!(st["records"].as_u64().unwrap() as usize, total);
+        assert_eq!(st["conflicts"].as_u64(), Some(conflicts));
+        assert_eq!(
+            st["activations_live"].as_u64().unwrap() as usize,
+            distinct_niks.len()
+        );
+        assert_eq!(st["batches"].as_u64().unwrap() as usize, DEVICES * BATCHES);
+        assert_eq!(
+            a.count(
+                "SELECT COUNT(*) FROM (SELECT nik FROM live_activations GROUP BY nik \
+                 HAVING COUNT(*) > 1) x"
+            ),
+            0,
+            "a NIK live twice"
+        );
+        // The dashboard's aggregates, folded batch by batch by two processes, equal the records.
+        assert_eq!(
+            a.count("SELECT CAST(coalesce(SUM(live), 0) AS BIGINT) FROM live_by_village") as usize,
+            distinct_niks.len()
+        );
+        assert_eq!(
+            a.count("SELECT CAST(coalesce(SUM(live), 0) AS BIGINT) FROM live_by_device_hour")
+                as usize,
+            distinct_niks.len()
+        );
+        for srv in [&a, &b] {
+            let (status, report) = http_get(&srv.url, "/laporan.json?level=kabupaten").unwrap();
+            assert_eq!(status, 200);
+            assert_eq!(
+                report["rows"][0]["live"].as_u64().unwrap() as usize,
+                distinct_niks.len()
+            );
+            assert_eq!(report["rows"][0]["conflicts"].as_u64(), Some(conflicts));
+            assert!(!srv.log().contains(" 500 "), "{}", srv.log());
+        }
+    });
+}
