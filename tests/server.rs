@@ -699,7 +699,13 @@ fn two_serve_processes_on_one_postgres_database() {
             all.iter().map(|p| p.nik.clone()).collect();
         // Tokens from either server's admin command: the same tokens table.
         let tokens: Vec<String> = (0..DEVICES)
-            .map(|i| if i % 2 == 0 { a.token("TIM") } else { b.token("TIM") })
+            .map(|i| {
+                if i % 2 == 0 {
+                    a.token("TIM")
+                } else {
+                    b.token("TIM")
+                }
+            })
             .collect();
         let start = Arc::new(Barrier::new(DEVICES));
         let threads: Vec<_> = plans

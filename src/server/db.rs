@@ -427,7 +427,7 @@ pub type PgPool = r2d2::Pool<PgManager>;
 
 enum Conn<'a> {
     Sqlite(&'a rusqlite::Connection),
-    Pooled(r2d2::PooledConnection<PgManager>),
+    Pooled(Box<r2d2::PooledConnection<PgManager>>),
     Pg(&'a mut PgConn),
 }
 
@@ -456,7 +456,7 @@ impl<'a> Db<'a> {
 
     pub fn pooled(conn: r2d2::PooledConnection<PgManager>) -> Db<'static> {
         Db {
-            conn: Conn::Pooled(conn),
+            conn: Conn::Pooled(Box::new(conn)),
             writers: None,
         }
     }
@@ -484,7 +484,7 @@ impl<'a> Db<'a> {
     fn pg(&mut self) -> Option<&mut PgConn> {
         match &mut self.conn {
             Conn::Sqlite(_) => None,
-            Conn::Pooled(c) => Some(&mut **c),
+            Conn::Pooled(c) => Some(&mut ***c),
             Conn::Pg(c) => Some(&mut **c),
         }
     }

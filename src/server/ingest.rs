@@ -647,7 +647,7 @@ mod tests {
     fn on_both(name: &str, test: impl Fn(Fixture)) {
         test(Fixture::new());
         if let Some(pg) = crate::server::pgtest::TestDatabase::create(name) {
-            let store = Store::open(&Location::Postgres(pg.url.clone())).unwrap();
+            let store = Store::open(Location::Postgres(pg.url.clone())).unwrap();
             test(Fixture::on(store, Some(pg)));
         }
     }

@@ -113,15 +113,15 @@ pub fn server_key(path: &Path) -> Result<KeyPair, AppError> {
             path.display()
         ))
     };
-    match KeyPair::load(&path) {
+    match KeyPair::load(path) {
         Ok(k) => Ok(k),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let k = KeyPair::generate().map_err(fail)?;
-            match k.save(&path) {
+            match k.save(path) {
                 Ok(()) => Ok(k),
                 // Another process made it first.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    KeyPair::load(&path).map_err(fail)
+                    KeyPair::load(path).map_err(fail)
                 }
                 Err(e) => Err(fail(e)),
             }

@@ -242,7 +242,10 @@ impl Server {
 
     /// A read-only connection to the server's SQLite database (it may be running).
     pub fn db(&self) -> rusqlite::Connection {
-        assert!(!super::store::is_postgres(), "a SQLite check in a PostgreSQL test");
+        assert!(
+            !super::store::is_postgres(),
+            "a SQLite check in a PostgreSQL test"
+        );
         open_db(&self.db)
     }
 

@@ -103,7 +103,7 @@ pub fn server_config(config_toml: &str, path: &Path) -> String {
 
 /// Opens the district database `path` stands for with the library (e.g. to fill it).
 pub fn open(path: &Path) -> Store {
-    Store::open(&location(path)).unwrap_or_else(|e| panic!("{}", e.message))
+    Store::open(location(path)).unwrap_or_else(|e| panic!("{}", e.message))
 }
 
 /// One integer from a query on the district database `path` stands for (portable SQL).
