@@ -52,7 +52,9 @@ fn send_all(servers: &[Server], batches: Vec<Vec<SignedBatch>>) -> (usize, f64) 
                 start.wait();
                 let mut n = 0;
                 for (j, b) in mine.iter().enumerate() {
-                    let r = b.send(&urls[(i + j) % urls.len()]).expect("server reachable");
+                    let r = b
+                        .send(&urls[(i + j) % urls.len()])
+                        .expect("server reachable");
                     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
                     assert!(r.signed_by(&key));
                     let a = r.json();

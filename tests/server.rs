@@ -800,3 +800,51 @@ fn two_serve_processes_on_one_postgres_database() {
         }
     });
 }
+
+/// `server.database_url` in config.toml picks PostgreSQL without `--db`; `serve` (and `server
+/// import`) refuse to start without `server.key_file`, saying so, while the admin commands that
+/// sign nothing work; with the key file set the server starts and signs with it.
+#[test]
+fn database_url_in_config_and_the_key_file_it_needs() {
+    util::store::on_postgres("database_url_in_config_and_the_key_file_it_needs", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = util::store::db_arg(&tmp.path().join("district.db"));
+        let run = |config: &str, args: &[&str]| {
+            let path = tmp.path().join("config.toml");
+            std::fs::write(&path, config).unwrap();
+            std::process::Command::new(util::BIN)
+                .arg("--data-dir")
+                .arg(tmp.path().join("data"))
+                .arg("--config")
+                .arg(&path)
+                .args(args)
+                .env_remove("IKD_FIELD_LANG")
+                .env_remove("IKD_FIELD_CONFIG")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let without_key = format!("[server]\ndatabase_url = {url:?}\n");
+        let out = run(&without_key, &["server", "token", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(&without_key, &["serve", "--listen", "127.0.0.1:0"]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("key_file"), "{err}");
+        // With a key file: the stats show the token made above, on the same database.
+        let with_key = format!("{without_key}key_file = \"server.key\"\n");
+        let stats: serde_json::Value =
+            serde_json::from_slice(&run(&with_key, &["server", "stats", "--json"]).stdout).unwrap();
+        assert_eq!(stats["stats"]["tokens_unused"], 1);
+        let srv = util::server::Server::start_on_db(
+            &tmp.path().join("district.db"),
+            util::server::TEST_CONFIG,
+        );
+        assert!(tmp.path().join("district.db.key").exists());
+        assert_eq!(srv.stats()["tokens_unused"], 1);
+    });
+}

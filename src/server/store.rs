@@ -806,6 +806,78 @@ mod tests {
     use super::*;
 
     #[test]
+    fn locations_and_passwords_kept_out_of_messages() {
+        assert_eq!(
+            Location::parse("postgresql://h/db"),
+            Location::Postgres("postgresql://h/db".into())
+        );
+        assert_eq!(
+            Location::parse("postgres.db"),
+            Location::Sqlite("postgres.db".into())
+        );
+        assert_eq!(
+            redact("postgres://ikd:rahasia@db.example:5432/ikd"),
+            "postgres://ikd:***@db.example:5432/ikd"
+        );
+        assert_eq!(
+            redact("postgres://ikd@h/ikd?password=rahasia&sslmode=disable"),
+            "postgres://ikd@h/ikd?password=***&sslmode=disable"
+        );
+        let e = Store::open(Location::Postgres(
+            "postgres://ikd:rahasia@127.0.0.1:1/ikd".into(),
+        ))
+        .err()
+        .unwrap();
+        assert!(!e.message.contains("rahasia"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("database_url"));
+    }
+
+    /// Records come back in arrival order after a cursor, on both databases.
+    #[test]
+    fn records_after_a_cursor_in_arrival_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = vec![Store::open(&dir.path().join("d.db")).unwrap()];
+        let pg =
+            crate::server::pgtest::TestDatabase::create("records_after_a_cursor_in_arrival_order");
+        if let Some(pg) = &pg {
+            stores.push(Store::open(Location::Postgres(pg.url.clone())).unwrap());
+        }
+        for store in &stores {
+            let mut db = store.db().unwrap();
+            let plan = crate::server::fill::Plan {
+                seed: 3,
+                regency: "1702".into(),
+                records: 250,
+                devices: 3,
+                days: 2,
+                now: time::macros::datetime!(2026-11-23 09:00 UTC),
+            };
+            let filled = crate::server::fill::fill(&mut db, &plan).unwrap();
+            drop(db);
+            let mut seen = Vec::new();
+            let mut cursor = 0;
+            loop {
+                let page = store.records_after(cursor, 100).unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                assert!(page.windows(2).all(|w| w[0].0 < w[1].0));
+                cursor = page.last().unwrap().0;
+                seen.extend(page.into_iter().map(|(_, r)| r.id));
+            }
+            assert_eq!(seen.len() as u64, filled.records);
+            let mut exported = Vec::new();
+            store
+                .for_each_record(|r| {
+                    exported.push(r.id);
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(seen, exported);
+        }
+    }
+
+    #[test]
     fn migrates_once_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d.db");
