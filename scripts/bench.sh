@@ -20,7 +20,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # PostgreSQL for `benches/store.rs` (PostgreSQL against SQLite): installed and started if needed.
-eval "$(bash scripts/postgres.sh)"
+pg_env=$(bash scripts/postgres.sh)  # fails the run if PostgreSQL cannot be started
+eval "$pg_env"
 
 start=$(date +%s)
 cargo bench "$@"
