@@ -13,6 +13,7 @@ mod bench_util;
 #[path = "../tests/util/mod.rs"]
 mod util;
 use bench_util::{Row, env_n};
+use ikd_field::server::db::Db;
 use ikd_field::server::fill::{self, Plan};
 use ikd_field::server::store::Store;
 use ikd_field::server::targets;
@@ -59,9 +60,9 @@ fn main() {
     let mut rows = Vec::new();
 
     // 1. The district database with n records.
-    let (db, mut conn) = new_db(tmp.path(), "district.db");
+    let (db, conn) = new_db(tmp.path(), "district.db");
     let t = Instant::now();
-    let filled = fill::fill(&mut conn, &plan(n, 1)).unwrap();
+    let filled = fill::fill(&mut Db::sqlite(&conn), &plan(n, 1)).unwrap();
     let fill_time = t.elapsed();
     println!(
         "filled {} records ({} live, {} conflicts, {} voids) in {:.1} s",
@@ -73,7 +74,7 @@ fn main() {
     );
     let csv = fill::targets_csv(1, "1702", Some(("202820", "30%")));
     let parsed = targets::parse(&csv, 3000).unwrap();
-    targets::import(&mut conn, &parsed, "bench").unwrap();
+    targets::import(&mut Db::sqlite(&conn), &parsed, "bench").unwrap();
 
     // 2. The dashboard over HTTP from the real server.
     let server = util::server::Server::start_on_db(&db, "[server]\nthreads = 2\n");
@@ -203,8 +204,9 @@ fn main() {
     let mut conn = rusqlite::Connection::open(&db).unwrap();
     let (fold_med, fold_max) = timed(requests, || {
         let tx = conn.transaction().unwrap();
-        let last = ikd_field::server::coverage::watermark(&tx).unwrap();
-        ikd_field::server::coverage::fold(&tx, last - 500).unwrap();
+        let mut db = Db::sqlite(&tx);
+        let last = ikd_field::server::coverage::watermark(&mut db).unwrap();
+        ikd_field::server::coverage::fold(&mut db, last - 500).unwrap();
         tx.rollback().unwrap();
     });
     rows.push(Row {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark of ikd-field in one run (DESIGN §8): installs the baselines it compares against
-# (the sqlite3 and qrencode CLIs, GNU time), builds the release profile once, and runs
+# (the sqlite3 and qrencode CLIs, GNU time, a PostgreSQL server), builds the release profile once, and runs
 # `cargo bench`. Each bench prints its table of ratios and rewrites its own section of
 # BENCHMARKS.md; this script then stamps the header with the date, machine and duration.
 set -euo pipefail
@@ -18,6 +18,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# PostgreSQL for `benches/store.rs` (PostgreSQL against SQLite): installed and started if needed.
+pg_env=$(bash scripts/postgres.sh)  # fails the run if PostgreSQL cannot be started
+eval "$pg_env"
 
 start=$(date +%s)
 cargo bench "$@"

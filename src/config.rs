@@ -96,6 +96,12 @@ pub struct ServerConfig {
     pub listen: String,
     /// District database file, relative to the data directory (`--db` overrides it).
     pub db: String,
+    /// PostgreSQL instead of the file `db`: `postgres://user:password@host:port/dbname`; empty =
+    /// SQLite (`--db` overrides it).
+    pub database_url: String,
+    /// The server's key file, relative to the data directory; empty = `<db>.key` beside a SQLite
+    /// database (required with PostgreSQL: every server process of one database uses the same).
+    pub key_file: String,
     /// Largest accepted request body (compressed), bytes.
     pub max_body_bytes: u64,
     /// Largest accepted batch after decompression, bytes.
@@ -175,6 +181,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             db: "district.db".into(),
+            database_url: String::new(),
+            key_file: String::new(),
             max_body_bytes: 8 * 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
             max_batch_records: 5000,
@@ -282,6 +290,13 @@ impl Config {
             return bad("sync.timeout_secs / watch_interval_secs", "≥ 1".into());
         }
         let srv = &self.server;
+        if !srv.database_url.is_empty() && !crate::server::store::is_postgres_url(&srv.database_url)
+        {
+            return bad(
+                "server.database_url",
+                "postgres://user:password@host:port/dbname".into(),
+            );
+        }
         if srv.threads == 0 || srv.threads > 256 {
             return bad("server.threads", "1–256".into());
         }

@@ -4,10 +4,10 @@
 //!
 //! Chromium (`apt-get install chromium`) is required under `CI`; elsewhere, without it, the
 //! browser test says loudly that it skipped.
+#[macro_use]
 mod util;
 
 use ikd_field::server::fill::{self, Plan};
-use ikd_field::server::store::Store;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -22,6 +22,8 @@ const ADMIN_TOKEN: &str = "uji-token-admin-0123456789";
 struct District {
     tmp: tempfile::TempDir,
     db: PathBuf,
+    /// What `--db` gets (the file, or on PostgreSQL the URL: `util::store`).
+    db_arg: String,
     config: PathBuf,
 }
 
@@ -29,15 +31,20 @@ impl District {
     fn new() -> District {
         let tmp = tempfile::tempdir().unwrap();
         let config = tmp.path().join("config.toml");
+        let db = tmp.path().join("district.db");
         std::fs::write(
             &config,
-            format!(
-                "timezone = \"WIB\"\n[server]\nthreads = 2\ndefault_target_percent = 30.0\nadmin_token = \"{ADMIN_TOKEN}\"\n"
+            util::store::server_config(
+                &format!(
+                    "timezone = \"WIB\"\n[server]\nthreads = 2\ndefault_target_percent = 30.0\nadmin_token = \"{ADMIN_TOKEN}\"\n"
+                ),
+                &db,
             ),
         )
         .unwrap();
         District {
-            db: tmp.path().join("district.db"),
+            db_arg: util::store::db_arg(&db),
+            db,
             config,
             tmp,
         }
@@ -47,8 +54,7 @@ impl District {
     fn filled(records: usize) -> (District, fill::Filled) {
         let d = District::new();
         // The store creates the schema (migrations); the data goes in by direct SQL.
-        drop(Store::open(&d.db).unwrap());
-        let mut conn = rusqlite::Connection::open(&d.db).unwrap();
+        let store = util::store::open(&d.db);
         let plan = Plan {
             seed: 11,
             regency: "1702".into(),
@@ -57,7 +63,7 @@ impl District {
             days: 14,
             now: time::OffsetDateTime::now_utc(),
         };
-        let filled = fill::fill(&mut conn, &plan).unwrap();
+        let filled = fill::fill(&mut store.db().unwrap(), &plan).unwrap();
         (d, filled)
     }
 
@@ -84,7 +90,7 @@ impl District {
         let mut a = vec!["server"];
         a.extend(args);
         let mut c = self.cmd(&a);
-        c.arg("--db").arg(&self.db);
+        c.arg("--db").arg(&self.db_arg);
         c.output().unwrap()
     }
 
@@ -119,8 +125,7 @@ impl District {
 
     fn serve(&self) -> Serving {
         let mut child = self
-            .cmd(&["serve", "--listen", "127.0.0.1:0", "--db"])
-            .arg(&self.db)
+            .cmd(&["serve", "--listen", "127.0.0.1:0", "--db", &self.db_arg])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(self.path("serve.log")).unwrap())
             .spawn()
@@ -172,7 +177,7 @@ fn get(url: &str, auth: Option<&str>) -> (u16, String, String) {
 
 // ---------------------------------------------------------------- targets import
 
-#[test]
+both_stores! {
 fn targets_import_good_bad_and_replace() {
     let (d, _) = District::filled(500);
     // A good file: the regency at 30 %, villages with a mix of empty, counts and shares.
@@ -246,6 +251,7 @@ fn targets_import_good_bad_and_replace() {
             .starts_with("level,code,name,parent,wajib_ktp,target,live")
     );
     assert_eq!(lines.count(), 156);
+}
 }
 
 // ---------------------------------------------------------------- the browser
@@ -363,7 +369,7 @@ fn expected(r: &Value) -> [Value; 4] {
     ]
 }
 
-#[test]
+both_stores! {
 fn dashboard_in_a_real_browser_matches_the_report() {
     let Some(browser) = chromium() else {
         let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
@@ -440,14 +446,17 @@ fn dashboard_in_a_real_browser_matches_the_report() {
         page_number(&cell(&dom[dom.find("id=\"konflik\"").unwrap()..], "conflicts").unwrap()),
         kab["1702"]["conflicts"]
     );
-    let conn = rusqlite::Connection::open(&d.db).unwrap();
-    let (nik, name): (String, String) = conn
-        .query_row(
+    let store = util::store::open(&d.db);
+    let found = store
+        .db()
+        .unwrap()
+        .query_one(
             "SELECT nik, name FROM records WHERE state = 'conflict' LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            ikd_field::args![],
         )
         .unwrap();
+    let (nik, name): (String, String) = (found.get(0).unwrap(), found.get(1).unwrap());
+    drop(store);
     assert!(!dom.contains(&nik));
     assert!(!dom.contains("<script"));
 
@@ -522,13 +531,14 @@ fn dashboard_in_a_real_browser_matches_the_report() {
         eprintln!("screenshot: {}", shot.display());
     }
 }
+}
 
 // ---------------------------------------------------------------- real ingest
 
+both_stores! {
 /// Records that arrive through the real sync path (signed batches over HTTP) are counted on the
 /// dashboard and in the report: activations, a void of an earlier batch's record, a void within
 /// the batch, and a conflict from another device.
-#[test]
 fn counts_follow_real_ingest() {
     use util::server::{Server, TestDevice};
     let srv = Server::start();
@@ -576,4 +586,5 @@ fn counts_follow_real_ingest() {
         .map(|r| r["live"].as_u64().unwrap())
         .sum();
     assert_eq!(sum, 28);
+}
 }

@@ -1,5 +1,6 @@
 //! The district server end to end: the real binary on 127.0.0.1 with a real SQLite file, spoken
 //! to over HTTP with batches signed by hand (the field client has its own tests).
+#[macro_use]
 mod util;
 
 use ikd_field::domain::validate::Input;
@@ -23,7 +24,7 @@ fn statuses(answer: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
+both_stores! {
 fn enrolment_tokens_are_one_time() {
     let srv = Server::start();
     let token = srv.token("TIM 1");
@@ -63,8 +64,9 @@ fn enrolment_tokens_are_one_time() {
     assert_eq!(devices["devices"][0]["officer"], "PETUGAS UJI");
     assert!(srv.log().contains("POST /v1/enrol 410"));
 }
+}
 
-#[test]
+both_stores! {
 fn batches_are_answered_per_record_and_replays_change_nothing() {
     let srv = Server::start();
     let ppl = people(11, 30);
@@ -218,8 +220,9 @@ fn batches_are_answered_per_record_and_replays_change_nothing() {
     assert_eq!(target["voided_by"], void.id.as_str());
     assert_eq!(target["district"], &recs[5].village[..6]);
 }
+}
 
-#[test]
+both_stores! {
 fn refusals_are_clear_and_the_server_keeps_serving() {
     let srv = Server::start();
     let ppl = people(12, 1100);
@@ -361,8 +364,9 @@ fn refusals_are_clear_and_the_server_keeps_serving() {
         "{log}"
     );
 }
+}
 
-#[test]
+both_stores! {
 fn fifty_devices_at_once_all_commit() {
     const DEVICES: usize = 50;
     const BATCHES: usize = 3;
@@ -406,8 +410,9 @@ fn fifty_devices_at_once_all_commit() {
     assert_eq!(st["devices"].as_u64().unwrap() as usize, DEVICES);
     assert!(!srv.log().contains(" 500 "), "{}", srv.log());
 }
+}
 
-#[test]
+both_stores! {
 fn kill_9_mid_stream_then_resend_stores_each_record_once() {
     const DEVICES: usize = 8;
     const BATCHES: usize = 6;
@@ -467,22 +472,20 @@ fn kill_9_mid_stream_then_resend_stores_each_record_once() {
     for a in &answers {
         assert!(statuses(a).iter().all(|s| s == "accepted"), "{a}");
     }
-    let db = srv.db();
-    let (n, distinct): (i64, i64) = db
-        .query_row(
-            "SELECT COUNT(*), COUNT(DISTINCT nik) FROM records",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let n = srv.count("SELECT COUNT(*) FROM records");
+    let distinct = srv.count("SELECT COUNT(DISTINCT nik) FROM records");
     assert_eq!((n as usize, distinct as usize), (ppl.len(), ppl.len()));
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
+    if !util::store::is_postgres() {
+        let check: String = srv
+            .db()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
+}
 }
 
-#[test]
+both_stores! {
 fn sigterm_stops_cleanly_with_exit_0() {
     let mut srv = Server::start();
     let mut d = TestDevice::enrolled(&srv);
@@ -496,8 +499,9 @@ fn sigterm_stops_cleanly_with_exit_0() {
     assert_eq!(srv.stats()["records"], 3);
     assert_eq!(srv.terminate().code(), Some(0));
 }
+}
 
-#[test]
+both_stores! {
 fn sigterm_lets_the_request_in_hand_finish() {
     let mut srv = Server::start();
     let mut d = TestDevice::enrolled(&srv);
@@ -546,8 +550,9 @@ fn sigterm_lets_the_request_in_hand_finish() {
     assert_eq!(srv.terminate_wait().code(), Some(0), "{}", srv.log());
     assert_eq!(srv.stats()["records"], 60);
 }
+}
 
-#[test]
+both_stores! {
 fn import_of_a_to_file_batch_uses_the_same_ingest() {
     let srv = Server::start();
     let mut d = TestDevice::enrolled(&srv);
@@ -585,6 +590,7 @@ fn import_of_a_to_file_batch_uses_the_same_ingest() {
     assert_eq!(srv.stats()["records"], 12);
     assert_eq!(srv.stats()["batches"], 2);
 }
+}
 
 #[test]
 fn serve_on_a_busy_port_says_so() {
@@ -619,7 +625,7 @@ fn admin_commands_do_not_invent_a_database() {
     assert!(!missing.exists());
 }
 
-#[test]
+both_stores! {
 fn activated_niks_are_listed_as_hash_prefixes() {
     use base64::Engine;
     let srv = Server::start();
@@ -654,4 +660,191 @@ fn activated_niks_are_listed_as_hash_prefixes() {
     // Only enrolled devices may ask.
     let r = TestDevice::new().activated(&srv.url, 0);
     assert_eq!((r.status, r.code().as_str()), (401, "device_unknown"));
+}
+}
+
+/// Two `serve` processes on one PostgreSQL database, 20 devices syncing through both at once
+/// (each device alternates servers batch by batch, some citizens recorded by two devices, one
+/// batch resent through the other server): every record is stored exactly once, each shared NIK
+/// gives one live activation and one conflict, both servers sign with the one key and show the
+/// same dashboard totals. (PostgreSQL only: on SQLite the same is the fifty-devices test.)
+#[test]
+fn two_serve_processes_on_one_postgres_database() {
+    util::store::on_postgres("two_serve_processes_on_one_postgres_database", || {
+        const DEVICES: usize = 20;
+        const BATCHES: usize = 6;
+        const PER_BATCH: usize = 40;
+        const SHARED: usize = 10;
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("district.db");
+        let a = Server::start_on_db(&db, util::server::TEST_CONFIG);
+        let b = Server::start_on_db(&db, util::server::TEST_CONFIG);
+        assert_eq!(a.db_arg, b.db_arg);
+        assert_eq!(a.server_public_key, b.server_public_key, "one key for both");
+        let urls = [a.url.clone(), b.url.clone()];
+        let key = a.public_key();
+        let own = BATCHES * PER_BATCH - SHARED;
+        let ppl = people(31, DEVICES * own);
+        // Device i records its own citizens, then the first SHARED of device i+1's.
+        let plans: Vec<Vec<Input>> = (0..DEVICES)
+            .map(|i| {
+                let mut v = ppl[i * own..(i + 1) * own].to_vec();
+                let next = (i + 1) % DEVICES * own;
+                v.extend_from_slice(&ppl[next..next + SHARED]);
+                v
+            })
+            .collect();
+        let all: Vec<&Input> = plans.iter().flatten().collect();
+        let distinct_niks: std::collections::BTreeSet<String> =
+            all.iter().map(|p| p.nik.clone()).collect();
+        // Tokens from either server's admin command: the same tokens table.
+        let tokens: Vec<String> = (0..DEVICES)
+            .map(|i| {
+                if i % 2 == 0 {
+                    a.token("TIM")
+                } else {
+                    b.token("TIM")
+                }
+            })
+            .collect();
+        let start = Arc::new(Barrier::new(DEVICES));
+        let threads: Vec<_> = plans
+            .into_iter()
+            .zip(tokens)
+            .enumerate()
+            .map(|(i, (mine, token))| {
+                let (start, urls) = (Arc::clone(&start), urls.clone());
+                std::thread::spawn(move || {
+                    let mut d = TestDevice::new();
+                    assert_eq!(d.enrol(&urls[i % 2], &token).status, 200);
+                    start.wait();
+                    let mut ids = Vec::new();
+                    let mut summary = [0u64; 2];
+                    for (j, chunk) in mine.chunks(PER_BATCH).enumerate() {
+                        let recs: Vec<_> = chunk.iter().map(|p| d.record(p)).collect();
+                        ids.extend(recs.iter().map(|r| r.id.clone()));
+                        let batch = d.batch(&recs);
+                        let r = batch.send(&urls[(i + j) % 2]).unwrap();
+                        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                        assert!(r.signed_by(&key));
+                        let answer = r.json();
+                        summary[0] += answer["summary"]["accepted"].as_u64().unwrap();
+                        summary[1] += answer["summary"]["conflict"].as_u64().unwrap();
+                        if j == 0 {
+                            // A resend through the other process gets the journalled answer.
+                            let again = batch.send(&urls[(i + j + 1) % 2]).unwrap();
+                            assert_eq!((again.status, &again.body), (200, &r.body));
+                            assert_eq!(again.signature, r.signature);
+                        }
+                    }
+                    (ids, summary)
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        let (mut accepted, mut conflicts) = (0u64, 0u64);
+        for t in threads {
+            let (i, s) = t.join().unwrap();
+            ids.extend(i);
+            accepted += s[0];
+            conflicts += s[1];
+        }
+        let total = DEVICES * BATCHES * PER_BATCH;
+        assert_eq!(ids.len(), total);
+        assert_eq!(accepted as usize, distinct_niks.len());
+        assert_eq!((accepted + conflicts) as usize, total);
+        // Every record exactly once, in both servers' view.
+        let on_server: Vec<String> = a
+            .records()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        let unique: std::collections::BTreeSet<_> = on_server.iter().cloned().collect();
+        assert_eq!(on_server.len(), total, "a record stored twice or lost");
+        assert_eq!(unique, ids.iter().cloned().collect());
+        let st = b.stats();
+        assert_eq!(st["records"].as_u64().unwrap() as usize, total);
+        assert_eq!(st["conflicts"].as_u64(), Some(conflicts));
+        assert_eq!(
+            st["activations_live"].as_u64().unwrap() as usize,
+            distinct_niks.len()
+        );
+        assert_eq!(st["batches"].as_u64().unwrap() as usize, DEVICES * BATCHES);
+        assert_eq!(
+            a.count(
+                "SELECT COUNT(*) FROM (SELECT nik FROM live_activations GROUP BY nik \
+                 HAVING COUNT(*) > 1) x"
+            ),
+            0,
+            "a NIK live twice"
+        );
+        // The dashboard's aggregates, folded batch by batch by two processes, equal the records.
+        assert_eq!(
+            a.count("SELECT CAST(coalesce(SUM(live), 0) AS BIGINT) FROM live_by_village") as usize,
+            distinct_niks.len()
+        );
+        assert_eq!(
+            a.count("SELECT CAST(coalesce(SUM(live), 0) AS BIGINT) FROM live_by_device_hour")
+                as usize,
+            distinct_niks.len()
+        );
+        for srv in [&a, &b] {
+            let (status, report) = http_get(&srv.url, "/laporan.json?level=kabupaten").unwrap();
+            assert_eq!(status, 200);
+            assert_eq!(
+                report["rows"][0]["live"].as_u64().unwrap() as usize,
+                distinct_niks.len()
+            );
+            assert_eq!(report["rows"][0]["conflicts"].as_u64(), Some(conflicts));
+            assert!(!srv.log().contains(" 500 "), "{}", srv.log());
+        }
+    });
+}
+
+/// `server.database_url` in config.toml picks PostgreSQL without `--db`; `serve` (and `server
+/// import`) refuse to start without `server.key_file`, saying so, while the admin commands that
+/// sign nothing work; with the key file set the server starts and signs with it.
+#[test]
+fn database_url_in_config_and_the_key_file_it_needs() {
+    util::store::on_postgres("database_url_in_config_and_the_key_file_it_needs", || {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = util::store::db_arg(&tmp.path().join("district.db"));
+        let run = |config: &str, args: &[&str]| {
+            let path = tmp.path().join("config.toml");
+            std::fs::write(&path, config).unwrap();
+            std::process::Command::new(util::BIN)
+                .arg("--data-dir")
+                .arg(tmp.path().join("data"))
+                .arg("--config")
+                .arg(&path)
+                .args(args)
+                .env_remove("IKD_FIELD_LANG")
+                .env_remove("IKD_FIELD_CONFIG")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let without_key = format!("[server]\ndatabase_url = {url:?}\n");
+        let out = run(&without_key, &["server", "token", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(&without_key, &["serve", "--listen", "127.0.0.1:0"]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("key_file"), "{err}");
+        // With a key file: the stats show the token made above, on the same database.
+        let with_key = format!("{without_key}key_file = \"server.key\"\n");
+        let stats: serde_json::Value =
+            serde_json::from_slice(&run(&with_key, &["server", "stats", "--json"]).stdout).unwrap();
+        assert_eq!(stats["stats"]["tokens_unused"], 1);
+        let srv = util::server::Server::start_on_db(
+            &tmp.path().join("district.db"),
+            util::server::TEST_CONFIG,
+        );
+        assert!(tmp.path().join("district.db.key").exists());
+        assert_eq!(srv.stats()["tokens_unused"], 1);
+    });
 }

@@ -1,6 +1,7 @@
 //! End to end: the real binary as field kit and as district server (`serve` on 127.0.0.1, real
 //! SQLite files on both sides). Enrol, record, sync, and check the records on the server.
 mod netfault;
+#[macro_use]
 mod util;
 use netfault::{FAST, Proxy, Server, enrolled_kit, local, record_many};
 use std::collections::BTreeSet;
@@ -12,7 +13,7 @@ fn set(v: &[String]) -> BTreeSet<String> {
     v.iter().cloned().collect()
 }
 
-#[test]
+both_stores! {
 fn enrol_record_sync_then_nothing_new() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -81,8 +82,9 @@ fn enrol_record_sync_then_nothing_new() {
         4
     );
 }
+}
 
-#[test]
+both_stores! {
 fn one_bad_record_and_a_conflict_do_not_block_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -154,8 +156,9 @@ fn one_bad_record_and_a_conflict_do_not_block_the_rest() {
     // Nothing stays pending, so a rerun sends nothing.
     assert_eq!(b.json(&["sync"])["records"], 0);
 }
+}
 
-#[test]
+both_stores! {
 fn enrolment_refusals_and_an_unreachable_server() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -204,8 +207,9 @@ fn enrolment_refusals_and_an_unreachable_server() {
     // The enrolled route still works afterwards.
     assert_eq!(a.json(&["sync"])["summary"]["accepted"], 5);
 }
+}
 
-#[test]
+both_stores! {
 fn a_revoked_device_is_refused_and_keeps_its_records() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -224,8 +228,9 @@ fn a_revoked_device_is_refused_and_keeps_its_records() {
     assert_eq!(local(&k, "synced").len(), 4);
     assert_eq!(server.ids().len(), 4);
 }
+}
 
-#[test]
+both_stores! {
 fn to_file_then_import_then_online_sync_marks_records_synced() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -272,8 +277,9 @@ fn to_file_then_import_then_online_sync_marks_records_synced() {
     assert_eq!(local(&k, "synced").len(), 100);
     assert_eq!(server.ids().len(), 100);
 }
+}
 
-#[test]
+both_stores! {
 fn watch_waits_for_the_server_then_syncs_and_stops_on_ctrl_c() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -314,8 +320,9 @@ fn watch_waits_for_the_server_then_syncs_and_stops_on_ctrl_c() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("30 terkirim"));
     assert_eq!(server.ids().len(), 30);
 }
+}
 
-#[test]
+both_stores! {
 fn a_laptop_restored_from_backup_resends_and_gets_duplicate() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -346,8 +353,9 @@ fn a_laptop_restored_from_backup_resends_and_gets_duplicate() {
     assert_eq!(set(&server.ids()), set(&ids));
     assert_eq!(server.ids().len(), 40);
 }
+}
 
-#[test]
+both_stores! {
 fn voids_follow_their_records_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -365,8 +373,9 @@ fn voids_follow_their_records_in_order() {
     );
     assert_eq!(local(&k, "synced").len(), 12);
 }
+}
 
-#[test]
+both_stores! {
 fn after_a_sync_record_warns_of_a_nik_another_team_activated() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -391,4 +400,5 @@ fn after_a_sync_record_warns_of_a_nik_another_team_activated() {
     let p = &people[0];
     let out = c.ok(&util::record_args(p));
     assert!(out.contains("kemungkinan sudah diaktivasi"), "{out}");
+}
 }

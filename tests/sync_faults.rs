@@ -4,6 +4,7 @@
 //! And kill -9 of the client mid-sync, many times. After any of it and some reruns, every
 //! record is on the server exactly once and the laptop agrees.
 mod netfault;
+#[macro_use]
 mod util;
 use ikd_field::synth::Rng;
 use netfault::{FAST, Fault, Link, Proxy, Server, enrolled_kit, local, record_many};
@@ -50,7 +51,7 @@ fn sync_until_done(k: &util::Kit, url: &str, max_runs: usize) -> usize {
     panic!("sync did not finish in {max_runs} runs");
 }
 
-#[test]
+both_stores! {
 fn every_fault_then_reruns_leave_each_record_on_the_server_once() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -111,8 +112,9 @@ fn every_fault_then_reruns_leave_each_record_on_the_server_once() {
     );
     assert_eq!(server.stats()["batches"], batches);
 }
+}
 
-#[test]
+both_stores! {
 fn a_captive_portal_answering_200_is_not_success() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -135,8 +137,9 @@ fn a_captive_portal_answering_200_is_not_success() {
     assert_eq!(r["summary"]["accepted"], 25, "the journalled answer: {r}");
     assert_exactly_once(&server, &k, &ids);
 }
+}
 
-#[test]
+both_stores! {
 fn a_damaged_gzip_answer_is_refused_and_the_journalled_one_counts() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -159,8 +162,9 @@ fn a_damaged_gzip_answer_is_refused_and_the_journalled_one_counts() {
     assert_eq!(local(&k, "synced").len(), 40);
     assert_exactly_once(&server, &k, &ids);
 }
+}
 
-#[test]
+both_stores! {
 fn kill_9_mid_sync_many_times_loses_and_doubles_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("district.db"));
@@ -193,8 +197,9 @@ fn kill_9_mid_sync_many_times_loses_and_doubles_nothing() {
     assert_eq!(r["pending"], 0, "{r}");
     assert_exactly_once(&server, &k, &ids);
 }
+}
 
-#[test]
+both_stores! {
 fn server_killed_mid_batch_and_restarted_loses_and_doubles_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("district.db");
@@ -226,4 +231,5 @@ fn server_killed_mid_batch_and_restarted_loses_and_doubles_nothing() {
     let r = k.json(&["sync", "--server", &proxy.url]);
     assert_eq!(r["pending"], 0, "{r}");
     assert_exactly_once(&server, &k, &ids);
+}
 }

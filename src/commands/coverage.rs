@@ -90,9 +90,11 @@ fn import(ctx: &Ctx, db: Option<PathBuf>, file: &std::path::Path) -> Result<(), 
             .details(json!({"file": file.display().to_string(), "bad_rows": bad})));
         }
     };
-    let (_, mut store) = super::server::open(ctx, db)?;
-    let done =
-        targets::import(&mut store.conn, &rows, &timefmt::now_utc()).map_err(|e| store.err(e))?;
+    let (_, store) = super::server::open(ctx, db)?;
+    let done = store
+        .db()
+        .and_then(|mut db| targets::import(&mut db, &rows, &timefmt::now_utc()))
+        .map_err(|e| store.err(e))?;
     if ctx.json {
         output::json(&json!({"ok": true, "file": file.display().to_string(), "imported": done}));
         return Ok(());
@@ -138,7 +140,10 @@ fn import(ctx: &Ctx, db: Option<PathBuf>, file: &std::path::Path) -> Result<(), 
 
 fn show(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
     let (_, store) = super::server::open(ctx, db)?;
-    let inputs = coverage::load(&store.conn).map_err(|e| store.err(e))?;
+    let inputs = store
+        .db()
+        .and_then(|mut db| coverage::load(&mut db))
+        .map_err(|e| store.err(e))?;
     if ctx.json {
         let rows: Vec<_> = inputs
             .targets
@@ -188,7 +193,10 @@ fn show(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
 
 pub fn report(ctx: &Ctx, db: Option<PathBuf>, a: ReportArgs) -> Result<(), AppError> {
     let (_, store) = super::server::open(ctx, db)?;
-    let cov = coverage::coverage(&store.conn).map_err(|e| store.err(e))?;
+    let cov = store
+        .db()
+        .and_then(|mut db| coverage::coverage(&mut db))
+        .map_err(|e| store.err(e))?;
     let json = ctx.json || matches!(a.format, ReportFormat::Json);
     let body = if json {
         dashboard::report_json(&cov, a.level).map_err(|e| AppError::other(e.to_string()))?

@@ -1,12 +1,13 @@
 //! District server commands: `serve`, and `server token|devices|revoke|stats|export|import`.
-//! Every one takes `--db FILE` (default: `server.db` from config.toml, relative to the data
-//! directory; a `--db` given on the command line is relative to the current directory).
+//! Every one takes `--db FILE` or `--db postgres://…` (default: `server.database_url`, else
+//! `server.db` from config.toml, relative to the data directory; a `--db` file given on the
+//! command line is relative to the current directory).
 use super::Ctx;
 use crate::error::AppError;
 use crate::output::{self, Table};
 use crate::protocol::{FileBatch, Outcome, Summary};
 use crate::server::ingest::{self, Incoming};
-use crate::server::store::{Row, Store};
+use crate::server::store::{Location, Row, Store, is_postgres_url};
 use crate::server::{self, Limits, http};
 use crate::{timefmt, tr};
 use base64::Engine;
@@ -22,15 +23,17 @@ pub struct ServeArgs {
     /// Alamat / address to listen on, e.g. 0.0.0.0:8080 (127.0.0.1:0 = any free port)
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// Database server / district database [default: server.db in config.toml]
-    #[arg(long, value_name = "FILE")]
+    /// Database server: berkas SQLite atau postgres://… / district database: a SQLite file or
+    /// postgres://USER:PASSWORD@HOST:PORT/DBNAME [default: server.database_url, else server.db]
+    #[arg(long, value_name = "FILE|URL")]
     pub db: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
-    /// Database server / district database [default: server.db in config.toml]
-    #[arg(long, global = true, value_name = "FILE")]
+    /// Database server: berkas SQLite atau postgres://… / district database: a SQLite file or
+    /// postgres://USER:PASSWORD@HOST:PORT/DBNAME [default: server.database_url, else server.db]
+    #[arg(long, global = true, value_name = "FILE|URL")]
     pub db: Option<PathBuf>,
     #[command(subcommand)]
     pub command: ServerCommand,
@@ -91,14 +94,47 @@ pub struct ImportArgs {
     pub file: PathBuf,
 }
 
-fn db_path(ctx: &Ctx, explicit: Option<PathBuf>) -> PathBuf {
-    explicit.unwrap_or_else(|| ctx.data_dir.join(&ctx.config.server.db))
+/// Where the district database is: `--db` (a file, or a `postgres://` URL), else
+/// `server.database_url`, else `server.db` in the data directory.
+pub(super) fn location(ctx: &Ctx, explicit: Option<PathBuf>) -> Location {
+    let cfg = &ctx.config.server;
+    match explicit {
+        Some(p) => match p.to_str() {
+            Some(s) if is_postgres_url(s) => Location::Postgres(s.to_string()),
+            _ => Location::Sqlite(p),
+        },
+        None if !cfg.database_url.is_empty() => Location::Postgres(cfg.database_url.clone()),
+        None => Location::Sqlite(ctx.data_dir.join(&cfg.db)),
+    }
 }
 
-/// Opens an existing district database (admin commands that only read or change one).
-fn open_existing(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Store), AppError> {
-    let db = db_path(ctx, explicit.clone());
-    if !db.exists() {
+/// The server's key file: `server.key_file` (relative to the data directory), else `<db>.key`
+/// beside a SQLite database. PostgreSQL needs `server.key_file`: every process serving the
+/// database must sign with the same key, so it cannot be guessed per machine.
+pub(super) fn key_file(ctx: &Ctx, location: &Location) -> Result<PathBuf, AppError> {
+    let configured = ctx.config.server.key_file.trim();
+    if !configured.is_empty() {
+        return Ok(ctx.data_dir.join(configured));
+    }
+    match location {
+        Location::Sqlite(db) => Ok(server::key_path(db)),
+        Location::Postgres(_) => Err(AppError::usage(tr!(
+            "Dengan PostgreSQL, server.key_file di config.toml harus diisi.",
+            "With PostgreSQL, server.key_file must be set in config.toml."
+        ))
+        .hint(tr!(
+            "Isi key_file = \"/etc/ikd-field/server.key\" (misalnya) di bagian [server]. Kunci dibuat saat pertama dipakai; salin berkas yang sama ke setiap mesin server yang memakai database ini.",
+            "Set key_file = \"/etc/ikd-field/server.key\" (for example) under [server]. The key is made on first use; copy that same file to every server machine using this database."
+        ))),
+    }
+}
+
+/// Opens an existing district database (admin commands that only read or change one). A
+/// PostgreSQL database must exist anyway (the DBA creates it).
+fn open_existing(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(Location, Store), AppError> {
+    if let Location::Sqlite(db) = location(ctx, explicit.clone())
+        && !db.exists()
+    {
         return Err(AppError::usage(tr!(
             "Database server {} belum ada.",
             "There is no district database at {}.",
@@ -112,10 +148,13 @@ fn open_existing(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Store
     open(ctx, explicit)
 }
 
-/// Opens the district database, creating it (and its folder) if needed.
-pub(super) fn open(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Store), AppError> {
-    let db = db_path(ctx, explicit);
-    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+/// Opens the district database, creating it (and its folder) if needed; on PostgreSQL, its
+/// tables.
+pub(super) fn open(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(Location, Store), AppError> {
+    let db = location(ctx, explicit);
+    if let Location::Sqlite(path) = &db
+        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(|e| {
             AppError::other(tr!(
                 "Folder {} tidak bisa dibuat: {e}",
@@ -124,20 +163,22 @@ pub(super) fn open(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(PathBuf, Sto
             ))
         })?;
     }
-    let store = Store::open(&db)?;
+    let store = Store::open_with_pool(&db, ctx.config.server.threads)?;
     Ok((db, store))
 }
 
 pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
     server::limit_malloc_arenas();
     let cfg = &ctx.config.server;
+    let key_path = key_file(ctx, &location(ctx, a.db.clone()))?;
     let (db, first) = open(ctx, a.db)?;
-    let key = server::server_key(&db)?;
+    let key = server::server_key(&key_path)?;
     let threads = cfg.threads.clamp(1, 256);
-    let mut stores = vec![first];
+    let mut stores = Vec::with_capacity(threads);
     for _ in 1..threads {
-        stores.push(Store::open(&db)?);
+        stores.push(first.another()?);
     }
+    stores.push(first);
     let listen = a.listen.unwrap_or_else(|| cfg.listen.clone());
     // TLS from server.tls_cert/tls_key; plain HTTP off loopback only when allowed (warned).
     let server::listen::Listening {
@@ -156,7 +197,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
     if ctx.json {
         println!(
             "{}",
-            json!({"listening": format!("{scheme}://{addr}"), "server_id": id, "db": db})
+            json!({"listening": format!("{scheme}://{addr}"), "server_id": id, "db": db.display()})
         );
     } else {
         println!("listening on {scheme}://{addr}");
@@ -346,8 +387,7 @@ fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
 /// Prints the district's sealing public key (derived from the server key, docs/sealing.md), for
 /// laptops set up before they can reach the server: `ikd-field init --district-key HEX`.
 fn seal_key(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
-    let (db, _) = open(ctx, db)?;
-    let key = server::server_key(&db)?;
+    let key = server::server_key(&key_file(ctx, &location(ctx, db))?)?;
     let public = crate::seal::server_public_hex(&key);
     if ctx.json {
         output::json(&json!({"ok": true, "seal_public_key": public, "server_id": key.id()}));
@@ -377,8 +417,9 @@ fn export(ctx: &Ctx, db: Option<PathBuf>, a: ExportArgs) -> Result<(), AppError>
 }
 
 fn import(ctx: &Ctx, db: Option<PathBuf>, a: ImportArgs) -> Result<(), AppError> {
-    let (db, mut store) = open(ctx, db)?;
-    let key = server::server_key(&db)?;
+    let key_path = key_file(ctx, &location(ctx, db.clone()))?;
+    let (_, mut store) = open(ctx, db)?;
+    let key = server::server_key(&key_path)?;
     let limits = Limits::from_config(&ctx.config.server);
     let file = std::fs::File::open(&a.file).map_err(|e| {
         AppError::usage(tr!(

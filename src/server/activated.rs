@@ -46,32 +46,27 @@ pub fn answer(
             "the device id in the header differs from the body",
         ));
     }
-    let mut st = store
-        .conn
-        .prepare_cached(
-            "SELECT rowid, nik FROM records WHERE rowid > ?1 AND kind = 'activation'
-               AND state = 'accepted' AND voided_by IS NULL ORDER BY rowid LIMIT ?2",
-        )
-        .map_err(Refusal::internal)?;
-    let mut rows = st
-        .query(rusqlite::params![
-            req.since.max(0),
-            protocol::ACTIVATED_PAGE as i64 + 1
-        ])
-        .map_err(Refusal::internal)?;
+    let mut db = store.db().map_err(Refusal::internal)?;
     let mut prefixes = Vec::new();
     let (mut count, mut next, mut more) = (0usize, req.since.max(0), false);
-    while let Some(r) = rows.next().map_err(Refusal::internal)? {
-        if count == protocol::ACTIVATED_PAGE {
-            more = true;
-            break;
-        }
-        let rowid: i64 = r.get(0).map_err(Refusal::internal)?;
-        let nik: String = r.get(1).map_err(Refusal::internal)?;
-        prefixes.extend_from_slice(&protocol::nik_prefix(&nik));
-        next = rowid;
-        count += 1;
-    }
+    db.query_each(
+        "SELECT rowid, nik FROM records WHERE rowid > ?1 AND kind = 'activation'
+           AND state = 'accepted' AND voided_by IS NULL ORDER BY rowid LIMIT ?2",
+        crate::args![req.since.max(0), protocol::ACTIVATED_PAGE as i64 + 1],
+        |r| {
+            if count == protocol::ACTIVATED_PAGE {
+                more = true;
+                return Ok(false);
+            }
+            let rowid: i64 = r.get(0)?;
+            let nik: String = r.get(1)?;
+            prefixes.extend_from_slice(&protocol::nik_prefix(&nik));
+            next = rowid;
+            count += 1;
+            Ok::<_, super::db::Error>(true)
+        },
+    )
+    .map_err(Refusal::internal)?;
     Ok(ActivatedResponse {
         protocol: protocol::VERSION,
         server_id: key.id(),

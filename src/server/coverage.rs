@@ -11,8 +11,9 @@
 //!   and per device and hour in two small tables that [`fold`] brings up to date in the same
 //!   transaction as each ingested batch; so a dashboard request reads a few hundred aggregate rows,
 //!   never the million records.
+use super::db::{self, Db, Dialect};
+use crate::args;
 use crate::domain::region::{self, Level};
-use rusqlite::Connection;
 #[cfg(test)]
 use rusqlite::params;
 use serde::Serialize;
@@ -59,16 +60,61 @@ pub const MIGRATION: &str = r#"
         GROUP BY device_id, h;
 "#;
 
+/// [`MIGRATION`] on PostgreSQL: the same tables (BIGINT for integers), and `ikd_utc_hour`, the
+/// hour bucket SQLite gets from `strftime` (a time that does not parse keeps its first 13
+/// characters, as `coalesce(strftime(…), substr(…))` does).
+pub const MIGRATION_POSTGRES: &str = r#"
+    CREATE TABLE targets (
+        region_code TEXT PRIMARY KEY,
+        wajib_ktp   BIGINT NOT NULL CHECK (wajib_ktp > 0),
+        target_count BIGINT CHECK (target_count > 0),
+        target_bp   BIGINT CHECK (target_bp BETWEEN 1 AND 10000),
+        source      TEXT NOT NULL CHECK (source IN ('file', 'default')),
+        line        BIGINT NOT NULL,
+        imported_at TEXT NOT NULL,
+        CHECK ((target_count IS NULL) <> (target_bp IS NULL))
+    );
+    CREATE TABLE live_by_village (
+        village TEXT PRIMARY KEY,
+        live    BIGINT NOT NULL
+    );
+    CREATE TABLE live_by_device_hour (
+        device_id TEXT NOT NULL,
+        hour      TEXT NOT NULL,
+        live      BIGINT NOT NULL,
+        PRIMARY KEY (device_id, hour)
+    );
+    CREATE INDEX records_open_conflicts ON records(village)
+        WHERE state = 'conflict' AND voided_by IS NULL;
+    CREATE FUNCTION ikd_utc_hour(t TEXT) RETURNS TEXT LANGUAGE plpgsql STABLE AS $fn$
+    BEGIN
+        RETURN to_char(t::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24');
+    EXCEPTION WHEN others THEN
+        RETURN substr(t, 1, 13);
+    END
+    $fn$;
+
+    INSERT INTO live_by_village (village, live)
+        SELECT village, COUNT(*) FROM records
+        WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL
+        GROUP BY village;
+    INSERT INTO live_by_device_hour (device_id, hour, live)
+        SELECT device_id, ikd_utc_hour(recorded_at) AS h, COUNT(*)
+        FROM records
+        WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL
+        GROUP BY device_id, h;
+"#;
+
 /// The UTC hour bucket of a stored time (SQL): `2026-11-23T05`.
 const HOUR: &str = "coalesce(strftime('%Y-%m-%dT%H', {t}), substr({t}, 1, 13))";
 
-/// The last record's rowid. Take it inside a write transaction before inserting records, and
-/// pass it to [`fold`] before committing. (Records are never deleted, and SQLite has one writer
-/// at a time, so the rows after it are exactly this transaction's.)
-pub fn watermark(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT coalesce(max(rowid), 0) FROM records", [], |r| {
-        r.get(0)
-    })
+/// The last record's rowid. Take it inside a write transaction ([`db::Mode::Write`]) before
+/// inserting records, and pass it to [`fold`] before committing. (Records are never deleted,
+/// and there is one write transaction at a time on either database, so the rows after it are
+/// exactly this transaction's.)
+pub fn watermark(conn: &mut Db<'_>) -> db::Result<i64> {
+    conn.query_one("SELECT coalesce(max(rowid), 0) FROM records", args![])?
+        .get(0)
 }
 
 /// Brings the dashboard's aggregates up to date with the records inserted after `watermark` (in
@@ -77,11 +123,55 @@ pub fn watermark(conn: &Connection) -> rusqlite::Result<i64> {
 /// counted — an accepted activation from before the watermark (a target inserted after it is
 /// already seen voided). One statement per aggregate per batch instead of work per record:
 /// cheap for ingest. Every writer of `records` must call it (ingest does; so does `fill`).
-pub fn fold(conn: &Connection, watermark: i64) -> rusqlite::Result<()> {
-    for sql in fold_sql() {
-        conn.prepare_cached(&sql)?.execute([watermark])?;
+pub fn fold(conn: &mut Db<'_>, watermark: i64) -> db::Result<()> {
+    match conn.dialect() {
+        Dialect::Sqlite => {
+            for sql in fold_sql() {
+                conn.execute(&sql, args![watermark])?;
+            }
+            Ok(())
+        }
+        // One round trip, with the mark written in (an integer from the database itself) so the
+        // planner sees it and takes the rowid index for the batch's rows.
+        Dialect::Postgres => conn.batch(
+            &fold_sql_postgres()
+                .join(";\n")
+                .replace("?1", &watermark.to_string()),
+        ),
     }
-    Ok(())
+}
+
+/// [`fold_sql`] for PostgreSQL (no planner hints needed; `rowid` is an indexed column there).
+fn fold_sql_postgres() -> [String; 4] {
+    let live = "kind = 'activation' AND state = 'accepted' AND voided_by IS NULL";
+    let gone = "FROM records AS v JOIN records AS t ON t.id = v.voids
+                WHERE v.rowid > ?1 AND v.kind = 'void' AND t.rowid <= ?1
+                  AND t.kind = 'activation' AND t.state = 'accepted'";
+    let village = "ON CONFLICT (village) DO UPDATE SET live = live_by_village.live + excluded.live";
+    let hour = "ON CONFLICT (device_id, hour) \
+                DO UPDATE SET live = live_by_device_hour.live + excluded.live";
+    [
+        format!(
+            "INSERT INTO live_by_village (village, live)
+             SELECT village, COUNT(*) FROM records WHERE rowid > ?1 AND {live}
+             GROUP BY village {village}"
+        ),
+        format!(
+            "INSERT INTO live_by_device_hour (device_id, hour, live)
+             SELECT device_id, ikd_utc_hour(recorded_at) AS h, COUNT(*) FROM records
+             WHERE rowid > ?1 AND {live}
+             GROUP BY device_id, h {hour}"
+        ),
+        format!(
+            "INSERT INTO live_by_village (village, live)
+             SELECT t.village, -COUNT(*) {gone} GROUP BY t.village {village}"
+        ),
+        format!(
+            "INSERT INTO live_by_device_hour (device_id, hour, live)
+             SELECT t.device_id, ikd_utc_hour(t.recorded_at) AS h, -COUNT(*) {gone}
+             GROUP BY t.device_id, h {hour}"
+        ),
+    ]
 }
 
 /// The statements of [`fold`]. `NOT INDEXED` keeps SQLite on the rowid range (the batch's own
@@ -522,25 +612,23 @@ impl ReportRow {
 }
 
 /// Reads the aggregation's inputs: the targets and the maintained per-village counts.
-pub fn load(conn: &Connection) -> rusqlite::Result<Inputs> {
+pub fn load(conn: &mut Db<'_>) -> db::Result<Inputs> {
     let mut targets = Vec::new();
-    let mut st = conn.prepare(
+    let rows = conn.query_all(
         "SELECT region_code, wajib_ktp, target_count, target_bp FROM targets ORDER BY region_code",
+        args![],
     )?;
-    let rows = st.query_map([], |r| {
+    for r in rows {
         let count: Option<i64> = r.get(2)?;
         let bp: Option<i64> = r.get(3)?;
-        Ok(TargetRow {
+        targets.push(TargetRow {
             region_code: r.get(0)?,
-            wajib_ktp: r.get::<_, i64>(1)?.max(0) as u64,
+            wajib_ktp: r.get::<i64>(1)?.max(0) as u64,
             target: match (count, bp) {
                 (Some(c), _) => Target::Count(c.max(0) as u64),
                 (None, b) => Target::Percent(b.unwrap_or(0).clamp(0, 10_000) as u32),
             },
-        })
-    })?;
-    for r in rows {
-        targets.push(r?);
+        });
     }
     let live = counts(
         conn,
@@ -558,17 +646,19 @@ pub fn load(conn: &Connection) -> rusqlite::Result<Inputs> {
     })
 }
 
-fn counts(conn: &Connection, sql: &str) -> rusqlite::Result<BTreeMap<String, u64>> {
-    let mut st = conn.prepare(sql)?;
-    let rows = st.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-    })?;
-    rows.collect()
+fn counts(conn: &mut Db<'_>, sql: &str) -> db::Result<BTreeMap<String, u64>> {
+    conn.query_all(sql, args![])?
+        .iter()
+        .map(|r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?.max(0) as u64)))
+        .collect()
 }
 
-/// Reads and builds in one go.
-pub fn coverage(conn: &Connection) -> rusqlite::Result<Coverage> {
-    Ok(build(&load(conn)?))
+/// Reads (one snapshot: the targets and both counts agree) and builds in one go.
+pub fn coverage(conn: &mut Db<'_>) -> db::Result<Coverage> {
+    let mut tx = conn.begin(db::Mode::Read)?;
+    let inputs = load(&mut tx)?;
+    tx.commit()?;
+    Ok(build(&inputs))
 }
 
 /// One enrolled device's activity, for the team table and its chart.
@@ -587,21 +677,23 @@ pub struct DeviceActivity {
 /// Devices with their live activations per local day over the `days` days ending on `today`
 /// (in `offset`'s local time), by team, officer and id.
 pub fn device_activity(
-    conn: &Connection,
+    conn: &mut Db<'_>,
     offset: time::UtcOffset,
     today: time::Date,
     days: u16,
-) -> rusqlite::Result<Vec<DeviceActivity>> {
+) -> db::Result<Vec<DeviceActivity>> {
     let first = today - time::Duration::days(i64::from(days.max(1)) - 1);
     let dates: Vec<time::Date> = (0..days.max(1))
         .map(|i| first + time::Duration::days(i64::from(i)))
         .collect();
-    let mut devices: Vec<DeviceActivity> = {
-        let mut st = conn.prepare(
+    let mut devices: Vec<DeviceActivity> = conn
+        .query_all(
             "SELECT id, officer, team, last_sync_at, revoked_at IS NOT NULL FROM devices
              ORDER BY team, officer, id",
-        )?;
-        let rows = st.query_map([], |r| {
+            args![],
+        )?
+        .iter()
+        .map(|r| {
             Ok(DeviceActivity {
                 id: r.get(0)?,
                 officer: r.get(1)?,
@@ -611,18 +703,18 @@ pub fn device_activity(
                 live: 0,
                 per_day: dates.iter().map(|d| (d.to_string(), 0)).collect(),
             })
-        })?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
+        })
+        .collect::<db::Result<_>>()?;
     let index: BTreeMap<String, usize> = devices
         .iter()
         .enumerate()
         .map(|(i, d)| (d.id.clone(), i))
         .collect();
-    let mut st =
-        conn.prepare("SELECT device_id, hour, live FROM live_by_device_hour WHERE live > 0")?;
-    let mut rows = st.query([])?;
-    while let Some(r) = rows.next()? {
+    let rows = conn.query_all(
+        "SELECT device_id, hour, live FROM live_by_device_hour WHERE live > 0",
+        args![],
+    )?;
+    for r in rows {
         let (device, hour, live): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let Some(&i) = index.get(&device) else {
             continue;
@@ -667,8 +759,8 @@ pub fn fmt_pct(hundredths: u64) -> String {
 /// An in-memory district database for unit tests: the server's tables as agreed, then
 /// [`MIGRATION`].
 #[cfg(test)]
-pub(crate) fn test_db() -> Connection {
-    let conn = Connection::open_in_memory().unwrap();
+pub(crate) fn test_db() -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
     conn.execute_batch(
         "CREATE TABLE devices (id TEXT PRIMARY KEY, public_key TEXT NOT NULL UNIQUE,
              officer TEXT NOT NULL, team TEXT NOT NULL, enrolled_at TEXT NOT NULL,
@@ -873,7 +965,7 @@ mod tests {
 
     /// Inserts a bare record (what ingest stores, minus what the dashboard does not read).
     fn put(
-        conn: &Connection,
+        conn: &rusqlite::Connection,
         id: &str,
         kind: &str,
         village: &str,
@@ -892,7 +984,7 @@ mod tests {
     }
 
     /// A void as ingest does it: the void record, then its target marked.
-    fn void(conn: &Connection, id: &str, target: &str) {
+    fn void(conn: &rusqlite::Connection, id: &str, target: &str) {
         let village: String = conn
             .query_row("SELECT village FROM records WHERE id = ?1", [target], |r| {
                 r.get(0)
@@ -906,9 +998,9 @@ mod tests {
         .unwrap();
     }
 
-    fn recount(conn: &Connection) -> (BTreeMap<String, u64>, u64) {
+    fn recount(conn: &rusqlite::Connection) -> (BTreeMap<String, u64>, u64) {
         let v = counts(
-            conn,
+            &mut Db::sqlite(conn),
             "SELECT village, COUNT(*) FROM records WHERE kind = 'activation'
              AND state = 'accepted' AND voided_by IS NULL GROUP BY village",
         )
@@ -917,8 +1009,8 @@ mod tests {
         (v, total)
     }
 
-    fn kept(conn: &Connection) -> (BTreeMap<String, u64>, u64) {
-        let v = load(conn).unwrap().live;
+    fn kept(conn: &rusqlite::Connection) -> (BTreeMap<String, u64>, u64) {
+        let v = load(&mut Db::sqlite(conn)).unwrap().live;
         let hours: i64 = conn
             .query_row(
                 "SELECT coalesce(SUM(live), 0) FROM live_by_device_hour",
@@ -949,7 +1041,7 @@ mod tests {
             days: 10,
             now: time::macros::datetime!(2026-11-23 09:00 UTC),
         };
-        let filled = crate::server::fill::fill(&mut conn, &plan).unwrap();
+        let filled = crate::server::fill::fill(&mut Db::sqlite(&conn), &plan).unwrap();
         assert!(filled.conflicts > 0 && filled.voids > 0, "{filled:?}");
         assert_eq!(kept(&conn), recount(&conn));
         assert_eq!(kept(&conn).1, filled.live);
@@ -974,20 +1066,20 @@ mod tests {
             )
             .unwrap();
         let tx = conn.transaction().unwrap();
-        let mark = watermark(&tx).unwrap();
+        let mark = watermark(&mut Db::sqlite(&tx)).unwrap();
         void(&tx, "v1", &live[0]);
         void(&tx, "v2", &live[1]);
         void(&tx, "v3", &conflict);
         put(&tx, "new1", "activation", "1702091012", "accepted", None);
         put(&tx, "new2", "activation", "1702091012", "accepted", None);
         void(&tx, "v4", "new2");
-        fold(&tx, mark).unwrap();
+        fold(&mut Db::sqlite(&tx), mark).unwrap();
         tx.commit().unwrap();
         assert_eq!(kept(&conn), recount(&conn));
         assert_eq!(kept(&conn).1, filled.live - 2 + 1);
 
         let more = crate::server::fill::fill(
-            &mut conn,
+            &mut Db::sqlite(&conn),
             &crate::server::fill::Plan {
                 seed: 8,
                 ..plan.clone()
@@ -999,7 +1091,13 @@ mod tests {
 
         // Per device and day over the last 12 days adds up to the same total.
         let wib = time::UtcOffset::from_hms(7, 0, 0).unwrap();
-        let devs = device_activity(&conn, wib, plan.now.to_offset(wib).date(), 12).unwrap();
+        let devs = device_activity(
+            &mut Db::sqlite(&conn),
+            wib,
+            plan.now.to_offset(wib).date(),
+            12,
+        )
+        .unwrap();
         assert_eq!(devs.len(), 11);
         let total: u64 = devs.iter().map(|d| d.live).sum();
         let per_day: u64 = devs
@@ -1008,7 +1106,7 @@ mod tests {
             .sum();
         assert_eq!((total, per_day), (kept(&conn).1, kept(&conn).1));
         // Conflicts to resolve, per village (the voided one no longer counts).
-        let c = coverage(&conn).unwrap();
+        let c = coverage(&mut Db::sqlite(&conn)).unwrap();
         assert_eq!(
             c.regencies[0].figures.conflicts,
             filled.conflicts - 1 + more.conflicts
@@ -1037,7 +1135,7 @@ mod tests {
         let backfill = &MIGRATION[MIGRATION.find("INSERT INTO live_by_village").unwrap()..];
         conn.execute_batch(backfill).unwrap();
         assert_eq!(kept(&conn), recount(&conn));
-        assert_eq!(load(&conn).unwrap().live["1702091012"], 2);
+        assert_eq!(load(&mut Db::sqlite(&conn)).unwrap().live["1702091012"], 2);
         let hours: Vec<String> = conn
             .prepare("SELECT hour FROM live_by_device_hour ORDER BY hour")
             .unwrap()

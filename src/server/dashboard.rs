@@ -13,10 +13,10 @@
 use super::coverage::{
     self, Area, Coverage, DeviceActivity, ReportLevel, ReportRow, fmt_int, fmt_pct,
 };
+use super::db::Db;
 use crate::domain::region;
 use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
-use rusqlite::Connection;
 use serde::Serialize;
 use std::sync::OnceLock;
 
@@ -78,7 +78,7 @@ pub fn owns(path: &str) -> bool {
 
 /// Answers one GET request. `authorization` is the request's `Authorization` header, if any.
 pub fn respond(
-    conn: &Connection,
+    conn: &mut Db<'_>,
     settings: &Settings,
     path: &str,
     query: &str,
@@ -109,6 +109,16 @@ pub fn respond(
             "Halaman ini tidak bisa dibuat sekarang; coba lagi sebentar lagi. Rinciannya ada di log server.",
         )
     })
+}
+
+/// The answer when no database connection can be had (PostgreSQL down or the pool exhausted).
+pub fn unavailable(e: &dyn std::fmt::Display) -> Page {
+    eprintln!("{} dashboard error: {e}", crate::timefmt::now_utc());
+    error_page(
+        503,
+        "Database tidak tersedia",
+        "Database server tidak bisa dihubungi sekarang; coba lagi sebentar lagi. Rinciannya ada di log server.",
+    )
 }
 
 type Res = Result<Page, Box<dyn std::error::Error>>;
@@ -244,7 +254,7 @@ fn today(offset: time::UtcOffset) -> time::Date {
     time::OffsetDateTime::now_utc().to_offset(offset).date()
 }
 
-fn index(conn: &Connection, s: &Settings) -> Res {
+fn index(conn: &mut Db<'_>, s: &Settings) -> Res {
     let cov = coverage::coverage(conn)?;
     let regencies: Vec<RegencyView> = cov
         .regencies
@@ -351,7 +361,7 @@ fn relative(ago: time::Duration) -> String {
     }
 }
 
-fn district(conn: &Connection, s: &Settings, code: &str) -> Res {
+fn district(conn: &mut Db<'_>, s: &Settings, code: &str) -> Res {
     let code = region::normalize_code(code);
     let cov = coverage::coverage(conn)?;
     let Some(area) = cov.area(&code).filter(|a| a.code.len() == 6).cloned() else {
@@ -405,7 +415,7 @@ struct ConflictRecord {
     other: String,
 }
 
-fn conflicts(conn: &Connection, s: &Settings, authorization: Option<&str>) -> Res {
+fn conflicts(conn: &mut Db<'_>, s: &Settings, authorization: Option<&str>) -> Res {
     let admin = is_admin(s, authorization);
     if authorization.is_some() && !admin {
         let mut p = error_page(
@@ -426,18 +436,19 @@ fn conflicts(conn: &Connection, s: &Settings, authorization: Option<&str>) -> Re
         .collect();
     let total: u64 = cov.villages.iter().map(|v| v.figures.conflicts).sum();
     let records = if admin {
-        let mut st = conn.prepare(
+        let rows = conn.query_all(
             "SELECT r.id, r.recorded_at, r.nik, r.name, r.village, r.team, r.officer,
                     coalesce(r.conflict_with, ''), coalesce(o.team || ' / ' || o.officer, '')
              FROM records r LEFT JOIN records o ON o.id = r.conflict_with
              WHERE r.state = 'conflict' AND r.voided_by IS NULL
              ORDER BY r.village, r.recorded_at LIMIT ?1",
+            crate::args![CONFLICT_LIMIT as i64],
         )?;
-        let rows = st.query_map([CONFLICT_LIMIT as i64], |r| {
+        let rows = rows.iter().map(|r| {
             let village: String = r.get(4)?;
             Ok(ConflictRecord {
                 id: r.get(0)?,
-                recorded_at: crate::timefmt::local_display(&r.get::<_, String>(1)?, s.offset),
+                recorded_at: crate::timefmt::local_display(&r.get::<String>(1)?, s.offset),
                 nik: r.get(2)?,
                 name: r.get(3)?,
                 village: region::village(&village)
@@ -448,8 +459,8 @@ fn conflicts(conn: &Connection, s: &Settings, authorization: Option<&str>) -> Re
                 conflict_with: r.get(7)?,
                 other: r.get(8)?,
             })
-        })?;
-        Some(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        });
+        Some(rows.collect::<super::db::Result<Vec<_>>>()?)
     } else {
         None
     };
@@ -480,7 +491,7 @@ fn level_of(query: &str) -> Option<ReportLevel> {
     }
 }
 
-fn report(conn: &Connection, json: bool, query: &str) -> Res {
+fn report(conn: &mut Db<'_>, json: bool, query: &str) -> Res {
     let Some(level) = level_of(query) else {
         return Ok(error_page(
             400,
@@ -675,7 +686,7 @@ mod tests {
     }
 
     fn filled() -> rusqlite::Connection {
-        let mut conn = coverage::test_db();
+        let conn = coverage::test_db();
         let plan = crate::server::fill::Plan {
             seed: 3,
             regency: "1702".into(),
@@ -684,10 +695,10 @@ mod tests {
             days: 10,
             now: time::OffsetDateTime::now_utc(),
         };
-        crate::server::fill::fill(&mut conn, &plan).unwrap();
+        crate::server::fill::fill(&mut Db::sqlite(&conn), &plan).unwrap();
         let csv = crate::server::fill::targets_csv(3, "1702", Some(("202820", "30%")));
         let rows = crate::server::targets::parse(&csv, 3000).unwrap();
-        crate::server::targets::import(&mut conn, &rows, "now").unwrap();
+        crate::server::targets::import(&mut Db::sqlite(&conn), &rows, "now").unwrap();
         conn
     }
 
@@ -702,9 +713,9 @@ mod tests {
             offset: time::UtcOffset::from_hms(7, 0, 0).unwrap(),
             admin_token: "token-admin-uji".into(),
         };
-        let cov = coverage::coverage(&conn).unwrap();
+        let cov = coverage::coverage(&mut Db::sqlite(&conn)).unwrap();
         let r = &cov.regencies[0];
-        let page = respond(&conn, &s, "/", "", None);
+        let page = respond(&mut Db::sqlite(&conn), &s, "/", "", None);
         assert_eq!((page.status, page.content_type), (200, HTML));
         let html = text(&page);
         assert!(html.contains("KABUPATEN REJANG LEBONG"));
@@ -733,32 +744,53 @@ mod tests {
             .unwrap();
         assert!(!html.contains(&nik));
 
-        let k = respond(&conn, &s, "/kecamatan/170209", "", None);
+        let k = respond(&mut Db::sqlite(&conn), &s, "/kecamatan/170209", "", None);
         assert_eq!(k.status, 200);
         let kh = text(&k);
         assert!(kh.contains("Kecamatan CURUP"));
         assert!(kh.contains("id=\"desa-1702091012\""));
         assert_eq!(
-            respond(&conn, &s, "/kecamatan/999999", "", None).status,
+            respond(&mut Db::sqlite(&conn), &s, "/kecamatan/999999", "", None).status,
             404
         );
-        assert_eq!(respond(&conn, &s, "/tidak-ada", "", None).status, 404);
+        assert_eq!(
+            respond(&mut Db::sqlite(&conn), &s, "/tidak-ada", "", None).status,
+            404
+        );
 
-        let open = text(&respond(&conn, &s, "/konflik", "", None));
+        let open = text(&respond(&mut Db::sqlite(&conn), &s, "/konflik", "", None));
         assert!(!open.contains(&nik) && open.contains("Authorization: Bearer"));
-        let admin = respond(&conn, &s, "/konflik", "", Some("Bearer token-admin-uji"));
+        let admin = respond(
+            &mut Db::sqlite(&conn),
+            &s,
+            "/konflik",
+            "",
+            Some("Bearer token-admin-uji"),
+        );
         assert_eq!(admin.status, 200);
         let ah = text(&admin);
         assert!(ah.contains(&nik) && ah.contains(&name));
-        let wrong = respond(&conn, &s, "/konflik", "", Some("Bearer salah"));
+        let wrong = respond(
+            &mut Db::sqlite(&conn),
+            &s,
+            "/konflik",
+            "",
+            Some("Bearer salah"),
+        );
         assert_eq!(wrong.status, 401);
         assert!(!text(&wrong).contains(&nik));
 
-        let csv = respond(&conn, &s, "/laporan.csv", "level=desa", None);
+        let csv = respond(
+            &mut Db::sqlite(&conn),
+            &s,
+            "/laporan.csv",
+            "level=desa",
+            None,
+        );
         assert_eq!(csv.status, 200);
         assert_eq!(text(&csv).lines().count(), 1 + 156);
         assert_eq!(
-            respond(&conn, &s, "/laporan.csv", "level=x", None).status,
+            respond(&mut Db::sqlite(&conn), &s, "/laporan.csv", "level=x", None).status,
             400
         );
     }
@@ -770,16 +802,19 @@ mod tests {
             offset: time::UtcOffset::UTC,
             admin_token: String::new(),
         };
-        let page = respond(&conn, &s, "/", "", None);
+        let page = respond(&mut Db::sqlite(&conn), &s, "/", "", None);
         assert_eq!(page.status, 200);
         let html = text(&page);
         assert!(html.contains("Belum ada data"), "{html}");
         assert!(html.contains("Belum ada perangkat terdaftar"));
         // Without a configured token, even a "Bearer" header gets no record-level view.
         assert_eq!(
-            respond(&conn, &s, "/konflik", "", Some("Bearer ")).status,
+            respond(&mut Db::sqlite(&conn), &s, "/konflik", "", Some("Bearer ")).status,
             401
         );
-        assert_eq!(respond(&conn, &s, "/konflik", "", None).status, 200);
+        assert_eq!(
+            respond(&mut Db::sqlite(&conn), &s, "/konflik", "", None).status,
+            200
+        );
     }
 }

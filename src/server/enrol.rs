@@ -1,11 +1,12 @@
 //! Enrolment: one-time tokens made by the admin, spent by a device registering its public key.
 //! Only a token's SHA-256 is stored, so a copy of the database cannot enrol anything.
 use super::Refusal;
+use super::db::Mode;
 use super::store::Store;
+use crate::args;
 use crate::crypto::{self, KeyPair};
 use crate::error::AppError;
 use crate::protocol::{EnrolRequest, EnrolResponse};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 /// Letters and digits that cannot be misread for each other (no 0/O, 1/I/L, U/V).
 const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTWXYZ";
@@ -64,17 +65,15 @@ pub fn enrol(
     let device_id = crypto::key_id(&public);
     let now = crate::timefmt::now_utc();
     let hash = token_hash(&req.token);
-    let tx = store
-        .conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(Refusal::internal)?;
+    let mut db = store.db().map_err(Refusal::internal)?;
+    // The writer lock on both databases: a token is used once even by two servers at once.
+    let mut tx = db.begin(Mode::Write).map_err(Refusal::internal)?;
     let token: Option<(String, String, Option<String>)> = tx
-        .query_row(
+        .query_opt(
             "SELECT team, expires_at, used_at FROM tokens WHERE token_hash = ?1",
-            [&hash],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            args![hash],
         )
-        .optional()
+        .and_then(|r| r.map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).transpose())
         .map_err(Refusal::internal)?;
     let Some((token_team, expires_at, used_at)) = token else {
         return Err(Refusal::new(
@@ -102,12 +101,11 @@ pub fn enrol(
         ));
     }
     let revoked: Option<Option<String>> = tx
-        .query_row(
+        .query_opt(
             "SELECT revoked_at FROM devices WHERE id = ?1",
-            [&device_id],
-            |r| r.get(0),
+            args![device_id],
         )
-        .optional()
+        .and_then(|r| r.map(|r| r.get(0)).transpose())
         .map_err(Refusal::internal)?;
     if let Some(Some(at)) = revoked {
         return Err(Refusal::new(
@@ -126,12 +124,12 @@ pub fn enrol(
     tx.execute(
         "INSERT INTO devices (id, public_key, officer, team, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(id) DO UPDATE SET officer = excluded.officer, team = excluded.team",
-        params![device_id, hex::encode(public), officer, team, now],
+        args![device_id, hex::encode(public), officer, team, now],
     )
     .map_err(Refusal::internal)?;
     tx.execute(
         "UPDATE tokens SET used_at = ?2, used_by = ?3 WHERE token_hash = ?1",
-        params![hash, now, device_id],
+        args![hash, now, device_id],
     )
     .map_err(Refusal::internal)?;
     tx.commit().map_err(Refusal::internal)?;

@@ -9,8 +9,9 @@
 //! does). The dashboard's aggregates are brought up to date by [`coverage::fold`] before the
 //! commit, as ingest does.
 use super::coverage;
+use super::db::{self, Db, Mode};
+use crate::args;
 use crate::synth::{self, Rng};
-use rusqlite::{Connection, TransactionBehavior, params};
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -36,11 +37,11 @@ pub struct Filled {
 }
 
 /// Writes devices and records for `plan` in one transaction.
-pub fn fill(conn: &mut Connection, plan: &Plan) -> rusqlite::Result<Filled> {
+pub fn fill(conn: &mut Db<'_>, plan: &Plan) -> db::Result<Filled> {
     let mut rng = Rng::new(plan.seed ^ 0x5eed);
     let people = synth::citizens(plan.seed, &plan.regency, plan.records);
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mark = coverage::watermark(&tx)?;
+    let mut tx = conn.begin(Mode::Write)?;
+    let mark = coverage::watermark(&mut tx)?;
     let enrolled = crate::timefmt::stamp(plan.now - time::Duration::days(i64::from(plan.days) + 1));
     let devices: Vec<(String, String, String)> = (0..plan.devices.max(1))
         .map(|i| {
@@ -62,7 +63,7 @@ pub fn fill(conn: &mut Connection, plan: &Plan) -> rusqlite::Result<Filled> {
         tx.execute(
             "INSERT INTO devices (id, public_key, officer, team, enrolled_at, last_sync_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
+            args![
                 id,
                 format!("{:064x}", i as u128 + (plan.seed as u128) * 1_000_003),
                 officer,
@@ -78,14 +79,13 @@ pub fn fill(conn: &mut Connection, plan: &Plan) -> rusqlite::Result<Filled> {
     let received = crate::timefmt::stamp(plan.now);
     let mut live_ids: Vec<(String, usize, String)> = Vec::new(); // (id, device, nik)
     let mut out = Filled::default();
-    let mut ins = tx.prepare(
+    let ins =
         "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
                               nik, name, phone, email, officer, team, voids, reason, content_hash,
                               batch_id, received_at, state, conflict_with)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21)",
-    )?;
-    let mut void = tx.prepare("UPDATE records SET voided_by = ?2 WHERE id = ?1")?;
+                 ?19, ?20, ?21)";
+    let void = "UPDATE records SET voided_by = ?2 WHERE id = ?1";
     let n = people.len().max(1) as i64;
     for (i, p) in people.iter().enumerate() {
         let d = rng.below(devices.len() as u64) as usize;
@@ -110,29 +110,32 @@ pub fn fill(conn: &mut Connection, plan: &Plan) -> rusqlite::Result<Filled> {
         let phone = format!("+62{}", &p.phone[1..]);
         let (dev, officer, team) = &devices[d];
         let batch = format!("batch-{d}-{}", seq[d] / 500);
-        ins.execute(params![
-            id,
-            dev,
-            seq[d],
-            "activation",
-            crate::timefmt::stamp(at),
-            p.village,
-            &p.village[..6],
-            &p.village[..4],
-            nik,
-            p.name,
-            phone,
-            (!p.email.is_empty()).then_some(p.email.as_str()),
-            officer,
-            team,
-            None::<String>,
-            None::<String>,
-            format!("synthetic-{i}"),
-            batch,
-            received,
-            state,
-            conflict_with
-        ])?;
+        tx.execute(
+            ins,
+            args![
+                id,
+                dev,
+                seq[d],
+                "activation",
+                crate::timefmt::stamp(at),
+                p.village,
+                &p.village[..6],
+                &p.village[..4],
+                nik,
+                p.name,
+                phone,
+                (!p.email.is_empty()).then_some(p.email.as_str()),
+                officer,
+                team,
+                None::<String>,
+                None::<String>,
+                format!("synthetic-{i}"),
+                batch,
+                received,
+                state,
+                conflict_with
+            ],
+        )?;
         out.records += 1;
         if state == "conflict" {
             out.conflicts += 1;
@@ -142,30 +145,33 @@ pub fn fill(conn: &mut Connection, plan: &Plan) -> rusqlite::Result<Filled> {
             // Voided later by the same device: a void record, then the target marked.
             seq[d] += 1;
             let vid = uuid::Uuid::from_u64_pair(plan.seed, i as u64 * 2 + 1).to_string();
-            ins.execute(params![
-                vid,
-                dev,
-                seq[d],
-                "void",
-                crate::timefmt::stamp(at + time::Duration::minutes(5)),
-                p.village,
-                &p.village[..6],
-                &p.village[..4],
-                nik,
-                p.name,
-                phone,
-                None::<String>,
-                officer,
-                team,
-                Some(id.as_str()),
-                Some("salah ketik"),
-                format!("synthetic-void-{i}"),
-                batch,
-                received,
-                "accepted",
-                None::<String>
-            ])?;
-            void.execute(params![id, vid])?;
+            tx.execute(
+                ins,
+                args![
+                    vid,
+                    dev,
+                    seq[d],
+                    "void",
+                    crate::timefmt::stamp(at + time::Duration::minutes(5)),
+                    p.village,
+                    &p.village[..6],
+                    &p.village[..4],
+                    nik,
+                    p.name,
+                    phone,
+                    None::<String>,
+                    officer,
+                    team,
+                    Some(id.as_str()),
+                    Some("salah ketik"),
+                    format!("synthetic-void-{i}"),
+                    batch,
+                    received,
+                    "accepted",
+                    None::<String>
+                ],
+            )?;
+            tx.execute(void, args![id, vid])?;
             out.records += 1;
             out.voids += 1;
             continue;
@@ -175,9 +181,7 @@ pub fn fill(conn: &mut Connection, plan: &Plan) -> rusqlite::Result<Filled> {
             live_ids.push((id, d, nik));
         }
     }
-    drop(ins);
-    drop(void);
-    coverage::fold(&tx, mark)?;
+    coverage::fold(&mut tx, mark)?;
     tx.commit()?;
     Ok(out)
 }

@@ -1,4 +1,5 @@
-//! HTTP on tiny_http: a fixed pool of worker threads, each with its own database connection,
+//! HTTP on tiny_http: a fixed pool of worker threads, each with its own store handle (a SQLite
+//! connection, or the shared PostgreSQL pool),
 //! answering `/v1/health`, `/v1/enrol` and `/v1/batches`. Bodies are refused by Content-Length
 //! before they are read and capped while reading. One log line per request on stderr. When the
 //! stop flag is set (SIGINT/SIGTERM), workers finish the request in hand and return.
@@ -464,7 +465,10 @@ fn dashboard_route(
         .iter()
         .find(|h| h.field.equiv("Authorization"))
         .map(|h| h.value.as_str());
-    let page = dashboard::respond(&store.conn, &shared.dashboard, path, query, authorization);
+    let page = match store.db() {
+        Ok(mut db) => dashboard::respond(&mut db, &shared.dashboard, path, query, authorization),
+        Err(e) => dashboard::unavailable(&e),
+    };
     let mut headers: Vec<(&'static str, String)> = dashboard::SECURITY_HEADERS
         .iter()
         .map(|(k, v)| (*k, v.to_string()))

@@ -2,16 +2,16 @@
 //! then one write transaction that answers every record, journals the signed answer under the
 //! batch id (a replay gets the same answer back) and commits. Used by `POST /v1/batches` and by
 //! `server import`.
+use super::db::{self, Db, Mode};
 use super::store::{Store, note_reject};
 use super::{Limits, Refusal};
+use crate::args;
 use crate::crypto::{self, KeyPair};
 use crate::domain::{Kind, Record, email, nik, phone, validate};
 use crate::protocol::{self, BatchResponse, Outcome, RecordResult, Summary};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use std::io::Read;
-use std::sync::Mutex;
 
 /// A batch as it arrives: the headers (or the `sync --to-file` line) and the body bytes as sent.
 pub struct Incoming<'a> {
@@ -35,10 +35,6 @@ pub struct Answer {
     /// True when this was a replay answered from the journal.
     pub replayed: bool,
 }
-
-/// Serialises writers inside one process, so they queue fairly instead of spinning on
-/// SQLITE_BUSY; the busy timeout still covers other processes (e.g. `server import`).
-static WRITE_LOCK: Mutex<()> = Mutex::new(());
 
 const MAX_TEXT: usize = 100;
 const MAX_REASON: usize = 500;
@@ -134,12 +130,11 @@ fn check_and_commit(
         ));
     }
     let body_sha = crypto::sha256_hex(inc.body);
-    let _guard = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let tx = store
-        .conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(Refusal::internal)?;
-    if let Some(answer) = journalled(&tx, &batch.batch_id, &body_sha)? {
+    // The one write transaction at a time, across processes (super::db): writers in this process
+    // queue on a mutex, other processes wait on the database's lock.
+    let mut db = store.db().map_err(Refusal::internal)?;
+    let mut tx = db.begin(Mode::Write).map_err(Refusal::internal)?;
+    if let Some(answer) = journalled(&mut tx, &batch.batch_id, &body_sha)? {
         return Ok(answer);
     }
     let now = crate::timefmt::now_utc();
@@ -154,12 +149,12 @@ fn check_and_commit(
         today,
     };
     // Dashboard: the rows after this mark are this batch's; folded into the aggregates below.
-    let mark = super::coverage::watermark(&tx).map_err(Refusal::internal)?;
+    let mark = super::coverage::watermark(&mut tx).map_err(Refusal::internal)?;
     let mut results = Vec::with_capacity(batch.records.len());
     let mut summary = Summary::default();
     let count = batch.records.len();
     for value in batch.records {
-        let r = one_record(&tx, &ctx, value).map_err(Refusal::internal)?;
+        let r = one_record(&mut tx, &ctx, value).map_err(Refusal::internal)?;
         match r.status {
             Outcome::Accepted => summary.accepted += 1,
             Outcome::Duplicate => summary.duplicate += 1,
@@ -169,7 +164,7 @@ fn check_and_commit(
         results.push(r);
     }
     // Dashboard: count this batch's live activations and voids (a few statements per batch).
-    super::coverage::fold(&tx, mark).map_err(Refusal::internal)?;
+    super::coverage::fold(&mut tx, mark).map_err(Refusal::internal)?;
     let response = BatchResponse {
         protocol: protocol::VERSION,
         batch_id: batch.batch_id.clone(),
@@ -188,7 +183,7 @@ fn check_and_commit(
         "INSERT INTO batches (id, device_id, body_sha256, received_at, records, response, signature,
                               response_gzip, signature_gzip)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+        args![
             batch.batch_id,
             inc.device_id,
             body_sha,
@@ -203,7 +198,7 @@ fn check_and_commit(
     .map_err(Refusal::internal)?;
     tx.execute(
         "UPDATE devices SET last_sync_at = ?2 WHERE id = ?1",
-        params![inc.device_id, now],
+        args![inc.device_id, now],
     )
     .map_err(Refusal::internal)?;
     tx.commit().map_err(Refusal::internal)?;
@@ -368,20 +363,18 @@ struct BatchBodyValues {
 }
 
 /// A replay: the same id with the same bytes gets the stored answer; different bytes are refused.
-fn journalled(
-    tx: &Transaction<'_>,
-    batch_id: &str,
-    body_sha: &str,
-) -> Result<Option<Answer>, Refusal> {
+fn journalled(tx: &mut Db<'_>, batch_id: &str, body_sha: &str) -> Result<Option<Answer>, Refusal> {
     type Row = (String, Vec<u8>, String, Option<Vec<u8>>, Option<String>);
     let row: Option<Row> = tx
-        .query_row(
+        .query_opt(
             "SELECT body_sha256, response, signature, response_gzip, signature_gzip
              FROM batches WHERE id = ?1",
-            [batch_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            args![batch_id],
         )
-        .optional()
+        .and_then(|r| {
+            r.map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .transpose()
+        })
         .map_err(Refusal::internal)?;
     let Some((sha, body, signature, gz, gz_signature)) = row else {
         return Ok(None);
@@ -429,8 +422,8 @@ struct Clean {
 }
 
 /// Answers one record inside the batch transaction. Only database failures are errors.
-fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Result<RecordResult> {
-    let reject = |id: &str, code: &str, message: String| -> rusqlite::Result<RecordResult> {
+fn one_record(tx: &mut Db<'_>, ctx: &Ctx<'_>, item: Item) -> db::Result<RecordResult> {
+    let reject = |tx: &mut Db<'_>, id: &str, code: &str, message: String| {
         note_reject(
             tx,
             ctx.now,
@@ -440,12 +433,13 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             code,
             &message,
         )?;
-        Ok(result(id, Outcome::Rejected, Some(code), None))
+        Ok::<_, db::Error>(result(id, Outcome::Rejected, Some(code), None))
     };
     let r: Record = match item {
         Item::Typed(r) => r,
         Item::Unopened { id } => {
             return reject(
+                tx,
                 &id,
                 "seal_unopened",
                 "the record's sealed NIK, phone and e-mail do not open with this district's key \
@@ -466,15 +460,16 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
-            return reject(&id_hint, "bad_record", format!("not a record: {e}"));
+            return reject(tx, &id_hint, "bad_record", format!("not a record: {e}"));
         }
     };
     if uuid::Uuid::parse_str(&r.id).is_err() || r.id.len() != 36 {
         let id: String = r.id.chars().take(64).collect();
-        return reject(&id, "bad_id", "the record id is not a UUID".into());
+        return reject(tx, &id, "bad_id", "the record id is not a UUID".into());
     }
     if r.device_id != ctx.device {
         return reject(
+            tx,
             &r.id,
             "device_mismatch",
             format!("the record names device {}, not the sender", r.device_id),
@@ -482,9 +477,9 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
     }
     let hash = protocol::content_hash(&r);
     let stored: Option<String> = tx
-        .prepare_cached(BY_ID_SQL)?
-        .query_row([&r.id], |row| row.get(0))
-        .optional()?;
+        .query_opt(BY_ID_SQL, args![r.id])?
+        .map(|row| row.get(0))
+        .transpose()?;
     if let Some(h) = stored {
         return Ok(if h == hash {
             result(&r.id, Outcome::Duplicate, None, None)
@@ -503,7 +498,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
     }
     let clean = match check(&r, ctx.today) {
         Ok(c) => c,
-        Err((code, message)) => return reject(&r.id, code, message),
+        Err((code, message)) => return reject(tx, &r.id, code, message),
     };
     match r.kind {
         Kind::Activation => {
@@ -522,20 +517,22 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
         Kind::Void => {
             let Some(target) = r.voids.as_deref() else {
                 return reject(
+                    tx,
                     &r.id,
                     "void_target_missing",
                     "a void must name the record it cancels".into(),
                 );
             };
             let t: Option<(String, String, String, Option<String>)> = tx
-                .query_row(
+                .query_opt(
                     "SELECT kind, device_id, nik, voided_by FROM records WHERE id = ?1",
-                    [target],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )
-                .optional()?;
+                    args![target],
+                )?
+                .map(|row| Ok::<_, db::Error>((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                .transpose()?;
             let Some((kind, device, nik, voided_by)) = t else {
                 return reject(
+                    tx,
                     &r.id,
                     "void_target_unknown",
                     format!("record {target} is not on the server"),
@@ -543,6 +540,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             };
             if kind != "activation" {
                 return reject(
+                    tx,
                     &r.id,
                     "void_target_not_activation",
                     "only an activation can be voided".into(),
@@ -550,6 +548,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             }
             if device != ctx.device {
                 return reject(
+                    tx,
                     &r.id,
                     "void_other_device",
                     "a device can void only its own records".into(),
@@ -557,6 +556,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             }
             if nik != clean.nik {
                 return reject(
+                    tx,
                     &r.id,
                     "void_mismatch",
                     "the void's NIK differs from the record it cancels".into(),
@@ -564,6 +564,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             }
             if voided_by.is_some() {
                 return reject(
+                    tx,
                     &r.id,
                     "already_voided",
                     format!("record {target} is already voided"),
@@ -572,7 +573,7 @@ fn one_record(tx: &Transaction<'_>, ctx: &Ctx<'_>, item: Item) -> rusqlite::Resu
             insert(tx, ctx, &r, &clean, &hash, None)?;
             tx.execute(
                 "UPDATE records SET voided_by = ?2 WHERE id = ?1",
-                params![target, r.id],
+                args![target, r.id],
             )?;
             Ok(result(&r.id, Outcome::Accepted, None, None))
         }
@@ -586,12 +587,11 @@ const LIVE_SQL: &str = "SELECT rowid, id FROM records WHERE nik = ?1 AND kind = 
      AND state = 'accepted' AND voided_by IS NULL";
 
 /// The live activation of this NIK (the earliest, should there ever be more than one).
-fn first_live(tx: &Transaction<'_>, nik: &str) -> rusqlite::Result<Option<String>> {
-    let mut st = tx.prepare_cached(LIVE_SQL)?;
-    let rows = st.query_map([nik], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+fn first_live(tx: &mut Db<'_>, nik: &str) -> db::Result<Option<String>> {
+    let rows = tx.query_all(LIVE_SQL, args![nik])?;
     let mut first: Option<(i64, String)> = None;
     for row in rows {
-        let (rowid, id) = row?;
+        let (rowid, id) = (row.get::<i64>(0)?, row.get::<String>(1)?);
         if first.as_ref().is_none_or(|(f, _)| rowid < *f) {
             first = Some((rowid, id));
         }
@@ -647,50 +647,50 @@ fn check(r: &Record, today: time::Date) -> Result<Clean, (&'static str, String)>
 }
 
 fn insert(
-    tx: &Transaction<'_>,
+    tx: &mut Db<'_>,
     ctx: &Ctx<'_>,
     r: &Record,
     c: &Clean,
     hash: &str,
     conflict_with: Option<&str>,
-) -> rusqlite::Result<()> {
+) -> db::Result<()> {
     let warnings = serde_json::to_string(&r.warnings).unwrap_or_else(|_| "[]".into());
     let state = if conflict_with.is_some() {
         "conflict"
     } else {
         "accepted"
     };
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
                               nik, name, phone, email, officer, team, voids, reason, warnings,
                               content_hash, batch_id, received_at, state, conflict_with)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
                  ?19, ?20, ?21, ?22)",
-    )?
-    .execute(params![
-        r.id,
-        r.device_id,
-        r.seq,
-        r.kind.as_str(),
-        r.recorded_at,
-        c.village,
-        &c.village[..6],
-        &c.village[..4],
-        c.nik,
-        c.name,
-        c.phone,
-        c.email,
-        r.officer,
-        r.team,
-        r.voids,
-        r.reason,
-        warnings,
-        hash,
-        ctx.batch,
-        ctx.now,
-        state,
-        conflict_with
-    ])
+        args![
+            r.id,
+            r.device_id,
+            r.seq,
+            r.kind.as_str(),
+            r.recorded_at,
+            c.village,
+            &c.village[..6],
+            &c.village[..4],
+            c.nik,
+            c.name,
+            c.phone,
+            c.email,
+            r.officer,
+            r.team,
+            r.voids,
+            r.reason,
+            warnings,
+            hash,
+            ctx.batch,
+            ctx.now,
+            state,
+            conflict_with
+        ],
+    )
     .map(|_| ())
 }
 
@@ -700,6 +700,7 @@ mod tests {
     use crate::domain::validate;
     use crate::protocol::{BatchBody, EnrolRequest};
     use crate::server::enrol;
+    use crate::server::store::Location;
 
     const LIMITS: Limits = Limits {
         max_body_bytes: 1 << 20,
@@ -708,17 +709,41 @@ mod tests {
     };
 
     struct Fixture {
-        _dir: tempfile::TempDir,
         store: Store,
+        _dir: tempfile::TempDir,
+        /// Dropped after the store (field order).
+        _pg: Option<crate::server::pgtest::TestDatabase>,
         server: KeyPair,
         device: KeyPair,
         seq: i64,
     }
 
+    /// Runs `test` on a SQLite store, then on PostgreSQL (a fresh database from
+    /// `IKD_TEST_POSTGRES`; a skip note without it, a failure under CI).
+    fn on_both(name: &str, test: impl Fn(Fixture)) {
+        test(Fixture::new());
+        if let Some(pg) = crate::server::pgtest::TestDatabase::create(name) {
+            let store = Store::open(Location::Postgres(pg.url.clone())).unwrap();
+            test(Fixture::on(store, Some(pg)));
+        }
+    }
+
     impl Fixture {
         fn new() -> Fixture {
             let dir = tempfile::tempdir().unwrap();
-            let mut store = Store::open(&dir.path().join("d.db")).unwrap();
+            let store = Store::open(&dir.path().join("d.db")).unwrap();
+            Fixture::with(store, dir, None)
+        }
+
+        fn on(store: Store, pg: Option<crate::server::pgtest::TestDatabase>) -> Fixture {
+            Fixture::with(store, tempfile::tempdir().unwrap(), pg)
+        }
+
+        fn with(
+            mut store: Store,
+            dir: tempfile::TempDir,
+            pg: Option<crate::server::pgtest::TestDatabase>,
+        ) -> Fixture {
             let server = KeyPair::generate().unwrap();
             let device = KeyPair::generate().unwrap();
             let (token, _) = enrol::create_token(&store, "", 1).unwrap();
@@ -731,6 +756,7 @@ mod tests {
             enrol::enrol(&mut store, &server, &req).unwrap();
             Fixture {
                 _dir: dir,
+                _pg: pg,
                 store,
                 server,
                 device,
@@ -834,215 +860,281 @@ mod tests {
         f.send(&recs[..300]);
         f.send(&recs[300..]);
         for sql in [BY_ID_SQL, LIVE_SQL] {
-            let st = f.store.conn.prepare_cached(sql).unwrap();
+            let st = f.store.sqlite_conn().prepare_cached(sql).unwrap();
             assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
         }
     }
 
     #[test]
     fn a_malformed_record_is_rejected_alone() {
-        let mut f = Fixture::new();
-        let recs = f.records(1, 2);
-        let mut values = serde_json::to_value(f.wire(&recs)).unwrap();
-        values
-            .as_array_mut()
-            .unwrap()
-            .insert(1, serde_json::json!({"id": "x", "seq": "one"}));
-        values.as_array_mut().unwrap().push(serde_json::json!(42));
-        let a = f.send_json(values).unwrap();
-        let st: Vec<_> = a.response.results.iter().map(|r| r.status).collect();
-        assert_eq!(
-            st,
-            [
-                Outcome::Accepted,
-                Outcome::Rejected,
-                Outcome::Accepted,
-                Outcome::Rejected
-            ]
-        );
-        assert_eq!(a.response.results[1].reason.as_deref(), Some("bad_record"));
-        assert_eq!(a.response.results[1].id, "x");
+        on_both("a_malformed_record_is_rejected_alone", |mut f| {
+            let recs = f.records(1, 2);
+            let mut values = serde_json::to_value(f.wire(&recs)).unwrap();
+            values
+                .as_array_mut()
+                .unwrap()
+                .insert(1, serde_json::json!({"id": "x", "seq": "one"}));
+            values.as_array_mut().unwrap().push(serde_json::json!(42));
+            let a = f.send_json(values).unwrap();
+            let st: Vec<_> = a.response.results.iter().map(|r| r.status).collect();
+            assert_eq!(
+                st,
+                [
+                    Outcome::Accepted,
+                    Outcome::Rejected,
+                    Outcome::Accepted,
+                    Outcome::Rejected
+                ]
+            );
+            assert_eq!(a.response.results[1].reason.as_deref(), Some("bad_record"));
+            assert_eq!(a.response.results[1].id, "x");
+        });
     }
 
     #[test]
     fn seals_are_opened_and_a_bad_seal_is_rejected_alone() {
-        let mut f = Fixture::new();
-        let recs = f.records(5, 4);
-        let mut wire = f.wire(&recs);
-        // Sealed to another district's key; a damaged box; a plaintext record of the old form.
-        let other = crate::seal::OpenKey::generate().unwrap().public();
-        wire[1] = protocol::WireRecord::seal(&recs[1], &other);
-        wire[2].sealed = B64.encode(b"not a sealed box");
-        let mut values = serde_json::to_value(&wire).unwrap();
-        values[3] = serde_json::to_value(&recs[3]).unwrap();
-        let a = f.send_json(values).unwrap();
-        let got: Vec<_> = a
-            .response
-            .results
-            .iter()
-            .map(|r| (r.status, r.reason.clone()))
-            .collect();
-        assert_eq!(got[0], (Outcome::Accepted, None));
-        assert_eq!(got[1], rejected("seal_unopened"));
-        assert_eq!(got[2], rejected("seal_unopened"));
-        assert_eq!(got[3], rejected("bad_record"));
-        assert_eq!(a.response.results[1].id, recs[1].id);
-        // The server stores the opened NIK, phone and e-mail.
-        let (nik, phone): (String, String) = f
-            .store
-            .conn
-            .query_row(
-                "SELECT nik, phone FROM records WHERE id = ?1",
-                [&recs[0].id],
-                |x| Ok((x.get(0)?, x.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!((nik, phone), (recs[0].nik.clone(), recs[0].phone.clone()));
-        // Sealed again (other bytes), the same content is a duplicate; other content under the
-        // same id is id_reused.
-        assert_eq!(f.send(&recs[..1]), [(Outcome::Duplicate, None)]);
-        let mut changed = recs[0].clone();
-        changed.phone = "+6281399998888".into();
-        assert_eq!(
-            f.send(&[changed]),
-            [(Outcome::Conflict, Some("id_reused".into()))]
+        on_both(
+            "seals_are_opened_and_a_bad_seal_is_rejected_alone",
+            |mut f| {
+                let recs = f.records(5, 4);
+                let mut wire = f.wire(&recs);
+                // Sealed to another district's key; a damaged box; a plaintext record of the old form.
+                let other = crate::seal::OpenKey::generate().unwrap().public();
+                wire[1] = protocol::WireRecord::seal(&recs[1], &other);
+                wire[2].sealed = B64.encode(b"not a sealed box");
+                let mut values = serde_json::to_value(&wire).unwrap();
+                values[3] = serde_json::to_value(&recs[3]).unwrap();
+                let a = f.send_json(values).unwrap();
+                let got: Vec<_> = a
+                    .response
+                    .results
+                    .iter()
+                    .map(|r| (r.status, r.reason.clone()))
+                    .collect();
+                assert_eq!(got[0], (Outcome::Accepted, None));
+                assert_eq!(got[1], rejected("seal_unopened"));
+                assert_eq!(got[2], rejected("seal_unopened"));
+                assert_eq!(got[3], rejected("bad_record"));
+                assert_eq!(a.response.results[1].id, recs[1].id);
+                // The server stores the opened NIK, phone and e-mail.
+                let row = f
+                    .store
+                    .db()
+                    .unwrap()
+                    .query_one(
+                        "SELECT nik, phone FROM records WHERE id = ?1",
+                        args![recs[0].id],
+                    )
+                    .unwrap();
+                let (nik, phone): (String, String) = (row.get(0).unwrap(), row.get(1).unwrap());
+                assert_eq!((nik, phone), (recs[0].nik.clone(), recs[0].phone.clone()));
+                // Sealed again (other bytes), the same content is a duplicate; other content under
+                // the same id is id_reused.
+                assert_eq!(f.send(&recs[..1]), [(Outcome::Duplicate, None)]);
+                let mut changed = recs[0].clone();
+                changed.phone = "+6281399998888".into();
+                assert_eq!(
+                    f.send(&[changed]),
+                    [(Outcome::Conflict, Some("id_reused".into()))]
+                );
+            },
         );
     }
 
     #[test]
     fn a_large_batch_opens_on_threads_in_order() {
-        let mut f = Fixture::new();
-        let recs = f.records(6, 300);
-        let got = f.send(&recs);
-        assert!(got.iter().all(|g| *g == (Outcome::Accepted, None)));
-        let ids: Vec<String> = f
-            .store
-            .conn
-            .prepare("SELECT id FROM records ORDER BY rowid")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(ids, recs.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+        on_both("a_large_batch_opens_on_threads_in_order", |mut f| {
+            let recs = f.records(6, 300);
+            let got = f.send(&recs);
+            assert!(got.iter().all(|g| *g == (Outcome::Accepted, None)));
+            let ids: Vec<String> = f
+                .store
+                .db()
+                .unwrap()
+                .query_all("SELECT id FROM records ORDER BY rowid", args![])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0).unwrap())
+                .collect();
+            assert_eq!(ids, recs.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+        });
     }
 
     #[test]
     fn record_checks() {
-        let mut f = Fixture::new();
-        let mut r = f.records(2, 6);
-        r[0].id = "not-a-uuid".into();
-        r[1].village = "1702999999".into();
-        r[2].phone = "021 555 1234".into();
-        r[3].recorded_at = "yesterday".into();
-        r[4].voids = Some(r[5].id.clone());
-        r[5].name = "siti   aminah".into();
-        let got = f.send(&r);
-        assert_eq!(got[0], rejected("bad_id"));
-        assert_eq!(got[1], rejected("village_unknown"));
-        assert_eq!(got[2].0, Outcome::Rejected);
-        assert_eq!(got[3], rejected("bad_time"));
-        assert_eq!(got[4], rejected("bad_kind"));
-        // Stored normalised.
-        assert_eq!(got[5], (Outcome::Accepted, None));
-        let name: String = f
-            .store
-            .conn
-            .query_row("SELECT name FROM records WHERE id = ?1", [&r[5].id], |x| {
-                x.get(0)
-            })
-            .unwrap();
-        assert_eq!(name, "SITI AMINAH");
-        assert_eq!(f.store.stats().unwrap().rejects, 5);
+        on_both("record_checks", |mut f| {
+            let mut r = f.records(2, 6);
+            r[0].id = "not-a-uuid".into();
+            r[1].village = "1702999999".into();
+            r[2].phone = "021 555 1234".into();
+            r[3].recorded_at = "yesterday".into();
+            r[4].voids = Some(r[5].id.clone());
+            r[5].name = "siti   aminah".into();
+            let got = f.send(&r);
+            assert_eq!(got[0], rejected("bad_id"));
+            assert_eq!(got[1], rejected("village_unknown"));
+            assert_eq!(got[2].0, Outcome::Rejected);
+            assert_eq!(got[3], rejected("bad_time"));
+            assert_eq!(got[4], rejected("bad_kind"));
+            // Stored normalised.
+            assert_eq!(got[5], (Outcome::Accepted, None));
+            let name: String = f
+                .store
+                .db()
+                .unwrap()
+                .query_one("SELECT name FROM records WHERE id = ?1", args![r[5].id])
+                .and_then(|x| x.get(0))
+                .unwrap();
+            assert_eq!(name, "SITI AMINAH");
+            assert_eq!(f.store.stats().unwrap().rejects, 5);
+        });
     }
 
     #[test]
     fn voids() {
-        let mut f = Fixture::new();
-        let recs = f.records(3, 2);
-        let v0 = f.void(&recs[0]);
-        // A void may travel in the same batch as its target, after it.
-        assert_eq!(
-            f.send(&[recs[0].clone(), v0.clone()]),
-            [(Outcome::Accepted, None), (Outcome::Accepted, None)]
-        );
-        let twice = f.void(&recs[0]);
-        let unknown = f.void(&recs[1]);
-        let of_void = f.void(&v0);
-        let got = f.send(&[twice, unknown, of_void]);
-        assert_eq!(got[0], rejected("already_voided"));
-        assert_eq!(got[1], rejected("void_target_unknown"));
-        assert_eq!(got[2], rejected("void_target_not_activation"));
-        let s = f.store.stats().unwrap();
-        assert_eq!((s.records, s.activations_live, s.voids), (2, 0, 1));
-        // The NIK counts again once activated anew.
-        let mut again = f.records(3, 1).remove(0);
-        again.nik = recs[0].nik.clone();
-        assert_eq!(f.send(&[again]), [(Outcome::Accepted, None)]);
+        on_both("voids", |mut f| {
+            let recs = f.records(3, 2);
+            let v0 = f.void(&recs[0]);
+            // A void may travel in the same batch as its target, after it.
+            assert_eq!(
+                f.send(&[recs[0].clone(), v0.clone()]),
+                [(Outcome::Accepted, None), (Outcome::Accepted, None)]
+            );
+            let twice = f.void(&recs[0]);
+            let unknown = f.void(&recs[1]);
+            let of_void = f.void(&v0);
+            let got = f.send(&[twice, unknown, of_void]);
+            assert_eq!(got[0], rejected("already_voided"));
+            assert_eq!(got[1], rejected("void_target_unknown"));
+            assert_eq!(got[2], rejected("void_target_not_activation"));
+            let s = f.store.stats().unwrap();
+            assert_eq!((s.records, s.activations_live, s.voids), (2, 0, 1));
+            // The NIK counts again once activated anew.
+            let mut again = f.records(3, 1).remove(0);
+            again.nik = recs[0].nik.clone();
+            assert_eq!(f.send(&[again]), [(Outcome::Accepted, None)]);
+        });
     }
 
     #[test]
     fn replay_and_reuse_inside_one_transaction() {
-        let mut f = Fixture::new();
-        let recs = f.records(4, 3);
-        let body = serde_json::to_vec(&BatchBody {
-            protocol: 1,
-            batch_id: "b-1".into(),
-            device_id: f.device.id(),
-            created_at: crate::timefmt::now_utc(),
-            records: f.wire(&recs),
-        })
-        .unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &body).unwrap();
-        let gz = gz.finish().unwrap();
-        let sig = B64.encode(f.device.sign(&protocol::signed_digest(&gz)));
-        let device = f.device.id();
-        let inc = Incoming {
-            device_id: &device,
-            batch_id: "b-1",
-            signature: &sig,
-            body: &gz,
-        };
-        let first = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
-        let again = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
-        assert!(!first.replayed && again.replayed);
-        assert_eq!(first.body, again.body);
-        assert_eq!(first.signature, again.signature);
-        assert_eq!(first.gzip, again.gzip);
-        // The gzip form is signed over its own bytes and holds the same JSON.
-        let (gz_answer, gz_sig) = first.gzip.clone().unwrap();
-        assert!(crypto::verify(
-            &f.server.public(),
-            &protocol::signed_digest(&gz_answer),
-            &B64.decode(&gz_sig).unwrap()
-        ));
-        assert_eq!(gunzip(&gz_answer, 1 << 20).unwrap(), first.body);
-        // A batch journalled before answers were compressed replays its plain answer only.
-        f.store
-            .conn
+        on_both("replay_and_reuse_inside_one_transaction", |mut f| {
+            let recs = f.records(4, 3);
+            let body = serde_json::to_vec(&BatchBody {
+                protocol: 1,
+                batch_id: "b-1".into(),
+                device_id: f.device.id(),
+                created_at: crate::timefmt::now_utc(),
+                records: f.wire(&recs),
+            })
+            .unwrap();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &body).unwrap();
+            let gz = gz.finish().unwrap();
+            let sig = B64.encode(f.device.sign(&protocol::signed_digest(&gz)));
+            let device = f.device.id();
+            let inc = Incoming {
+                device_id: &device,
+                batch_id: "b-1",
+                signature: &sig,
+                body: &gz,
+            };
+            let first = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
+            let again = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
+            assert!(!first.replayed && again.replayed);
+            assert_eq!(first.body, again.body);
+            assert_eq!(first.signature, again.signature);
+            assert_eq!(first.gzip, again.gzip);
+            // The gzip form is signed over its own bytes and holds the same JSON.
+            let (gz_answer, gz_sig) = first.gzip.clone().unwrap();
+            assert!(crypto::verify(
+                &f.server.public(),
+                &protocol::signed_digest(&gz_answer),
+                &B64.decode(&gz_sig).unwrap()
+            ));
+            assert_eq!(gunzip(&gz_answer, 1 << 20).unwrap(), first.body);
+            // A batch journalled before answers were compressed replays its plain answer only.
+            f.store
+            .db()
+            .unwrap()
             .execute(
                 "UPDATE batches SET response_gzip = NULL, signature_gzip = NULL WHERE id = 'b-1'",
-                [],
+                args![],
             )
             .unwrap();
-        let old = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
-        assert!(old.gzip.is_none());
-        assert_eq!((old.body, old.signature), (first.body, first.signature));
-        assert_eq!(f.store.stats().unwrap().records, 3);
-        // Different bytes under the same id (here: another compression level).
-        let mut gz2 = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        std::io::Write::write_all(&mut gz2, &body).unwrap();
-        let gz2 = gz2.finish().unwrap();
-        assert_ne!(gz, gz2);
-        let sig2 = B64.encode(f.device.sign(&protocol::signed_digest(&gz2)));
-        let inc2 = Incoming {
-            signature: &sig2,
-            body: &gz2,
-            ..inc
+            let old = ingest(&mut f.store, &f.server, &LIMITS, &inc).unwrap();
+            assert!(old.gzip.is_none());
+            assert_eq!((old.body, old.signature), (first.body, first.signature));
+            assert_eq!(f.store.stats().unwrap().records, 3);
+            // Different bytes under the same id (here: another compression level).
+            let mut gz2 = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut gz2, &body).unwrap();
+            let gz2 = gz2.finish().unwrap();
+            assert_ne!(gz, gz2);
+            let sig2 = B64.encode(f.device.sign(&protocol::signed_digest(&gz2)));
+            let inc2 = Incoming {
+                signature: &sig2,
+                body: &gz2,
+                ..inc
+            };
+            let e = ingest(&mut f.store, &f.server, &LIMITS, &inc2).unwrap_err();
+            assert_eq!((e.status, e.code), (409, "batch_reused"));
+        });
+    }
+
+    /// Two stores on one PostgreSQL database (as two `serve` processes have) ingest batches of
+    /// the same citizens from two devices at the same time, many rounds: each NIK ends up with
+    /// exactly one live activation and the other record flagged as its conflict, whichever
+    /// batch won; the dashboard's counts equal the records.
+    #[test]
+    fn two_stores_on_one_postgres_decide_each_nik_once() {
+        let Some(pg) = crate::server::pgtest::TestDatabase::create(
+            "two_stores_on_one_postgres_decide_each_nik_once",
+        ) else {
+            return;
         };
-        let e = ingest(&mut f.store, &f.server, &LIMITS, &inc2).unwrap_err();
-        assert_eq!((e.status, e.code), (409, "batch_reused"));
+        let loc = Location::Postgres(pg.url.clone());
+        let mut a = Fixture::on(Store::open(&loc).unwrap(), None);
+        let mut b = Fixture::on(Store::open(&loc).unwrap(), None);
+        let people_a = a.records(77, 200);
+        // Device b records the same citizens (its own ids), in reverse order.
+        let mut people_b = b.records(77, 200);
+        people_b.reverse();
+        for round in 0..4 {
+            let (ra, rb) = (
+                &people_a[round * 50..(round + 1) * 50],
+                &people_b[(3 - round) * 50..(4 - round) * 50],
+            );
+            let (ga, gb) = std::thread::scope(|s| {
+                let ha = s.spawn(|| a.send(ra));
+                let hb = s.spawn(|| b.send(rb));
+                (ha.join().unwrap(), hb.join().unwrap())
+            });
+            let accepted = ga
+                .iter()
+                .chain(&gb)
+                .filter(|r| r.0 == Outcome::Accepted)
+                .count();
+            let conflicts = ga
+                .iter()
+                .chain(&gb)
+                .filter(|r| r == &&(Outcome::Conflict, Some("nik_already_activated".into())))
+                .count();
+            assert_eq!((accepted, conflicts), (50, 50), "round {round}");
+        }
+        let s = a.store.stats().unwrap();
+        assert_eq!(
+            (s.records, s.activations_live, s.conflicts),
+            (400, 200, 200)
+        );
+        let live: i64 =
+            pg.count("SELECT CAST(coalesce(SUM(live), 0) AS BIGINT) FROM live_by_village");
+        assert_eq!(live, 200);
+        let per_nik: i64 = pg.count(
+            "SELECT COUNT(*) FROM (SELECT nik FROM live_activations GROUP BY nik HAVING COUNT(*) > 1) x",
+        );
+        assert_eq!(per_nik, 0);
+        drop((a, b));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The district server: `store` (SQLite), `enrol` (one-time tokens, devices), `ingest` (signed
+//! The district server: `store` (SQLite or PostgreSQL, through `db`), `enrol` (one-time tokens, devices), `ingest` (signed
 //! batches, one transaction each), `activated` (hashed NIK prefixes for field warnings), `http`
 //! (tiny_http with a fixed pool of worker threads).
 //! `server import` and `POST /v1/batches` share the same ingest path. The dashboard: `coverage`
@@ -9,11 +9,13 @@ pub mod activated;
 pub mod admin;
 pub mod coverage;
 pub mod dashboard;
+pub mod db;
 pub mod enrol;
 pub mod fill;
 pub mod http;
 pub mod ingest;
 pub mod listen;
+pub mod pgtest;
 pub mod ratelimit;
 pub mod store;
 pub mod targets;
@@ -104,16 +106,17 @@ pub fn limit_malloc_arenas() {
     }
 }
 
-/// The server's key file: next to the database, `<db>.key`.
+/// The server's key file of a SQLite database when `server.key_file` is not set: next to the
+/// database, `<db>.key`.
 pub fn key_path(db: &Path) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
     s.push(".key");
     PathBuf::from(s)
 }
 
-/// Loads the server key, creating it (mode 0600) on first use.
-pub fn server_key(db: &Path) -> Result<KeyPair, AppError> {
-    let path = key_path(db);
+/// Loads the server key from its file (see `commands::server::key_file`), creating it (mode
+/// 0600) on first use. Every process serving one database must load the same file.
+pub fn server_key(path: &Path) -> Result<KeyPair, AppError> {
     let fail = |e: std::io::Error| {
         AppError::other(tr!(
             "Kunci server {} tidak bisa dibaca atau dibuat: {e}",
@@ -121,15 +124,15 @@ pub fn server_key(db: &Path) -> Result<KeyPair, AppError> {
             path.display()
         ))
     };
-    match KeyPair::load(&path) {
+    match KeyPair::load(path) {
         Ok(k) => Ok(k),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let k = KeyPair::generate().map_err(fail)?;
-            match k.save(&path) {
+            match k.save(path) {
                 Ok(()) => Ok(k),
                 // Another process made it first.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    KeyPair::load(&path).map_err(fail)
+                    KeyPair::load(path).map_err(fail)
                 }
                 Err(e) => Err(fail(e)),
             }
@@ -147,8 +150,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("district.db");
         assert_eq!(key_path(&db), dir.path().join("district.db.key"));
-        let a = server_key(&db).unwrap();
-        let b = server_key(&db).unwrap();
+        let a = server_key(&key_path(&db)).unwrap();
+        let b = server_key(&key_path(&db)).unwrap();
         assert_eq!(a.public(), b.public());
     }
 }

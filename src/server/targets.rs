@@ -10,9 +10,10 @@
 //! every problem listed by its line. A good file replaces the previous targets in one transaction.
 //! A semicolon-separated file (as spreadsheets in an Indonesian locale save it) is read too.
 use super::coverage::{Target, TargetRow};
+use super::db::{self, Db, Mode};
+use crate::args;
 use crate::domain::region::{self, Level};
 use crate::tr;
-use rusqlite::{Connection, TransactionBehavior, params};
 use serde::Serialize;
 
 /// A row that cannot be imported.
@@ -314,21 +315,19 @@ pub struct Imported {
 }
 
 /// Replaces the targets table with `rows` in one transaction.
-pub fn import(conn: &mut Connection, rows: &[Parsed], now: &str) -> rusqlite::Result<Imported> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let replaced = tx.execute("DELETE FROM targets", [])?;
-    {
-        let mut st = tx.prepare(
+pub fn import(conn: &mut Db<'_>, rows: &[Parsed], now: &str) -> db::Result<Imported> {
+    let mut tx = conn.begin(Mode::Write)?;
+    let replaced = tx.execute("DELETE FROM targets", args![])? as usize;
+    for p in rows {
+        let (count, bp) = match p.row.target {
+            Target::Count(c) => (Some(c as i64), None),
+            Target::Percent(b) => (None, Some(i64::from(b))),
+        };
+        tx.execute(
             "INSERT INTO targets (region_code, wajib_ktp, target_count, target_bp, source, line,
                                   imported_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for p in rows {
-            let (count, bp) = match p.row.target {
-                Target::Count(c) => (Some(c as i64), None),
-                Target::Percent(b) => (None, Some(i64::from(b))),
-            };
-            st.execute(params![
+            args![
                 p.row.region_code,
                 p.row.wajib_ktp as i64,
                 count,
@@ -336,8 +335,8 @@ pub fn import(conn: &mut Connection, rows: &[Parsed], now: &str) -> rusqlite::Re
                 if p.defaulted { "default" } else { "file" },
                 p.line as i64,
                 now
-            ])?;
-        }
+            ],
+        )?;
     }
     tx.commit()?;
     let at = |n: usize| rows.iter().filter(|p| p.row.region_code.len() == n).count();

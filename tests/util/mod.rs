@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod server;
+#[macro_use]
+pub mod store;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ikd-field");
 

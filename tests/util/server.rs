@@ -24,11 +24,14 @@ max_decompressed_bytes = 8388608
 max_batch_records = 1000
 ";
 
-/// A running `ikd-field serve` with its own temporary database.
+/// A running `ikd-field serve` with its own temporary database (a SQLite file, or in a
+/// test's PostgreSQL variant a PostgreSQL database standing for that file: `util::store`).
 pub struct Server {
     pub tmp: tempfile::TempDir,
-    /// The district database.
+    /// The district database (on PostgreSQL, the path it stands for).
     pub db: PathBuf,
+    /// What `--db` gets: the file, or the PostgreSQL URL.
+    pub db_arg: String,
     /// The config.toml it runs with.
     pub config: PathBuf,
     /// `127.0.0.1:PORT`.
@@ -62,9 +65,11 @@ impl Server {
     fn launch(db: Option<PathBuf>, config_toml: &str) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let config = tmp.path().join("config.toml");
-        std::fs::write(&config, config_toml).unwrap();
+        let db = db.unwrap_or_else(|| tmp.path().join("district.db"));
+        std::fs::write(&config, super::store::server_config(config_toml, &db)).unwrap();
         let mut s = Server {
-            db: db.unwrap_or_else(|| tmp.path().join("district.db")),
+            db_arg: super::store::db_arg(&db),
+            db,
             log: tmp.path().join("server.log"),
             config,
             tmp,
@@ -106,8 +111,7 @@ impl Server {
             .unwrap();
         let mut child = self
             .base_cmd()
-            .args(["serve", "--listen", &self.addr, "--db"])
-            .arg(&self.db)
+            .args(["serve", "--listen", &self.addr, "--db", &self.db_arg])
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -193,7 +197,7 @@ impl Server {
             .arg("server")
             .args(args)
             .arg("--db")
-            .arg(&self.db)
+            .arg(&self.db_arg)
             .output()
             .unwrap()
     }
@@ -236,9 +240,18 @@ impl Server {
         serde_json::from_str(&self.admin_ok(&["export", "--format", "json"])).expect("JSON")
     }
 
-    /// A read-only connection to the server's database (it may be running).
+    /// A read-only connection to the server's SQLite database (it may be running).
     pub fn db(&self) -> rusqlite::Connection {
+        assert!(
+            !super::store::is_postgres(),
+            "a SQLite check in a PostgreSQL test"
+        );
         open_db(&self.db)
+    }
+
+    /// One integer from a query on the server's database, SQLite or PostgreSQL.
+    pub fn count(&self, sql: &str) -> i64 {
+        super::store::count(&self.db, sql)
     }
 
     /// The server's public key, parsed.

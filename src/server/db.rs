@@ -1,0 +1,745 @@
+//! The district store's database layer: one small API over SQLite (the embedded default, one
+//! connection per worker) and PostgreSQL (a pooled client shared by workers and by any number of
+//! `serve` processes), so the server's SQL and logic exist once.
+//!
+//! * SQL is written once with SQLite's numbered placeholders (`?1`, `?2`); on PostgreSQL they
+//!   become `$1`, `$2`. Portable forms only: `INSERT … ON CONFLICT`, `coalesce`, integers as
+//!   BIGINT, blobs as BYTEA, `CAST(… AS BIGINT)` around sums. Where the dialects differ (DDL, the
+//!   dashboard's hour bucket, planner hints) the caller asks [`Db::dialect`].
+//! * Arrival order: on SQLite `records.rowid`; on PostgreSQL an identity column of the same name,
+//!   so `rowid` means the same in both.
+//! * [`Db::begin`] with [`Mode::Write`] makes a write transaction that is the only one at a time
+//!   across every process using the database: `BEGIN IMMEDIATE` on SQLite, and on PostgreSQL
+//!   `BEGIN` then a transaction-scoped advisory lock ([`WRITER_LOCK`]), held until COMMIT. So on
+//!   both, a batch's duplicate and NIK checks see every earlier batch, the dashboard's aggregates
+//!   are folded one batch at a time, and `rowid` order is commit order (a reader with a cursor
+//!   never misses a row that commits later with a smaller `rowid`). The handles of one store
+//!   (the workers of one `serve`) also take turns on a [`WriterQueue`] first, so they wait in
+//!   the process rather than on SQLite's busy polling or in the database's lock queue.
+//! * Statements are prepared once per connection (rusqlite's cache; a map on PostgreSQL).
+use r2d2::ManageConnection;
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// The advisory lock key of the one writer at a time on PostgreSQL ("ikd-fiel" in ASCII).
+pub const WRITER_LOCK: i64 = 0x696b_642d_6669_656c;
+
+/// Write transactions of one store's handles take turns here before asking the database.
+#[derive(Debug, Default)]
+pub struct WriterQueue {
+    busy: Mutex<bool>,
+    free: Condvar,
+}
+
+impl WriterQueue {
+    fn acquire(self: &Arc<Self>) -> WriterTurn {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy {
+            busy = self.free.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy = true;
+        WriterTurn(Arc::clone(self))
+    }
+}
+
+/// A turn on a [`WriterQueue`], given back on drop.
+struct WriterTurn(Arc<WriterQueue>);
+
+impl Drop for WriterTurn {
+    fn drop(&mut self) {
+        *self.0.busy.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.free.notify_one();
+    }
+}
+
+/// Statements kept per PostgreSQL connection before the cache starts over.
+const PG_STATEMENT_CACHE: usize = 256;
+/// Statements kept per SQLite connection (rusqlite's LRU).
+pub const SQLITE_STATEMENT_CACHE: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A database failure.
+#[derive(Debug)]
+pub enum Error {
+    Sqlite(rusqlite::Error),
+    Postgres(postgres::Error),
+    Pool(r2d2::Error),
+    /// A value of another type than the caller asked for.
+    Type(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Sqlite(e) => write!(f, "{e}"),
+            // postgres::Error's Display leaves out the server's message; show it.
+            Error::Postgres(e) => match e.as_db_error() {
+                Some(db) => write!(f, "{}: {}", db.code().code(), db.message()),
+                None => write!(f, "{e}"),
+            },
+            Error::Pool(e) => write!(f, "{e}"),
+            Error::Type(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sqlite(e)
+    }
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Self {
+        Error::Postgres(e)
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(e: r2d2::Error) -> Self {
+        Error::Pool(e)
+    }
+}
+
+/// A statement parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Param<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// What can be a parameter: text, integers, bytes, and `Option`s of them (`None` is NULL).
+pub trait AsParam {
+    fn as_param(&self) -> Param<'_>;
+}
+
+impl AsParam for str {
+    fn as_param(&self) -> Param<'_> {
+        Param::Text(self)
+    }
+}
+impl AsParam for String {
+    fn as_param(&self) -> Param<'_> {
+        Param::Text(self)
+    }
+}
+impl AsParam for [u8] {
+    fn as_param(&self) -> Param<'_> {
+        Param::Blob(self)
+    }
+}
+impl AsParam for Vec<u8> {
+    fn as_param(&self) -> Param<'_> {
+        Param::Blob(self)
+    }
+}
+impl AsParam for i64 {
+    fn as_param(&self) -> Param<'_> {
+        Param::Int(*self)
+    }
+}
+impl AsParam for i32 {
+    fn as_param(&self) -> Param<'_> {
+        Param::Int(i64::from(*self))
+    }
+}
+impl AsParam for u32 {
+    fn as_param(&self) -> Param<'_> {
+        Param::Int(i64::from(*self))
+    }
+}
+impl AsParam for bool {
+    fn as_param(&self) -> Param<'_> {
+        Param::Int(i64::from(*self))
+    }
+}
+impl<T: AsParam + ?Sized> AsParam for &T {
+    fn as_param(&self) -> Param<'_> {
+        (**self).as_param()
+    }
+}
+impl<T: AsParam> AsParam for Option<T> {
+    fn as_param(&self) -> Param<'_> {
+        self.as_ref().map_or(Param::Null, AsParam::as_param)
+    }
+}
+
+/// `args![a, b, c]`: a statement's parameters (`&[Param]`).
+#[macro_export]
+macro_rules! args {
+    ($($x:expr),* $(,)?) => {
+        &[$($crate::server::db::AsParam::as_param(&$x)),*] as &[$crate::server::db::Param<'_>]
+    };
+}
+pub use crate::args;
+
+/// A value read from a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// One result row, read in full.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(Vec<Value>);
+
+impl Row {
+    /// Column `i` as `T` (`Option<T>` for a column that may be NULL).
+    pub fn get<T: FromValue>(&self, i: usize) -> Result<T> {
+        let v = self
+            .0
+            .get(i)
+            .ok_or_else(|| Error::Type(format!("no column {i}")))?;
+        T::from_value(v).map_err(|e| Error::Type(format!("column {i}: {e}")))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What a column can be read as.
+pub trait FromValue: Sized {
+    fn from_value(v: &Value) -> std::result::Result<Self, String>;
+}
+
+fn wrong(want: &str, v: &Value) -> String {
+    format!("expected {want}, found {v:?}")
+}
+
+impl FromValue for i64 {
+    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Int(i) => Ok(*i),
+            _ => Err(wrong("an integer", v)),
+        }
+    }
+}
+impl FromValue for bool {
+    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Int(i) => Ok(*i != 0),
+            _ => Err(wrong("a boolean", v)),
+        }
+    }
+}
+impl FromValue for String {
+    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Text(s) => Ok(s.clone()),
+            _ => Err(wrong("text", v)),
+        }
+    }
+}
+impl FromValue for Vec<u8> {
+    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Blob(b) => Ok(b.clone()),
+            Value::Text(s) => Ok(s.as_bytes().to_vec()),
+            _ => Err(wrong("bytes", v)),
+        }
+    }
+}
+impl FromValue for Value {
+    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+        Ok(v.clone())
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::Null => Ok(None),
+            v => T::from_value(v).map(Some),
+        }
+    }
+}
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Param::Null => ValueRef::Null,
+            Param::Int(i) => ValueRef::Integer(*i),
+            Param::Text(s) => ValueRef::Text(s.as_bytes()),
+            Param::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl postgres::types::ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        use postgres::types::{IsNull, ToSql, Type};
+        match *self {
+            Param::Null => Ok(IsNull::Yes),
+            Param::Int(v) => match *ty {
+                Type::INT8 => v.to_sql(ty, out),
+                Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
+                Type::BOOL => (v != 0).to_sql(ty, out),
+                _ => Err(format!("an integer parameter cannot be sent as {ty}").into()),
+            },
+            Param::Text(s) if <&str as ToSql>::accepts(ty) => s.to_sql(ty, out),
+            Param::Blob(b) if <&[u8] as ToSql>::accepts(ty) => b.to_sql(ty, out),
+            p => Err(format!("parameter {p:?} cannot be sent as {ty}").into()),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        // Checked per value in to_sql (NULL goes into any column).
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// SQLite's `?N` placeholders as PostgreSQL's `$N` (a bare `?` takes the next number); string
+/// literals and quoted names are left alone.
+pub fn translate(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut quote: Option<char> = None;
+    let mut next = 0u32;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '?' => {
+                out.push('$');
+                if chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                    while let Some(d) = chars.next_if(|d| d.is_ascii_digit()) {
+                        out.push(d);
+                    }
+                } else {
+                    next += 1;
+                    out.push_str(&next.to_string());
+                }
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// A PostgreSQL connection with its prepared statements.
+pub struct PgConn {
+    client: postgres::Client,
+    statements: HashMap<String, postgres::Statement>,
+}
+
+impl PgConn {
+    fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(&translate(sql))?;
+        if self.statements.len() >= PG_STATEMENT_CACHE {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+/// Makes the pool's PostgreSQL connections (r2d2's side of it).
+#[derive(Debug, Clone)]
+pub struct PgManager {
+    config: postgres::Config,
+}
+
+/// How long a PostgreSQL writer waits for the writer lock (or any lock) before its transaction
+/// fails: the same as SQLite's busy timeout.
+pub const PG_LOCK_TIMEOUT: &str = "60s";
+
+impl PgManager {
+    pub fn new(url: &str) -> Result<PgManager> {
+        let mut config: postgres::Config = url.parse()?;
+        if config.get_application_name().is_none() {
+            config.application_name("ikd-field");
+        }
+        Ok(PgManager { config })
+    }
+
+    /// One connection, outside any pool.
+    pub fn connect_one(&self) -> Result<PgConn> {
+        let mut client = self.config.connect(postgres::NoTls)?;
+        client.batch_execute(&format!(
+            "SET lock_timeout = '{PG_LOCK_TIMEOUT}'; SET TIME ZONE 'UTC'"
+        ))?;
+        Ok(PgConn {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+}
+
+impl ManageConnection for PgManager {
+    type Connection = PgConn;
+    type Error = Error;
+
+    fn connect(&self) -> Result<PgConn> {
+        self.connect_one()
+    }
+
+    fn is_valid(&self, conn: &mut PgConn) -> Result<()> {
+        conn.client
+            .simple_query("")
+            .map(|_| ())
+            .map_err(Error::from)
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+pub type PgPool = r2d2::Pool<PgManager>;
+
+enum Conn<'a> {
+    Sqlite(&'a rusqlite::Connection),
+    Pooled(Box<r2d2::PooledConnection<PgManager>>),
+    Pg(&'a mut PgConn),
+}
+
+/// A connection to the district database, SQLite or PostgreSQL.
+pub struct Db<'a> {
+    conn: Conn<'a>,
+    writers: Option<Arc<WriterQueue>>,
+}
+
+/// What a transaction may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Reads one consistent snapshot.
+    Read,
+    /// Writes: the only write transaction at a time on this database, across processes.
+    Write,
+}
+
+impl<'a> Db<'a> {
+    pub fn sqlite(conn: &'a rusqlite::Connection) -> Db<'a> {
+        Db {
+            conn: Conn::Sqlite(conn),
+            writers: None,
+        }
+    }
+
+    pub fn pooled(conn: r2d2::PooledConnection<PgManager>) -> Db<'static> {
+        Db {
+            conn: Conn::Pooled(Box::new(conn)),
+            writers: None,
+        }
+    }
+
+    pub fn postgres(conn: &'a mut PgConn) -> Db<'a> {
+        Db {
+            conn: Conn::Pg(conn),
+            writers: None,
+        }
+    }
+
+    /// Write transactions on this connection first take a turn on `queue`.
+    pub fn queued(mut self, queue: &Arc<WriterQueue>) -> Db<'a> {
+        self.writers = Some(Arc::clone(queue));
+        self
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.conn {
+            Conn::Sqlite(_) => Dialect::Sqlite,
+            _ => Dialect::Postgres,
+        }
+    }
+
+    fn pg(&mut self) -> Option<&mut PgConn> {
+        match &mut self.conn {
+            Conn::Sqlite(_) => None,
+            Conn::Pooled(c) => Some(&mut ***c),
+            Conn::Pg(c) => Some(&mut **c),
+        }
+    }
+
+    /// Several statements without parameters (DDL, BEGIN, …).
+    pub fn batch(&mut self, sql: &str) -> Result<()> {
+        match &mut self.conn {
+            Conn::Sqlite(c) => c.execute_batch(sql).map_err(Error::from),
+            _ => {
+                let pg = self.pg().expect("postgres");
+                pg.client.batch_execute(sql).map_err(Error::from)
+            }
+        }
+    }
+
+    /// Runs one statement; the number of rows it changed.
+    pub fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                let mut st = c.prepare_cached(sql)?;
+                Ok(st.execute(rusqlite::params_from_iter(params.iter()))? as u64)
+            }
+            _ => {
+                let pg = self.pg().expect("postgres");
+                let st = pg.prepare(sql)?;
+                let p = pg_params(params);
+                Ok(pg.client.execute(&st, &p)?)
+            }
+        }
+    }
+
+    /// Calls `f` for each row, one in memory at a time, until it returns `Ok(false)`.
+    pub fn query_each<E: From<Error>>(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        mut f: impl FnMut(Row) -> std::result::Result<bool, E>,
+    ) -> std::result::Result<(), E> {
+        match &mut self.conn {
+            Conn::Sqlite(c) => {
+                let mut st = c.prepare_cached(sql).map_err(Error::from)?;
+                let n = st.column_count();
+                let mut rows = st
+                    .query(rusqlite::params_from_iter(params.iter()))
+                    .map_err(Error::from)?;
+                while let Some(r) = rows.next().map_err(Error::from)? {
+                    let mut vals = Vec::with_capacity(n);
+                    for i in 0..n {
+                        vals.push(lite_value(r.get_ref(i).map_err(Error::from)?));
+                    }
+                    if !f(Row(vals))? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            _ => {
+                use postgres::fallible_iterator::FallibleIterator;
+                let pg = self.pg().expect("postgres");
+                let st = pg.prepare(sql)?;
+                let p = pg_params(params);
+                let mut it = pg
+                    .client
+                    .query_raw(&st, p.iter().map(|x| *x as &dyn postgres::types::ToSql))
+                    .map_err(Error::from)?;
+                while let Some(r) = it.next().map_err(Error::from)? {
+                    if !f(pg_row(&r)?)? {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Every row.
+    pub fn query_all(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        self.query_each(sql, params, |r| {
+            out.push(r);
+            Ok::<_, Error>(true)
+        })?;
+        Ok(out)
+    }
+
+    /// The first row, if any.
+    pub fn query_opt(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
+        let mut out = None;
+        self.query_each(sql, params, |r| {
+            out = Some(r);
+            Ok::<_, Error>(false)
+        })?;
+        Ok(out)
+    }
+
+    /// The first row; an error when there is none.
+    pub fn query_one(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
+        self.query_opt(sql, params)?
+            .ok_or_else(|| Error::Type(format!("no row from: {sql}")))
+    }
+
+    /// Starts a transaction; it rolls back when dropped without [`Tx::commit`].
+    pub fn begin(&mut self, mode: Mode) -> Result<Tx<'_, 'a>> {
+        let turn = match (&self.writers, mode) {
+            (Some(q), Mode::Write) => Some(q.acquire()),
+            _ => None,
+        };
+        let begin = match (self.dialect(), mode) {
+            (Dialect::Sqlite, Mode::Write) => "BEGIN IMMEDIATE",
+            (Dialect::Sqlite, Mode::Read) => "BEGIN",
+            (Dialect::Postgres, Mode::Write) => "BEGIN",
+            (Dialect::Postgres, Mode::Read) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        self.batch(begin)?;
+        let mut tx = Tx {
+            db: self,
+            done: false,
+            _turn: turn,
+        };
+        if tx.dialect() == Dialect::Postgres && mode == Mode::Write {
+            tx.query_one("SELECT pg_advisory_xact_lock(?1)::text", args![WRITER_LOCK])?;
+        }
+        Ok(tx)
+    }
+}
+
+fn pg_params<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn postgres::types::ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p as &(dyn postgres::types::ToSql + Sync))
+        .collect()
+}
+
+fn lite_value(v: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(f) => Value::Int(f as i64),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+fn pg_row(r: &postgres::Row) -> Result<Row> {
+    use postgres::types::Type;
+    let mut vals = Vec::with_capacity(r.len());
+    for (i, c) in r.columns().iter().enumerate() {
+        let v = match *c.type_() {
+            Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map(Value::Int),
+            Type::INT4 => r
+                .try_get::<_, Option<i32>>(i)?
+                .map(|v| Value::Int(v.into())),
+            Type::INT2 => r
+                .try_get::<_, Option<i16>>(i)?
+                .map(|v| Value::Int(v.into())),
+            Type::BOOL => r
+                .try_get::<_, Option<bool>>(i)?
+                .map(|v| Value::Int(v.into())),
+            Type::BYTEA => r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+                r.try_get::<_, Option<String>>(i)?.map(Value::Text)
+            }
+            ref t => {
+                return Err(Error::Type(format!(
+                    "column {} is {t}; cast it to BIGINT or TEXT in the query",
+                    c.name()
+                )));
+            }
+        };
+        vals.push(v.unwrap_or(Value::Null));
+    }
+    Ok(Row(vals))
+}
+
+/// A transaction; derefs to its [`Db`]. Rolls back when dropped uncommitted.
+pub struct Tx<'t, 'a> {
+    db: &'t mut Db<'a>,
+    done: bool,
+    /// Dropped after `drop` has rolled back (fields drop after the body).
+    _turn: Option<WriterTurn>,
+}
+
+impl Tx<'_, '_> {
+    pub fn commit(mut self) -> Result<()> {
+        self.db.batch("COMMIT")?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl<'a> std::ops::Deref for Tx<'_, 'a> {
+    type Target = Db<'a>;
+    fn deref(&self) -> &Db<'a> {
+        self.db
+    }
+}
+
+impl<'a> std::ops::DerefMut for Tx<'_, 'a> {
+    fn deref_mut(&mut self) -> &mut Db<'a> {
+        self.db
+    }
+}
+
+impl Drop for Tx<'_, '_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.db.batch("ROLLBACK");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_translated_outside_quotes() {
+        assert_eq!(
+            translate("SELECT a FROM t WHERE x = ?1 AND y = '?2' AND z = ?12 AND \"w?\" = ?"),
+            "SELECT a FROM t WHERE x = $1 AND y = '?2' AND z = $12 AND \"w?\" = $1"
+        );
+    }
+
+    #[test]
+    fn sqlite_rows_params_and_rollback() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut db = Db::sqlite(&conn);
+        db.batch("CREATE TABLE t (a TEXT, b INTEGER, c BLOB)")
+            .unwrap();
+        let none: Option<&str> = None;
+        db.execute(
+            "INSERT INTO t VALUES (?1, ?2, ?3)",
+            args!["x", 7i64, vec![1u8, 2]],
+        )
+        .unwrap();
+        db.execute("INSERT INTO t VALUES (?1, ?2, NULL)", args![none, 8i64])
+            .unwrap();
+        let rows = db
+            .query_all("SELECT a, b, c FROM t ORDER BY b", args![])
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].get::<String>(0).unwrap(), "x");
+        assert_eq!(rows[0].get::<Vec<u8>>(2).unwrap(), vec![1, 2]);
+        assert_eq!(rows[1].get::<Option<String>>(0).unwrap(), None);
+        assert!(rows[1].get::<String>(0).is_err());
+        {
+            let mut tx = db.begin(Mode::Write).unwrap();
+            tx.execute("DELETE FROM t", args![]).unwrap();
+        }
+        let n: i64 = db
+            .query_one("SELECT COUNT(*) FROM t", args![])
+            .unwrap()
+            .get(0)
+            .unwrap();
+        assert_eq!(n, 2, "dropped uncommitted: rolled back");
+    }
+}
