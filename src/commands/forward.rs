@@ -63,10 +63,9 @@ pub fn run(ctx: &Ctx, db: Option<PathBuf>, a: ForwardArgs) -> Result<(), AppErro
         Some(ForwardAction::Enrol(e)) => enrol(ctx, &store, &key, &settings, e),
         Some(ForwardAction::Status) => status(ctx, &store),
         None => {
-            let to = a
-                .to
-                .or_else(|| Some(ctx.config.forward.to.trim().to_string()))
-                .filter(|s| !s.is_empty());
+            let to =
+                a.to.or_else(|| Some(ctx.config.forward.to.trim().to_string()))
+                    .filter(|s| !s.is_empty());
             if a.watch {
                 watch(ctx, &store, &key, to.as_deref(), &settings)
             } else {
@@ -279,7 +278,8 @@ pub fn spawn_background(
     let to = Some(ctx.config.forward.to.trim().to_string()).filter(|s| !s.is_empty());
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            let mut log = |e: Event<'_>| eprintln!("{} forward {}", timefmt::now_utc(), event_line(&e));
+            let mut log =
+                |e: Event<'_>| eprintln!("{} forward {}", timefmt::now_utc(), event_line(&e));
             match forward_run::pass(&store, &key, to.as_deref(), &settings, &stop, &mut log) {
                 Ok(r) if r.batches > 0 => eprintln!(
                     "{} forward: {} batch(es), {} records, {} waiting",
