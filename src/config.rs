@@ -18,6 +18,7 @@ pub struct Config {
     pub slip: SlipConfig,
     pub sync: SyncConfig,
     pub server: ServerConfig,
+    pub forward: ForwardConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +90,49 @@ pub struct SyncConfig {
     pub allow_plain_http: bool,
 }
 
+/// `[forward]`: a district server sending its records upward to a province server
+/// (`server forward`, docs/protocol.md "Forwarding").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// The province server's URL. When set, `serve` forwards continuously in a background
+    /// thread (after `server forward enrol`); empty = no continuous forwarding.
+    pub to: String,
+    /// Seconds between forwarding passes of `serve` and `server forward --watch`.
+    pub every_secs: u64,
+    /// Records per forwarded batch (at most the province's `max_batch_records`).
+    pub batch_records: usize,
+    /// Seconds before a request to the province is abandoned (and retried).
+    pub timeout_secs: u64,
+    /// Attempts per batch in one pass before the pass stops for now.
+    pub max_attempts: u32,
+    /// First wait before a retry, milliseconds; doubles per attempt (with jitter).
+    pub retry_base_ms: u64,
+    /// Longest wait between retries, seconds.
+    pub retry_max_secs: u64,
+    /// PEM certificates trusted for the province's `https://` instead of the public roots,
+    /// relative to the data directory; empty = public roots.
+    pub ca_file: String,
+    /// Allow plain `http://` to a province host that is not loopback (warned on each use).
+    pub allow_plain_http: bool,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            to: String::new(),
+            every_secs: 60,
+            batch_records: 1000,
+            timeout_secs: 60,
+            max_attempts: 6,
+            retry_base_ms: 1000,
+            retry_max_secs: 60,
+            ca_file: String::new(),
+            allow_plain_http: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -143,6 +187,7 @@ impl Default for Config {
             slip: SlipConfig::default(),
             sync: SyncConfig::default(),
             server: ServerConfig::default(),
+            forward: ForwardConfig::default(),
         }
     }
 }

@@ -52,6 +52,10 @@ pub struct EnrolResponse {
     /// The district's sealing public key (X25519, hex), see [`Health::seal_public_key`].
     #[serde(default)]
     pub seal_public_key: String,
+    /// True when the token was a relay token: this device (a district server forwarding to its
+    /// province) may send records made by other devices.
+    #[serde(default)]
+    pub relay: bool,
 }
 
 /// The JSON inside a batch body (before gzip).

@@ -3,6 +3,7 @@
 pub mod coverage;
 pub mod demo;
 pub mod field;
+pub mod forward;
 pub mod server;
 pub mod slip;
 pub mod sync;

@@ -59,6 +59,8 @@ pub enum ServerCommand {
     Report(super::coverage::ReportArgs),
     /// Kunci segel Dinas untuk laptop (init --district-key) / the district's sealing public key
     SealKey,
+    /// Teruskan catatan ke server provinsi / forward the records to a province server
+    Forward(super::forward::ForwardArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +71,10 @@ pub struct TokenArgs {
     /// Berlaku berapa jam / hours the token stays valid [default: server.token_ttl_hours]
     #[arg(long, value_name = "H")]
     pub ttl_hours: Option<u64>,
+    /// Token relay untuk server Dinas yang meneruskan ke sini (server provinsi) / a relay token,
+    /// for a district server forwarding to this (province) server
+    #[arg(long)]
+    pub relay: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -221,7 +227,23 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
         },
         rates: http::Rates::from_config(cfg),
     });
+    // `[forward] to`: forward to the province in the background on a handle of its own.
+    let forwarder = if ctx.config.forward.to.trim().is_empty() {
+        None
+    } else {
+        let store = stores[0].another()?;
+        let key = server::server_key(&key_path)?;
+        Some(super::forward::spawn_background(
+            ctx,
+            store,
+            key,
+            Arc::clone(&shared.stop),
+        ))
+    };
     http::run(Arc::new(srv), stores, shared);
+    if let Some(f) = forwarder {
+        let _ = f.join();
+    }
     eprintln!(
         "{}",
         tr!(
@@ -244,16 +266,28 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
         ServerCommand::Targets(t) => super::coverage::targets(ctx, a.db, t),
         ServerCommand::Report(r) => super::coverage::report(ctx, a.db, r),
         ServerCommand::SealKey => seal_key(ctx, a.db),
+        ServerCommand::Forward(f) => super::forward::run(ctx, a.db, f),
     }
 }
 
 fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
     let (_, store) = open(ctx, db)?;
     let ttl = a.ttl_hours.unwrap_or(ctx.config.server.token_ttl_hours);
-    let (token, expires) = server::enrol::create_token(&store, &a.team, ttl)?;
+    let (token, expires) = server::enrol::create_token_for(&store, &a.team, ttl, a.relay)?;
     if ctx.json {
         output::json(
-            &json!({"ok": true, "token": token, "team": a.team.trim(), "expires_at": expires}),
+            &json!({"ok": true, "token": token, "team": a.team.trim(), "expires_at": expires, "relay": a.relay}),
+        );
+    } else if a.relay {
+        println!("{token}");
+        eprintln!(
+            "{}",
+            tr!(
+                "Token relay sekali pakai, tim '{}', berlaku sampai {}.\nDi server Dinas: ikd-field server forward enrol --to URL --token {token}",
+                "One-time relay token, team '{}', valid until {}.\nOn the district server: ikd-field server forward enrol --to URL --token {token}",
+                a.team.trim(),
+                timefmt::local_display(&expires, ctx.offset())
+            )
         );
     } else {
         println!("{token}");

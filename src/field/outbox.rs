@@ -146,6 +146,42 @@ pub fn encode_body(body: &BatchBody) -> Vec<u8> {
     gz.finish().expect("gzip into memory")
 }
 
+/// A batch as cut: a new id (UUIDv7), its time, the gzip body and its signature.
+pub struct Signed {
+    pub id: String,
+    pub created_at: String,
+    /// The gzip bytes that are sent and signed.
+    pub body: Vec<u8>,
+    /// SHA-256 of `body`.
+    pub digest: [u8; 32],
+    /// base64 Ed25519 signature of `digest`, as in `X-Ikd-Signature`.
+    pub signature: String,
+}
+
+/// Makes a batch of `records` from `device_id` (docs/protocol.md `POST /v1/batches`), gzipped
+/// and signed by `key`; the caller journals it so that a resend is the same bytes. Shared by the
+/// field kit's outbox and a district server forwarding to its province.
+pub fn sign_batch(key: &KeyPair, device_id: &str, records: Vec<WireRecord>) -> Signed {
+    let id = uuid::Uuid::now_v7().to_string();
+    let created_at = crate::timefmt::now_utc();
+    let body = encode_body(&BatchBody {
+        protocol: protocol::VERSION,
+        batch_id: id.clone(),
+        device_id: device_id.to_string(),
+        created_at: created_at.clone(),
+        records,
+    });
+    let digest = protocol::signed_digest(&body);
+    let signature = B64.encode(key.sign(&digest));
+    Signed {
+        id,
+        created_at,
+        body,
+        digest,
+        signature,
+    }
+}
+
 /// Cuts the next batch: up to `limit` pending records with `seq > after_seq` that are in no open
 /// batch and whose identifiers are sealed to the district (a record still under the holding key
 /// waits for enrolment), signed with the device key in one transaction. `None` when there is nothing to cut.
@@ -217,19 +253,15 @@ fn cut_in(
     if records.is_empty() {
         return Ok(None);
     }
-    let id = uuid::Uuid::now_v7().to_string();
-    let created_at = crate::timefmt::now_utc();
     let (first_seq, last_seq) = (records[0].seq, records[records.len() - 1].seq);
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-    let body = encode_body(&BatchBody {
-        protocol: protocol::VERSION,
-        batch_id: id.clone(),
-        device_id: device_id.to_string(),
-        created_at: created_at.clone(),
-        records,
-    });
-    let digest = protocol::signed_digest(&body);
-    let signature = B64.encode(key.sign(&digest));
+    let Signed {
+        id,
+        created_at,
+        body,
+        digest,
+        signature,
+    } = sign_batch(key, device_id, records);
     tx.execute(
         "INSERT INTO outbox_batches (id, created_at, record_count, first_seq, last_seq, body,
                                      body_sha256, signature)

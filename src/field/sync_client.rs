@@ -482,6 +482,25 @@ impl Client {
         device_id: &str,
         server_key: &[u8; crypto::PUBLIC_KEY_LEN],
     ) -> Result<(BatchResponse, u64), Failure> {
+        self.send_signed(
+            &batch.id,
+            &batch.body,
+            &batch.signature,
+            device_id,
+            server_key,
+        )
+    }
+
+    /// [`Client::send_batch`] of any journalled batch: its id, gzip body and base64 signature as
+    /// cut (the field kit's outbox, a district server forwarding to its province).
+    pub fn send_signed(
+        &self,
+        batch_id: &str,
+        body: &[u8],
+        signature: &str,
+        device_id: &str,
+        server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+    ) -> Result<(BatchResponse, u64), Failure> {
         let r = Self::exchange(
             self.agent
                 .post(format!("{}{}", self.base, protocol::PATH_BATCHES))
@@ -489,9 +508,9 @@ impl Client {
                 .header("Content-Encoding", "gzip")
                 .header("Accept-Encoding", "gzip")
                 .header(protocol::H_DEVICE, device_id)
-                .header(protocol::H_BATCH, &batch.id)
-                .header(protocol::H_SIGNATURE, &batch.signature)
-                .send(&batch.body[..]),
+                .header(protocol::H_BATCH, batch_id)
+                .header(protocol::H_SIGNATURE, signature)
+                .send(body),
         )?;
         if !signed_by(server_key, &r) {
             return Err(Failure::Unsigned(tr!(
@@ -506,7 +525,7 @@ impl Client {
                 "signed answer unreadable: {e}"
             ))
         })?;
-        if ans.batch_id != batch.id {
+        if ans.batch_id != batch_id {
             return Err(Failure::Unsigned(tr!(
                 "jawaban untuk batch lain ({})",
                 "an answer for another batch ({})",

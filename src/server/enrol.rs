@@ -68,14 +68,17 @@ pub fn enrol(
     let mut db = store.db().map_err(Refusal::internal)?;
     // The writer lock on both databases: a token is used once even by two servers at once.
     let mut tx = db.begin(Mode::Write).map_err(Refusal::internal)?;
-    let token: Option<(String, String, Option<String>)> = tx
+    let token: Option<(String, String, Option<String>, i64)> = tx
         .query_opt(
-            "SELECT team, expires_at, used_at FROM tokens WHERE token_hash = ?1",
+            "SELECT team, expires_at, used_at, relay FROM tokens WHERE token_hash = ?1",
             args![hash],
         )
-        .and_then(|r| r.map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).transpose())
+        .and_then(|r| {
+            r.map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .transpose()
+        })
         .map_err(Refusal::internal)?;
-    let Some((token_team, expires_at, used_at)) = token else {
+    let Some((token_team, expires_at, used_at, relay)) = token else {
         return Err(Refusal::new(
             401,
             "token_unknown",
@@ -100,14 +103,23 @@ pub fn enrol(
             ),
         ));
     }
-    let revoked: Option<Option<String>> = tx
+    let known: Option<(Option<String>, Option<String>)> = tx
         .query_opt(
-            "SELECT revoked_at FROM devices WHERE id = ?1",
+            "SELECT revoked_at, relayed_by FROM devices WHERE id = ?1",
             args![device_id],
         )
-        .and_then(|r| r.map(|r| r.get(0)).transpose())
+        .and_then(|r| r.map(|r| Ok((r.get(0)?, r.get(1)?))).transpose())
         .map_err(Refusal::internal)?;
-    if let Some(Some(at)) = revoked {
+    if let Some((_, Some(relay))) = &known {
+        return Err(Refusal::new(
+            403,
+            "device_relayed",
+            format!(
+                "device {device_id} sends its records through district server {relay}; enrol it with that district, not here"
+            ),
+        ));
+    }
+    if let Some((Some(at), _)) = known {
         return Err(Refusal::new(
             403,
             "device_revoked",
@@ -122,9 +134,11 @@ pub fn enrol(
     let officer = req.officer.trim();
     // Enrolling the same key again (a lost answer, a new officer) updates it.
     tx.execute(
-        "INSERT INTO devices (id, public_key, officer, team, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(id) DO UPDATE SET officer = excluded.officer, team = excluded.team",
-        args![device_id, hex::encode(public), officer, team, now],
+        "INSERT INTO devices (id, public_key, officer, team, enrolled_at, relay)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(id) DO UPDATE SET officer = excluded.officer, team = excluded.team,
+                                       relay = excluded.relay",
+        args![device_id, hex::encode(public), officer, team, now, relay],
     )
     .map_err(Refusal::internal)?;
     tx.execute(
@@ -139,6 +153,7 @@ pub fn enrol(
         server_public_key: key.public_hex(),
         team: token_team,
         seal_public_key: crate::seal::server_public_hex(key),
+        relay: relay != 0,
     })
 }
 
@@ -147,6 +162,17 @@ pub fn create_token(
     store: &Store,
     team: &str,
     ttl_hours: u64,
+) -> Result<(String, String), AppError> {
+    create_token_for(store, team, ttl_hours, false)
+}
+
+/// [`create_token`] for a relay when `relay` is set: the device it enrols (a district server
+/// forwarding upward) may send records made by other devices (super::relay).
+pub fn create_token_for(
+    store: &Store,
+    team: &str,
+    ttl_hours: u64,
+    relay: bool,
 ) -> Result<(String, String), AppError> {
     let token = new_token().map_err(|e| AppError::other(e.to_string()))?;
     let now = time::OffsetDateTime::now_utc();
@@ -159,6 +185,7 @@ pub fn create_token(
         team.trim(),
         &crate::timefmt::stamp(now),
         &expires,
+        relay,
     )?;
     Ok((token, expires))
 }

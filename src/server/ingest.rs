@@ -143,6 +143,7 @@ fn check_and_commit(
         .to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap_or(time::UtcOffset::UTC))
         .date();
     let ctx = Ctx {
+        relay: super::relay::is_relay(&mut tx, inc.device_id).map_err(Refusal::internal)?,
         device: inc.device_id,
         batch: &batch.batch_id,
         now: &now,
@@ -398,6 +399,9 @@ fn journalled(tx: &mut Db<'_>, batch_id: &str, body_sha: &str) -> Result<Option<
 
 struct Ctx<'a> {
     device: &'a str,
+    /// The sender is a relay (a district server forwarding): it may send other devices'
+    /// records (super::relay).
+    relay: bool,
     batch: &'a str,
     now: &'a str,
     today: time::Date,
@@ -467,7 +471,10 @@ fn one_record(tx: &mut Db<'_>, ctx: &Ctx<'_>, item: Item) -> db::Result<RecordRe
         let id: String = r.id.chars().take(64).collect();
         return reject(tx, &id, "bad_id", "the record id is not a UUID".into());
     }
-    if r.device_id != ctx.device {
+    if r.device_id != ctx.device
+        && !(ctx.relay
+            && super::relay::adopt(tx, ctx.device, &r.device_id, &r.officer, &r.team, ctx.now)?)
+    {
         return reject(
             tx,
             &r.id,
@@ -546,7 +553,8 @@ fn one_record(tx: &mut Db<'_>, ctx: &Ctx<'_>, item: Item) -> db::Result<RecordRe
                     "only an activation can be voided".into(),
                 );
             }
-            if device != ctx.device {
+            // The record's own device (the sender, unless a relay forwards it).
+            if device != r.device_id {
                 return reject(
                     tx,
                     &r.id,

@@ -4,7 +4,9 @@
 //! `server import` and `POST /v1/batches` share the same ingest path. The dashboard: `coverage`
 //! (the one aggregation behind the pages and `server report`), `targets` (the targets CSV),
 //! `dashboard` (HTML pages for GET paths outside `/v1/`), `fill` (synthetic data for tests and
-//! the benchmark).
+//! the benchmark). Forwarding to a province: `forward` (the district's journal, cursor and
+//! lease), `forward_run` (one pass over HTTP), `relay` (the province accepting a district's
+//! records).
 pub mod activated;
 pub mod admin;
 pub mod coverage;
@@ -12,11 +14,14 @@ pub mod dashboard;
 pub mod db;
 pub mod enrol;
 pub mod fill;
+pub mod forward;
+pub mod forward_run;
 pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod pgtest;
 pub mod ratelimit;
+pub mod relay;
 pub mod store;
 pub mod targets;
 

@@ -192,6 +192,15 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: "ALTER TABLE batches ADD COLUMN response_gzip BYTEA;
      ALTER TABLE batches ADD COLUMN signature_gzip TEXT;",
     },
+    // 4: forwarding to a province (docs/protocol.md "Forwarding"). Province side: relay tokens
+    // and devices (a district server), and the field devices a relay brought (`relayed_by`:
+    // they exist for `records.device_id` and the dashboard, and cannot send themselves).
+    // District side: the province it forwards to with its cursor and lease, and the journal of
+    // forwarded batches.
+    Migration {
+        sqlite: super::forward::MIGRATION,
+        postgres: super::forward::MIGRATION_POSTGRES,
+    },
 ];
 
 /// Where the district database is: a SQLite file, or a PostgreSQL server URL
@@ -524,11 +533,13 @@ impl Store {
         team: &str,
         created_at: &str,
         expires_at: &str,
+        relay: bool,
     ) -> Result<(), AppError> {
         self.with(|db| {
             db.execute(
-                "INSERT INTO tokens (token_hash, team, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                args![token_hash, team, created_at, expires_at],
+                "INSERT INTO tokens (token_hash, team, created_at, expires_at, relay)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                args![token_hash, team, created_at, expires_at, i64::from(relay)],
             )
             .map(|_| ())
         })
@@ -545,8 +556,10 @@ impl Store {
     /// A device's public key (hex) and when it was revoked, if it was: all that ingest needs.
     pub fn device_key(&self, id: &str) -> Result<Option<(String, Option<String>)>, AppError> {
         self.with(|db| {
+            // A device known only through a relay (`relayed_by`) has no key here and cannot
+            // send by itself: it is unknown to every signed request.
             db.query_opt(
-                "SELECT public_key, revoked_at FROM devices WHERE id = ?1",
+                "SELECT public_key, revoked_at FROM devices WHERE id = ?1 AND relayed_by IS NULL",
                 args![id],
             )?
             .map(|r| Ok((r.get(0)?, r.get(1)?)))

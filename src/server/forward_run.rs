@@ -1,0 +1,326 @@
+//! One forwarding pass over HTTP (docs/protocol.md "Forwarding"): enrol at the province, and
+//! send the journalled batches of [`super::forward`] one at a time with the field kit's client
+//! ([`crate::field::sync_client`]: TLS with `forward.ca_file`, the plain-HTTP rule, `429
+//! Retry-After`, answers accepted only when signed by the enrolled province key) until none is
+//! left, retrying each with backoff.
+use super::forward::{self, Journalled, Report, Target};
+use super::store::Store;
+use crate::config::ForwardConfig;
+use crate::crypto::{self, KeyPair};
+use crate::error::{AppError, Kind};
+use crate::field::sync_client::{Client, Failure, Retry, Transport, sleep_unless};
+use crate::protocol::{EnrolRequest, Summary};
+use crate::tr;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// Settings of a pass, from `[forward]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub transport: Transport,
+    pub retry: Retry,
+    pub batch_records: usize,
+}
+
+impl Settings {
+    /// From `[forward]`; a relative `ca_file` is relative to the data directory.
+    pub fn from_config(c: &ForwardConfig, data_dir: &Path) -> Settings {
+        let ca = c.ca_file.trim();
+        Settings {
+            transport: Transport {
+                timeout: Duration::from_secs(c.timeout_secs.max(1)),
+                ca_file: (!ca.is_empty()).then(|| data_dir.join(ca)),
+                allow_plain_http: c.allow_plain_http,
+            },
+            retry: Retry {
+                max_attempts: c.max_attempts.max(1),
+                base: Duration::from_millis(c.retry_base_ms.max(1)),
+                max: Duration::from_secs(c.retry_max_secs.max(1)),
+            },
+            batch_records: c.batch_records.clamp(1, 100_000),
+        }
+    }
+
+    /// How long a lease lasts: one batch's worst case of attempts and waits, and a minute more.
+    fn lease_secs(&self) -> u64 {
+        let per_attempt = self.transport.timeout.as_secs() * 3 + self.retry.max.as_secs();
+        per_attempt * u64::from(self.retry.max_attempts) + 60
+    }
+}
+
+/// Progress of a pass, for the command line and `serve`'s log.
+pub enum Event<'a> {
+    /// A batch was answered by the province.
+    Answered {
+        batch: &'a Journalled,
+        summary: &'a Summary,
+    },
+    /// An attempt failed; the next follows after `wait`.
+    Retry {
+        batch: &'a Journalled,
+        attempt: u32,
+        max: u32,
+        wait: Duration,
+        why: &'a Failure,
+    },
+}
+
+/// Enrols this district at the province with a relay token and stores the enrolment.
+pub fn enrol(
+    store: &Store,
+    server_key: &KeyPair,
+    url: &str,
+    token: &str,
+    name: &str,
+    settings: &Settings,
+) -> Result<Target, AppError> {
+    let client = Client::with_transport(url, &settings.transport)?;
+    let me = forward::identity(server_key);
+    let health = client
+        .health()
+        .map_err(|f| unreachable(client.base(), &f, None))?;
+    let ans = client
+        .enrol(&EnrolRequest {
+            token: token.to_string(),
+            public_key: me.public_hex(),
+            officer: name.to_string(),
+            team: name.to_string(),
+        })
+        .map_err(|f| failure_error(client.base(), &f, None))?;
+    if ans.device_id != me.id() || ans.server_id != health.server_id {
+        return Err(AppError::other(tr!(
+            "Jawaban pendaftaran provinsi tidak cocok dengan server di {} ({}).",
+            "The province's enrolment answer does not match the server at {} ({}).",
+            client.base(),
+            ans.server_id
+        )));
+    }
+    if !ans.relay {
+        return Err(AppError::usage(tr!(
+            "Token ini bukan token relay: provinsi akan menolak catatan dari perangkat lapangan Dinas ini.",
+            "This token is not a relay token: the province would refuse the records of this district's field devices."
+        ))
+        .hint(tr!(
+            "Minta admin provinsi membuat token dengan: ikd-field server token --relay --team \"NAMA KABUPATEN\"",
+            "Ask the province admin for a token made with: ikd-field server token --relay --team \"REGENCY NAME\""
+        )));
+    }
+    let seal = if ans.seal_public_key.is_empty() {
+        health.seal_public_key.clone()
+    } else {
+        ans.seal_public_key.clone()
+    };
+    if crate::seal::parse_public_hex(&seal).is_none() || seal != health.seal_public_key {
+        return Err(AppError::other(tr!(
+            "Server provinsi tidak memberi kunci segel yang sah.",
+            "The province server gave no valid sealing key."
+        )));
+    }
+    let t = Target {
+        url: client.base().to_string(),
+        device_id: ans.device_id,
+        server_id: ans.server_id,
+        server_public_key: ans.server_public_key,
+        seal_public_key: seal,
+        enrolled_at: crate::timefmt::now_utc(),
+        cursor: 0,
+        last_ok_at: None,
+        last_error: None,
+    };
+    forward::save_target(store, &t)?;
+    forward::target(store)?.ok_or_else(|| AppError::other("enrolment not stored"))
+}
+
+/// The error when this district is not enrolled at a province.
+pub fn not_enrolled() -> AppError {
+    AppError::usage(tr!(
+        "Server Dinas ini belum terdaftar di server provinsi.",
+        "This district server is not enrolled with a province server."
+    ))
+    .hint(tr!(
+        "Minta token relay ke admin provinsi (ikd-field server token --relay), lalu: ikd-field server forward enrol --to URL --token TOKEN",
+        "Ask the province admin for a relay token (ikd-field server token --relay), then: ikd-field server forward enrol --to URL --token TOKEN"
+    ))
+}
+
+/// Sends every record not yet answered by the province, batch by batch, until none is left;
+/// `to` overrides the enrolled URL (the same province, checked by its key on every answer).
+/// Stops early (with what was done) when `stop` is set. Errors: not enrolled (exit 2), the
+/// province refused a batch (exit 1), unreachable after the retries (exit 5; nothing is lost,
+/// the open batch is resent next time).
+pub fn pass(
+    store: &Store,
+    server_key: &KeyPair,
+    to: Option<&str>,
+    settings: &Settings,
+    stop: &AtomicBool,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<Report, AppError> {
+    let t = forward::target(store)?.ok_or_else(not_enrolled)?;
+    let me = forward::identity(server_key);
+    if me.id() != t.device_id {
+        return Err(AppError::other(tr!(
+            "Kunci server berubah sejak pendaftaran ke provinsi (perangkat {} tercatat, kunci ini {}).",
+            "The server key changed since the province enrolment ({} is enrolled, this key is {}).",
+            t.device_id,
+            me.id()
+        ))
+        .hint(tr!(
+            "Pakai server.key_file yang sama dengan saat mendaftar, atau daftar lagi dengan token relay baru.",
+            "Use the same server.key_file as at enrolment, or enrol again with a new relay token."
+        )));
+    }
+    let province_key = crypto::parse_public_hex(&t.server_public_key)
+        .ok_or_else(|| AppError::other("stored province key is damaged"))?;
+    let client = Client::with_transport(to.unwrap_or(&t.url), &settings.transport)?;
+    let holder = uuid::Uuid::now_v7().to_string();
+    let mut report = Report::default();
+    if !forward::take_lease(store, &holder, settings.lease_secs())? {
+        report.lease_held_elsewhere = true;
+        report.backlog = forward::backlog(store)?;
+        return Ok(report);
+    }
+    let result = send_all(
+        store,
+        &me,
+        &t,
+        &client,
+        &province_key,
+        settings,
+        &holder,
+        stop,
+        &mut report,
+        on,
+    );
+    forward::release_lease(store, &holder);
+    result?;
+    report.backlog = forward::backlog(store)?;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_all(
+    store: &Store,
+    me: &KeyPair,
+    t: &Target,
+    client: &Client,
+    province_key: &[u8; crypto::PUBLIC_KEY_LEN],
+    settings: &Settings,
+    holder: &str,
+    stop: &AtomicBool,
+    report: &mut Report,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<(), AppError> {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let Some(batch) = forward::next_batch(store, me, t, settings.batch_records)? else {
+            return Ok(());
+        };
+        let mut attempt = 0u32;
+        let answer = loop {
+            attempt += 1;
+            if !forward::take_lease(store, holder, settings.lease_secs())? {
+                // Another process took over after our lease ran out: it resends the same batch.
+                report.lease_held_elsewhere = true;
+                return Ok(());
+            }
+            match client.send_signed(
+                &batch.id,
+                &batch.body,
+                &batch.signature,
+                &t.device_id,
+                province_key,
+            ) {
+                Ok((ans, _bytes)) => break ans,
+                Err(f) => {
+                    forward::note_failure(store, &batch.id, &f.to_string());
+                    if !f.retryable() || attempt >= settings.retry.max_attempts {
+                        let backlog = forward::backlog(store).ok();
+                        return Err(failure_error(client.base(), &f, backlog));
+                    }
+                    let wait = settings
+                        .retry
+                        .delay(attempt)
+                        .max(f.retry_after().unwrap_or_default());
+                    on(Event::Retry {
+                        batch: &batch,
+                        attempt,
+                        max: settings.retry.max_attempts,
+                        wait,
+                        why: &f,
+                    });
+                    if !sleep_unless(stop, wait) {
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        forward::apply_answer(store, &batch, &answer)?;
+        report.add(&batch, &answer.summary);
+        on(Event::Answered {
+            batch: &batch,
+            summary: &answer.summary,
+        });
+    }
+    Ok(())
+}
+
+/// The user-facing error for a failed exchange with the province.
+fn failure_error(url: &str, f: &Failure, backlog: Option<i64>) -> AppError {
+    match f {
+        Failure::Refused {
+            status,
+            code,
+            message,
+        } => AppError::new(
+            if code == "batch_reused" {
+                Kind::Duplicate
+            } else {
+                Kind::Other
+            },
+            tr!(
+                "Server provinsi {url} menolak: {status} {code}: {message}",
+                "The province server {url} refused: {status} {code}: {message}"
+            ),
+        )
+        .hint(match code.as_str() {
+            "token_unknown" | "token_used" | "token_expired" => tr!(
+                "Minta token relay baru ke admin provinsi (ikd-field server token --relay).",
+                "Ask the province admin for a new relay token (ikd-field server token --relay)."
+            ),
+            "device_unknown" | "device_revoked" => tr!(
+                "Server Dinas ini tidak (lagi) terdaftar di provinsi: minta token relay baru lalu ikd-field server forward enrol.",
+                "This district server is not (or no longer) enrolled at the province: ask for a new relay token, then ikd-field server forward enrol."
+            ),
+            _ => tr!(
+                "Catatan tetap aman di server Dinas; batch yang sama dikirim lagi nanti. Sampaikan pesan ini ke admin provinsi.",
+                "The records are safe on the district server; the same batch is sent again later. Show this message to the province admin."
+            ),
+        })
+        .details(serde_json::json!({"status": status, "code": code, "message": message})),
+        _ => unreachable(url, f, backlog),
+    }
+}
+
+fn unreachable(url: &str, f: &Failure, backlog: Option<i64>) -> AppError {
+    let waiting = backlog
+        .map(|n| {
+            tr!(
+                " Tidak ada yang hilang: {n} catatan menunggu di server Dinas.",
+                " Nothing lost: {n} records wait on the district server."
+            )
+        })
+        .unwrap_or_default();
+    AppError::new(
+        Kind::Unreachable,
+        tr!(
+            "Server provinsi {url} tidak terjangkau atau jawabannya tidak sah ({f}).{waiting}",
+            "The province server {url} is unreachable or its answer is not valid ({f}).{waiting}"
+        ),
+    )
+    .hint(tr!(
+        "Coba lagi nanti (ikd-field server forward), atau biarkan serve meneruskan sendiri ([forward] to di config.toml). Periksa forward.ca_file bila sertifikat ditolak.",
+        "Try again later (ikd-field server forward), or let serve forward by itself ([forward] to in config.toml). Check forward.ca_file if the certificate was refused."
+    ))
+    .details(serde_json::json!({"server": url, "reason": f.to_string(), "backlog": backlog}))
+}
