@@ -14,6 +14,7 @@ pub mod enrol;
 pub mod fill;
 pub mod http;
 pub mod ingest;
+pub mod known;
 pub mod listen;
 pub mod pgtest;
 pub mod ratelimit;
