@@ -44,13 +44,15 @@ fn main() {
     let stored = dd.store.record_activations(&valid, &dd.identity).unwrap();
     let ours = t.elapsed();
     assert!(stored.iter().all(|r| r.is_ok()));
+    // The baseline inserts the rows exactly as stored: masked NIK, keyed NIK hash and sealed box
+    // (the full NIK, phone and e-mail are only in the box), read back from our database.
     let mut sql = String::from("PRAGMA synchronous=FULL;\nBEGIN;\n");
-    for r in stored.iter().map(|r| r.as_ref().unwrap()) {
+    let stored_rows = stored_rows(&tmp.path().join("ours").join("field.db"));
+    assert_eq!(stored_rows.len(), stored.len());
+    for row in &stored_rows {
         writeln!(
             sql,
-            "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village, nik, name, phone, email, warnings) VALUES ({}, {}, {}, {}, {}, {}, 'activation', {}, {}, {}, {}, NULL, '[]');",
-            sql_quote(&r.id), r.seq, sql_quote(&r.device_id), sql_quote(&r.officer), sql_quote(&r.team),
-            sql_quote(&r.recorded_at), sql_quote(&r.village), sql_quote(&r.nik), sql_quote(&r.name), sql_quote(&r.phone)
+            "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village, nik_masked, nik_tag, name, sealed, sealed_to, warnings) VALUES ({row});"
         )
         .unwrap();
     }
@@ -105,15 +107,17 @@ fn main() {
         ours_total += t.elapsed();
     }
     let base_db = base_dir.join("field.db");
+    let sealed_len = sealed_len(&tmp.path().join("ours").join("field.db"));
     let mut base_total = Duration::ZERO;
     for (i, p) in extra.iter().enumerate() {
+        // A row as `record` stores it: masked NIK, a keyed hash and a sealed box of the same sizes.
         let stmt = format!(
-            "PRAGMA synchronous=FULL; INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village, nik, name, phone, warnings) VALUES ('cold-{i}', {}, 'x', 'B', 'B', '2026-01-01T00:00:00.000Z', 'activation', {}, {}, {}, {}, '[]');",
+            "PRAGMA synchronous=FULL; INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village, nik_masked, nik_tag, name, sealed, sealed_to, warnings) VALUES ('cold-{i}', {}, 'x', 'B', 'B', '2026-01-01T00:00:00.000Z', 'activation', {}, {}, randomblob(32), {}, randomblob({}), 'district:0123456789abcdef', '[]');",
             1_000_000 + i,
             sql_quote(&p.village),
-            sql_quote(&format!("9{}", &p.nik[1..])),
+            sql_quote(&format!("{}******{}", &p.nik[..6], &p.nik[12..])),
             sql_quote(&p.name),
-            sql_quote(&p.phone)
+            sealed_len,
         );
         let t = Instant::now();
         let st = Command::new("sqlite3")
@@ -167,6 +171,37 @@ fn main() {
             bench_util::machine()
         ),
     );
+}
+
+/// Every stored record as the SQL values of an INSERT (blobs as `X'…'`), in `seq` order.
+fn stored_rows(db: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut st = conn
+        .prepare(
+            "SELECT quote(id) || ', ' || seq || ', ' || quote(device_id) || ', ' || quote(officer)
+                    || ', ' || quote(team) || ', ' || quote(recorded_at) || ', ' || quote(kind)
+                    || ', ' || quote(village) || ', ' || quote(nik_masked) || ', '
+                    || quote(nik_tag) || ', ' || quote(name) || ', ' || quote(sealed) || ', '
+                    || quote(sealed_to) || ', ' || quote(warnings)
+             FROM records ORDER BY seq",
+        )
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+/// The mean size of a stored sealed box.
+fn sealed_len(db: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT CAST(avg(length(sealed)) AS INTEGER) FROM records",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 /// `--print --format png` once `record --print` exists, so the cold run includes the PNG slip.

@@ -492,19 +492,28 @@ impl Store {
         let sealing = self.sealing.clone().ok_or_else(no_sealing)?;
         self.in_transaction(|tx, path| {
             let (to, label) = seal_target(tx, &sealing).map_err(|e| db_error(path, e))??;
+            // Sealed up front, on every core for a long list; a box whose record turns out a
+            // duplicate is dropped unused.
+            let secrets: Vec<_> = valid
+                .iter()
+                .map(|v| crate::seal::Secrets {
+                    nik: v.nik.nik.clone(),
+                    phone: v.phone.clone(),
+                    email: v.email.clone(),
+                })
+                .collect();
+            let boxes = crate::seal::seal_many(&to, &secrets);
+            drop(secrets);
             valid
                 .iter()
-                .map(|v| {
+                .zip(boxes)
+                .map(|(v, sealed)| {
                     let tag = crate::seal::nik_tag(&sealing.tag_key, &v.nik.nik);
                     insert(tx, path, Some(&tag), |seq| {
                         let r = Record::activation(v, seq, &who.device_id, &who.officer, &who.team);
-                        let secrets = crate::seal::Secrets {
-                            nik: r.nik.clone(),
-                            phone: r.phone.clone(),
-                            email: r.email.clone(),
-                        };
+                        debug_assert_eq!((&r.nik, &r.phone), (&v.nik.nik, &v.phone));
                         let seal = Seal {
-                            sealed: crate::seal::seal(&to, &secrets),
+                            sealed,
                             sealed_to: label.clone(),
                             nik_tag: tag.to_vec(),
                         };

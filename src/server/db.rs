@@ -117,6 +117,9 @@ pub enum Param<'a> {
     Int(i64),
     Text(&'a str),
     Blob(&'a [u8]),
+    /// A list of texts, for [`Db::any_of`]: a JSON array on SQLite (read with `json_each`), a
+    /// `text[]` on PostgreSQL.
+    Texts(&'a [&'a str]),
 }
 
 /// What can be a parameter: text, integers, bytes, and `Option`s of them (`None` is NULL).
@@ -142,6 +145,16 @@ impl AsParam for [u8] {
 impl AsParam for Vec<u8> {
     fn as_param(&self) -> Param<'_> {
         Param::Blob(self)
+    }
+}
+impl AsParam for [&str] {
+    fn as_param(&self) -> Param<'_> {
+        Param::Texts(self)
+    }
+}
+impl AsParam for Vec<&str> {
+    fn as_param(&self) -> Param<'_> {
+        Param::Texts(self)
     }
 }
 impl AsParam for i64 {
@@ -280,6 +293,11 @@ impl rusqlite::ToSql for Param<'_> {
             Param::Int(i) => ValueRef::Integer(*i),
             Param::Text(s) => ValueRef::Text(s.as_bytes()),
             Param::Blob(b) => ValueRef::Blob(b),
+            Param::Texts(list) => {
+                let json = serde_json::to_string(list)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                return Ok(ToSqlOutput::Owned(rusqlite::types::Value::Text(json)));
+            }
         }))
     }
 }
@@ -303,6 +321,7 @@ impl postgres::types::ToSql for Param<'_> {
             },
             Param::Text(s) if <&str as ToSql>::accepts(ty) => s.to_sql(ty, out),
             Param::Blob(b) if <&[u8] as ToSql>::accepts(ty) => b.to_sql(ty, out),
+            Param::Texts(list) if <&[&str] as ToSql>::accepts(ty) => list.to_sql(ty, out),
             p => Err(format!("parameter {p:?} cannot be sent as {ty}").into()),
         }
     }
@@ -479,6 +498,53 @@ impl<'a> Db<'a> {
             Conn::Sqlite(_) => Dialect::Sqlite,
             _ => Dialect::Postgres,
         }
+    }
+
+    /// `column` is one of the texts in the list parameter `param` (a [`Param::Texts`]), in each
+    /// dialect's form: one statement whatever the list's length, so it is prepared once.
+    pub fn any_of(&self, column: &str, param: &str) -> String {
+        match self.dialect() {
+            Dialect::Sqlite => format!("{column} IN (SELECT value FROM json_each({param}))"),
+            Dialect::Postgres => format!("{column} = ANY({param})"),
+        }
+    }
+
+    /// Inserts `rows` (each one value per column, in order) into `table`, in order: on SQLite
+    /// one prepared INSERT per row (a function call each); on PostgreSQL one `COPY … FROM
+    /// STDIN (FORMAT binary)` for them all (one round trip instead of one per row). Rows get
+    /// their defaults — `rowid` on PostgreSQL — in the order given; constraints are checked as
+    /// for INSERTs (foreign keys at the end of the COPY, so a row may name an earlier one).
+    pub fn insert_many(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &[Vec<Param<'_>>],
+    ) -> Result<u64> {
+        let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let insert = format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            columns.join(", "),
+            placeholders.join(", ")
+        );
+        if self.dialect() == Dialect::Sqlite || rows.len() < 2 {
+            let mut n = 0;
+            for row in rows {
+                n += self.execute(&insert, row)?;
+            }
+            return Ok(n);
+        }
+        let pg = self.pg().expect("postgres");
+        // The INSERT's parameter types are the columns' types, as COPY's binary format needs.
+        let types = pg.prepare(&insert)?.params().to_vec();
+        let sink = pg.client.copy_in(&format!(
+            "COPY {table} ({}) FROM STDIN (FORMAT binary)",
+            columns.join(", ")
+        ))?;
+        let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+        for row in rows {
+            writer.write(&pg_params(row))?;
+        }
+        Ok(writer.finish()?)
     }
 
     fn pg(&mut self) -> Option<&mut PgConn> {

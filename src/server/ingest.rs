@@ -2,7 +2,8 @@
 //! then one write transaction that answers every record, journals the signed answer under the
 //! batch id (a replay gets the same answer back) and commits. Used by `POST /v1/batches` and by
 //! `server import`.
-use super::db::{self, Db, Mode};
+use super::db::{self, AsParam, Db, Mode, Param};
+use super::known::{Known, Stored};
 use super::store::{Store, note_reject};
 use super::{Limits, Refusal};
 use crate::args;
@@ -93,7 +94,11 @@ fn check_and_commit(
         ));
     }
     let json = gunzip(inc.body, limits.max_decompressed_bytes)?;
-    let batch = parse_batch(&json, &crate::seal::OpenKey::of_server(key))?;
+    // The most lenient "today" in Indonesia (WIT), so a NIK born today is not in the future.
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap_or(time::UtcOffset::UTC))
+        .date();
+    let batch = parse_batch(&json, &crate::seal::OpenKey::of_server(key), today)?;
     if batch.protocol != protocol::VERSION {
         return Err(Refusal::new(
             400,
@@ -130,6 +135,7 @@ fn check_and_commit(
         ));
     }
     let body_sha = crypto::sha256_hex(inc.body);
+    let (ids, niks) = lookup_keys(&batch.records);
     // The one write transaction at a time, across processes (super::db): writers in this process
     // queue on a mutex, other processes wait on the database's lock.
     let mut db = store.db().map_err(Refusal::internal)?;
@@ -138,24 +144,23 @@ fn check_and_commit(
         return Ok(answer);
     }
     let now = crate::timefmt::now_utc();
-    // The most lenient "today" in Indonesia (WIT), so a NIK born today is not in the future.
-    let today = time::OffsetDateTime::now_utc()
-        .to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap_or(time::UtcOffset::UTC))
-        .date();
     let ctx = Ctx {
         relay: super::relay::is_relay(&mut tx, inc.device_id).map_err(Refusal::internal)?,
         device: inc.device_id,
         batch: &batch.batch_id,
         now: &now,
-        today,
     };
     // Dashboard: the rows after this mark are this batch's; folded into the aggregates below.
     let mark = super::coverage::watermark(&mut tx).map_err(Refusal::internal)?;
+    // What the checks need from the records table, for the whole batch in two statements.
+    let mut known = Known::load(&mut tx, &ids, &niks).map_err(Refusal::internal)?;
+    let mut new = New::default();
     let mut results = Vec::with_capacity(batch.records.len());
     let mut summary = Summary::default();
     let count = batch.records.len();
     for value in batch.records {
-        let r = one_record(&mut tx, &ctx, value).map_err(Refusal::internal)?;
+        let r =
+            one_record(&mut tx, &ctx, &mut known, &mut new, value).map_err(Refusal::internal)?;
         match r.status {
             Outcome::Accepted => summary.accepted += 1,
             Outcome::Duplicate => summary.duplicate += 1,
@@ -164,6 +169,7 @@ fn check_and_commit(
         }
         results.push(r);
     }
+    new.write(&mut tx, &ctx).map_err(Refusal::internal)?;
     // Dashboard: count this batch's live activations and voids (a few statements per batch).
     super::coverage::fold(&mut tx, mark).map_err(Refusal::internal)?;
     let response = BatchResponse {
@@ -254,9 +260,28 @@ fn gunzip(body: &[u8], max: u64) -> Result<Vec<u8>, Refusal> {
 /// does not open with this server's key (it is rejected alone too).
 #[allow(clippy::large_enum_variant)] // Typed is the common case; boxing it costs an allocation.
 enum Item {
-    Typed(Record),
+    Typed(Opened),
     Raw(serde_json::Value),
     Unopened { id: String },
+}
+
+/// A record opened, hashed and validated, off the write lock (on the opening threads).
+struct Opened {
+    record: Record,
+    /// [`protocol::content_hash`] of the record.
+    hash: String,
+    /// Its fields as stored, or the first problem that rejects it.
+    clean: Result<Clean, (&'static str, String)>,
+}
+
+impl Opened {
+    fn new(record: Record, today: time::Date) -> Opened {
+        Opened {
+            hash: protocol::content_hash(&record),
+            clean: check(&record, today),
+            record,
+        }
+    }
 }
 
 struct Envelope {
@@ -269,13 +294,17 @@ struct Envelope {
 /// Decodes the batch JSON and opens each record's seal (docs/sealing.md) into the plaintext
 /// [`Record`] that the per-record checks below work on. Opening happens here, before the write
 /// lock, so the X25519 work of a batch never holds up other devices' transactions.
-fn parse_batch(json: &[u8], seal: &crate::seal::OpenKey) -> Result<Envelope, Refusal> {
+fn parse_batch(
+    json: &[u8],
+    seal: &crate::seal::OpenKey,
+    today: time::Date,
+) -> Result<Envelope, Refusal> {
     if let Ok(b) = serde_json::from_slice::<protocol::BatchBody>(json) {
         return Ok(Envelope {
             protocol: b.protocol,
             batch_id: b.batch_id,
             device_id: b.device_id,
-            records: open_all(b.records, seal),
+            records: open_all(b.records, seal, today),
         });
     }
     let b: BatchBodyValues = serde_json::from_slice(json).map_err(|e| {
@@ -290,7 +319,7 @@ fn parse_batch(json: &[u8], seal: &crate::seal::OpenKey) -> Result<Envelope, Ref
         .into_iter()
         .map(
             |value| match serde_json::from_value::<protocol::WireRecord>(value.clone()) {
-                Ok(w) => open_one(w, seal),
+                Ok(w) => open_one(w, seal, today),
                 Err(_) => Item::Raw(value),
             },
         )
@@ -303,15 +332,23 @@ fn parse_batch(json: &[u8], seal: &crate::seal::OpenKey) -> Result<Envelope, Ref
     })
 }
 
-/// Opens every record's seal, on as many threads as there are cores for a large batch (an
-/// X25519 operation per record is most of the server's work on a batch).
-fn open_all(records: Vec<protocol::WireRecord>, seal: &crate::seal::OpenKey) -> Vec<Item> {
+/// Opens every record's seal (and hashes and validates the record), on as many threads as there
+/// are cores for a large batch (an X25519 operation per record is most of the server's work on a
+/// batch).
+fn open_all(
+    records: Vec<protocol::WireRecord>,
+    seal: &crate::seal::OpenKey,
+    today: time::Date,
+) -> Vec<Item> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(8);
     if threads < 2 || records.len() < 64 {
-        return records.into_iter().map(|w| open_one(w, seal)).collect();
+        return records
+            .into_iter()
+            .map(|w| open_one(w, seal, today))
+            .collect();
     }
     let chunk = records.len().div_ceil(threads);
     let mut records = records;
@@ -327,7 +364,7 @@ fn open_all(records: Vec<protocol::WireRecord>, seal: &crate::seal::OpenKey) -> 
             .map(|part| {
                 s.spawn(move || {
                     part.into_iter()
-                        .map(|w| open_one(w, seal))
+                        .map(|w| open_one(w, seal, today))
                         .collect::<Vec<_>>()
                 })
             })
@@ -339,13 +376,13 @@ fn open_all(records: Vec<protocol::WireRecord>, seal: &crate::seal::OpenKey) -> 
     })
 }
 
-fn open_one(w: protocol::WireRecord, seal: &crate::seal::OpenKey) -> Item {
+fn open_one(w: protocol::WireRecord, seal: &crate::seal::OpenKey, today: time::Date) -> Item {
     let secrets = B64
         .decode(w.sealed.trim())
         .ok()
         .and_then(|bytes| seal.open(&bytes));
     match secrets {
-        Some(s) => Item::Typed(w.into_record(s)),
+        Some(s) => Item::Typed(Opened::new(w.into_record(s), today)),
         None => Item::Unopened {
             id: w.id.chars().take(64).collect(),
         },
@@ -404,7 +441,6 @@ struct Ctx<'a> {
     relay: bool,
     batch: &'a str,
     now: &'a str,
-    today: time::Date,
 }
 
 fn result(id: &str, status: Outcome, reason: Option<&str>, with: Option<String>) -> RecordResult {
@@ -425,8 +461,38 @@ struct Clean {
     email: Option<String>,
 }
 
-/// Answers one record inside the batch transaction. Only database failures are errors.
-fn one_record(tx: &mut Db<'_>, ctx: &Ctx<'_>, item: Item) -> db::Result<RecordResult> {
+/// The ids and NIKs the batch's checks will look up: record ids, void targets, and the NIKs of
+/// activations that passed validation ([`Known::load`] reads them in two statements).
+fn lookup_keys(items: &[Item]) -> (Vec<&str>, Vec<&str>) {
+    let mut ids = std::collections::HashSet::new();
+    let mut niks = std::collections::HashSet::new();
+    for item in items {
+        let Item::Typed(o) = item else { continue };
+        let r = &o.record;
+        if r.id.len() == 36 {
+            ids.insert(r.id.as_str());
+        }
+        match (r.kind, &o.clean) {
+            (Kind::Void, _) => ids.extend(r.voids.as_deref().filter(|t| t.len() <= 64)),
+            (Kind::Activation, Ok(c)) => {
+                niks.insert(c.nik.as_str());
+            }
+            (Kind::Activation, Err(_)) => {}
+        }
+    }
+    (ids.into_iter().collect(), niks.into_iter().collect())
+}
+
+/// Answers one record inside the batch transaction: what it needs of the records table comes
+/// from `known`, what it adds goes to `new` (written after the batch's last record) and to
+/// `known`. Only database failures are errors.
+fn one_record(
+    tx: &mut Db<'_>,
+    ctx: &Ctx<'_>,
+    known: &mut Known,
+    new: &mut New,
+    item: Item,
+) -> db::Result<RecordResult> {
     let reject = |tx: &mut Db<'_>, id: &str, code: &str, message: String| {
         note_reject(
             tx,
@@ -439,8 +505,12 @@ fn one_record(tx: &mut Db<'_>, ctx: &Ctx<'_>, item: Item) -> db::Result<RecordRe
         )?;
         Ok::<_, db::Error>(result(id, Outcome::Rejected, Some(code), None))
     };
-    let r: Record = match item {
-        Item::Typed(r) => r,
+    let Opened {
+        record: r,
+        hash,
+        clean,
+    } = match item {
+        Item::Typed(o) => o,
         Item::Unopened { id } => {
             return reject(
                 tx,
@@ -482,11 +552,7 @@ fn one_record(tx: &mut Db<'_>, ctx: &Ctx<'_>, item: Item) -> db::Result<RecordRe
             format!("the record names device {}, not the sender", r.device_id),
         );
     }
-    let hash = protocol::content_hash(&r);
-    let stored: Option<String> = tx
-        .query_opt(BY_ID_SQL, args![r.id])?
-        .map(|row| row.get(0))
-        .transpose()?;
+    let stored = known.record(tx, &r.id)?.map(|s| s.content_hash.clone());
     if let Some(h) = stored {
         return Ok(if h == hash {
             result(&r.id, Outcome::Duplicate, None, None)
@@ -503,23 +569,24 @@ fn one_record(tx: &mut Db<'_>, ctx: &Ctx<'_>, item: Item) -> db::Result<RecordRe
             result(&r.id, Outcome::Conflict, Some("id_reused"), None)
         });
     }
-    let clean = match check(&r, ctx.today) {
+    let clean = match clean {
         Ok(c) => c,
         Err((code, message)) => return reject(tx, &r.id, code, message),
     };
     match r.kind {
         Kind::Activation => {
-            let first = first_live(tx, &clean.nik)?;
-            insert(tx, ctx, &r, &clean, &hash, first.as_deref())?;
-            Ok(match first {
+            let first = known.first_live(tx, &clean.nik)?;
+            let answer = match &first {
                 Some(f) => result(
                     &r.id,
                     Outcome::Conflict,
                     Some("nik_already_activated"),
-                    Some(f),
+                    Some(f.clone()),
                 ),
                 None => result(&r.id, Outcome::Accepted, None, None),
-            })
+            };
+            new.insert(tx, known, r, clean, hash, first)?;
+            Ok(answer)
         }
         Kind::Void => {
             let Some(target) = r.voids.as_deref() else {
@@ -530,13 +597,14 @@ fn one_record(tx: &mut Db<'_>, ctx: &Ctx<'_>, item: Item) -> db::Result<RecordRe
                     "a void must name the record it cancels".into(),
                 );
             };
-            let t: Option<(String, String, String, Option<String>)> = tx
-                .query_opt(
-                    "SELECT kind, device_id, nik, voided_by FROM records WHERE id = ?1",
-                    args![target],
-                )?
-                .map(|row| Ok::<_, db::Error>((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
-                .transpose()?;
+            let t = known.record(tx, target)?.map(|s| {
+                (
+                    s.kind.clone(),
+                    s.device_id.clone(),
+                    s.nik.clone(),
+                    s.voided_by.clone(),
+                )
+            });
             let Some((kind, device, nik, voided_by)) = t else {
                 return reject(
                     tx,
@@ -578,33 +646,13 @@ fn one_record(tx: &mut Db<'_>, ctx: &Ctx<'_>, item: Item) -> db::Result<RecordRe
                     format!("record {target} is already voided"),
                 );
             }
-            insert(tx, ctx, &r, &clean, &hash, None)?;
-            tx.execute(
-                "UPDATE records SET voided_by = ?2 WHERE id = ?1",
-                args![target, r.id],
-            )?;
-            Ok(result(&r.id, Outcome::Accepted, None, None))
+            let (target, id) = (target.to_string(), r.id.clone());
+            new.insert(tx, known, r, clean, hash, None)?;
+            known.void(tx, &target, &id)?;
+            new.voided.push((target, id.clone()));
+            Ok(result(&id, Outcome::Accepted, None, None))
         }
     }
-}
-
-const BY_ID_SQL: &str = "SELECT content_hash FROM records WHERE id = ?1";
-/// Without ORDER BY / MIN(rowid): those made SQLite re-prepare the statement on every call inside
-/// a write transaction. There is at most one live accepted activation per NIK anyway.
-const LIVE_SQL: &str = "SELECT rowid, id FROM records WHERE nik = ?1 AND kind = 'activation' \
-     AND state = 'accepted' AND voided_by IS NULL";
-
-/// The live activation of this NIK (the earliest, should there ever be more than one).
-fn first_live(tx: &mut Db<'_>, nik: &str) -> db::Result<Option<String>> {
-    let rows = tx.query_all(LIVE_SQL, args![nik])?;
-    let mut first: Option<(i64, String)> = None;
-    for row in rows {
-        let (rowid, id) = (row.get::<i64>(0)?, row.get::<String>(1)?);
-        if first.as_ref().is_none_or(|(f, _)| rowid < *f) {
-            first = Some((rowid, id));
-        }
-    }
-    Ok(first.map(|(_, id)| id))
 }
 
 /// The field kit's own validation, run again: the server never trusts input. Warnings (under
@@ -654,52 +702,129 @@ fn check(r: &Record, today: time::Date) -> Result<Clean, (&'static str, String)>
     })
 }
 
-fn insert(
-    tx: &mut Db<'_>,
-    ctx: &Ctx<'_>,
-    r: &Record,
-    c: &Clean,
-    hash: &str,
-    conflict_with: Option<&str>,
-) -> db::Result<()> {
-    let warnings = serde_json::to_string(&r.warnings).unwrap_or_else(|_| "[]".into());
-    let state = if conflict_with.is_some() {
-        "conflict"
-    } else {
-        "accepted"
-    };
-    tx.execute(
-        "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
-                              nik, name, phone, email, officer, team, voids, reason, warnings,
-                              content_hash, batch_id, received_at, state, conflict_with)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21, ?22)",
-        args![
-            r.id,
-            r.device_id,
-            r.seq,
-            r.kind.as_str(),
-            r.recorded_at,
-            c.village,
-            &c.village[..6],
-            &c.village[..4],
-            c.nik,
-            c.name,
-            c.phone,
-            c.email,
-            r.officer,
-            r.team,
-            r.voids,
-            r.reason,
+/// The columns of a new `records` row, in the order [`New::write`] gives them.
+const RECORD_COLUMNS: [&str; 22] = [
+    "id",
+    "device_id",
+    "seq",
+    "kind",
+    "recorded_at",
+    "village",
+    "district",
+    "regency",
+    "nik",
+    "name",
+    "phone",
+    "email",
+    "officer",
+    "team",
+    "voids",
+    "reason",
+    "warnings",
+    "content_hash",
+    "batch_id",
+    "received_at",
+    "state",
+    "conflict_with",
+];
+
+/// The rows a batch adds, written in answer order once all its records are answered: the new
+/// records (in one `COPY` on PostgreSQL), then the voids' marks on their targets.
+#[derive(Default)]
+struct New {
+    records: Vec<NewRecord>,
+    /// (target, void) pairs: `records.voided_by` to set.
+    voided: Vec<(String, String)>,
+}
+
+struct NewRecord {
+    record: Record,
+    clean: Clean,
+    hash: String,
+    conflict_with: Option<String>,
+    /// The warnings as JSON.
+    warnings: String,
+}
+
+impl New {
+    /// Adds an answered record (a conflict when `conflict_with` names the NIK's live activation),
+    /// and tells `known`, so the batch's later records see it.
+    fn insert(
+        &mut self,
+        tx: &mut Db<'_>,
+        known: &mut Known,
+        record: Record,
+        clean: Clean,
+        hash: String,
+        conflict_with: Option<String>,
+    ) -> db::Result<()> {
+        let stored = Stored {
+            content_hash: hash.clone(),
+            kind: record.kind.as_str().to_string(),
+            device_id: record.device_id.clone(),
+            nik: clean.nik.clone(),
+            voided_by: None,
+        };
+        let live = record.kind == Kind::Activation && conflict_with.is_none();
+        known.add(tx, &record.id, stored, live)?;
+        let warnings = serde_json::to_string(&record.warnings).unwrap_or_else(|_| "[]".into());
+        self.records.push(NewRecord {
             warnings,
+            record,
+            clean,
             hash,
-            ctx.batch,
-            ctx.now,
-            state,
-            conflict_with
-        ],
-    )
-    .map(|_| ())
+            conflict_with,
+        });
+        Ok(())
+    }
+
+    fn write<'a>(&'a self, tx: &mut Db<'_>, ctx: &Ctx<'a>) -> db::Result<()> {
+        let rows: Vec<Vec<Param<'a>>> = self
+            .records
+            .iter()
+            .map(|n| {
+                let (r, c) = (&n.record, &n.clean);
+                let state = if n.conflict_with.is_some() {
+                    "conflict"
+                } else {
+                    "accepted"
+                };
+                let text = |s: &'a str| Param::Text(s);
+                vec![
+                    text(&r.id),
+                    text(&r.device_id),
+                    Param::Int(r.seq),
+                    text(r.kind.as_str()),
+                    text(&r.recorded_at),
+                    text(&c.village),
+                    text(&c.village[..6]),
+                    text(&c.village[..4]),
+                    text(&c.nik),
+                    text(&c.name),
+                    text(&c.phone),
+                    c.email.as_param(),
+                    text(&r.officer),
+                    text(&r.team),
+                    r.voids.as_param(),
+                    r.reason.as_param(),
+                    text(&n.warnings),
+                    text(&n.hash),
+                    text(ctx.batch),
+                    text(ctx.now),
+                    text(state),
+                    n.conflict_with.as_param(),
+                ]
+            })
+            .collect();
+        tx.insert_many("records", &RECORD_COLUMNS, &rows)?;
+        for (target, void) in &self.voided {
+            tx.execute(
+                "UPDATE records SET voided_by = ?2 WHERE id = ?1",
+                args![target, void],
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -867,8 +992,11 @@ mod tests {
         let recs = f.records(1, 600);
         f.send(&recs[..300]);
         f.send(&recs[300..]);
-        for sql in [BY_ID_SQL, LIVE_SQL] {
-            let st = f.store.sqlite_conn().prepare_cached(sql).unwrap();
+        let db = f.store.db().unwrap();
+        let sqls = crate::server::known::statements(&db);
+        drop(db);
+        for sql in sqls {
+            let st = f.store.sqlite_conn().prepare_cached(&sql).unwrap();
             assert_eq!(st.get_status(StatementStatus::RePrepare), 0, "{sql}");
         }
     }
@@ -996,6 +1124,171 @@ mod tests {
             assert_eq!(name, "SITI AMINAH");
             assert_eq!(f.store.stats().unwrap().rejects, 5);
         });
+    }
+
+    /// Runs `test` with two fresh stores (on SQLite, then on two PostgreSQL databases).
+    fn on_both_twice(name: &str, test: impl Fn(Fixture, Fixture)) {
+        test(Fixture::new(), Fixture::new());
+        let a = crate::server::pgtest::TestDatabase::create(&format!("{name}_a"));
+        let b = crate::server::pgtest::TestDatabase::create(&format!("{name}_b"));
+        if let (Some(a), Some(b)) = (a, b) {
+            let sa = Store::open(Location::Postgres(a.url.clone())).unwrap();
+            let sb = Store::open(Location::Postgres(b.url.clone())).unwrap();
+            test(Fixture::on(sa, Some(a)), Fixture::on(sb, Some(b)));
+        }
+    }
+
+    /// The records as `f`'s device sends them.
+    fn from_device(f: &Fixture, records: &[Record]) -> Vec<Record> {
+        let device = f.device.id();
+        records
+            .iter()
+            .map(|r| Record {
+                device_id: device.clone(),
+                ..r.clone()
+            })
+            .collect()
+    }
+
+    /// What a store holds: each record's answer-relevant columns in arrival order, and the
+    /// dashboard's count of live activations.
+    fn contents(f: &Fixture) -> (Vec<Vec<db::Value>>, i64) {
+        let mut db = f.store.db().unwrap();
+        let rows = db
+            .query_all(
+                "SELECT id, kind, state, conflict_with, voided_by, nik, content_hash IS NOT NULL
+                 FROM records ORDER BY rowid",
+                args![],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (0..7).map(|i| r.get::<db::Value>(i).unwrap()).collect())
+            .collect();
+        let live: i64 = db
+            .query_one(
+                "SELECT CAST(coalesce(SUM(live), 0) AS BIGINT) FROM live_by_village",
+                args![],
+            )
+            .and_then(|r| r.get(0))
+            .unwrap();
+        (rows, live)
+    }
+
+    /// One batch answers and stores exactly what its records sent one batch each do: a record
+    /// sees the records before it in its batch as if they were committed — an id seen twice, a
+    /// NIK activated earlier in the batch, a void of an earlier record (and the NIK free again
+    /// after it), a void of a later one, a record rejected and then sent again fixed.
+    #[test]
+    fn a_batch_answers_as_its_records_sent_one_by_one() {
+        on_both_twice(
+            "a_batch_answers_as_its_records_sent_one_by_one",
+            |mut a, mut b| {
+                let r = a.records(31, 12);
+                let v2 = a.void(&r[2]);
+                let before = vec![r[0].clone(), r[1].clone(), r[2].clone(), v2];
+                let with_nik = |f: &mut Fixture, of: &Record, seed: u64| {
+                    let mut x = f.records(seed, 1).remove(0);
+                    x.nik = of.nik.clone();
+                    x
+                };
+                let mut changed = r[3].clone();
+                changed.phone = "+6281399998888".into();
+                let a4 = with_nik(&mut a, &r[0], 41);
+                let a6 = with_nik(&mut a, &r[5], 42);
+                let v5 = a.void(&r[5]);
+                let a7 = with_nik(&mut a, &r[5], 43);
+                let v5_again = a.void(&r[5]);
+                let v1 = a.void(&r[1]);
+                let a8 = with_nik(&mut a, &r[1], 44);
+                let v9 = a.void(&r[9]);
+                let of_void = a.void(&v5);
+                let mut bad10 = r[10].clone();
+                bad10.village = "1702999999".into();
+                let v6 = a.void(&a6);
+                let a11 = with_nik(&mut a, &r[2], 45);
+                let mix = vec![
+                    r[3].clone(),
+                    r[3].clone(),
+                    changed,
+                    a4,
+                    r[5].clone(),
+                    a6.clone(),
+                    v5,
+                    a7,
+                    v5_again,
+                    v1,
+                    a8,
+                    v9,
+                    r[9].clone(),
+                    of_void,
+                    r[0].clone(),
+                    bad10,
+                    r[10].clone(),
+                    v6,
+                    a11,
+                    r[4].clone(),
+                    r[4].clone(),
+                ];
+                let (before_b, mix_b) = (from_device(&b, &before), from_device(&b, &mix));
+                a.send(&before);
+                b.send(&before_b);
+                let batched = a
+                    .send_json(serde_json::to_value(a.wire(&mix)).unwrap())
+                    .unwrap();
+                let one_by_one: Vec<RecordResult> = mix_b
+                    .iter()
+                    .map(|rec| {
+                        let wire = serde_json::to_value(b.wire(std::slice::from_ref(rec))).unwrap();
+                        b.send_json(wire).unwrap().response.results.remove(0)
+                    })
+                    .collect();
+                let strip = |rs: &[RecordResult]| -> Vec<_> {
+                    rs.iter()
+                        .map(|x| {
+                            (
+                                x.id.clone(),
+                                x.status,
+                                x.reason.clone(),
+                                x.conflict_with.clone(),
+                            )
+                        })
+                        .collect()
+                };
+                assert_eq!(strip(&batched.response.results), strip(&one_by_one));
+                // Every kind of answer is in the mix.
+                let reasons: Vec<_> = one_by_one.iter().map(|x| x.reason.as_deref()).collect();
+                for want in [
+                    None,
+                    Some("id_reused"),
+                    Some("nik_already_activated"),
+                    Some("already_voided"),
+                    Some("void_target_unknown"),
+                    Some("void_target_not_activation"),
+                    Some("village_unknown"),
+                ] {
+                    assert!(reasons.contains(&want), "{want:?} in {reasons:?}");
+                }
+                assert!(one_by_one.iter().any(|x| x.status == Outcome::Duplicate));
+                assert_eq!(contents(&a), contents(&b));
+                let (sa, sb) = (a.store.stats().unwrap(), b.store.stats().unwrap());
+                assert_eq!(
+                    (
+                        sa.records,
+                        sa.activations_live,
+                        sa.conflicts,
+                        sa.voids,
+                        sa.rejects
+                    ),
+                    (
+                        sb.records,
+                        sb.activations_live,
+                        sb.conflicts,
+                        sb.voids,
+                        sb.rejects
+                    )
+                );
+            },
+        );
     }
 
     #[test]

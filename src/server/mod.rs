@@ -18,6 +18,7 @@ pub mod forward;
 pub mod forward_run;
 pub mod http;
 pub mod ingest;
+pub mod known;
 pub mod listen;
 pub mod pgtest;
 pub mod ratelimit;
