@@ -51,15 +51,18 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
         .transpose()?;
     let dd = DataDir::init_with(&ctx.data_dir, &officer, &team, Some(&district_key))?;
     if let (Some(server), Some(token)) = (&a.server, &a.token) {
-        let e = super::sync::enrol_device(ctx, &dd, server, token, expect.as_ref()).map_err(|e| AppError {
-            message: tr!(
-                "Folder data {} sudah siap, tetapi pendaftaran ke server gagal: {}",
-                "The data directory {} is ready, but enrolment failed: {}",
-                dd.path.display(),
-                e.message
-            ),
-            ..e
-        })?;
+        let e =
+            super::sync::enrol_device(ctx, &dd, server, token, expect.as_ref()).map_err(|e| {
+                AppError {
+                    message: tr!(
+                        "Folder data {} sudah siap, tetapi pendaftaran ke server gagal: {}",
+                        "The data directory {} is ready, but enrolment failed: {}",
+                        dd.path.display(),
+                        e.message
+                    ),
+                    ..e
+                }
+            })?;
         super::sync::print_enrolled(ctx, &dd, &e);
         return Ok(());
     }

@@ -80,7 +80,12 @@ impl ExpectedServer {
 
     /// After enrolment: the answer must name this server and be signed by its key (`signed`:
     /// the answer's signature verifies with the key it names). The token may already be spent.
-    pub fn check_answer(&self, url: &str, ans: &EnrolResponse, signed: bool) -> Result<(), AppError> {
+    pub fn check_answer(
+        &self,
+        url: &str,
+        ans: &EnrolResponse,
+        signed: bool,
+    ) -> Result<(), AppError> {
         if self.matches(&ans.server_id, &ans.server_public_key) && signed {
             return Ok(());
         }
@@ -147,7 +152,13 @@ mod tests {
         assert_eq!((by_id.id(), by_key.id()), (id.as_str(), id.as_str()));
         assert!(by_id.matches(&k.id(), &k.public_hex()));
         assert!(by_key.matches(&k.id(), &k.public_hex()));
-        for bad in ["", "abc", "zz3a5b7c9d1e2f40", &k.public_hex()[..63], "g".repeat(64).as_str()] {
+        for bad in [
+            "",
+            "abc",
+            "zz3a5b7c9d1e2f40",
+            &k.public_hex()[..63],
+            "g".repeat(64).as_str(),
+        ] {
             let e = ExpectedServer::parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad}");
         }
@@ -183,6 +194,9 @@ mod tests {
             seal_public_key: String::new(),
         };
         let e = want.check_health("u", &h).unwrap_err();
-        assert_eq!((e.exit_code(), &e.details["token_spent"]), (1, &serde_json::json!(false)));
+        assert_eq!(
+            (e.exit_code(), &e.details["token_spent"]),
+            (1, &serde_json::json!(false))
+        );
     }
 }

@@ -472,8 +472,8 @@ impl Client {
                 "the server key in the enrolment answer does not match its id"
             )));
         }
-        let signed = crypto::parse_public_hex(&ans.server_public_key)
-            .is_some_and(|k| signed_by(&k, &r));
+        let signed =
+            crypto::parse_public_hex(&ans.server_public_key).is_some_and(|k| signed_by(&k, &r));
         Ok((ans, signed))
     }
 

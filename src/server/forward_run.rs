@@ -515,7 +515,10 @@ mod tests {
         let e = result.unwrap_err();
         assert_eq!((sends, e.exit_code()), (1, 1), "{e}");
         assert_eq!(e.details["cursor"], 0);
-        assert!(e.message.contains("kursor") || e.message.contains("cursor"), "{e}");
+        assert!(
+            e.message.contains("kursor") || e.message.contains("cursor"),
+            "{e}"
+        );
     }
 
     /// A batch that is not strictly after the cursor (here a journalled copy of the first batch
@@ -541,6 +544,10 @@ mod tests {
         };
         let (result, sends) = run(&store, &me, &province, &t, 5, &mut copy);
         let e = result.unwrap_err();
-        assert_eq!((sends, e.details["batch"].as_str()), (1, Some("copy")), "{e}");
+        assert_eq!(
+            (sends, e.details["batch"].as_str()),
+            (1, Some("copy")),
+            "{e}"
+        );
     }
 }
