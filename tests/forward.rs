@@ -112,8 +112,19 @@ fn two_districts_forward_through_faults_every_record_once() {
     let b = field_work(&batam, 31, "2171", &[]);
 
     let proxy = Proxy::start(province.addr.parse().unwrap());
-    for (d, team) in [(&karimun, "KAB KARIMUN"), (&batam, "KOTA BATAM")] {
-        let enrolled = d.admin_json(&["forward", "enrol", "--to", &proxy.url, "--token", &relay_token(&province, team)]);
+    // Pinned enrolment: another province's id is refused before the token is spent (exit 1,
+    // nothing stored); the right id (Karimun) or full key (Batam) enrols with that same token.
+    for (d, team, expect) in [
+        (&karimun, "KAB KARIMUN", province.server_id.clone()),
+        (&batam, "KOTA BATAM", province.server_public_key.clone()),
+    ] {
+        let token = relay_token(&province, team);
+        let wrong = d.admin(&["forward", "enrol", "--to", &proxy.url, "--token", &token, "--expect-server-id", "0123456789abcdef"]);
+        let err = String::from_utf8_lossy(&wrong.stderr);
+        assert_eq!(wrong.status.code(), Some(1), "{err}");
+        assert!(err.contains(&province.server_id) && err.contains("0123456789abcdef"), "{err}");
+        assert_eq!(d.admin(&["forward", "status"]).status.code(), Some(2), "nothing stored");
+        let enrolled = d.admin_json(&["forward", "enrol", "--to", &proxy.url, "--token", &token, "--expect-server-id", &expect]);
         assert_eq!(enrolled["province"]["server_id"], province.server_id.as_str());
     }
     use Fault::*;
@@ -157,6 +168,22 @@ fn two_districts_forward_through_faults_every_record_once() {
     // The origin devices are registered upstream as relayed (4 field devices), besides the relays.
     assert_eq!(province.count("SELECT COUNT(*) FROM devices WHERE relayed_by IS NOT NULL"), 4);
     assert_eq!(province.count("SELECT COUNT(*) FROM devices WHERE relay = 1"), 2);
+    // `server devices` names the relay that brought each of them, not a placeholder key.
+    let devices = province.admin_json(&["devices"])["devices"].as_array().unwrap().clone();
+    let relays: BTreeMap<String, String> = devices.iter().filter(|d| d["relay"] == true)
+        .map(|d| (d["id"].as_str().unwrap().to_string(), d["officer"].as_str().unwrap().to_string())).collect();
+    assert_eq!(relays.len(), 2);
+    let relayed: Vec<&Value> = devices.iter().filter(|d| !d["relayed_by"].is_null()).collect();
+    assert_eq!(relayed.len(), 4);
+    let table = province.admin_ok(&["devices"]);
+    for d in relayed {
+        let via = d["relayed_by"].as_str().unwrap();
+        assert!(d["public_key"].is_null(), "{d}");
+        assert_eq!(d["relayed_by_name"].as_str(), Some(relays[via].as_str()), "{d}");
+        let line = table.lines().find(|l| l.starts_with(d["id"].as_str().unwrap())).unwrap();
+        assert!(line.contains(via) && line.contains(&relays[via]), "{line}");
+    }
+    assert!(!table.contains("relayed:"), "{table}");
 
     // A second forward sends nothing.
     for d in [&karimun, &batam] {

@@ -353,3 +353,114 @@ fn a_replayed_signed_answer_for_another_batch_is_refused() {
     want.sort();
     assert_eq!(on_server, want);
 }
+
+/// Enrolment pinning: `enrol --expect-server-id` with another server's id is refused before the
+/// token is spent (exit 1, nothing stored); a malformed id is a usage error (exit 2); with this
+/// server's id, or its full key, the same token enrols. `server token` prints the id to hand
+/// over, and the enrolment answer is signed by the server key.
+#[test]
+fn enrolment_with_an_expected_server_id_refuses_another_server() {
+    let srv = Server::start();
+    let out = srv.admin(&["token", "--team", "TIM PIN"]);
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        said.contains(&format!("ID SERVER: {}", srv.server_id)),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("--expect-server-id {}", srv.server_id)),
+        "{said}"
+    );
+    let json = srv.admin_json(&["token", "--team", "TIM PIN"]);
+    assert_eq!(json["server_id"], srv.server_id.as_str());
+    let second = json["token"].as_str().unwrap().to_string();
+
+    let k = Kit::new();
+    let enrolled = || k.count("SELECT COUNT(*) FROM meta WHERE key LIKE 'sync.%'");
+    let wrong = "0123456789ABCDEF";
+    let (_, err) = k.fails(
+        &[
+            "enrol",
+            "--server",
+            &srv.url,
+            "--token",
+            &token,
+            "--expect-server-id",
+            wrong,
+        ],
+        1,
+    );
+    assert!(
+        err.contains("bukan server yang diharapkan") && err.contains(&srv.server_id),
+        "{err}"
+    );
+    assert!(err.contains("belum terpakai"), "{err}");
+    let (out, _) = k.fails(
+        &[
+            "enrol",
+            "--server",
+            &srv.url,
+            "--token",
+            &token,
+            "--expect-server-id",
+            wrong,
+            "--json",
+        ],
+        1,
+    );
+    let e: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["error"]["details"]["token_spent"], false, "{e}");
+    let (_, err) = k.fails(
+        &[
+            "enrol",
+            "--server",
+            &srv.url,
+            "--token",
+            &token,
+            "--expect-server-id",
+            "not-an-id",
+        ],
+        2,
+    );
+    assert!(err.contains("bukan id server"), "{err}");
+    assert_eq!(enrolled(), 0, "nothing stored");
+    assert_eq!(
+        srv.count("SELECT COUNT(*) FROM tokens WHERE used_at IS NOT NULL"),
+        0
+    );
+
+    // The right id, with the very same token.
+    let ok = k.json(&[
+        "enrol",
+        "--server",
+        &srv.url,
+        "--token",
+        &token,
+        "--expect-server-id",
+        &srv.server_id.to_uppercase(),
+    ]);
+    assert_eq!(ok["enrolment"]["server_id"], srv.server_id.as_str());
+    assert_eq!(enrolled(), 4);
+    // The full key works too (another laptop, with init).
+    let other = Kit::empty();
+    other.ok(&[
+        "init",
+        "--officer",
+        "B",
+        "--team",
+        "T",
+        "--server",
+        &srv.url,
+        "--token",
+        &second,
+        "--expect-server-id",
+        &srv.server_public_key,
+    ]);
+    // The answer a pinned device checks is signed by the server key.
+    let third = srv.token("TIM PIN");
+    let r = TestDevice::new().enrol(&srv.url, &third);
+    assert_eq!(r.status, 200);
+    assert!(r.signed_by(&srv.public_key()));
+}

@@ -159,7 +159,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
     // 2. A field laptop: data folder, device key, enrolment.
     let field_dir = root.join("field");
     let mut dd = DataDir::init(&field_dir, "PETUGAS DEMO", "TIM KELILING 1")?;
-    let enrolment: Enrolment = super::sync::enrol_device(ctx, &dd, &district.url, &token)?;
+    let enrolment: Enrolment = super::sync::enrol_device(ctx, &dd, &district.url, &token, None)?;
     say(tr!(
         "2. Laptop lapangan {} siap di {} dan terdaftar di server {}",
         "2. Field laptop {} ready in {} and enrolled with server {}",

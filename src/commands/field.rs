@@ -25,6 +25,10 @@ pub struct InitArgs {
     /// Token sekali pakai dari admin Dinas / one-time enrolment token
     #[arg(long, requires = "server")]
     pub token: Option<String>,
+    /// Id server dari admin: daftar hanya bila cocok / the server id from the admin: enrol
+    /// only with that server (see enrol --expect-server-id)
+    #[arg(long, value_name = "ID", requires = "server")]
+    pub expect_server_id: Option<String>,
     /// Kunci segel Dinas (64 heks) bila sudah diketahui / the district's sealing key, if known
     /// (ikd-field server seal-key) [default: config field.district_seal_key]
     #[arg(long, value_name = "HEX")]
@@ -40,17 +44,25 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
         .district_key
         .clone()
         .unwrap_or_else(|| ctx.config.field.district_seal_key.clone());
+    let expect = a
+        .expect_server_id
+        .as_deref()
+        .map(crate::field::pin::ExpectedServer::parse)
+        .transpose()?;
     let dd = DataDir::init_with(&ctx.data_dir, &officer, &team, Some(&district_key))?;
     if let (Some(server), Some(token)) = (&a.server, &a.token) {
-        let e = super::sync::enrol_device(ctx, &dd, server, token).map_err(|e| AppError {
-            message: tr!(
-                "Folder data {} sudah siap, tetapi pendaftaran ke server gagal: {}",
-                "The data directory {} is ready, but enrolment failed: {}",
-                dd.path.display(),
-                e.message
-            ),
-            ..e
-        })?;
+        let e =
+            super::sync::enrol_device(ctx, &dd, server, token, expect.as_ref()).map_err(|e| {
+                AppError {
+                    message: tr!(
+                        "Folder data {} sudah siap, tetapi pendaftaran ke server gagal: {}",
+                        "The data directory {} is ready, but enrolment failed: {}",
+                        dd.path.display(),
+                        e.message
+                    ),
+                    ..e
+                }
+            })?;
         super::sync::print_enrolled(ctx, &dd, &e);
         return Ok(());
     }

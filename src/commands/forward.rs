@@ -53,6 +53,10 @@ pub struct EnrolArgs {
     /// Nama Dinas ini di provinsi / this district's name at the province [default: SERVER <id>]
     #[arg(long)]
     pub name: Option<String>,
+    /// Id server provinsi dari admin provinsi (atau kunci publiknya): daftar hanya bila cocok /
+    /// the province server id from its admin (or its public key): enrol only with that server
+    #[arg(long, value_name = "ID")]
+    pub expect_server_id: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, db: Option<PathBuf>, a: ForwardArgs) -> Result<(), AppError> {
@@ -97,7 +101,20 @@ fn enrol(
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| format!("SERVER {}", key.id()));
-    let t = forward_run::enrol(store, key, &e.to, &e.token, &name, settings)?;
+    let expect = e
+        .expect_server_id
+        .as_deref()
+        .map(crate::field::pin::ExpectedServer::parse)
+        .transpose()?;
+    let t = forward_run::enrol(
+        store,
+        key,
+        &e.to,
+        &e.token,
+        &name,
+        expect.as_ref(),
+        settings,
+    )?;
     if ctx.json {
         output::json(&json!({"ok": true, "province": t}));
     } else {

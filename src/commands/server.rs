@@ -270,37 +270,85 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
     }
 }
 
+/// The server id to hand over with a token (`enrol --expect-server-id`): the key's id when the
+/// key is here. A SQLite database's own key (beside it) is made now if missing, as `serve` would;
+/// a configured `server.key_file` that is not on this machine is never made here (that would be
+/// another server's key): then the id is unknown.
+fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> {
+    let loc = location(ctx, db);
+    let path = key_file(ctx, &loc).ok()?;
+    let own = ctx.config.server.key_file.trim().is_empty() && matches!(loc, Location::Sqlite(_));
+    if path.exists() || own {
+        server::server_key(&path).ok().map(|k| k.id())
+    } else {
+        None
+    }
+}
+
 fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
-    let (_, store) = open(ctx, db)?;
+    let (_, store) = open(ctx, db.clone())?;
     let ttl = a.ttl_hours.unwrap_or(ctx.config.server.token_ttl_hours);
     let (token, expires) = server::enrol::create_token_for(&store, &a.team, ttl, a.relay)?;
+    let id = token_server_id(ctx, db);
     if ctx.json {
-        output::json(
-            &json!({"ok": true, "token": token, "team": a.team.trim(), "expires_at": expires, "relay": a.relay}),
-        );
-    } else if a.relay {
-        println!("{token}");
-        eprintln!(
-            "{}",
-            tr!(
-                "Token relay sekali pakai, tim '{}', berlaku sampai {}.\nDi server Dinas: ikd-field server forward enrol --to URL --token {token}",
-                "One-time relay token, team '{}', valid until {}.\nOn the district server: ikd-field server forward enrol --to URL --token {token}",
-                a.team.trim(),
-                timefmt::local_display(&expires, ctx.offset())
-            )
-        );
-    } else {
-        println!("{token}");
-        eprintln!(
-            "{}",
-            tr!(
-                "Token sekali pakai, tim '{}', berlaku sampai {}.\nDi laptop: ikd-field init --server URL --token {token}",
-                "One-time token, team '{}', valid until {}.\nOn the laptop: ikd-field init --server URL --token {token}",
-                a.team.trim(),
-                timefmt::local_display(&expires, ctx.offset())
-            )
-        );
+        output::json(&json!({
+            "ok": true,
+            "token": token,
+            "team": a.team.trim(),
+            "expires_at": expires,
+            "relay": a.relay,
+            "server_id": id,
+        }));
+        return Ok(());
     }
+    println!("{token}");
+    let pin = id
+        .as_deref()
+        .map(|id| format!(" --expect-server-id {id}"))
+        .unwrap_or_default();
+    let (kind, on) = if a.relay {
+        (
+            tr!("Token relay sekali pakai", "One-time relay token"),
+            tr!(
+                "Di server Dinas: ikd-field server forward enrol --to URL --token {token}{pin}",
+                "On the district server: ikd-field server forward enrol --to URL --token {token}{pin}"
+            ),
+        )
+    } else {
+        (
+            tr!("Token sekali pakai", "One-time token"),
+            tr!(
+                "Di laptop: ikd-field init --server URL --token {token}{pin}",
+                "On the laptop: ikd-field init --server URL --token {token}{pin}"
+            ),
+        )
+    };
+    eprintln!(
+        "{}",
+        tr!(
+            "{kind}, tim '{}', berlaku sampai {}.",
+            "{kind}, team '{}', valid until {}.",
+            a.team.trim(),
+            timefmt::local_display(&expires, ctx.offset())
+        )
+    );
+    match &id {
+        Some(id) => eprintln!(
+            "{}",
+            tr!(
+                "ID SERVER: {id}   (serahkan bersama token; perangkat memeriksanya sebelum mendaftar)",
+                "SERVER ID: {id}   (hand it over with the token; the device checks it before enrolling)"
+            )
+        ),
+        None => eprintln!(
+            "{}",
+            tr!(
+                "! Kunci server (server.key_file) tidak ada di mesin ini: lihat id server di keluaran 'ikd-field serve' dan serahkan bersama token.",
+                "! The server key (server.key_file) is not on this machine: take the server id from the output of 'ikd-field serve' and hand it over with the token."
+            )
+        ),
+    }
+    eprintln!("{on}");
     Ok(())
 }
 
@@ -329,9 +377,17 @@ fn devices(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
         tr!("TERDAFTAR", "ENROLLED"),
         tr!("SINKRON TERAKHIR", "LAST SYNC"),
         tr!("CATATAN", "RECORDS"),
+        tr!("LEWAT", "VIA"),
         "STATUS".to_string(),
     ]);
     for d in list {
+        // Which relay (district server) brought a device known only through it.
+        let via = match (&d.relayed_by, &d.relayed_by_name) {
+            (Some(id), Some(name)) => format!("{name} ({id})"),
+            (Some(id), None) => id.clone(),
+            (None, _) if d.relay => tr!("(relay)", "(relay)"),
+            (None, _) => "-".into(),
+        };
         t.row([
             d.id,
             d.officer,
@@ -341,6 +397,7 @@ fn devices(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
                 .map(|s| timefmt::local_display(&s, off))
                 .unwrap_or_else(|| "-".into()),
             d.records.to_string(),
+            via,
             match d.revoked_at {
                 Some(_) => tr!("dicabut", "revoked"),
                 None => tr!("aktif", "active"),

@@ -4,6 +4,7 @@ use super::Ctx;
 use crate::error::{AppError, Kind};
 use crate::field::datadir::DataDir;
 use crate::field::outbox;
+use crate::field::pin::ExpectedServer;
 use crate::field::sync_client::{self, Client, Enrolment, Failure, Retry};
 use crate::field::sync_run::{self, Event, Options, Report};
 use crate::protocol::EnrolRequest;
@@ -24,6 +25,10 @@ pub struct EnrolArgs {
     /// Token sekali pakai dari admin Dinas / one-time token from the district admin
     #[arg(long)]
     pub token: String,
+    /// Id server dari admin (atau kunci publiknya): daftar hanya bila cocok / the server id from
+    /// the admin (or its public key): enrol only with that server
+    #[arg(long, value_name = "ID")]
+    pub expect_server_id: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -49,8 +54,28 @@ pub fn enrol_device(
     dd: &DataDir,
     server: &str,
     token: &str,
+    expect: Option<&ExpectedServer>,
 ) -> Result<Enrolment, AppError> {
     let client = client(ctx, server)?;
+    // A server id given beforehand: the server must prove to be that one before the token is
+    // spent (field/pin.rs); its enrolment answer is checked again below.
+    if let Some(want) = expect {
+        let h = client.health().map_err(|f| {
+            AppError::new(
+                Kind::Unreachable,
+                tr!(
+                    "Server {} tidak bisa diperiksa sebelum pendaftaran: {f}. Token belum terpakai; tidak ada yang diubah.",
+                    "The server at {} could not be checked before enrolment: {f}. The token is not spent; nothing was changed.",
+                    client.base()
+                ),
+            )
+            .hint(tr!(
+                "Periksa alamat server dan sinyal, lalu ulangi perintahnya.",
+                "Check the server address and the signal, then run the command again."
+            ))
+        })?;
+        want.check_health(client.base(), &h)?;
+    }
     // A district key set beforehand must be this server's, or the records sealed to it could
     // not be opened there: check before the token is spent.
     if let Some(have) = crate::field::sealing::district_key(&dd.store)?
@@ -69,7 +94,7 @@ pub fn enrol_device(
         officer: dd.identity.officer.clone(),
         team: dd.identity.team.clone(),
     };
-    let ans = client.enrol(&req).map_err(|f| match f {
+    let (ans, signed) = client.enrol(&req).map_err(|f| match f {
         Failure::Refused {
             status,
             code,
@@ -88,6 +113,9 @@ pub fn enrol_device(
             "Check the server address and the signal, then run the command again (the token is not spent)."
         )),
     })?;
+    if let Some(want) = expect {
+        want.check_answer(client.base(), &ans, signed)?;
+    }
     if ans.device_id != dd.identity.device_id {
         return Err(AppError::other(tr!(
             "Server mendaftarkan perangkat {} padahal perangkat ini {}.",
@@ -138,8 +166,13 @@ pub fn print_enrolled(ctx: &Ctx, dd: &DataDir, e: &Enrolment) {
 }
 
 pub fn enrol(ctx: &Ctx, a: EnrolArgs) -> Result<(), AppError> {
+    let expect = a
+        .expect_server_id
+        .as_deref()
+        .map(ExpectedServer::parse)
+        .transpose()?;
     let dd = ctx.open()?;
-    let e = enrol_device(ctx, &dd, &a.server, &a.token)?;
+    let e = enrol_device(ctx, &dd, &a.server, &a.token, expect.as_ref())?;
     print_enrolled(ctx, &dd, &e);
     Ok(())
 }

@@ -3,6 +3,7 @@
 pub mod activated;
 pub mod datadir;
 pub mod outbox;
+pub mod pin;
 pub mod retention;
 pub mod sealing;
 pub mod store;

@@ -448,7 +448,9 @@ impl Client {
         Ok(h)
     }
 
-    pub fn enrol(&self, req: &EnrolRequest) -> Result<EnrolResponse, Failure> {
+    /// Enrols with `req`; returns the answer and whether it is signed by the server key it
+    /// names (servers since enrolment pinning sign it; [`crate::field::pin`] requires it).
+    pub fn enrol(&self, req: &EnrolRequest) -> Result<(EnrolResponse, bool), Failure> {
         let r = Self::exchange(
             self.agent
                 .post(format!("{}{}", self.base, protocol::PATH_ENROL))
@@ -470,7 +472,9 @@ impl Client {
                 "the server key in the enrolment answer does not match its id"
             )));
         }
-        Ok(ans)
+        let signed =
+            crypto::parse_public_hex(&ans.server_public_key).is_some_and(|k| signed_by(&k, &r));
+        Ok((ans, signed))
     }
 
     /// Sends one batch; returns the server's answer only if it is signed by `server_key` and

@@ -8,8 +8,9 @@ use super::store::Store;
 use crate::config::ForwardConfig;
 use crate::crypto::{self, KeyPair};
 use crate::error::{AppError, Kind};
+use crate::field::pin::ExpectedServer;
 use crate::field::sync_client::{Client, Failure, Retry, Transport, sleep_unless};
-use crate::protocol::{EnrolRequest, Summary};
+use crate::protocol::{BatchResponse, EnrolRequest, Summary};
 use crate::tr;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -73,6 +74,7 @@ pub fn enrol(
     url: &str,
     token: &str,
     name: &str,
+    expect: Option<&ExpectedServer>,
     settings: &Settings,
 ) -> Result<Target, AppError> {
     let client = Client::with_transport(url, &settings.transport)?;
@@ -80,7 +82,12 @@ pub fn enrol(
     let health = client
         .health()
         .map_err(|f| unreachable(client.base(), &f, None))?;
-    let ans = client
+    // A province id given beforehand is checked before the token is spent, and again on the
+    // answer (field/pin.rs).
+    if let Some(want) = expect {
+        want.check_health(client.base(), &health)?;
+    }
+    let (ans, signed) = client
         .enrol(&EnrolRequest {
             token: token.to_string(),
             public_key: me.public_hex(),
@@ -88,6 +95,9 @@ pub fn enrol(
             team: name.to_string(),
         })
         .map_err(|f| failure_error(client.base(), &f, None))?;
+    if let Some(want) = expect {
+        want.check_answer(client.base(), &ans, signed)?;
+    }
     if ans.device_id != me.id() || ans.server_id != health.server_id {
         return Err(AppError::other(tr!(
             "Jawaban pendaftaran provinsi tidak cocok dengan server di {} ({}).",
@@ -181,12 +191,17 @@ pub fn pass(
         report.backlog = forward::backlog(store)?;
         return Ok(report);
     }
+    let mut send = |b: &Journalled| {
+        client
+            .send_signed(&b.id, &b.body, &b.signature, &t.device_id, &province_key)
+            .map(|(answer, _bytes)| answer)
+    };
     let result = send_all(
         store,
         &me,
         &t,
-        &client,
-        &province_key,
+        client.base(),
+        &mut send,
         settings,
         &holder,
         stop,
@@ -199,23 +214,34 @@ pub fn pass(
     Ok(report)
 }
 
+/// Sends batch after batch with `send` (one exchange with the province at `base`) until none is
+/// left. Each answered batch must move the cursor past its records, and the next batch must lie
+/// strictly after that cursor: otherwise (a bug, or a database changed under the pass) the pass
+/// stops with an error instead of cutting the same records again forever.
 #[allow(clippy::too_many_arguments)]
 fn send_all(
     store: &Store,
     me: &KeyPair,
     t: &Target,
-    client: &Client,
-    province_key: &[u8; crypto::PUBLIC_KEY_LEN],
+    base: &str,
+    send: &mut dyn FnMut(&Journalled) -> Result<BatchResponse, Failure>,
     settings: &Settings,
     holder: &str,
     stop: &AtomicBool,
     report: &mut Report,
     on: &mut dyn FnMut(Event<'_>),
 ) -> Result<(), AppError> {
+    // The batch answered last in this pass and the cursor after it.
+    let mut answered: Option<(String, i64)> = None;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let Some(batch) = forward::next_batch(store, me, t, settings.batch_records)? else {
             return Ok(());
         };
+        if let Some((id, cursor)) = &answered
+            && (batch.id == *id || batch.first_rowid <= *cursor)
+        {
+            return Err(no_progress(&batch, *cursor));
+        }
         let mut attempt = 0u32;
         let answer = loop {
             attempt += 1;
@@ -224,19 +250,13 @@ fn send_all(
                 report.lease_held_elsewhere = true;
                 return Ok(());
             }
-            match client.send_signed(
-                &batch.id,
-                &batch.body,
-                &batch.signature,
-                &t.device_id,
-                province_key,
-            ) {
-                Ok((ans, _bytes)) => break ans,
+            match send(&batch) {
+                Ok(ans) => break ans,
                 Err(f) => {
                     forward::note_failure(store, &batch.id, &f.to_string());
                     if !f.retryable() || attempt >= settings.retry.max_attempts {
                         let backlog = forward::backlog(store).ok();
-                        return Err(failure_error(client.base(), &f, backlog));
+                        return Err(failure_error(base, &f, backlog));
                     }
                     let wait = settings
                         .retry
@@ -256,6 +276,11 @@ fn send_all(
             }
         };
         forward::apply_answer(store, &batch, &answer)?;
+        let cursor = forward::target(store)?.map_or(0, |t| t.cursor);
+        if cursor < batch.last_rowid {
+            return Err(no_progress(&batch, cursor));
+        }
+        answered = Some((batch.id.clone(), cursor));
         report.add(&batch, &answer.summary);
         on(Event::Answered {
             batch: &batch,
@@ -263,6 +288,28 @@ fn send_all(
         });
     }
     Ok(())
+}
+
+/// The error when a pass makes no progress: `batch` is not strictly after `cursor`, or its
+/// answer did not move the cursor past it. Sending on would resend the same records forever.
+fn no_progress(batch: &Journalled, cursor: i64) -> AppError {
+    AppError::other(tr!(
+        "Penerusan dihentikan: kursor tidak maju (kursor {cursor}, batch {} berisi catatan {}–{}). Mengirim terus akan mengulang catatan yang sama tanpa henti.",
+        "Forwarding stopped: the cursor does not advance (cursor {cursor}, batch {} holds records {}–{}). Going on would resend the same records forever.",
+        batch.id,
+        batch.first_rowid,
+        batch.last_rowid
+    ))
+    .hint(tr!(
+        "Tidak ada yang hilang. Periksa apakah database diubah atau dipulihkan selama penerusan (ikd-field server forward status), lalu jalankan lagi; bila berulang, laporkan ke pengelola ikd-field.",
+        "Nothing is lost. Check whether the database was changed or restored during forwarding (ikd-field server forward status), then run again; if it happens again, report it to the ikd-field maintainers."
+    ))
+    .details(serde_json::json!({
+        "batch": batch.id,
+        "first_rowid": batch.first_rowid,
+        "last_rowid": batch.last_rowid,
+        "cursor": cursor,
+    }))
 }
 
 /// The user-facing error for a failed exchange with the province.
@@ -323,4 +370,184 @@ fn unreachable(url: &str, f: &Failure, backlog: Option<i64>) -> AppError {
         "Try again later (ikd-field server forward), or let serve forward by itself ([forward] to in config.toml). Check forward.ca_file if the certificate was refused."
     ))
     .details(serde_json::json!({"server": url, "reason": f.to_string(), "backlog": backlog}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{BatchBody, Outcome, RecordResult};
+    use crate::server::db::Mode;
+
+    /// A district database with `n` synthetic records, enrolled at a province (keys only: the
+    /// exchange is the closure given to [`send_all`]).
+    fn district(dir: &Path, n: usize) -> (Store, KeyPair, KeyPair, Target) {
+        let store = Store::open(&dir.join("d.db")).unwrap();
+        let mut db = store.db().unwrap();
+        let plan = crate::server::fill::Plan {
+            seed: 4,
+            regency: "1702".into(),
+            records: n,
+            devices: 2,
+            days: 1,
+            now: time::macros::datetime!(2026-11-23 09:00 UTC),
+        };
+        crate::server::fill::fill(&mut db, &plan).unwrap();
+        drop(db);
+        let me = forward::identity(&KeyPair::from_seed([5; 32]));
+        let province = KeyPair::from_seed([7; 32]);
+        let t = Target {
+            url: "http://127.0.0.1:1".into(),
+            device_id: me.id(),
+            server_id: province.id(),
+            server_public_key: province.public_hex(),
+            seal_public_key: crate::seal::server_public_hex(&province),
+            enrolled_at: crate::timefmt::now_utc(),
+            cursor: 0,
+            last_ok_at: None,
+            last_error: None,
+        };
+        forward::save_target(&store, &t).unwrap();
+        (store, me, province, t)
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            transport: Transport {
+                timeout: Duration::from_secs(1),
+                ca_file: None,
+                allow_plain_http: false,
+            },
+            retry: Retry {
+                max_attempts: 1,
+                base: Duration::from_millis(1),
+                max: Duration::from_millis(1),
+            },
+            batch_records: 10,
+        }
+    }
+
+    /// The province's answer to `b`: every record accepted.
+    fn accept_all(province: &KeyPair, b: &Journalled) -> BatchResponse {
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&b.body[..]), &mut body)
+            .unwrap();
+        let parsed: BatchBody = serde_json::from_slice(&body).unwrap();
+        BatchResponse {
+            protocol: 1,
+            batch_id: b.id.clone(),
+            server_id: province.id(),
+            received_at: crate::timefmt::now_utc(),
+            results: parsed
+                .records
+                .iter()
+                .map(|r| RecordResult {
+                    id: r.id.clone(),
+                    status: Outcome::Accepted,
+                    reason: None,
+                    conflict_with: None,
+                })
+                .collect(),
+            summary: Summary {
+                accepted: parsed.records.len(),
+                ..Summary::default()
+            },
+        }
+    }
+
+    /// Runs [`send_all`] with a province that accepts everything; panics (fails fast instead of
+    /// hanging) if the pass sends more than `max_sends` batches. `meddle` runs on each send.
+    fn run(
+        store: &Store,
+        me: &KeyPair,
+        province: &KeyPair,
+        t: &Target,
+        max_sends: usize,
+        meddle: &mut dyn FnMut(usize, &Journalled),
+    ) -> (Result<(), AppError>, usize) {
+        let mut sends = 0usize;
+        let mut send = |b: &Journalled| {
+            sends += 1;
+            assert!(sends <= max_sends, "the pass keeps sending: it loops");
+            meddle(sends, b);
+            Ok(accept_all(province, b))
+        };
+        let stop = AtomicBool::new(false);
+        assert!(forward::take_lease(store, "test", 60).unwrap());
+        let result = send_all(
+            store,
+            me,
+            t,
+            "http://province.test",
+            &mut send,
+            &settings(),
+            "test",
+            &stop,
+            &mut Report::default(),
+            &mut |_| {},
+        );
+        (result, sends)
+    }
+
+    #[test]
+    fn a_pass_sends_every_batch_once_and_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, me, province, t) = district(dir.path(), 25);
+        let (result, sends) = run(&store, &me, &province, &t, 3, &mut |_, _| {});
+        result.unwrap();
+        assert_eq!((sends, forward::backlog(&store).unwrap()), (3, 0));
+    }
+
+    /// A database that undoes the cursor (here a trigger, as a bug or another tool could): the
+    /// same records would be cut again forever; the pass stops after the first batch instead.
+    #[test]
+    fn a_cursor_that_does_not_advance_stops_the_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, me, province, t) = district(dir.path(), 25);
+        let mut db = store.db().unwrap();
+        db.execute(
+            "CREATE TRIGGER stuck AFTER UPDATE OF cursor ON forward_target
+             BEGIN UPDATE forward_target SET cursor = 0 WHERE id = 1; END",
+            crate::args![],
+        )
+        .unwrap();
+        drop(db);
+        let (result, sends) = run(&store, &me, &province, &t, 5, &mut |_, _| {});
+        let e = result.unwrap_err();
+        assert_eq!((sends, e.exit_code()), (1, 1), "{e}");
+        assert_eq!(e.details["cursor"], 0);
+        assert!(
+            e.message.contains("kursor") || e.message.contains("cursor"),
+            "{e}"
+        );
+    }
+
+    /// A batch that is not strictly after the cursor (here a journalled copy of the first batch
+    /// appears while it is on its way) stops the pass before it is sent.
+    #[test]
+    fn a_batch_not_after_the_cursor_stops_the_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, me, province, t) = district(dir.path(), 25);
+        let mut copy = |n: usize, b: &Journalled| {
+            if n == 1 {
+                let mut db = store.db().unwrap();
+                let mut tx = db.begin(Mode::Write).unwrap();
+                tx.execute(
+                    "INSERT INTO forward_batches (id, server_id, created_at, first_rowid,
+                                                  last_rowid, records, body, signature)
+                     SELECT 'copy', server_id, created_at, first_rowid, last_rowid, records,
+                            body, signature FROM forward_batches WHERE id = ?1",
+                    crate::args![b.id],
+                )
+                .unwrap();
+                tx.commit().unwrap();
+            }
+        };
+        let (result, sends) = run(&store, &me, &province, &t, 5, &mut copy);
+        let e = result.unwrap_err();
+        assert_eq!(
+            (sends, e.details["batch"].as_str()),
+            (1, Some("copy")),
+            "{e}"
+        );
+    }
 }

@@ -490,6 +490,9 @@ fn enrol_route(store: &mut Store, shared: &Shared, req: &mut Request) -> Result<
         .map_err(|e| Refusal::new(400, "bad_json", format!("not an enrolment request: {e}")))?;
     let ok = enrol::enrol(store, &shared.key, &er)?;
     let mut r = Reply::json(&ok);
+    // Signed like every answer that counts, so a device that knows the server's id beforehand
+    // (`enrol --expect-server-id`) can tell the sealing key and its device id were not swapped.
+    r.signature = Some(B64.encode(shared.key.sign(&protocol::signed_digest(&r.body))));
     r.note = format!("enrolled {} ({})", ok.device_id, printable(&er.officer));
     Ok(r)
 }

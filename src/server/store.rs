@@ -303,11 +303,20 @@ pub struct Store {
     writers: Arc<WriterQueue>,
 }
 
-/// An enrolled laptop.
+/// An enrolled laptop, a relay (a district server forwarding here), or a device known only
+/// through a relay.
 #[derive(Debug, Clone, Serialize)]
 pub struct Device {
     pub id: String,
-    pub public_key: String,
+    /// The device's key (hex); `None` for a device known only through a relay, which has no
+    /// key here (server/relay.rs).
+    pub public_key: Option<String>,
+    /// The relay (district server) that brought this device's records, if it did.
+    pub relayed_by: Option<String>,
+    /// That relay's name (its officer field: the district's name at enrolment).
+    pub relayed_by_name: Option<String>,
+    /// True for a relay itself (enrolled with a relay token).
+    pub relay: bool,
     pub officer: String,
     pub team: String,
     pub enrolled_at: String,
@@ -781,13 +790,20 @@ fn pg_error(location: &Location, e: db::Error) -> AppError {
 }
 
 const DEVICE_SELECT: &str = "SELECT d.id, d.public_key, d.officer, d.team, d.enrolled_at, \
-     d.revoked_at, d.last_sync_at, (SELECT COUNT(*) FROM records r WHERE r.device_id = d.id) \
+     d.revoked_at, d.last_sync_at, (SELECT COUNT(*) FROM records r WHERE r.device_id = d.id), \
+     d.relayed_by, (SELECT v.officer FROM devices v WHERE v.id = d.relayed_by), d.relay \
      FROM devices d";
 
 fn row_to_device(r: &db::Row) -> db::Result<Device> {
+    let relayed_by: Option<String> = r.get(8)?;
+    let public_key: String = r.get(1)?;
     Ok(Device {
         id: r.get(0)?,
-        public_key: r.get(1)?,
+        // A relayed device's placeholder (`relayed:…`) is not a key: not shown as one.
+        public_key: relayed_by.is_none().then_some(public_key),
+        relayed_by,
+        relayed_by_name: r.get(9)?,
+        relay: r.get::<i64>(10)? != 0,
         officer: r.get(2)?,
         team: r.get(3)?,
         enrolled_at: r.get(4)?,
