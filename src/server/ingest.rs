@@ -37,6 +37,11 @@ pub struct Answer {
     pub replayed: bool,
 }
 
+/// After a batch body this large (some 500 records), the memory it freed is handed back to the
+/// system (super::release_free_memory): otherwise held between batches, it would add to the
+/// next one's peak.
+const TRIM_AFTER_BYTES: usize = 64 * 1024;
+
 const MAX_TEXT: usize = 100;
 const MAX_REASON: usize = 500;
 
@@ -47,6 +52,9 @@ pub fn ingest(
     inc: &Incoming<'_>,
 ) -> Result<Answer, Refusal> {
     let result = check_and_commit(store, key, limits, inc);
+    if inc.body.len() >= TRIM_AFTER_BYTES {
+        super::release_free_memory();
+    }
     if let Err(r) = &result
         && r.status != 500
     {
