@@ -134,14 +134,14 @@ fn check_and_commit(
             "batch_id must be 1–64 characters",
         ));
     }
-    if batch.records.len() > limits.max_batch_records {
+    let count: usize = batch.records.iter().map(Vec::len).sum();
+    if count > limits.max_batch_records {
         return Err(Refusal::new(
             413,
             "too_many_records",
             format!(
                 "{} records in one batch; at most {}",
-                batch.records.len(),
-                limits.max_batch_records
+                count, limits.max_batch_records
             ),
         ));
     }
@@ -166,7 +166,6 @@ fn check_and_commit(
     // What the checks need from the records table, for the whole batch in two statements.
     let mut known = Known::load(&mut tx, &ids, &niks).map_err(Refusal::internal)?;
     drop((ids, niks));
-    let count: usize = batch.records.iter().map(Vec::len).sum();
     let mut new = New::with_capacity(count);
     let mut results = Vec::with_capacity(count);
     let mut summary = Summary::default();
