@@ -126,6 +126,29 @@ impl WireRecord {
     }
 
     /// The plaintext record, with the secrets the server opened from `sealed`.
+    /// [`WireRecord::into_record`] taking the strings out of `self` (left empty) instead of
+    /// consuming it, for records opened in place in a batch's list.
+    pub fn take_record(&mut self, s: crate::seal::Secrets) -> Record {
+        use std::mem::take;
+        Record {
+            id: take(&mut self.id),
+            seq: self.seq,
+            device_id: take(&mut self.device_id),
+            officer: take(&mut self.officer),
+            team: take(&mut self.team),
+            recorded_at: take(&mut self.recorded_at),
+            kind: self.kind,
+            village: take(&mut self.village),
+            nik: s.nik,
+            name: take(&mut self.name),
+            phone: s.phone,
+            email: s.email,
+            voids: self.voids.take(),
+            reason: self.reason.take(),
+            warnings: take(&mut self.warnings),
+        }
+    }
+
     pub fn into_record(self, s: crate::seal::Secrets) -> Record {
         Record {
             id: self.id,

@@ -514,11 +514,13 @@ impl<'a> Db<'a> {
     /// STDIN (FORMAT binary)` for them all (one round trip instead of one per row). Rows get
     /// their defaults — `rowid` on PostgreSQL — in the order given; constraints are checked as
     /// for INSERTs (foreign keys at the end of the COPY, so a row may name an earlier one).
-    pub fn insert_many(
+    /// Rows are taken from the iterator one at a time, so a caller can build each as it is
+    /// written instead of holding them all.
+    pub fn insert_many<'p, R: AsRef<[Param<'p>]>>(
         &mut self,
         table: &str,
         columns: &[&str],
-        rows: &[Vec<Param<'_>>],
+        rows: impl ExactSizeIterator<Item = R>,
     ) -> Result<u64> {
         let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
         let insert = format!(
@@ -529,7 +531,7 @@ impl<'a> Db<'a> {
         if self.dialect() == Dialect::Sqlite || rows.len() < 2 {
             let mut n = 0;
             for row in rows {
-                n += self.execute(&insert, row)?;
+                n += self.execute(&insert, row.as_ref())?;
             }
             return Ok(n);
         }
@@ -542,7 +544,7 @@ impl<'a> Db<'a> {
         ))?;
         let mut writer = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
         for row in rows {
-            writer.write(&pg_params(row))?;
+            writer.write(&pg_params(row.as_ref()))?;
         }
         Ok(writer.finish()?)
     }

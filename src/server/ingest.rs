@@ -37,6 +37,11 @@ pub struct Answer {
     pub replayed: bool,
 }
 
+/// After a batch body this large (some 500 records), the memory it freed is handed back to the
+/// system (super::release_free_memory): otherwise held between batches, it would add to the
+/// next one's peak.
+const TRIM_AFTER_BYTES: usize = 64 * 1024;
+
 const MAX_TEXT: usize = 100;
 const MAX_REASON: usize = 500;
 
@@ -47,6 +52,9 @@ pub fn ingest(
     inc: &Incoming<'_>,
 ) -> Result<Answer, Refusal> {
     let result = check_and_commit(store, key, limits, inc);
+    if inc.body.len() >= TRIM_AFTER_BYTES {
+        super::release_free_memory();
+    }
     if let Err(r) = &result
         && r.status != 500
     {
@@ -99,6 +107,9 @@ fn check_and_commit(
         .to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap_or(time::UtcOffset::UTC))
         .date();
     let batch = parse_batch(&json, &crate::seal::OpenKey::of_server(key), today)?;
+    // Each stage's copy of the batch is dropped as soon as the next one exists (about 2.1 MB of
+    // JSON text for 5,000 records): the server's peak memory is a few copies of its largest batch.
+    drop(json);
     if batch.protocol != protocol::VERSION {
         return Err(Refusal::new(
             400,
@@ -123,19 +134,19 @@ fn check_and_commit(
             "batch_id must be 1–64 characters",
         ));
     }
-    if batch.records.len() > limits.max_batch_records {
+    let count: usize = batch.records.iter().map(Vec::len).sum();
+    if count > limits.max_batch_records {
         return Err(Refusal::new(
             413,
             "too_many_records",
             format!(
                 "{} records in one batch; at most {}",
-                batch.records.len(),
-                limits.max_batch_records
+                count, limits.max_batch_records
             ),
         ));
     }
     let body_sha = crypto::sha256_hex(inc.body);
-    let (ids, niks) = lookup_keys(&batch.records);
+    let (ids, niks) = lookup_keys(batch.records.iter().flatten());
     // The one write transaction at a time, across processes (super::db): writers in this process
     // queue on a mutex, other processes wait on the database's lock.
     let mut db = store.db().map_err(Refusal::internal)?;
@@ -154,11 +165,12 @@ fn check_and_commit(
     let mark = super::coverage::watermark(&mut tx).map_err(Refusal::internal)?;
     // What the checks need from the records table, for the whole batch in two statements.
     let mut known = Known::load(&mut tx, &ids, &niks).map_err(Refusal::internal)?;
-    let mut new = New::default();
-    let mut results = Vec::with_capacity(batch.records.len());
+    drop((ids, niks));
+    let mut new = New::with_capacity(count);
+    let mut results = Vec::with_capacity(count);
     let mut summary = Summary::default();
-    let count = batch.records.len();
-    for value in batch.records {
+    // Each opening thread's part is freed as soon as its last record is answered.
+    for value in batch.records.into_iter().flatten() {
         let r =
             one_record(&mut tx, &ctx, &mut known, &mut new, value).map_err(Refusal::internal)?;
         match r.status {
@@ -170,6 +182,7 @@ fn check_and_commit(
         results.push(r);
     }
     new.write(&mut tx, &ctx).map_err(Refusal::internal)?;
+    drop((new, known));
     // Dashboard: count this batch's live activations and voids (a few statements per batch).
     super::coverage::fold(&mut tx, mark).map_err(Refusal::internal)?;
     let response = BatchResponse {
@@ -239,9 +252,20 @@ fn too_large(limits: &Limits) -> Refusal {
     )
 }
 
+/// Deflate expands at most 1032-fold.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
 /// Decompresses with a hard cap: a decompression bomb stops at `max` + 1 bytes.
 fn gunzip(body: &[u8], max: u64) -> Result<Vec<u8>, Refusal> {
-    let mut out = Vec::new();
+    // Sized by the length the gzip trailer states (ISIZE, RFC 1952; capped, since it is only a
+    // hint) instead of growing by doubling, which left up to half the buffer unused.
+    let stated = body
+        .last_chunk::<4>()
+        .map_or(0, |n| u64::from(u32::from_le_bytes(*n)));
+    let cap = stated
+        .min(max.saturating_add(1))
+        .min(body.len() as u64 * MAX_DEFLATE_RATIO);
+    let mut out = Vec::with_capacity(cap as usize);
     let mut dec = flate2::read::GzDecoder::new(body).take(max.saturating_add(1));
     dec.read_to_end(&mut out)
         .map_err(|e| Refusal::new(400, "bad_gzip", format!("the body is not valid gzip: {e}")))?;
@@ -267,19 +291,50 @@ enum Item {
 
 /// A record opened, hashed and validated, off the write lock (on the opening threads).
 struct Opened {
-    record: Record,
+    record: Meta,
     /// [`protocol::content_hash`] of the record.
     hash: String,
     /// Its fields as stored, or the first problem that rejects it.
     clean: Result<Clean, (&'static str, String)>,
 }
 
+/// An opened [`Record`] less its village, NIK, name, phone and e-mail, which are kept only as
+/// validated ([`Clean`]): what the checks, the answer and the stored row need.
+struct Meta {
+    id: String,
+    seq: i64,
+    device_id: String,
+    officer: String,
+    team: String,
+    recorded_at: String,
+    kind: Kind,
+    voids: Option<String>,
+    reason: Option<String>,
+    /// The warnings as stored (JSON); `None` for none (`[]`).
+    warnings: Option<String>,
+}
+
 impl Opened {
     fn new(record: Record, today: time::Date) -> Opened {
+        let hash = protocol::content_hash(&record);
+        let clean = check(&record, today);
+        let warnings = (!record.warnings.is_empty())
+            .then(|| serde_json::to_string(&record.warnings).unwrap_or_else(|_| "[]".into()));
         Opened {
-            hash: protocol::content_hash(&record),
-            clean: check(&record, today),
-            record,
+            hash,
+            clean,
+            record: Meta {
+                id: record.id,
+                seq: record.seq,
+                device_id: record.device_id,
+                officer: record.officer,
+                team: record.team,
+                recorded_at: record.recorded_at,
+                kind: record.kind,
+                voids: record.voids,
+                reason: record.reason,
+                warnings,
+            },
         }
     }
 }
@@ -288,7 +343,8 @@ struct Envelope {
     protocol: u32,
     batch_id: String,
     device_id: String,
-    records: Vec<Item>,
+    /// In order, in the opening threads' parts.
+    records: Vec<Vec<Item>>,
 }
 
 /// Decodes the batch JSON and opens each record's seal (docs/sealing.md) into the plaintext
@@ -319,7 +375,7 @@ fn parse_batch(
         .into_iter()
         .map(
             |value| match serde_json::from_value::<protocol::WireRecord>(value.clone()) {
-                Ok(w) => open_one(w, seal, today),
+                Ok(mut w) => open_one(&mut w, seal, today),
                 Err(_) => Item::Raw(value),
             },
         )
@@ -328,42 +384,38 @@ fn parse_batch(
         protocol: b.protocol,
         batch_id: b.batch_id,
         device_id: b.device_id,
-        records,
+        records: vec![records],
     })
 }
 
 /// Opens every record's seal (and hashes and validates the record), on as many threads as there
 /// are cores for a large batch (an X25519 operation per record is most of the server's work on a
-/// batch).
+/// batch). Returns each thread's part in order; the wire records' strings move into the
+/// opened records (nothing is copied), their sealed boxes are freed as they are opened.
 fn open_all(
-    records: Vec<protocol::WireRecord>,
+    mut records: Vec<protocol::WireRecord>,
     seal: &crate::seal::OpenKey,
     today: time::Date,
-) -> Vec<Item> {
+) -> Vec<Vec<Item>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(8);
     if threads < 2 || records.len() < 64 {
-        return records
-            .into_iter()
-            .map(|w| open_one(w, seal, today))
-            .collect();
+        return vec![
+            records
+                .iter_mut()
+                .map(|w| open_one(w, seal, today))
+                .collect(),
+        ];
     }
     let chunk = records.len().div_ceil(threads);
-    let mut records = records;
-    let mut parts = Vec::with_capacity(threads);
-    while records.len() > chunk {
-        let rest = records.split_off(chunk);
-        parts.push(std::mem::replace(&mut records, rest));
-    }
-    parts.push(records);
     std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
+        let handles: Vec<_> = records
+            .chunks_mut(chunk)
             .map(|part| {
                 s.spawn(move || {
-                    part.into_iter()
+                    part.iter_mut()
                         .map(|w| open_one(w, seal, today))
                         .collect::<Vec<_>>()
                 })
@@ -371,18 +423,19 @@ fn open_all(
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().expect("opening seals does not panic"))
+            .map(|h| h.join().expect("opening seals does not panic"))
             .collect()
     })
 }
 
-fn open_one(w: protocol::WireRecord, seal: &crate::seal::OpenKey, today: time::Date) -> Item {
+/// Opens `w`, taking its strings (it is left empty).
+fn open_one(w: &mut protocol::WireRecord, seal: &crate::seal::OpenKey, today: time::Date) -> Item {
     let secrets = B64
-        .decode(w.sealed.trim())
+        .decode(std::mem::take(&mut w.sealed).trim())
         .ok()
         .and_then(|bytes| seal.open(&bytes));
     match secrets {
-        Some(s) => Item::Typed(Opened::new(w.into_record(s), today)),
+        Some(s) => Item::Typed(Opened::new(w.take_record(s), today)),
         None => Item::Unopened {
             id: w.id.chars().take(64).collect(),
         },
@@ -463,7 +516,7 @@ struct Clean {
 
 /// The ids and NIKs the batch's checks will look up: record ids, void targets, and the NIKs of
 /// activations that passed validation ([`Known::load`] reads them in two statements).
-fn lookup_keys(items: &[Item]) -> (Vec<&str>, Vec<&str>) {
+fn lookup_keys<'a>(items: impl Iterator<Item = &'a Item>) -> (Vec<&'a str>, Vec<&'a str>) {
     let mut ids = std::collections::HashSet::new();
     let mut niks = std::collections::HashSet::new();
     for item in items {
@@ -730,7 +783,6 @@ const RECORD_COLUMNS: [&str; 22] = [
 
 /// The rows a batch adds, written in answer order once all its records are answered: the new
 /// records (in one `COPY` on PostgreSQL), then the voids' marks on their targets.
-#[derive(Default)]
 struct New {
     records: Vec<NewRecord>,
     /// (target, void) pairs: `records.voided_by` to set.
@@ -738,22 +790,29 @@ struct New {
 }
 
 struct NewRecord {
-    record: Record,
+    record: Meta,
     clean: Clean,
     hash: String,
     conflict_with: Option<String>,
-    /// The warnings as JSON.
-    warnings: String,
 }
 
 impl New {
+    /// For a batch of `n` records: room for them all at once (growing by doubling would hold
+    /// up to twice that).
+    fn with_capacity(n: usize) -> New {
+        New {
+            records: Vec::with_capacity(n),
+            voided: Vec::new(),
+        }
+    }
+
     /// Adds an answered record (a conflict when `conflict_with` names the NIK's live activation),
     /// and tells `known`, so the batch's later records see it.
     fn insert(
         &mut self,
         tx: &mut Db<'_>,
         known: &mut Known,
-        record: Record,
+        record: Meta,
         clean: Clean,
         hash: String,
         conflict_with: Option<String>,
@@ -767,9 +826,7 @@ impl New {
         };
         let live = record.kind == Kind::Activation && conflict_with.is_none();
         known.add(tx, &record.id, stored, live)?;
-        let warnings = serde_json::to_string(&record.warnings).unwrap_or_else(|_| "[]".into());
         self.records.push(NewRecord {
-            warnings,
             record,
             clean,
             hash,
@@ -779,44 +836,41 @@ impl New {
     }
 
     fn write<'a>(&'a self, tx: &mut Db<'_>, ctx: &Ctx<'a>) -> db::Result<()> {
-        let rows: Vec<Vec<Param<'a>>> = self
-            .records
-            .iter()
-            .map(|n| {
-                let (r, c) = (&n.record, &n.clean);
-                let state = if n.conflict_with.is_some() {
-                    "conflict"
-                } else {
-                    "accepted"
-                };
-                let text = |s: &'a str| Param::Text(s);
-                vec![
-                    text(&r.id),
-                    text(&r.device_id),
-                    Param::Int(r.seq),
-                    text(r.kind.as_str()),
-                    text(&r.recorded_at),
-                    text(&c.village),
-                    text(&c.village[..6]),
-                    text(&c.village[..4]),
-                    text(&c.nik),
-                    text(&c.name),
-                    text(&c.phone),
-                    c.email.as_param(),
-                    text(&r.officer),
-                    text(&r.team),
-                    r.voids.as_param(),
-                    r.reason.as_param(),
-                    text(&n.warnings),
-                    text(&n.hash),
-                    text(ctx.batch),
-                    text(ctx.now),
-                    text(state),
-                    n.conflict_with.as_param(),
-                ]
-            })
-            .collect();
-        tx.insert_many("records", &RECORD_COLUMNS, &rows)?;
+        // Each row is built as it is written, on the stack.
+        let rows = self.records.iter().map(|n| {
+            let (r, c) = (&n.record, &n.clean);
+            let state = if n.conflict_with.is_some() {
+                "conflict"
+            } else {
+                "accepted"
+            };
+            let text = |s: &'a str| Param::Text(s);
+            [
+                text(&r.id),
+                text(&r.device_id),
+                Param::Int(r.seq),
+                text(r.kind.as_str()),
+                text(&r.recorded_at),
+                text(&c.village),
+                text(&c.village[..6]),
+                text(&c.village[..4]),
+                text(&c.nik),
+                text(&c.name),
+                text(&c.phone),
+                c.email.as_param(),
+                text(&r.officer),
+                text(&r.team),
+                r.voids.as_param(),
+                r.reason.as_param(),
+                text(r.warnings.as_deref().unwrap_or("[]")),
+                text(&n.hash),
+                text(ctx.batch),
+                text(ctx.now),
+                text(state),
+                n.conflict_with.as_param(),
+            ]
+        });
+        tx.insert_many("records", &RECORD_COLUMNS, rows)?;
         for (target, void) in &self.voided {
             tx.execute(
                 "UPDATE records SET voided_by = ?2 WHERE id = ?1",

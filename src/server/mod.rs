@@ -103,12 +103,28 @@ impl std::fmt::Display for Refusal {
 
 /// glibc gives each thread its own malloc arena, so every worker would keep the peak of the
 /// largest batch it ever decoded. Two arenas shared by all workers keep the server's memory near
-/// one or two batches' peak. Call before the workers start.
+/// one or two batches' peak. And glibc raises its mmap threshold to the largest block freed (up
+/// to 32 MB): after the first large batch, a batch's big buffers (its JSON text, the lists of its
+/// records, the answer) would come from the arenas instead of their own mappings, and stay there
+/// as holes between small blocks. A fixed threshold gives every buffer of 128 KB or more its own
+/// mapping, returned to the system when freed. Call before the workers start.
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a glibc allocator parameter; called before other threads start.
+    // SAFETY: mallopt only sets glibc allocator parameters; called before other threads start.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Hands the allocator's free pages back to the system (glibc keeps what a large batch freed
+/// in holes between the blocks still in use, where the next batch cannot always reuse it).
+/// A walk of the free lists and a few `madvise` calls: for after large batches only.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
