@@ -948,7 +948,7 @@ mod tests {
             let key = crate::seal::OpenKey::of_server(&self.server).public();
             records
                 .iter()
-                .map(|r| protocol::WireRecord::seal(r, &key))
+                .map(|r| protocol::WireRecord::seal(r, &key).unwrap())
                 .collect()
         }
 
@@ -1036,7 +1036,7 @@ mod tests {
                 let mut wire = f.wire(&recs);
                 // Sealed to another district's key; a damaged box; a plaintext record of the old form.
                 let other = crate::seal::OpenKey::generate().unwrap().public();
-                wire[1] = protocol::WireRecord::seal(&recs[1], &other);
+                wire[1] = protocol::WireRecord::seal(&recs[1], &other).unwrap();
                 wire[2].sealed = B64.encode(b"not a sealed box");
                 let mut values = serde_json::to_value(&wire).unwrap();
                 values[3] = serde_json::to_value(&recs[3]).unwrap();
