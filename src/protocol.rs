@@ -69,7 +69,8 @@ pub struct BatchBody {
 }
 
 /// A record as it travels: a [`Record`] whose NIK, phone and e-mail are sealed to the
-/// district's key (`sealed`, base64 of a sealed box holding [`crate::seal::Secrets`] as JSON)
+/// district's key (`sealed`, base64 of a sealed box holding [`crate::seal::Secrets`] in the binary
+/// form of [`crate::seal::Secrets::encode`])
 /// instead of being written out. The server opens it back into the [`Record`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireRecord {
@@ -93,17 +94,21 @@ pub struct WireRecord {
 }
 
 impl WireRecord {
-    /// Seals a plaintext record to `seal_key` (tests, the benchmark, hand-built batches; the
-    /// field kit seals at capture and sends the stored box).
-    pub fn seal(r: &Record, seal_key: &[u8; 32]) -> WireRecord {
+    /// Seals a plaintext record to `seal_key` (a province forward, tests, the benchmark; the
+    /// field kit seals at capture and sends the stored box). Refuses a record whose NIK, phone
+    /// or e-mail the sealed format cannot hold.
+    pub fn seal(r: &Record, seal_key: &[u8; 32]) -> Result<WireRecord, crate::seal::Unsealable> {
         use base64::Engine;
         let secrets = crate::seal::Secrets {
             nik: r.nik.clone(),
             phone: r.phone.clone(),
             email: r.email.clone(),
         };
-        let sealed = crate::seal::seal(seal_key, &secrets);
-        WireRecord::with_sealed(r, base64::engine::general_purpose::STANDARD.encode(sealed))
+        let sealed = crate::seal::seal(seal_key, &secrets)?;
+        Ok(WireRecord::with_sealed(
+            r,
+            base64::engine::general_purpose::STANDARD.encode(sealed),
+        ))
     }
 
     /// The wire form of `r` (whose nik/phone/email are ignored) carrying `sealed` (base64).

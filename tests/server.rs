@@ -137,7 +137,8 @@ fn batches_are_answered_per_record_and_replays_change_nothing() {
     forged.name = "NAMA LAIN".into();
     forged.device_id = b.id.clone();
     let mut bad = b.record(&ppl[21]);
-    bad.nik = "1234".into();
+    // 16 digits (a NIK of another length does not fit the sealed format), no such province.
+    bad.nik = format!("99{}", &bad.nik[2..]);
     let mut young = ppl[22].clone();
     young.nik = format!("{}0101{:02}0001", &young.nik[..6], 15); // born 2015: under 17
     let young = b.record(&young);
@@ -165,7 +166,7 @@ fn batches_are_answered_per_record_and_replays_change_nothing() {
     );
     assert_eq!(
         (res[2]["status"].as_str(), res[2]["reason"].as_str()),
-        (Some("rejected"), Some("nik_length"))
+        (Some("rejected"), Some("nik_province"))
     );
     assert_eq!(res[3]["status"], "accepted", "under 17 is a warning only");
     assert_eq!(

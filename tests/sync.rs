@@ -114,7 +114,8 @@ fn one_bad_record_and_a_conflict_do_not_block_the_rest() {
                 phone: "+6281234567899".into(),
                 email: None,
             },
-        );
+        )
+        .unwrap();
         dd.store
             .conn()
             .execute(

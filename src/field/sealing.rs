@@ -211,9 +211,12 @@ fn reseal(
             .map_err(dbe)?;
         for (id, sealed) in &held {
             // A box this holding key does not open stays held (and is counted in `status`).
-            if let Some(secrets) = holding.open(sealed) {
-                upd.execute(params![id, seal::seal(district, &secrets), label])
-                    .map_err(dbe)?;
+            // (What a key opens always fits the format again: decoding is strict.)
+            let resealed = holding
+                .open(sealed)
+                .and_then(|secrets| seal::seal(district, &secrets).ok());
+            if let Some(resealed) = resealed {
+                upd.execute(params![id, resealed, label]).map_err(dbe)?;
                 done += 1;
             }
         }
@@ -321,7 +324,19 @@ fn seal_legacy(store: &mut Store) -> Result<(), AppError> {
             .map_err(dbe)?;
         for (id, s) in &rows {
             let tag = seal::nik_tag(&sealing.tag_key, &s.nik);
-            upd.execute(params![id, &tag[..], seal::seal(&to, s), label])
+            // An older version validated these as today's does; a row that does not fit the
+            // sealed format was altered outside ikd-field, and stops the upgrade (rolled back).
+            let sealed = seal::seal(&to, s).map_err(|why| {
+                AppError::other(tr!(
+                    "Catatan {id} dari versi lama tidak dapat disegel: {why}.",
+                    "Record {id} from an older version cannot be sealed: {why}."
+                ))
+                .hint(tr!(
+                    "Basis data ini diubah di luar ikd-field. Simpan salinannya dan hubungi pengelola server Dinas.",
+                    "This database was changed outside ikd-field. Keep a copy of it and contact the district server's administrator."
+                ))
+            })?;
+            upd.execute(params![id, &tag[..], sealed, label])
                 .map_err(dbe)?;
         }
     }

@@ -508,6 +508,11 @@ impl Store {
                 .iter()
                 .zip(boxes)
                 .map(|(v, sealed)| {
+                    // Validated input always fits the sealed format; refuse this one if not.
+                    let sealed = match sealed {
+                        Ok(sealed) => sealed,
+                        Err(why) => return Ok(Err(AppError::invalid(why.to_string()))),
+                    };
                     let tag = crate::seal::nik_tag(&sealing.tag_key, &v.nik.nik);
                     insert(tx, path, Some(&tag), |seq| {
                         let r = Record::activation(v, seq, &who.device_id, &who.officer, &who.team);

@@ -236,23 +236,27 @@ pub fn next_batch(
         ))
     })?;
     let mut db = store.db().map_err(err(store))?;
-    let run = |db: &mut Db<'_>| -> db::Result<Option<Journalled>> {
+    // The inner error: a record the sealed format cannot hold (the write is rolled back).
+    let run = |db: &mut Db<'_>| -> db::Result<Result<Option<Journalled>, AppError>> {
         let mut tx = db.begin(Mode::Write)?;
         if let Some(open) = open_batch(&mut tx, &t.server_id)? {
-            return Ok(Some(open));
+            return Ok(Ok(Some(open)));
         }
         let cursor: i64 = tx
             .query_one("SELECT cursor FROM forward_target WHERE id = 1", args![])?
             .get(0)?;
         let rows = records_after(&mut tx, cursor, limit.max(1))?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
         let (first_rowid, last_rowid) = (first.0, last.0);
-        let wire: Vec<WireRecord> = rows
-            .iter()
-            .map(|(_, r)| WireRecord::seal(&to_record(r), &seal))
-            .collect();
+        let mut wire: Vec<WireRecord> = Vec::with_capacity(rows.len());
+        for (_, r) in &rows {
+            match WireRecord::seal(&to_record(r), &seal) {
+                Ok(w) => wire.push(w),
+                Err(why) => return Ok(Err(unsealable(&r.id, why))),
+            }
+        }
         let count = wire.len() as i64;
         let signed = crate::field::outbox::sign_batch(key, &t.device_id, wire);
         tx.execute(
@@ -271,7 +275,7 @@ pub fn next_batch(
             ],
         )?;
         tx.commit()?;
-        Ok(Some(Journalled {
+        Ok(Ok(Some(Journalled {
             id: signed.id,
             first_rowid,
             last_rowid,
@@ -279,9 +283,21 @@ pub fn next_batch(
             body: signed.body,
             signature: signed.signature,
             attempts: 0,
-        }))
+        })))
     };
-    run(&mut db).map_err(err(store))
+    run(&mut db).map_err(err(store))?
+}
+
+/// A record on this server the sealed format cannot hold: it stops the forward until fixed.
+fn unsealable(id: &str, why: crate::seal::Unsealable) -> AppError {
+    AppError::other(tr!(
+        "Catatan {id} tidak dapat diteruskan: {why}.",
+        "Record {id} cannot be forwarded: {why}."
+    ))
+    .hint(tr!(
+        "Catatan ini tidak lolos pemeriksaan data; laporkan id-nya ke pengelola server Dinas.",
+        "This record did not pass data checks; report its id to the district server's administrator."
+    ))
 }
 
 fn open_batch(db: &mut Db<'_>, server_id: &str) -> db::Result<Option<Journalled>> {

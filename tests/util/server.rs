@@ -525,7 +525,10 @@ impl TestDevice {
         });
         records
             .iter()
-            .map(|r| protocol::WireRecord::seal(r, &key))
+            .map(|r| {
+                protocol::WireRecord::seal(r, &key)
+                    .expect("synthetic records fit the sealed format")
+            })
             .collect()
     }
 
