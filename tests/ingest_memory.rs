@@ -85,7 +85,7 @@ fn batch(server: &KeyPair, device: &KeyPair, seed: u64) -> (Vec<u8>, String, Str
                 reason: None,
                 warnings: vec![],
             };
-            WireRecord::seal(&r, &seal_key)
+            WireRecord::seal(&r, &seal_key).expect("a validated record seals")
         })
         .collect();
     let id = uuid::Uuid::now_v7().to_string();
