@@ -474,6 +474,44 @@ impl Report {
     }
 }
 
+/// For tests here and in `forward_run`: a district database at `dir` with `n` synthetic records
+/// (seed `seed`), enrolled at a province by keys only (no HTTP). Returns the store, the
+/// district's forwarding identity, the province's key and the saved target.
+#[cfg(test)]
+pub(crate) fn test_district(
+    dir: &std::path::Path,
+    seed: u64,
+    n: usize,
+) -> (Store, KeyPair, KeyPair, Target) {
+    let store = Store::open(&dir.join("d.db")).unwrap();
+    let mut db = store.db().unwrap();
+    let plan = crate::server::fill::Plan {
+        seed,
+        regency: "1702".into(),
+        records: n,
+        devices: 2,
+        days: 1,
+        now: time::macros::datetime!(2026-11-23 09:00 UTC),
+    };
+    crate::server::fill::fill(&mut db, &plan).unwrap();
+    drop(db);
+    let me = identity(&KeyPair::from_seed([5; 32]));
+    let province = KeyPair::from_seed([7; 32]);
+    let t = Target {
+        url: "http://127.0.0.1:1".into(),
+        device_id: me.id(),
+        server_id: province.id(),
+        server_public_key: province.public_hex(),
+        seal_public_key: crate::seal::server_public_hex(&province),
+        enrolled_at: crate::timefmt::now_utc(),
+        cursor: 0,
+        last_ok_at: None,
+        last_error: None,
+    };
+    save_target(&store, &t).unwrap();
+    (store, me, province, t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,33 +531,7 @@ mod tests {
     #[test]
     fn a_batch_is_cut_once_and_the_cursor_moves_with_its_answer() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("d.db")).unwrap();
-        let mut db = store.db().unwrap();
-        let plan = crate::server::fill::Plan {
-            seed: 9,
-            regency: "1702".into(),
-            records: 30,
-            devices: 2,
-            days: 1,
-            now: time::macros::datetime!(2026-11-23 09:00 UTC),
-        };
-        crate::server::fill::fill(&mut db, &plan).unwrap();
-        drop(db);
-        let server = KeyPair::from_seed([5; 32]);
-        let province = KeyPair::from_seed([7; 32]);
-        let me = identity(&server);
-        let t = Target {
-            url: "http://127.0.0.1:1".into(),
-            device_id: me.id(),
-            server_id: province.id(),
-            server_public_key: province.public_hex(),
-            seal_public_key: crate::seal::server_public_hex(&province),
-            enrolled_at: crate::timefmt::now_utc(),
-            cursor: 0,
-            last_ok_at: None,
-            last_error: None,
-        };
-        save_target(&store, &t).unwrap();
+        let (store, me, province, t) = test_district(dir.path(), 9, 30);
         assert_eq!(backlog(&store).unwrap(), 30);
         let a = next_batch(&store, &me, &t, 20).unwrap().unwrap();
         let again = next_batch(&store, &me, &t, 20).unwrap().unwrap();

@@ -381,33 +381,7 @@ mod tests {
     /// A district database with `n` synthetic records, enrolled at a province (keys only: the
     /// exchange is the closure given to [`send_all`]).
     fn district(dir: &Path, n: usize) -> (Store, KeyPair, KeyPair, Target) {
-        let store = Store::open(&dir.join("d.db")).unwrap();
-        let mut db = store.db().unwrap();
-        let plan = crate::server::fill::Plan {
-            seed: 4,
-            regency: "1702".into(),
-            records: n,
-            devices: 2,
-            days: 1,
-            now: time::macros::datetime!(2026-11-23 09:00 UTC),
-        };
-        crate::server::fill::fill(&mut db, &plan).unwrap();
-        drop(db);
-        let me = forward::identity(&KeyPair::from_seed([5; 32]));
-        let province = KeyPair::from_seed([7; 32]);
-        let t = Target {
-            url: "http://127.0.0.1:1".into(),
-            device_id: me.id(),
-            server_id: province.id(),
-            server_public_key: province.public_hex(),
-            seal_public_key: crate::seal::server_public_hex(&province),
-            enrolled_at: crate::timefmt::now_utc(),
-            cursor: 0,
-            last_ok_at: None,
-            last_error: None,
-        };
-        forward::save_target(&store, &t).unwrap();
-        (store, me, province, t)
+        forward::test_district(dir, 4, n)
     }
 
     fn settings() -> Settings {
