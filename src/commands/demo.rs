@@ -147,10 +147,16 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
     )
     .map_err(err)?;
     district.admin(&["targets", "import", &targets.to_string_lossy()])?;
-    let token = district.admin(&["token", "--team", "TIM KELILING 1"])?["token"]
+    let issued = district.admin(&["token", "--team", "TIM KELILING 1"])?;
+    let token = issued["token"]
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| err("no token"))?;
+    // The laptop checks it enrols with this server (the id the admin hands over with the token).
+    let expect = issued["server_id"]
+        .as_str()
+        .map(crate::field::pin::ExpectedServer::parse)
+        .transpose()?;
     say(tr!(
         "   target per desa diimpor; token pendaftaran sekali pakai: {token}",
         "   village targets imported; one-time enrolment token: {token}"
@@ -159,7 +165,8 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
     // 2. A field laptop: data folder, device key, enrolment.
     let field_dir = root.join("field");
     let mut dd = DataDir::init(&field_dir, "PETUGAS DEMO", "TIM KELILING 1")?;
-    let enrolment: Enrolment = super::sync::enrol_device(ctx, &dd, &district.url, &token, None)?;
+    let enrolment: Enrolment =
+        super::sync::enrol_device(ctx, &dd, &district.url, &token, expect.as_ref())?;
     say(tr!(
         "2. Laptop lapangan {} siap di {} dan terdaftar di server {}",
         "2. Field laptop {} ready in {} and enrolled with server {}",
