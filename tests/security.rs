@@ -164,23 +164,11 @@ fn rate_limits_answer_429_and_a_real_sync_still_completes() {
         "{}device_requests_per_minute = 120\ndevice_burst = 2\naddress_requests_per_minute = 60\naddress_burst = 3\n",
         util::server::TEST_CONFIG
     ));
-    let k = Kit::empty();
-    k.ok(&[
-        "init",
-        "--officer",
-        "PETUGAS UJI",
-        "--team",
-        "TIM UJI",
-        "--server",
+    let k = netfault::enrolled_kit_at(
         &srv.url,
-        "--token",
         &srv.token("TIM UJI"),
-    ]);
-    std::fs::write(
-        k.dir.join("config.toml"),
-        format!("[sync]\n{}\nbatch_size = 10\n", netfault::FAST),
-    )
-    .unwrap();
+        &format!("{}\nbatch_size = 10", netfault::FAST),
+    );
     // More guesses at enrolment tokens than the address's burst: the extra ones are 429.
     let mut limited = 0;
     for _ in 0..4 {
@@ -316,23 +304,11 @@ fn a_replayed_signed_answer_for_another_batch_is_refused() {
             }
         });
     }
-    let k = Kit::empty();
-    k.ok(&[
-        "init",
-        "--officer",
-        "PETUGAS UJI",
-        "--team",
-        "TIM UJI",
-        "--server",
+    let k = netfault::enrolled_kit_at(
         &srv.url,
-        "--token",
         &srv.token("TIM UJI"),
-    ]);
-    std::fs::write(
-        k.dir.join("config.toml"),
-        format!("[sync]\n{}\nbatch_size = 10\n", netfault::FAST),
-    )
-    .unwrap();
+        &format!("{}\nbatch_size = 10", netfault::FAST),
+    );
     let ids = netfault::record_many(&k, 71, 20);
     let (_, err) = k.fails(&["sync", "--server", &mitm, "--lang", "en"], 5);
     assert!(err.contains("an answer for another batch"), "{err}");

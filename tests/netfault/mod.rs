@@ -72,8 +72,12 @@ impl Server {
 
 /// A field kit enrolled with `server` (directly, not through a proxy), with fast retries.
 pub fn enrolled_kit(server: &Server, sync_config: &str) -> Kit {
+    enrolled_kit_at(&server.url, &server.token(), sync_config)
+}
+
+/// A field kit set up and enrolled at `url` with `token`; `sync_config` is its `[sync]` section.
+pub fn enrolled_kit_at(url: &str, token: &str, sync_config: &str) -> Kit {
     let k = Kit::empty();
-    let token = server.token();
     k.ok(&[
         "init",
         "--officer",
@@ -81,9 +85,9 @@ pub fn enrolled_kit(server: &Server, sync_config: &str) -> Kit {
         "--team",
         "TIM UJI",
         "--server",
-        &server.url,
+        url,
         "--token",
-        &token,
+        token,
     ]);
     std::fs::write(
         k.dir.join("config.toml"),
