@@ -511,7 +511,13 @@ fn dashboard_in_a_real_browser_matches_the_report() {
             format!("/kecamatan/{k}"),
         ),
     ] {
-        let shot = dir.join(name);
+        // One file per store: the SQLite and PostgreSQL variants run at the same time.
+        let store = if util::store::is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        let shot = dir.join(format!("{store}-{name}"));
         let _ = std::fs::remove_file(&shot);
         run_chromium(
             &browser,
