@@ -522,11 +522,17 @@ fn lookup_keys<'a>(items: impl Iterator<Item = &'a Item>) -> (Vec<&'a str>, Vec<
     for item in items {
         let Item::Typed(o) = item else { continue };
         let r = &o.record;
-        if r.id.len() == 36 {
+        // Never a NUL character: PostgreSQL refuses it in a text parameter (such a record is
+        // rejected before it is looked up).
+        if r.id.len() == 36 && !r.id.contains('\0') {
             ids.insert(r.id.as_str());
         }
         match (r.kind, &o.clean) {
-            (Kind::Void, _) => ids.extend(r.voids.as_deref().filter(|t| t.len() <= 64)),
+            (Kind::Void, _) => ids.extend(
+                r.voids
+                    .as_deref()
+                    .filter(|t| t.len() <= 64 && !t.contains('\0')),
+            ),
             (Kind::Activation, Ok(c)) => {
                 niks.insert(c.nik.as_str());
             }
@@ -725,6 +731,16 @@ fn check(r: &Record, today: time::Date) -> Result<Clean, (&'static str, String)>
         || r.warnings.iter().any(|w| w.len() > 64)
     {
         return Err(("field_too_long", "a field is longer than allowed".into()));
+    }
+    // SQLite would store a NUL character; PostgreSQL refuses it, failing the whole batch.
+    if [&r.device_id, &r.officer, &r.team]
+        .into_iter()
+        .chain(r.reason.as_ref())
+        .chain(r.voids.as_ref())
+        .chain(r.warnings.iter())
+        .any(|s| s.contains('\0'))
+    {
+        return Err(("bad_text", "a field contains a NUL character".into()));
     }
     let nik = nik::parse(&r.nik, today).map_err(p)?;
     let name = validate::name(&r.name).map_err(p)?;
@@ -1179,6 +1195,46 @@ mod tests {
             assert_eq!(name, "SITI AMINAH");
             assert_eq!(f.store.stats().unwrap().rejects, 5);
         });
+    }
+
+    /// A NUL character is text SQLite stores and PostgreSQL refuses: records carrying one are
+    /// rejected alone, the same on both, and the rest of the batch is answered.
+    #[test]
+    fn nul_characters_are_rejected_alike_on_both_stores() {
+        on_both(
+            "nul_characters_are_rejected_alike_on_both_stores",
+            |mut f| {
+                let mut r = f.records(3, 6);
+                r[0].officer = "BU\0DI".into();
+                r[1].id = format!("{}\0", &r[1].id[..35]);
+                r[2].device_id = "\0".repeat(16);
+                r[3].reason = Some("x\0".into());
+                let void = {
+                    let mut v = f.void(&r[5]);
+                    v.voids = Some("\0".into());
+                    v
+                };
+                r.push(void);
+                let got = f.send(&r);
+                assert_eq!(got[0], rejected("bad_text"));
+                assert_eq!(got[1], rejected("bad_id"));
+                assert_eq!(got[2], rejected("device_mismatch"));
+                assert_eq!(got[3], rejected("bad_text"));
+                assert_eq!(got[4], (Outcome::Accepted, None));
+                assert_eq!(got[5], (Outcome::Accepted, None));
+                assert_eq!(got[6], rejected("bad_text"));
+                assert_eq!(f.store.stats().unwrap().rejects, 5);
+                // A relay naming such a device: refused before the device is looked up.
+                f.store
+                    .db()
+                    .unwrap()
+                    .execute("UPDATE devices SET relay = 1", args![])
+                    .unwrap();
+                let mut r = f.records(4, 1);
+                r[0].device_id = "\0".repeat(16);
+                assert_eq!(f.send(&r)[0], rejected("device_mismatch"));
+            },
+        );
     }
 
     /// Runs `test` with two fresh stores (on SQLite, then on two PostgreSQL databases).

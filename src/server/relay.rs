@@ -35,6 +35,12 @@ pub fn adopt(
     team: &str,
     now: &str,
 ) -> db::Result<bool> {
+    // Checked before the look-up too: an id PostgreSQL cannot take as text (a NUL character)
+    // would fail the whole batch there.
+    let valid_id = origin.len() == 16 && origin.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid_id {
+        return Ok(false);
+    }
     let known: Option<Option<String>> = tx
         .query_opt(
             "SELECT relayed_by FROM devices WHERE id = ?1",
@@ -45,10 +51,6 @@ pub fn adopt(
     match known {
         Some(by) => Ok(by.as_deref() == Some(relay)),
         None => {
-            let valid_id = origin.len() == 16 && origin.bytes().all(|b| b.is_ascii_hexdigit());
-            if !valid_id {
-                return Ok(false);
-            }
             tx.execute(
                 "INSERT INTO devices (id, public_key, officer, team, enrolled_at, relayed_by)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -822,10 +822,14 @@ pub(crate) fn note_reject(
     code: &str,
     message: &str,
 ) -> db::Result<()> {
+    // What a client sent, kept as text both stores take: PostgreSQL refuses a NUL character.
+    let text = |s: &str| s.replace('\0', "\u{fffd}");
+    let (device_id, batch_id, record_id) =
+        (device_id.map(text), batch_id.map(text), record_id.map(text));
     db.execute(
         "INSERT INTO rejects (at, device_id, batch_id, record_id, code, message)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        args![at, device_id, batch_id, record_id, code, message],
+        args![at, device_id, batch_id, record_id, code, text(message)],
     )
     .map(|_| ())
 }
