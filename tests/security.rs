@@ -440,3 +440,32 @@ fn enrolment_with_an_expected_server_id_refuses_another_server() {
     assert_eq!(r.status, 200);
     assert!(r.signed_by(&srv.public_key()));
 }
+
+/// A laptop given another district's sealing key must not end up enrolled here even when the
+/// check through `/v1/health` could not run (a hotspot answered it): the enrolment answer's key
+/// is compared before anything is stored, else its records would go to a server that cannot
+/// open them and come back `seal_unopened`.
+#[test]
+fn an_enrolment_answer_with_another_sealing_key_is_not_stored() {
+    let srv = Server::start();
+    let proxy = netfault::Proxy::start(srv.addr.parse().unwrap());
+    let url = format!("http://{}", proxy.addr);
+    let other = ikd_field::seal::OpenKey::generate().unwrap().public_hex();
+    let k = Kit::empty();
+    k.ok(&[
+        "init",
+        "--officer",
+        "P",
+        "--team",
+        "T",
+        "--district-key",
+        &other,
+    ]);
+    // /v1/health gets a captive portal's page; the enrolment itself reaches the server.
+    proxy.plan([netfault::Fault::Portal]);
+    let (_, err) = k.fails(&["enrol", "--server", &url, "--token", &srv.token("T")], 1);
+    assert!(err.contains("disegel untuk kunci Dinas"), "{err}");
+    assert_eq!(proxy.left(), 0, "the portal answered /v1/health");
+    let st = k.json(&["status"]);
+    assert!(st["sync"]["enrolment"].is_null(), "{st}");
+}

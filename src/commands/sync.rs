@@ -116,6 +116,17 @@ pub fn enrol_device(
     if let Some(want) = expect {
         want.check_answer(client.base(), &ans, signed)?;
     }
+    // The health check above is skipped when /v1/health fails or names no key: check the
+    // answer's key too, before anything is stored (records sealed to another key could not be
+    // opened there, and would come back `seal_unopened`).
+    if let Some(have) = crate::field::sealing::district_key(&dd.store)?
+        && crate::seal::parse_public_hex(&ans.seal_public_key) != Some(have)
+    {
+        return Err(crate::field::sealing::key_mismatch(
+            &hex::encode(have),
+            ans.seal_public_key.trim(),
+        ));
+    }
     if ans.device_id != dd.identity.device_id {
         return Err(AppError::other(tr!(
             "Server mendaftarkan perangkat {} padahal perangkat ini {}.",
