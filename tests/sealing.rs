@@ -350,3 +350,40 @@ fn purge_removes_only_what_the_server_acknowledged() {
     assert_eq!(p["purge"]["kept_follow_up"], 1);
     assert_eq!(ids(&b, "conflict").len(), 1);
 }
+
+/// A laptop enrolled before sealing existed has no district key (the old enrolment answer had
+/// none): its records wait under the holding key, `sync` says so and how to fix it, and once
+/// `field.district_seal_key` is set they are re-sealed and delivered.
+#[test]
+fn an_enrolled_laptop_without_the_district_key_is_told_and_recovers() {
+    let srv = Server::start();
+    let k = Kit::new();
+    k.ok(&["enrol", "--server", &srv.url, "--token", &srv.token("T")]);
+    // What an upgraded laptop looks like: enrolled, but no district sealing key stored.
+    let db = rusqlite::Connection::open(k.dir.join("field.db")).unwrap();
+    db.execute(
+        "DELETE FROM meta WHERE key = ?1",
+        [ikd_field::field::store::M_DISTRICT_SEAL],
+    )
+    .unwrap();
+    drop(db);
+    let ppl = people(41, 2);
+    assert_eq!(record(&k, &ppl[0])["record"]["sealed"], "holding");
+    let out = k.run(&["sync", "--lang", "en"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 records are not sealed for the district yet") && err.contains("seal-key"),
+        "{err}"
+    );
+    assert!(srv.records().is_empty());
+    assert_eq!(k.json(&["status"])["seal"]["pending_seal"], 1);
+
+    // The fix the warning names: the district key from the server, in config.toml.
+    let key = srv.admin_ok(&["seal-key"]).trim().to_string();
+    set_config(&k, &format!("[field]\ndistrict_seal_key = \"{key}\"\n"));
+    let r = k.json(&["sync"]);
+    assert_eq!(r["summary"]["accepted"], 1, "{r}");
+    assert_eq!(k.json(&["status"])["seal"]["pending_seal"], 0);
+    assert_nothing_in_clear(&k, &ppl, "after the key was set");
+}

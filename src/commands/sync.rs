@@ -400,15 +400,7 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
         if ctx.json {
             output::json(&json!({"ok": true, "to_file": r, "pending_seal": held}));
         } else {
-            if held > 0 {
-                eprintln!(
-                    "{}",
-                    tr!(
-                        "! {held} catatan belum tersegel untuk Dinas dan tidak ikut ditulis; daftarkan perangkat dulu (ikd-field enrol) atau pasang kunci Dinas (config field.district_seal_key).",
-                        "! {held} records are not sealed for the district yet and were not written; enrol the device first (ikd-field enrol) or set the district key (config field.district_seal_key)."
-                    )
-                );
-            }
+            warn_held(held);
             println!(
                 "{}",
                 tr!(
@@ -444,11 +436,27 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
     let report = result?;
     let purged = purge_after(ctx, &dd, &report);
     print_report(ctx, &report, purged.as_ref());
+    // A laptop enrolled before sealing existed has no district key: its records wait.
+    warn_held(dd.store.pending_seal()?);
     if report.stopped {
         // Interrupted by Ctrl-C: the conventional status, so scripts do not take it for done.
         std::process::exit(130);
     }
     Ok(())
+}
+
+/// Says on stderr that `held` records are still sealed to the holding key (no district key
+/// yet), so they are neither sent nor written, and how to set the key.
+fn warn_held(held: i64) {
+    if held > 0 {
+        eprintln!(
+            "{}",
+            tr!(
+                "! {held} catatan belum tersegel untuk Dinas dan tidak ikut dikirim/ditulis; daftarkan perangkat dulu (ikd-field enrol) atau pasang kunci Dinas (di server: ikd-field server seal-key; di laptop: config field.district_seal_key).",
+                "! {held} records are not sealed for the district yet and were not sent or written; enrol the device first (ikd-field enrol) or set the district key (on the server: ikd-field server seal-key; on the laptop: config field.district_seal_key)."
+            )
+        );
+    }
 }
 
 /// `sync --watch`: checks `/v1/health` every `watch_interval_secs`; when the enrolled server
