@@ -404,56 +404,40 @@ mod tests {
     #[test]
     fn what_validation_would_refuse_is_not_sealed() {
         let public = OpenKey::generate().unwrap().public();
-        let with = |f: fn(&mut Secrets)| {
-            let mut s = secrets();
-            f(&mut s);
-            seal(&public, &s).err()
-        };
-        assert_eq!(
-            with(|s| s.nik = "170206410795000".into()),
-            Some(Unsealable::Nik)
-        );
-        assert_eq!(
-            with(|s| s.nik = "17020641079500031".into()),
-            Some(Unsealable::Nik)
-        );
-        assert_eq!(
-            with(|s| s.nik = "17020641079500a3".into()),
-            Some(Unsealable::Nik)
-        );
-        assert_eq!(
-            with(|s| s.nik = "+702064107950003".into()),
-            Some(Unsealable::Nik)
-        );
-        assert_eq!(
-            with(|s| s.nik = "１702064107950003".into()),
-            Some(Unsealable::Nik)
-        );
-        assert_eq!(
-            with(|s| s.phone = "6281234567890".into()),
-            Some(Unsealable::Phone)
-        );
-        assert_eq!(with(|s| s.phone = "+".into()), Some(Unsealable::Phone));
-        assert_eq!(
-            with(|s| s.phone = "+6281234567890123".into()),
-            Some(Unsealable::Phone)
-        );
-        assert_eq!(
-            with(|s| s.phone = "+62 812345".into()),
-            Some(Unsealable::Phone)
-        );
-        assert_eq!(
-            with(|s| s.phone = "++6281234567".into()),
-            Some(Unsealable::Phone)
-        );
-        assert_eq!(
-            with(|s| s.email = Some(String::new())),
-            Some(Unsealable::Email)
-        );
-        assert_eq!(
-            with(|s| s.email = Some("a".repeat(256))),
-            Some(Unsealable::Email)
-        );
+        let refused = |s: Secrets| seal(&public, &s).err();
+        for nik in [
+            "170206410795000",
+            "17020641079500031",
+            "17020641079500a3",
+            "+702064107950003",
+            "１702064107950003",
+        ] {
+            let s = Secrets {
+                nik: nik.into(),
+                ..secrets()
+            };
+            assert_eq!(refused(s), Some(Unsealable::Nik), "{nik}");
+        }
+        for phone in [
+            "6281234567890",
+            "+",
+            "+6281234567890123",
+            "+62 812345",
+            "++6281234567",
+        ] {
+            let s = Secrets {
+                phone: phone.into(),
+                ..secrets()
+            };
+            assert_eq!(refused(s), Some(Unsealable::Phone), "{phone}");
+        }
+        for email in [String::new(), "a".repeat(256)] {
+            let s = Secrets {
+                email: Some(email),
+                ..secrets()
+            };
+            assert_eq!(refused(s), Some(Unsealable::Email));
+        }
     }
 
     #[test]
