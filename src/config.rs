@@ -318,7 +318,7 @@ impl Config {
         if self.sync.batch_size == 0 || self.sync.batch_size > 5000 {
             return bad("sync.batch_size", "1–5000".into());
         }
-        if crate::server::coverage::percent_to_bp(self.server.default_target_percent).is_none() {
+        if crate::domain::target::percent_to_bp(self.server.default_target_percent).is_none() {
             return bad("server.default_target_percent", "0 < p ≤ 100".into());
         }
         let token = self.server.admin_token.trim();
@@ -335,8 +335,7 @@ impl Config {
             return bad("sync.timeout_secs / watch_interval_secs", "≥ 1".into());
         }
         let srv = &self.server;
-        if !srv.database_url.is_empty() && !crate::server::store::is_postgres_url(&srv.database_url)
-        {
+        if !srv.database_url.is_empty() && !is_postgres_url(&srv.database_url) {
             return bad(
                 "server.database_url",
                 "postgres://user:password@host:port/dbname".into(),
@@ -389,6 +388,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .unwrap_or(0)
         + 1;
     (line, col)
+}
+
+/// Whether a database setting names a PostgreSQL server rather than a SQLite file.
+pub fn is_postgres_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
 /// Where the configuration comes from: `--config`, `IKD_FIELD_CONFIG`, or the data directory.

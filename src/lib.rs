@@ -3,6 +3,7 @@
 //! Where things live (see ARCHITECTURE.md): `domain` validates, `field` stores and syncs on the
 //! laptop, `slip` signs and prints, `server` ingests and shows the dashboard, `commands` implement
 //! the CLI's subcommands, and `main.rs` only parses arguments and dispatches.
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod crypto;
@@ -10,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod field;
 pub mod i18n;
+pub mod numfmt;
 pub mod output;
 pub mod protocol;
 pub mod seal;

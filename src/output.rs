@@ -13,6 +13,20 @@ pub fn json<T: Serialize>(value: &T) {
     }
 }
 
+/// A successful `--json` answer: `{"ok": true, …the fields of T}`. Every command's answer is a
+/// typed struct printed through this, so its shape is written down once, in Rust.
+#[derive(Serialize)]
+pub struct Answer<'a, T: Serialize> {
+    ok: bool,
+    #[serde(flatten)]
+    data: &'a T,
+}
+
+/// Prints `{"ok": true, …data}` on stdout.
+pub fn ok<T: Serialize>(data: &T) {
+    json(&Answer { ok: true, data });
+}
+
 /// A simple text table with aligned columns (by character count, so names with accents align).
 pub struct Table {
     header: Vec<String>,

@@ -1,7 +1,9 @@
 //! What the field and the district databases share: opening a SQLite file, the durable settings
 //! (WAL, `synchronous=FULL`, foreign keys, no trusted schema) and numbered migrations recorded in
 //! `PRAGMA user_version`.
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use crate::error::AppError;
+use crate::tr;
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
@@ -49,4 +51,44 @@ pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<(
         tx.commit()?;
     }
     Ok(())
+}
+
+/// Turns a SQLite error into something a field officer can act on.
+pub fn db_error(path: &Path, e: rusqlite::Error) -> AppError {
+    let code = e.sqlite_error_code();
+    let p = path.display();
+    match code {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => AppError::other(tr!(
+            "Database {p} rusak atau bukan database ikd-field ({e}).",
+            "The database {p} is damaged or is not an ikd-field database ({e})."
+        ))
+        .hint(tr!(
+            "Jangan hapus berkas itu. Salin folder datanya ke flashdisk dan hubungi admin Dinas; catatan yang sudah terkirim aman di server.",
+            "Do not delete the file. Copy the data folder to a USB stick and call the district admin; synced records are safe on the server."
+        )),
+        Some(ErrorCode::DiskFull) => AppError::other(tr!(
+            "Disk penuh: catatan TIDAK disimpan ({p}).",
+            "The disk is full: the record was NOT saved ({p})."
+        ))
+        .hint(tr!(
+            "Kosongkan ruang disk (hapus berkas lain, bukan folder ikd-field), lalu ulangi perintahnya.",
+            "Free some disk space (delete other files, not the ikd-field folder), then run the command again."
+        )),
+        Some(ErrorCode::ReadOnly) | Some(ErrorCode::PermissionDenied) | Some(ErrorCode::CannotOpen) => {
+            AppError::other(tr!(
+                "Database {p} tidak bisa dibuka untuk ditulis ({e}).",
+                "Cannot open the database {p} for writing ({e})."
+            ))
+            .hint(tr!(
+                "Periksa izin folder data dan ruang disk, atau pakai --data-dir.",
+                "Check the data folder's permissions and free space, or use --data-dir."
+            ))
+        }
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => AppError::other(tr!(
+            "Database {p} sedang dipakai proses lain terlalu lama.",
+            "The database {p} has been busy in another process for too long."
+        ))
+        .hint(tr!("Tunggu sebentar lalu ulangi.", "Wait a moment and try again.")),
+        _ => AppError::other(tr!("Kesalahan database {p}: {e}", "Database error in {p}: {e}")),
+    }
 }

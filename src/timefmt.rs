@@ -76,7 +76,12 @@ pub fn local_display(stamp: &str, offset: UtcOffset) -> String {
 
 /// Local calendar date (`YYYY-MM-DD`) of a stored stamp.
 pub fn local_date(stamp: &str, offset: UtcOffset) -> Option<String> {
-    parse(stamp).map(|t| crate::domain::nik::iso_date(t.to_offset(offset).date()))
+    parse(stamp).map(|t| iso_date(t.to_offset(offset).date()))
+}
+
+/// `2026-11-23`.
+pub fn iso_date(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 pub fn today(offset: UtcOffset) -> time::Date {

@@ -90,7 +90,7 @@ fn import(ctx: &Ctx, db: Option<PathBuf>, file: &std::path::Path) -> Result<(), 
             .details(json!({"file": file.display().to_string(), "bad_rows": bad})));
         }
     };
-    let (_, store) = super::server::open(ctx, db)?;
+    let (_, store) = ctx.server_db(db)?;
     let done = store
         .db()
         .and_then(|mut db| targets::import(&mut db, &rows, &timefmt::now_utc()))
@@ -139,7 +139,7 @@ fn import(ctx: &Ctx, db: Option<PathBuf>, file: &std::path::Path) -> Result<(), 
 }
 
 fn show(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
-    let (_, store) = super::server::open(ctx, db)?;
+    let (_, store) = ctx.server_db(db)?;
     let inputs = store
         .db()
         .and_then(|mut db| coverage::load(&mut db))
@@ -192,7 +192,7 @@ fn show(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
 }
 
 pub fn report(ctx: &Ctx, db: Option<PathBuf>, a: ReportArgs) -> Result<(), AppError> {
-    let (_, store) = super::server::open(ctx, db)?;
+    let (_, store) = ctx.server_db(db)?;
     let cov = store
         .db()
         .and_then(|mut db| coverage::coverage(&mut db))

@@ -9,7 +9,7 @@ use super::Ctx;
 use crate::domain::validate;
 use crate::error::AppError;
 use crate::field::datadir::DataDir;
-use crate::field::sync_client::Enrolment;
+use crate::field::enrolment::Enrolment;
 use crate::field::sync_run;
 use crate::slip::{self, Format, Paper};
 use crate::{output, synth, timefmt, tr};
@@ -155,7 +155,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
     // The laptop checks it enrols with this server (the id the admin hands over with the token).
     let expect = issued["server_id"]
         .as_str()
-        .map(crate::field::pin::ExpectedServer::parse)
+        .map(crate::client::pin::ExpectedServer::parse)
         .transpose()?;
     say(tr!(
         "   target per desa diimpor; token pendaftaran sekali pakai: {token}",
@@ -206,7 +206,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
         "   e.g. #{} {} — {}",
         first.seq,
         first.name,
-        super::field::place(&first.village)
+        crate::domain::region::place(&first.village)
     ));
 
     // 4. Anyone can check a slip offline: read the QR back from the PNG and verify it.

@@ -47,7 +47,7 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
     let expect = a
         .expect_server_id
         .as_deref()
-        .map(crate::field::pin::ExpectedServer::parse)
+        .map(crate::client::pin::ExpectedServer::parse)
         .transpose()?;
     let dd = DataDir::init_with(&ctx.data_dir, &officer, &team, Some(&district_key))?;
     if let (Some(server), Some(token)) = (&a.server, &a.token) {
@@ -201,30 +201,6 @@ fn invalid(problems: Vec<Problem>) -> AppError {
     ))
 }
 
-/// A region's names from village up, for people: `KOTA PADANG, Kec. KOTA PADANG, KAB. …`.
-pub fn place(village: &str) -> String {
-    let names: Vec<String> = region::path(village)
-        .iter()
-        .rev()
-        .take(3)
-        .enumerate()
-        .map(|(i, r)| match i {
-            0 => format!(
-                "{} {}",
-                region::village_kind(village).to_uppercase(),
-                r.name
-            ),
-            1 => format!("KEC. {}", r.name),
-            _ => r.name.clone(),
-        })
-        .collect();
-    if names.is_empty() {
-        village.to_string()
-    } else {
-        names.join(", ")
-    }
-}
-
 pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     let mut dd = ctx.open()?;
     let valid = gather(ctx, &a)?;
@@ -276,7 +252,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
         tr!("lahir", "born"),
         nik::iso_date(valid.nik.birth_date)
     );
-    println!("  {}", place(&rec.village));
+    println!("  {}", region::place(&rec.village));
     for w in &valid.warnings {
         println!("  ! {}", w.message);
     }
@@ -461,7 +437,11 @@ pub fn describe(s: &Stored, offset: time::UtcOffset) -> String {
         (tr!("HP, e-mail", "Phone, e-mail"), sealed_note(s.sealed)),
         (
             tr!("Desa", "Village"),
-            format!("{} ({})", place(&r.village), region::dotted(&r.village)),
+            format!(
+                "{} ({})",
+                region::place(&r.village),
+                region::dotted(&r.village)
+            ),
         ),
         (
             tr!("Petugas", "Officer"),
@@ -630,7 +610,7 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
             tr!("AKTIVASI", "ACTIVATIONS"),
         ]);
         for (v, n) in &villages {
-            t.row([place(v), region::dotted(v), n.to_string()]);
+            t.row([region::place(v), region::dotted(v), n.to_string()]);
         }
         print!("{}", t.render());
     }
@@ -660,41 +640,9 @@ pub fn purge(ctx: &Ctx, a: PurgeArgs) -> Result<(), AppError> {
     if ctx.json {
         output::json(&json!({"ok": true, "purge": p}));
     } else {
-        println!("{}", purge_line(&p));
+        println!("{}", p.describe());
     }
     Ok(())
-}
-
-/// One line about a purge, for `purge` and `sync`.
-pub fn purge_line(p: &crate::field::retention::Purge) -> String {
-    let what = if p.dry_run {
-        tr!(
-            "Akan dihapus dari laptop (uji, tidak ada yang diubah): {} catatan ({} aktivasi, {} pembatalan) yang diterima server lebih dari {} hari lalu.",
-            "Would be purged from this laptop (dry run, nothing changed): {} records ({} activations, {} voids) acknowledged by the server more than {} days ago.",
-            p.records,
-            p.activations,
-            p.voids,
-            p.older_than_days
-        )
-    } else {
-        tr!(
-            "Dihapus dari laptop: {} catatan ({} aktivasi, {} pembatalan) yang diterima server lebih dari {} hari lalu; jumlahnya tetap tercatat.",
-            "Purged from this laptop: {} records ({} activations, {} voids) acknowledged by the server more than {} days ago; their counts are kept.",
-            p.records,
-            p.activations,
-            p.voids,
-            p.older_than_days
-        )
-    };
-    format!(
-        "{what}\n{}",
-        tr!(
-            "Tetap disimpan: {} yang perlu tindak lanjut (menunggu/konflik/ditolak), {} yang belum cukup lama.",
-            "Kept: {} needing follow-up (pending/conflict/rejected), {} not old enough yet.",
-            p.kept_follow_up,
-            p.kept_recent
-        )
-    )
 }
 
 #[derive(clap::Args, Debug)]

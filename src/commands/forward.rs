@@ -3,7 +3,6 @@
 //! [--to URL] [--once|--watch]`, `server forward status`; and the background forwarder that
 //! `serve` runs when `[forward] to` is set.
 use super::Ctx;
-use super::server::{key_file, location, open};
 use crate::error::{AppError, Kind};
 use crate::server::forward::{self, Report};
 use crate::server::forward_run::{self, Event, Settings};
@@ -60,8 +59,8 @@ pub struct EnrolArgs {
 }
 
 pub fn run(ctx: &Ctx, db: Option<PathBuf>, a: ForwardArgs) -> Result<(), AppError> {
-    let key = server::server_key(&key_file(ctx, &location(ctx, db.clone()))?)?;
-    let (_, store) = open(ctx, db)?;
+    let key = server::server_key(&ctx.server_key_file(db.clone())?)?;
+    let (_, store) = ctx.server_db(db)?;
     let settings = Settings::from_config(&ctx.config.forward, &ctx.data_dir);
     match a.action {
         Some(ForwardAction::Enrol(e)) => enrol(ctx, &store, &key, &settings, e),
@@ -104,7 +103,7 @@ fn enrol(
     let expect = e
         .expect_server_id
         .as_deref()
-        .map(crate::field::pin::ExpectedServer::parse)
+        .map(crate::client::pin::ExpectedServer::parse)
         .transpose()?;
     let t = forward_run::enrol(
         store,
@@ -274,7 +273,7 @@ fn watch(
             }
             Err(e) => return Err(e),
         }
-        if !crate::field::sync_client::sleep_unless(&stop, every) {
+        if !crate::client::sleep_unless(&stop, every) {
             break;
         }
     }
@@ -313,7 +312,7 @@ pub fn spawn_background(
                     e.hint.map(|h| format!(" — {h}")).unwrap_or_default()
                 ),
             }
-            if !crate::field::sync_client::sleep_unless(&stop, every) {
+            if !crate::client::sleep_unless(&stop, every) {
                 break;
             }
         }

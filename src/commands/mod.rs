@@ -66,3 +66,35 @@ impl Ctx {
         self.config.offset()
     }
 }
+
+/// The district database and key file named by `--db` and the settings (`server::site`).
+impl Ctx {
+    pub fn server_location(&self, db: Option<PathBuf>) -> crate::server::store::Location {
+        crate::server::site::location(&self.config.server, &self.data_dir, db)
+    }
+
+    /// Opens the district database, creating it if needed.
+    pub fn server_db(
+        &self,
+        db: Option<PathBuf>,
+    ) -> Result<(crate::server::store::Location, crate::server::store::Store), AppError> {
+        crate::server::site::open(&self.config.server, &self.data_dir, db)
+    }
+
+    /// Opens a district database that must exist already.
+    pub fn existing_server_db(
+        &self,
+        db: Option<PathBuf>,
+    ) -> Result<(crate::server::store::Location, crate::server::store::Store), AppError> {
+        crate::server::site::open_existing(&self.config.server, &self.data_dir, db)
+    }
+
+    pub fn key_file_of(&self, loc: &crate::server::store::Location) -> Result<PathBuf, AppError> {
+        crate::server::site::key_file(&self.config.server, &self.data_dir, loc)
+    }
+
+    /// The server key file of the database `db` names.
+    pub fn server_key_file(&self, db: Option<PathBuf>) -> Result<PathBuf, AppError> {
+        self.key_file_of(&self.server_location(db))
+    }
+}

@@ -5,15 +5,12 @@
 use super::Ctx;
 use crate::error::AppError;
 use crate::output::{self, Table};
-use crate::protocol::{FileBatch, Outcome, Summary};
-use crate::server::ingest::{self, Incoming};
-use crate::server::store::{Location, Row, Store, is_postgres_url};
+use crate::protocol::Outcome;
+use crate::server::store::{Location, Row};
 use crate::server::{self, Limits, http};
 use crate::{timefmt, tr};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::json;
-use std::io::{BufRead, Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -100,84 +97,11 @@ pub struct ImportArgs {
     pub file: PathBuf,
 }
 
-/// Where the district database is: `--db` (a file, or a `postgres://` URL), else
-/// `server.database_url`, else `server.db` in the data directory.
-pub(super) fn location(ctx: &Ctx, explicit: Option<PathBuf>) -> Location {
-    let cfg = &ctx.config.server;
-    match explicit {
-        Some(p) => match p.to_str() {
-            Some(s) if is_postgres_url(s) => Location::Postgres(s.to_string()),
-            _ => Location::Sqlite(p),
-        },
-        None if !cfg.database_url.is_empty() => Location::Postgres(cfg.database_url.clone()),
-        None => Location::Sqlite(ctx.data_dir.join(&cfg.db)),
-    }
-}
-
-/// The server's key file: `server.key_file` (relative to the data directory), else `<db>.key`
-/// beside a SQLite database. PostgreSQL needs `server.key_file`: every process serving the
-/// database must sign with the same key, so it cannot be guessed per machine.
-pub(super) fn key_file(ctx: &Ctx, location: &Location) -> Result<PathBuf, AppError> {
-    let configured = ctx.config.server.key_file.trim();
-    if !configured.is_empty() {
-        return Ok(ctx.data_dir.join(configured));
-    }
-    match location {
-        Location::Sqlite(db) => Ok(server::key_path(db)),
-        Location::Postgres(_) => Err(AppError::usage(tr!(
-            "Dengan PostgreSQL, server.key_file di config.toml harus diisi.",
-            "With PostgreSQL, server.key_file must be set in config.toml."
-        ))
-        .hint(tr!(
-            "Isi key_file = \"/etc/ikd-field/server.key\" (misalnya) di bagian [server]. Kunci dibuat saat pertama dipakai; salin berkas yang sama ke setiap mesin server yang memakai database ini.",
-            "Set key_file = \"/etc/ikd-field/server.key\" (for example) under [server]. The key is made on first use; copy that same file to every server machine using this database."
-        ))),
-    }
-}
-
-/// Opens an existing district database (admin commands that only read or change one). A
-/// PostgreSQL database must exist anyway (the DBA creates it).
-fn open_existing(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(Location, Store), AppError> {
-    if let Location::Sqlite(db) = location(ctx, explicit.clone())
-        && !db.exists()
-    {
-        return Err(AppError::usage(tr!(
-            "Database server {} belum ada.",
-            "There is no district database at {}.",
-            db.display()
-        ))
-        .hint(tr!(
-            "Periksa --db, atau mulai dengan: ikd-field serve --db FILE (atau server token --db FILE).",
-            "Check --db, or start with: ikd-field serve --db FILE (or server token --db FILE)."
-        )));
-    }
-    open(ctx, explicit)
-}
-
-/// Opens the district database, creating it (and its folder) if needed; on PostgreSQL, its
-/// tables.
-pub(super) fn open(ctx: &Ctx, explicit: Option<PathBuf>) -> Result<(Location, Store), AppError> {
-    let db = location(ctx, explicit);
-    if let Location::Sqlite(path) = &db
-        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            AppError::other(tr!(
-                "Folder {} tidak bisa dibuat: {e}",
-                "Cannot create the folder {}: {e}",
-                parent.display()
-            ))
-        })?;
-    }
-    let store = Store::open_with_pool(&db, ctx.config.server.threads)?;
-    Ok((db, store))
-}
-
 pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
     server::limit_malloc_arenas();
     let cfg = &ctx.config.server;
-    let key_path = key_file(ctx, &location(ctx, a.db.clone()))?;
-    let (db, first) = open(ctx, a.db)?;
+    let key_path = ctx.server_key_file(a.db.clone())?;
+    let (db, first) = ctx.server_db(a.db)?;
     let key = server::server_key(&key_path)?;
     let threads = cfg.threads.clamp(1, 256);
     let mut stores = Vec::with_capacity(threads);
@@ -275,8 +199,8 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
 /// a configured `server.key_file` that is not on this machine is never made here (that would be
 /// another server's key): then the id is unknown.
 fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> {
-    let loc = location(ctx, db);
-    let path = key_file(ctx, &loc).ok()?;
+    let loc = ctx.server_location(db);
+    let path = ctx.key_file_of(&loc).ok()?;
     let own = ctx.config.server.key_file.trim().is_empty() && matches!(loc, Location::Sqlite(_));
     if path.exists() || own {
         server::server_key(&path).ok().map(|k| k.id())
@@ -286,7 +210,7 @@ fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> {
 }
 
 fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
-    let (_, store) = open(ctx, db.clone())?;
+    let (_, store) = ctx.server_db(db.clone())?;
     let ttl = a.ttl_hours.unwrap_or(ctx.config.server.token_ttl_hours);
     let (token, expires) = server::enrol::create_token_for(&store, &a.team, ttl, a.relay)?;
     let id = token_server_id(ctx, db);
@@ -353,7 +277,7 @@ fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
 }
 
 fn devices(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
-    let (_, store) = open_existing(ctx, db)?;
+    let (_, store) = ctx.existing_server_db(db)?;
     let list = store.devices()?;
     if ctx.json {
         output::json(&json!({"ok": true, "devices": list}));
@@ -409,7 +333,7 @@ fn devices(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
 }
 
 fn revoke(ctx: &Ctx, db: Option<PathBuf>, a: RevokeArgs) -> Result<(), AppError> {
-    let (_, store) = open_existing(ctx, db)?;
+    let (_, store) = ctx.existing_server_db(db)?;
     let id = a.device.trim();
     if store.device(id)?.is_none() {
         return Err(AppError::invalid(tr!(
@@ -445,7 +369,7 @@ fn revoke(ctx: &Ctx, db: Option<PathBuf>, a: RevokeArgs) -> Result<(), AppError>
 }
 
 fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
-    let (_, store) = open_existing(ctx, db)?;
+    let (_, store) = ctx.existing_server_db(db)?;
     let s = store.stats()?;
     if ctx.json {
         output::json(&json!({"ok": true, "stats": s}));
@@ -478,7 +402,7 @@ fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
 /// Prints the district's sealing public key (derived from the server key, docs/sealing.md), for
 /// laptops set up before they can reach the server: `ikd-field init --district-key HEX`.
 fn seal_key(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
-    let key = server::server_key(&key_file(ctx, &location(ctx, db))?)?;
+    let key = server::server_key(&ctx.server_key_file(db)?)?;
     let public = crate::seal::server_public_hex(&key);
     if ctx.json {
         output::json(&json!({"ok": true, "seal_public_key": public, "server_id": key.id()}));
@@ -497,7 +421,7 @@ fn seal_key(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
 }
 
 fn export(ctx: &Ctx, db: Option<PathBuf>, a: ExportArgs) -> Result<(), AppError> {
-    let (_, store) = open_existing(ctx, db)?;
+    let (_, store) = ctx.existing_server_db(db)?;
     let mut export = output::Export::start(a.out.as_deref(), a.format, &Row::COLUMNS)?;
     store.for_each_record(|r| export.row(r, |r| r.cells()))?;
     let n = export.finish()?;
@@ -508,8 +432,8 @@ fn export(ctx: &Ctx, db: Option<PathBuf>, a: ExportArgs) -> Result<(), AppError>
 }
 
 fn import(ctx: &Ctx, db: Option<PathBuf>, a: ImportArgs) -> Result<(), AppError> {
-    let key_path = key_file(ctx, &location(ctx, db.clone()))?;
-    let (_, mut store) = open(ctx, db)?;
+    let key_path = ctx.server_key_file(db.clone())?;
+    let (_, mut store) = ctx.server_db(db)?;
     let key = server::server_key(&key_path)?;
     let limits = Limits::from_config(&ctx.config.server);
     let file = std::fs::File::open(&a.file).map_err(|e| {
@@ -519,132 +443,74 @@ fn import(ctx: &Ctx, db: Option<PathBuf>, a: ImportArgs) -> Result<(), AppError>
             a.file.display()
         ))
     })?;
-    let mut total = Summary::default();
-    let mut answers = Vec::new();
-    let mut refused = Vec::new();
+    let name = a.file.display().to_string();
+    let report = server::import::import(
+        &mut store,
+        &key,
+        &limits,
+        std::io::BufReader::new(file),
+        &name,
+    )?;
+    if ctx.json {
+        if report.refused.is_empty() {
+            output::ok(&report);
+            return Ok(());
+        }
+        // One JSON document: main prints the error with this report as its details.
+        return Err(refused_error(report.refused.len()).details(json!(report)));
+    }
     let mut table = Table::new([
         "ID".to_string(),
         "STATUS".to_string(),
         tr!("ALASAN", "REASON"),
     ]);
-    // A line may hold a whole batch (base64 of up to max_body_bytes), but no more.
-    let max_line = limits
-        .max_body_bytes
-        .saturating_mul(2)
-        .saturating_add(64 * 1024);
-    let mut reader = std::io::BufReader::new(file);
-    let mut line_no = 0usize;
-    loop {
-        let mut line = Vec::new();
-        let n = (&mut reader)
-            .take(max_line + 1)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| AppError::other(format!("{}: {e}", a.file.display())))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        if line.len() as u64 > max_line {
-            refused.push(
-                json!({"line": line_no, "code": "body_too_large", "message": "line too long"}),
-            );
-            // Skip the rest of that line.
-            let mut rest = Vec::new();
-            reader
-                .read_until(b'\n', &mut rest)
-                .map_err(|e| AppError::other(e.to_string()))?;
-            continue;
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let fb: FileBatch = match serde_json::from_slice(&line) {
-            Ok(f) => f,
-            Err(e) => {
-                refused
-                    .push(json!({"line": line_no, "code": "bad_json", "message": e.to_string()}));
-                continue;
-            }
+    for r in report.batches.iter().flat_map(|b| &b.results) {
+        let status = match r.status {
+            Outcome::Accepted => tr!("diterima", "accepted"),
+            Outcome::Duplicate => tr!("duplikat", "duplicate"),
+            Outcome::Conflict => tr!("konflik", "conflict"),
+            Outcome::Rejected => tr!("ditolak", "rejected"),
         };
-        let Ok(body) = B64.decode(fb.body.trim()) else {
-            refused.push(json!({"line": line_no, "batch_id": fb.batch_id, "code": "bad_json", "message": "body is not base64"}));
-            continue;
+        let why = match (&r.reason, &r.conflict_with) {
+            (Some(x), Some(w)) => format!("{x} ({w})"),
+            (Some(x), None) => x.clone(),
+            (None, _) => String::new(),
         };
-        let inc = Incoming {
-            device_id: &fb.device_id,
-            batch_id: &fb.batch_id,
-            signature: &fb.signature,
-            body: &body,
-        };
-        match ingest::ingest(&mut store, &key, &limits, &inc) {
-            Ok(ans) => {
-                let s = &ans.response.summary;
-                total.accepted += s.accepted;
-                total.duplicate += s.duplicate;
-                total.conflict += s.conflict;
-                total.rejected += s.rejected;
-                for r in &ans.response.results {
-                    let status = match r.status {
-                        Outcome::Accepted => tr!("diterima", "accepted"),
-                        Outcome::Duplicate => tr!("duplikat", "duplicate"),
-                        Outcome::Conflict => tr!("konflik", "conflict"),
-                        Outcome::Rejected => tr!("ditolak", "rejected"),
-                    };
-                    let why = match (&r.reason, &r.conflict_with) {
-                        (Some(x), Some(w)) => format!("{x} ({w})"),
-                        (Some(x), None) => x.clone(),
-                        (None, _) => String::new(),
-                    };
-                    table.row([r.id.clone(), status, why]);
-                }
-                answers.push(ans.response);
-            }
-            Err(r) => refused.push(json!({"line": line_no, "batch_id": fb.batch_id, "status": r.status, "code": r.code, "message": r.message})),
-        }
-    }
-    let report = json!({"batches": answers, "refused": refused, "summary": total});
-    if ctx.json {
-        if refused.is_empty() {
-            let mut report = report;
-            report["ok"] = json!(true);
-            output::json(&report);
-            return Ok(());
-        }
-        // One JSON document: main prints the error with this report as its details.
-        return Err(refused_error(refused.len()).details(report));
+        table.row([r.id.clone(), status, why]);
     }
     if !table.is_empty() {
         print!("{}", table.render());
     }
-    for r in &refused {
+    for r in &report.refused {
         eprintln!(
             "{}",
             tr!(
                 "baris {}: ditolak: {} {}",
                 "line {}: refused: {} {}",
-                r["line"],
-                r["code"].as_str().unwrap_or(""),
-                r["message"].as_str().unwrap_or("")
+                r.line,
+                r.code,
+                r.message
             )
         );
     }
+    let total = &report.summary;
     println!(
         "{}",
         tr!(
             "{} batch: {} diterima, {} duplikat, {} konflik, {} ditolak; {} batch ditolak utuh",
             "{} batches: {} accepted, {} duplicate, {} conflict, {} rejected; {} batches refused whole",
-            answers.len(),
+            report.batches.len(),
             total.accepted,
             total.duplicate,
             total.conflict,
             total.rejected,
-            refused.len()
+            report.refused.len()
         )
     );
-    if refused.is_empty() {
+    if report.refused.is_empty() {
         Ok(())
     } else {
-        Err(refused_error(refused.len()))
+        Err(refused_error(report.refused.len()))
     }
 }
 

@@ -564,7 +564,7 @@ fn describe(ctx: &Ctx, f: &serde_json::Value) {
     let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
     let village = s("village");
     let place = region::village(&village)
-        .map(|_| super::field::place(&village))
+        .map(|_| region::place(&village))
         .unwrap_or_else(|| region::dotted(&village));
     println!(
         "{}",

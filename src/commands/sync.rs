@@ -1,11 +1,12 @@
 //! Sync commands of the field kit: `enrol`, `sync` (with `--watch` and `--to-file`), and the
 //! enrolment step of `init --server URL --token T`.
 use super::Ctx;
+use crate::client::pin::ExpectedServer;
+use crate::client::{self as sync_client, Client, Failure, Retry};
 use crate::error::{AppError, Kind};
 use crate::field::datadir::DataDir;
+use crate::field::enrolment::{self, Enrolment};
 use crate::field::outbox;
-use crate::field::pin::ExpectedServer;
-use crate::field::sync_client::{self, Client, Enrolment, Failure, Retry};
 use crate::field::sync_run::{self, Event, Options, Report};
 use crate::protocol::EnrolRequest;
 use crate::{output, timefmt, tr};
@@ -318,7 +319,7 @@ fn print_report(ctx: &Ctx, r: &Report, purged: Option<&crate::field::retention::
         return;
     }
     if let Some(p) = purged.filter(|p| p.records > 0) {
-        println!("{}", super::field::purge_line(p));
+        println!("{}", p.describe());
     }
     if r.records == 0 && r.pending == 0 {
         println!(
@@ -543,8 +544,8 @@ pub fn status_json(dd: &DataDir) -> Result<serde_json::Value, AppError> {
     let (pending, open) = outbox::backlog(&dd.store)?;
     Ok(json!({
         "enrolment": Enrolment::load(&dd.store)?,
-        "last_sync": dd.store.meta(sync_client::M_LAST_OK)?,
-        "last_summary": dd.store.meta(sync_client::M_LAST_SUMMARY)?,
+        "last_sync": dd.store.meta(enrolment::M_LAST_OK)?,
+        "last_summary": dd.store.meta(enrolment::M_LAST_SUMMARY)?,
         "pending": pending,
         "open_batches": open,
     }))
@@ -555,7 +556,7 @@ pub fn status_line(dd: &DataDir, offset: time::UtcOffset) -> Result<String, AppE
     let (pending, _) = outbox::backlog(&dd.store)?;
     let last = dd
         .store
-        .meta(sync_client::M_LAST_OK)?
+        .meta(enrolment::M_LAST_OK)?
         .map(|t| timefmt::local_display(&t, offset))
         .unwrap_or_else(|| tr!("belum pernah", "never"));
     Ok(match Enrolment::load(&dd.store)? {

@@ -5,6 +5,7 @@ pub mod phone;
 pub mod problem;
 pub mod record;
 pub mod region;
+pub mod target;
 pub mod validate;
 
 pub use problem::Problem;

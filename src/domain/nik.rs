@@ -49,9 +49,7 @@ fn ser_date<S: serde::Serializer>(d: &Date, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&iso_date(*d))
 }
 
-pub fn iso_date(d: Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
+pub use crate::timefmt::iso_date;
 
 impl Nik {
     /// Masked as on the slip: first 6 and last 4 digits, `170205******0003`.

@@ -278,6 +278,26 @@ pub fn counts() -> [usize; 4] {
     ]
 }
 
+/// A region's names from village up, for people: `KOTA PADANG, Kec. KOTA PADANG, KAB. …`.
+pub fn place(village: &str) -> String {
+    let names: Vec<String> = path(village)
+        .iter()
+        .rev()
+        .take(3)
+        .enumerate()
+        .map(|(i, r)| match i {
+            0 => format!("{} {}", village_kind(village).to_uppercase(), r.name),
+            1 => format!("KEC. {}", r.name),
+            _ => r.name.clone(),
+        })
+        .collect();
+    if names.is_empty() {
+        village.to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

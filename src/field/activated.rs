@@ -8,11 +8,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rusqlite::{OptionalExtension, params};
 
-/// Migration 3 of the field database (listed in `store::MIGRATIONS`).
-pub const SCHEMA: &str = r#"
-    CREATE TABLE district_activated (prefix BLOB PRIMARY KEY) STRICT, WITHOUT ROWID;
-    "#;
-
 /// Cursor (`next`) of the last page stored, and the server time of that page.
 const M_NEXT: &str = "sync.activated_next";
 const M_AS_OF: &str = "sync.activated_as_of";

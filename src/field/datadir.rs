@@ -9,6 +9,7 @@
 //! ```
 use crate::crypto::KeyPair;
 use crate::error::{AppError, Kind};
+pub use crate::field::store::Identity;
 use crate::field::store::Store;
 use crate::tr;
 use std::path::{Path, PathBuf};
@@ -26,16 +27,6 @@ pub fn resolve(explicit: Option<&Path>) -> PathBuf {
     dirs::data_dir()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("ikd-field")
-}
-
-/// Who this device is, as kept in the database's meta table.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Identity {
-    pub device_id: String,
-    pub public_key: String,
-    pub officer: String,
-    pub team: String,
-    pub created_at: String,
 }
 
 /// An initialised data directory, opened.

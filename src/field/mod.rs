@@ -2,10 +2,10 @@
 //! journal), the HTTP client of the district server, and the sync run that ties them together.
 pub mod activated;
 pub mod datadir;
+pub mod enrolment;
 pub mod outbox;
-pub mod pin;
 pub mod retention;
+pub mod schema;
 pub mod sealing;
 pub mod store;
-pub mod sync_client;
 pub mod sync_run;

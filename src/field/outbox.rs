@@ -10,44 +10,10 @@ use crate::crypto::KeyPair;
 use crate::domain::{Kind, SyncStatus};
 use crate::error::AppError;
 use crate::field::store::{Store, db_error};
-use crate::protocol::{self, BatchBody, BatchResponse, FileBatch, Outcome, Summary, WireRecord};
+use crate::protocol::{BatchResponse, FileBatch, Outcome, Summary, WireRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use std::io::Write;
-
-/// Migration 2 of the field database (listed in `store::MIGRATIONS`).
-pub const SCHEMA: &str = r#"
-    CREATE TABLE outbox_batches (
-        id           TEXT PRIMARY KEY,
-        created_at   TEXT NOT NULL,
-        record_count INTEGER NOT NULL,
-        first_seq    INTEGER NOT NULL,
-        last_seq     INTEGER NOT NULL,
-        body         BLOB NOT NULL,
-        body_sha256  TEXT NOT NULL,
-        signature    TEXT NOT NULL,
-        state        TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'answered')),
-        attempts     INTEGER NOT NULL DEFAULT 0,
-        answered_at  TEXT,
-        summary      TEXT
-    ) STRICT;
-    CREATE INDEX outbox_batches_state ON outbox_batches(state);
-    CREATE TABLE outbox_members (
-        batch_id  TEXT NOT NULL REFERENCES outbox_batches(id),
-        record_id TEXT NOT NULL,
-        PRIMARY KEY (batch_id, record_id)
-    ) STRICT, WITHOUT ROWID;
-    CREATE INDEX outbox_members_record ON outbox_members(record_id);
-    CREATE TRIGGER outbox_sealed
-        BEFORE UPDATE OF id, created_at, record_count, first_seq, last_seq, body, body_sha256,
-                         signature ON outbox_batches
-    BEGIN SELECT RAISE(ABORT, 'a cut batch is sealed: its bytes never change'); END;
-    CREATE TRIGGER outbox_no_delete BEFORE DELETE ON outbox_batches
-    BEGIN SELECT RAISE(ABORT, 'outbox batches are never deleted'); END;
-    CREATE TRIGGER outbox_members_fixed BEFORE DELETE ON outbox_members
-    BEGIN SELECT RAISE(ABORT, 'outbox batches are never deleted'); END;
-    "#;
 
 /// One journalled batch, exactly as it goes on the wire.
 #[derive(Debug, Clone)]
@@ -135,52 +101,7 @@ pub fn get(store: &Store, id: &str) -> Result<Option<Batch>, AppError> {
         .map_err(|e| db_error(store.path(), e))
 }
 
-/// Gzip of the batch JSON.
-pub fn encode_body(body: &BatchBody) -> Vec<u8> {
-    let json = serde_json::to_vec(body).expect("batch serialises");
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(json.len() / 4),
-        flate2::Compression::default(),
-    );
-    gz.write_all(&json).expect("gzip into memory");
-    gz.finish().expect("gzip into memory")
-}
-
-/// A batch as cut: a new id (UUIDv7), its time, the gzip body and its signature.
-pub struct Signed {
-    pub id: String,
-    pub created_at: String,
-    /// The gzip bytes that are sent and signed.
-    pub body: Vec<u8>,
-    /// SHA-256 of `body`.
-    pub digest: [u8; 32],
-    /// base64 Ed25519 signature of `digest`, as in `X-Ikd-Signature`.
-    pub signature: String,
-}
-
-/// Makes a batch of `records` from `device_id` (docs/protocol.md `POST /v1/batches`), gzipped
-/// and signed by `key`; the caller journals it so that a resend is the same bytes. Shared by the
-/// field kit's outbox and a district server forwarding to its province.
-pub fn sign_batch(key: &KeyPair, device_id: &str, records: Vec<WireRecord>) -> Signed {
-    let id = uuid::Uuid::now_v7().to_string();
-    let created_at = crate::timefmt::now_utc();
-    let body = encode_body(&BatchBody {
-        protocol: protocol::VERSION,
-        batch_id: id.clone(),
-        device_id: device_id.to_string(),
-        created_at: created_at.clone(),
-        records,
-    });
-    let digest = protocol::signed_digest(&body);
-    let signature = B64.encode(key.sign(&digest));
-    Signed {
-        id,
-        created_at,
-        body,
-        digest,
-        signature,
-    }
-}
+pub use crate::protocol::batch::{Signed, encode_body, sign_batch};
 
 /// Cuts the next batch: up to `limit` pending records with `seq > after_seq` that are in no open
 /// batch and whose identifiers are sealed to the district (a record still under the holding key
@@ -463,6 +384,7 @@ mod tests {
     use super::*;
     use crate::field::datadir::DataDir;
     use crate::protocol::RecordResult;
+    use crate::protocol::{self, BatchBody};
 
     /// The district server's key in these tests.
     pub(crate) fn district() -> KeyPair {

@@ -7,6 +7,7 @@
 //! body (which holds sealed boxes) is emptied once every record in it is purged.
 use crate::error::AppError;
 use crate::field::store::{Store, db_error};
+use crate::tr;
 use rusqlite::{Transaction, TransactionBehavior, params};
 
 /// What a purge removed (or, for a dry run, would remove).
@@ -141,6 +142,42 @@ pub fn purge(
         crate::field::sealing::scrub(store)?;
     }
     Ok(out)
+}
+
+/// One line about a purge, for `purge` and `sync`.
+impl Purge {
+    /// What was (or would be) purged and kept, in the officer's words.
+    pub fn describe(&self) -> String {
+        let p = self;
+        let what = if p.dry_run {
+            tr!(
+                "Akan dihapus dari laptop (uji, tidak ada yang diubah): {} catatan ({} aktivasi, {} pembatalan) yang diterima server lebih dari {} hari lalu.",
+                "Would be purged from this laptop (dry run, nothing changed): {} records ({} activations, {} voids) acknowledged by the server more than {} days ago.",
+                p.records,
+                p.activations,
+                p.voids,
+                p.older_than_days
+            )
+        } else {
+            tr!(
+                "Dihapus dari laptop: {} catatan ({} aktivasi, {} pembatalan) yang diterima server lebih dari {} hari lalu; jumlahnya tetap tercatat.",
+                "Purged from this laptop: {} records ({} activations, {} voids) acknowledged by the server more than {} days ago; their counts are kept.",
+                p.records,
+                p.activations,
+                p.voids,
+                p.older_than_days
+            )
+        };
+        format!(
+            "{what}\n{}",
+            tr!(
+                "Tetap disimpan: {} yang perlu tindak lanjut (menunggu/konflik/ditolak), {} yang belum cukup lama.",
+                "Kept: {} needing follow-up (pending/conflict/rejected), {} not old enough yet.",
+                p.kept_follow_up,
+                p.kept_recent
+            )
+        )
+    }
 }
 
 #[cfg(test)]

@@ -2,13 +2,12 @@
 //! pending record is left outside an answered batch. Each answer is stored before the next batch
 //! goes, so an interruption at any point (kill -9, a dropped link, Ctrl-C) loses at most the
 //! work of one batch — which the next run resends byte for byte. Also `sync --to-file`.
+use crate::client::{self as sync_client, Client, Failure, Retry};
 use crate::error::AppError;
 use crate::field::activated;
 use crate::field::datadir::DataDir;
+use crate::field::enrolment::{Enrolment, M_LAST_OK, M_LAST_SUMMARY};
 use crate::field::outbox::{self, Batch, Problem};
-use crate::field::sync_client::{
-    self, Client, Enrolment, Failure, M_LAST_OK, M_LAST_SUMMARY, Retry,
-};
 use crate::protocol::{BatchResponse, Summary};
 use crate::tr;
 use std::io::Write;
@@ -124,7 +123,7 @@ fn send_with_retries(
     let mut attempt = 0u32;
     let done = loop {
         attempt += 1;
-        match client.send_batch(batch, device, server_key) {
+        match client.send_signed(&batch.id, &batch.body, &batch.signature, device, server_key) {
             Ok(x) => break Ok(x),
             Err(f) if !f.retryable() || attempt >= retry.max_attempts.max(1) => {
                 break Err(Some(f));

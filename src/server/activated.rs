@@ -4,6 +4,7 @@
 use super::Refusal;
 use super::store::Store;
 use crate::crypto::{self, KeyPair};
+use crate::protocol::ErrorCode;
 use crate::protocol::{self, ActivatedRequest, ActivatedResponse};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -19,11 +20,17 @@ pub fn answer(
     let (public_hex, revoked_at) = store
         .device_key(device_id)
         .map_err(Refusal::internal)?
-        .ok_or_else(|| Refusal::new(401, "device_unknown", "this device is not enrolled here"))?;
+        .ok_or_else(|| {
+            Refusal::new(
+                401,
+                ErrorCode::DeviceUnknown,
+                "this device is not enrolled here",
+            )
+        })?;
     if revoked_at.is_some() {
         return Err(Refusal::new(
             403,
-            "device_revoked",
+            ErrorCode::DeviceRevoked,
             "this device was revoked by the district admin",
         ));
     }
@@ -33,16 +40,21 @@ pub fn answer(
     if !crypto::verify(&public, &protocol::signed_digest(body), &sig) {
         return Err(Refusal::new(
             401,
-            "bad_signature",
+            ErrorCode::BadSignature,
             "the signature is missing or does not match the body",
         ));
     }
-    let req: ActivatedRequest = serde_json::from_slice(body)
-        .map_err(|e| Refusal::new(400, "bad_json", format!("not an activated request: {e}")))?;
+    let req: ActivatedRequest = serde_json::from_slice(body).map_err(|e| {
+        Refusal::new(
+            400,
+            ErrorCode::BadJson,
+            format!("not an activated request: {e}"),
+        )
+    })?;
     if req.device_id != device_id {
         return Err(Refusal::new(
             400,
-            "batch_mismatch",
+            ErrorCode::BatchMismatch,
             "the device id in the header differs from the body",
         ));
     }

@@ -11,6 +11,7 @@
 use super::Refusal;
 use super::store::{Row, Store};
 use crate::error::AppError;
+use crate::protocol::ErrorCode;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use subtle::ConstantTimeEq;
@@ -48,7 +49,7 @@ pub fn authorise(configured: &str, authorization: Option<&str>) -> Result<(), Re
     if configured.trim().is_empty() {
         return Err(Refusal::new(
             404,
-            "not_found",
+            ErrorCode::NotFound,
             "the admin API is off: set server.admin_token in config.toml to turn it on",
         ));
     }
@@ -57,7 +58,7 @@ pub fn authorise(configured: &str, authorization: Option<&str>) -> Result<(), Re
     } else {
         Err(Refusal::new(
             401,
-            "admin_unauthorized",
+            ErrorCode::AdminUnauthorized,
             "send Authorization: Bearer <server.admin_token>",
         ))
     }
@@ -82,7 +83,7 @@ impl ExportFormat {
             "jsonl" | "ndjson" => Ok(ExportFormat::JsonLines),
             _ => Err(Refusal::new(
                 400,
-                "bad_request",
+                ErrorCode::BadRequest,
                 "format must be csv or jsonl",
             )),
         }

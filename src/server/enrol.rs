@@ -6,6 +6,7 @@ use super::store::Store;
 use crate::args;
 use crate::crypto::{self, KeyPair};
 use crate::error::AppError;
+use crate::protocol::ErrorCode;
 use crate::protocol::{EnrolRequest, EnrolResponse};
 
 /// Letters and digits that cannot be misread for each other (no 0/O, 1/I/L, U/V).
@@ -53,7 +54,7 @@ pub fn enrol(
     key: &KeyPair,
     req: &EnrolRequest,
 ) -> Result<EnrolResponse, Refusal> {
-    let bad = |m: &str| Refusal::new(400, "bad_json", m.to_string());
+    let bad = |m: &str| Refusal::new(400, ErrorCode::BadJson, m.to_string());
     let public = crypto::parse_public_hex(&req.public_key)
         .ok_or_else(|| bad("public_key must be 64 hex characters (an Ed25519 public key)"))?;
     if ed25519_dalek::VerifyingKey::from_bytes(&public).is_err() {
@@ -81,14 +82,14 @@ pub fn enrol(
     let Some((token_team, expires_at, used_at, relay)) = token else {
         return Err(Refusal::new(
             401,
-            "token_unknown",
+            ErrorCode::TokenUnknown,
             "this enrolment token does not exist; ask the district admin for a new one (ikd-field server token)",
         ));
     };
     if let Some(at) = used_at {
         return Err(Refusal::new(
             410,
-            "token_used",
+            ErrorCode::TokenUsed,
             format!(
                 "this enrolment token was already used at {at}; ask the district admin for a new one"
             ),
@@ -97,7 +98,7 @@ pub fn enrol(
     if expires_at <= now {
         return Err(Refusal::new(
             410,
-            "token_expired",
+            ErrorCode::TokenExpired,
             format!(
                 "this enrolment token expired at {expires_at}; ask the district admin for a new one"
             ),
@@ -113,7 +114,7 @@ pub fn enrol(
     if let Some((_, Some(relay))) = &known {
         return Err(Refusal::new(
             403,
-            "device_relayed",
+            ErrorCode::DeviceRelayed,
             format!(
                 "device {device_id} sends its records through district server {relay}; enrol it with that district, not here"
             ),
@@ -122,7 +123,7 @@ pub fn enrol(
     if let Some((Some(at), _)) = known {
         return Err(Refusal::new(
             403,
-            "device_revoked",
+            ErrorCode::DeviceRevoked,
             format!("device {device_id} was revoked at {at}; make a new key (new data directory)"),
         ));
     }

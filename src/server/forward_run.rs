@@ -1,15 +1,16 @@
 //! One forwarding pass over HTTP (docs/protocol.md "Forwarding"): enrol at the province, and
 //! send the journalled batches of [`super::forward`] one at a time with the field kit's client
-//! ([`crate::field::sync_client`]: TLS with `forward.ca_file`, the plain-HTTP rule, `429
+//! ([`crate::client`]: TLS with `forward.ca_file`, the plain-HTTP rule, `429
 //! Retry-After`, answers accepted only when signed by the enrolled province key) until none is
 //! left, retrying each with backoff.
 use super::forward::{self, Journalled, Report, Target};
 use super::store::Store;
+use crate::client::pin::ExpectedServer;
+use crate::client::{Client, Failure, Retry, Transport, sleep_unless};
 use crate::config::ForwardConfig;
 use crate::crypto::{self, KeyPair};
 use crate::error::{AppError, Kind};
-use crate::field::pin::ExpectedServer;
-use crate::field::sync_client::{Client, Failure, Retry, Transport, sleep_unless};
+use crate::protocol::ErrorCode;
 use crate::protocol::{BatchResponse, EnrolRequest, Summary};
 use crate::tr;
 use std::path::Path;
@@ -320,7 +321,7 @@ fn failure_error(url: &str, f: &Failure, backlog: Option<i64>) -> AppError {
             code,
             message,
         } => AppError::new(
-            if code == "batch_reused" {
+            if *code == ErrorCode::BatchReused {
                 Kind::Duplicate
             } else {
                 Kind::Other
@@ -330,12 +331,12 @@ fn failure_error(url: &str, f: &Failure, backlog: Option<i64>) -> AppError {
                 "The province server {url} refused: {status} {code}: {message}"
             ),
         )
-        .hint(match code.as_str() {
-            "token_unknown" | "token_used" | "token_expired" => tr!(
+        .hint(match code {
+            ErrorCode::TokenUnknown | ErrorCode::TokenUsed | ErrorCode::TokenExpired => tr!(
                 "Minta token relay baru ke admin provinsi (ikd-field server token --relay).",
                 "Ask the province admin for a new relay token (ikd-field server token --relay)."
             ),
-            "device_unknown" | "device_revoked" => tr!(
+            ErrorCode::DeviceUnknown | ErrorCode::DeviceRevoked => tr!(
                 "Server Dinas ini tidak (lagi) terdaftar di provinsi: minta token relay baru lalu ikd-field server forward enrol.",
                 "This district server is not (or no longer) enrolled at the province: ask for a new relay token, then ikd-field server forward enrol."
             ),

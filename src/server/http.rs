@@ -16,6 +16,7 @@ use super::store::Store;
 use super::{Limits, Refusal};
 use super::{activated, enrol};
 use crate::crypto::KeyPair;
+use crate::protocol::ErrorCode;
 use crate::protocol::{self, EnrolRequest, Health};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -231,7 +232,7 @@ fn header<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {
 fn rate_limited(wait: Duration) -> Refusal {
     Refusal::new(
         429,
-        "rate_limited",
+        ErrorCode::RateLimited,
         format!(
             "too many requests; try again in {} s (Retry-After)",
             wait.as_secs()
@@ -319,7 +320,7 @@ fn route(
         _ => {
             return Reply::refused(Refusal::new(
                 404,
-                "not_found",
+                ErrorCode::NotFound,
                 format!("no such path: {}", printable(path)),
             ));
         }
@@ -328,7 +329,7 @@ fn route(
     if *method != allowed && !head_of_get {
         return Reply::refused(Refusal::new(
             405,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{path} takes {allowed}"),
         ));
     }
@@ -388,7 +389,7 @@ fn admin_route(
         _ => {
             return Err(Refusal::new(
                 404,
-                "not_found",
+                ErrorCode::NotFound,
                 format!("no such path: {}", printable(path)),
             ));
         }
@@ -396,7 +397,7 @@ fn admin_route(
     if *method != allowed {
         return Err(Refusal::new(
             405,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{path} takes {allowed}"),
         ));
     }
@@ -418,7 +419,7 @@ fn admin_route(
             let r: Revoke = serde_json::from_slice(&body).map_err(|e| {
                 Refusal::new(
                     400,
-                    "bad_json",
+                    ErrorCode::BadJson,
                     format!("expected {{\"device_id\": …}}: {e}"),
                 )
             })?;
@@ -426,7 +427,7 @@ fn admin_route(
             if store.device(id).map_err(internal)?.is_none() {
                 return Err(Refusal::new(
                     404,
-                    "device_unknown",
+                    ErrorCode::DeviceUnknown,
                     format!("no device {}", printable(id)),
                 ));
             }
@@ -455,7 +456,7 @@ fn dashboard_route(
     if !matches!(method, Method::Get | Method::Head) {
         return Reply::refused(Refusal::new(
             405,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{} takes GET", printable(path)),
         ));
     }
@@ -486,8 +487,13 @@ fn dashboard_route(
 
 fn enrol_route(store: &mut Store, shared: &Shared, req: &mut Request) -> Result<Reply, Refusal> {
     let body = read_body(req, MAX_ENROL_BYTES)?;
-    let er: EnrolRequest = serde_json::from_slice(&body)
-        .map_err(|e| Refusal::new(400, "bad_json", format!("not an enrolment request: {e}")))?;
+    let er: EnrolRequest = serde_json::from_slice(&body).map_err(|e| {
+        Refusal::new(
+            400,
+            ErrorCode::BadJson,
+            format!("not an enrolment request: {e}"),
+        )
+    })?;
     let ok = enrol::enrol(store, &shared.key, &er)?;
     let mut r = Reply::json(&ok);
     // Signed like every answer that counts, so a device that knows the server's id beforehand
@@ -586,14 +592,14 @@ fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, Refusal> {
     let Some(len) = req.body_length() else {
         return Err(Refusal::new(
             411,
-            "length_required",
+            ErrorCode::LengthRequired,
             "send the body with a Content-Length",
         ));
     };
     if len as u64 > max {
         return Err(Refusal::new(
             413,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!("the body is {len} bytes; at most {max} are accepted; send smaller batches"),
         ));
     }
@@ -605,7 +611,7 @@ fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, Refusal> {
         if Instant::now() > deadline {
             return Err(Refusal::new(
                 400,
-                "incomplete_body",
+                ErrorCode::IncompleteBody,
                 format!(
                     "the body came too slowly ({} of {len} bytes); send it again",
                     body.len()
@@ -620,7 +626,7 @@ fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, Refusal> {
             Err(e) => {
                 return Err(Refusal::new(
                     400,
-                    "incomplete_body",
+                    ErrorCode::IncompleteBody,
                     format!("reading the body failed: {e}"),
                 ));
             }
@@ -629,7 +635,7 @@ fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, Refusal> {
     if body.len() != len {
         return Err(Refusal::new(
             400,
-            "incomplete_body",
+            ErrorCode::IncompleteBody,
             format!("the body ended after {} of {len} bytes", body.len()),
         ));
     }

@@ -9,6 +9,7 @@ use super::{Limits, Refusal};
 use crate::args;
 use crate::crypto::{self, KeyPair};
 use crate::domain::{Kind, Record, email, nik, phone, validate};
+use crate::protocol::ErrorCode;
 use crate::protocol::{self, BatchResponse, Outcome, RecordResult, Summary};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -60,7 +61,7 @@ pub fn ingest(
     {
         let device = Some(inc.device_id).filter(|d| !d.is_empty() && d.len() <= 64);
         let batch = Some(inc.batch_id).filter(|b| !b.is_empty() && b.len() <= 64);
-        store.note_reject(device, batch, None, r.code, &r.message);
+        store.note_reject(device, batch, None, r.code.as_str(), &r.message);
     }
     result
 }
@@ -80,14 +81,14 @@ fn check_and_commit(
         .ok_or_else(|| {
             Refusal::new(
                 401,
-                "device_unknown",
+                ErrorCode::DeviceUnknown,
                 "this device is not enrolled here; enrol it with a token from the district admin",
             )
         })?;
     if let Some(at) = revoked_at {
         return Err(Refusal::new(
             403,
-            "device_revoked",
+            ErrorCode::DeviceRevoked,
             format!("this device was revoked by the district admin at {at}"),
         ));
     }
@@ -97,7 +98,7 @@ fn check_and_commit(
     if !crypto::verify(&public, &protocol::signed_digest(inc.body), &signature) {
         return Err(Refusal::new(
             401,
-            "bad_signature",
+            ErrorCode::BadSignature,
             "the signature is missing or does not match the body",
         ));
     }
@@ -113,7 +114,7 @@ fn check_and_commit(
     if batch.protocol != protocol::VERSION {
         return Err(Refusal::new(
             400,
-            "bad_json",
+            ErrorCode::BadJson,
             format!(
                 "protocol {} is not supported (this server speaks 1)",
                 batch.protocol
@@ -123,14 +124,14 @@ fn check_and_commit(
     if batch.batch_id != inc.batch_id || batch.device_id != inc.device_id {
         return Err(Refusal::new(
             400,
-            "batch_mismatch",
+            ErrorCode::BatchMismatch,
             "the batch or device id in the headers differs from the body",
         ));
     }
     if batch.batch_id.is_empty() || batch.batch_id.len() > 64 {
         return Err(Refusal::new(
             400,
-            "bad_json",
+            ErrorCode::BadJson,
             "batch_id must be 1–64 characters",
         ));
     }
@@ -138,7 +139,7 @@ fn check_and_commit(
     if count > limits.max_batch_records {
         return Err(Refusal::new(
             413,
-            "too_many_records",
+            ErrorCode::TooManyRecords,
             format!(
                 "{} records in one batch; at most {}",
                 count, limits.max_batch_records
@@ -244,7 +245,7 @@ fn gzip(json: &[u8]) -> std::io::Result<Vec<u8>> {
 fn too_large(limits: &Limits) -> Refusal {
     Refusal::new(
         413,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         format!(
             "the body is larger than {} bytes; send smaller batches (sync --batch-size)",
             limits.max_body_bytes
@@ -267,12 +268,17 @@ fn gunzip(body: &[u8], max: u64) -> Result<Vec<u8>, Refusal> {
         .min(body.len() as u64 * MAX_DEFLATE_RATIO);
     let mut out = Vec::with_capacity(cap as usize);
     let mut dec = flate2::read::GzDecoder::new(body).take(max.saturating_add(1));
-    dec.read_to_end(&mut out)
-        .map_err(|e| Refusal::new(400, "bad_gzip", format!("the body is not valid gzip: {e}")))?;
+    dec.read_to_end(&mut out).map_err(|e| {
+        Refusal::new(
+            400,
+            ErrorCode::BadGzip,
+            format!("the body is not valid gzip: {e}"),
+        )
+    })?;
     if out.len() as u64 > max {
         return Err(Refusal::new(
             413,
-            "decompressed_too_large",
+            ErrorCode::DecompressedTooLarge,
             format!("the batch expands past {max} bytes; send smaller batches"),
         ));
     }
@@ -366,7 +372,7 @@ fn parse_batch(
     let b: BatchBodyValues = serde_json::from_slice(json).map_err(|e| {
         Refusal::new(
             400,
-            "bad_json",
+            ErrorCode::BadJson,
             format!("the batch is not the JSON expected: {e}"),
         )
     })?;
@@ -473,7 +479,7 @@ fn journalled(tx: &mut Db<'_>, batch_id: &str, body_sha: &str) -> Result<Option<
     if sha != body_sha {
         return Err(Refusal::new(
             409,
-            "batch_reused",
+            ErrorCode::BatchReused,
             "this batch id was already used with a different body; a batch is cut once and resent byte for byte",
         ));
     }
@@ -1490,7 +1496,7 @@ mod tests {
                 ..inc
             };
             let e = ingest(&mut f.store, &f.server, &LIMITS, &inc2).unwrap_err();
-            assert_eq!((e.status, e.code), (409, "batch_reused"));
+            assert_eq!((e.status, e.code.as_str()), (409, "batch_reused"));
         });
     }
 
@@ -1554,7 +1560,7 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut gz, &vec![b' '; 5 << 20]).unwrap();
         let e = gunzip(&gz.finish().unwrap(), 4 << 20).unwrap_err();
-        assert_eq!((e.status, e.code), (413, "decompressed_too_large"));
+        assert_eq!((e.status, e.code.as_str()), (413, "decompressed_too_large"));
         assert_eq!(gunzip(b"plain", 100).unwrap_err().code, "bad_gzip");
     }
 

@@ -17,18 +17,22 @@ pub mod fill;
 pub mod forward;
 pub mod forward_run;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod known;
 pub mod listen;
 pub mod pgtest;
 pub mod ratelimit;
 pub mod relay;
+pub mod schema;
+pub mod site;
 pub mod store;
 pub mod targets;
 
 use crate::config::ServerConfig;
 use crate::crypto::KeyPair;
 use crate::error::AppError;
+use crate::protocol::ErrorCode;
 use crate::tr;
 use std::path::{Path, PathBuf};
 
@@ -54,14 +58,14 @@ impl Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// For `429`: how long the client should wait (`Retry-After`).
     pub retry_after: Option<std::time::Duration>,
 }
 
 impl Refusal {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
+    pub fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             code,
@@ -78,7 +82,7 @@ impl Refusal {
     pub fn internal(e: impl std::fmt::Display) -> Refusal {
         Refusal::new(
             500,
-            "internal",
+            ErrorCode::Internal,
             format!("the server failed; nothing was committed ({e})"),
         )
     }
@@ -87,7 +91,7 @@ impl Refusal {
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&crate::protocol::ErrorBody {
             error: crate::protocol::ErrorDetail {
-                code: self.code.to_string(),
+                code: self.code.clone(),
                 message: self.message.clone(),
             },
         })

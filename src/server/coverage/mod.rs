@@ -11,249 +11,19 @@
 //!   and per device and hour in two small tables that [`fold`] brings up to date in the same
 //!   transaction as each ingested batch; so a dashboard request reads a few hundred aggregate rows,
 //!   never the million records.
-use super::db::{self, Db, Dialect};
-use crate::args;
+mod fold;
+mod load;
+mod report;
+
+pub use crate::domain::target::{Target, hundredths_to_f64, percent_hundredths, percent_to_bp};
+pub use crate::numfmt::{fmt_int, fmt_pct};
+pub use fold::{fold, watermark};
+pub use load::{DeviceActivity, coverage, device_activity, load};
+pub use report::{ReportLevel, ReportRow};
+
 use crate::domain::region::{self, Level};
-#[cfg(test)]
-use rusqlite::params;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The dashboard's schema, a numbered migration of the server store: targets, the live-activation
-/// aggregates (filled from the records already there when the migration runs; kept up to date by
-/// [`fold`] in every transaction that inserts records), and a partial index for the conflicts
-/// still to resolve.
-pub const MIGRATION: &str = r#"
-    CREATE TABLE targets (
-        region_code TEXT PRIMARY KEY,
-        wajib_ktp   INTEGER NOT NULL CHECK (wajib_ktp > 0),
-        target_count INTEGER CHECK (target_count > 0),
-        target_bp   INTEGER CHECK (target_bp BETWEEN 1 AND 10000),
-        source      TEXT NOT NULL CHECK (source IN ('file', 'default')),
-        line        INTEGER NOT NULL,
-        imported_at TEXT NOT NULL,
-        CHECK ((target_count IS NULL) <> (target_bp IS NULL))
-    ) STRICT;
-    CREATE TABLE live_by_village (
-        village TEXT PRIMARY KEY,
-        live    INTEGER NOT NULL
-    ) STRICT, WITHOUT ROWID;
-    CREATE TABLE live_by_device_hour (
-        device_id TEXT NOT NULL,
-        hour      TEXT NOT NULL,
-        live      INTEGER NOT NULL,
-        PRIMARY KEY (device_id, hour)
-    ) STRICT, WITHOUT ROWID;
-    CREATE INDEX records_open_conflicts ON records(village)
-        WHERE state = 'conflict' AND voided_by IS NULL;
-
-    INSERT INTO live_by_village (village, live)
-        SELECT village, COUNT(*) FROM records
-        WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL
-        GROUP BY village;
-    INSERT INTO live_by_device_hour (device_id, hour, live)
-        SELECT device_id,
-               coalesce(strftime('%Y-%m-%dT%H', recorded_at), substr(recorded_at, 1, 13)) AS h,
-               COUNT(*)
-        FROM records
-        WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL
-        GROUP BY device_id, h;
-"#;
-
-/// [`MIGRATION`] on PostgreSQL: the same tables (BIGINT for integers), and `ikd_utc_hour`, the
-/// hour bucket SQLite gets from `strftime` (a time that does not parse keeps its first 13
-/// characters, as `coalesce(strftime(…), substr(…))` does).
-pub const MIGRATION_POSTGRES: &str = r#"
-    CREATE TABLE targets (
-        region_code TEXT PRIMARY KEY,
-        wajib_ktp   BIGINT NOT NULL CHECK (wajib_ktp > 0),
-        target_count BIGINT CHECK (target_count > 0),
-        target_bp   BIGINT CHECK (target_bp BETWEEN 1 AND 10000),
-        source      TEXT NOT NULL CHECK (source IN ('file', 'default')),
-        line        BIGINT NOT NULL,
-        imported_at TEXT NOT NULL,
-        CHECK ((target_count IS NULL) <> (target_bp IS NULL))
-    );
-    CREATE TABLE live_by_village (
-        village TEXT PRIMARY KEY,
-        live    BIGINT NOT NULL
-    );
-    CREATE TABLE live_by_device_hour (
-        device_id TEXT NOT NULL,
-        hour      TEXT NOT NULL,
-        live      BIGINT NOT NULL,
-        PRIMARY KEY (device_id, hour)
-    );
-    CREATE INDEX records_open_conflicts ON records(village)
-        WHERE state = 'conflict' AND voided_by IS NULL;
-    CREATE FUNCTION ikd_utc_hour(t TEXT) RETURNS TEXT LANGUAGE plpgsql STABLE AS $fn$
-    BEGIN
-        RETURN to_char(t::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24');
-    EXCEPTION WHEN others THEN
-        RETURN substr(t, 1, 13);
-    END
-    $fn$;
-
-    INSERT INTO live_by_village (village, live)
-        SELECT village, COUNT(*) FROM records
-        WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL
-        GROUP BY village;
-    INSERT INTO live_by_device_hour (device_id, hour, live)
-        SELECT device_id, ikd_utc_hour(recorded_at) AS h, COUNT(*)
-        FROM records
-        WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL
-        GROUP BY device_id, h;
-"#;
-
-/// The UTC hour bucket of a stored time (SQL): `2026-11-23T05`.
-const HOUR: &str = "coalesce(strftime('%Y-%m-%dT%H', {t}), substr({t}, 1, 13))";
-
-/// The last record's rowid. Take it inside a write transaction ([`db::Mode::Write`]) before
-/// inserting records, and pass it to [`fold`] before committing. (Records are never deleted,
-/// and there is one write transaction at a time on either database, so the rows after it are
-/// exactly this transaction's.)
-pub fn watermark(conn: &mut Db<'_>) -> db::Result<i64> {
-    conn.query_one("SELECT coalesce(max(rowid), 0) FROM records", args![])?
-        .get(0)
-}
-
-/// Brings the dashboard's aggregates up to date with the records inserted after `watermark` (in
-/// the caller's transaction): each live activation among them counts once for its village and
-/// its (device, UTC hour); each void among them takes its target out again when the target was
-/// counted — an accepted activation from before the watermark (a target inserted after it is
-/// already seen voided). One statement per aggregate per batch instead of work per record:
-/// cheap for ingest. Every writer of `records` must call it (ingest does; so does `fill`).
-pub fn fold(conn: &mut Db<'_>, watermark: i64) -> db::Result<()> {
-    match conn.dialect() {
-        Dialect::Sqlite => {
-            for sql in fold_sql() {
-                conn.execute(&sql, args![watermark])?;
-            }
-            Ok(())
-        }
-        // One round trip, with the mark written in (an integer from the database itself) so the
-        // planner sees it and takes the rowid index for the batch's rows.
-        Dialect::Postgres => conn.batch(
-            &fold_sql_postgres()
-                .join(";\n")
-                .replace("?1", &watermark.to_string()),
-        ),
-    }
-}
-
-/// [`fold_sql`] for PostgreSQL (no planner hints needed; `rowid` is an indexed column there).
-fn fold_sql_postgres() -> [String; 4] {
-    let live = "kind = 'activation' AND state = 'accepted' AND voided_by IS NULL";
-    let gone = "FROM records AS v JOIN records AS t ON t.id = v.voids
-                WHERE v.rowid > ?1 AND v.kind = 'void' AND t.rowid <= ?1
-                  AND t.kind = 'activation' AND t.state = 'accepted'";
-    let village = "ON CONFLICT (village) DO UPDATE SET live = live_by_village.live + excluded.live";
-    let hour = "ON CONFLICT (device_id, hour) \
-                DO UPDATE SET live = live_by_device_hour.live + excluded.live";
-    [
-        format!(
-            "INSERT INTO live_by_village (village, live)
-             SELECT village, COUNT(*) FROM records WHERE rowid > ?1 AND {live}
-             GROUP BY village {village}"
-        ),
-        format!(
-            "INSERT INTO live_by_device_hour (device_id, hour, live)
-             SELECT device_id, ikd_utc_hour(recorded_at) AS h, COUNT(*) FROM records
-             WHERE rowid > ?1 AND {live}
-             GROUP BY device_id, h {hour}"
-        ),
-        format!(
-            "INSERT INTO live_by_village (village, live)
-             SELECT t.village, -COUNT(*) {gone} GROUP BY t.village {village}"
-        ),
-        format!(
-            "INSERT INTO live_by_device_hour (device_id, hour, live)
-             SELECT t.device_id, ikd_utc_hour(t.recorded_at) AS h, -COUNT(*) {gone}
-             GROUP BY t.device_id, h {hour}"
-        ),
-    ]
-}
-
-/// The statements of [`fold`]. `NOT INDEXED` keeps SQLite on the rowid range (the batch's own
-/// rows) instead of walking a whole index in GROUP BY order, and `CROSS JOIN` keeps the voids of
-/// the batch as the outer loop: without them a fold on a million records takes seconds.
-fn fold_sql() -> [String; 4] {
-    let hour = |t: &str| HOUR.replace("{t}", t);
-    let live = "kind = 'activation' AND state = 'accepted' AND voided_by IS NULL";
-    let gone = "FROM records AS v NOT INDEXED CROSS JOIN records AS t ON t.id = v.voids
-                WHERE v.rowid > ?1 AND v.kind = 'void' AND t.rowid <= ?1
-                  AND t.kind = 'activation' AND t.state = 'accepted'";
-    [
-        format!(
-            "INSERT INTO live_by_village (village, live)
-             SELECT village, COUNT(*) FROM records NOT INDEXED WHERE rowid > ?1 AND {live}
-             GROUP BY village
-             ON CONFLICT (village) DO UPDATE SET live = live + excluded.live"
-        ),
-        format!(
-            "INSERT INTO live_by_device_hour (device_id, hour, live)
-             SELECT device_id, {h} AS h, COUNT(*) FROM records NOT INDEXED
-             WHERE rowid > ?1 AND {live}
-             GROUP BY device_id, h
-             ON CONFLICT (device_id, hour) DO UPDATE SET live = live + excluded.live",
-            h = hour("recorded_at")
-        ),
-        format!(
-            "INSERT INTO live_by_village (village, live)
-             SELECT t.village, -COUNT(*) {gone} GROUP BY t.village
-             ON CONFLICT (village) DO UPDATE SET live = live + excluded.live"
-        ),
-        format!(
-            "INSERT INTO live_by_device_hour (device_id, hour, live)
-             SELECT t.device_id, {h} AS h, -COUNT(*) {gone} GROUP BY t.device_id, h
-             ON CONFLICT (device_id, hour) DO UPDATE SET live = live + excluded.live",
-            h = hour("t.recorded_at")
-        ),
-    ]
-}
-
-/// A target as given: a share of wajib KTP in basis points (30 % = 3000), or a count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Target {
-    Percent(u32),
-    Count(u64),
-}
-
-impl Target {
-    /// The number of activations this target asks for out of `wajib_ktp`.
-    pub fn count(self, wajib_ktp: u64) -> u64 {
-        match self {
-            // ceil(w × bp / 10000), exact in integers.
-            Target::Percent(bp) => ((wajib_ktp as u128 * bp as u128).div_ceil(10_000)) as u64,
-            Target::Count(c) => c,
-        }
-    }
-}
-
-/// Basis points from a percentage such as 30.0 or 25.5 (config's `default_target_percent`).
-pub fn percent_to_bp(percent: f64) -> Option<u32> {
-    if !percent.is_finite() || percent <= 0.0 || percent > 100.0 {
-        return None;
-    }
-    let bp = (percent * 100.0).round();
-    (bp >= 1.0).then_some(bp as u32)
-}
-
-/// `part` as a percentage of `whole`, in hundredths of a percent, rounded half up; `None` when
-/// `whole` is 0.
-pub fn percent_hundredths(part: u64, whole: u64) -> Option<u64> {
-    if whole == 0 {
-        return None;
-    }
-    let (p, w) = (part as u128, whole as u128);
-    Some(((p * 20_000 + w) / (2 * w)) as u64)
-}
-
-/// Hundredths of a percent as a number for JSON: 1713 → 17.13.
-pub fn hundredths_to_f64(h: u64) -> f64 {
-    h as f64 / 100.0
-}
 
 /// One region's numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -517,271 +287,25 @@ impl Coverage {
     }
 }
 
-/// The levels of `server report`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReportLevel {
-    Kabupaten,
-    Kecamatan,
-    Desa,
-}
-
-/// One line of `server report`, the same numbers the dashboard shows.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ReportRow {
-    pub level: Level,
-    pub code: String,
-    pub name: String,
-    pub parent: String,
-    pub wajib_ktp: Option<u64>,
-    pub target: Option<u64>,
-    pub live: u64,
-    pub remaining: Option<u64>,
-    /// Percent of the target reached, two decimals.
-    pub percent_of_target: Option<f64>,
-    /// Percent of wajib KTP activated, two decimals.
-    pub percent_of_wajib_ktp: Option<f64>,
-    pub conflicts: u64,
-    pub target_source: Source,
-}
-
-impl ReportRow {
-    pub const COLUMNS: [&'static str; 12] = [
-        "level",
-        "code",
-        "name",
-        "parent",
-        "wajib_ktp",
-        "target",
-        "live",
-        "remaining",
-        "percent_of_target",
-        "percent_of_wajib_ktp",
-        "conflicts",
-        "target_source",
-    ];
-
-    pub fn of(a: &Area) -> ReportRow {
-        let f = &a.figures;
-        ReportRow {
-            level: a.level,
-            code: a.code.clone(),
-            name: a.name.clone(),
-            parent: a.parent.clone(),
-            wajib_ktp: f.wajib_ktp,
-            target: f.target,
-            live: f.live,
-            remaining: f.remaining(),
-            percent_of_target: f.of_target().map(hundredths_to_f64),
-            percent_of_wajib_ktp: f.of_wajib_ktp().map(hundredths_to_f64),
-            conflicts: f.conflicts,
-            target_source: a.source,
-        }
-    }
-
-    /// CSV cells: plain digits, a dot for decimals, empty where unknown.
-    pub fn cells(&self) -> [String; 12] {
-        let o = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-        let p = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_default();
-        let level = match self.level {
-            Level::Provinsi => "provinsi",
-            Level::Kabupaten => "kabupaten",
-            Level::Kecamatan => "kecamatan",
-            Level::Desa => "desa",
-        };
-        let source = match self.target_source {
-            Source::Own => "own",
-            Source::Children => "children",
-            Source::None => "none",
-        };
-        [
-            level.to_string(),
-            self.code.clone(),
-            self.name.clone(),
-            self.parent.clone(),
-            o(self.wajib_ktp),
-            o(self.target),
-            self.live.to_string(),
-            o(self.remaining),
-            p(self.percent_of_target),
-            p(self.percent_of_wajib_ktp),
-            self.conflicts.to_string(),
-            source.to_string(),
-        ]
-    }
-}
-
-/// Reads the aggregation's inputs: the targets and the maintained per-village counts.
-pub fn load(conn: &mut Db<'_>) -> db::Result<Inputs> {
-    let mut targets = Vec::new();
-    let rows = conn.query_all(
-        "SELECT region_code, wajib_ktp, target_count, target_bp FROM targets ORDER BY region_code",
-        args![],
-    )?;
-    for r in rows {
-        let count: Option<i64> = r.get(2)?;
-        let bp: Option<i64> = r.get(3)?;
-        targets.push(TargetRow {
-            region_code: r.get(0)?,
-            wajib_ktp: r.get::<i64>(1)?.max(0) as u64,
-            target: match (count, bp) {
-                (Some(c), _) => Target::Count(c.max(0) as u64),
-                (None, b) => Target::Percent(b.unwrap_or(0).clamp(0, 10_000) as u32),
-            },
-        });
-    }
-    let live = counts(
-        conn,
-        "SELECT village, live FROM live_by_village WHERE live > 0",
-    )?;
-    let conflicts = counts(
-        conn,
-        "SELECT village, COUNT(*) FROM records WHERE state = 'conflict' AND voided_by IS NULL
-         GROUP BY village",
-    )?;
-    Ok(Inputs {
-        targets,
-        live,
-        conflicts,
-    })
-}
-
-fn counts(conn: &mut Db<'_>, sql: &str) -> db::Result<BTreeMap<String, u64>> {
-    conn.query_all(sql, args![])?
-        .iter()
-        .map(|r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?.max(0) as u64)))
-        .collect()
-}
-
-/// Reads (one snapshot: the targets and both counts agree) and builds in one go.
-pub fn coverage(conn: &mut Db<'_>) -> db::Result<Coverage> {
-    let mut tx = conn.begin(db::Mode::Read)?;
-    let inputs = load(&mut tx)?;
-    tx.commit()?;
-    Ok(build(&inputs))
-}
-
-/// One enrolled device's activity, for the team table and its chart.
-#[derive(Debug, Clone, Serialize)]
-pub struct DeviceActivity {
-    pub id: String,
-    pub officer: String,
-    pub team: String,
-    pub last_sync_at: Option<String>,
-    pub revoked: bool,
-    pub live: u64,
-    /// Live activations per local day, oldest first, for the `days` days ending today.
-    pub per_day: Vec<(String, u64)>,
-}
-
-/// Devices with their live activations per local day over the `days` days ending on `today`
-/// (in `offset`'s local time), by team, officer and id.
-pub fn device_activity(
-    conn: &mut Db<'_>,
-    offset: time::UtcOffset,
-    today: time::Date,
-    days: u16,
-) -> db::Result<Vec<DeviceActivity>> {
-    let first = today - time::Duration::days(i64::from(days.max(1)) - 1);
-    let dates: Vec<time::Date> = (0..days.max(1))
-        .map(|i| first + time::Duration::days(i64::from(i)))
-        .collect();
-    let mut devices: Vec<DeviceActivity> = conn
-        .query_all(
-            "SELECT id, officer, team, last_sync_at, revoked_at IS NOT NULL FROM devices
-             ORDER BY team, officer, id",
-            args![],
-        )?
-        .iter()
-        .map(|r| {
-            Ok(DeviceActivity {
-                id: r.get(0)?,
-                officer: r.get(1)?,
-                team: r.get(2)?,
-                last_sync_at: r.get(3)?,
-                revoked: r.get(4)?,
-                live: 0,
-                per_day: dates.iter().map(|d| (d.to_string(), 0)).collect(),
-            })
-        })
-        .collect::<db::Result<_>>()?;
-    let index: BTreeMap<String, usize> = devices
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.id.clone(), i))
-        .collect();
-    let rows = conn.query_all(
-        "SELECT device_id, hour, live FROM live_by_device_hour WHERE live > 0",
-        args![],
-    )?;
-    for r in rows {
-        let (device, hour, live): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-        let Some(&i) = index.get(&device) else {
-            continue;
-        };
-        let live = live.max(0) as u64;
-        devices[i].live += live;
-        if let Some(day) = local_day(&hour, offset)
-            && day >= first
-            && day <= today
-        {
-            let k = (day - first).whole_days() as usize;
-            devices[i].per_day[k].1 += live;
-        }
-    }
-    Ok(devices)
-}
-
-/// The local date of a UTC hour bucket `2026-11-23T17`.
-fn local_day(hour: &str, offset: time::UtcOffset) -> Option<time::Date> {
-    let t = crate::timefmt::parse(&format!("{hour}:00:00Z"))?;
-    Some(t.to_offset(offset).date())
-}
-
-/// Indonesian number: 60846 → "60.846".
-pub fn fmt_int(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push('.');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Indonesian percentage from hundredths: 1713 → "17,13".
-pub fn fmt_pct(hundredths: u64) -> String {
-    format!("{},{:02}", fmt_int(hundredths / 100), hundredths % 100)
-}
-
-/// An in-memory district database for unit tests: the server's tables as agreed, then
-/// [`MIGRATION`].
+/// An in-memory district database for unit tests, made by the server's own migrations (so it
+/// cannot drift from the real schema).
 #[cfg(test)]
 pub(crate) fn test_db() -> rusqlite::Connection {
-    let conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.execute_batch(
-        "CREATE TABLE devices (id TEXT PRIMARY KEY, public_key TEXT NOT NULL UNIQUE,
-             officer TEXT NOT NULL, team TEXT NOT NULL, enrolled_at TEXT NOT NULL,
-             revoked_at TEXT, last_sync_at TEXT) STRICT;
-         CREATE TABLE records (id TEXT PRIMARY KEY, device_id TEXT NOT NULL REFERENCES devices(id),
-             seq INTEGER NOT NULL, kind TEXT NOT NULL, recorded_at TEXT NOT NULL,
-             village TEXT NOT NULL, district TEXT NOT NULL, regency TEXT NOT NULL,
-             nik TEXT NOT NULL, name TEXT NOT NULL, phone TEXT NOT NULL, email TEXT,
-             officer TEXT NOT NULL, team TEXT NOT NULL, voids TEXT REFERENCES records(id),
-             reason TEXT, warnings TEXT NOT NULL DEFAULT '[]', content_hash TEXT NOT NULL,
-             batch_id TEXT NOT NULL, received_at TEXT NOT NULL, state TEXT NOT NULL,
-             conflict_with TEXT REFERENCES records(id), voided_by TEXT REFERENCES records(id)) STRICT;",
-    )
-    .unwrap();
-    conn.execute_batch(MIGRATION).unwrap();
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    let list: Vec<&str> = crate::server::schema::MIGRATIONS
+        .iter()
+        .map(|m| m.sqlite)
+        .collect();
+    crate::sqlite::migrate(&mut conn, &list).unwrap();
     conn
 }
 
 #[cfg(test)]
 mod tests {
+    use super::load::{counts, local_day};
     use super::*;
+    use crate::server::db::Db;
+    use rusqlite::params;
 
     fn row(code: &str, wajib: u64, target: Target) -> TargetRow {
         TargetRow {
@@ -1047,7 +571,7 @@ mod tests {
         assert_eq!(kept(&conn).1, filled.live);
 
         conn.execute(
-            "INSERT INTO devices VALUES ('dev-x', 'kx', 'P', 'T', 'x', NULL, NULL)",
+            "INSERT INTO devices (id, public_key, officer, team, enrolled_at) VALUES ('dev-x', 'kx', 'P', 'T', 'x')",
             [],
         )
         .unwrap();
@@ -1120,7 +644,7 @@ mod tests {
     fn the_migration_counts_records_already_there() {
         let conn = test_db();
         conn.execute(
-            "INSERT INTO devices VALUES ('dev-x', 'kx', 'P', 'T', 'x', NULL, NULL)",
+            "INSERT INTO devices (id, public_key, officer, team, enrolled_at) VALUES ('dev-x', 'kx', 'P', 'T', 'x')",
             [],
         )
         .unwrap();
@@ -1132,7 +656,8 @@ mod tests {
         )
         .unwrap();
         put(&conn, "c", "activation", "1702091013", "conflict", None);
-        let backfill = &MIGRATION[MIGRATION.find("INSERT INTO live_by_village").unwrap()..];
+        let m = crate::server::schema::COVERAGE;
+        let backfill = &m[m.find("INSERT INTO live_by_village").unwrap()..];
         conn.execute_batch(backfill).unwrap();
         assert_eq!(kept(&conn), recount(&conn));
         assert_eq!(load(&mut Db::sqlite(&conn)).unwrap().live["1702091012"], 2);
@@ -1151,7 +676,7 @@ mod tests {
     #[test]
     fn fold_reads_only_the_batch() {
         let conn = test_db();
-        for sql in fold_sql() {
+        for sql in super::fold::fold_sql() {
             let select = &sql[sql.find("SELECT").unwrap()..sql.find("ON CONFLICT").unwrap()];
             let mut st = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {select}"))

@@ -1,6 +1,10 @@
 //! The sync protocol shared by the field client and the district server (HTTP + JSON under
 //! `/v1`). `docs/protocol.md` is the normative description; these are its types.
+pub mod batch;
+pub mod codes;
+
 use crate::domain::Record;
+pub use codes::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
@@ -228,7 +232,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorDetail {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
 }
 

@@ -1,0 +1,415 @@
+//! The signed exchanges with a district (or province) server over blocking `ureq` and rustls:
+//! health, enrolment, one journalled batch, the activated-NIK list. Only an answer signed by the
+//! enrolled server key, naming the batch that was sent, counts as an answer; anything else is a
+//! failed attempt. A `429` is a wait (its `Retry-After`), not a failure.
+use super::failure::Failure;
+use super::transport::{
+    Transport, certificate_problem, check_plain_http, load_ca_file, normalise_url,
+};
+use crate::crypto;
+use crate::error::AppError;
+use crate::protocol::{self, BatchResponse, EnrolRequest, EnrolResponse, ErrorBody, Health};
+use crate::tr;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::time::Duration;
+
+/// records is ~330 KB as JSON, ~40 KB as gzip).
+const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest `Retry-After` honoured (a longer one is waited this long, then retried).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+pub struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+/// A response read in full: status, signature header, `Content-Encoding`, `Retry-After`, body
+/// as received.
+struct Reply {
+    status: u16,
+    signature: Option<String>,
+    encoding: Option<String>,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+}
+
+impl Client {
+    /// A client with the default transport: public web roots, plain HTTP only to loopback.
+    /// `timeout` bounds connecting, each read and write (a stalled link), and the wait for the
+    /// server's answer; a slow link that keeps moving is not cut off.
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Client, AppError> {
+        Client::with_transport(
+            base_url,
+            &Transport {
+                timeout,
+                ca_file: None,
+                allow_plain_http: false,
+            },
+        )
+    }
+
+    pub fn with_transport(base_url: &str, t: &Transport) -> Result<Client, AppError> {
+        let base = normalise_url(base_url)?;
+        check_plain_http(&base, t.allow_plain_http)?;
+        let roots = match &t.ca_file {
+            Some(path) => load_ca_file(path)?,
+            None => ureq::tls::RootCerts::WebPki,
+        };
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(roots)
+            .build();
+        let timeout = t.timeout;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeout))
+            .timeout_per_read(Some(timeout))
+            .timeout_per_write(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            // The signature covers the answer bytes exactly as the server sent them; a batch
+            // request asks for gzip itself (ureq is built without its gzip feature, so it never
+            // gunzips behind our back: see `answer_json`).
+            .accept_encoding("identity")
+            .max_redirects(0)
+            .user_agent(concat!("ikd-field/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Client { agent, base })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The reply to a request, read in full; an error unless it is a 200.
+    fn exchange(
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Reply, Failure> {
+        let r = Self::read(sent.map_err(Self::transport)?)?;
+        if r.status != 200 {
+            return Err(Self::not_ok(&r));
+        }
+        Ok(r)
+    }
+
+    fn read(mut resp: ureq::http::Response<ureq::Body>) -> Result<Reply, Failure> {
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (signature, encoding) = (header(protocol::H_SIGNATURE), header("Content-Encoding"));
+        let retry_after = header("Retry-After")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
+            .map_err(|e| Failure::Transient(tr!("jawaban terputus: {e}", "answer cut off: {e}")))?;
+        Ok(Reply {
+            status,
+            signature,
+            encoding,
+            retry_after,
+            body,
+        })
+    }
+
+    fn transport(e: ureq::Error) -> Failure {
+        match certificate_problem(&e) {
+            Some(why) => Failure::Certificate(why),
+            None => Failure::Transient(e.to_string()),
+        }
+    }
+
+    /// A non-200 reply: the server's own refusal (4xx with its error body) or a transient failure.
+    fn not_ok(r: &Reply) -> Failure {
+        let parsed: Option<ErrorBody> = serde_json::from_slice(&r.body).ok();
+        if r.status == 429 {
+            return Failure::RateLimited {
+                retry_after: r.retry_after,
+                message: parsed.map(|e| e.error.message).unwrap_or_default(),
+            };
+        }
+        // The server's own words for a network problem (the body stalled or ended early) or a
+        // busy moment are worth retrying; other 4xx refusals are not.
+        match parsed {
+            Some(e)
+                if (400..500).contains(&r.status)
+                    && r.status != 429
+                    && r.status != 408
+                    && !e.error.code.is_transient() =>
+            {
+                Failure::Refused {
+                    status: r.status,
+                    code: e.error.code,
+                    message: e.error.message,
+                }
+            }
+            Some(e) => Failure::Transient(format!(
+                "{} {}: {}",
+                r.status, e.error.code, e.error.message
+            )),
+            None => Failure::Transient(tr!(
+                "jawaban {} yang bukan dari server ikd-field",
+                "a {} answer that is not from an ikd-field server",
+                r.status
+            )),
+        }
+    }
+
+    pub fn health(&self) -> Result<Health, Failure> {
+        let r = Self::exchange(
+            self.agent
+                .get(format!("{}{}", self.base, protocol::PATH_HEALTH))
+                .call(),
+        )?;
+        let h: Health = serde_json::from_slice(&r.body).map_err(|_| {
+            Failure::Transient(tr!(
+                "jawaban /v1/health bukan dari server ikd-field",
+                "the /v1/health answer is not from an ikd-field server"
+            ))
+        })?;
+        if !h.ok || h.protocol != protocol::VERSION {
+            return Err(Failure::Transient(format!(
+                "server protocol {} (ok={})",
+                h.protocol, h.ok
+            )));
+        }
+        Ok(h)
+    }
+
+    /// Enrols with `req`; returns the answer and whether it is signed by the server key it
+    /// names (servers since enrolment pinning sign it; [`super::pin`] requires it).
+    pub fn enrol(&self, req: &EnrolRequest) -> Result<(EnrolResponse, bool), Failure> {
+        let r = Self::exchange(
+            self.agent
+                .post(format!("{}{}", self.base, protocol::PATH_ENROL))
+                .header("Content-Type", "application/json")
+                .send(serde_json::to_vec(req).expect("request serialises")),
+        )?;
+        let ans: EnrolResponse = serde_json::from_slice(&r.body).map_err(|_| {
+            Failure::Unsigned(tr!(
+                "jawaban pendaftaran bukan dari server ikd-field",
+                "the enrolment answer is not from an ikd-field server"
+            ))
+        })?;
+        // The server id must be the id of the key it hands out.
+        let key_ok = crypto::parse_public_hex(&ans.server_public_key)
+            .is_some_and(|k| crypto::key_id(&k) == ans.server_id);
+        if !key_ok {
+            return Err(Failure::Unsigned(tr!(
+                "kunci server dalam jawaban pendaftaran tidak cocok dengan id-nya",
+                "the server key in the enrolment answer does not match its id"
+            )));
+        }
+        let signed =
+            crypto::parse_public_hex(&ans.server_public_key).is_some_and(|k| signed_by(&k, &r));
+        Ok((ans, signed))
+    }
+
+    /// Sends one journalled batch: its id, gzip body and base64 signature as cut (the field kit's outbox, a district server forwarding to its province).
+    pub fn send_signed(
+        &self,
+        batch_id: &str,
+        body: &[u8],
+        signature: &str,
+        device_id: &str,
+        server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+    ) -> Result<(BatchResponse, u64), Failure> {
+        let r = Self::exchange(
+            self.agent
+                .post(format!("{}{}", self.base, protocol::PATH_BATCHES))
+                .header("Content-Type", "application/json")
+                .header("Content-Encoding", "gzip")
+                .header("Accept-Encoding", "gzip")
+                .header(protocol::H_DEVICE, device_id)
+                .header(protocol::H_BATCH, batch_id)
+                .header(protocol::H_SIGNATURE, signature)
+                .send(body),
+        )?;
+        if !signed_by(server_key, &r) {
+            return Err(Failure::Unsigned(tr!(
+                "jawaban 200 tanpa tanda tangan server Dinas (halaman login hotspot atau proxy?)",
+                "a 200 answer not signed by the district server (a hotspot login page or proxy?)"
+            )));
+        }
+        let json = answer_json(&r)?;
+        let ans: BatchResponse = serde_json::from_slice(&json).map_err(|e| {
+            Failure::Transient(tr!(
+                "jawaban bertanda tangan tidak terbaca: {e}",
+                "signed answer unreadable: {e}"
+            ))
+        })?;
+        if ans.batch_id != batch_id {
+            return Err(Failure::Unsigned(tr!(
+                "jawaban untuk batch lain ({})",
+                "an answer for another batch ({})",
+                ans.batch_id
+            )));
+        }
+        Ok((ans, r.body.len() as u64))
+    }
+}
+
+impl Client {
+    /// One page of `POST /v1/activated` from cursor `since`, signed by the device; accepted only
+    /// when the answer is signed by `server_key`.
+    pub fn activated(
+        &self,
+        key: &crypto::KeyPair,
+        device_id: &str,
+        server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+        since: i64,
+    ) -> Result<protocol::ActivatedResponse, Failure> {
+        let body = serde_json::to_vec(&protocol::ActivatedRequest {
+            protocol: protocol::VERSION,
+            device_id: device_id.to_string(),
+            since,
+            at: crate::timefmt::now_utc(),
+        })
+        .expect("request serialises");
+        let sig = B64.encode(key.sign(&protocol::signed_digest(&body)));
+        let r = Self::exchange(
+            self.agent
+                .post(format!("{}{}", self.base, protocol::PATH_ACTIVATED))
+                .header("Content-Type", "application/json")
+                .header(protocol::H_DEVICE, device_id)
+                .header(protocol::H_SIGNATURE, &sig)
+                .send(&body[..]),
+        )?;
+        if !signed_by(server_key, &r) {
+            return Err(Failure::Unsigned(tr!(
+                "daftar NIK teraktivasi tanpa tanda tangan server Dinas",
+                "the activated-NIK list is not signed by the district server"
+            )));
+        }
+        serde_json::from_slice(&answer_json(&r)?)
+            .map_err(|e| Failure::Transient(format!("/v1/activated: {e}")))
+    }
+}
+
+/// True when the reply carries `server_key`'s signature of SHA-256 of its body.
+fn signed_by(server_key: &[u8; crypto::PUBLIC_KEY_LEN], r: &Reply) -> bool {
+    r.signature
+        .as_deref()
+        .and_then(|s| B64.decode(s.trim()).ok())
+        .is_some_and(|sig| crypto::verify(server_key, &protocol::signed_digest(&r.body), &sig))
+}
+
+/// The JSON of a signed answer (call after [`signed_by`]): the body as received, or gunzipped
+/// with a size cap when the server sent `Content-Encoding: gzip`.
+fn answer_json(r: &Reply) -> Result<std::borrow::Cow<'_, [u8]>, Failure> {
+    use std::io::Read;
+    match r.encoding.as_deref().map(str::trim) {
+        None | Some("") | Some("identity") => Ok(std::borrow::Cow::Borrowed(&r.body)),
+        Some(e) if e.eq_ignore_ascii_case("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&r.body[..])
+                .take(MAX_ANSWER_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    Failure::Transient(tr!(
+                        "jawaban gzip bertanda tangan rusak: {e}",
+                        "signed gzip answer is damaged: {e}"
+                    ))
+                })?;
+            if out.len() as u64 > MAX_ANSWER_BYTES {
+                return Err(Failure::Transient(tr!(
+                    "jawaban server melebihi {} byte setelah dibuka",
+                    "the server's answer expands past {} bytes",
+                    MAX_ANSWER_BYTES
+                )));
+            }
+            Ok(std::borrow::Cow::Owned(out))
+        }
+        Some(e) => Err(Failure::Transient(tr!(
+            "jawaban dengan Content-Encoding tak dikenal: {}",
+            "an answer with an unknown Content-Encoding: {}",
+            e
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gzip_answer_is_gunzipped_with_a_cap() {
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut e, data).unwrap();
+            e.finish().unwrap()
+        };
+        let reply = |encoding: Option<&str>, body: Vec<u8>| Reply {
+            status: 200,
+            signature: None,
+            encoding: encoding.map(str::to_string),
+            retry_after: None,
+            body,
+        };
+        let json = br#"{"ok":true}"#;
+        let r = reply(Some("gzip"), gz(json));
+        assert_eq!(&*answer_json(&r).unwrap(), json);
+        assert_eq!(&*answer_json(&reply(None, json.to_vec())).unwrap(), json);
+        assert!(answer_json(&reply(Some("br"), json.to_vec())).is_err());
+        assert!(answer_json(&reply(Some("gzip"), json.to_vec())).is_err());
+        let bomb = gz(&vec![b' '; MAX_ANSWER_BYTES as usize + 10]);
+        assert!(bomb.len() < 100_000);
+        assert!(answer_json(&reply(Some("gzip"), bomb)).is_err());
+    }
+
+    #[test]
+    fn a_portal_page_or_unknown_server_is_retried_a_refusal_is_not() {
+        let portal = Reply {
+            status: 403,
+            signature: None,
+            encoding: None,
+            retry_after: None,
+            body: b"<html>login</html>".to_vec(),
+        };
+        assert!(Client::not_ok(&portal).retryable());
+        let revoked = Reply {
+            status: 403,
+            signature: None,
+            encoding: None,
+            retry_after: None,
+            body: br#"{"error":{"code":"device_revoked","message":"revoked"}}"#.to_vec(),
+        };
+        assert!(!Client::not_ok(&revoked).retryable());
+        let stalled = Reply {
+            status: 400,
+            signature: None,
+            encoding: None,
+            retry_after: None,
+            body: br#"{"error":{"code":"incomplete_body","message":"x"}}"#.to_vec(),
+        };
+        assert!(Client::not_ok(&stalled).retryable());
+        let busy = Reply {
+            status: 503,
+            signature: None,
+            encoding: None,
+            retry_after: None,
+            body: br#"{"error":{"code":"internal","message":"x"}}"#.to_vec(),
+        };
+        assert!(Client::not_ok(&busy).retryable());
+        let limited = Reply {
+            status: 429,
+            signature: None,
+            encoding: None,
+            retry_after: Some(Duration::from_secs(3)),
+            body: br#"{"error":{"code":"rate_limited","message":"x"}}"#.to_vec(),
+        };
+        let f = Client::not_ok(&limited);
+        assert!(f.retryable());
+        assert_eq!(f.retry_after(), Some(Duration::from_secs(3)));
+        assert!(!Failure::Certificate("expired".into()).retryable());
+    }
+}
