@@ -18,6 +18,7 @@ pub mod seal;
 pub mod server;
 pub mod slip;
 pub mod sqlite;
+pub mod stop;
 pub mod synth;
 pub mod timefmt;
 

@@ -98,7 +98,9 @@ impl District {
 
 impl Drop for District {
     fn drop(&mut self) {
-        // SIGTERM lets the server finish cleanly; kill is the fallback.
+        // SIGTERM lets the server finish cleanly; kill is the fallback (and on Windows, where
+        // there is no SIGTERM to send to a child, the only way).
+        #[cfg(unix)]
         if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
             // SAFETY: kill(2) with our own child's pid; no memory is involved.
             unsafe { libc::kill(pid, libc::SIGTERM) };

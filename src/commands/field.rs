@@ -563,7 +563,7 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
             "by_status": by_status,
             "today": {"activations": today_act, "voids": today_void, "date": timefmt::local_date(&timefmt::now_utc(), offset)},
             "by_village": by_village,
-            "sync": super::sync::status_json(&dd)?,
+            "sync": crate::field::enrolment::SyncState::load(&dd.store)?,
             "seal": seal,
             "retention": {"days": ctx.config.field.retention_days, "purged": purged,
                           "after_sync": ctx.config.field.purge_after_sync},
@@ -579,7 +579,10 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
         tr!("tim", "team"),
         dd.identity.team
     );
-    println!("{}", super::sync::status_line(&dd, offset)?);
+    println!(
+        "{}",
+        crate::field::enrolment::SyncState::load(&dd.store)?.line(offset)
+    );
     println!("{}", seal_line(&seal));
     println!("{}", tr!("Catatan: {total}", "Records: {total}"));
     for (s, n) in &counts {

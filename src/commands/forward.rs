@@ -72,7 +72,7 @@ pub fn run(ctx: &Ctx, db: Option<PathBuf>, a: ForwardArgs) -> Result<(), AppErro
             if a.watch {
                 watch(ctx, &store, &key, to.as_deref(), &settings)
             } else {
-                let stop = stop_flag()?;
+                let stop = crate::stop::flag(1)?;
                 let report = forward_run::pass(
                     &store,
                     &key,
@@ -167,17 +167,6 @@ fn status(ctx: &Ctx, store: &Store) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Ctrl+C / SIGTERM stop a pass after the batch in flight (a second one exits at once).
-fn stop_flag() -> Result<Arc<AtomicBool>, AppError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .map_err(|e| AppError::other(format!("signal handler: {e}")))?;
-    }
-    Ok(stop)
-}
-
 /// Progress lines on stderr (none with `--json`).
 fn progress(ctx: &Ctx) -> impl FnMut(Event<'_>) + use<> {
     let quiet = ctx.json;
@@ -202,18 +191,7 @@ pub fn event_line(e: &Event<'_>) -> String {
             s.conflict,
             s.rejected
         ),
-        Event::Retry {
-            batch,
-            attempt,
-            max,
-            wait,
-            why,
-        } => tr!(
-            "  batch {}: percobaan {attempt}/{max} gagal ({why}); coba lagi dalam {:.1} dtk",
-            "  batch {}: attempt {attempt}/{max} failed ({why}); retrying in {:.1} s",
-            batch.id,
-            wait.as_secs_f64()
-        ),
+        Event::Retry { batch, retry } => format!("  batch {}: {retry}", batch.id),
     }
 }
 
@@ -259,7 +237,7 @@ fn watch(
     to: Option<&str>,
     settings: &Settings,
 ) -> Result<(), AppError> {
-    let stop = stop_flag()?;
+    let stop = crate::stop::flag(1)?;
     let every = Duration::from_secs(ctx.config.forward.every_secs.max(1));
     while !stop.load(Ordering::Relaxed) {
         match forward_run::pass(store, key, to, settings, &stop, &mut progress(ctx)) {

@@ -13,7 +13,6 @@ use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -116,13 +115,8 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
         scheme,
         addr,
     } = server::listen::open(cfg, &listen, &ctx.data_dir)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .map_err(|e| AppError::other(format!("signal handler: {e}")))?;
-    }
+    // A second Ctrl+C / SIGTERM while stopping exits at once.
+    let stop = crate::stop::flag(1)?;
     let id = key.id();
     if ctx.json {
         println!(

@@ -2,19 +2,17 @@
 //! enrolment step of `init --server URL --token T`.
 use super::Ctx;
 use crate::client::pin::ExpectedServer;
-use crate::client::{self as sync_client, Client, Failure, Retry};
+use crate::client::{self as sync_client, Client, Retry};
 use crate::error::{AppError, Kind};
 use crate::field::datadir::DataDir;
 use crate::field::enrolment::{self, Enrolment};
 use crate::field::outbox;
 use crate::field::sync_run::{self, Event, Options, Report};
-use crate::protocol::EnrolRequest;
 use crate::{output, timefmt, tr};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -48,8 +46,8 @@ pub struct SyncArgs {
     pub to_file: Option<PathBuf>,
 }
 
-/// Registers the device with the server behind `server` using a one-time token; stores the
-/// server's URL, id and key in the field database.
+/// Registers the device with the server behind `server` using a one-time token (see
+/// [`enrolment::enrol`]).
 pub fn enrol_device(
     ctx: &Ctx,
     dd: &DataDir,
@@ -57,105 +55,7 @@ pub fn enrol_device(
     token: &str,
     expect: Option<&ExpectedServer>,
 ) -> Result<Enrolment, AppError> {
-    let client = client(ctx, server)?;
-    // A server id given beforehand: the server must prove to be that one before the token is
-    // spent (field/pin.rs); its enrolment answer is checked again below.
-    if let Some(want) = expect {
-        let h = client.health().map_err(|f| {
-            AppError::new(
-                Kind::Unreachable,
-                tr!(
-                    "Server {} tidak bisa diperiksa sebelum pendaftaran: {f}. Token belum terpakai; tidak ada yang diubah.",
-                    "The server at {} could not be checked before enrolment: {f}. The token is not spent; nothing was changed.",
-                    client.base()
-                ),
-            )
-            .hint(tr!(
-                "Periksa alamat server dan sinyal, lalu ulangi perintahnya.",
-                "Check the server address and the signal, then run the command again."
-            ))
-        })?;
-        want.check_health(client.base(), &h)?;
-    }
-    // A district key set beforehand must be this server's, or the records sealed to it could
-    // not be opened there: check before the token is spent.
-    if let Some(have) = crate::field::sealing::district_key(&dd.store)?
-        && let Ok(h) = client.health()
-        && !h.seal_public_key.is_empty()
-        && h.seal_public_key != hex::encode(have)
-    {
-        return Err(crate::field::sealing::key_mismatch(
-            &hex::encode(have),
-            &h.seal_public_key,
-        ));
-    }
-    let req = EnrolRequest {
-        token: token.trim().to_string(),
-        public_key: dd.identity.public_key.clone(),
-        officer: dd.identity.officer.clone(),
-        team: dd.identity.team.clone(),
-    };
-    let (ans, signed) = client.enrol(&req).map_err(|f| match f {
-        Failure::Refused {
-            status,
-            code,
-            message,
-        } => sync_client::refusal_error(status, &code, &message),
-        other => AppError::new(
-            Kind::Unreachable,
-            tr!(
-                "Pendaftaran ke {} gagal: {other}. Perangkat belum terdaftar; tidak ada yang hilang.",
-                "Enrolment with {} failed: {other}. The device is not enrolled yet; nothing is lost.",
-                client.base()
-            ),
-        )
-        .hint(tr!(
-            "Periksa alamat server dan sinyal, lalu ulangi perintahnya (token belum terpakai).",
-            "Check the server address and the signal, then run the command again (the token is not spent)."
-        )),
-    })?;
-    if let Some(want) = expect {
-        want.check_answer(client.base(), &ans, signed)?;
-    }
-    // The health check above is skipped when /v1/health fails or names no key: check the
-    // answer's key too, before anything is stored (records sealed to another key could not be
-    // opened there, and would come back `seal_unopened`).
-    if let Some(have) = crate::field::sealing::district_key(&dd.store)?
-        && crate::seal::parse_public_hex(&ans.seal_public_key) != Some(have)
-    {
-        return Err(crate::field::sealing::key_mismatch(
-            &hex::encode(have),
-            ans.seal_public_key.trim(),
-        ));
-    }
-    if ans.device_id != dd.identity.device_id {
-        return Err(AppError::other(tr!(
-            "Server mendaftarkan perangkat {} padahal perangkat ini {}.",
-            "The server enrolled device {} but this device is {}.",
-            ans.device_id,
-            dd.identity.device_id
-        )));
-    }
-    let e = Enrolment {
-        server_url: client.base().to_string(),
-        server_id: ans.server_id.clone(),
-        server_public_key: ans.server_public_key.clone(),
-        enrolled_at: timefmt::now_utc(),
-    };
-    e.save(&dd.store)?;
-    // From now on records are sealed to the district; what the holding key held is re-sealed
-    // and the holding key destroyed (field/sealing.rs).
-    crate::field::sealing::adopt(&dd.store, &dd.path, &ans.seal_public_key, "enrol").map_err(
-        |e| AppError {
-            message: tr!(
-                "Perangkat terdaftar, tetapi kunci segel Dinas tidak bisa dipasang: {}",
-                "The device is enrolled, but the district sealing key could not be set: {}",
-                e.message
-            ),
-            ..e
-        },
-    )?;
-    Ok(e)
+    enrolment::enrol(dd, &client(ctx, server)?, token, expect)
 }
 
 pub fn print_enrolled(ctx: &Ctx, dd: &DataDir, e: &Enrolment) {
@@ -198,17 +98,6 @@ fn not_enrolled() -> AppError {
         "Minta token ke admin Dinas lalu: ikd-field enrol --server URL --token TOKEN (tanpa sinyal: ikd-field sync --to-file BERKAS)",
         "Ask the district admin for a token, then: ikd-field enrol --server URL --token TOKEN (no signal: ikd-field sync --to-file FILE)"
     ))
-}
-
-/// First Ctrl-C (or SIGTERM) asks to stop after the current batch; a second one exits at once
-/// (safe too: the journal makes the next run resend the same batch).
-fn stop_flag() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
-        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
-    }
-    stop
 }
 
 fn human_bytes(n: u64) -> String {
@@ -262,23 +151,9 @@ impl Progress {
                 self.bar.inc(records);
                 self.bar.set_message(human_bytes(self.bytes));
             }
-            Event::Retry {
-                attempt,
-                max,
-                wait,
-                why,
-            } => {
+            Event::Retry(retry) => {
                 if !self.json {
-                    self.bar.suspend(|| {
-                        eprintln!(
-                            "{}",
-                            tr!(
-                                "  percobaan {attempt}/{max} gagal: {why}; coba lagi dalam {:.1} dtk",
-                                "  attempt {attempt}/{max} failed: {why}; retrying in {:.1} s",
-                                wait.as_secs_f64()
-                            )
-                        )
-                    });
+                    self.bar.suspend(|| eprintln!("  {retry}"));
                 }
             }
         }
@@ -425,7 +300,7 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
         .unwrap_or_else(|| enrolment.server_url.clone());
     let client = client(ctx, &url)?;
     let opts = options(ctx, batch_size);
-    let stop = stop_flag();
+    let stop = crate::stop::flag(130)?;
     if a.watch {
         return watch(ctx, &mut dd, &client, &enrolment, &opts, &stop);
     }
@@ -537,37 +412,4 @@ fn watch(
             return Ok(());
         }
     }
-}
-
-/// The sync part of `ikd-field status`, as JSON.
-pub fn status_json(dd: &DataDir) -> Result<serde_json::Value, AppError> {
-    let (pending, open) = outbox::backlog(&dd.store)?;
-    Ok(json!({
-        "enrolment": Enrolment::load(&dd.store)?,
-        "last_sync": dd.store.meta(enrolment::M_LAST_OK)?,
-        "last_summary": dd.store.meta(enrolment::M_LAST_SUMMARY)?,
-        "pending": pending,
-        "open_batches": open,
-    }))
-}
-
-/// The sync part of `ikd-field status`, as a line for people.
-pub fn status_line(dd: &DataDir, offset: time::UtcOffset) -> Result<String, AppError> {
-    let (pending, _) = outbox::backlog(&dd.store)?;
-    let last = dd
-        .store
-        .meta(enrolment::M_LAST_OK)?
-        .map(|t| timefmt::local_display(&t, offset))
-        .unwrap_or_else(|| tr!("belum pernah", "never"));
-    Ok(match Enrolment::load(&dd.store)? {
-        Some(e) => tr!(
-            "Server: {} · sinkron terakhir: {last} · menunggu: {pending}",
-            "Server: {} · last sync: {last} · pending: {pending}",
-            e.server_url
-        ),
-        None => tr!(
-            "Server: belum terdaftar (ikd-field enrol --server URL --token TOKEN) · menunggu: {pending}",
-            "Server: not enrolled (ikd-field enrol --server URL --token TOKEN) · pending: {pending}"
-        ),
-    })
 }

@@ -1,8 +1,13 @@
 //! Where this laptop is enrolled (the district server's URL, id and key), kept in the field
 //! database's meta table, and the last complete sync.
+use crate::client::pin::ExpectedServer;
+use crate::client::{Client, Failure, refusal_error};
 use crate::crypto;
-use crate::error::AppError;
+use crate::error::{AppError, Kind};
+use crate::field::datadir::DataDir;
 use crate::field::store::Store;
+use crate::protocol::EnrolRequest;
+use crate::{timefmt, tr};
 
 /// Where this device is enrolled, as kept in the field database's meta table.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -66,5 +71,160 @@ impl Enrolment {
 
     pub fn key(&self) -> Option<[u8; crypto::PUBLIC_KEY_LEN]> {
         crypto::parse_public_hex(&self.server_public_key)
+    }
+}
+
+/// Registers the device with the server behind `client` using a one-time token; stores the
+/// server's URL, id and key in the field database, then seals what waited under the holding key
+/// to the district. With `expect`, the server must prove to be that one before the token is
+/// spent; a district key set beforehand must be the server's.
+pub fn enrol(
+    dd: &DataDir,
+    client: &Client,
+    token: &str,
+    expect: Option<&ExpectedServer>,
+) -> Result<Enrolment, AppError> {
+    // A server id given beforehand: the server must prove to be that one before the token is
+    // spent (field/pin.rs); its enrolment answer is checked again below.
+    if let Some(want) = expect {
+        let h = client.health().map_err(|f| {
+            AppError::new(
+                Kind::Unreachable,
+                tr!(
+                    "Server {} tidak bisa diperiksa sebelum pendaftaran: {f}. Token belum terpakai; tidak ada yang diubah.",
+                    "The server at {} could not be checked before enrolment: {f}. The token is not spent; nothing was changed.",
+                    client.base()
+                ),
+            )
+            .hint(tr!(
+                "Periksa alamat server dan sinyal, lalu ulangi perintahnya.",
+                "Check the server address and the signal, then run the command again."
+            ))
+        })?;
+        want.check_health(client.base(), &h)?;
+    }
+    // A district key set beforehand must be this server's, or the records sealed to it could
+    // not be opened there: check before the token is spent.
+    if let Some(have) = crate::field::sealing::district_key(&dd.store)?
+        && let Ok(h) = client.health()
+        && !h.seal_public_key.is_empty()
+        && h.seal_public_key != hex::encode(have)
+    {
+        return Err(crate::field::sealing::key_mismatch(
+            &hex::encode(have),
+            &h.seal_public_key,
+        ));
+    }
+    let req = EnrolRequest {
+        token: token.trim().to_string(),
+        public_key: dd.identity.public_key.clone(),
+        officer: dd.identity.officer.clone(),
+        team: dd.identity.team.clone(),
+    };
+    let (ans, signed) = client.enrol(&req).map_err(|f| match f {
+        Failure::Refused {
+            status,
+            code,
+            message,
+        } => refusal_error(status, &code, &message),
+        other => AppError::new(
+            Kind::Unreachable,
+            tr!(
+                "Pendaftaran ke {} gagal: {other}. Perangkat belum terdaftar; tidak ada yang hilang.",
+                "Enrolment with {} failed: {other}. The device is not enrolled yet; nothing is lost.",
+                client.base()
+            ),
+        )
+        .hint(tr!(
+            "Periksa alamat server dan sinyal, lalu ulangi perintahnya (token belum terpakai).",
+            "Check the server address and the signal, then run the command again (the token is not spent)."
+        )),
+    })?;
+    if let Some(want) = expect {
+        want.check_answer(client.base(), &ans, signed)?;
+    }
+    // The health check above is skipped when /v1/health fails or names no key: check the
+    // answer's key too, before anything is stored (records sealed to another key could not be
+    // opened there, and would come back `seal_unopened`).
+    if let Some(have) = crate::field::sealing::district_key(&dd.store)?
+        && crate::seal::parse_public_hex(&ans.seal_public_key) != Some(have)
+    {
+        return Err(crate::field::sealing::key_mismatch(
+            &hex::encode(have),
+            ans.seal_public_key.trim(),
+        ));
+    }
+    if ans.device_id != dd.identity.device_id {
+        return Err(AppError::other(tr!(
+            "Server mendaftarkan perangkat {} padahal perangkat ini {}.",
+            "The server enrolled device {} but this device is {}.",
+            ans.device_id,
+            dd.identity.device_id
+        )));
+    }
+    let e = Enrolment {
+        server_url: client.base().to_string(),
+        server_id: ans.server_id.clone(),
+        server_public_key: ans.server_public_key.clone(),
+        enrolled_at: timefmt::now_utc(),
+    };
+    e.save(&dd.store)?;
+    // From now on records are sealed to the district; what the holding key held is re-sealed
+    // and the holding key destroyed (field/sealing.rs).
+    crate::field::sealing::adopt(&dd.store, &dd.path, &ans.seal_public_key, "enrol").map_err(
+        |e| AppError {
+            message: tr!(
+                "Perangkat terdaftar, tetapi kunci segel Dinas tidak bisa dipasang: {}",
+                "The device is enrolled, but the district sealing key could not be set: {}",
+                e.message
+            ),
+            ..e
+        },
+    )?;
+    Ok(e)
+}
+
+/// The sync part of `ikd-field status`: where this laptop is enrolled, the last complete sync
+/// and what still waits.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncState {
+    pub enrolment: Option<Enrolment>,
+    pub last_sync: Option<String>,
+    pub last_summary: Option<String>,
+    pub pending: i64,
+    pub open_batches: i64,
+}
+
+impl SyncState {
+    pub fn load(store: &Store) -> Result<SyncState, AppError> {
+        let (pending, open_batches) = crate::field::outbox::backlog(store)?;
+        Ok(SyncState {
+            enrolment: Enrolment::load(store)?,
+            last_sync: store.meta(M_LAST_OK)?,
+            last_summary: store.meta(M_LAST_SUMMARY)?,
+            pending,
+            open_batches,
+        })
+    }
+
+    /// One line for people, times in `offset`.
+    pub fn line(&self, offset: time::UtcOffset) -> String {
+        let pending = self.pending;
+        let last = self
+            .last_sync
+            .as_deref()
+            .map(|t| timefmt::local_display(t, offset))
+            .unwrap_or_else(|| tr!("belum pernah", "never"));
+        match &self.enrolment {
+            Some(e) => tr!(
+                "Server: {} · sinkron terakhir: {last} · menunggu: {pending}",
+                "Server: {} · last sync: {last} · pending: {pending}",
+                e.server_url
+            ),
+            None => tr!(
+                "Server: belum terdaftar (ikd-field enrol --server URL --token TOKEN) · menunggu: {pending}",
+                "Server: not enrolled (ikd-field enrol --server URL --token TOKEN) · pending: {pending}"
+            ),
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! pending record is left outside an answered batch. Each answer is stored before the next batch
 //! goes, so an interruption at any point (kill -9, a dropped link, Ctrl-C) loses at most the
 //! work of one batch — which the next run resends byte for byte. Also `sync --to-file`.
+use crate::client::retry::{Attempt, Outcome, Retrying};
 use crate::client::{self as sync_client, Client, Failure, Retry};
 use crate::error::AppError;
 use crate::field::activated;
@@ -22,13 +23,8 @@ pub enum Event<'a> {
     Start { pending: u64 },
     /// A batch was answered.
     Answered { records: u64, bytes: u64 },
-    /// An attempt failed; the next one follows after `wait`.
-    Retry {
-        attempt: u32,
-        max: u32,
-        wait: Duration,
-        why: &'a Failure,
-    },
+    /// An attempt failed; the next one follows after its wait.
+    Retry(Retrying<'a>),
 }
 
 /// What a run did. `problems` lists conflicts and rejections (at most [`MAX_PROBLEMS`]).
@@ -120,29 +116,23 @@ fn send_with_retries(
     stop: &AtomicBool,
     tx: &mpsc::Sender<Msg>,
 ) {
-    let mut attempt = 0u32;
-    let done = loop {
-        attempt += 1;
-        match client.send_signed(&batch.id, &batch.body, &batch.signature, device, server_key) {
-            Ok(x) => break Ok(x),
-            Err(f) if !f.retryable() || attempt >= retry.max_attempts.max(1) => {
-                break Err(Some(f));
-            }
-            Err(failure) => {
-                // A 429 names its wait (Retry-After); never less than the backoff.
-                let wait = retry
-                    .delay(attempt)
-                    .max(failure.retry_after().unwrap_or_default());
-                let _ = tx.send(Msg::Retry {
-                    attempt,
-                    wait,
-                    failure,
-                });
-                if !sync_client::sleep_unless(stop, wait) {
-                    break Err(None);
-                }
-            }
-        }
+    let done = match retry.run(
+        stop,
+        |_| match client.send_signed(&batch.id, &batch.body, &batch.signature, device, server_key) {
+            Ok(x) => Attempt::Done(x),
+            Err(f) => Attempt::Failed(f),
+        },
+        |attempt, wait, failure| {
+            let _ = tx.send(Msg::Retry {
+                attempt,
+                wait,
+                failure: failure.clone(),
+            });
+        },
+    ) {
+        Outcome::Answered(x) => Ok(x),
+        Outcome::GaveUp(f) => Err(Some(f)),
+        Outcome::Stopped => Err(None),
     };
     let _ = tx.send(Msg::Done(done));
 }
@@ -209,12 +199,12 @@ pub fn run(
                         failure,
                     } => {
                         outbox::note_failure(&dd.store, &batch.id, &failure.to_string())?;
-                        on(Event::Retry {
+                        on(Event::Retry(Retrying {
                             attempt,
                             max: opts.retry.max_attempts,
                             wait,
                             why: &failure,
-                        });
+                        }));
                     }
                     Msg::Done(d) => done = Some(d),
                 }

@@ -6,7 +6,8 @@
 use super::forward::{self, Journalled, Report, Target};
 use super::store::Store;
 use crate::client::pin::ExpectedServer;
-use crate::client::{Client, Failure, Retry, Transport, sleep_unless};
+use crate::client::retry::{Attempt, Outcome, Retrying};
+use crate::client::{Client, Failure, Retry, Transport};
 use crate::config::ForwardConfig;
 use crate::crypto::{self, KeyPair};
 use crate::error::{AppError, Kind};
@@ -58,13 +59,10 @@ pub enum Event<'a> {
         batch: &'a Journalled,
         summary: &'a Summary,
     },
-    /// An attempt failed; the next follows after `wait`.
+    /// An attempt failed; the next follows after its wait.
     Retry {
         batch: &'a Journalled,
-        attempt: u32,
-        max: u32,
-        wait: Duration,
-        why: &'a Failure,
+        retry: Retrying<'a>,
     },
 }
 
@@ -243,37 +241,53 @@ fn send_all(
         {
             return Err(no_progress(&batch, *cursor));
         }
-        let mut attempt = 0u32;
-        let answer = loop {
-            attempt += 1;
-            if !forward::take_lease(store, holder, settings.lease_secs())? {
-                // Another process took over after our lease ran out: it resends the same batch.
-                report.lease_held_elsewhere = true;
-                return Ok(());
-            }
-            match send(&batch) {
-                Ok(ans) => break ans,
-                Err(f) => {
-                    forward::note_failure(store, &batch.id, &f.to_string());
-                    if !f.retryable() || attempt >= settings.retry.max_attempts {
-                        let backlog = forward::backlog(store).ok();
-                        return Err(failure_error(base, &f, backlog));
+        // An error of this side (the lease's database) ends the pass with that error.
+        let mut own_error: Option<AppError> = None;
+        let outcome = settings.retry.run(
+            stop,
+            |_| {
+                match forward::take_lease(store, holder, settings.lease_secs()) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Another process took over after our lease ran out: it resends the
+                        // same batch.
+                        report.lease_held_elsewhere = true;
+                        return Attempt::Abandon;
                     }
-                    let wait = settings
-                        .retry
-                        .delay(attempt)
-                        .max(f.retry_after().unwrap_or_default());
-                    on(Event::Retry {
-                        batch: &batch,
+                    Err(e) => {
+                        own_error = Some(e);
+                        return Attempt::Abandon;
+                    }
+                }
+                match send(&batch) {
+                    Ok(ans) => Attempt::Done(ans),
+                    Err(f) => {
+                        forward::note_failure(store, &batch.id, &f.to_string());
+                        Attempt::Failed(f)
+                    }
+                }
+            },
+            |attempt, wait, why| {
+                on(Event::Retry {
+                    batch: &batch,
+                    retry: Retrying {
                         attempt,
                         max: settings.retry.max_attempts,
                         wait,
-                        why: &f,
-                    });
-                    if !sleep_unless(stop, wait) {
-                        return Ok(());
-                    }
-                }
+                        why,
+                    },
+                })
+            },
+        );
+        if let Some(e) = own_error {
+            return Err(e);
+        }
+        let answer = match outcome {
+            Outcome::Answered(ans) => ans,
+            Outcome::Stopped => return Ok(()),
+            Outcome::GaveUp(f) => {
+                let backlog = forward::backlog(store).ok();
+                return Err(failure_error(base, &f, backlog));
             }
         };
         forward::apply_answer(store, &batch, &answer)?;
