@@ -11,10 +11,12 @@ pub mod domain;
 pub mod error;
 pub mod field;
 pub mod i18n;
+pub mod logging;
 pub mod numfmt;
 pub mod output;
 pub mod protocol;
 pub mod seal;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod slip;
 pub mod sqlite;

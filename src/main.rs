@@ -48,10 +48,13 @@ enum Command {
     /// Cari kode wilayah / look up region codes
     Wilayah(commands::wilayah::WilayahArgs),
     /// Jalankan server Dinas / run the district server
+    #[cfg(feature = "server")]
     Serve(commands::server::ServeArgs),
     /// Kelola server Dinas: token, perangkat, ekspor… / district server admin
+    #[cfg(feature = "server")]
     Server(commands::server::ServerArgs),
     /// Demo lengkap di folder sementara / full demo in a temporary directory
+    #[cfg(feature = "server")]
     Demo(commands::demo::DemoArgs),
 }
 
@@ -73,8 +76,11 @@ fn main() {
         Command::Verify(a) => commands::slip::verify(&ctx, a),
         Command::Device => commands::slip::device(&ctx),
         Command::Wilayah(a) => commands::wilayah::run(&ctx, a),
+        #[cfg(feature = "server")]
         Command::Demo(a) => commands::demo::run(&ctx, a),
+        #[cfg(feature = "server")]
         Command::Serve(a) => commands::server::serve(&ctx, a),
+        #[cfg(feature = "server")]
         Command::Server(a) => commands::server::run(&ctx, a),
     });
     if let Err(e) = result {

@@ -272,20 +272,17 @@ pub fn spawn_background(
     let to = Some(ctx.config.forward.to.trim().to_string()).filter(|s| !s.is_empty());
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            let mut log =
-                |e: Event<'_>| eprintln!("{} forward {}", timefmt::now_utc(), event_line(&e));
+            let mut log = |e: Event<'_>| log::info!("forward {}", event_line(&e));
             match forward_run::pass(&store, &key, to.as_deref(), &settings, &stop, &mut log) {
-                Ok(r) if r.batches > 0 => eprintln!(
-                    "{} forward: {} batch(es), {} records, {} waiting",
-                    timefmt::now_utc(),
+                Ok(r) if r.batches > 0 => log::info!(
+                    "forward: {} batch(es), {} records, {} waiting",
                     r.batches,
                     r.records,
                     r.backlog
                 ),
                 Ok(_) => {}
-                Err(e) => eprintln!(
-                    "{} forward: {}{}",
-                    timefmt::now_utc(),
+                Err(e) => log::warn!(
+                    "forward: {}{}",
                     e.message,
                     e.hint.map(|h| format!(" — {h}")).unwrap_or_default()
                 ),

@@ -1,9 +1,13 @@
 //! The subcommands. Each file holds a command group's clap arguments and its `run` functions;
 //! `main.rs` only dispatches here.
+#[cfg(feature = "server")]
 pub mod coverage;
+#[cfg(feature = "server")]
 pub mod demo;
 pub mod field;
+#[cfg(feature = "server")]
 pub mod forward;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod slip;
 pub mod sync;
@@ -41,6 +45,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(g: &GlobalArgs) -> Result<Ctx, AppError> {
+        crate::logging::init();
         if let Some(l) = g.lang {
             i18n::set(l);
         }
@@ -68,6 +73,7 @@ impl Ctx {
 }
 
 /// The district database and key file named by `--db` and the settings (`server::site`).
+#[cfg(feature = "server")]
 impl Ctx {
     pub fn server_location(&self, db: Option<PathBuf>) -> crate::server::store::Location {
         crate::server::site::location(&self.config.server, &self.data_dir, db)

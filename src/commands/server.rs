@@ -162,13 +162,9 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
     if let Some(f) = forwarder {
         let _ = f.join();
     }
-    eprintln!(
+    log::info!(
         "{}",
-        tr!(
-            "{} server berhenti dengan rapi",
-            "{} server stopped cleanly",
-            timefmt::now_utc()
-        )
+        tr!("server berhenti dengan rapi", "server stopped cleanly")
     );
     Ok(())
 }

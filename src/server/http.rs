@@ -86,7 +86,7 @@ fn worker(server: &Server, store: &mut Store, shared: &Shared) {
             Ok(Some(req)) => handle(store, shared, req),
             Ok(None) => {}
             Err(e) => {
-                eprintln!("{} accept error: {e}", crate::timefmt::now_utc());
+                log::error!("accept error: {e}");
                 std::thread::sleep(POLL);
             }
         }
@@ -186,9 +186,8 @@ fn finish(req: Request, reply: Reply, remote: &str, method: &Method, path: &str,
         resp.add_header(h);
     }
     let sent = req.respond(resp);
-    eprintln!(
-        "{} {remote} {method} {} {} {len}B {}ms{}{}{}",
-        crate::timefmt::now_utc(),
+    log::info!(
+        "{remote} {method} {} {} {len}B {}ms{}{}{}",
         printable(path),
         reply.status,
         started.elapsed().as_millis(),
@@ -281,9 +280,8 @@ fn stream_export(
                 admin::write_export(store, format, &mut w).map_err(|e| e.message)
             }
         });
-    eprintln!(
-        "{} {remote} GET {path} 200 - {}ms {}",
-        crate::timefmt::now_utc(),
+    log::info!(
+        "{remote} GET {path} 200 - {}ms {}",
         started.elapsed().as_millis(),
         match result {
             Ok(n) => format!("exported {n} records"),

@@ -21,6 +21,9 @@ pub mod import;
 pub mod ingest;
 pub mod known;
 pub mod listen;
+// Throw-away PostgreSQL databases for the test suites: compiled into test and debug builds
+// only, never into the release binary.
+#[cfg(any(test, debug_assertions))]
 pub mod pgtest;
 pub mod ratelimit;
 pub mod relay;
