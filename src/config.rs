@@ -13,7 +13,7 @@ pub struct Config {
     /// Interface language: "id" (default) or "en".
     pub lang: Lang,
     /// Local time zone for display and "today": WIB, WITA, WIT or an offset like "+07:00".
-    pub timezone: String,
+    pub timezone: Timezone,
     pub field: FieldConfig,
     pub slip: SlipConfig,
     pub sync: SyncConfig,
@@ -25,12 +25,15 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct FieldConfig {
     /// Officer name used by `init` when `--officer` is not given.
-    pub officer: String,
+    #[serde(deserialize_with = "text")]
+    pub officer: Option<String>,
     /// Team name used by `init` when `--team` is not given.
-    pub team: String,
+    #[serde(deserialize_with = "text")]
+    pub team: Option<String>,
     /// The district's sealing public key (hex), known before enrolment: records are sealed to
-    /// it from the first instead of waiting under the holding key ("" = learn it at enrolment).
-    pub district_seal_key: String,
+    /// it from the first instead of waiting under the holding key (unset = learn it at enrolment).
+    #[serde(deserialize_with = "text")]
+    pub district_seal_key: Option<String>,
     /// Days after the server's acknowledgement before a synced record is purged from the laptop.
     pub retention_days: u32,
     /// Purge (with `retention_days`) after every successful sync.
@@ -40,9 +43,9 @@ pub struct FieldConfig {
 impl Default for FieldConfig {
     fn default() -> Self {
         FieldConfig {
-            officer: String::new(),
-            team: String::new(),
-            district_seal_key: String::new(),
+            officer: None,
+            team: None,
+            district_seal_key: None,
             retention_days: 7,
             purge_after_sync: true,
         }
@@ -70,7 +73,8 @@ pub struct SlipConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct SyncConfig {
     /// District server URL; `init --server` stores the enrolled one, this overrides it.
-    pub server: String,
+    #[serde(deserialize_with = "text")]
+    pub server: Option<String>,
     /// Records per batch.
     pub batch_size: usize,
     /// Seconds before a request is abandoned (and retried).
@@ -84,8 +88,9 @@ pub struct SyncConfig {
     /// Longest wait between retries, seconds.
     pub retry_max_secs: u64,
     /// PEM certificates trusted for `https://` instead of the public roots (the district's own
-    /// CA or self-signed certificate), relative to the data directory; empty = public roots.
-    pub ca_file: String,
+    /// CA or self-signed certificate), relative to the data directory; unset = public roots.
+    #[serde(deserialize_with = "path")]
+    pub ca_file: Option<PathBuf>,
     /// Allow plain `http://` to a host that is not loopback (warned on each use).
     pub allow_plain_http: bool,
 }
@@ -96,8 +101,9 @@ pub struct SyncConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardConfig {
     /// The province server's URL. When set, `serve` forwards continuously in a background
-    /// thread (after `server forward enrol`); empty = no continuous forwarding.
-    pub to: String,
+    /// thread (after `server forward enrol`); unset = no continuous forwarding.
+    #[serde(deserialize_with = "text")]
+    pub to: Option<String>,
     /// Seconds between forwarding passes of `serve` and `server forward --watch`.
     pub every_secs: u64,
     /// Records per forwarded batch (at most the province's `max_batch_records`).
@@ -111,8 +117,9 @@ pub struct ForwardConfig {
     /// Longest wait between retries, seconds.
     pub retry_max_secs: u64,
     /// PEM certificates trusted for the province's `https://` instead of the public roots,
-    /// relative to the data directory; empty = public roots.
-    pub ca_file: String,
+    /// relative to the data directory; unset = public roots.
+    #[serde(deserialize_with = "path")]
+    pub ca_file: Option<PathBuf>,
     /// Allow plain `http://` to a province host that is not loopback (warned on each use).
     pub allow_plain_http: bool,
 }
@@ -120,14 +127,14 @@ pub struct ForwardConfig {
 impl Default for ForwardConfig {
     fn default() -> Self {
         ForwardConfig {
-            to: String::new(),
+            to: None,
             every_secs: 60,
             batch_records: 1000,
             timeout_secs: 60,
             max_attempts: 6,
             retry_base_ms: 1000,
             retry_max_secs: 60,
-            ca_file: String::new(),
+            ca_file: None,
             allow_plain_http: false,
         }
     }
@@ -139,13 +146,15 @@ pub struct ServerConfig {
     /// Address `serve` listens on.
     pub listen: String,
     /// District database file, relative to the data directory (`--db` overrides it).
-    pub db: String,
-    /// PostgreSQL instead of the file `db`: `postgres://user:password@host:port/dbname`; empty =
+    pub db: PathBuf,
+    /// PostgreSQL instead of the file `db`: `postgres://user:password@host:port/dbname`; unset =
     /// SQLite (`--db` overrides it).
-    pub database_url: String,
-    /// The server's key file, relative to the data directory; empty = `<db>.key` beside a SQLite
+    #[serde(deserialize_with = "text")]
+    pub database_url: Option<String>,
+    /// The server's key file, relative to the data directory; unset = `<db>.key` beside a SQLite
     /// database (required with PostgreSQL: every server process of one database uses the same).
-    pub key_file: String,
+    #[serde(deserialize_with = "path")]
+    pub key_file: Option<PathBuf>,
     /// Largest accepted request body (compressed), bytes.
     pub max_body_bytes: u64,
     /// Largest accepted batch after decompression, bytes.
@@ -159,12 +168,15 @@ pub struct ServerConfig {
     /// Target share of wajib KTP (%) where the targets CSV gives none.
     pub default_target_percent: f64,
     /// Bearer token for the dashboard's record-level views (names, NIKs) and `/v1/admin/`;
-    /// empty = off.
-    pub admin_token: String,
+    /// unset = off.
+    #[serde(deserialize_with = "text")]
+    pub admin_token: Option<String>,
     /// TLS certificate chain (PEM) for `serve`, relative to the data directory; with `tls_key`.
-    pub tls_cert: String,
+    #[serde(deserialize_with = "path")]
+    pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for `serve`, relative to the data directory.
-    pub tls_key: String,
+    #[serde(deserialize_with = "path")]
+    pub tls_key: Option<PathBuf>,
     /// Allow `serve` to listen without TLS on an address that is not loopback (behind a TLS
     /// reverse proxy); warned at start.
     pub allow_plain_http: bool,
@@ -182,7 +194,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             lang: Lang::Id,
-            timezone: "WIB".into(),
+            timezone: Timezone::default(),
             field: FieldConfig::default(),
             slip: SlipConfig::default(),
             sync: SyncConfig::default(),
@@ -208,14 +220,14 @@ impl Default for SlipConfig {
 impl Default for SyncConfig {
     fn default() -> Self {
         SyncConfig {
-            server: String::new(),
+            server: None,
             batch_size: 500,
             timeout_secs: 30,
             max_attempts: 6,
             watch_interval_secs: 60,
             retry_base_ms: 1000,
             retry_max_secs: 60,
-            ca_file: String::new(),
+            ca_file: None,
             allow_plain_http: false,
         }
     }
@@ -226,17 +238,17 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             db: "district.db".into(),
-            database_url: String::new(),
-            key_file: String::new(),
+            database_url: None,
+            key_file: None,
             max_body_bytes: 8 * 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
             max_batch_records: 5000,
             token_ttl_hours: 72,
             threads: 8,
             default_target_percent: 30.0,
-            admin_token: String::new(),
-            tls_cert: String::new(),
-            tls_key: String::new(),
+            admin_token: None,
+            tls_cert: None,
+            tls_key: None,
             allow_plain_http: false,
             device_requests_per_minute: 600,
             device_burst: 600,
@@ -300,9 +312,6 @@ impl Config {
                 path.display()
             )))
         };
-        if crate::timefmt::parse_offset(&self.timezone).is_none() {
-            return bad("timezone", "WIB, WITA, WIT, +07:00".into());
-        }
         if !matches!(self.slip.paper, 58 | 80) {
             return bad("slip.paper", "58 / 80".into());
         }
@@ -321,8 +330,9 @@ impl Config {
         if crate::domain::target::percent_to_bp(self.server.default_target_percent).is_none() {
             return bad("server.default_target_percent", "0 < p ≤ 100".into());
         }
-        let token = self.server.admin_token.trim();
-        if !token.is_empty() && (token.len() < 16 || token.chars().any(|c| c.is_whitespace())) {
+        if let Some(token) = &self.server.admin_token
+            && (token.len() < 16 || token.chars().any(|c| c.is_whitespace()))
+        {
             return bad(
                 "server.admin_token",
                 tr!(
@@ -335,7 +345,11 @@ impl Config {
             return bad("sync.timeout_secs / watch_interval_secs", "≥ 1".into());
         }
         let srv = &self.server;
-        if !srv.database_url.is_empty() && !is_postgres_url(&srv.database_url) {
+        if srv
+            .database_url
+            .as_deref()
+            .is_some_and(|u| !is_postgres_url(u))
+        {
             return bad(
                 "server.database_url",
                 "postgres://user:password@host:port/dbname".into(),
@@ -353,7 +367,7 @@ impl Config {
         if srv.max_batch_records == 0 {
             return bad("server.max_batch_records", "≥ 1".into());
         }
-        if srv.tls_cert.trim().is_empty() != srv.tls_key.trim().is_empty() {
+        if srv.tls_cert.is_some() != srv.tls_key.is_some() {
             return bad(
                 "server.tls_cert / tls_key",
                 tr!(
@@ -374,7 +388,7 @@ impl Config {
     }
 
     pub fn offset(&self) -> time::UtcOffset {
-        crate::timefmt::parse_offset(&self.timezone).unwrap_or(time::UtcOffset::UTC)
+        self.timezone.0
     }
 }
 
@@ -388,6 +402,37 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .unwrap_or(0)
         + 1;
     (line, col)
+}
+
+/// The local time zone: WIB (+07:00, the default), WITA, WIT or an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timezone(pub time::UtcOffset);
+
+impl Default for Timezone {
+    fn default() -> Self {
+        Timezone(crate::timefmt::parse_offset("WIB").expect("WIB is +07:00"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timezone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timezone, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::timefmt::parse_offset(&s)
+            .map(Timezone)
+            .ok_or_else(|| serde::de::Error::custom("timezone: WIB, WITA, WIT, +07:00"))
+    }
+}
+
+/// A text setting where an empty (or blank) value means unset, trimmed.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    let t = s.trim();
+    Ok((!t.is_empty()).then(|| t.to_string()))
+}
+
+/// A path setting where an empty value means unset.
+fn path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    Ok(text(d)?.map(PathBuf::from))
 }
 
 /// Whether a database setting names a PostgreSQL server rather than a SQLite file.
@@ -417,10 +462,10 @@ mod tests {
         assert_eq!(cfg.sync.batch_size, 500);
         assert_eq!(cfg.slip.escpos_qr, "native");
         assert_eq!(cfg.server.default_target_percent, 30.0);
-        assert_eq!(cfg.server.admin_token, "");
+        assert_eq!(cfg.server.admin_token, None);
         assert!(!cfg.server.allow_plain_http && !cfg.sync.allow_plain_http);
-        assert_eq!(cfg.server.tls_cert, "");
-        assert_eq!(cfg.sync.ca_file, "");
+        assert_eq!(cfg.server.tls_cert, None);
+        assert_eq!(cfg.sync.ca_file, None);
         assert_eq!(cfg.server.device_requests_per_minute, 600);
         assert_eq!(cfg.server.address_burst, 20);
         let d = Config::default();

@@ -59,10 +59,9 @@ pub struct Transport {
 impl Transport {
     /// From `[sync]`; a relative `ca_file` is relative to the data directory.
     pub fn from_config(c: &SyncConfig, data_dir: &Path) -> Transport {
-        let ca = c.ca_file.trim();
         Transport {
             timeout: Duration::from_secs(c.timeout_secs.max(1)),
-            ca_file: (!ca.is_empty()).then(|| data_dir.join(ca)),
+            ca_file: c.ca_file.as_ref().map(|ca| data_dir.join(ca)),
             allow_plain_http: c.allow_plain_http,
         }
     }

@@ -38,12 +38,17 @@ pub struct InitArgs {
 pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
     let officer = a
         .officer
-        .unwrap_or_else(|| ctx.config.field.officer.clone());
-    let team = a.team.unwrap_or_else(|| ctx.config.field.team.clone());
+        .or_else(|| ctx.config.field.officer.clone())
+        .unwrap_or_default();
+    let team = a
+        .team
+        .or_else(|| ctx.config.field.team.clone())
+        .unwrap_or_default();
     let district_key = a
         .district_key
         .clone()
-        .unwrap_or_else(|| ctx.config.field.district_seal_key.clone());
+        .or_else(|| ctx.config.field.district_seal_key.clone())
+        .unwrap_or_default();
     let expect = a
         .expect_server_id
         .as_deref()

@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx, db: Option<PathBuf>, a: ForwardArgs) -> Result<(), AppErro
         Some(ForwardAction::Status) => status(ctx, &store),
         None => {
             let to =
-                a.to.or_else(|| Some(ctx.config.forward.to.trim().to_string()))
+                a.to.or_else(|| ctx.config.forward.to.clone())
                     .filter(|s| !s.is_empty());
             if a.watch {
                 watch(ctx, &store, &key, to.as_deref(), &settings)
@@ -269,7 +269,7 @@ pub fn spawn_background(
 ) -> std::thread::JoinHandle<()> {
     let settings = Settings::from_config(&ctx.config.forward, &ctx.data_dir);
     let every = Duration::from_secs(ctx.config.forward.every_secs.max(1));
-    let to = Some(ctx.config.forward.to.trim().to_string()).filter(|s| !s.is_empty());
+    let to = ctx.config.forward.to.clone();
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             let mut log = |e: Event<'_>| log::info!("forward {}", event_line(&e));

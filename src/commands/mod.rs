@@ -64,7 +64,10 @@ impl Ctx {
 
     /// The initialised data directory (or the error saying to run `init`).
     pub fn open(&self) -> Result<DataDir, AppError> {
-        DataDir::open_with(&self.data_dir, Some(&self.config.field.district_seal_key))
+        DataDir::open_with(
+            &self.data_dir,
+            self.config.field.district_seal_key.as_deref(),
+        )
     }
 
     pub fn offset(&self) -> time::UtcOffset {

@@ -141,12 +141,12 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
         stop,
         dashboard: server::dashboard::Settings {
             offset: ctx.offset(),
-            admin_token: cfg.admin_token.trim().to_string(),
+            admin_token: cfg.admin_token.clone().unwrap_or_default(),
         },
         rates: http::Rates::from_config(cfg),
     });
     // `[forward] to`: forward to the province in the background on a handle of its own.
-    let forwarder = if ctx.config.forward.to.trim().is_empty() {
+    let forwarder = if ctx.config.forward.to.is_none() {
         None
     } else {
         let store = stores[0].another()?;
@@ -191,7 +191,7 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
 fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> {
     let loc = ctx.server_location(db);
     let path = ctx.key_file_of(&loc).ok()?;
-    let own = ctx.config.server.key_file.trim().is_empty() && matches!(loc, Location::Sqlite(_));
+    let own = ctx.config.server.key_file.is_none() && matches!(loc, Location::Sqlite(_));
     if path.exists() || own {
         server::server_key(&path).ok().map(|k| k.id())
     } else {

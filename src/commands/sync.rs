@@ -296,7 +296,7 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
     let url = a
         .server
         .clone()
-        .or_else(|| Some(ctx.config.sync.server.clone()).filter(|s| !s.trim().is_empty()))
+        .or_else(|| ctx.config.sync.server.clone())
         .unwrap_or_else(|| enrolment.server_url.clone());
     let client = client(ctx, &url)?;
     let opts = options(ctx, batch_size);

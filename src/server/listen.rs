@@ -6,7 +6,7 @@ use crate::config::ServerConfig;
 use crate::error::{AppError, Kind};
 use crate::tr;
 use std::net::ToSocketAddrs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The open socket and how to reach it.
 pub struct Listening {
@@ -34,7 +34,7 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
     };
     let addrs: Vec<_> = listen.to_socket_addrs().map_err(|e| cannot(&e))?.collect();
     let loopback = !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback());
-    let tls = !cfg.tls_cert.trim().is_empty();
+    let tls = cfg.tls_cert.is_some();
     let server = if tls {
         let (certificate, private_key) = read_pair(cfg, data_dir)?;
         tiny_http::Server::https(
@@ -94,8 +94,8 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
 
 /// Reads the certificate chain and key files named in `cfg`.
 fn read_pair(cfg: &ServerConfig, data_dir: &Path) -> Result<(Vec<u8>, Vec<u8>), AppError> {
-    let read = |key: &str, value: &str| {
-        let path = data_dir.join(value.trim());
+    let read = |key: &str, value: &Option<PathBuf>| {
+        let path = data_dir.join(value.as_deref().unwrap_or(Path::new("")));
         std::fs::read(&path).map_err(|e| {
             AppError::usage(tr!(
                 "server.{key} {} tidak bisa dibaca: {e}",
@@ -143,8 +143,8 @@ mod tests {
     fn unreadable_or_bad_certificates_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = cfg();
-        c.tls_cert = "missing.pem".into();
-        c.tls_key = "missing.key".into();
+        c.tls_cert = Some("missing.pem".into());
+        c.tls_key = Some("missing.key".into());
         let e = open(&c, "127.0.0.1:0", dir.path()).err().unwrap();
         assert!(e.message.contains("tls_cert"), "{}", e.message);
         std::fs::write(dir.path().join("missing.pem"), "not a certificate").unwrap();

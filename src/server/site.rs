@@ -15,8 +15,10 @@ pub fn location(cfg: &ServerConfig, data_dir: &Path, explicit: Option<PathBuf>) 
             Some(s) if is_postgres_url(s) => Location::Postgres(s.to_string()),
             _ => Location::Sqlite(p),
         },
-        None if !cfg.database_url.is_empty() => Location::Postgres(cfg.database_url.clone()),
-        None => Location::Sqlite(data_dir.join(&cfg.db)),
+        None => match &cfg.database_url {
+            Some(url) => Location::Postgres(url.clone()),
+            None => Location::Sqlite(data_dir.join(&cfg.db)),
+        },
     }
 }
 
@@ -28,8 +30,7 @@ pub fn key_file(
     data_dir: &Path,
     location: &Location,
 ) -> Result<PathBuf, AppError> {
-    let configured = cfg.key_file.trim();
-    if !configured.is_empty() {
+    if let Some(configured) = &cfg.key_file {
         return Ok(data_dir.join(configured));
     }
     match location {
