@@ -1,0 +1,170 @@
+//! Decoding a batch body: gunzip within the limits, the JSON, each record's seal opened (on
+//! threads for a large batch), one malformed record kept apart to be rejected alone.
+use super::record::{Item, Opened};
+use crate::protocol::ErrorCode;
+use crate::protocol::{self};
+use crate::server::{Limits, Refusal};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::io::Read;
+
+pub(super) fn too_large(limits: &Limits) -> Refusal {
+    Refusal::new(
+        413,
+        ErrorCode::BodyTooLarge,
+        format!(
+            "the body is larger than {} bytes; send smaller batches (sync --batch-size)",
+            limits.max_body_bytes
+        ),
+    )
+}
+
+/// Deflate expands at most 1032-fold.
+pub(super) const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// Decompresses with a hard cap: a decompression bomb stops at `max` + 1 bytes.
+pub(super) fn gunzip(body: &[u8], max: u64) -> Result<Vec<u8>, Refusal> {
+    // Sized by the length the gzip trailer states (ISIZE, RFC 1952; capped, since it is only a
+    // hint) instead of growing by doubling, which left up to half the buffer unused.
+    let stated = body
+        .last_chunk::<4>()
+        .map_or(0, |n| u64::from(u32::from_le_bytes(*n)));
+    let cap = stated
+        .min(max.saturating_add(1))
+        .min(body.len() as u64 * MAX_DEFLATE_RATIO);
+    let mut out = Vec::with_capacity(cap as usize);
+    let mut dec = flate2::read::GzDecoder::new(body).take(max.saturating_add(1));
+    dec.read_to_end(&mut out).map_err(|e| {
+        Refusal::new(
+            400,
+            ErrorCode::BadGzip,
+            format!("the body is not valid gzip: {e}"),
+        )
+    })?;
+    if out.len() as u64 > max {
+        return Err(Refusal::new(
+            413,
+            ErrorCode::DecompressedTooLarge,
+            format!("the batch expands past {max} bytes; send smaller batches"),
+        ));
+    }
+    Ok(out)
+}
+
+pub(super) struct Envelope {
+    pub(super) protocol: u32,
+    pub(super) batch_id: String,
+    pub(super) device_id: String,
+    /// In order, in the opening threads' parts.
+    pub(super) records: Vec<Vec<Item>>,
+}
+
+/// Decodes the batch JSON and opens each record's seal (docs/sealing.md) into the plaintext
+/// [`Record`] that the per-record checks below work on. Opening happens here, before the write
+/// lock, so the X25519 work of a batch never holds up other devices' transactions.
+pub(super) fn parse_batch(
+    json: &[u8],
+    seal: &crate::seal::OpenKey,
+    today: time::Date,
+) -> Result<Envelope, Refusal> {
+    if let Ok(b) = serde_json::from_slice::<protocol::BatchBody>(json) {
+        return Ok(Envelope {
+            protocol: b.protocol,
+            batch_id: b.batch_id,
+            device_id: b.device_id,
+            records: open_all(b.records, seal, today),
+        });
+    }
+    let b: BatchBodyValues = serde_json::from_slice(json).map_err(|e| {
+        Refusal::new(
+            400,
+            ErrorCode::BadJson,
+            format!("the batch is not the JSON expected: {e}"),
+        )
+    })?;
+    let records = b
+        .records
+        .into_iter()
+        .map(
+            |value| match serde_json::from_value::<protocol::WireRecord>(value.clone()) {
+                Ok(mut w) => open_one(&mut w, seal, today),
+                Err(_) => Item::Raw(value),
+            },
+        )
+        .collect();
+    Ok(Envelope {
+        protocol: b.protocol,
+        batch_id: b.batch_id,
+        device_id: b.device_id,
+        records: vec![records],
+    })
+}
+
+/// Opens every record's seal (and hashes and validates the record), on as many threads as there
+/// are cores for a large batch (an X25519 operation per record is most of the server's work on a
+/// batch). Returns each thread's part in order; the wire records' strings move into the
+/// opened records (nothing is copied), their sealed boxes are freed as they are opened.
+pub(super) fn open_all(
+    mut records: Vec<protocol::WireRecord>,
+    seal: &crate::seal::OpenKey,
+    today: time::Date,
+) -> Vec<Vec<Item>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    if threads < 2 || records.len() < 64 {
+        return vec![
+            records
+                .iter_mut()
+                .map(|w| open_one(w, seal, today))
+                .collect(),
+        ];
+    }
+    let chunk = records.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = records
+            .chunks_mut(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter_mut()
+                        .map(|w| open_one(w, seal, today))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("opening seals does not panic"))
+            .collect()
+    })
+}
+
+/// Opens `w`, taking its strings (it is left empty).
+pub(super) fn open_one(
+    w: &mut protocol::WireRecord,
+    seal: &crate::seal::OpenKey,
+    today: time::Date,
+) -> Item {
+    let secrets = B64
+        .decode(std::mem::take(&mut w.sealed).trim())
+        .ok()
+        .and_then(|bytes| seal.open(&bytes));
+    match secrets {
+        Some(s) => Item::Typed(Opened::new(w.take_record(s), today)),
+        None => Item::Unopened {
+            id: w.id.chars().take(64).collect(),
+        },
+    }
+}
+
+/// [`protocol::BatchBody`] with its records left as JSON values.
+#[derive(serde::Deserialize)]
+pub(super) struct BatchBodyValues {
+    pub(super) protocol: u32,
+    pub(super) batch_id: String,
+    pub(super) device_id: String,
+    #[allow(dead_code)]
+    pub(super) created_at: String,
+    pub(super) records: Vec<serde_json::Value>,
+}
