@@ -4,7 +4,7 @@ use crate::domain::validate::{self, Input, Valid};
 use crate::domain::{Problem, SyncStatus, nik, region};
 use crate::error::{AppError, Kind};
 use crate::field::datadir::DataDir;
-use crate::field::store::{Filter, Stored};
+use crate::field::records::{Filter, Stored};
 use crate::output::{self, Table};
 use crate::{timefmt, tr};
 use serde_json::json;

@@ -4,7 +4,7 @@ use super::Ctx;
 use crate::domain::{Kind, region};
 use crate::error::AppError;
 use crate::field::datadir::DataDir;
-use crate::field::store::Stored;
+use crate::field::records::Stored;
 use crate::slip::keys::KeyRing;
 use crate::slip::payload::{DecodeError, Signed, VerifyError};
 use crate::slip::scan::{self, ScanError};
@@ -262,7 +262,7 @@ fn printed_before(dd: &DataDir, record_id: &str) -> bool {
 /// One audit entry per slip, all in one transaction (one fsync for a sheet of hundreds).
 fn audit(dd: &DataDir, done: &[Printed]) -> Result<(), AppError> {
     let conn = dd.store.conn();
-    let db_err = |e| crate::field::store::db_error(dd.store.path(), e);
+    let db_err = |e| crate::sqlite::db_error(dd.store.path(), e);
     conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
     let res = audit_each(dd, done);
     match res {

@@ -2,8 +2,9 @@
 //! (never the NIKs themselves), kept on the laptop so `record` can warn that a person was
 //! probably activated already by another team. Pulled after each sync; a warning only.
 use crate::error::AppError;
-use crate::field::store::{Store, db_error};
+use crate::field::store::Store;
 use crate::protocol::{self, ActivatedResponse, NIK_PREFIX_BYTES};
+use crate::sqlite::db_error;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rusqlite::{OptionalExtension, params};

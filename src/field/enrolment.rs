@@ -43,7 +43,7 @@ impl Enrolment {
 
     /// Stores the enrolment and its audit line in one transaction (never half an enrolment).
     pub fn save(&self, store: &Store) -> Result<(), AppError> {
-        let dbe = |e| crate::field::store::db_error(store.path(), e);
+        let dbe = |e| crate::sqlite::db_error(store.path(), e);
         let tx = store.conn().unchecked_transaction().map_err(dbe)?;
         for (k, v) in [
             (M_URL, &self.server_url),

@@ -1,9 +1,11 @@
 //! The laptop side: the data directory, the durable record store, the sync outbox (batch
 //! journal), the HTTP client of the district server, and the sync run that ties them together.
 pub mod activated;
+pub mod capture;
 pub mod datadir;
 pub mod enrolment;
 pub mod outbox;
+pub mod records;
 pub mod retention;
 pub mod schema;
 pub mod sealing;

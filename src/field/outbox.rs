@@ -9,8 +9,9 @@
 use crate::crypto::KeyPair;
 use crate::domain::{Kind, SyncStatus};
 use crate::error::AppError;
-use crate::field::store::{Store, db_error};
+use crate::field::store::Store;
 use crate::protocol::{BatchResponse, FileBatch, Outcome, Summary, WireRecord};
+use crate::sqlite::db_error;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};

@@ -6,7 +6,8 @@
 //! only with its target, so the laptop never shows a voided record as live. A journalled batch
 //! body (which holds sealed boxes) is emptied once every record in it is purged.
 use crate::error::AppError;
-use crate::field::store::{Store, db_error};
+use crate::field::store::Store;
+use crate::sqlite::db_error;
 use crate::tr;
 use rusqlite::{Transaction, TransactionBehavior, params};
 

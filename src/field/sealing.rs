@@ -6,10 +6,12 @@
 //! DATA_DIR/seal-holding.key   X25519 secret (hex, 0600) — only until the district key is known
 //! meta seal.district_key      the district's sealing public key (hex)
 //! ```
-use super::store::{M_DISTRICT_SEAL, Sealing, Store, db_error, seal_target};
+use super::capture::seal_target;
+use super::store::{M_DISTRICT_SEAL, Sealing, Store};
 use crate::crypto::{self, KeyPair};
 use crate::error::AppError;
 use crate::seal::{self, OpenKey, Secrets};
+use crate::sqlite::db_error;
 use crate::tr;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::{Path, PathBuf};

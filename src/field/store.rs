@@ -8,11 +8,11 @@
 //! A citizen's full NIK, phone and e-mail never reach this file in clear: they are sealed at
 //! capture (field/sealing.rs, docs/sealing.md). What stays readable is what the slip shows:
 //! the masked NIK, name, village and time.
-use crate::domain::validate::Valid;
-use crate::domain::{Kind, Record, SyncStatus};
-use crate::error::{AppError, Kind as ErrKind};
-use crate::{sqlite, tr};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use crate::domain::SyncStatus;
+use crate::error::AppError;
+use crate::sqlite;
+use crate::sqlite::db_error;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 
 pub use super::schema::MIGRATIONS;
@@ -42,107 +42,9 @@ pub struct Identity {
 }
 
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
-    sealing: Option<Sealing>,
-}
-
-/// A record with its sync state and whether a later void cancels it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Stored {
-    #[serde(flatten)]
-    pub record: Record,
-    pub status: SyncStatus,
-    pub status_reason: Option<String>,
-    pub status_at: Option<String>,
-    pub voided_by: Option<String>,
-    /// Whom its NIK, phone and e-mail are sealed to: `district`, `holding` (until enrolment) or
-    /// `none` (a row of an older version not sealed yet).
-    pub sealed: &'static str,
-}
-
-impl Stored {
-    /// A record just written: pending, never answered, not voided (what a read-back would give:
-    /// see [`local`]).
-    pub fn new_pending(record: Record, sealed: &'static str) -> Stored {
-        Stored {
-            record,
-            status: SyncStatus::Pending,
-            status_reason: None,
-            status_at: None,
-            voided_by: None,
-            sealed,
-        }
-    }
-}
-
-/// A record as the laptop keeps it: `nik` holds the masked NIK (first 6 and last 4 digits),
-/// `phone` is empty and `email` is `None` — the full values are only in the sealed box.
-pub fn local(mut r: Record) -> Record {
-    r.nik = crate::domain::nik::mask(&r.nik);
-    r.phone = String::new();
-    r.email = None;
-    r
-}
-
-fn seal_label(sealed_to: Option<&str>) -> &'static str {
-    match sealed_to {
-        Some(t) if t.starts_with("district:") => "district",
-        Some(_) => "holding",
-        None => "none",
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub status: Option<SyncStatus>,
-    pub village: Option<String>,
-    pub limit: Option<usize>,
-}
-
-pub use crate::sqlite::db_error;
-
-pub(crate) const RECORD_COLUMNS: &str = "id, seq, device_id, officer, team, recorded_at, kind, village, \
-     nik_masked, name, voids, reason, warnings, status, status_reason, status_at, \
-     (SELECT v.id FROM records v WHERE v.voids = records.id), sealed_to";
-
-/// The live (not voided) activation of a NIK, by its keyed hash (`?1`), on this device.
-fn live_activation_sql() -> String {
-    format!(
-        "SELECT {RECORD_COLUMNS} FROM records WHERE nik_tag = ?1 AND kind = 'activation'
-         AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id) LIMIT 1"
-    )
-}
-
-pub(crate) fn row_to_stored(row: &Row<'_>) -> rusqlite::Result<Stored> {
-    let kind: String = row.get(6)?;
-    let warnings: String = row.get(12)?;
-    let status: String = row.get(13)?;
-    let sealed_to: Option<String> = row.get(17)?;
-    Ok(Stored {
-        record: Record {
-            id: row.get(0)?,
-            seq: row.get(1)?,
-            device_id: row.get(2)?,
-            officer: row.get(3)?,
-            team: row.get(4)?,
-            recorded_at: row.get(5)?,
-            kind: Kind::parse(&kind).unwrap_or(Kind::Activation),
-            village: row.get(7)?,
-            nik: row.get(8)?,
-            name: row.get(9)?,
-            phone: String::new(),
-            email: None,
-            voids: row.get(10)?,
-            reason: row.get(11)?,
-            warnings: serde_json::from_str(&warnings).unwrap_or_default(),
-        },
-        status: SyncStatus::parse(&status).unwrap_or(SyncStatus::Pending),
-        status_reason: row.get(14)?,
-        status_at: row.get(15)?,
-        voided_by: row.get(16)?,
-        sealed: seal_label(sealed_to.as_deref()),
-    })
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
+    pub(super) sealing: Option<Sealing>,
 }
 
 impl Store {
@@ -188,7 +90,7 @@ impl Store {
         &mut self.conn
     }
 
-    fn err(&self, e: rusqlite::Error) -> AppError {
+    pub(super) fn err(&self, e: rusqlite::Error) -> AppError {
         db_error(&self.path, e)
     }
 
@@ -295,129 +197,9 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Stores a validated activation durably; refuses a NIK already activated on this device.
-    pub fn record_activation(&mut self, v: &Valid, who: &Identity) -> Result<Record, AppError> {
-        let mut out = self.record_activations(std::slice::from_ref(v), who)?;
-        out.pop().expect("one result per input")
-    }
-
-    /// Stores many activations in one transaction (a paper list typed in later, the demo, the
-    /// benchmark). Each gets its own answer: a duplicate NIK refuses that one and not the rest.
-    /// A database failure refuses them all (nothing is half-written).
-    pub fn record_activations(
-        &mut self,
-        valid: &[Valid],
-        who: &Identity,
-    ) -> Result<Vec<Result<Record, AppError>>, AppError> {
-        let sealing = self.sealing.clone().ok_or_else(no_sealing)?;
-        self.in_transaction(|tx, path| {
-            let (to, label) = seal_target(tx, &sealing).map_err(|e| db_error(path, e))??;
-            // Sealed up front, on every core for a long list; a box whose record turns out a
-            // duplicate is dropped unused.
-            let secrets: Vec<_> = valid
-                .iter()
-                .map(|v| crate::seal::Secrets {
-                    nik: v.nik.nik.clone(),
-                    phone: v.phone.clone(),
-                    email: v.email.clone(),
-                })
-                .collect();
-            let boxes = crate::seal::seal_many(&to, &secrets);
-            drop(secrets);
-            valid
-                .iter()
-                .zip(boxes)
-                .map(|(v, sealed)| {
-                    // Validated input always fits the sealed format; refuse this one if not.
-                    let sealed = match sealed {
-                        Ok(sealed) => sealed,
-                        Err(why) => return Ok(Err(AppError::invalid(why.to_string()))),
-                    };
-                    let tag = crate::seal::nik_tag(&sealing.tag_key, &v.nik.nik);
-                    insert(tx, path, Some(&tag), |seq| {
-                        let r = Record::activation(v, seq, &who.device_id, &who.officer, &who.team);
-                        debug_assert_eq!((&r.nik, &r.phone), (&v.nik.nik, &v.phone));
-                        let seal = Seal {
-                            sealed,
-                            sealed_to: label.clone(),
-                            nik_tag: tag.to_vec(),
-                        };
-                        (r, seal)
-                    })
-                })
-                .collect()
-        })
-    }
-
-    /// Records a void of `target` (which must be a live activation), as a new record. It carries
-    /// the target's sealed box and keyed hash (the laptop cannot open the box to seal anew).
-    pub fn record_void(
-        &mut self,
-        target: &Stored,
-        reason: &str,
-        who: &Identity,
-    ) -> Result<Record, AppError> {
-        let t = &target.record;
-        self.in_transaction(|tx, path| {
-            let seal = tx
-                .query_row(
-                    "SELECT sealed, sealed_to, nik_tag FROM records WHERE id = ?1",
-                    [&t.id],
-                    |r| {
-                        Ok((
-                            r.get::<_, Option<Vec<u8>>>(0)?,
-                            r.get::<_, Option<String>>(1)?,
-                            r.get::<_, Option<Vec<u8>>>(2)?,
-                        ))
-                    },
-                )
-                .map_err(|e| db_error(path, e))?;
-            let (Some(sealed), Some(sealed_to), Some(nik_tag)) = seal else {
-                return Err(no_sealing());
-            };
-            insert(tx, path, None, |seq| {
-                let r = Record {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    seq,
-                    device_id: who.device_id.clone(),
-                    officer: who.officer.clone(),
-                    team: who.team.clone(),
-                    recorded_at: crate::timefmt::now_utc(),
-                    kind: Kind::Void,
-                    village: t.village.clone(),
-                    nik: t.nik.clone(),
-                    name: t.name.clone(),
-                    phone: String::new(),
-                    email: None,
-                    voids: Some(t.id.clone()),
-                    reason: Some(reason.to_string()),
-                    warnings: vec![],
-                };
-                let seal = Seal {
-                    sealed,
-                    sealed_to,
-                    nik_tag,
-                };
-                (r, seal)
-            })
-        })?
-    }
-
-    /// Records whose NIK, phone and e-mail are not sealed to the district yet (held under the
-    /// holding key, or rows of an older version not sealed at all).
-    pub fn pending_seal(&self) -> Result<i64, AppError> {
-        self.conn
-            .query_row(
-                "SELECT COUNT(*) FROM records WHERE sealed_to IS NULL OR sealed_to NOT LIKE 'district:%'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
-    }
-
     /// Runs `work` in one IMMEDIATE transaction and commits it (durably: WAL + FULL) before
     /// returning, so a caller reports success only for what is on disk.
-    fn in_transaction<T>(
+    pub(super) fn in_transaction<T>(
         &mut self,
         work: impl FnOnce(&rusqlite::Transaction<'_>, &Path) -> Result<T, AppError>,
     ) -> Result<T, AppError> {
@@ -429,144 +211,6 @@ impl Store {
         let out = work(&tx, &path)?;
         tx.commit().map_err(|e| db_error(&path, e))?;
         Ok(out)
-    }
-
-    /// A record by its sequence number on this device (`12`, as tables show it), its full id, or
-    /// a unique prefix of its id of at least 8 characters.
-    pub fn find(&self, id: &str) -> Result<Stored, AppError> {
-        let id = id.trim().trim_start_matches('#');
-        let not_found = || {
-            AppError::usage(tr!("Catatan '{id}' tidak ditemukan.", "No record '{id}'.")).hint(tr!(
-                "Lihat daftar dengan: ikd-field list",
-                "See the list with: ikd-field list"
-            ))
-        };
-        if let Ok(seq) = id.parse::<i64>()
-            && id.len() < 12
-        {
-            let sql = format!("SELECT {RECORD_COLUMNS} FROM records WHERE seq = ?1");
-            return self
-                .conn
-                .query_row(&sql, [seq], row_to_stored)
-                .optional()
-                .map_err(|e| self.err(e))?
-                .ok_or_else(not_found);
-        }
-        if id.len() < 8 {
-            return Err(not_found());
-        }
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE id >= ?1 AND id < ?1 || '~' LIMIT 2"
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let found: Vec<Stored> = stmt
-            .query_map([id], row_to_stored)
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
-        match found.len() {
-            1 => Ok(found.into_iter().next().unwrap()),
-            0 => Err(not_found()),
-            _ => Err(AppError::usage(tr!(
-                "Awalan '{id}' cocok dengan lebih dari satu catatan; ketik id lebih panjang.",
-                "Prefix '{id}' matches more than one record; type more of the id."
-            ))),
-        }
-    }
-
-    pub fn list(&self, f: &Filter) -> Result<Vec<Stored>, AppError> {
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM records
-             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR village = ?2)
-             ORDER BY seq LIMIT ?3"
-        );
-        let limit = f.limit.map(|l| l as i64).unwrap_or(-1);
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        stmt.query_map(
-            params![f.status.map(|s| s.as_str()), f.village, limit],
-            row_to_stored,
-        )
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.err(e))
-    }
-
-    /// Calls `each` for every record in sequence order without holding them all in memory.
-    pub fn for_each(
-        &self,
-        mut each: impl FnMut(Stored) -> Result<(), AppError>,
-    ) -> Result<(), AppError> {
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM records ORDER BY seq");
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            each(row_to_stored(row).map_err(|e| self.err(e))?)?;
-        }
-        Ok(())
-    }
-
-    /// Counts of records by sync status (all four, zeros included).
-    pub fn counts_by_status(&self) -> Result<Vec<(SyncStatus, i64)>, AppError> {
-        let mut out: Vec<(SyncStatus, i64)> = SyncStatus::ALL.iter().map(|s| (*s, 0)).collect();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT status, COUNT(*) FROM records GROUP BY status")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (s, n) = row.map_err(|e| self.err(e))?;
-            if let Some(slot) = out.iter_mut().find(|(st, _)| st.as_str() == s) {
-                slot.1 = n;
-            }
-        }
-        // Purged records were all synced; their counts stay.
-        let purged = self.purged_total()?;
-        if let Some(slot) = out.iter_mut().find(|(st, _)| *st == SyncStatus::Synced) {
-            slot.1 += purged;
-        }
-        Ok(out)
-    }
-
-    /// Records purged from this laptop after the server acknowledged them (all kinds).
-    pub fn purged_total(&self) -> Result<i64, AppError> {
-        self.conn
-            .query_row(
-                "SELECT COALESCE(SUM(activations + voided + voids), 0) FROM purged",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))
-    }
-
-    /// Live activations (not voided) per village, most first.
-    pub fn activations_by_village(&self) -> Result<Vec<(String, i64)>, AppError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT village, SUM(n) FROM (
-                     SELECT village, COUNT(*) AS n FROM records WHERE kind = 'activation'
-                     AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id)
-                     GROUP BY village
-                     UNION ALL
-                     SELECT village, SUM(activations) FROM purged GROUP BY village)
-                 GROUP BY village HAVING SUM(n) > 0 ORDER BY SUM(n) DESC, village",
-            )
-            .map_err(|e| self.err(e))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))
-    }
-
-    /// Live activations and voids recorded since `since` (a stored UTC stamp).
-    pub fn counts_since(&self, since: &str) -> Result<(i64, i64), AppError> {
-        self.conn
-            .query_row(
-                "SELECT COALESCE(SUM(kind = 'activation'), 0), COALESCE(SUM(kind = 'void'), 0)
-                 FROM records WHERE recorded_at >= ?1",
-                [since],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(|e| self.err(e))
     }
 
     /// Sets the sync status of one record (the only change a stored record ever gets).
@@ -593,127 +237,13 @@ impl Store {
     }
 }
 
-/// A record's sealed part as stored: the box, whom it is sealed to, the keyed NIK hash.
-struct Seal {
-    sealed: Vec<u8>,
-    sealed_to: String,
-    nik_tag: Vec<u8>,
-}
-
-fn no_sealing() -> AppError {
-    AppError::other(tr!(
-        "Kunci segel belum siap; catatan TIDAK disimpan.",
-        "The sealing key is not ready; the record was NOT saved."
-    ))
-    .hint(tr!(
-        "Buka folder data dengan perintah ikd-field biasa (record, status); jika masih gagal, hubungi admin Dinas.",
-        "Open the data directory with an ordinary ikd-field command (record, status); if it still fails, call the district admin."
-    ))
-}
-
-/// Inside a transaction: the key new records are sealed to, and its label (`district:<id>` or
-/// `holding:<id>`). Read in the transaction, so a record written while another process enrols
-/// goes to the district key as soon as it is known.
-#[allow(clippy::type_complexity)]
-pub(crate) fn seal_target(
-    tx: &rusqlite::Transaction<'_>,
-    sealing: &Sealing,
-) -> rusqlite::Result<Result<([u8; 32], String), AppError>> {
-    let district: Option<String> = tx
-        .query_row(
-            "SELECT value FROM meta WHERE key = ?1",
-            [M_DISTRICT_SEAL],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(k) = district.as_deref().and_then(crate::seal::parse_public_hex) {
-        return Ok(Ok((k, format!("district:{}", crate::seal::key_id(&k)))));
-    }
-    Ok(match sealing.holding {
-        Some(h) => Ok((h, format!("holding:{}", crate::seal::key_id(&h)))),
-        None => Err(no_sealing()),
-    })
-}
-
-/// Inside a transaction: duplicate check (by keyed NIK hash), next sequence number, insert,
-/// audit. `make` gives the record in full and its seal; only the seal, the masked NIK and what
-/// the slip shows are written, and the record is returned as the laptop keeps it ([`local`]).
-/// The outer error is a database failure (abort everything); the inner one refuses this record.
-fn insert(
-    tx: &rusqlite::Transaction<'_>,
-    path: &Path,
-    unique_tag: Option<&[u8; 32]>,
-    make: impl FnOnce(i64) -> (Record, Seal),
-) -> Result<Result<Record, AppError>, AppError> {
-    if let Some(tag) = unique_tag {
-        let earlier = tx
-            .prepare_cached(&live_activation_sql())
-            .and_then(|mut st| st.query_row([&tag[..]], row_to_stored).optional())
-            .map_err(|e| db_error(path, e))?;
-        if let Some(e) = earlier {
-            return Ok(Err(duplicate_error(&e)));
-        }
-    }
-    let seq: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM records")
-        .and_then(|mut st| st.query_row([], |r| r.get(0)))
-        .map_err(|e| db_error(path, e))?;
-    let (r, seal) = make(seq);
-    let r = local(r);
-    let warnings = serde_json::to_string(&r.warnings).unwrap_or_else(|_| "[]".into());
-    let detail = match &r.voids {
-        Some(t) => format!("void of {t}: {}", r.reason.as_deref().unwrap_or("")),
-        None => format!("seq {} village {}", r.seq, r.village),
-    };
-    let action = if r.voids.is_some() { "void" } else { "record" };
-    let run =
-        || -> rusqlite::Result<()> {
-            tx.prepare_cached(
-            "INSERT INTO records (id, seq, device_id, officer, team, recorded_at, kind, village,
-                                  nik_masked, nik_tag, name, sealed, sealed_to, voids, reason,
-                                  warnings)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        )?
-        .execute(params![
-            r.id, r.seq, r.device_id, r.officer, r.team, r.recorded_at, r.kind.as_str(),
-            r.village, r.nik, seal.nik_tag, r.name, seal.sealed, seal.sealed_to, r.voids,
-            r.reason, warnings
-        ])?;
-            tx.prepare_cached(
-                "INSERT INTO audit (at, action, record_id, detail) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![r.recorded_at, action, r.id, detail])?;
-            Ok(())
-        };
-    run().map_err(|e| db_error(path, e))?;
-    Ok(Ok(r))
-}
-
-fn duplicate_error(earlier: &Stored) -> AppError {
-    let r = &earlier.record;
-    AppError::new(
-        ErrKind::Duplicate,
-        tr!(
-            "NIK ini sudah diaktivasi di perangkat ini: catatan #{} ({}) pada {} UTC, atas nama {}. Aktivasi hanya sekali per orang.",
-            "This NIK was already activated on this device: record #{} ({}) at {} UTC, for {}. Activation is once per person.",
-            r.seq,
-            r.id,
-            r.recorded_at.replace('T', " ").trim_end_matches('Z'),
-            r.name
-        ),
-    )
-    .hint(tr!(
-        "Jika catatan lama salah, batalkan dulu: ikd-field void {} --reason \"ALASAN\"",
-        "If the earlier record is wrong, void it first: ikd-field void {} --reason \"REASON\"",
-        r.id
-    ))
-    .details(serde_json::json!({"earlier_id": r.id, "earlier_recorded_at": r.recorded_at}))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::validate::Valid;
     use crate::domain::validate::{Input, activation};
+    use crate::error::Kind as ErrKind;
+    use crate::field::records::Filter;
 
     fn store() -> (tempfile::TempDir, Store, Identity) {
         let dir = tempfile::tempdir().unwrap();

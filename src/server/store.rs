@@ -14,8 +14,8 @@
 use super::db::{self, Db, Dialect, Mode, PgManager, PgPool, WriterQueue};
 use crate::args;
 use crate::error::AppError;
-use crate::field::store::db_error;
 use crate::sqlite;
+use crate::sqlite::db_error;
 use crate::tr;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
