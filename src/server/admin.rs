@@ -9,7 +9,8 @@
 //! | `POST /v1/admin/revoke` | `{"device_id": "…"}`: revoke a device (as `server revoke`) |
 //! | `GET /v1/admin/export?format=csv\|jsonl` | every record, streamed (as `server export`) |
 use super::Refusal;
-use super::store::{Row, Store};
+use super::rows::Row;
+use super::store::Store;
 use crate::error::AppError;
 use crate::protocol::ErrorCode;
 use sha2::{Digest, Sha256};

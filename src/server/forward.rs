@@ -15,7 +15,8 @@
 //! - **Lease.** One process forwards at a time (`forward_target.lease_holder/lease_until`, taken
 //!   and renewed in write transactions); a process that dies leaves a lease that expires.
 use super::db::{self, Db, Mode};
-use super::store::{Row, Store, records_after};
+use super::rows::{Row, records_after};
+use super::store::Store;
 use crate::args;
 use crate::crypto::KeyPair;
 use crate::domain::{Kind, Record};

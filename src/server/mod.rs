@@ -12,6 +12,7 @@ pub mod admin;
 pub mod coverage;
 pub mod dashboard;
 pub mod db;
+pub mod devices;
 pub mod enrol;
 pub mod fill;
 pub mod forward;
@@ -21,12 +22,14 @@ pub mod import;
 pub mod ingest;
 pub mod known;
 pub mod listen;
+pub mod location;
 // Throw-away PostgreSQL databases for the test suites: compiled into test and debug builds
 // only, never into the release binary.
 #[cfg(any(test, debug_assertions))]
 pub mod pgtest;
 pub mod ratelimit;
 pub mod relay;
+pub mod rows;
 pub mod schema;
 pub mod site;
 pub mod store;

@@ -18,98 +18,14 @@ use crate::sqlite;
 use crate::sqlite::db_error;
 use crate::tr;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a writer waits for another process's write transaction before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
+pub use super::location::{Location, is_postgres_url, redact};
 pub use super::schema::{MIGRATIONS, Migration};
-
-/// Where the district database is: a SQLite file, or a PostgreSQL server URL
-/// (`postgres://user:password@host:port/dbname`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-impl Location {
-    /// A `--db` value: a `postgres://` or `postgresql://` URL, else a file path.
-    pub fn parse(arg: &str) -> Location {
-        if is_postgres_url(arg) {
-            Location::Postgres(arg.to_string())
-        } else {
-            Location::Sqlite(PathBuf::from(arg))
-        }
-    }
-
-    /// For messages and logs: the file, or the URL without its password.
-    pub fn display(&self) -> String {
-        match self {
-            Location::Sqlite(p) => p.display().to_string(),
-            Location::Postgres(url) => redact(url),
-        }
-    }
-}
-
-impl From<&Path> for Location {
-    fn from(p: &Path) -> Location {
-        Location::Sqlite(p.to_path_buf())
-    }
-}
-
-impl From<&PathBuf> for Location {
-    fn from(p: &PathBuf) -> Location {
-        Location::Sqlite(p.clone())
-    }
-}
-
-impl From<&Location> for Location {
-    fn from(l: &Location) -> Location {
-        l.clone()
-    }
-}
-
-pub use crate::config::is_postgres_url;
-
-/// A URL with any password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (auth, host) = match rest.rsplit_once('@') {
-        Some((a, h)) => (Some(a), h),
-        None => (None, rest),
-    };
-    let mut out = format!("{scheme}://");
-    if let Some(a) = auth {
-        match a.split_once(':') {
-            Some((user, _)) => out.push_str(&format!("{user}:***@")),
-            None => out.push_str(&format!("{a}@")),
-        }
-    }
-    // A password in the query string (`?password=…`) too.
-    let host = match host.split_once('?') {
-        Some((h, q)) => {
-            let q: Vec<String> = q
-                .split('&')
-                .map(|kv| {
-                    if kv.starts_with("password=") {
-                        "password=***".to_string()
-                    } else {
-                        kv.to_string()
-                    }
-                })
-                .collect();
-            format!("{h}?{}", q.join("&"))
-        }
-        None => host.to_string(),
-    };
-    out.push_str(&host);
-    out
-}
 
 enum Backend {
     Sqlite(rusqlite::Connection),
@@ -125,28 +41,6 @@ pub struct Store {
     writers: Arc<WriterQueue>,
 }
 
-/// An enrolled laptop, a relay (a district server forwarding here), or a device known only
-/// through a relay.
-#[derive(Debug, Clone, Serialize)]
-pub struct Device {
-    pub id: String,
-    /// The device's key (hex); `None` for a device known only through a relay, which has no
-    /// key here (server/relay.rs).
-    pub public_key: Option<String>,
-    /// The relay (district server) that brought this device's records, if it did.
-    pub relayed_by: Option<String>,
-    /// That relay's name (its officer field: the district's name at enrolment).
-    pub relayed_by_name: Option<String>,
-    /// True for a relay itself (enrolled with a relay token).
-    pub relay: bool,
-    pub officer: String,
-    pub team: String,
-    pub enrolled_at: String,
-    pub revoked_at: Option<String>,
-    pub last_sync_at: Option<String>,
-    pub records: i64,
-}
-
 /// Totals for `server stats`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
@@ -159,88 +53,6 @@ pub struct Stats {
     pub devices_revoked: i64,
     pub batches: i64,
     pub tokens_unused: i64,
-}
-
-/// One stored record, as exported.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    pub id: String,
-    pub device_id: String,
-    pub seq: i64,
-    pub kind: String,
-    pub recorded_at: String,
-    pub village: String,
-    pub district: String,
-    pub regency: String,
-    pub nik: String,
-    pub name: String,
-    pub phone: String,
-    pub email: Option<String>,
-    pub officer: String,
-    pub team: String,
-    pub voids: Option<String>,
-    pub reason: Option<String>,
-    pub warnings: String,
-    pub state: String,
-    pub conflict_with: Option<String>,
-    pub voided_by: Option<String>,
-    pub batch_id: String,
-    pub received_at: String,
-}
-
-impl Row {
-    pub const COLUMNS: [&'static str; 22] = [
-        "id",
-        "device_id",
-        "seq",
-        "kind",
-        "recorded_at",
-        "village",
-        "district",
-        "regency",
-        "nik",
-        "name",
-        "phone",
-        "email",
-        "officer",
-        "team",
-        "voids",
-        "reason",
-        "warnings",
-        "state",
-        "conflict_with",
-        "voided_by",
-        "batch_id",
-        "received_at",
-    ];
-
-    pub fn cells(&self) -> [String; 22] {
-        let o = |v: &Option<String>| v.clone().unwrap_or_default();
-        [
-            self.id.clone(),
-            self.device_id.clone(),
-            self.seq.to_string(),
-            self.kind.clone(),
-            self.recorded_at.clone(),
-            self.village.clone(),
-            self.district.clone(),
-            self.regency.clone(),
-            self.nik.clone(),
-            self.name.clone(),
-            self.phone.clone(),
-            o(&self.email),
-            self.officer.clone(),
-            self.team.clone(),
-            o(&self.voids),
-            o(&self.reason),
-            self.warnings.clone(),
-            self.state.clone(),
-            o(&self.conflict_with),
-            o(&self.voided_by),
-            self.batch_id.clone(),
-            self.received_at.clone(),
-        ]
-    }
 }
 
 impl Store {
@@ -352,73 +164,12 @@ impl Store {
     }
 
     /// Runs `f` on a connection; database errors become the user's error.
-    fn with<T>(&self, f: impl FnOnce(&mut Db<'_>) -> db::Result<T>) -> Result<T, AppError> {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Db<'_>) -> db::Result<T>,
+    ) -> Result<T, AppError> {
         let mut db = self.db().map_err(|e| self.err(e))?;
         f(&mut db).map_err(|e| self.err(e))
-    }
-
-    /// Stores a new enrolment token (only its hash).
-    pub fn add_token(
-        &self,
-        token_hash: &str,
-        team: &str,
-        created_at: &str,
-        expires_at: &str,
-        relay: bool,
-    ) -> Result<(), AppError> {
-        self.with(|db| {
-            db.execute(
-                "INSERT INTO tokens (token_hash, team, created_at, expires_at, relay)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                args![token_hash, team, created_at, expires_at, i64::from(relay)],
-            )
-            .map(|_| ())
-        })
-    }
-
-    pub fn device(&self, id: &str) -> Result<Option<Device>, AppError> {
-        self.with(|db| {
-            db.query_opt(&format!("{DEVICE_SELECT} WHERE d.id = ?1"), args![id])?
-                .map(|r| row_to_device(&r))
-                .transpose()
-        })
-    }
-
-    /// A device's public key (hex) and when it was revoked, if it was: all that ingest needs.
-    pub fn device_key(&self, id: &str) -> Result<Option<(String, Option<String>)>, AppError> {
-        self.with(|db| {
-            // A device known only through a relay (`relayed_by`) has no key here and cannot
-            // send by itself: it is unknown to every signed request.
-            db.query_opt(
-                "SELECT public_key, revoked_at FROM devices WHERE id = ?1 AND relayed_by IS NULL",
-                args![id],
-            )?
-            .map(|r| Ok((r.get(0)?, r.get(1)?)))
-            .transpose()
-        })
-    }
-
-    pub fn devices(&self) -> Result<Vec<Device>, AppError> {
-        self.with(|db| {
-            db.query_all(
-                &format!("{DEVICE_SELECT} ORDER BY d.enrolled_at, d.id"),
-                args![],
-            )?
-            .iter()
-            .map(row_to_device)
-            .collect()
-        })
-    }
-
-    /// Marks a device revoked; false when it was already revoked.
-    pub fn revoke(&self, id: &str, at: &str) -> Result<bool, AppError> {
-        self.with(|db| {
-            db.execute(
-                "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                args![id, at],
-            )
-            .map(|n| n > 0)
-        })
     }
 
     /// Notes a refused batch or record for the admin (best effort: never fails the caller).
@@ -469,89 +220,6 @@ impl Store {
                 batches: r.get(7)?,
                 tokens_unused: r.get(8)?,
             })
-        })
-    }
-
-    /// Calls `f` for every record in arrival order, one row in memory at a time.
-    pub fn for_each_record(
-        &self,
-        mut f: impl FnMut(Row) -> Result<(), AppError>,
-    ) -> Result<(), AppError> {
-        let mut db = self.db().map_err(|e| self.err(e))?;
-        let sql = format!("SELECT {ROW_COLUMNS} FROM records ORDER BY rowid");
-        let mut failed = None;
-        db.query_each(&sql, args![], |r| match f(Row::read(&r)?) {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                failed = Some(e);
-                Ok::<_, db::Error>(false)
-            }
-        })
-        .map_err(|e| self.err(e))?;
-        failed.map_or(Ok(()), Err)
-    }
-
-    /// Stored records in arrival order after `cursor` (0 = from the start), at most `limit`:
-    /// each with its position, the cursor to pass next time. Every stored record is here,
-    /// accepted or flagged as a conflict (`state`), voids included; a record is never changed
-    /// later except `voided_by` (see the void records for that).
-    ///
-    /// Positions are `rowid`, assigned under the writer lock (see [`super::db`]), so they grow
-    /// in commit order on both databases: a reader that stores the last position it handled
-    /// and asks again never misses a record and never sees one twice.
-    pub fn records_after(&self, cursor: i64, limit: usize) -> Result<Vec<(i64, Row)>, AppError> {
-        self.with(|db| records_after(db, cursor, limit))
-    }
-}
-
-/// [`Store::records_after`] on a connection (e.g. inside a caller's write transaction that also
-/// stores the new cursor).
-pub fn records_after(db: &mut Db<'_>, cursor: i64, limit: usize) -> db::Result<Vec<(i64, Row)>> {
-    let sql = format!(
-        "SELECT rowid, {ROW_COLUMNS} FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
-    );
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    db.query_all(&sql, args![cursor, limit])?
-        .iter()
-        .map(|r| Ok((r.get(0)?, Row::read_at(r, 1)?)))
-        .collect()
-}
-
-/// The columns of [`Row`], in order.
-const ROW_COLUMNS: &str = "id, device_id, seq, kind, recorded_at, village, district, regency, \
-     nik, name, phone, email, officer, team, voids, reason, warnings, state, conflict_with, \
-     voided_by, batch_id, received_at";
-
-impl Row {
-    fn read(r: &db::Row) -> db::Result<Row> {
-        Row::read_at(r, 0)
-    }
-
-    /// The record from column `o` on ([`ROW_COLUMNS`]).
-    fn read_at(r: &db::Row, o: usize) -> db::Result<Row> {
-        Ok(Row {
-            id: r.get(o)?,
-            device_id: r.get(o + 1)?,
-            seq: r.get(o + 2)?,
-            kind: r.get(o + 3)?,
-            recorded_at: r.get(o + 4)?,
-            village: r.get(o + 5)?,
-            district: r.get(o + 6)?,
-            regency: r.get(o + 7)?,
-            nik: r.get(o + 8)?,
-            name: r.get(o + 9)?,
-            phone: r.get(o + 10)?,
-            email: r.get(o + 11)?,
-            officer: r.get(o + 12)?,
-            team: r.get(o + 13)?,
-            voids: r.get(o + 14)?,
-            reason: r.get(o + 15)?,
-            warnings: r.get(o + 16)?,
-            state: r.get(o + 17)?,
-            conflict_with: r.get(o + 18)?,
-            voided_by: r.get(o + 19)?,
-            batch_id: r.get(o + 20)?,
-            received_at: r.get(o + 21)?,
         })
     }
 }
@@ -609,30 +277,6 @@ fn pg_error(location: &Location, e: db::Error) -> AppError {
     } else {
         err
     }
-}
-
-const DEVICE_SELECT: &str = "SELECT d.id, d.public_key, d.officer, d.team, d.enrolled_at, \
-     d.revoked_at, d.last_sync_at, (SELECT COUNT(*) FROM records r WHERE r.device_id = d.id), \
-     d.relayed_by, (SELECT v.officer FROM devices v WHERE v.id = d.relayed_by), d.relay \
-     FROM devices d";
-
-fn row_to_device(r: &db::Row) -> db::Result<Device> {
-    let relayed_by: Option<String> = r.get(8)?;
-    let public_key: String = r.get(1)?;
-    Ok(Device {
-        id: r.get(0)?,
-        // A relayed device's placeholder (`relayed:…`) is not a key: not shown as one.
-        public_key: relayed_by.is_none().then_some(public_key),
-        relayed_by,
-        relayed_by_name: r.get(9)?,
-        relay: r.get::<i64>(10)? != 0,
-        officer: r.get(2)?,
-        team: r.get(3)?,
-        enrolled_at: r.get(4)?,
-        revoked_at: r.get(5)?,
-        last_sync_at: r.get(6)?,
-        records: r.get(7)?,
-    })
 }
 
 pub(crate) fn note_reject(
