@@ -17,9 +17,14 @@
 //!   (the workers of one `serve`) also take turns on a [`WriterQueue`] first, so they wait in
 //!   the process rather than on SQLite's busy polling or in the database's lock queue.
 //! * Statements are prepared once per connection (rusqlite's cache; a map on PostgreSQL).
-use r2d2::ManageConnection;
-use std::collections::HashMap;
+mod pg;
+mod value;
+
+pub use pg::{PgConn, PgManager, PgPool};
+use pg::{pg_params, pg_row};
 use std::sync::{Arc, Condvar, Mutex};
+use value::lite_value;
+pub use value::{AsParam, Error, FromValue, Param, Result, Row, Value};
 
 /// The advisory lock key of the one writer at a time on PostgreSQL ("ikd-fiel" in ASCII).
 pub const WRITER_LOCK: i64 = 0x696b_642d_6669_656c;
@@ -52,8 +57,6 @@ impl Drop for WriterTurn {
     }
 }
 
-/// Statements kept per PostgreSQL connection before the cache starts over.
-const PG_STATEMENT_CACHE: usize = 256;
 /// Statements kept per SQLite connection (rusqlite's LRU).
 pub const SQLITE_STATEMENT_CACHE: usize = 64;
 
@@ -61,131 +64,6 @@ pub const SQLITE_STATEMENT_CACHE: usize = 64;
 pub enum Dialect {
     Sqlite,
     Postgres,
-}
-
-/// A database failure.
-#[derive(Debug)]
-pub enum Error {
-    Sqlite(rusqlite::Error),
-    Postgres(postgres::Error),
-    Pool(r2d2::Error),
-    /// A value of another type than the caller asked for.
-    Type(String),
-}
-
-pub type Result<T> = std::result::Result<T, Error>;
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Sqlite(e) => write!(f, "{e}"),
-            // postgres::Error's Display leaves out the server's message; show it.
-            Error::Postgres(e) => match e.as_db_error() {
-                Some(db) => write!(f, "{}: {}", db.code().code(), db.message()),
-                None => write!(f, "{e}"),
-            },
-            Error::Pool(e) => write!(f, "{e}"),
-            Error::Type(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Sqlite(e)
-    }
-}
-
-impl From<postgres::Error> for Error {
-    fn from(e: postgres::Error) -> Self {
-        Error::Postgres(e)
-    }
-}
-
-impl From<r2d2::Error> for Error {
-    fn from(e: r2d2::Error) -> Self {
-        Error::Pool(e)
-    }
-}
-
-/// A statement parameter.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Param<'a> {
-    Null,
-    Int(i64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-    /// A list of texts, for [`Db::any_of`]: a JSON array on SQLite (read with `json_each`), a
-    /// `text[]` on PostgreSQL.
-    Texts(&'a [&'a str]),
-}
-
-/// What can be a parameter: text, integers, bytes, and `Option`s of them (`None` is NULL).
-pub trait AsParam {
-    fn as_param(&self) -> Param<'_>;
-}
-
-impl AsParam for str {
-    fn as_param(&self) -> Param<'_> {
-        Param::Text(self)
-    }
-}
-impl AsParam for String {
-    fn as_param(&self) -> Param<'_> {
-        Param::Text(self)
-    }
-}
-impl AsParam for [u8] {
-    fn as_param(&self) -> Param<'_> {
-        Param::Blob(self)
-    }
-}
-impl AsParam for Vec<u8> {
-    fn as_param(&self) -> Param<'_> {
-        Param::Blob(self)
-    }
-}
-impl AsParam for [&str] {
-    fn as_param(&self) -> Param<'_> {
-        Param::Texts(self)
-    }
-}
-impl AsParam for Vec<&str> {
-    fn as_param(&self) -> Param<'_> {
-        Param::Texts(self)
-    }
-}
-impl AsParam for i64 {
-    fn as_param(&self) -> Param<'_> {
-        Param::Int(*self)
-    }
-}
-impl AsParam for i32 {
-    fn as_param(&self) -> Param<'_> {
-        Param::Int(i64::from(*self))
-    }
-}
-impl AsParam for u32 {
-    fn as_param(&self) -> Param<'_> {
-        Param::Int(i64::from(*self))
-    }
-}
-impl AsParam for bool {
-    fn as_param(&self) -> Param<'_> {
-        Param::Int(i64::from(*self))
-    }
-}
-impl<T: AsParam + ?Sized> AsParam for &T {
-    fn as_param(&self) -> Param<'_> {
-        (**self).as_param()
-    }
-}
-impl<T: AsParam> AsParam for Option<T> {
-    fn as_param(&self) -> Param<'_> {
-        self.as_ref().map_or(Param::Null, AsParam::as_param)
-    }
 }
 
 /// `args![a, b, c]`: a statement's parameters (`&[Param]`).
@@ -196,253 +74,6 @@ macro_rules! args {
     };
 }
 pub use crate::args;
-
-/// A value read from a row.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Int(i64),
-    Text(String),
-    Blob(Vec<u8>),
-}
-
-/// One result row, read in full.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row(Vec<Value>);
-
-impl Row {
-    /// Column `i` as `T` (`Option<T>` for a column that may be NULL).
-    pub fn get<T: FromValue>(&self, i: usize) -> Result<T> {
-        let v = self
-            .0
-            .get(i)
-            .ok_or_else(|| Error::Type(format!("no column {i}")))?;
-        T::from_value(v).map_err(|e| Error::Type(format!("column {i}: {e}")))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// What a column can be read as.
-pub trait FromValue: Sized {
-    fn from_value(v: &Value) -> std::result::Result<Self, String>;
-}
-
-fn wrong(want: &str, v: &Value) -> String {
-    format!("expected {want}, found {v:?}")
-}
-
-impl FromValue for i64 {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
-        match v {
-            Value::Int(i) => Ok(*i),
-            _ => Err(wrong("an integer", v)),
-        }
-    }
-}
-impl FromValue for bool {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
-        match v {
-            Value::Int(i) => Ok(*i != 0),
-            _ => Err(wrong("a boolean", v)),
-        }
-    }
-}
-impl FromValue for String {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
-        match v {
-            Value::Text(s) => Ok(s.clone()),
-            _ => Err(wrong("text", v)),
-        }
-    }
-}
-impl FromValue for Vec<u8> {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
-        match v {
-            Value::Blob(b) => Ok(b.clone()),
-            Value::Text(s) => Ok(s.as_bytes().to_vec()),
-            _ => Err(wrong("bytes", v)),
-        }
-    }
-}
-impl FromValue for Value {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
-        Ok(v.clone())
-    }
-}
-impl<T: FromValue> FromValue for Option<T> {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
-        match v {
-            Value::Null => Ok(None),
-            v => T::from_value(v).map(Some),
-        }
-    }
-}
-
-impl rusqlite::ToSql for Param<'_> {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::{ToSqlOutput, ValueRef};
-        Ok(ToSqlOutput::Borrowed(match self {
-            Param::Null => ValueRef::Null,
-            Param::Int(i) => ValueRef::Integer(*i),
-            Param::Text(s) => ValueRef::Text(s.as_bytes()),
-            Param::Blob(b) => ValueRef::Blob(b),
-            Param::Texts(list) => {
-                let json = serde_json::to_string(list)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                return Ok(ToSqlOutput::Owned(rusqlite::types::Value::Text(json)));
-            }
-        }))
-    }
-}
-
-impl postgres::types::ToSql for Param<'_> {
-    fn to_sql(
-        &self,
-        ty: &postgres::types::Type,
-        out: &mut bytes::BytesMut,
-    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
-    {
-        use postgres::types::{IsNull, ToSql, Type};
-        match *self {
-            Param::Null => Ok(IsNull::Yes),
-            Param::Int(v) => match *ty {
-                Type::INT8 => v.to_sql(ty, out),
-                Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
-                Type::INT2 => i16::try_from(v)?.to_sql(ty, out),
-                Type::BOOL => (v != 0).to_sql(ty, out),
-                _ => Err(format!("an integer parameter cannot be sent as {ty}").into()),
-            },
-            Param::Text(s) if <&str as ToSql>::accepts(ty) => s.to_sql(ty, out),
-            Param::Blob(b) if <&[u8] as ToSql>::accepts(ty) => b.to_sql(ty, out),
-            Param::Texts(list) if <&[&str] as ToSql>::accepts(ty) => list.to_sql(ty, out),
-            p => Err(format!("parameter {p:?} cannot be sent as {ty}").into()),
-        }
-    }
-
-    fn accepts(_: &postgres::types::Type) -> bool {
-        // Checked per value in to_sql (NULL goes into any column).
-        true
-    }
-
-    postgres::types::to_sql_checked!();
-}
-
-/// SQLite's `?N` placeholders as PostgreSQL's `$N` (a bare `?` takes the next number); string
-/// literals and quoted names are left alone.
-pub fn translate(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut quote: Option<char> = None;
-    let mut next = 0u32;
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match quote {
-            Some(q) => {
-                out.push(c);
-                if c == q {
-                    quote = None;
-                }
-            }
-            None if c == '\'' || c == '"' => {
-                quote = Some(c);
-                out.push(c);
-            }
-            None if c == '?' => {
-                out.push('$');
-                if chars.peek().is_some_and(|d| d.is_ascii_digit()) {
-                    while let Some(d) = chars.next_if(|d| d.is_ascii_digit()) {
-                        out.push(d);
-                    }
-                } else {
-                    next += 1;
-                    out.push_str(&next.to_string());
-                }
-            }
-            None => out.push(c),
-        }
-    }
-    out
-}
-
-/// A PostgreSQL connection with its prepared statements.
-pub struct PgConn {
-    client: postgres::Client,
-    statements: HashMap<String, postgres::Statement>,
-}
-
-impl PgConn {
-    fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
-        if let Some(s) = self.statements.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.client.prepare(&translate(sql))?;
-        if self.statements.len() >= PG_STATEMENT_CACHE {
-            self.statements.clear();
-        }
-        self.statements.insert(sql.to_string(), s.clone());
-        Ok(s)
-    }
-}
-
-/// Makes the pool's PostgreSQL connections (r2d2's side of it).
-#[derive(Debug, Clone)]
-pub struct PgManager {
-    config: postgres::Config,
-}
-
-/// How long a PostgreSQL writer waits for the writer lock (or any lock) before its transaction
-/// fails: the same as SQLite's busy timeout.
-pub const PG_LOCK_TIMEOUT: &str = "60s";
-
-impl PgManager {
-    pub fn new(url: &str) -> Result<PgManager> {
-        let mut config: postgres::Config = url.parse()?;
-        if config.get_application_name().is_none() {
-            config.application_name("ikd-field");
-        }
-        Ok(PgManager { config })
-    }
-
-    /// One connection, outside any pool.
-    pub fn connect_one(&self) -> Result<PgConn> {
-        let mut client = self.config.connect(postgres::NoTls)?;
-        client.batch_execute(&format!(
-            "SET lock_timeout = '{PG_LOCK_TIMEOUT}'; SET TIME ZONE 'UTC'"
-        ))?;
-        Ok(PgConn {
-            client,
-            statements: HashMap::new(),
-        })
-    }
-}
-
-impl ManageConnection for PgManager {
-    type Connection = PgConn;
-    type Error = Error;
-
-    fn connect(&self) -> Result<PgConn> {
-        self.connect_one()
-    }
-
-    fn is_valid(&self, conn: &mut PgConn) -> Result<()> {
-        conn.client
-            .simple_query("")
-            .map(|_| ())
-            .map_err(Error::from)
-    }
-
-    fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.client.is_closed()
-    }
-}
-
-pub type PgPool = r2d2::Pool<PgManager>;
 
 enum Conn<'a> {
     Sqlite(&'a rusqlite::Connection),
@@ -679,55 +310,6 @@ impl<'a> Db<'a> {
     }
 }
 
-fn pg_params<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn postgres::types::ToSql + Sync)> {
-    params
-        .iter()
-        .map(|p| p as &(dyn postgres::types::ToSql + Sync))
-        .collect()
-}
-
-fn lite_value(v: rusqlite::types::ValueRef<'_>) -> Value {
-    use rusqlite::types::ValueRef;
-    match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Int(i),
-        ValueRef::Real(f) => Value::Int(f as i64),
-        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-    }
-}
-
-fn pg_row(r: &postgres::Row) -> Result<Row> {
-    use postgres::types::Type;
-    let mut vals = Vec::with_capacity(r.len());
-    for (i, c) in r.columns().iter().enumerate() {
-        let v = match *c.type_() {
-            Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map(Value::Int),
-            Type::INT4 => r
-                .try_get::<_, Option<i32>>(i)?
-                .map(|v| Value::Int(v.into())),
-            Type::INT2 => r
-                .try_get::<_, Option<i16>>(i)?
-                .map(|v| Value::Int(v.into())),
-            Type::BOOL => r
-                .try_get::<_, Option<bool>>(i)?
-                .map(|v| Value::Int(v.into())),
-            Type::BYTEA => r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
-            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
-                r.try_get::<_, Option<String>>(i)?.map(Value::Text)
-            }
-            ref t => {
-                return Err(Error::Type(format!(
-                    "column {} is {t}; cast it to BIGINT or TEXT in the query",
-                    c.name()
-                )));
-            }
-        };
-        vals.push(v.unwrap_or(Value::Null));
-    }
-    Ok(Row(vals))
-}
-
 /// A transaction; derefs to its [`Db`]. Rolls back when dropped uncommitted.
 pub struct Tx<'t, 'a> {
     db: &'t mut Db<'a>,
@@ -767,6 +349,7 @@ impl Drop for Tx<'_, '_> {
 
 #[cfg(test)]
 mod tests {
+    use super::pg::translate;
     use super::*;
 
     #[test]
