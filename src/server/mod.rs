@@ -29,6 +29,7 @@ pub mod location;
 pub mod pgtest;
 pub mod ratelimit;
 pub mod relay;
+pub mod routes;
 pub mod rows;
 pub mod schema;
 pub mod site;

@@ -1,0 +1,514 @@
+//! The server's routes, independent of the HTTP library underneath (`super::http` is the
+//! transport): a request is its [`Head`] (method, path, query, headers, client address) and a
+//! [`Body`] the route reads on demand with its own limit, so refusals that need no body (unknown
+//! device, rate limit, wrong method) never wait for one. A route answers a [`Reply`], or for
+//! `GET /v1/admin/export` an [`Answer::Export`] that the transport streams.
+//!
+//! `/v1/health`, `/v1/enrol`, `/v1/batches`, `/v1/activated`; GET (and HEAD) of any path outside
+//! `/v1/` is the dashboard (`super::dashboard`), HTML; `/v1/admin/` is the admin API
+//! (`super::admin`, bearer token). Rate limits (`super::ratelimit`) are checked before a body is
+//! read: per device for batches and activated lists; per client address for refused enrolments
+//! and wrong admin tokens (guessing); an empty bucket is `429 rate_limited` with `Retry-After`.
+use super::admin;
+use super::dashboard;
+use super::ingest::{self, Incoming};
+use super::ratelimit::RateLimiter;
+use super::store::Store;
+use super::{Limits, Refusal};
+use super::{activated, enrol};
+use crate::crypto::KeyPair;
+use crate::protocol::ErrorCode;
+use crate::protocol::{self, EnrolRequest, Health};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// A request method (the ones the routes tell apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Other(String),
+}
+
+impl Method {
+    pub fn parse(m: &str) -> Method {
+        match m {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            other => Method::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Other(m) => m,
+        })
+    }
+}
+
+/// What a route needs of a request before its body.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    /// Header names and values as received (names are compared without case).
+    pub headers: Vec<(String, String)>,
+    pub remote: Option<std::net::SocketAddr>,
+}
+
+impl Head {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The client's address (the reverse proxy's, behind one), the key of per-address limits.
+    pub fn client_ip(&self) -> String {
+        self.remote.map(|a| a.ip().to_string()).unwrap_or_default()
+    }
+}
+
+/// A request body, read by the route that wants it, at most `max` bytes (refused by its
+/// declared length before reading; never more than `max` read).
+pub trait Body {
+    fn read(&mut self, max: u64) -> Result<Vec<u8>, Refusal>;
+}
+
+/// What the transport sends.
+pub enum Answer {
+    Reply(Reply),
+    /// Every record, streamed as it is read from the database.
+    Export(admin::ExportFormat),
+}
+
+/// Answers one request.
+pub fn answer(store: &mut Store, shared: &Shared, req: &Head, body: &mut dyn Body) -> Answer {
+    if req.path == admin::PATH_EXPORT && req.method == Method::Get {
+        return match admin_gate(shared, req)
+            .and_then(|()| admin::ExportFormat::from_query(&req.query))
+        {
+            Ok(format) => Answer::Export(format),
+            Err(r) => Answer::Reply(Reply::refused(r)),
+        };
+    }
+    Answer::Reply(route(store, shared, req, body, &req.method, &req.path))
+}
+
+/// Largest enrolment (or activated-list) request accepted.
+const MAX_ENROL_BYTES: u64 = 16 * 1024;
+
+/// Everything a worker shares with the others.
+pub struct Shared {
+    pub key: KeyPair,
+    pub limits: Limits,
+    pub stop: Arc<AtomicBool>,
+    /// The dashboard's settings (time zone, admin token).
+    pub dashboard: dashboard::Settings,
+    pub rates: Rates,
+}
+
+/// The rate limits of `[server]`.
+pub struct Rates {
+    /// Batch and activated-list requests, by `X-Ikd-Device`.
+    pub device: RateLimiter,
+    /// Enrolment and admin-API requests, by client address.
+    pub address: RateLimiter,
+}
+
+impl Rates {
+    pub fn from_config(c: &crate::config::ServerConfig) -> Rates {
+        Rates {
+            device: RateLimiter::new(c.device_requests_per_minute, c.device_burst),
+            address: RateLimiter::new(c.address_requests_per_minute, c.address_burst),
+        }
+    }
+}
+
+/// What a route answers.
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub signature: Option<String>,
+    /// Extra words for the log line.
+    pub note: String,
+    pub content_type: &'static str,
+    /// Extra headers (the dashboard's).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn json<T: serde::Serialize>(value: &T) -> Reply {
+        match serde_json::to_vec(value) {
+            Ok(body) => Reply {
+                status: 200,
+                body,
+                signature: None,
+                note: String::new(),
+                content_type: "application/json",
+                headers: vec![],
+            },
+            Err(e) => Reply::refused(Refusal::internal(e)),
+        }
+    }
+
+    pub fn refused(r: Refusal) -> Reply {
+        let mut headers = vec![];
+        if let Some(wait) = r.retry_after {
+            headers.push(("Retry-After", wait.as_secs().max(1).to_string()));
+        }
+        if r.status == 401 {
+            headers.push(("WWW-Authenticate", "Bearer realm=\"ikd-field\"".to_string()));
+        }
+        Reply {
+            status: r.status,
+            body: r.body(),
+            signature: None,
+            note: format!("{}: {}", r.code, r.message),
+            content_type: "application/json",
+            headers,
+        }
+    }
+}
+
+/// The token check of every admin request. Wrong tokens count against the client address's
+/// rate limit (guessing); once it is spent, every admin request from there is `429` until it
+/// refills, so a right guess cannot show among the refusals.
+fn admin_gate(shared: &Shared, req: &Head) -> Result<(), Refusal> {
+    let ip = req.client_ip();
+    shared.rates.address.check(&ip).map_err(rate_limited)?;
+    let r = admin::authorise(&shared.dashboard.admin_token, req.header("Authorization"));
+    if r.as_ref().is_err_and(|e| e.status == 401) {
+        let _ = shared.rates.address.take(&ip);
+    }
+    r
+}
+
+/// `429 rate_limited`; [`Reply::refused`] adds `Retry-After` from the message's wait.
+fn rate_limited(wait: Duration) -> Refusal {
+    Refusal::new(
+        429,
+        ErrorCode::RateLimited,
+        format!(
+            "too many requests; try again in {} s (Retry-After)",
+            wait.as_secs()
+        ),
+    )
+    .retry_after(wait)
+}
+
+/// Keeps the log one line per request whatever a client puts in its path.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .take(200)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn route(
+    store: &mut Store,
+    shared: &Shared,
+    req: &Head,
+    body: &mut dyn Body,
+    method: &Method,
+    path: &str,
+) -> Reply {
+    if admin::owns(path) {
+        return match admin_route(store, shared, req, body, method, path) {
+            Ok(r) => r,
+            Err(r) => Reply::refused(r),
+        };
+    }
+    let allowed = match path {
+        protocol::PATH_HEALTH => Method::Get,
+        protocol::PATH_ENROL | protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => Method::Post,
+        p if dashboard::owns(p) => return dashboard_route(store, shared, req, method, path),
+        _ => {
+            return Reply::refused(Refusal::new(
+                404,
+                ErrorCode::NotFound,
+                format!("no such path: {}", printable(path)),
+            ));
+        }
+    };
+    let head_of_get = allowed == Method::Get && *method == Method::Head;
+    if *method != allowed && !head_of_get {
+        return Reply::refused(Refusal::new(
+            405,
+            ErrorCode::MethodNotAllowed,
+            format!("{path} takes {allowed}"),
+        ));
+    }
+    // Rate limits, before any body is read.
+    let limit = match path {
+        protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => shared
+            .rates
+            .device
+            .take(req.header(protocol::H_DEVICE).unwrap_or("")),
+        // Only refused enrolments (wrong tokens) count: a district enrolling fifty laptops
+        // behind one office address is not slowed down, guessing is.
+        protocol::PATH_ENROL => shared.rates.address.check(&req.client_ip()),
+        _ => Ok(()),
+    };
+    if let Err(wait) = limit {
+        return Reply::refused(rate_limited(wait));
+    }
+    match path {
+        protocol::PATH_HEALTH => Reply::json(&Health {
+            ok: true,
+            service: "ikd-field".into(),
+            protocol: protocol::VERSION,
+            server_id: shared.key.id(),
+            server_public_key: shared.key.public_hex(),
+            seal_public_key: crate::seal::server_public_hex(&shared.key),
+        }),
+        protocol::PATH_ENROL => match enrol_route(store, shared, body) {
+            Ok(r) => r,
+            Err(r) => {
+                let _ = shared.rates.address.take(&req.client_ip());
+                Reply::refused(r)
+            }
+        },
+        protocol::PATH_ACTIVATED => match activated_route(store, shared, req, body) {
+            Ok(r) => r,
+            Err(r) => Reply::refused(r),
+        },
+        _ => match batch_route(store, shared, req, body) {
+            Ok(r) => r,
+            Err(r) => Reply::refused(r),
+        },
+    }
+}
+
+/// `/v1/admin/…` other than the export: rate limit and token first, then the route.
+fn admin_route(
+    store: &mut Store,
+    shared: &Shared,
+    req: &Head,
+    body: &mut dyn Body,
+    method: &Method,
+    path: &str,
+) -> Result<Reply, Refusal> {
+    admin_gate(shared, req)?;
+    let allowed = match path {
+        admin::PATH_DEVICES | admin::PATH_STATS | admin::PATH_EXPORT => Method::Get,
+        admin::PATH_REVOKE => Method::Post,
+        _ => {
+            return Err(Refusal::new(
+                404,
+                ErrorCode::NotFound,
+                format!("no such path: {}", printable(path)),
+            ));
+        }
+    };
+    if *method != allowed {
+        return Err(Refusal::new(
+            405,
+            ErrorCode::MethodNotAllowed,
+            format!("{path} takes {allowed}"),
+        ));
+    }
+    let internal = |e: crate::error::AppError| Refusal::internal(e.message);
+    let mut reply = match path {
+        admin::PATH_DEVICES => Reply::json(&serde_json::json!({
+            "devices": store.devices().map_err(internal)?
+        })),
+        admin::PATH_STATS => Reply::json(&serde_json::json!({
+            "stats": store.stats().map_err(internal)?
+        })),
+        _ => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Revoke {
+                device_id: String,
+            }
+            let body = body.read(admin::MAX_REQUEST_BYTES)?;
+            let r: Revoke = serde_json::from_slice(&body).map_err(|e| {
+                Refusal::new(
+                    400,
+                    ErrorCode::BadJson,
+                    format!("expected {{\"device_id\": …}}: {e}"),
+                )
+            })?;
+            let id = r.device_id.trim();
+            if store.device(id).map_err(internal)?.is_none() {
+                return Err(Refusal::new(
+                    404,
+                    ErrorCode::DeviceUnknown,
+                    format!("no device {}", printable(id)),
+                ));
+            }
+            let changed = store
+                .revoke(id, &crate::timefmt::now_utc())
+                .map_err(internal)?;
+            let mut r = Reply::json(&serde_json::json!({
+                "device_id": id, "revoked": true, "already": !changed
+            }));
+            r.note = format!("revoked {}", printable(id));
+            r
+        }
+    };
+    reply.headers.push(("Cache-Control", "no-store".into()));
+    Ok(reply)
+}
+
+/// A dashboard page: GET or HEAD only; everything but the admin's conflict list is aggregates.
+fn dashboard_route(
+    store: &Store,
+    shared: &Shared,
+    req: &Head,
+    method: &Method,
+    path: &str,
+) -> Reply {
+    if !matches!(method, Method::Get | Method::Head) {
+        return Reply::refused(Refusal::new(
+            405,
+            ErrorCode::MethodNotAllowed,
+            format!("{} takes GET", printable(path)),
+        ));
+    }
+    let query = req.query.as_str();
+    let authorization = req.header("Authorization");
+    let page = match store.db() {
+        Ok(mut db) => dashboard::respond(&mut db, &shared.dashboard, path, query, authorization),
+        Err(e) => dashboard::unavailable(&e),
+    };
+    let mut headers: Vec<(&'static str, String)> = dashboard::SECURITY_HEADERS
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect();
+    headers.extend(page.headers);
+    Reply {
+        status: page.status,
+        body: page.body,
+        signature: None,
+        note: String::new(),
+        content_type: page.content_type,
+        headers,
+    }
+}
+
+fn enrol_route(store: &mut Store, shared: &Shared, body: &mut dyn Body) -> Result<Reply, Refusal> {
+    let body = body.read(MAX_ENROL_BYTES)?;
+    let er: EnrolRequest = serde_json::from_slice(&body).map_err(|e| {
+        Refusal::new(
+            400,
+            ErrorCode::BadJson,
+            format!("not an enrolment request: {e}"),
+        )
+    })?;
+    let ok = enrol::enrol(store, &shared.key, &er)?;
+    let mut r = Reply::json(&ok);
+    // Signed like every answer that counts, so a device that knows the server's id beforehand
+    // (`enrol --expect-server-id`) can tell the sealing key and its device id were not swapped.
+    r.signature = Some(B64.encode(shared.key.sign(&protocol::signed_digest(&r.body))));
+    r.note = format!("enrolled {} ({})", ok.device_id, printable(&er.officer));
+    Ok(r)
+}
+
+fn batch_route(
+    store: &mut Store,
+    shared: &Shared,
+    req: &Head,
+    body: &mut dyn Body,
+) -> Result<Reply, Refusal> {
+    let body = body.read(shared.limits.max_body_bytes)?;
+    let header = |name: &'static str| req.header(name).unwrap_or_default().to_string();
+    let (device, batch, signature) = (
+        header(protocol::H_DEVICE),
+        header(protocol::H_BATCH),
+        header(protocol::H_SIGNATURE),
+    );
+    let gzip_ok = accepts_gzip(&header("Accept-Encoding"));
+    let inc = Incoming {
+        device_id: &device,
+        batch_id: &batch,
+        signature: &signature,
+        body: &body,
+    };
+    let a = ingest::ingest(store, &shared.key, &shared.limits, &inc)?;
+    let s = &a.response.summary;
+    // The gzip form when the client accepts it (and the journal has it), signed over its bytes.
+    let (body, signature, headers) = match a.gzip {
+        Some((gz, sig)) if gzip_ok => (gz, sig, vec![("Content-Encoding", "gzip".to_string())]),
+        _ => (a.body, a.signature, vec![]),
+    };
+    Ok(Reply {
+        status: 200,
+        note: format!(
+            "device={device} batch={batch} records={} accepted={} duplicate={} conflict={} rejected={}{}",
+            a.response.results.len(),
+            s.accepted,
+            s.duplicate,
+            s.conflict,
+            s.rejected,
+            if a.replayed { " replay" } else { "" }
+        ),
+        body,
+        signature: Some(signature),
+        content_type: "application/json",
+        headers,
+    })
+}
+
+/// True when an `Accept-Encoding` value lists `gzip` (or `*`) without `q=0`.
+pub fn accepts_gzip(value: &str) -> bool {
+    value.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+fn activated_route(
+    store: &Store,
+    shared: &Shared,
+    req: &Head,
+    body: &mut dyn Body,
+) -> Result<Reply, Refusal> {
+    let body = body.read(MAX_ENROL_BYTES)?;
+    let header = |name: &'static str| req.header(name).unwrap_or_default().to_string();
+    let device = header(protocol::H_DEVICE);
+    let a = activated::answer(
+        store,
+        &shared.key,
+        &device,
+        &header(protocol::H_SIGNATURE),
+        &body,
+    )?;
+    let mut r = Reply::json(&a);
+    r.signature = Some(B64.encode(shared.key.sign(&protocol::signed_digest(&r.body))));
+    r.note = format!("device={device} since={} count={}", a.since, a.count);
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+
+    #[test]
+    fn accept_encoding() {
+        for yes in ["gzip", "GZIP", "identity, gzip", "gzip;q=0.5", "br, *"] {
+            assert!(accepts_gzip(yes), "{yes}");
+        }
+        for no in ["", "identity", "gzip;q=0", "br", "gzip; q=0.0", "x-gzip2"] {
+            assert!(!accepts_gzip(no), "{no}");
+        }
+    }
+}
