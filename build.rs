@@ -5,28 +5,18 @@
 use std::io::Write;
 use std::path::Path;
 
+/// The data rows of a CSV file (RFC 4180, header skipped), read with the `csv` crate so quoted
+/// fields, embedded commas and `""` escapes are read as written.
 fn rows(path: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    for line in text.lines().skip(1) {
-        if line.is_empty() {
-            continue;
-        }
-        // RFC 4180 with no embedded quotes: split on commas outside double quotes.
-        let mut fields = Vec::new();
-        let mut cur = String::new();
-        let mut quoted = false;
-        for ch in line.chars() {
-            match ch {
-                '"' => quoted = !quoted,
-                ',' if !quoted => fields.push(std::mem::take(&mut cur)),
-                c => cur.push(c),
-            }
-        }
-        fields.push(cur);
-        out.push(fields);
-    }
-    out
+    let mut reader =
+        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            r.iter().map(str::to_string).collect()
+        })
+        .collect()
 }
 
 fn gz(text: &str) -> Vec<u8> {

@@ -11,7 +11,7 @@
 use crate::crypto::{self, KeyPair};
 use crypto_box::aead::OsRng;
 use crypto_box::{PublicKey, SecretKey};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// Label of the district server's sealing key, derived from its Ed25519 seed.
@@ -273,7 +273,7 @@ pub fn tag_key(device: &KeyPair) -> [u8; 32] {
 /// small NIK space can be searched: docs/sealing.md).
 pub fn nik_tag(tag_key: &[u8; 32], nik: &str) -> [u8; 32] {
     let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(tag_key).expect("HMAC takes keys of any length");
+        <Hmac<Sha256> as Mac>::new_from_slice(tag_key).expect("HMAC takes keys of any length");
     mac.update(nik.as_bytes());
     mac.finalize().into_bytes().into()
 }
