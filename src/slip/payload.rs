@@ -311,7 +311,7 @@ fn pack(name: &str) -> Option<Vec<u8>> {
 }
 
 fn unpack(bytes: &[u8]) -> Option<String> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     let mut idx = Vec::with_capacity(bytes.len() / 2 * 3);
