@@ -91,7 +91,10 @@ fn main() {
 
 fn report(e: &AppError, json: bool) {
     if json {
-        ikd_field::output::json(&serde_json::json!({"ok": false, "error": e}));
+        ikd_field::output::json(&ikd_field::output::Failed {
+            ok: false,
+            error: e,
+        });
     } else {
         let label = if ikd_field::i18n::is_en() {
             "Error"

@@ -22,9 +22,24 @@ pub struct Answer<'a, T: Serialize> {
     data: &'a T,
 }
 
+/// A failed command's `--json` answer: `{"ok": false, "error": {"kind", "message", "hint", …}}`.
+#[derive(Serialize)]
+pub struct Failed<'a> {
+    pub ok: bool,
+    pub error: &'a AppError,
+}
+
 /// Prints `{"ok": true, …data}` on stdout.
 pub fn ok<T: Serialize>(data: &T) {
     json(&Answer { ok: true, data });
+}
+
+/// Prints `{"ok": true, …data}` on one line (JSON lines, for a command that answers repeatedly).
+pub fn ok_line<T: Serialize>(data: &T) {
+    match serde_json::to_string(&Answer { ok: true, data }) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("JSON: {e}"),
+    }
 }
 
 /// A simple text table with aligned columns (by character count, so names with accents align).

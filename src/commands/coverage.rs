@@ -96,7 +96,10 @@ fn import(ctx: &Ctx, db: Option<PathBuf>, file: &std::path::Path) -> Result<(), 
         .and_then(|mut db| targets::import(&mut db, &rows, &timefmt::now_utc()))
         .map_err(|e| store.err(e))?;
     if ctx.json {
-        output::json(&json!({"ok": true, "file": file.display().to_string(), "imported": done}));
+        output::ok(&Imported {
+            file: file.display().to_string(),
+            imported: &done,
+        });
         return Ok(());
     }
     println!(
@@ -148,12 +151,14 @@ fn show(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
         let rows: Vec<_> = inputs
             .targets
             .iter()
-            .map(|t| {
-                json!({"region_code": t.region_code, "wajib_ktp": t.wajib_ktp,
-                       "target": t.target, "target_count": t.target.count(t.wajib_ktp)})
+            .map(|t| TargetOut {
+                region_code: &t.region_code,
+                wajib_ktp: t.wajib_ktp,
+                target: t.target,
+                target_count: t.target.count(t.wajib_ktp),
             })
             .collect();
-        output::json(&json!({"ok": true, "targets": rows}));
+        output::ok(&Targets { targets: rows });
         return Ok(());
     }
     if inputs.targets.is_empty() {
@@ -229,4 +234,25 @@ pub fn report(ctx: &Ctx, db: Option<PathBuf>, a: ReportArgs) -> Result<(), AppEr
         }
     }
     Ok(())
+}
+
+// The `--json` answers of these commands (each printed as `{"ok": true, …}`).
+
+#[derive(serde::Serialize)]
+struct Imported<'a> {
+    file: String,
+    imported: &'a crate::server::targets::Imported,
+}
+
+#[derive(serde::Serialize)]
+struct TargetOut<'a> {
+    region_code: &'a str,
+    wajib_ktp: u64,
+    target: Target,
+    target_count: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Targets<'a> {
+    targets: Vec<TargetOut<'a>>,
 }

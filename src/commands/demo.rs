@@ -13,7 +13,6 @@ use crate::field::enrolment::Enrolment;
 use crate::field::sync_run;
 use crate::slip::{self, Format, Paper};
 use crate::{output, synth, timefmt, tr};
-use serde_json::json;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -260,20 +259,19 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
     let integrity = dd.store.integrity_check()?;
 
     if ctx.json {
-        output::json(&json!({
-            "ok": true,
-            "dir": root,
-            "server": district.url,
-            "dashboard": dashboard,
-            "device": dd.identity.device_id,
-            "recorded": recorded.len(),
-            "slips": slips.len(),
-            "slip_verified": verified,
-            "sync": report,
-            "second_sync_batches": second.batches,
-            "server_stats": stats,
-            "integrity": integrity,
-        }));
+        output::ok(&DemoDone {
+            dir: &root,
+            server: &district.url,
+            dashboard: &dashboard,
+            device: &dd.identity.device_id,
+            recorded: recorded.len(),
+            slips: slips.len(),
+            slip_verified: verified,
+            sync: &report,
+            second_sync_batches: second.batches,
+            server_stats: &stats,
+            integrity: &integrity,
+        });
         return Ok(());
     }
     say(tr!(
@@ -309,4 +307,21 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
         ));
     }
     Ok(())
+}
+
+/// The demo's `--json` answer.
+#[derive(serde::Serialize)]
+struct DemoDone<'a> {
+    dir: &'a Path,
+    server: &'a str,
+    dashboard: &'a str,
+    device: &'a str,
+    recorded: usize,
+    slips: usize,
+    slip_verified: bool,
+    sync: &'a sync_run::Report,
+    second_sync_batches: usize,
+    /// `server stats --json` as the district server printed it.
+    server_stats: &'a serde_json::Value,
+    integrity: &'a str,
 }

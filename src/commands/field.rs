@@ -7,9 +7,9 @@ use crate::field::datadir::DataDir;
 use crate::field::records::{Filter, Stored};
 use crate::output::{self, Table};
 use crate::{timefmt, tr};
-use serde_json::json;
+use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
@@ -74,7 +74,11 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
     let id = &dd.identity;
     let seal = crate::field::sealing::status(&dd.store, &dd.path)?;
     if ctx.json {
-        output::json(&json!({"ok": true, "data_dir": dd.path, "device": id, "seal": seal}));
+        output::ok(&Initialised {
+            data_dir: &dd.path,
+            device: id,
+            seal: &seal,
+        });
     } else {
         println!(
             "{}",
@@ -224,20 +228,22 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     };
     if ctx.json {
         let slip = print();
-        let (slip, slip_error) = match &slip {
-            Ok(s) => (json!(s), serde_json::Value::Null),
-            Err(e) => (serde_json::Value::Null, json!(e)),
+        let (slip, slip_error) = match slip {
+            Ok(s) => (s, None),
+            Err(e) => (None, Some(e)),
         };
-        output::json(&json!({
-            "ok": true,
-            "record": stored,
-            "slip": slip,
-            "slip_error": slip_error,
-            "nik_info": {"sex": valid.nik.sex, "birth_date": nik::iso_date(valid.nik.birth_date),
-                         "masked": valid.nik.masked()},
-            "warnings": valid.warnings,
-            "district_activated": district,
-        }));
+        output::ok(&Recorded {
+            record: &stored,
+            slip,
+            slip_error,
+            nik_info: NikInfo {
+                sex: valid.nik.sex,
+                birth_date: nik::iso_date(valid.nik.birth_date),
+                masked: valid.nik.masked(),
+            },
+            warnings: &valid.warnings,
+            district_activated: district.as_deref(),
+        });
         return Ok(());
     }
     println!(
@@ -306,7 +312,10 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> Result<(), AppError> {
     };
     let rows = dd.store.list(&filter)?;
     if ctx.json {
-        output::json(&json!({"ok": true, "count": rows.len(), "records": rows}));
+        output::ok(&Listed {
+            count: rows.len(),
+            records: &rows,
+        });
         return Ok(());
     }
     if rows.is_empty() {
@@ -368,7 +377,7 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<(), AppError> {
     let dd = ctx.open()?;
     let s = dd.store.find(&a.id)?;
     if ctx.json {
-        output::json(&json!({"ok": true, "record": s}));
+        output::ok(&OneRecord { record: &s });
         return Ok(());
     }
     print!("{}", describe(&s, ctx.offset()));
@@ -523,7 +532,9 @@ pub fn void(ctx: &Ctx, a: VoidArgs) -> Result<(), AppError> {
     }
     let v = dd.store.record_void(&target, reason, &dd.identity)?;
     if ctx.json {
-        output::json(&json!({"ok": true, "record": Stored::new_pending(v, sealed_label(&dd)?)}));
+        output::ok(&OneRecord {
+            record: &Stored::new_pending(v, sealed_label(&dd)?),
+        });
     } else {
         println!(
             "{}",
@@ -552,27 +563,32 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
     let seal = crate::field::sealing::status(&dd.store, &dd.path)?;
     let purged = dd.store.purged_total()?;
     if ctx.json {
-        let by_status: serde_json::Map<String, serde_json::Value> = counts
-            .iter()
-            .map(|(s, n)| (s.as_str().to_string(), json!(n)))
-            .collect();
-        let by_village: Vec<_> = villages
-            .iter()
-            .map(|(v, n)| json!({"village": v, "name": region::village(v).map(|r| r.name.clone()), "activations": n}))
-            .collect();
-        output::json(&json!({
-            "ok": true,
-            "device": dd.identity,
-            "data_dir": dd.path,
-            "total": total,
-            "by_status": by_status,
-            "today": {"activations": today_act, "voids": today_void, "date": timefmt::local_date(&timefmt::now_utc(), offset)},
-            "by_village": by_village,
-            "sync": crate::field::enrolment::SyncState::load(&dd.store)?,
-            "seal": seal,
-            "retention": {"days": ctx.config.field.retention_days, "purged": purged,
-                          "after_sync": ctx.config.field.purge_after_sync},
-        }));
+        output::ok(&Status {
+            device: &dd.identity,
+            data_dir: &dd.path,
+            total,
+            by_status: counts.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+            today: Today {
+                activations: today_act,
+                voids: today_void,
+                date: timefmt::local_date(&timefmt::now_utc(), offset),
+            },
+            by_village: villages
+                .iter()
+                .map(|(v, n)| VillageCount {
+                    village: v,
+                    name: region::village(v).map(|r| r.name.as_str()),
+                    activations: *n,
+                })
+                .collect(),
+            sync: crate::field::enrolment::SyncState::load(&dd.store)?,
+            seal: &seal,
+            retention: Retention {
+                days: ctx.config.field.retention_days,
+                purged,
+                after_sync: ctx.config.field.purge_after_sync,
+            },
+        });
         return Ok(());
     }
     println!(
@@ -646,7 +662,7 @@ pub fn purge(ctx: &Ctx, a: PurgeArgs) -> Result<(), AppError> {
         a.dry_run,
     )?;
     if ctx.json {
-        output::json(&json!({"ok": true, "purge": p}));
+        output::ok(&Purged { purge: &p });
     } else {
         println!("{}", p.describe());
     }
@@ -719,7 +735,10 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), AppError> {
         .audit("export", None, &format!("{n} records as {:?}", a.format))?;
     if let Some(p) = &a.out {
         if ctx.json {
-            output::json(&json!({"ok": true, "records": n, "file": p}));
+            output::ok(&Exported {
+                records: n,
+                file: p,
+            });
         } else {
             eprintln!(
                 "{}",
@@ -732,4 +751,88 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), AppError> {
         }
     }
     Ok(())
+}
+
+// The `--json` answers of these commands (each printed as `{"ok": true, …}`).
+
+#[derive(Serialize)]
+struct Initialised<'a> {
+    data_dir: &'a Path,
+    device: &'a crate::field::store::Identity,
+    seal: &'a crate::field::sealing::SealStatus,
+}
+
+#[derive(Serialize)]
+struct NikInfo {
+    sex: crate::domain::nik::Sex,
+    birth_date: String,
+    masked: String,
+}
+
+#[derive(Serialize)]
+struct Recorded<'a> {
+    record: &'a Stored,
+    /// Where the slip went (`record --print`), or why printing failed (the record is saved).
+    slip: Option<Vec<super::slip::Printed>>,
+    slip_error: Option<AppError>,
+    nik_info: NikInfo,
+    warnings: &'a [crate::domain::Problem],
+    /// The district already lists this NIK as activated by another team (a warning).
+    district_activated: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Listed<'a> {
+    count: usize,
+    records: &'a [Stored],
+}
+
+#[derive(Serialize)]
+struct OneRecord<'a> {
+    record: &'a Stored,
+}
+
+#[derive(Serialize)]
+struct Today {
+    activations: i64,
+    voids: i64,
+    date: Option<String>,
+}
+
+#[derive(Serialize)]
+struct VillageCount<'a> {
+    village: &'a str,
+    name: Option<&'a str>,
+    activations: i64,
+}
+
+#[derive(Serialize)]
+struct Retention {
+    days: u32,
+    purged: i64,
+    after_sync: bool,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    device: &'a crate::field::store::Identity,
+    data_dir: &'a Path,
+    total: i64,
+    by_status: std::collections::BTreeMap<&'static str, i64>,
+    today: Today,
+    by_village: Vec<VillageCount<'a>>,
+    sync: crate::field::enrolment::SyncState,
+    seal: &'a crate::field::sealing::SealStatus,
+    retention: Retention,
+}
+
+#[derive(Serialize)]
+struct Purged<'a> {
+    purge: &'a crate::field::retention::Purge,
+}
+
+#[derive(Serialize)]
+struct Exported<'a> {
+    records: usize,
+    file: &'a Path,
 }

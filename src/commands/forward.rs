@@ -8,7 +8,6 @@ use crate::server::forward::{self, Report};
 use crate::server::forward_run::{self, Event, Settings};
 use crate::server::store::Store;
 use crate::{output, server, timefmt, tr};
-use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,7 +114,10 @@ fn enrol(
         settings,
     )?;
     if ctx.json {
-        output::json(&json!({"ok": true, "province": t}));
+        output::ok(&Province {
+            province: &t,
+            backlog: None,
+        });
     } else {
         println!(
             "{}",
@@ -143,7 +145,10 @@ fn status(ctx: &Ctx, store: &Store) -> Result<(), AppError> {
     let t = forward::target(store)?.ok_or_else(forward_run::not_enrolled)?;
     let backlog = forward::backlog(store)?;
     if ctx.json {
-        output::json(&json!({"ok": true, "province": t, "backlog": backlog}));
+        output::ok(&Province {
+            province: &t,
+            backlog: Some(backlog),
+        });
     } else {
         println!(
             "{}",
@@ -198,7 +203,10 @@ pub fn event_line(e: &Event<'_>) -> String {
 fn print_report(ctx: &Ctx, store: &Store, r: &Report) {
     if ctx.json {
         let province = forward::target(store).ok().flatten().map(|t| t.url);
-        output::json(&json!({"ok": true, "province": province, "report": r}));
+        output::ok(&Forwarded {
+            province: province.as_deref(),
+            report: r,
+        });
         return;
     }
     if r.lease_held_elsewhere && r.batches == 0 {
@@ -244,7 +252,10 @@ fn watch(
             Ok(r) => print_report(ctx, store, &r),
             Err(e) if e.kind == Kind::Unreachable => {
                 if ctx.json {
-                    output::json(&json!({"ok": false, "error": e.message}));
+                    output::json(&crate::output::Failed {
+                        ok: false,
+                        error: &e,
+                    });
                 } else {
                     eprintln!("{}", e.message);
                 }
@@ -292,4 +303,20 @@ pub fn spawn_background(
             }
         }
     })
+}
+
+// The `--json` answers of these commands (each printed as `{"ok": true, …}`).
+
+#[derive(serde::Serialize)]
+struct Province<'a> {
+    province: &'a forward::Target,
+    /// Records waiting to be forwarded (`server forward status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backlog: Option<i64>,
+}
+
+#[derive(serde::Serialize)]
+struct Forwarded<'a> {
+    province: Option<&'a str>,
+    report: &'a Report,
 }

@@ -10,7 +10,6 @@ use crate::server::rows::Row;
 use crate::server::store::Location;
 use crate::server::{self, Limits, http};
 use crate::{timefmt, tr};
-use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,7 +121,12 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
     if ctx.json {
         println!(
             "{}",
-            json!({"listening": format!("{scheme}://{addr}"), "server_id": id, "db": db.display()})
+            serde_json::to_string(&Listening {
+                listening: format!("{scheme}://{addr}"),
+                server_id: &id,
+                db: db.display(),
+            })
+            .unwrap_or_default()
         );
     } else {
         println!("listening on {scheme}://{addr}");
@@ -206,14 +210,13 @@ fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
     let (token, expires) = server::enrol::create_token_for(&store, &a.team, ttl, a.relay)?;
     let id = token_server_id(ctx, db);
     if ctx.json {
-        output::json(&json!({
-            "ok": true,
-            "token": token,
-            "team": a.team.trim(),
-            "expires_at": expires,
-            "relay": a.relay,
-            "server_id": id,
-        }));
+        output::ok(&TokenMade {
+            token: &token,
+            team: a.team.trim(),
+            expires_at: &expires,
+            relay: a.relay,
+            server_id: id.as_deref(),
+        });
         return Ok(());
     }
     println!("{token}");
@@ -271,7 +274,7 @@ fn devices(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
     let (_, store) = ctx.existing_server_db(db)?;
     let list = store.devices()?;
     if ctx.json {
-        output::json(&json!({"ok": true, "devices": list}));
+        output::ok(&server::admin::DevicesBody { devices: list });
         return Ok(());
     }
     if list.is_empty() {
@@ -338,7 +341,11 @@ fn revoke(ctx: &Ctx, db: Option<PathBuf>, a: RevokeArgs) -> Result<(), AppError>
     }
     let changed = store.revoke(id, &timefmt::now_utc())?;
     if ctx.json {
-        output::json(&json!({"ok": true, "device": id, "revoked": true, "already": !changed}));
+        output::ok(&Revoked {
+            device: id,
+            revoked: true,
+            already: !changed,
+        });
     } else if changed {
         println!(
             "{}",
@@ -363,7 +370,7 @@ fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
     let (_, store) = ctx.existing_server_db(db)?;
     let s = store.stats()?;
     if ctx.json {
-        output::json(&json!({"ok": true, "stats": s}));
+        output::ok(&server::admin::StatsBody { stats: s });
         return Ok(());
     }
     let mut t = Table::new([tr!("APA", "WHAT"), tr!("JUMLAH", "COUNT")]);
@@ -396,7 +403,10 @@ fn seal_key(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
     let key = server::server_key(&ctx.server_key_file(db)?)?;
     let public = crate::seal::server_public_hex(&key);
     if ctx.json {
-        output::json(&json!({"ok": true, "seal_public_key": public, "server_id": key.id()}));
+        output::ok(&SealKey {
+            seal_public_key: &public,
+            server_id: key.id(),
+        });
     } else {
         println!("{public}");
         eprintln!(
@@ -448,7 +458,8 @@ fn import(ctx: &Ctx, db: Option<PathBuf>, a: ImportArgs) -> Result<(), AppError>
             return Ok(());
         }
         // One JSON document: main prints the error with this report as its details.
-        return Err(refused_error(report.refused.len()).details(json!(report)));
+        return Err(refused_error(report.refused.len())
+            .details(serde_json::to_value(&report).unwrap_or_default()));
     }
     let mut table = Table::new([
         "ID".to_string(),
@@ -510,4 +521,37 @@ fn refused_error(n: usize) -> AppError {
         "{n} batch di berkas itu ditolak; yang lain sudah masuk.",
         "{n} batches in that file were refused; the others are in."
     ))
+}
+
+// The `--json` answers of these commands (each printed as `{"ok": true, …}`, but `serve`'s one
+// line when it listens).
+
+#[derive(serde::Serialize)]
+struct Listening<'a> {
+    listening: String,
+    server_id: &'a str,
+    db: String,
+}
+
+#[derive(serde::Serialize)]
+struct TokenMade<'a> {
+    token: &'a str,
+    team: &'a str,
+    expires_at: &'a str,
+    relay: bool,
+    /// The id to hand over with the token (`enrol --expect-server-id`), when the key is here.
+    server_id: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct Revoked<'a> {
+    device: &'a str,
+    revoked: bool,
+    already: bool,
+}
+
+#[derive(serde::Serialize)]
+struct SealKey<'a> {
+    seal_public_key: &'a str,
+    server_id: String,
 }

@@ -10,7 +10,7 @@ use crate::field::outbox;
 use crate::field::sync_run::{self, Event, Options, Report};
 use crate::{output, timefmt, tr};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
+use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -60,9 +60,11 @@ pub fn enrol_device(
 
 pub fn print_enrolled(ctx: &Ctx, dd: &DataDir, e: &Enrolment) {
     if ctx.json {
-        output::json(
-            &json!({"ok": true, "data_dir": dd.path, "device": dd.identity.device_id, "enrolment": e}),
-        );
+        output::ok(&Enrolled {
+            data_dir: &dd.path,
+            device: &dd.identity.device_id,
+            enrolment: e,
+        });
     } else {
         println!(
             "{}",
@@ -187,10 +189,10 @@ fn purge_after(ctx: &Ctx, dd: &DataDir, r: &Report) -> Option<crate::field::rete
 
 fn print_report(ctx: &Ctx, r: &Report, purged: Option<&crate::field::retention::Purge>) {
     if ctx.json {
-        let mut v = json!(r);
-        v["ok"] = json!(true);
-        v["purge"] = json!(purged);
-        output::json(&v);
+        output::ok(&Synced {
+            report: r,
+            purge: purged,
+        });
         return;
     }
     if let Some(p) = purged.filter(|p| p.records > 0) {
@@ -274,7 +276,10 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
         // Records still under the holding key cannot be opened at the office: they wait.
         let held = dd.store.pending_seal()?;
         if ctx.json {
-            output::json(&json!({"ok": true, "to_file": r, "pending_seal": held}));
+            output::ok(&ToFile {
+                to_file: &r,
+                pending_seal: held,
+            });
         } else {
             warn_held(held);
             println!(
@@ -391,10 +396,11 @@ fn watch(
                 Ok(r) => {
                     let purged = purge_after(ctx, dd, &r);
                     if ctx.json {
-                        let mut v = json!(r);
-                        v["ok"] = json!(true);
-                        v["purge"] = json!(purged);
-                        println!("{v}");
+                        // One line per pass (JSON lines) while watching.
+                        output::ok_line(&Synced {
+                            report: &r,
+                            purge: purged.as_ref(),
+                        });
                     } else {
                         println!(
                             "{} — {}",
@@ -412,4 +418,28 @@ fn watch(
             return Ok(());
         }
     }
+}
+
+// The `--json` answers of these commands (each printed as `{"ok": true, …}`).
+
+#[derive(Serialize)]
+struct Enrolled<'a> {
+    data_dir: &'a std::path::Path,
+    device: &'a str,
+    enrolment: &'a Enrolment,
+}
+
+#[derive(Serialize)]
+struct Synced<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    /// What the retention purge after the sync removed (`[field] purge_after_sync`).
+    purge: Option<&'a crate::field::retention::Purge>,
+}
+
+#[derive(Serialize)]
+struct ToFile<'a> {
+    to_file: &'a sync_run::FileReport,
+    /// Records still under the holding key: not in the file until the laptop is enrolled.
+    pending_seal: i64,
 }

@@ -58,11 +58,18 @@ pub fn run(ctx: &Ctx, a: WilayahArgs) -> Result<(), AppError> {
 fn search(ctx: &Ctx, text: &str, limit: usize) -> Result<(), AppError> {
     let hits = region::search(text, limit);
     if ctx.json {
-        let rows: Vec<_> = hits
-            .iter()
-            .map(|h| json!({"code": h.region.code, "level": h.level, "name": h.region.name, "in": path_names(&h.region.code)}))
-            .collect();
-        output::json(&json!({"ok": true, "query": text, "results": rows}));
+        output::ok(&Found {
+            query: text,
+            results: hits
+                .iter()
+                .map(|h| Hit {
+                    code: &h.region.code,
+                    level: h.level,
+                    name: &h.region.name,
+                    within: path_names(&h.region.code),
+                })
+                .collect(),
+        });
         return Ok(());
     }
     if hits.is_empty() {
@@ -120,14 +127,19 @@ fn show(ctx: &Ctx, input: &str) -> Result<(), AppError> {
     }
     let children = region::children(&code);
     if ctx.json {
-        output::json(&json!({
-            "ok": true,
-            "code": code,
-            "name": region.map(|r| &r.name),
-            "level": Level::of_code(&code),
-            "path": region::path(&code).iter().map(|r| json!({"code": r.code, "name": r.name})).collect::<Vec<_>>(),
-            "children": children.iter().map(|r| json!({"code": r.code, "name": r.name})).collect::<Vec<_>>(),
-        }));
+        fn named(r: &region::Region) -> Named<'_> {
+            Named {
+                code: &r.code,
+                name: &r.name,
+            }
+        }
+        output::ok(&Shown {
+            code: &code,
+            name: region.map(|r| r.name.as_str()),
+            level: Level::of_code(&code),
+            path: region::path(&code).into_iter().map(named).collect(),
+            children: children.iter().map(named).collect(),
+        });
         return Ok(());
     }
     if let Some(r) = region {
@@ -150,4 +162,37 @@ fn show(ctx: &Ctx, input: &str) -> Result<(), AppError> {
         print!("{}", t.render());
     }
     Ok(())
+}
+
+// The `--json` answers of these commands (each printed as `{"ok": true, …}`).
+
+#[derive(serde::Serialize)]
+struct Hit<'a> {
+    code: &'a str,
+    level: Level,
+    name: &'a str,
+    /// The names of the regions it lies in.
+    #[serde(rename = "in")]
+    within: String,
+}
+
+#[derive(serde::Serialize)]
+struct Found<'a> {
+    query: &'a str,
+    results: Vec<Hit<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct Named<'a> {
+    code: &'a str,
+    name: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct Shown<'a> {
+    code: &'a str,
+    name: Option<&'a str>,
+    level: Option<Level>,
+    path: Vec<Named<'a>>,
+    children: Vec<Named<'a>>,
 }

@@ -221,3 +221,31 @@ mod tests {
         );
     }
 }
+
+/// `GET /v1/admin/devices` (and `server devices --json`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct DevicesBody {
+    pub devices: Vec<crate::server::devices::Device>,
+}
+
+/// `GET /v1/admin/stats` (and `server stats --json`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct StatsBody {
+    pub stats: crate::server::store::Stats,
+}
+
+/// `POST /v1/admin/revoke` request.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    pub device_id: String,
+}
+
+/// `POST /v1/admin/revoke` answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct RevokeBody {
+    pub device_id: String,
+    pub revoked: bool,
+    /// It was revoked before this request.
+    pub already: bool,
+}

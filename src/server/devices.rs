@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// An enrolled laptop, a relay (a district server forwarding here), or a device known only
 /// through a relay.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Device {
     pub id: String,
     /// The device's key (hex); `None` for a device known only through a relay, which has no

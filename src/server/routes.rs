@@ -322,20 +322,15 @@ fn admin_route(
     }
     let internal = |e: crate::error::AppError| Refusal::internal(e.message);
     let mut reply = match path {
-        admin::PATH_DEVICES => Reply::json(&serde_json::json!({
-            "devices": store.devices().map_err(internal)?
-        })),
-        admin::PATH_STATS => Reply::json(&serde_json::json!({
-            "stats": store.stats().map_err(internal)?
-        })),
+        admin::PATH_DEVICES => Reply::json(&admin::DevicesBody {
+            devices: store.devices().map_err(internal)?,
+        }),
+        admin::PATH_STATS => Reply::json(&admin::StatsBody {
+            stats: store.stats().map_err(internal)?,
+        }),
         _ => {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Revoke {
-                device_id: String,
-            }
             let body = body.read(admin::MAX_REQUEST_BYTES)?;
-            let r: Revoke = serde_json::from_slice(&body).map_err(|e| {
+            let r: admin::RevokeRequest = serde_json::from_slice(&body).map_err(|e| {
                 Refusal::new(
                     400,
                     ErrorCode::BadJson,
@@ -353,9 +348,11 @@ fn admin_route(
             let changed = store
                 .revoke(id, &crate::timefmt::now_utc())
                 .map_err(internal)?;
-            let mut r = Reply::json(&serde_json::json!({
-                "device_id": id, "revoked": true, "already": !changed
-            }));
+            let mut r = Reply::json(&admin::RevokeBody {
+                device_id: id.to_string(),
+                revoked: true,
+                already: !changed,
+            });
             r.note = format!("revoked {}", printable(id));
             r
         }

@@ -42,7 +42,7 @@ pub struct Store {
 }
 
 /// Totals for `server stats`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Stats {
     pub records: i64,
     pub activations_live: i64,
