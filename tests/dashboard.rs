@@ -10,7 +10,6 @@ mod util;
 use ikd_field::server::fill::{self, Plan};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -124,20 +123,8 @@ impl District {
     }
 
     fn serve(&self) -> Serving {
-        let mut child = self
-            .cmd(&["serve", "--listen", "127.0.0.1:0", "--db", &self.db_arg])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(self.path("serve.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let url = first
-            .find("http://")
-            .map(|i| first[i..].trim().to_string())
-            .unwrap_or_else(|| panic!("serve did not start: {first:?}"));
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let cmd = self.cmd(&["serve", "--listen", "127.0.0.1:0", "--db", &self.db_arg]);
+        let (child, url) = util::server::launch(cmd, &self.path("serve.log")).unwrap();
         Serving { child, url }
     }
 }

@@ -4,7 +4,6 @@
 //! clear error, keeping every record pending.
 mod util;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use util::{BIN, Kit};
@@ -88,29 +87,18 @@ impl TlsServer {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.join(format!("server-{name}.log"))).unwrap();
-        let mut child = Command::new(BIN)
-            .arg("--data-dir")
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--data-dir")
             .arg(dir.join("server-data"))
             .arg("--config")
             .arg(&config)
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
             .env_remove("IKD_FIELD_HOME")
-            .env_remove("IKD_FIELD_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let at = first
-            .find("https://")
-            .unwrap_or_else(|| panic!("serve over TLS did not start: {first:?}"));
-        let url = first[at..].trim().to_string();
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            .env_remove("IKD_FIELD_CONFIG");
+        let (child, url) =
+            util::server::launch(cmd, &dir.join(format!("server-{name}.log"))).unwrap();
+        assert!(url.starts_with("https://"), "serve over TLS: {url}");
         TlsServer {
             child,
             url,

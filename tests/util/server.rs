@@ -24,6 +24,36 @@ max_decompressed_bytes = 8388608
 max_batch_records = 1000
 ";
 
+/// Starts `serve` from `cmd` (the binary with its arguments, `--listen …:0`) with stderr to the
+/// file `log`; reads the line it prints when it listens and returns the child and the address
+/// it serves (`http://…` or `https://…`), or the line it printed instead. Keeps draining its
+/// stdout so it never blocks on a full pipe. The one way every test starts a server.
+pub fn launch(mut cmd: Command, log: &Path) -> Result<(Child, String), String> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .expect("start ikd-field serve");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let Some(at) = first.find("http://").or_else(|| first.find("https://")) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        return Err(format!("serve did not start: {first:?}\n{log}"));
+    };
+    let url = first[at..].trim().to_string();
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    Ok((child, url))
+}
+
 /// A running `ikd-field serve` with its own temporary database (a SQLite file, or in a
 /// test's PostgreSQL variant a PostgreSQL database standing for that file: `util::store`).
 pub struct Server {
@@ -104,30 +134,11 @@ impl Server {
 
     fn try_spawn(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "server already running");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let mut child = self
-            .base_cmd()
-            .args(["serve", "--listen", &self.addr, "--db", &self.db_arg])
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start ikd-field serve");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let Some(at) = first.find("http://") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("serve did not start: {first:?}\n{}", self.log()));
-        };
-        self.url = first[at..].trim().to_string();
+        let mut cmd = self.base_cmd();
+        cmd.args(["serve", "--listen", &self.addr, "--db", &self.db_arg]);
+        let (child, url) = launch(cmd, &self.log)?;
+        self.url = url;
         self.addr = self.url.trim_start_matches("http://").to_string();
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         self.child = Some(child);
         let (status, health) = http_get(&self.url, protocol::PATH_HEALTH).expect("health");
         assert_eq!(status, 200);
