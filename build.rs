@@ -49,12 +49,32 @@ fn main() {
     }
     // Villages are packed per province (one gzip member each), so a look-up unpacks only the
     // province it needs; an index (province, offset, length) is generated as Rust source.
+    // Within a province the codes are written as differences (a third smaller once gzipped):
+    // `#KKCC` starts the villages of kecamatan PP.KK.CC, `SSSS<TAB>NAME` is village SSSS of
+    // it, and `<TAB>NAME` is the village after the previous one (serial + 1). Decoded by
+    // `domain::region::decode_villages`.
     let mut by_province: std::collections::BTreeMap<String, String> = Default::default();
+    let mut last: Option<(String, u32)> = None;
     for r in rows(&dir.join("villages.csv")) {
-        by_province
-            .entry(r[0][..2].to_string())
-            .or_default()
-            .push_str(&format!("{}\t{}\n", r[0], r[2]));
+        let code = &r[0];
+        assert!(
+            code.len() == 10 && code.bytes().all(|b| b.is_ascii_digit()),
+            "village code {code}"
+        );
+        let (kecamatan, serial) = (&code[..6], code[6..].parse::<u32>().unwrap());
+        let text = by_province.entry(code[..2].to_string()).or_default();
+        match &last {
+            Some((k, s)) if k == kecamatan && serial == s + 1 => {
+                text.push_str(&format!("\t{}\n", r[2]));
+            }
+            Some((k, _)) if k == kecamatan => {
+                text.push_str(&format!("{}\t{}\n", &code[6..], r[2]));
+            }
+            _ => {
+                text.push_str(&format!("#{}\n{}\t{}\n", &kecamatan[2..], &code[6..], r[2]));
+            }
+        }
+        last = Some((kecamatan.to_string(), serial));
     }
     let mut blob = Vec::new();
     let mut index = String::from(

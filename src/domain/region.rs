@@ -131,16 +131,37 @@ fn villages_of(province: &str) -> &'static Table {
     PARTS[i].get_or_init(|| {
         let (_, start, len) = VILLAGE_PARTS[i];
         let text = gunzip(&VILLAGES_BIN[start..start + len]);
-        let rows = text
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(c, n)| Region {
-                code: c.to_string(),
-                name: n.to_string(),
-            })
-            .collect();
-        Table { rows }
+        Table {
+            rows: decode_villages(province, &text),
+        }
     })
+}
+
+/// The villages of `province` from their packed text (see build.rs): `#KKCC` starts a
+/// kecamatan, `SSSS<TAB>NAME` is a village of it, `<TAB>NAME` the village after the previous.
+fn decode_villages(province: &str, text: &str) -> Vec<Region> {
+    let mut rows = Vec::new();
+    let mut kecamatan = String::new();
+    let mut serial = 0u32;
+    for line in text.lines() {
+        if let Some(k) = line.strip_prefix('#') {
+            kecamatan = format!("{province}{k}");
+            continue;
+        }
+        let Some((s, name)) = line.split_once('\t') else {
+            continue;
+        };
+        serial = if s.is_empty() {
+            serial + 1
+        } else {
+            s.parse().unwrap_or(0)
+        };
+        rows.push(Region {
+            code: format!("{kecamatan}{serial:04}"),
+            name: name.to_string(),
+        });
+    }
+    rows
 }
 
 /// Every province's village table (unpacks them all: for name search).
@@ -301,6 +322,27 @@ pub fn place(village: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_villages_decode_to_their_codes() {
+        let text = "#0101\n2001\tSATU\n\tDUA\n2015\tLIMA BELAS\n#0102\n1001\tKOTA\n";
+        let got: Vec<(String, String)> = decode_villages("11", text)
+            .into_iter()
+            .map(|r| (r.code, r.name))
+            .collect();
+        let want = [
+            ("1101012001", "SATU"),
+            ("1101012002", "DUA"),
+            ("1101012015", "LIMA BELAS"),
+            ("1101021001", "KOTA"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(c, n)| (c.to_string(), n.to_string())).to_vec()
+        );
+        // The embedded table has every village of the official list.
+        assert_eq!(all_villages().map(|t| t.rows.len()).sum::<usize>(), 83_762);
+    }
 
     #[test]
     fn full_tables_are_embedded() {
