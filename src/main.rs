@@ -22,7 +22,7 @@ enum Command {
     /// Siapkan folder data perangkat ini / set up this device's data directory
     Init(commands::field::InitArgs),
     /// Catat satu aktivasi IKD / record one IKD activation
-    Record(commands::field::RecordArgs),
+    Record(commands::record::RecordArgs),
     /// Daftar catatan / list records
     List(commands::field::ListArgs),
     /// Tampilkan satu catatan / show one record
@@ -63,11 +63,11 @@ fn main() {
     let json = cli.global.json;
     let result = Ctx::new(&cli.global).and_then(|ctx| match cli.command {
         Command::Init(a) => commands::field::init(&ctx, a),
-        Command::Record(a) => commands::field::record(&ctx, a),
+        Command::Record(a) => commands::record::record(&ctx, a),
         Command::List(a) => commands::field::list(&ctx, a),
         Command::Show(a) => commands::field::show(&ctx, a),
         Command::Void(a) => commands::field::void(&ctx, a),
-        Command::Status => commands::field::status(&ctx),
+        Command::Status => commands::status::status(&ctx),
         Command::Export(a) => commands::field::export(&ctx, a),
         Command::Purge(a) => commands::field::purge(&ctx, a),
         Command::Enrol(a) => commands::sync::enrol(&ctx, a),

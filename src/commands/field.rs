@@ -1,14 +1,12 @@
 //! Field commands: init, record, list, show, void, status, export, purge.
 use super::Ctx;
-use crate::domain::validate::{self, Input, Valid};
-use crate::domain::{Problem, SyncStatus, nik, region};
+use crate::domain::{SyncStatus, nik, region};
 use crate::error::{AppError, Kind};
 use crate::field::datadir::DataDir;
 use crate::field::records::{Filter, Stored};
 use crate::output::{self, Table};
 use crate::{timefmt, tr};
 use serde::Serialize;
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -91,201 +89,7 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
                 id.team
             )
         );
-        println!("{}", seal_line(&seal));
-    }
-    Ok(())
-}
-
-#[derive(clap::Args, Debug, Default)]
-pub struct RecordArgs {
-    /// NIK, 16 digit
-    #[arg(long)]
-    pub nik: Option<String>,
-    /// Nama lengkap sesuai KTP / full name as on the KTP
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Nomor HP / mobile number (0812…, +62 812…)
-    #[arg(long)]
-    pub phone: Option<String>,
-    /// Kode desa/kelurahan, 10 digit / village code (see: ikd-field wilayah cari NAMA)
-    #[arg(long)]
-    pub village: Option<String>,
-    /// E-mail (boleh kosong / optional)
-    #[arg(long)]
-    pub email: Option<String>,
-    /// Jangan bertanya; gagal jika ada yang kosong / never prompt
-    #[arg(long)]
-    pub no_prompt: bool,
-    /// Cetak slip sesudah mencatat (format dan printer dari config.toml) / print the slip after recording
-    #[arg(long)]
-    pub print: bool,
-}
-
-/// Asks for one value on the terminal; `None` at end of input.
-fn ask(label: &str) -> Option<String> {
-    eprint!("{label}: ");
-    std::io::stderr().flush().ok();
-    let mut line = String::new();
-    match std::io::stdin().lock().read_line(&mut line) {
-        Ok(0) | Err(_) => None,
-        Ok(_) => Some(line.trim().to_string()),
-    }
-}
-
-fn label(field: &str) -> String {
-    match field {
-        "nik" => "NIK (16 digit)".into(),
-        "name" => tr!("Nama (sesuai KTP)", "Name (as on the KTP)"),
-        "phone" => tr!("Nomor HP", "Mobile number"),
-        "village" => tr!("Kode desa/kelurahan (10 digit)", "Village code (10 digits)"),
-        "email" => tr!("E-mail (boleh kosong)", "E-mail (optional)"),
-        _ => field.into(),
-    }
-}
-
-fn slot<'a>(input: &'a mut Input, field: &str) -> &'a mut String {
-    match field {
-        "nik" => &mut input.nik,
-        "name" => &mut input.name,
-        "phone" => &mut input.phone,
-        "village" => &mut input.village,
-        _ => &mut input.email,
-    }
-}
-
-/// Validates, asking again on a terminal for the fields that are missing or wrong.
-fn gather(ctx: &Ctx, a: &RecordArgs) -> Result<Valid, AppError> {
-    let interactive = !a.no_prompt && !ctx.json && std::io::stdin().is_terminal();
-    let mut input = Input {
-        nik: a.nik.clone().unwrap_or_default(),
-        name: a.name.clone().unwrap_or_default(),
-        phone: a.phone.clone().unwrap_or_default(),
-        village: a.village.clone().unwrap_or_default(),
-        email: a.email.clone().unwrap_or_default(),
-    };
-    if interactive {
-        for (field, given) in [
-            ("nik", &a.nik),
-            ("name", &a.name),
-            ("phone", &a.phone),
-            ("village", &a.village),
-            ("email", &a.email),
-        ] {
-            if given.is_none() {
-                *slot(&mut input, field) = ask(&label(field)).unwrap_or_default();
-            }
-        }
-    }
-    let today = timefmt::today(ctx.offset());
-    let mut tries = 0;
-    loop {
-        match validate::activation(&input, today) {
-            Ok(v) => return Ok(v),
-            Err(problems) if interactive && tries < 3 => {
-                tries += 1;
-                for p in &problems {
-                    eprintln!("  ✗ {p}");
-                }
-                for p in &problems {
-                    *slot(&mut input, p.field) = ask(&label(p.field)).unwrap_or_default();
-                }
-            }
-            Err(problems) => return Err(invalid(problems)),
-        }
-    }
-}
-
-fn invalid(problems: Vec<Problem>) -> AppError {
-    AppError::new(
-        Kind::Invalid,
-        tr!(
-            "Data belum benar, catatan TIDAK disimpan:",
-            "The data is not right; the record was NOT saved:"
-        ),
-    )
-    .problems(problems)
-    .hint(tr!(
-        "Perbaiki isian di atas lalu ulangi perintahnya.",
-        "Fix the fields above and run the command again."
-    ))
-}
-
-pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
-    let mut dd = ctx.open()?;
-    let valid = gather(ctx, &a)?;
-    // Probably activated already by another team (the district's list from the last sync).
-    let district = crate::field::activated::listed(&dd.store, &valid.nik.nik)?;
-    let stored = Stored::new_pending(
-        dd.store.record_activation(&valid, &dd.identity)?,
-        sealed_label(&dd)?,
-    );
-    let rec = &stored.record;
-    // The record is safe; a printing problem is reported but does not undo it.
-    let print = || {
-        a.print
-            .then(|| super::slip::print_new(ctx, &dd, &stored))
-            .transpose()
-    };
-    if ctx.json {
-        let slip = print();
-        let (slip, slip_error) = match slip {
-            Ok(s) => (s, None),
-            Err(e) => (None, Some(e)),
-        };
-        output::ok(&Recorded {
-            record: &stored,
-            slip,
-            slip_error,
-            nik_info: NikInfo {
-                sex: valid.nik.sex,
-                birth_date: nik::iso_date(valid.nik.birth_date),
-                masked: valid.nik.masked(),
-            },
-            warnings: &valid.warnings,
-            district_activated: district.as_deref(),
-        });
-        return Ok(());
-    }
-    println!(
-        "{}",
-        tr!(
-            "✓ Tercatat #{} — id {}",
-            "✓ Recorded #{} — id {}",
-            rec.seq,
-            rec.id
-        )
-    );
-    println!(
-        "  {} · NIK {} · {} · {} {}",
-        rec.name,
-        valid.nik.masked(),
-        valid.nik.sex.label(),
-        tr!("lahir", "born"),
-        nik::iso_date(valid.nik.birth_date)
-    );
-    println!("  {}", region::place(&rec.village));
-    for w in &valid.warnings {
-        println!("  ! {}", w.message);
-    }
-    if let Some(as_of) = &district {
-        println!(
-            "  ! {}",
-            tr!(
-                "NIK ini kemungkinan sudah diaktivasi tim lain (daftar server Dinas per {}); server akan menandainya sebagai konflik bila benar.",
-                "This NIK was probably activated already by another team (district list as of {}); the server flags it as a conflict if so.",
-                timefmt::local_display(as_of, ctx.offset())
-            )
-        );
-    }
-    if let Err(e) = print() {
-        eprintln!(
-            "{}\n{e}",
-            tr!(
-                "! Catatan tersimpan, tetapi slip gagal dicetak; cetak ulang dengan: ikd-field slip {}",
-                "! The record is saved, but the slip failed to print; reprint with: ikd-field slip {}",
-                rec.seq
-            )
-        );
+        println!("{}", seal.describe());
     }
     Ok(())
 }
@@ -384,16 +188,6 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Where a record written now is sealed to: `district` or `holding` (see field/sealing.rs).
-fn sealed_label(dd: &DataDir) -> Result<&'static str, AppError> {
-    Ok(
-        match crate::field::sealing::district_key(&dd.store)?.is_some() {
-            true => "district",
-            false => "holding",
-        },
-    )
-}
-
 /// What `show` says in place of the sealed phone and e-mail.
 fn sealed_note(sealed: &str) -> String {
     match sealed {
@@ -408,24 +202,6 @@ fn sealed_note(sealed: &str) -> String {
         _ => tr!(
             "belum tersegel (data versi lama)",
             "not sealed yet (data of an older version)"
-        ),
-    }
-}
-
-/// The sealing line of `init` and `status`.
-pub fn seal_line(s: &crate::field::sealing::SealStatus) -> String {
-    match (&s.district_key_id, s.pending_seal) {
-        (Some(id), 0) => tr!(
-            "Segel: kunci Dinas {id}; NIK lengkap, HP dan e-mail tersegel untuk server Dinas.",
-            "Seal: district key {id}; full NIK, phone and e-mail are sealed for the district server."
-        ),
-        (Some(id), n) => tr!(
-            "Segel: kunci Dinas {id}; {n} catatan BELUM tersegel untuk Dinas (kunci sementara hilang?).",
-            "Seal: district key {id}; {n} records NOT sealed for the district yet (holding key lost?)."
-        ),
-        (None, n) => tr!(
-            "Segel: kunci Dinas belum diketahui; {n} catatan menunggu segel (disegel dengan kunci sementara di laptop sampai perangkat didaftarkan: ikd-field enrol).",
-            "Seal: district key not known yet; {n} records pending seal (held under a local holding key until the device is enrolled: ikd-field enrol)."
         ),
     }
 }
@@ -533,7 +309,10 @@ pub fn void(ctx: &Ctx, a: VoidArgs) -> Result<(), AppError> {
     let v = dd.store.record_void(&target, reason, &dd.identity)?;
     if ctx.json {
         output::ok(&OneRecord {
-            record: &Stored::new_pending(v, sealed_label(&dd)?),
+            record: &Stored::new_pending(
+                v,
+                crate::field::sealing::new_records_sealed_to(&dd.store)?,
+            ),
         });
     } else {
         println!(
@@ -546,97 +325,6 @@ pub fn void(ctx: &Ctx, a: VoidArgs) -> Result<(), AppError> {
                 v.id
             )
         );
-    }
-    Ok(())
-}
-
-pub fn status(ctx: &Ctx) -> Result<(), AppError> {
-    let dd = ctx.open()?;
-    let counts = dd.store.counts_by_status()?;
-    let offset = ctx.offset();
-    let midnight = time::OffsetDateTime::now_utc()
-        .to_offset(offset)
-        .replace_time(time::Time::MIDNIGHT);
-    let (today_act, today_void) = dd.store.counts_since(&timefmt::stamp(midnight))?;
-    let villages = dd.store.activations_by_village()?;
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
-    let seal = crate::field::sealing::status(&dd.store, &dd.path)?;
-    let purged = dd.store.purged_total()?;
-    if ctx.json {
-        output::ok(&Status {
-            device: &dd.identity,
-            data_dir: &dd.path,
-            total,
-            by_status: counts.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
-            today: Today {
-                activations: today_act,
-                voids: today_void,
-                date: timefmt::local_date(&timefmt::now_utc(), offset),
-            },
-            by_village: villages
-                .iter()
-                .map(|(v, n)| VillageCount {
-                    village: v,
-                    name: region::village(v).map(|r| r.name.as_str()),
-                    activations: *n,
-                })
-                .collect(),
-            sync: crate::field::enrolment::SyncState::load(&dd.store)?,
-            seal: &seal,
-            retention: Retention {
-                days: ctx.config.field.retention_days,
-                purged,
-                after_sync: ctx.config.field.purge_after_sync,
-            },
-        });
-        return Ok(());
-    }
-    println!(
-        "{} {} · {} {} · {} {}",
-        tr!("Perangkat", "Device"),
-        dd.identity.device_id,
-        tr!("petugas", "officer"),
-        dd.identity.officer,
-        tr!("tim", "team"),
-        dd.identity.team
-    );
-    println!(
-        "{}",
-        crate::field::enrolment::SyncState::load(&dd.store)?.line(offset)
-    );
-    println!("{}", seal_line(&seal));
-    println!("{}", tr!("Catatan: {total}", "Records: {total}"));
-    for (s, n) in &counts {
-        if *s == SyncStatus::Synced && purged > 0 {
-            println!(
-                "  {:<10} {n} ({})",
-                s.label(),
-                tr!(
-                    "{purged} sudah dihapus dari laptop",
-                    "{purged} purged from this laptop"
-                )
-            );
-        } else {
-            println!("  {:<10} {n}", s.label());
-        }
-    }
-    println!(
-        "{}",
-        tr!(
-            "Hari ini: {today_act} aktivasi, {today_void} pembatalan",
-            "Today: {today_act} activations, {today_void} voids"
-        )
-    );
-    if !villages.is_empty() {
-        let mut t = Table::new([
-            tr!("DESA", "VILLAGE"),
-            tr!("KODE", "CODE"),
-            tr!("AKTIVASI", "ACTIVATIONS"),
-        ]);
-        for (v, n) in &villages {
-            t.row([region::place(v), region::dotted(v), n.to_string()]);
-        }
-        print!("{}", t.render());
     }
     Ok(())
 }
@@ -763,25 +451,6 @@ struct Initialised<'a> {
 }
 
 #[derive(Serialize)]
-struct NikInfo {
-    sex: crate::domain::nik::Sex,
-    birth_date: String,
-    masked: String,
-}
-
-#[derive(Serialize)]
-struct Recorded<'a> {
-    record: &'a Stored,
-    /// Where the slip went (`record --print`), or why printing failed (the record is saved).
-    slip: Option<Vec<super::slip::Printed>>,
-    slip_error: Option<AppError>,
-    nik_info: NikInfo,
-    warnings: &'a [crate::domain::Problem],
-    /// The district already lists this NIK as activated by another team (a warning).
-    district_activated: Option<&'a str>,
-}
-
-#[derive(Serialize)]
 struct Listed<'a> {
     count: usize,
     records: &'a [Stored],
@@ -790,40 +459,6 @@ struct Listed<'a> {
 #[derive(Serialize)]
 struct OneRecord<'a> {
     record: &'a Stored,
-}
-
-#[derive(Serialize)]
-struct Today {
-    activations: i64,
-    voids: i64,
-    date: Option<String>,
-}
-
-#[derive(Serialize)]
-struct VillageCount<'a> {
-    village: &'a str,
-    name: Option<&'a str>,
-    activations: i64,
-}
-
-#[derive(Serialize)]
-struct Retention {
-    days: u32,
-    purged: i64,
-    after_sync: bool,
-}
-
-#[derive(Serialize)]
-struct Status<'a> {
-    device: &'a crate::field::store::Identity,
-    data_dir: &'a Path,
-    total: i64,
-    by_status: std::collections::BTreeMap<&'static str, i64>,
-    today: Today,
-    by_village: Vec<VillageCount<'a>>,
-    sync: crate::field::enrolment::SyncState,
-    seal: &'a crate::field::sealing::SealStatus,
-    retention: Retention,
 }
 
 #[derive(Serialize)]

@@ -7,9 +7,11 @@ pub mod demo;
 pub mod field;
 #[cfg(feature = "server")]
 pub mod forward;
+pub mod record;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod slip;
+pub mod status;
 pub mod sync;
 pub mod wilayah;
 

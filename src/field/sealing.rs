@@ -370,6 +370,35 @@ pub fn status(store: &Store, dir: &Path) -> Result<SealStatus, AppError> {
     })
 }
 
+/// Where a record written now is sealed to: `district` or `holding`.
+pub fn new_records_sealed_to(store: &Store) -> Result<&'static str, AppError> {
+    Ok(if district_key(store)?.is_some() {
+        "district"
+    } else {
+        "holding"
+    })
+}
+
+impl SealStatus {
+    /// The sealing line of `init` and `status`.
+    pub fn describe(&self) -> String {
+        match (&self.district_key_id, self.pending_seal) {
+            (Some(id), 0) => tr!(
+                "Segel: kunci Dinas {id}; NIK lengkap, HP dan e-mail tersegel untuk server Dinas.",
+                "Seal: district key {id}; full NIK, phone and e-mail are sealed for the district server."
+            ),
+            (Some(id), n) => tr!(
+                "Segel: kunci Dinas {id}; {n} catatan BELUM tersegel untuk Dinas (kunci sementara hilang?).",
+                "Seal: district key {id}; {n} records NOT sealed for the district yet (holding key lost?)."
+            ),
+            (None, n) => tr!(
+                "Segel: kunci Dinas belum diketahui; {n} catatan menunggu segel (disegel dengan kunci sementara di laptop sampai perangkat didaftarkan: ikd-field enrol).",
+                "Seal: district key not known yet; {n} records pending seal (held under a local holding key until the device is enrolled: ikd-field enrol)."
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

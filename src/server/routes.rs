@@ -1,4 +1,4 @@
-//! The server's routes, independent of the HTTP library underneath (`super::http` is the
+//! The server's routes, independent of the HTTP library underneath (server/http.rs is the
 //! transport): a request is its [`Head`] (method, path, query, headers, client address) and a
 //! [`Body`] the route reads on demand with its own limit, so refusals that need no body (unknown
 //! device, rate limit, wrong method) never wait for one. A route answers a [`Reply`], or for

@@ -1,0 +1,224 @@
+//! `record`: one activation, from the command line or asked for field by field on a terminal
+//! (each field checked as it is entered), saved durably, then its slip printed when asked.
+use super::Ctx;
+use crate::domain::validate::{self, Input, Valid};
+use crate::domain::{Problem, nik, region};
+use crate::error::{AppError, Kind};
+use crate::field::records::Stored;
+use crate::output;
+use crate::{timefmt, tr};
+use serde::Serialize;
+use std::io::{BufRead, IsTerminal, Write};
+
+#[derive(clap::Args, Debug, Default)]
+pub struct RecordArgs {
+    /// NIK, 16 digit
+    #[arg(long)]
+    pub nik: Option<String>,
+    /// Nama lengkap sesuai KTP / full name as on the KTP
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Nomor HP / mobile number (0812…, +62 812…)
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// Kode desa/kelurahan, 10 digit / village code (see: ikd-field wilayah cari NAMA)
+    #[arg(long)]
+    pub village: Option<String>,
+    /// E-mail (boleh kosong / optional)
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Jangan bertanya; gagal jika ada yang kosong / never prompt
+    #[arg(long)]
+    pub no_prompt: bool,
+    /// Cetak slip sesudah mencatat (format dan printer dari config.toml) / print the slip after recording
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// Asks for one value on the terminal; `None` at end of input.
+fn ask(label: &str) -> Option<String> {
+    eprint!("{label}: ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim().to_string()),
+    }
+}
+
+fn label(field: &str) -> String {
+    match field {
+        "nik" => "NIK (16 digit)".into(),
+        "name" => tr!("Nama (sesuai KTP)", "Name (as on the KTP)"),
+        "phone" => tr!("Nomor HP", "Mobile number"),
+        "village" => tr!("Kode desa/kelurahan (10 digit)", "Village code (10 digits)"),
+        "email" => tr!("E-mail (boleh kosong)", "E-mail (optional)"),
+        _ => field.into(),
+    }
+}
+
+fn slot<'a>(input: &'a mut Input, field: &str) -> &'a mut String {
+    match field {
+        "nik" => &mut input.nik,
+        "name" => &mut input.name,
+        "phone" => &mut input.phone,
+        "village" => &mut input.village,
+        _ => &mut input.email,
+    }
+}
+
+/// Validates, asking again on a terminal for the fields that are missing or wrong.
+fn gather(ctx: &Ctx, a: &RecordArgs) -> Result<Valid, AppError> {
+    let interactive = !a.no_prompt && !ctx.json && std::io::stdin().is_terminal();
+    let mut input = Input {
+        nik: a.nik.clone().unwrap_or_default(),
+        name: a.name.clone().unwrap_or_default(),
+        phone: a.phone.clone().unwrap_or_default(),
+        village: a.village.clone().unwrap_or_default(),
+        email: a.email.clone().unwrap_or_default(),
+    };
+    if interactive {
+        for (field, given) in [
+            ("nik", &a.nik),
+            ("name", &a.name),
+            ("phone", &a.phone),
+            ("village", &a.village),
+            ("email", &a.email),
+        ] {
+            if given.is_none() {
+                *slot(&mut input, field) = ask(&label(field)).unwrap_or_default();
+            }
+        }
+    }
+    let today = timefmt::today(ctx.offset());
+    let mut tries = 0;
+    loop {
+        match validate::activation(&input, today) {
+            Ok(v) => return Ok(v),
+            Err(problems) if interactive && tries < 3 => {
+                tries += 1;
+                for p in &problems {
+                    eprintln!("  ✗ {p}");
+                }
+                for p in &problems {
+                    *slot(&mut input, p.field) = ask(&label(p.field)).unwrap_or_default();
+                }
+            }
+            Err(problems) => return Err(invalid(problems)),
+        }
+    }
+}
+
+fn invalid(problems: Vec<Problem>) -> AppError {
+    AppError::new(
+        Kind::Invalid,
+        tr!(
+            "Data belum benar, catatan TIDAK disimpan:",
+            "The data is not right; the record was NOT saved:"
+        ),
+    )
+    .problems(problems)
+    .hint(tr!(
+        "Perbaiki isian di atas lalu ulangi perintahnya.",
+        "Fix the fields above and run the command again."
+    ))
+}
+
+pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
+    let mut dd = ctx.open()?;
+    let valid = gather(ctx, &a)?;
+    // Probably activated already by another team (the district's list from the last sync).
+    let district = crate::field::activated::listed(&dd.store, &valid.nik.nik)?;
+    let stored = Stored::new_pending(
+        dd.store.record_activation(&valid, &dd.identity)?,
+        crate::field::sealing::new_records_sealed_to(&dd.store)?,
+    );
+    let rec = &stored.record;
+    // The record is safe; a printing problem is reported but does not undo it.
+    let print = || {
+        a.print
+            .then(|| super::slip::print_new(ctx, &dd, &stored))
+            .transpose()
+    };
+    if ctx.json {
+        let slip = print();
+        let (slip, slip_error) = match slip {
+            Ok(s) => (s, None),
+            Err(e) => (None, Some(e)),
+        };
+        output::ok(&Recorded {
+            record: &stored,
+            slip,
+            slip_error,
+            nik_info: NikInfo {
+                sex: valid.nik.sex,
+                birth_date: nik::iso_date(valid.nik.birth_date),
+                masked: valid.nik.masked(),
+            },
+            warnings: &valid.warnings,
+            district_activated: district.as_deref(),
+        });
+        return Ok(());
+    }
+    println!(
+        "{}",
+        tr!(
+            "✓ Tercatat #{} — id {}",
+            "✓ Recorded #{} — id {}",
+            rec.seq,
+            rec.id
+        )
+    );
+    println!(
+        "  {} · NIK {} · {} · {} {}",
+        rec.name,
+        valid.nik.masked(),
+        valid.nik.sex.label(),
+        tr!("lahir", "born"),
+        nik::iso_date(valid.nik.birth_date)
+    );
+    println!("  {}", region::place(&rec.village));
+    for w in &valid.warnings {
+        println!("  ! {}", w.message);
+    }
+    if let Some(as_of) = &district {
+        println!(
+            "  ! {}",
+            tr!(
+                "NIK ini kemungkinan sudah diaktivasi tim lain (daftar server Dinas per {}); server akan menandainya sebagai konflik bila benar.",
+                "This NIK was probably activated already by another team (district list as of {}); the server flags it as a conflict if so.",
+                timefmt::local_display(as_of, ctx.offset())
+            )
+        );
+    }
+    if let Err(e) = print() {
+        eprintln!(
+            "{}\n{e}",
+            tr!(
+                "! Catatan tersimpan, tetapi slip gagal dicetak; cetak ulang dengan: ikd-field slip {}",
+                "! The record is saved, but the slip failed to print; reprint with: ikd-field slip {}",
+                rec.seq
+            )
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct NikInfo {
+    sex: crate::domain::nik::Sex,
+    birth_date: String,
+    masked: String,
+}
+
+#[derive(Serialize)]
+struct Recorded<'a> {
+    record: &'a Stored,
+    /// Where the slip went (`record --print`), or why printing failed (the record is saved).
+    slip: Option<Vec<super::slip::Printed>>,
+    slip_error: Option<AppError>,
+    nik_info: NikInfo,
+    warnings: &'a [crate::domain::Problem],
+    /// The district already lists this NIK as activated by another team (a warning).
+    district_activated: Option<&'a str>,
+}
