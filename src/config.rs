@@ -87,8 +87,8 @@ pub struct SyncConfig {
     pub retry_base_ms: u64,
     /// Longest wait between retries, seconds.
     pub retry_max_secs: u64,
-    /// PEM certificates trusted for `https://` instead of the public roots (the district's own
-    /// CA or self-signed certificate), relative to the data directory; unset = public roots.
+    /// PEM certificates trusted for `https://` instead of the system's certificate store (the district's own
+    /// CA or self-signed certificate), relative to the data directory; unset = the system's store.
     #[serde(deserialize_with = "path")]
     pub ca_file: Option<PathBuf>,
     /// Allow plain `http://` to a host that is not loopback (warned on each use).
@@ -116,8 +116,8 @@ pub struct ForwardConfig {
     pub retry_base_ms: u64,
     /// Longest wait between retries, seconds.
     pub retry_max_secs: u64,
-    /// PEM certificates trusted for the province's `https://` instead of the public roots,
-    /// relative to the data directory; unset = public roots.
+    /// PEM certificates trusted for the province's `https://` instead of the system's certificate store,
+    /// relative to the data directory; unset = the system's store.
     #[serde(deserialize_with = "path")]
     pub ca_file: Option<PathBuf>,
     /// Allow plain `http://` to a province host that is not loopback (warned on each use).

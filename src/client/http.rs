@@ -35,7 +35,7 @@ struct Reply {
 }
 
 impl Client {
-    /// A client with the default transport: public web roots, plain HTTP only to loopback.
+    /// A client with the default transport: certificate store of the operating system, plain HTTP only to loopback.
     /// `timeout` bounds connecting, each read and write (a stalled link), and the wait for the
     /// server's answer; a slow link that keeps moving is not cut off.
     pub fn new(base_url: &str, timeout: Duration) -> Result<Client, AppError> {
@@ -54,7 +54,7 @@ impl Client {
         check_plain_http(&base, t.allow_plain_http)?;
         let roots = match &t.ca_file {
             Some(path) => load_ca_file(path)?,
-            None => ureq::tls::RootCerts::WebPki,
+            None => ureq::tls::RootCerts::PlatformVerifier,
         };
         let tls = ureq::tls::TlsConfig::builder()
             .provider(ureq::tls::TlsProvider::Rustls)

@@ -1,4 +1,4 @@
-//! How the client connects. `https://` is checked against the public web roots, or only
+//! How the client connects. `https://` is checked against the certificate store of the operating system, or only
 //! against the certificates of `ca_file` when set (a district's own CA or self-signed
 //! certificate). Plain `http://` is allowed to a loopback address; to any other host only with
 //! `allow_plain_http = true`, with a warning each time.
@@ -50,7 +50,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 pub struct Transport {
     /// Bounds connecting, each read and write (a stalled link), and the wait for the answer.
     pub timeout: Duration,
-    /// PEM certificates to trust instead of the public web roots (`sync.ca_file`).
+    /// PEM certificates to trust instead of the certificate store of the operating system (`sync.ca_file`).
     pub ca_file: Option<std::path::PathBuf>,
     /// `sync.allow_plain_http`: plain `http://` to a host that is not loopback.
     pub allow_plain_http: bool,
@@ -76,8 +76,8 @@ pub(crate) fn load_ca_file(path: &Path) -> Result<ureq::tls::RootCerts, AppError
             path.display()
         ))
         .hint(tr!(
-            "Isinya harus sertifikat PEM (-----BEGIN CERTIFICATE-----) dari CA atau server Dinas; minta ke admin Dinas, atau kosongkan sync.ca_file untuk memakai sertifikat publik.",
-            "It must hold PEM certificates (-----BEGIN CERTIFICATE-----) of the district's CA or server; ask the district admin, or leave sync.ca_file empty to use public certificates."
+            "Isinya harus sertifikat PEM (-----BEGIN CERTIFICATE-----) dari CA atau server Dinas; minta ke admin Dinas, atau kosongkan sync.ca_file untuk memakai sertifikat yang dipercaya sistem.",
+            "It must hold PEM certificates (-----BEGIN CERTIFICATE-----) of the district's CA or server; ask the district admin, or leave sync.ca_file empty to use the certificates the system trusts."
         ))
     };
     let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
