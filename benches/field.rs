@@ -161,6 +161,21 @@ fn main() {
         met: Some(size as f64 <= 8e6),
     });
 
+    // 8. Size of the field-only build (`cargo build --profile field --no-default-features`, which
+    // scripts/bench.sh makes first): what the laptops carry.
+    let field_only = concat!(env!("CARGO_MANIFEST_DIR"), "/target/field/ikd-field");
+    if let Ok(m) = std::fs::metadata(field_only) {
+        let size = m.len() as f64;
+        rows.push(Row {
+            what: "field-only binary size (no server; profile field: opt-level z, stripped)".into(),
+            ours: format!("{:.2} MB", size / 1e6),
+            baseline: "—".into(),
+            ratio: "—".into(),
+            target: "≤ 5 MB".into(),
+            met: Some(size <= 5e6),
+        });
+    }
+
     let table = bench_util::table(&rows);
     println!("\n{table}");
     bench_util::write_section(

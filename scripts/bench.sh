@@ -24,6 +24,8 @@ pg_env=$(bash scripts/postgres.sh)  # fails the run if PostgreSQL cannot be star
 eval "$pg_env"
 
 start=$(date +%s)
+# The field-only build, whose size benches/field.rs reports beside the full binary's.
+bash scripts/build-field.sh
 cargo bench "$@"
 took=$(( $(date +%s) - start ))
 
