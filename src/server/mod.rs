@@ -9,6 +9,7 @@
 //! records).
 pub mod activated;
 pub mod admin;
+pub mod chart;
 pub mod coverage;
 pub mod dashboard;
 pub mod db;
