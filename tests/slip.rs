@@ -92,7 +92,7 @@ fn every_format_renders() {
     let sheet = lopdf::Document::load_mem(&read(&out("sheet.pdf"))).unwrap();
     assert_eq!(sheet.get_pages().len(), 1, "four slips on one A4 sheet");
     let bin = read(&out("a.bin"));
-    assert!(bin.starts_with(&[0x1B, 0x40]) && bin.ends_with(&[0x1D, 0x56, 0x42, 3]));
+    assert!(bin.starts_with(&[0x1C, 0x2E, 0x1B, 0x40]) && bin.ends_with(&[0x1D, 0x56, 0x42, 3]));
     assert!(text.contains("BUKTI AKTIVASI IKD") && text.contains("IKD1:"));
 
     // ESC/POS straight to a printer device (here a plain file standing in for /dev/usb/lp0).
@@ -108,7 +108,7 @@ fn every_format_renders() {
         &o("lp0"),
     ]);
     let sent = read(&lp);
-    assert!(sent.starts_with(&[0x1B, 0x40]));
+    assert!(sent.starts_with(&[0x1C, 0x2E, 0x1B, 0x40]));
     assert!(sent.windows(4).any(|w| w == [0x1D, 0x76, 0x30, 0x00]));
     // A printer that is not there: a clear error, not a new file.
     let (_, err) = k.fails(
@@ -212,7 +212,10 @@ fn record_print_uses_the_configured_printer() {
     let out = k.ok(&args);
     assert!(out.contains("#1"), "{out}");
     let sent = read(&lp);
-    assert!(sent.starts_with(&[0x1B, 0x40]), "ESC @ first");
+    assert!(
+        sent.starts_with(&[0x1C, 0x2E, 0x1B, 0x40]),
+        "FS . then ESC @ first"
+    );
     assert!(sent.windows(9).any(|w| w == b"DINAS UJI"));
     // 80 mm: 8-dot QR modules.
     assert!(
@@ -231,4 +234,73 @@ fn record_print_uses_the_configured_printer() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ikd-field slip 2"), "{err}");
     assert_eq!(k.json(&["list"])["count"], 2);
+}
+
+/// An outside tool the test compares against; missing, the test is skipped, except on CI
+/// (CI=true), where it fails: the tool must be installed there.
+pub fn outside_tool(name: &str, package: &str) -> bool {
+    let found = std::process::Command::new(name)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is missing on CI: install {package}"
+        );
+        eprintln!("skipped: {name} is not installed (apt-get install {package})");
+    }
+    found
+}
+
+#[test]
+fn pdftotext_reads_the_slip_back() {
+    if !outside_tool("pdftotext", "poppler-utils") {
+        return;
+    }
+    let k = Kit::new();
+    let mut p = people()[0].clone();
+    p.name = "Nur\u{2019}aini Jose\u{301}".into();
+    let out = k.json(&record_args(&p));
+    assert_eq!(out["record"]["name"], "NUR'AINI JOSÉ");
+    let masked = format!("{}******{}", &p.nik[..6], &p.nik[12..]);
+    for (args, file) in [
+        (vec!["slip", "1", "--format", "pdf"], "a6.pdf"),
+        (vec!["slip", "1", "1", "--sheet"], "sheet.pdf"),
+    ] {
+        let path = k.path(file);
+        let mut args = args.clone();
+        args.extend(["--out", path.to_str().unwrap()]);
+        k.ok(&args);
+        let text = std::process::Command::new("pdftotext")
+            .args([path.to_str().unwrap(), "-"])
+            .output()
+            .unwrap();
+        assert!(text.status.success());
+        let text = String::from_utf8(text.stdout).unwrap();
+        assert!(text.contains("NUR'AINI JOSÉ"), "{file}: {text}");
+        assert!(text.contains(&masked), "{file}: {text}");
+        assert!(text.contains("BUKTI AKTIVASI IKD"), "{file}: {text}");
+    }
+}
+
+#[test]
+fn names_a_ktp_cannot_hold_and_impossible_region_codes_are_refused() {
+    let k = Kit::new();
+    let mut p = people()[1].clone();
+    for (name, why) in [
+        ("\u{15E}\u{DC}KR\u{DC}", "KTP"),
+        ("\u{738B}\u{5C0F}\u{660E}", "Latin"),
+    ] {
+        p.name = name.into();
+        let (_, err) = k.fails(&record_args(&p), 3);
+        assert!(err.contains(why) && err.contains("Nama"), "{err}");
+    }
+    p.name = "SITI AMINAH".into();
+    p.nik = format!("{}00{}", &p.nik[..2], &p.nik[4..]);
+    let (_, err) = k.fails(&record_args(&p), 3);
+    assert!(err.contains("00"), "{err}");
+    assert_eq!(k.json(&["list"])["count"], 0);
 }
