@@ -4,6 +4,7 @@ pub mod coverage;
 pub mod demo;
 pub mod field;
 pub mod forward;
+pub mod printer;
 pub mod server;
 pub mod slip;
 pub mod sync;

@@ -34,12 +34,37 @@ pub struct SlipArgs {
     /// escpos: kirim ke printer ini / send to this printer device, e.g. /dev/usb/lp0 [default: slip.printer]
     #[arg(long, value_name = "DEVICE")]
     pub printer: Option<PathBuf>,
-    /// escpos: QR sebagai gambar (printer tanpa perintah QR) / QR as a bit image
+    /// escpos: QR sebagai gambar (printer tanpa perintah QR) / QR as a bit image [default: slip.escpos_qr]
     #[arg(long)]
     pub raster: bool,
+    /// escpos: huruf per baris / characters per line: 32 (58 mm), 42 or 48 (80 mm) [default: slip.columns]
+    #[arg(long, value_name = "N")]
+    pub columns: Option<usize>,
 }
 
-fn parse_paper(s: &str) -> Result<u32, String> {
+/// The ESC/POS options of config.toml's [slip] section.
+pub fn escpos_options(c: &crate::config::SlipConfig) -> escpos::Options {
+    escpos::Options {
+        qr: escpos::QrMode::parse(&c.escpos_qr).unwrap_or_default(),
+        columns: (c.columns != 0).then_some(c.columns as usize),
+    }
+}
+
+/// The columns asked for, checked against the paper (a usage error says which exist).
+pub fn check_columns(paper: Paper, columns: Option<usize>) -> Result<(), AppError> {
+    escpos::layout(paper, columns)
+        .map(|_| ())
+        .map_err(|allowed| {
+            AppError::usage(tr!(
+                "Kertas {} mm tidak memakai {} huruf per baris; pilih {allowed}.",
+                "{} mm paper does not take {} characters per line; choose {allowed}.",
+                if paper == Paper::Mm58 { 58 } else { 80 },
+                columns.unwrap_or(paper.columns())
+            ))
+        })
+}
+
+pub fn parse_paper(s: &str) -> Result<u32, String> {
     match s.trim_end_matches("mm") {
         "58" => Ok(58),
         "80" => Ok(80),
@@ -128,7 +153,7 @@ fn write_out(path: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
 }
 
 /// Sends bytes to a printer device (which must exist: it is never created).
-fn write_printer(device: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
+pub fn write_printer(device: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(device)
@@ -168,13 +193,7 @@ impl Plan {
             sheet: false,
             out: None,
             printer: (!c.printer.is_empty()).then(|| PathBuf::from(&c.printer)),
-            escpos: escpos::Options {
-                qr: if c.escpos_qr == "raster" {
-                    escpos::QrMode::Raster
-                } else {
-                    escpos::QrMode::Native
-                },
-            },
+            escpos: escpos_options(c),
         }
     }
 
@@ -329,6 +348,16 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
     }
     if let Some(p) = a.paper {
         plan.paper = Paper::from_mm(p).unwrap_or(Paper::Mm58);
+        // Columns in config.toml are for the configured paper; another paper takes its own.
+        if p != ctx.config.slip.paper {
+            plan.escpos.columns = None;
+        }
+    }
+    if a.columns.is_some() {
+        plan.escpos.columns = a.columns;
+    }
+    if plan.format == Format::Escpos {
+        check_columns(plan.paper, plan.escpos.columns)?;
     }
     if a.raster {
         plan.escpos.qr = escpos::QrMode::Raster;
