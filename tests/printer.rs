@@ -265,10 +265,14 @@ fn check_page(b: &[u8], dots: usize, cols: usize) -> (Page, Vec<String>) {
             } => {
                 let q = QUIET * module;
                 assert!(*left >= q && left + side + q <= dots, "side quiet zone");
-                let above = page.items[..n].iter().rev().find_map(|it| match it {
-                    Item::Text { top, height, .. } => Some(top + height),
-                    Item::Qr { top, side, .. } => Some(top + side),
-                });
+                let above = page.items[..n]
+                    .iter()
+                    .rev()
+                    .map(|it| match it {
+                        Item::Text { top, height, .. } => top + height,
+                        Item::Qr { top, side, .. } => top + side,
+                    })
+                    .next();
                 if let Some(bottom) = above {
                     assert!(
                         top - bottom >= q,
@@ -276,9 +280,12 @@ fn check_page(b: &[u8], dots: usize, cols: usize) -> (Page, Vec<String>) {
                         top - bottom
                     );
                 }
-                let below = page.items[n + 1..].iter().find_map(|it| match it {
-                    Item::Text { top, .. } | Item::Qr { top, .. } => Some(*top),
-                });
+                let below = page.items[n + 1..]
+                    .iter()
+                    .map(|it| match it {
+                        Item::Text { top, .. } | Item::Qr { top, .. } => *top,
+                    })
+                    .next();
                 if let Some(next) = below {
                     assert!(next - (top + side) >= q, "gap below the QR");
                 }

@@ -298,7 +298,11 @@ mod tests {
             assert_eq!(name(typed).unwrap(), want, "{typed:?}");
         }
         let refused = [
-            ("\u{15E}\u{DC}KR\u{DC}", "name_letter", Some("S\u{DC}KR\u{DC}")),
+            (
+                "\u{15E}\u{DC}KR\u{DC}",
+                "name_letter",
+                Some("S\u{DC}KR\u{DC}"),
+            ),
             ("S\u{327}UKRU", "name_letter", Some("SUKRU")),
             ("\u{645}\u{62D}\u{645}\u{62F}", "name_letter", None),
             ("\u{738B}\u{5C0F}\u{660E}", "name_letter", None),
