@@ -304,3 +304,87 @@ fn names_a_ktp_cannot_hold_and_impossible_region_codes_are_refused() {
     assert!(err.contains("00"), "{err}");
     assert_eq!(k.json(&["list"])["count"], 0);
 }
+
+/// A sheet of four slips where one QR is damaged (its finder patterns intact, its data not):
+/// verify says how many it read and that one QR could not be read, and fails.
+#[test]
+fn a_sheet_with_an_unreadable_qr_fails_loudly() {
+    let k = Kit::new();
+    let ps = people();
+    for i in 0..3 {
+        k.record_synthetic(&ps, i);
+    }
+    let mut sheet = image::GrayImage::from_pixel(900, 1400, image::Luma([255]));
+    for (n, (x, y)) in [(20, 20), (470, 20), (20, 720), (470, 720)]
+        .into_iter()
+        .enumerate()
+    {
+        let f = k.path(&format!("s{n}.png"));
+        k.ok(&[
+            "slip",
+            &(n % 3 + 1).to_string(),
+            "--format",
+            "png",
+            "--out",
+            f.to_str().unwrap(),
+        ]);
+        let mut slip = image::open(&f).unwrap().to_luma8();
+        if n == 3 {
+            // Find the QR with a real decoder, then scribble over its middle.
+            let mut prepared = rqrr::PreparedImage::prepare(slip.clone());
+            let grid = &prepared.detect_grids()[0];
+            let xs = grid.bounds.map(|p| p.x as u32);
+            let ys = grid.bounds.map(|p| p.y as u32);
+            let (x0, x1) = (*xs.iter().min().unwrap(), *xs.iter().max().unwrap());
+            let (y0, y1) = (*ys.iter().min().unwrap(), *ys.iter().max().unwrap());
+            let (w, h) = (x1 - x0, y1 - y0);
+            for py in y0 + h * 3 / 10..y0 + h * 7 / 10 {
+                for px in x0 + w * 3 / 10..x1 - w / 20 {
+                    let v = if (px / 3 + py / 5) % 2 == 0 { 0 } else { 255 };
+                    slip.put_pixel(px, py, image::Luma([v]));
+                }
+            }
+        }
+        image::imageops::overlay(&mut sheet, &slip, x, y);
+    }
+    let file = k.path("sheet.png");
+    sheet.save(&file).unwrap();
+    let out = k.run(&["--json", "verify", file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["error"]["details"];
+    assert_eq!(
+        (d["found"].as_u64(), d["unread"].as_u64()),
+        (Some(3), Some(1)),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("TIDAK terbaca"),
+        "{v}"
+    );
+    // The same sheet without the damaged slip: all three found and checked.
+    let mut whole = sheet.clone();
+    image::imageops::overlay(
+        &mut whole,
+        &image::GrayImage::from_pixel(430, 680, image::Luma([255])),
+        470,
+        720,
+    );
+    whole.save(&file).unwrap();
+    let v = k.json(&["verify", file.to_str().unwrap()]);
+    assert_eq!(
+        (v["found"].as_u64(), v["checked"].as_u64()),
+        (Some(3), Some(3)),
+        "{v}"
+    );
+    let text = k.ok(&["verify", file.to_str().unwrap()]);
+    assert!(text.contains("3 slip ditemukan"), "{text}");
+}

@@ -420,9 +420,12 @@ pub struct VerifyArgs {
 }
 
 /// The payload texts given: literal `IKD1:` text, standard input, or a file (text or image).
-fn gather_payloads(input: &str) -> Result<Vec<String>, AppError> {
+fn gather_payloads(input: &str) -> Result<scan::Scan, AppError> {
     if input.starts_with(slip::payload::PREFIX) {
-        return Ok(vec![input.to_string()]);
+        return Ok(scan::Scan {
+            payloads: vec![input.to_string()],
+            unread: 0,
+        });
     }
     let bytes = if input == "-" {
         let mut b = Vec::new();
@@ -450,7 +453,7 @@ fn gather_payloads(input: &str) -> Result<Vec<String>, AppError> {
             ))
         })?
     };
-    scan::payloads_in(&bytes).map_err(|e| match e {
+    scan::scan(&bytes).map_err(|e| match e {
         ScanError::NotImage(why) => AppError::other(tr!(
             "Gambar tidak bisa dibaca ({why}).",
             "Cannot read the image ({why})."
@@ -467,12 +470,24 @@ fn gather_payloads(input: &str) -> Result<Vec<String>, AppError> {
             "Foto ulang: slip datar, cukup cahaya, seluruh QR masuk bingkai dan tajam.",
             "Take the photo again: slip flat, good light, the whole QR in frame and in focus."
         )),
+        ScanError::Unreadable(n) => AppError::other(tr!(
+            "Ada {n} kode QR pada gambar, tetapi tidak ada yang terbaca.",
+            "There are {n} QR codes in the image, but none could be read."
+        ))
+        .hint(unread_hint()),
         ScanError::NotIkd(texts) => AppError::invalid(tr!(
             "Kode QR pada gambar bukan slip IKD ({}).",
             "The QR code in the image is not an IKD slip ({}).",
             texts.join(", ")
         )),
     })
+}
+
+fn unread_hint() -> String {
+    tr!(
+        "Pindai atau foto ulang: slip datar, cukup cahaya, setiap QR utuh dan tajam (pindaian 300 dpi).",
+        "Scan or photograph again: slips flat, good light, every QR whole and sharp (scan at 300 dpi)."
+    )
 }
 
 /// The keys to check against: `--key`, `--keys FILE`, or this device's own key.
@@ -619,18 +634,50 @@ fn describe(ctx: &Ctx, f: &serde_json::Value) {
 }
 
 pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<(), AppError> {
-    let texts = gather_payloads(&a.input)?;
+    let found = gather_payloads(&a.input)?;
     let ring = keyring(ctx, &a)?;
     let mut good = Vec::new();
-    for t in &texts {
+    for t in &found.payloads {
         let facts = check(&ring, t)?;
         good.push(facts);
     }
+    let (n, unread) = (good.len(), found.unread);
+    if unread > 0 {
+        // Some slips are valid, but a QR-like region could not be read: a sheet must not pass
+        // with slips missing.
+        if !ctx.json {
+            for f in &good {
+                describe(ctx, f);
+            }
+        }
+        return Err(AppError::other(tr!(
+            "{n} slip terbaca dan sah, tetapi {unread} kode QR lain pada gambar TIDAK terbaca — slip itu belum diperiksa.",
+            "{n} slips read and valid, but {unread} other QR codes in the image could NOT be read — those slips are not checked."
+        ))
+        .hint(unread_hint())
+        .details(json!({"found": n, "checked": n, "unread": unread, "slips": good})));
+    }
     if ctx.json {
-        output::json(&json!({"ok": true, "valid": true, "slips": good}));
+        output::json(&json!({
+            "ok": true,
+            "valid": true,
+            "found": n,
+            "checked": n,
+            "unread": 0,
+            "slips": good,
+        }));
     } else {
         for f in &good {
             describe(ctx, f);
+        }
+        if n > 1 {
+            println!(
+                "{}",
+                tr!(
+                    "{n} slip ditemukan pada gambar; semuanya diperiksa dan sah.",
+                    "{n} slips found in the image; all checked and valid."
+                )
+            );
         }
     }
     Ok(())
