@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn native_qr_for_both_widths() {
         let s = slip(LONG_NAME);
-        for (paper, module, cols) in [(Paper::Mm58, 6, 32), (Paper::Mm80, 8, 48)] {
+        for (paper, module) in [(Paper::Mm58, 6), (Paper::Mm80, 8)] {
             let b = render(&s, paper, &Options::default());
             assert_eq!(&b[..2], &LEAVE_CHINESE, "starts with FS .");
             assert_eq!(&b[2..6], &[0x1B, 0x40, 0x1C, 0x2E], "ESC @ then FS . again");
