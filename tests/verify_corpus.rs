@@ -1,9 +1,10 @@
 //! `verify` against zbarimg on a corpus made here: photo-like copies of slips (rotated 0–10°,
 //! scaled 40–100 %, JPEG quality 30–90, noise, blur) and A4 sheets of four slips rendered at
-//! 150 and 300 dpi (pdftoppm, as a scanner would). Every image zbarimg reads, `verify` must read
-//! too (the same payloads); a sheet must report all four slips. The read rates of both are
-//! printed (BENCHMARKS.md, "Reading slips back"). zbarimg (zbar-tools) and pdftoppm
-//! (poppler-utils) are outside tools: skipped when missing, a failure under CI=true.
+//! 150 and 300 dpi (pdftoppm, as a scanner would), and SVG slips rendered at their natural size
+//! (rsvg-convert). Every image zbarimg reads, `verify` must read too; the read rates of both are
+//! printed (BENCHMARKS.md, "Reading slips back"). zbarimg (zbar-tools), pdftoppm (poppler-utils)
+//! and rsvg-convert (librsvg2-bin) are outside tools: skipped when missing, a failure under
+//! CI=true.
 mod util;
 use image::{GrayImage, Luma, imageops};
 use std::path::{Path, PathBuf};
@@ -133,7 +134,10 @@ struct Case {
 
 #[test]
 fn verify_reads_whatever_zbarimg_reads() {
-    if !outside_tool("zbarimg", "zbar-tools") || !outside_tool("pdftoppm", "poppler-utils") {
+    if !outside_tool("zbarimg", "zbar-tools")
+        || !outside_tool("pdftoppm", "poppler-utils")
+        || !outside_tool("rsvg-convert", "librsvg2-bin")
+    {
         return;
     }
     let k = Kit::new();
@@ -221,6 +225,36 @@ fn verify_reads_whatever_zbarimg_reads() {
         }
     }
 
+    // SVG slips rendered at their natural size (rsvg-convert, 96 dpi), 58 and 80 mm.
+    for i in 1..=4 {
+        for paper in ["58", "80"] {
+            let svg = p(&format!("slip{i}-{paper}.svg"));
+            let n = i.to_string();
+            k.ok(&[
+                "slip",
+                &n,
+                "--format",
+                "svg",
+                "--paper",
+                paper,
+                "--out",
+                svg.to_str().unwrap(),
+            ]);
+            let png = svg.with_extension("png");
+            let ok = std::process::Command::new("rsvg-convert")
+                .arg("-o")
+                .arg(&png)
+                .arg(&svg)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            cases.push(Case {
+                file: png,
+                ids: vec![ids[i - 1].clone()],
+            });
+        }
+    }
+
     let (mut ours, mut theirs, mut missed) = (0, 0, Vec::new());
     for case in &cases {
         let z = zbar(&case.file);
@@ -244,9 +278,18 @@ fn verify_reads_whatever_zbarimg_reads() {
         }
         theirs += usize::from(z_read);
         ours += usize::from(v_read);
-        // Whatever zbarimg reads (even part of a sheet), verify reads too.
-        let v_count = v.as_ref().map(|g| g.len()).unwrap_or(0);
-        if v_count < z.len() {
+        // Whatever zbarimg reads (even part of a sheet), verify reads too: the same records.
+        let z_ids: Vec<String> = z
+            .iter()
+            .map(|t| {
+                ikd_field::slip::payload::Signed::decode(t)
+                    .unwrap()
+                    .payload
+                    .record_uuid()
+            })
+            .collect();
+        let v_ids = v.clone().unwrap_or_default();
+        if !z_ids.iter().all(|id| v_ids.contains(id)) {
             missed.push(format!(
                 "{}: zbarimg {} verify {:?}",
                 case.file.display(),
