@@ -230,27 +230,17 @@ fn save(
             )));
         }
     };
-    let mut doc: toml_edit::DocumentMut = old.parse().map_err(|e| {
-        AppError::usage(tr!(
-            "config.toml rusak ({}): {e}",
-            "broken config.toml ({}): {e}",
-            path.display()
-        ))
-    })?;
-    let slip = doc
-        .entry("slip")
-        .or_insert(toml_edit::table())
-        .as_table_mut()
-        .ok_or_else(|| AppError::usage("config.toml: [slip]".to_string()))?;
-    slip["escpos_qr"] = toml_edit::value(mode.name());
+    let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let mut keys = vec![("escpos_qr", quoted(mode.name()))];
     if let Some((paper, columns, device)) = printer {
-        slip["paper"] = toml_edit::value(if paper == Paper::Mm58 { 58 } else { 80 });
-        slip["columns"] = toml_edit::value(columns.unwrap_or(0) as i64);
+        let mm = if paper == Paper::Mm58 { 58 } else { 80 };
+        keys.push(("paper", mm.to_string()));
+        keys.push(("columns", columns.unwrap_or(0).to_string()));
         if let Some(dev) = device {
-            slip["printer"] = toml_edit::value(dev.display().to_string());
+            keys.push(("printer", quoted(&dev.display().to_string())));
         }
     }
-    let text = doc.to_string();
+    let text = set_slip_keys(&old, &keys);
     Config::parse(&text, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| AppError::other(e.to_string()))?;
@@ -265,6 +255,51 @@ fn save(
                 path.display()
             ))
         })
+}
+
+/// `key = value` lines set in the `[slip]` table of a TOML text: an existing line of the key is
+/// replaced, a missing key goes under the table's header, a missing table is added at the end.
+/// Every other line, comments included, is kept. (A line editor rather than a TOML editing
+/// crate: the binary has to stay under 8 MB; the result is parsed as a whole before it is used.)
+fn set_slip_keys(text: &str, keys: &[(&str, String)]) -> String {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let header = |l: &str| l.trim_start().starts_with('[');
+    let Some(start) = lines
+        .iter()
+        .position(|l| l.split('#').next().unwrap_or("").trim() == "[slip]")
+    else {
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str("[slip]\n");
+        for (k, v) in keys {
+            out.push_str(&format!("{k} = {v}\n"));
+        }
+        return out;
+    };
+    for (k, v) in keys {
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| header(l))
+            .map_or(lines.len(), |i| start + 1 + i);
+        let is_key = |l: &str| {
+            l.trim_start()
+                .strip_prefix(k)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        };
+        let line = format!("{k} = {v}");
+        match (start + 1..end).find(|&i| is_key(&lines[i])) {
+            Some(i) => lines[i] = line,
+            None => lines.insert(start + 1, line),
+        }
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
 }
 
 #[cfg(test)]
@@ -296,6 +331,23 @@ mod tests {
         assert_eq!(c.slip.escpos_qr, "native");
         assert_eq!((c.slip.paper, c.slip.columns), (80, 42));
         assert_eq!(c.slip.printer, "/dev/usb/lp0");
+        // The sample config.toml: only the [slip] values change.
+        let sample = include_str!("../../config.toml");
+        std::fs::write(&path, sample).unwrap();
+        save(&path, QrMode::Raster, None).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), sample.lines().count());
+        let c = Config::parse(&text, &path).unwrap();
+        assert_eq!(c.slip.escpos_qr, "raster");
+        assert_eq!(c.sync.batch_size, 500);
+        // A file without [slip] gets one.
+        std::fs::write(&path, "lang = \"en\"\n[sync]\nbatch_size = 7\n").unwrap();
+        save(&path, QrMode::Raster, Some((Paper::Mm58, None, None))).unwrap();
+        let c = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        assert_eq!(
+            (c.slip.escpos_qr.as_str(), c.sync.batch_size),
+            ("raster", 7)
+        );
         // No file yet: one is made.
         let fresh = dir.path().join("sub/config.toml");
         save(&fresh, QrMode::Raster, None).unwrap();
