@@ -1,9 +1,10 @@
 //! Finding slip payloads in what `verify` is given: `IKD1:` text, a text file holding it, or a
-//! PNG/JPEG photo or scan. Images are read by two independent decoders: rxing (a Rust port of
-//! ZXing, its zxing-cpp QR reader, which handles rotation, blur and small modules well) and rqrr.
-//! rqrr also finds QR-like regions (three finder patterns) whether or not it can read them; a
-//! region that neither decoder reads, even cropped and enlarged, is reported as unread, so a
-//! scan of a sheet never passes quietly with slips missing.
+//! PNG/JPEG photo or scan. Images are read with rxing (a Rust port of ZXing: its port of
+//! zxing-cpp's QR detector and decoder, which handles rotation, blur and small modules well),
+//! step by step so that a QR-like region — three finder patterns from which a symbol grid could be
+//! sampled — that does not decode is known too. Such a region is cropped, enlarged and tried
+//! again; if it still does not read, it is reported, so a scan of a sheet never passes quietly
+//! with slips missing.
 use super::payload::PREFIX;
 use image::GrayImage;
 use image::imageops::{self, FilterType};
@@ -64,18 +65,20 @@ struct Hit {
     y: f32,
 }
 
-/// A QR-like region: the corners of what rqrr took for a symbol.
+/// A QR-like region: the box around the centres of its three finder patterns, and the size of
+/// one pattern (about seven modules), in the coordinates of the image given.
 #[derive(Debug, Clone, Copy)]
 struct Region {
     x0: f32,
     y0: f32,
     x1: f32,
     y1: f32,
+    pattern: f32,
 }
 
 impl Region {
     fn contains(&self, x: f32, y: f32) -> bool {
-        let m = 0.25 * (self.x1 - self.x0).max(self.y1 - self.y0);
+        let m = self.pattern;
         x >= self.x0 - m && x <= self.x1 + m && y >= self.y0 - m && y <= self.y1 + m
     }
 }
@@ -115,7 +118,7 @@ pub fn scan_image(img: GrayImage) -> Result<Scan, ScanError> {
 fn read_image(img: &GrayImage) -> (Vec<Hit>, usize) {
     let (w, h) = img.dimensions();
     let mut hits = Vec::new();
-    let regions = decode_both(img, 1.0, &mut hits);
+    let regions = decode_image(img, 1.0, &mut hits);
     // Phone photos are large and noisy; a smaller copy often reads better.
     if hits.is_empty() && w.max(h) > 1600 {
         let f = 1600.0 / w.max(h) as f32;
@@ -125,14 +128,14 @@ fn read_image(img: &GrayImage) -> (Vec<Hit>, usize) {
             (h as f32 * f) as u32,
             FilterType::Triangle,
         );
-        decode_both(&small, f, &mut hits);
+        decode_image(&small, f, &mut hits);
     }
     // Small symbols (a slip rendered at its natural size): twice as large, smoothed.
     if hits.is_empty() && w.max(h) <= 1600 {
         let big = imageops::resize(img, w * 2, h * 2, FilterType::CatmullRom);
-        decode_both(&big, 2.0, &mut hits);
+        decode_image(&big, 2.0, &mut hits);
     }
-    // Regions rqrr saw but nothing read: each cropped with a margin, enlarged, read again.
+    // Regions that did not read: each cropped with a margin, enlarged, read again.
     let mut unread = 0;
     for r in &regions {
         if hits.iter().any(|h| r.contains(h.x, h.y)) {
@@ -151,8 +154,8 @@ fn read_image(img: &GrayImage) -> (Vec<Hit>, usize) {
 
 /// Tries a cropped, enlarged copy of one region; true when it read.
 fn read_region(img: &GrayImage, r: &Region, hits: &mut Vec<Hit>) -> bool {
-    let side = (r.x1 - r.x0).max(r.y1 - r.y0);
-    let m = side * 0.5;
+    // From a pattern's centre to the symbol's edge is half a pattern; then the quiet zone.
+    let m = r.pattern * 1.5;
     let x0 = (r.x0 - m).max(0.0) as u32;
     let y0 = (r.y0 - m).max(0.0) as u32;
     let x1 = ((r.x1 + m) as u32).min(img.width());
@@ -170,7 +173,7 @@ fn read_region(img: &GrayImage, r: &Region, hits: &mut Vec<Hit>) -> bool {
     );
     for candidate in [big.clone(), imageops::blur(&big, 1.5)] {
         let mut found = Vec::new();
-        decode_both(&candidate, f, &mut found);
+        decode_image(&candidate, f, &mut found);
         if !found.is_empty() {
             for mut h in found {
                 h.x += x0 as f32;
@@ -189,74 +192,66 @@ fn push(hits: &mut Vec<Hit>, hit: Hit) {
     }
 }
 
-/// rxing and rqrr on one image whose coordinates are `scale` times the original's; adds what
-/// they read (in original coordinates) and returns rqrr's regions (in original coordinates).
-fn decode_both(img: &GrayImage, scale: f32, hits: &mut Vec<Hit>) -> Vec<Region> {
-    for h in rxing_decode(img) {
-        push(
-            hits,
-            Hit {
-                x: h.x / scale,
-                y: h.y / scale,
-                ..h
-            },
-        );
-    }
-    let mut regions = Vec::new();
-    let mut prepared = rqrr::PreparedImage::prepare(img.clone());
-    for grid in prepared.detect_grids() {
-        let xs = grid.bounds.map(|p| p.x as f32 / scale);
-        let ys = grid.bounds.map(|p| p.y as f32 / scale);
-        let region = Region {
-            x0: xs.iter().copied().fold(f32::MAX, f32::min),
-            y0: ys.iter().copied().fold(f32::MAX, f32::min),
-            x1: xs.iter().copied().fold(f32::MIN, f32::max),
-            y1: ys.iter().copied().fold(f32::MIN, f32::max),
-        };
-        if let Ok((_, text)) = grid.decode() {
-            push(
-                hits,
-                Hit {
-                    text,
-                    x: (region.x0 + region.x1) / 2.0,
-                    y: (region.y0 + region.y1) / 2.0,
-                },
-            );
-        }
-        regions.push(region);
-    }
-    regions
-}
-
-/// rxing's zxing-cpp QR reader, every symbol in the image, local (hybrid) thresholds.
-fn rxing_decode(img: &GrayImage) -> Vec<Hit> {
-    use rxing::multi::MultipleBarcodeReader;
+/// Reads every symbol of one image whose coordinates are `scale` times the original's, as
+/// rxing's QrReader does (finder patterns, their plausible sets, a sampled grid, the decoder);
+/// adds what it read (in original coordinates) and returns the regions that did not decode.
+fn decode_image(img: &GrayImage, scale: f32, hits: &mut Vec<Hit>) -> Vec<Region> {
+    use rxing::common::DetectorRXingResult;
+    use rxing::qrcode::cpp_port::decoder::Decode;
+    use rxing::qrcode::cpp_port::detector::{
+        FindFinderPatterns, GenerateFinderPatternSets, SampleQR,
+    };
     let (w, h) = img.dimensions();
     let Ok(source) = rxing::Luma8LuminanceSource::new(img.as_raw().clone(), w, h) else {
         return Vec::new();
     };
-    let mut bitmap = rxing::BinaryBitmap::new(rxing::common::HybridBinarizer::new(source));
-    let hints = rxing::DecodeHints {
-        TryHarder: Some(true),
-        ..Default::default()
-    };
-    let Ok(results) =
-        rxing::qrcode::cpp_port::QrReader.decode_multiple_with_hints(&mut bitmap, &hints)
-    else {
-        return Vec::new();
-    };
-    results
-        .iter()
-        .map(|r| {
-            let pts = r.getPoints();
-            let n = pts.len().max(1) as f32;
-            Hit {
-                text: r.getText().to_string(),
-                x: pts.iter().map(|p| p.x).sum::<f32>() / n,
-                y: pts.iter().map(|p| p.y).sum::<f32>() / n,
+    let bitmap = rxing::BinaryBitmap::new(rxing::common::HybridBinarizer::new(source));
+    let bits = bitmap.get_black_matrix();
+    let mut patterns = FindFinderPatterns(bits, true, 0);
+    let mut used = Vec::new();
+    let mut failed = Vec::new();
+    for set in GenerateFinderPatternSets(&mut patterns) {
+        let three = [set.bl, set.tl, set.tr];
+        if three.iter().any(|p| used.contains(p)) {
+            continue;
+        }
+        let Ok(grid) = SampleQR(bits, &set) else {
+            continue;
+        };
+        match Decode(grid.getBits()) {
+            Ok(d) if d.isValid() => {
+                used.extend(three);
+                push(
+                    hits,
+                    Hit {
+                        text: d.text(),
+                        x: three.iter().map(|p| p.p.x).sum::<f32>() / 3.0 / scale,
+                        y: three.iter().map(|p| p.p.y).sum::<f32>() / 3.0 / scale,
+                    },
+                );
             }
-        })
-        .collect()
+            _ => failed.push(three),
+        }
+    }
+    // Sets that did not decode, sharing no pattern with a symbol that did nor with each other
+    // (the same three patterns are often tried in several combinations).
+    let mut regions = Vec::new();
+    for three in failed {
+        if three.iter().any(|p| used.contains(p)) {
+            continue;
+        }
+        used.extend(three);
+        let xs = three.map(|p| p.p.x / scale);
+        let ys = three.map(|p| p.p.y / scale);
+        regions.push(Region {
+            x0: xs.iter().copied().fold(f32::MAX, f32::min),
+            y0: ys.iter().copied().fold(f32::MAX, f32::min),
+            x1: xs.iter().copied().fold(f32::MIN, f32::max),
+            y1: ys.iter().copied().fold(f32::MIN, f32::max),
+            pattern: three.iter().map(|p| p.size as f32).sum::<f32>() / 3.0 / scale,
+        });
+    }
+    regions
 }
 
 #[cfg(test)]
