@@ -388,3 +388,35 @@ fn a_sheet_with_an_unreadable_qr_fails_loudly() {
     let text = k.ok(&["verify", file.to_str().unwrap()]);
     assert!(text.contains("3 slip ditemukan"), "{text}");
 }
+
+/// A name typed with a decomposed accent and a typographic apostrophe is stored as the KTP
+/// writes it and printed as itself in every format: no '?' anywhere.
+#[test]
+fn accented_names_print_as_themselves_in_every_format() {
+    let k = Kit::new();
+    let mut p = people()[2].clone();
+    p.name = "Nur\u{2019}aini Jose\u{301}".into();
+    let out = k.json(&record_args(&p));
+    assert_eq!(out["record"]["name"], "NUR'AINI JOSÉ");
+    let o = |n: &str| k.path(n).to_str().unwrap().to_string();
+    k.ok(&["slip", "1", "--format", "escpos", "--out", &o("s.bin")]);
+    k.ok(&["slip", "1", "--format", "svg", "--out", &o("s.svg")]);
+    let text = k.ok(&["slip", "1", "--format", "text"]);
+    // ESC/POS: Windows-1252, so É is one byte 0xC9.
+    let bin = read(&k.path("s.bin"));
+    let line = bin
+        .split(|b| *b == b'\n')
+        .find(|l| l.windows(8).any(|w| w == b"NUR'AINI"))
+        .expect("name line");
+    assert!(line.ends_with(b"NUR'AINI JOS\xC9"), "{line:?}");
+    let svg = String::from_utf8(read(&k.path("s.svg"))).unwrap();
+    assert!(svg.contains("NUR&apos;AINI JOSÉ"), "{svg}");
+    assert!(
+        text.contains("NUR'AINI JOSÉ") && !text.contains('?'),
+        "{text}"
+    );
+    // The PNG's QR carries the same name back.
+    k.ok(&["slip", "1", "--format", "png", "--out", &o("s.png")]);
+    let v = k.json(&["verify", &o("s.png")]);
+    assert_eq!(v["slips"][0]["name"], "NUR'AINI JOSÉ");
+}
