@@ -67,6 +67,9 @@ pub struct SlipConfig {
     pub office: String,
     /// How ESC/POS output prints the QR: "native" (GS ( k) or "raster" (a bit image).
     pub escpos_qr: String,
+    /// ESC/POS characters per line: 0 = the paper's usual (32 on 58 mm, 48 on 80 mm), or 42 for
+    /// 80 mm printers of the Epson TM-T88 kind.
+    pub columns: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,6 +216,7 @@ impl Default for SlipConfig {
             dir: "slips".into(),
             office: "DINAS KEPENDUDUKAN DAN PENCATATAN SIPIL".into(),
             escpos_qr: "native".into(),
+            columns: 0,
         }
     }
 }
@@ -323,6 +327,12 @@ impl Config {
         }
         if !matches!(self.slip.escpos_qr.as_str(), "native" | "raster") {
             return bad("slip.escpos_qr", "native, raster".into());
+        }
+        if !matches!(
+            (self.slip.paper, self.slip.columns),
+            (_, 0) | (58, 32) | (80, 42 | 48)
+        ) {
+            return bad("slip.columns", "0; 32 (58 mm); 42 / 48 (80 mm)".into());
         }
         if self.sync.batch_size == 0 || self.sync.batch_size > 5000 {
             return bad("sync.batch_size", "1–5000".into());

@@ -45,6 +45,8 @@ enum Command {
     Verify(commands::slip::VerifyArgs),
     /// Id dan kunci publik perangkat ini / this device's id and public key
     Device,
+    /// Uji printer termal dan simpan jenis QR-nya / test the thermal printer and keep its kind of QR
+    Printer(commands::printer::PrinterArgs),
     /// Cari kode wilayah / look up region codes
     Wilayah(commands::wilayah::WilayahArgs),
     /// Jalankan server Dinas / run the district server
@@ -75,6 +77,7 @@ fn main() {
         Command::Slip(a) => commands::slip::run(&ctx, a),
         Command::Verify(a) => commands::slip::verify(&ctx, a),
         Command::Device => commands::slip::device(&ctx),
+        Command::Printer(a) => commands::printer::run(&ctx, a, cli.global.config.as_deref()),
         Command::Wilayah(a) => commands::wilayah::run(&ctx, a),
         #[cfg(feature = "server")]
         Command::Demo(a) => commands::demo::run(&ctx, a),

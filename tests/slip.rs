@@ -92,7 +92,7 @@ fn every_format_renders() {
     let sheet = lopdf::Document::load_mem(&read(&out("sheet.pdf"))).unwrap();
     assert_eq!(sheet.get_pages().len(), 1, "four slips on one A4 sheet");
     let bin = read(&out("a.bin"));
-    assert!(bin.starts_with(&[0x1B, 0x40]) && bin.ends_with(&[0x1D, 0x56, 0x42, 3]));
+    assert!(bin.starts_with(&[0x1C, 0x2E, 0x1B, 0x40]) && bin.ends_with(&[0x1D, 0x56, 0x42, 3]));
     assert!(text.contains("BUKTI AKTIVASI IKD") && text.contains("IKD1:"));
 
     // ESC/POS straight to a printer device (here a plain file standing in for /dev/usb/lp0).
@@ -108,7 +108,7 @@ fn every_format_renders() {
         &o("lp0"),
     ]);
     let sent = read(&lp);
-    assert!(sent.starts_with(&[0x1B, 0x40]));
+    assert!(sent.starts_with(&[0x1C, 0x2E, 0x1B, 0x40]));
     assert!(sent.windows(4).any(|w| w == [0x1D, 0x76, 0x30, 0x00]));
     // A printer that is not there: a clear error, not a new file.
     let (_, err) = k.fails(
@@ -212,7 +212,10 @@ fn record_print_uses_the_configured_printer() {
     let out = k.ok(&args);
     assert!(out.contains("#1"), "{out}");
     let sent = read(&lp);
-    assert!(sent.starts_with(&[0x1B, 0x40]), "ESC @ first");
+    assert!(
+        sent.starts_with(&[0x1C, 0x2E, 0x1B, 0x40]),
+        "FS . then ESC @ first"
+    );
     assert!(sent.windows(9).any(|w| w == b"DINAS UJI"));
     // 80 mm: 8-dot QR modules.
     assert!(
@@ -231,4 +234,189 @@ fn record_print_uses_the_configured_printer() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ikd-field slip 2"), "{err}");
     assert_eq!(k.json(&["list"])["count"], 2);
+}
+
+/// An outside tool the test compares against; missing, the test is skipped, except on CI
+/// (CI=true), where it fails: the tool must be installed there.
+pub fn outside_tool(name: &str, package: &str) -> bool {
+    let found = std::process::Command::new(name)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is missing on CI: install {package}"
+        );
+        eprintln!("skipped: {name} is not installed (apt-get install {package})");
+    }
+    found
+}
+
+#[test]
+fn pdftotext_reads_the_slip_back() {
+    if !outside_tool("pdftotext", "poppler-utils") {
+        return;
+    }
+    let k = Kit::new();
+    let mut p = people()[0].clone();
+    p.name = "Nur\u{2019}aini Jose\u{301}".into();
+    let out = k.json(&record_args(&p));
+    assert_eq!(out["record"]["name"], "NUR'AINI JOSÉ");
+    let masked = format!("{}******{}", &p.nik[..6], &p.nik[12..]);
+    for (args, file) in [
+        (vec!["slip", "1", "--format", "pdf"], "a6.pdf"),
+        (vec!["slip", "1", "1", "--sheet"], "sheet.pdf"),
+    ] {
+        let path = k.path(file);
+        let mut args = args.clone();
+        args.extend(["--out", path.to_str().unwrap()]);
+        k.ok(&args);
+        let text = std::process::Command::new("pdftotext")
+            .args([path.to_str().unwrap(), "-"])
+            .output()
+            .unwrap();
+        assert!(text.status.success());
+        let text = String::from_utf8(text.stdout).unwrap();
+        assert!(text.contains("NUR'AINI JOSÉ"), "{file}: {text}");
+        assert!(text.contains(&masked), "{file}: {text}");
+        assert!(text.contains("BUKTI AKTIVASI IKD"), "{file}: {text}");
+    }
+}
+
+#[test]
+fn names_a_ktp_cannot_hold_and_impossible_region_codes_are_refused() {
+    let k = Kit::new();
+    let mut p = people()[1].clone();
+    for (name, why) in [
+        ("\u{15E}\u{DC}KR\u{DC}", "KTP"),
+        ("\u{738B}\u{5C0F}\u{660E}", "Latin"),
+    ] {
+        p.name = name.into();
+        let (_, err) = k.fails(&record_args(&p), 3);
+        assert!(err.contains(why) && err.contains("Nama"), "{err}");
+    }
+    p.name = "SITI AMINAH".into();
+    p.nik = format!("{}00{}", &p.nik[..2], &p.nik[4..]);
+    let (_, err) = k.fails(&record_args(&p), 3);
+    assert!(err.contains("00"), "{err}");
+    assert_eq!(k.json(&["list"])["count"], 0);
+}
+
+/// A sheet of four slips where one QR is damaged (its finder patterns intact, its data not):
+/// verify says how many it read and that one QR could not be read, and fails.
+#[test]
+fn a_sheet_with_an_unreadable_qr_fails_loudly() {
+    let k = Kit::new();
+    let ps = people();
+    for i in 0..3 {
+        k.record_synthetic(&ps, i);
+    }
+    let mut sheet = image::GrayImage::from_pixel(900, 1400, image::Luma([255]));
+    for (n, (x, y)) in [(20, 20), (470, 20), (20, 720), (470, 720)]
+        .into_iter()
+        .enumerate()
+    {
+        let f = k.path(&format!("s{n}.png"));
+        k.ok(&[
+            "slip",
+            &(n % 3 + 1).to_string(),
+            "--format",
+            "png",
+            "--out",
+            f.to_str().unwrap(),
+        ]);
+        let mut slip = image::open(&f).unwrap().to_luma8();
+        if n == 3 {
+            // Find the QR with a real decoder, then scribble over its middle.
+            let mut prepared = rqrr::PreparedImage::prepare(slip.clone());
+            let grid = &prepared.detect_grids()[0];
+            let xs = grid.bounds.map(|p| p.x as u32);
+            let ys = grid.bounds.map(|p| p.y as u32);
+            let (x0, x1) = (*xs.iter().min().unwrap(), *xs.iter().max().unwrap());
+            let (y0, y1) = (*ys.iter().min().unwrap(), *ys.iter().max().unwrap());
+            let (w, h) = (x1 - x0, y1 - y0);
+            for py in y0 + h * 3 / 10..y0 + h * 7 / 10 {
+                for px in x0 + w * 3 / 10..x1 - w / 20 {
+                    let v = if (px / 3 + py / 5) % 2 == 0 { 0 } else { 255 };
+                    slip.put_pixel(px, py, image::Luma([v]));
+                }
+            }
+        }
+        image::imageops::overlay(&mut sheet, &slip, x, y);
+    }
+    let file = k.path("sheet.png");
+    sheet.save(&file).unwrap();
+    let out = k.run(&["--json", "verify", file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["error"]["details"];
+    assert_eq!(
+        (d["found"].as_u64(), d["unread"].as_u64()),
+        (Some(3), Some(1)),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("TIDAK terbaca"),
+        "{v}"
+    );
+    // The same sheet without the damaged slip: all three found and checked.
+    let mut whole = sheet.clone();
+    image::imageops::overlay(
+        &mut whole,
+        &image::GrayImage::from_pixel(430, 680, image::Luma([255])),
+        470,
+        720,
+    );
+    whole.save(&file).unwrap();
+    let v = k.json(&["verify", file.to_str().unwrap()]);
+    assert_eq!(
+        (v["found"].as_u64(), v["checked"].as_u64()),
+        (Some(3), Some(3)),
+        "{v}"
+    );
+    let text = k.ok(&["verify", file.to_str().unwrap()]);
+    assert!(text.contains("3 slip ditemukan"), "{text}");
+}
+
+/// A name typed with a decomposed accent and a typographic apostrophe is stored as the KTP
+/// writes it and printed as itself in every format: no '?' anywhere.
+#[test]
+fn accented_names_print_as_themselves_in_every_format() {
+    let k = Kit::new();
+    let mut p = people()[2].clone();
+    p.name = "Nur\u{2019}aini Jose\u{301}".into();
+    let out = k.json(&record_args(&p));
+    assert_eq!(out["record"]["name"], "NUR'AINI JOSÉ");
+    let o = |n: &str| k.path(n).to_str().unwrap().to_string();
+    k.ok(&["slip", "1", "--format", "escpos", "--out", &o("s.bin")]);
+    k.ok(&["slip", "1", "--format", "svg", "--out", &o("s.svg")]);
+    let text = k.ok(&["slip", "1", "--format", "text"]);
+    // ESC/POS: Windows-1252, so É is one byte 0xC9.
+    let bin = read(&k.path("s.bin"));
+    let line = bin
+        .split(|b| *b == b'\n')
+        .find(|l| l.windows(8).any(|w| w == b"NUR'AINI"))
+        .expect("name line");
+    assert!(line.ends_with(b"NUR'AINI JOS\xC9"), "{line:?}");
+    let svg = String::from_utf8(read(&k.path("s.svg"))).unwrap();
+    assert!(svg.contains("NUR&apos;AINI JOSÉ"), "{svg}");
+    assert!(
+        text.contains("NUR'AINI JOSÉ") && !text.contains('?'),
+        "{text}"
+    );
+    // The PNG's QR carries the same name back.
+    k.ok(&["slip", "1", "--format", "png", "--out", &o("s.png")]);
+    let v = k.json(&["verify", &o("s.png")]);
+    assert_eq!(v["slips"][0]["name"], "NUR'AINI JOSÉ");
 }

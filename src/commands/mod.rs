@@ -7,6 +7,7 @@ pub mod demo;
 pub mod field;
 #[cfg(feature = "server")]
 pub mod forward;
+pub mod printer;
 pub mod record;
 #[cfg(feature = "server")]
 pub mod server;

@@ -34,12 +34,37 @@ pub struct SlipArgs {
     /// escpos: kirim ke printer ini / send to this printer device, e.g. /dev/usb/lp0 [default: slip.printer]
     #[arg(long, value_name = "DEVICE")]
     pub printer: Option<PathBuf>,
-    /// escpos: QR sebagai gambar (printer tanpa perintah QR) / QR as a bit image
+    /// escpos: QR sebagai gambar (printer tanpa perintah QR) / QR as a bit image [default: slip.escpos_qr]
     #[arg(long)]
     pub raster: bool,
+    /// escpos: huruf per baris / characters per line: 32 (58 mm), 42 or 48 (80 mm) [default: slip.columns]
+    #[arg(long, value_name = "N")]
+    pub columns: Option<usize>,
 }
 
-fn parse_paper(s: &str) -> Result<u32, String> {
+/// The ESC/POS options of config.toml's [slip] section.
+pub fn escpos_options(c: &crate::config::SlipConfig) -> escpos::Options {
+    escpos::Options {
+        qr: escpos::QrMode::parse(&c.escpos_qr).unwrap_or_default(),
+        columns: (c.columns != 0).then_some(c.columns as usize),
+    }
+}
+
+/// The columns asked for, checked against the paper (a usage error says which exist).
+pub fn check_columns(paper: Paper, columns: Option<usize>) -> Result<(), AppError> {
+    escpos::layout(paper, columns)
+        .map(|_| ())
+        .map_err(|allowed| {
+            AppError::usage(tr!(
+                "Kertas {} mm tidak memakai {} huruf per baris; pilih {allowed}.",
+                "{} mm paper does not take {} characters per line; choose {allowed}.",
+                if paper == Paper::Mm58 { 58 } else { 80 },
+                columns.unwrap_or(paper.columns())
+            ))
+        })
+}
+
+pub fn parse_paper(s: &str) -> Result<u32, String> {
     match s.trim_end_matches("mm") {
         "58" => Ok(58),
         "80" => Ok(80),
@@ -128,7 +153,7 @@ fn write_out(path: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
 }
 
 /// Sends bytes to a printer device (which must exist: it is never created).
-fn write_printer(device: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
+pub fn write_printer(device: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(device)
@@ -168,13 +193,7 @@ impl Plan {
             sheet: false,
             out: None,
             printer: (!c.printer.is_empty()).then(|| PathBuf::from(&c.printer)),
-            escpos: escpos::Options {
-                qr: if c.escpos_qr == "raster" {
-                    escpos::QrMode::Raster
-                } else {
-                    escpos::QrMode::Native
-                },
-            },
+            escpos: escpos_options(c),
         }
     }
 
@@ -329,6 +348,16 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
     }
     if let Some(p) = a.paper {
         plan.paper = Paper::from_mm(p).unwrap_or(Paper::Mm58);
+        // Columns in config.toml are for the configured paper; another paper takes its own.
+        if p != ctx.config.slip.paper {
+            plan.escpos.columns = None;
+        }
+    }
+    if a.columns.is_some() {
+        plan.escpos.columns = a.columns;
+    }
+    if plan.format == Format::Escpos {
+        check_columns(plan.paper, plan.escpos.columns)?;
     }
     if a.raster {
         plan.escpos.qr = escpos::QrMode::Raster;
@@ -391,9 +420,12 @@ pub struct VerifyArgs {
 }
 
 /// The payload texts given: literal `IKD1:` text, standard input, or a file (text or image).
-fn gather_payloads(input: &str) -> Result<Vec<String>, AppError> {
+fn gather_payloads(input: &str) -> Result<scan::Scan, AppError> {
     if input.starts_with(slip::payload::PREFIX) {
-        return Ok(vec![input.to_string()]);
+        return Ok(scan::Scan {
+            payloads: vec![input.to_string()],
+            unread: 0,
+        });
     }
     let bytes = if input == "-" {
         let mut b = Vec::new();
@@ -421,7 +453,7 @@ fn gather_payloads(input: &str) -> Result<Vec<String>, AppError> {
             ))
         })?
     };
-    scan::payloads_in(&bytes).map_err(|e| match e {
+    scan::scan(&bytes).map_err(|e| match e {
         ScanError::NotImage(why) => AppError::other(tr!(
             "Gambar tidak bisa dibaca ({why}).",
             "Cannot read the image ({why})."
@@ -438,12 +470,24 @@ fn gather_payloads(input: &str) -> Result<Vec<String>, AppError> {
             "Foto ulang: slip datar, cukup cahaya, seluruh QR masuk bingkai dan tajam.",
             "Take the photo again: slip flat, good light, the whole QR in frame and in focus."
         )),
+        ScanError::Unreadable(n) => AppError::other(tr!(
+            "Ada {n} kode QR pada gambar, tetapi tidak ada yang terbaca.",
+            "There are {n} QR codes in the image, but none could be read."
+        ))
+        .hint(unread_hint()),
         ScanError::NotIkd(texts) => AppError::invalid(tr!(
             "Kode QR pada gambar bukan slip IKD ({}).",
             "The QR code in the image is not an IKD slip ({}).",
             texts.join(", ")
         )),
     })
+}
+
+fn unread_hint() -> String {
+    tr!(
+        "Pindai atau foto ulang: slip datar, cukup cahaya, setiap QR utuh dan tajam (pindaian 300 dpi).",
+        "Scan or photograph again: slips flat, good light, every QR whole and sharp (scan at 300 dpi)."
+    )
 }
 
 /// The keys to check against: `--key`, `--keys FILE`, or this device's own key.
@@ -590,18 +634,50 @@ fn describe(ctx: &Ctx, f: &serde_json::Value) {
 }
 
 pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<(), AppError> {
-    let texts = gather_payloads(&a.input)?;
+    let found = gather_payloads(&a.input)?;
     let ring = keyring(ctx, &a)?;
     let mut good = Vec::new();
-    for t in &texts {
+    for t in &found.payloads {
         let facts = check(&ring, t)?;
         good.push(facts);
     }
+    let (n, unread) = (good.len(), found.unread);
+    if unread > 0 {
+        // Some slips are valid, but a QR-like region could not be read: a sheet must not pass
+        // with slips missing.
+        if !ctx.json {
+            for f in &good {
+                describe(ctx, f);
+            }
+        }
+        return Err(AppError::other(tr!(
+            "{n} slip terbaca dan sah, tetapi {unread} kode QR lain pada gambar TIDAK terbaca — slip itu belum diperiksa.",
+            "{n} slips read and valid, but {unread} other QR codes in the image could NOT be read — those slips are not checked."
+        ))
+        .hint(unread_hint())
+        .details(json!({"found": n, "checked": n, "unread": unread, "slips": good})));
+    }
     if ctx.json {
-        output::json(&json!({"ok": true, "valid": true, "slips": good}));
+        output::json(&json!({
+            "ok": true,
+            "valid": true,
+            "found": n,
+            "checked": n,
+            "unread": 0,
+            "slips": good,
+        }));
     } else {
         for f in &good {
             describe(ctx, f);
+        }
+        if n > 1 {
+            println!(
+                "{}",
+                tr!(
+                    "{n} slip ditemukan pada gambar; semuanya diperiksa dan sah.",
+                    "{n} slips found in the image; all checked and valid."
+                )
+            );
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! NIK (Nomor Induk Kependudukan): `PP KK CC DDMMYY SSSS`, 16 digits, no check digit.
 //!
-//! Province must exist. A regency or kecamatan code that is retired (legacy list) or unknown within
+//! Province must exist; a regency or kecamatan code of 00 cannot exist. A regency or kecamatan code that is retired (legacy list) or unknown within
 //! a known province is only a warning: a NIK is for life and keeps the code of first registration.
 //! Women have 40 added to the day. The date may differ from the real birth date after a correction,
 //! so it is derived and shown, never insisted on beyond being a real calendar date.
@@ -114,6 +114,26 @@ pub fn parse(input: &str, today: Date) -> Result<Nik, Problem> {
             tr!(
                 "kode provinsi {prov} di awal NIK tidak ada; periksa dua digit pertama",
                 "province code {prov} at the start of the NIK does not exist; check the first two digits"
+            ),
+        ));
+    }
+    // Kemendagri numbers regencies and kecamatan from 01: a 00 was never issued, so it is a
+    // typing error, not a code retired by a split.
+    if &nik[2..4] == "00" {
+        return Err(err(
+            "nik_regency",
+            tr!(
+                "kode kabupaten/kota di NIK (digit 3–4) tidak mungkin 00; periksa NIK di KTP",
+                "the regency code in the NIK (digits 3–4) cannot be 00; check the NIK on the KTP"
+            ),
+        ));
+    }
+    if &nik[4..6] == "00" {
+        return Err(err(
+            "nik_district",
+            tr!(
+                "kode kecamatan di NIK (digit 5–6) tidak mungkin 00; periksa NIK di KTP",
+                "the kecamatan code in the NIK (digits 5–6) cannot be 00; check the NIK on the KTP"
             ),
         ));
     }
@@ -364,5 +384,14 @@ mod tests {
         // Unknown regency and unknown kecamatan within a known province.
         assert_eq!(warn_codes("1769011708900001"), ["nik_regency_unknown"]);
         assert_eq!(warn_codes("1702011708900001"), ["nik_district_unknown"]);
+    }
+
+    #[test]
+    fn codes_that_cannot_exist_are_errors() {
+        assert_eq!(code("1700001708900001"), "nik_regency");
+        assert_eq!(code("1700061708900001"), "nik_regency");
+        assert_eq!(code("1702001708900001"), "nik_district");
+        let p = parse("1702001708900001", TODAY).unwrap_err();
+        assert!(p.message.contains("00"), "{}", p.message);
     }
 }

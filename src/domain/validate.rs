@@ -29,9 +29,15 @@ pub struct Valid {
 pub const NAME_EXAMPLE: &str = "SITI AMINAH";
 pub const VILLAGE_EXAMPLE: &str = "1702061004";
 
-/// Names as printed on a KTP: upper case, single spaces, letters and `.,'-` only.
+/// Names as printed on a KTP: upper-case Latin letters (A–Z and the accented capitals of
+/// Latin-1, which every slip format prints: the embedded font, PDF WinAnsi and the printer's
+/// code page 1252), single spaces and `.,'-`. What is the same name is normalised (NFC, so `E` +
+/// combining accent is `É`; typographic apostrophes and hyphens become `'` and `-`); what a KTP
+/// cannot hold is refused with the reason, so no slip ever prints `?`.
 pub fn name(input: &str) -> Result<String, Problem> {
-    let n = input
+    use unicode_normalization::UnicodeNormalization;
+    let typed: String = input.nfc().map(same_mark).collect();
+    let n = typed
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
@@ -44,19 +50,39 @@ pub fn name(input: &str) -> Result<String, Problem> {
             NAME_EXAMPLE,
         ));
     }
-    if let Some(bad) = n
-        .chars()
-        .find(|c| !(c.is_alphabetic() || matches!(c, ' ' | '.' | ',' | '\'' | '-')))
-    {
-        return Err(Problem::error(
-            "name",
-            "name_chars",
-            tr!(
-                "nama hanya boleh berisi huruf, spasi dan tanda . , ' -; ada '{bad}'",
-                "a name may contain only letters, spaces and . , ' -; found '{bad}'"
-            ),
-            NAME_EXAMPLE,
-        ));
+    if let Some(bad) = n.chars().find(|c| !ktp_name_char(*c)) {
+        if !bad.is_alphabetic() && !is_combining(bad) {
+            return Err(Problem::error(
+                "name",
+                "name_chars",
+                tr!(
+                    "nama hanya boleh berisi huruf, spasi dan tanda . , ' -; ada '{bad}'",
+                    "a name may contain only letters, spaces and . , ' -; found '{bad}'"
+                ),
+                NAME_EXAMPLE,
+            ));
+        }
+        // A letter a KTP does not print (Ş, Arabic, CJK…): suggest the KTP spelling when the
+        // letter is a Latin letter with a mark the KTP drops.
+        let plain = without_marks(&n);
+        let (message, example) = if plain.chars().all(ktp_name_char) {
+            (
+                tr!(
+                    "huruf '{bad}' tidak dipakai di KTP; tulis nama persis seperti di KTP (tanpa tanda pada huruf itu)",
+                    "the letter '{bad}' is not used on a KTP; type the name exactly as on the KTP (without the mark on that letter)"
+                ),
+                plain,
+            )
+        } else {
+            (
+                tr!(
+                    "huruf '{bad}' tidak ada di KTP: nama di KTP ditulis dengan huruf Latin (A–Z); salin nama persis seperti di KTP",
+                    "the letter '{bad}' is not used on a KTP: names on a KTP are in Latin letters (A–Z); copy the name exactly as on the KTP"
+                ),
+                NAME_EXAMPLE.to_string(),
+            )
+        };
+        return Err(Problem::error("name", "name_letter", message, &example));
     }
     let len = n.chars().count();
     if len > 100 {
@@ -71,6 +97,39 @@ pub fn name(input: &str) -> Result<String, Problem> {
         ));
     }
     Ok(n)
+}
+
+/// A character a name on a KTP (and so on a slip) can hold, after upper-casing.
+pub fn ktp_name_char(c: char) -> bool {
+    matches!(c, 'A'..='Z' | 'À'..='Ö' | 'Ø'..='Ý' | ' ' | '.' | ',' | '\'' | '-')
+}
+
+/// Marks that are the same mark as one a KTP uses: apostrophes and hyphens as typed by phones
+/// and word processors.
+fn same_mark(c: char) -> char {
+    match c {
+        '\u{2019}' | '\u{2018}' | '\u{02BC}' | '\u{2032}' | '`' | '\u{00B4}' => '\'',
+        '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2212}' => '-',
+        c => c,
+    }
+}
+
+fn is_combining(c: char) -> bool {
+    unicode_normalization::char::is_combining_mark(c)
+}
+
+/// The name with the marks dropped from the letters a KTP does not use (`ŞÜKRÜ` → `SÜKRÜ`).
+fn without_marks(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let mut out = String::new();
+    for c in name.chars() {
+        if ktp_name_char(c) {
+            out.push(c);
+        } else {
+            out.extend(c.to_string().nfd().filter(|m| !is_combining(*m)));
+        }
+    }
+    out
 }
 
 /// A desa/kelurahan code that exists (dots allowed: `17.02.06.1004`).
@@ -217,5 +276,60 @@ mod tests {
         assert_eq!(name("M. Yusuf-Al'Anshari").unwrap(), "M. YUSUF-AL'ANSHARI");
         assert_eq!(name("").unwrap_err().code, "name_missing");
         assert_eq!(name(&"A".repeat(101)).unwrap_err().code, "name_length");
+    }
+
+    /// The same name typed differently is one name; what a KTP cannot hold is refused with the
+    /// reason (and, for a Latin letter with a foreign mark, the KTP spelling as the example).
+    #[test]
+    fn names_are_normalised_or_refused() {
+        let ok = [
+            // NFC and NFD of the same name.
+            ("Jos\u{E9}", "JOSÉ"),
+            ("Jose\u{301}", "JOSÉ"),
+            ("E\u{301}MILE", "ÉMILE"),
+            // Typographic apostrophes and hyphens.
+            ("Nur\u{2019}aini", "NUR'AINI"),
+            ("NUR\u{2018}AINI", "NUR'AINI"),
+            ("nur'aini", "NUR'AINI"),
+            ("Al\u{2010}Fatih", "AL-FATIH"),
+            ("  siti \t aminah ", "SITI AMINAH"),
+        ];
+        for (typed, want) in ok {
+            assert_eq!(name(typed).unwrap(), want, "{typed:?}");
+        }
+        let refused = [
+            (
+                "\u{15E}\u{DC}KR\u{DC}",
+                "name_letter",
+                Some("S\u{DC}KR\u{DC}"),
+            ),
+            ("S\u{327}UKRU", "name_letter", Some("SUKRU")),
+            ("\u{645}\u{62D}\u{645}\u{62F}", "name_letter", None),
+            ("\u{738B}\u{5C0F}\u{660E}", "name_letter", None),
+            ("DEWI \u{10C}", "name_letter", Some("DEWI C")),
+            ("Q\u{301}", "name_letter", Some("Q")),
+            ("B4DI", "name_chars", None),
+            ("BUDI \u{2603}", "name_chars", None),
+        ];
+        for (typed, code, example) in refused {
+            let p = name(typed).unwrap_err();
+            assert_eq!(p.code, code, "{typed:?}");
+            if let Some(ex) = example {
+                assert_eq!(p.example.as_deref(), Some(ex), "{typed:?}");
+            }
+            assert!(!p.message.contains('?'), "{}", p.message);
+        }
+        // Every character a name may hold is one the slip's font and code pages print.
+        use ab_glyph::Font;
+        let fonts = crate::slip::font::Fonts::get();
+        for c in (' '..='\u{FF}').filter(|c| ktp_name_char(*c)) {
+            assert_ne!(fonts.regular.font.glyph_id(c).0, 0, "{c}");
+            assert_ne!(fonts.bold.font.glyph_id(c).0, 0, "{c}");
+            assert_eq!(
+                name(&c.to_string()).map(|_| ()).is_ok(),
+                !matches!(c, ' '),
+                "{c}"
+            );
+        }
     }
 }

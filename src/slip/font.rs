@@ -91,6 +91,14 @@ impl Fonts {
     }
 }
 
+/// True when `c` prints as itself in every slip format: it has a glyph in both embedded fonts
+/// (PNG, SVG, PDF) and a code in Windows-1252 (the PDF's WinAnsi text, the printer's code page).
+pub fn printable(c: char) -> bool {
+    let in_1252 = matches!(c, ' '..='~' | '\u{A0}'..='\u{FF}' | '…' | '–' | '—' | '‘' | '’' | '“' | '”' | '•');
+    let f = Fonts::get();
+    in_1252 && f.regular.font.glyph_id(c).0 != 0 && f.bold.font.glyph_id(c).0 != 0
+}
+
 /// Splits `text` into lines no wider than `max`: at spaces, or inside a word that is too long.
 pub fn wrap(face: &Face, text: &str, size: f32, max: f32) -> Vec<String> {
     let mut lines = Vec::new();
@@ -149,6 +157,12 @@ mod tests {
                 / f.regular.units_per_em;
             assert_eq!(f.regular.advance(c, 12.0), want, "{c}");
         }
+    }
+
+    #[test]
+    fn printable_characters() {
+        assert!("AZ az09 .,'-ÉÑÝ…".chars().all(printable));
+        assert!(!"Ş☃王م\u{301}".chars().any(printable));
     }
 
     #[test]

@@ -140,6 +140,31 @@ impl Slip {
             &rec.name,
         )
         .map_err(bad)?;
+        // Every character a slip prints must be in the font and the printers' code page: names
+        // are checked at record time; the office, officer and place names are checked here.
+        let village = region::village(&rec.village)
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| region::dotted(&rec.village));
+        let texts = [
+            (
+                tr!(
+                    "nama kantor (slip.office di config.toml)",
+                    "office name (slip.office in config.toml)"
+                ),
+                office,
+            ),
+            (tr!("nama petugas", "officer name"), rec.officer.as_str()),
+            (tr!("nama warga", "citizen's name"), rec.name.as_str()),
+            (tr!("nama desa", "village name"), village.as_str()),
+        ];
+        for (what, text) in texts {
+            if let Some(c) = text.chars().find(|c| !font::printable(*c)) {
+                return Err(bad(&tr!(
+                    "{what} memuat huruf '{c}' yang tidak bisa dicetak; tulis dengan huruf Latin (A–Z)",
+                    "the {what} holds '{c}', which cannot be printed; write it in Latin letters (A–Z)"
+                )));
+            }
+        }
         let payload = p.sign(key);
         let qr = Qr::encode(&payload).map_err(|e| bad(&e))?;
         let name_of = |r: Option<&region::Region>| r.map(|r| r.name.clone()).unwrap_or_default();
@@ -152,9 +177,7 @@ impl Slip {
             name: rec.name.clone(),
             masked_nik: nik::mask(&rec.nik),
             village_label,
-            village: region::village(&rec.village)
-                .map(|r| r.name.clone())
-                .unwrap_or_else(|| region::dotted(&rec.village)),
+            village,
             district: name_of(region::district(&rec.village[..6.min(rec.village.len())])),
             regency: name_of(region::regency(&rec.village[..4.min(rec.village.len())])),
             time: timefmt::local_display(&rec.recorded_at, offset),
@@ -245,6 +268,34 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
+
+    #[test]
+    fn every_place_name_prints() {
+        let mut n = 0;
+        for p in region::children("") {
+            for r in region::children(&p.code) {
+                for d in region::children(&r.code) {
+                    for v in region::children(&d.code).iter().chain([p, r, d]) {
+                        n += 1;
+                        let bad: String = v.name.chars().filter(|c| !font::printable(*c)).collect();
+                        assert!(bad.is_empty(), "{} {}: {bad}", v.code, v.name);
+                    }
+                }
+            }
+        }
+        assert!(n > 80_000, "{n}");
+    }
+
+    #[test]
+    fn unprintable_office_or_officer_is_refused() {
+        let rec = record("BUDI");
+        let offset = time::UtcOffset::from_hms(7, 0, 0).unwrap();
+        let e = Slip::new(&rec, &key(), "DINAS \u{15E}", offset).unwrap_err();
+        assert!(e.to_string().contains("slip.office"), "{e}");
+        let mut rec = record("BUDI");
+        rec.officer = "\u{738B}".into();
+        assert!(Slip::new(&rec, &key(), "DINAS", offset).is_err());
+    }
 
     #[test]
     fn slip_has_the_places_and_a_small_qr() {

@@ -1,10 +1,14 @@
 //! PDF slips with pdf-writer: an A6 page per slip, or `--sheet`: A4 pages holding four A6 slips
 //! (2 × 2, with cut marks). Text uses the embedded DejaVu font as a TrueType font with
-//! WinAnsiEncoding; the QR is vector squares.
+//! WinAnsiEncoding; the QR is vector squares. The embedded font files are subsets of DejaVu
+//! (assets/fonts/), so their names carry a subset tag (`ABCDEF+DejaVuSansCondensed`, PDF 1.7
+//! §9.6.4), and each font has a ToUnicode map, so the text can be searched and copied
+//! (`pdftotext` reads the slip back).
 use super::Slip;
 use super::font::{Face, Fonts};
 use super::layout::{Op, Style, layout};
 use ab_glyph::Font;
+use pdf_writer::types::{SystemInfo, UnicodeCmap};
 use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str};
 use std::io::Write;
 
@@ -74,6 +78,8 @@ impl Ids {
 fn write_font(pdf: &mut Pdf, ids: &mut Ids, face: &Face, font_id: Ref, base: &[u8], bold: bool) {
     let descriptor = ids.next();
     let file = ids.next();
+    let to_unicode = ids.next();
+    let base = &subset_name(face.data, base);
     let upem = face.units_per_em;
     let widths = (32u8..=255).map(|code| face.advance(win_ansi_char(code), 1000.0));
     let mut f = pdf.indirect(font_id).dict();
@@ -85,7 +91,23 @@ fn write_font(pdf: &mut Pdf, ids: &mut Ids, face: &Face, font_id: Ref, base: &[u
     f.insert(Name(b"Widths")).array().items(widths);
     f.pair(Name(b"Encoding"), Name(b"WinAnsiEncoding"));
     f.pair(Name(b"FontDescriptor"), descriptor);
+    f.pair(Name(b"ToUnicode"), to_unicode);
     f.finish();
+    let mut cmap = UnicodeCmap::<u8>::new(
+        Name(b"Custom"),
+        SystemInfo {
+            registry: Str(b"Adobe"),
+            ordering: Str(b"UCS"),
+            supplement: 0,
+        },
+    );
+    for code in 32u8..=255 {
+        let c = win_ansi_char(code);
+        if c != '?' || code == b'?' {
+            cmap.pair(code, c);
+        }
+    }
+    pdf.cmap(to_unicode, &cmap.finish());
     let (asc, desc) = face.ascent_descent();
     let scale = 1000.0 / upem;
     pdf.font_descriptor(descriptor)
@@ -102,6 +124,17 @@ fn write_font(pdf: &mut Pdf, ids: &mut Ids, face: &Face, font_id: Ref, base: &[u
     pdf.stream(file, &data)
         .filter(Filter::FlateDecode)
         .pair(Name(b"Length1"), face.data.len() as i32);
+}
+
+/// The font's name with a subset tag: six capital letters taken from a hash of the embedded
+/// file (so the same font file always gets the same tag), then '+'.
+fn subset_name(data: &[u8], base: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(data);
+    let mut name: Vec<u8> = hash[..6].iter().map(|b| b'A' + b % 26).collect();
+    name.push(b'+');
+    name.extend_from_slice(base);
+    name
 }
 
 /// Draws one slip with its top-left corner at (`ox`, `oy`) in page coordinates, scaled by `s`.
@@ -267,6 +300,20 @@ mod tests {
         assert_eq!(fonts.len(), 2);
         for f in fonts.values() {
             assert_eq!(f.get(b"Subtype").unwrap().as_name().unwrap(), b"TrueType");
+            // A subset tag: six capitals and '+'.
+            let base = f.get(b"BaseFont").unwrap().as_name().unwrap();
+            assert!(base[..6].iter().all(u8::is_ascii_uppercase) && base[6] == b'+');
+            assert!(base.ends_with(b"DejaVuSansCondensed") || base.ends_with(b"-Bold"));
+            // A ToUnicode CMap that maps WinAnsi codes back to characters.
+            let id = f.get(b"ToUnicode").unwrap().as_reference().unwrap();
+            let mut cmap = doc.get_object(id).unwrap().as_stream().unwrap().clone();
+            let _ = cmap.decompress();
+            let text = String::from_utf8_lossy(&cmap.content).into_owned();
+            assert!(
+                text.contains("beginbfchar") || text.contains("beginbfrange"),
+                "{text}"
+            );
+            assert!(text.contains("<C9> <00C9>"), "É maps to U+00C9: {text}");
         }
     }
 
