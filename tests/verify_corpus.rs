@@ -6,9 +6,52 @@
 //! and rsvg-convert (librsvg2-bin) are outside tools: skipped when missing, a failure under
 //! CI=true.
 mod util;
+use ikd_field::crypto::KeyPair;
+use ikd_field::domain::{Kind, Record};
+use ikd_field::slip::{Format, Paper, Slip};
 use image::{GrayImage, Luma, imageops};
 use std::path::{Path, PathBuf};
 use util::Kit;
+
+/// Four slips of fixed synthetic records signed by a fixed key, their record ids and the key's
+/// public half (hex) for `verify --key`.
+fn fixed_slips() -> (Vec<Slip>, Vec<String>, String) {
+    let key = KeyPair::from_seed([47; 32]);
+    let people = ikd_field::synth::citizens(47, "1702", 4);
+    let slips: Vec<Slip> = people
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let record = Record {
+                id: format!("01936f5e-7a2b-7c3d-8e4f-12345678900{i}"),
+                seq: i as i64 + 1,
+                device_id: key.id(),
+                officer: "PETUGAS UJI".into(),
+                team: "TIM UJI".into(),
+                recorded_at: format!("2026-11-23T0{i}:12:09.123Z"),
+                kind: Kind::Activation,
+                village: p.village.clone(),
+                nik: p.nik.clone(),
+                name: p.name.clone(),
+                phone: p.phone.clone(),
+                email: None,
+                voids: None,
+                reason: None,
+                warnings: vec![],
+            };
+            let wib = time::UtcOffset::from_hms(7, 0, 0).unwrap();
+            Slip::new(
+                &record,
+                &key,
+                "DINAS KEPENDUDUKAN DAN PENCATATAN SIPIL",
+                wib,
+            )
+            .unwrap()
+        })
+        .collect();
+    let ids = slips.iter().map(|s| s.record_id.clone()).collect();
+    (slips, ids, key.public_hex())
+}
 
 fn outside_tool(name: &str, package: &str) -> bool {
     let found = std::process::Command::new(name)
@@ -141,38 +184,27 @@ fn verify_reads_whatever_zbarimg_reads() {
         return;
     }
     let k = Kit::new();
-    let people = ikd_field::synth::citizens(47, "1702", 4);
-    let ids: Vec<String> = (0..4)
-        .map(|i| {
-            k.record_synthetic(&people, i)["record"]["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    let key = k.json(&["device"])["device"]["public_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // Fixed records signed by a fixed key: the corpus (QR contents included) is the same on
+    // every run, so a verdict does not depend on this run's random ids and times.
+    let (slip_of, ids, key) = fixed_slips();
     let p = |n: &str| k.path(n);
+    let write = |name: &str, i: usize, format: Format, paper: Paper| {
+        let f = p(name);
+        let opts = ikd_field::slip::escpos::Options::default();
+        std::fs::write(
+            &f,
+            ikd_field::slip::render(&slip_of[i], format, paper, &opts),
+        )
+        .unwrap();
+        f
+    };
     let mut cases = Vec::new();
 
     // Photo-like copies of 58 and 80 mm PNG slips.
     let mut rng = Lcg(16);
     let mut slips = Vec::new();
-    for (i, paper) in [(1, "58"), (2, "80")] {
-        let f = p(&format!("slip{i}.png"));
-        let n = i.to_string();
-        k.ok(&[
-            "slip",
-            &n,
-            "--format",
-            "png",
-            "--paper",
-            paper,
-            "--out",
-            f.to_str().unwrap(),
-        ]);
+    for (i, paper) in [(1, Paper::Mm58), (2, Paper::Mm80)] {
+        let f = write(&format!("slip{i}.png"), i - 1, Format::Png, paper);
         slips.push((image::open(&f).unwrap().to_luma8(), ids[i - 1].clone()));
     }
     let mut n = 0;
@@ -198,7 +230,11 @@ fn verify_reads_whatever_zbarimg_reads() {
     }
     // A4 sheets of four slips, rendered as a scanner would at 150 and 300 dpi.
     let sheet = p("sheet.pdf");
-    k.ok(&["slip", "1-4", "--sheet", "--out", sheet.to_str().unwrap()]);
+    std::fs::write(
+        &sheet,
+        ikd_field::slip::pdf::render(&slip_of, ikd_field::slip::pdf::Page::A4Sheet),
+    )
+    .unwrap();
     for dpi in ["150", "300"] {
         let base = p(&format!("sheet{dpi}"));
         let ok = std::process::Command::new("pdftoppm")
@@ -227,19 +263,8 @@ fn verify_reads_whatever_zbarimg_reads() {
 
     // SVG slips rendered at their natural size (rsvg-convert, 96 dpi), 58 and 80 mm.
     for i in 1..=4 {
-        for paper in ["58", "80"] {
-            let svg = p(&format!("slip{i}-{paper}.svg"));
-            let n = i.to_string();
-            k.ok(&[
-                "slip",
-                &n,
-                "--format",
-                "svg",
-                "--paper",
-                paper,
-                "--out",
-                svg.to_str().unwrap(),
-            ]);
+        for (paper, mm) in [(Paper::Mm58, 58), (Paper::Mm80, 80)] {
+            let svg = write(&format!("slip{i}-{mm}.svg"), i - 1, Format::Svg, paper);
             let png = svg.with_extension("png");
             let ok = std::process::Command::new("rsvg-convert")
                 .arg("-o")
