@@ -56,17 +56,18 @@ impl Default for FieldConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct SlipConfig {
     /// Format of `record --print`: png, svg, pdf, escpos or text.
-    pub format: String,
+    pub format: crate::slip::Format,
     /// Thermal paper width in mm: 58 or 80.
     pub paper: u32,
-    /// Printer device for escpos output, e.g. "/dev/usb/lp0" ("" = write a file).
-    pub printer: String,
+    /// Printer device for escpos output, e.g. "/dev/usb/lp0" (unset = write a file).
+    #[serde(deserialize_with = "path")]
+    pub printer: Option<PathBuf>,
     /// Directory for slip files, relative to the data directory.
-    pub dir: String,
+    pub dir: PathBuf,
     /// Title printed at the top of the slip (e.g. the Dinas name).
     pub office: String,
     /// How ESC/POS output prints the QR: "native" (GS ( k) or "raster" (a bit image).
-    pub escpos_qr: String,
+    pub escpos_qr: crate::slip::escpos::QrMode,
     /// ESC/POS characters per line: 0 = the paper's usual (32 on 58 mm, 48 on 80 mm), or 42 for
     /// 80 mm printers of the Epson TM-T88 kind.
     pub columns: u32,
@@ -210,12 +211,12 @@ impl Default for Config {
 impl Default for SlipConfig {
     fn default() -> Self {
         SlipConfig {
-            format: "png".into(),
+            format: crate::slip::Format::Png,
             paper: 58,
-            printer: String::new(),
+            printer: None,
             dir: "slips".into(),
             office: "DINAS KEPENDUDUKAN DAN PENCATATAN SIPIL".into(),
-            escpos_qr: "native".into(),
+            escpos_qr: crate::slip::escpos::QrMode::Native,
             columns: 0,
         }
     }
@@ -318,15 +319,6 @@ impl Config {
         };
         if !matches!(self.slip.paper, 58 | 80) {
             return bad("slip.paper", "58 / 80".into());
-        }
-        if !matches!(
-            self.slip.format.as_str(),
-            "png" | "svg" | "pdf" | "escpos" | "text"
-        ) {
-            return bad("slip.format", "png, svg, pdf, escpos, text".into());
-        }
-        if !matches!(self.slip.escpos_qr.as_str(), "native" | "raster") {
-            return bad("slip.escpos_qr", "native, raster".into());
         }
         if !matches!(
             (self.slip.paper, self.slip.columns),
@@ -470,7 +462,7 @@ mod tests {
         let text = include_str!("../config.toml");
         let cfg = Config::parse(text, Path::new("config.toml")).unwrap();
         assert_eq!(cfg.sync.batch_size, 500);
-        assert_eq!(cfg.slip.escpos_qr, "native");
+        assert_eq!(cfg.slip.escpos_qr.name(), "native");
         assert_eq!(cfg.server.default_target_percent, 30.0);
         assert_eq!(cfg.server.admin_token, None);
         assert!(!cfg.server.allow_plain_http && !cfg.sync.allow_plain_http);

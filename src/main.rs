@@ -42,7 +42,7 @@ enum Command {
     /// Cetak (ulang) slip bukti aktivasi / print or reprint confirmation slips
     Slip(commands::slip::SlipArgs),
     /// Periksa keaslian slip (teks IKD1: atau foto) / verify a slip (IKD1: text or a photo)
-    Verify(commands::slip::VerifyArgs),
+    Verify(commands::verify::VerifyArgs),
     /// Id dan kunci publik perangkat ini / this device's id and public key
     Device,
     /// Uji printer termal dan simpan jenis QR-nya / test the thermal printer and keep its kind of QR
@@ -75,8 +75,8 @@ fn main() {
         Command::Enrol(a) => commands::sync::enrol(&ctx, a),
         Command::Sync(a) => commands::sync::sync(&ctx, a),
         Command::Slip(a) => commands::slip::run(&ctx, a),
-        Command::Verify(a) => commands::slip::verify(&ctx, a),
-        Command::Device => commands::slip::device(&ctx),
+        Command::Verify(a) => commands::verify::verify(&ctx, a),
+        Command::Device => commands::verify::device(&ctx),
         Command::Printer(a) => commands::printer::run(&ctx, a, cli.global.config.as_deref()),
         Command::Wilayah(a) => commands::wilayah::run(&ctx, a),
         #[cfg(feature = "server")]

@@ -14,6 +14,7 @@ pub mod server;
 pub mod slip;
 pub mod status;
 pub mod sync;
+pub mod verify;
 pub mod wilayah;
 
 use crate::config::{self, Config};

@@ -9,7 +9,6 @@ use crate::error::AppError;
 use crate::slip::escpos::{self, Out, QrMode};
 use crate::slip::{Paper, qr::Qr};
 use crate::{output, tr};
-use serde_json::json;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -89,7 +88,10 @@ pub fn run(ctx: &Ctx, a: PrinterArgs, config_arg: Option<&Path>) -> Result<(), A
             let mode = QrMode::parse(&s.qr).unwrap_or_default();
             save(&path, mode, None)?;
             if ctx.json {
-                output::json(&json!({"ok": true, "escpos_qr": mode.name(), "config": path}));
+                output::ok(&Saved {
+                    escpos_qr: mode.name(),
+                    config: &path,
+                });
             } else {
                 eprintln!("{}", saved_message(mode, &path));
             }
@@ -119,10 +121,7 @@ fn test(ctx: &Ctx, t: TestArgs, config_path: &Path) -> Result<(), AppError> {
     }
     check_columns(paper, columns)?;
     let page = test_page(paper, columns);
-    let device = t
-        .printer
-        .clone()
-        .or_else(|| (!c.printer.is_empty()).then(|| PathBuf::from(&c.printer)));
+    let device = t.printer.clone().or_else(|| c.printer.clone());
     let to = match (&t.out, &device) {
         (Some(file), _) => {
             std::fs::write(file, &page).map_err(|e| {
@@ -157,13 +156,12 @@ fn test(ctx: &Ctx, t: TestArgs, config_path: &Path) -> Result<(), AppError> {
             to.display()
         );
         if ctx.json {
-            output::json(&json!({
-                "ok": true,
-                "to": to,
-                "escpos_qr": c.escpos_qr,
-                "config": config_path,
-                "next": how,
-            }));
+            output::ok(&TestSent {
+                to: &to,
+                escpos_qr: &c.escpos_qr,
+                config: &config_path,
+                next: &how,
+            });
         } else {
             eprintln!("{how}");
         }
@@ -320,7 +318,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("# mine") && text.contains("# kept"), "{text}");
         let c = Config::parse(&text, &path).unwrap();
-        assert_eq!((c.slip.escpos_qr.as_str(), c.slip.paper), ("raster", 58));
+        assert_eq!((c.slip.escpos_qr.name(), c.slip.paper), ("raster", 58));
         let lp = Path::new("/dev/usb/lp0");
         save(
             &path,
@@ -329,9 +327,12 @@ mod tests {
         )
         .unwrap();
         let c = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
-        assert_eq!(c.slip.escpos_qr, "native");
+        assert_eq!(c.slip.escpos_qr.name(), "native");
         assert_eq!((c.slip.paper, c.slip.columns), (80, 42));
-        assert_eq!(c.slip.printer, "/dev/usb/lp0");
+        assert_eq!(
+            c.slip.printer.as_deref(),
+            Some(std::path::Path::new("/dev/usb/lp0"))
+        );
         // The sample config.toml: only the [slip] values change.
         let sample = include_str!("../../config.toml");
         std::fs::write(&path, sample).unwrap();
@@ -339,19 +340,32 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), sample.lines().count());
         let c = Config::parse(&text, &path).unwrap();
-        assert_eq!(c.slip.escpos_qr, "raster");
+        assert_eq!(c.slip.escpos_qr.name(), "raster");
         assert_eq!(c.sync.batch_size, 500);
         // A file without [slip] gets one.
         std::fs::write(&path, "lang = \"en\"\n[sync]\nbatch_size = 7\n").unwrap();
         save(&path, QrMode::Raster, Some((Paper::Mm58, None, None))).unwrap();
         let c = Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
-        assert_eq!(
-            (c.slip.escpos_qr.as_str(), c.sync.batch_size),
-            ("raster", 7)
-        );
+        assert_eq!((c.slip.escpos_qr.name(), c.sync.batch_size), ("raster", 7));
         // No file yet: one is made.
         let fresh = dir.path().join("sub/config.toml");
         save(&fresh, QrMode::Raster, None).unwrap();
         assert!(std::fs::read_to_string(&fresh).unwrap().contains("raster"));
     }
+}
+
+/// `printer set --json`: the profile saved and where.
+#[derive(serde::Serialize)]
+struct Saved<'a> {
+    escpos_qr: &'a str,
+    config: &'a std::path::Path,
+}
+
+/// `printer test --json` (no terminal to ask on): where the page went and what to do next.
+#[derive(serde::Serialize)]
+struct TestSent<'a, Q: serde::Serialize> {
+    to: &'a std::path::Path,
+    escpos_qr: &'a Q,
+    config: &'a std::path::Path,
+    next: &'a str,
 }

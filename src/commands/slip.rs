@@ -1,17 +1,13 @@
 //! Slip commands: `slip` (print or reprint confirmation slips), `verify` (check a slip from its
 //! text or a photo) and `device` (this device's id and public key, for the district's key list).
 use super::Ctx;
-use crate::domain::{Kind, region};
+use crate::domain::Kind;
 use crate::error::AppError;
 use crate::field::datadir::DataDir;
 use crate::field::records::Stored;
-use crate::slip::keys::KeyRing;
-use crate::slip::payload::{DecodeError, Signed, VerifyError};
-use crate::slip::scan::{self, ScanError};
 use crate::slip::{self, Format, Paper, Slip, escpos, pdf};
-use crate::{output, timefmt, tr};
-use serde_json::json;
-use std::io::{Read, Write};
+use crate::{output, tr};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -45,7 +41,7 @@ pub struct SlipArgs {
 /// The ESC/POS options of config.toml's [slip] section.
 pub fn escpos_options(c: &crate::config::SlipConfig) -> escpos::Options {
     escpos::Options {
-        qr: escpos::QrMode::parse(&c.escpos_qr).unwrap_or_default(),
+        qr: c.escpos_qr,
         columns: (c.columns != 0).then_some(c.columns as usize),
     }
 }
@@ -188,11 +184,11 @@ impl Plan {
     fn from_config(ctx: &Ctx) -> Plan {
         let c = &ctx.config.slip;
         Plan {
-            format: Format::parse(&c.format).unwrap_or(Format::Png),
+            format: c.format,
             paper: Paper::from_mm(c.paper).unwrap_or(Paper::Mm58),
             sheet: false,
             out: None,
-            printer: (!c.printer.is_empty()).then(|| PathBuf::from(&c.printer)),
+            printer: c.printer.clone(),
             escpos: escpos_options(c),
         }
     }
@@ -381,11 +377,18 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
     let done = plan.run(ctx, &dd, &slips)?;
     audit(&dd, &done)?;
     if ctx.json {
-        let items: Vec<_> = slips
-            .iter()
-            .map(|s| json!({"record": s.record_id, "seq": s.seq, "payload": s.payload, "qr_version": s.qr.version}))
-            .collect();
-        output::json(&json!({"ok": true, "outputs": done, "slips": items}));
+        output::ok(&Made {
+            outputs: &done,
+            slips: slips
+                .iter()
+                .map(|s| MadeSlip {
+                    record: &s.record_id,
+                    seq: s.seq,
+                    payload: &s.payload,
+                    qr_version: s.qr.version,
+                })
+                .collect(),
+        });
     }
     tell(ctx, &done);
     Ok(())
@@ -406,311 +409,6 @@ pub fn print_new(ctx: &Ctx, dd: &DataDir, stored: &Stored) -> Result<Vec<Printed
     Ok(done)
 }
 
-#[derive(clap::Args, Debug)]
-pub struct VerifyArgs {
-    /// Teks IKD1:…, foto/pindaian slip (PNG/JPEG), atau "-" / IKD1: text, a PNG/JPEG photo or scan of a slip, or "-" for standard input
-    #[arg(value_name = "INPUT")]
-    pub input: String,
-    /// Kunci publik perangkat (64 hex) / the device's public key (64 hex digits)
-    #[arg(long, value_name = "PUBKEY_HEX", conflicts_with = "keys")]
-    pub key: Option<String>,
-    /// Berkas kunci dari Dinas: "DEVICE_ID PUBLIC_KEY" per baris / keys file from the district
-    #[arg(long, value_name = "FILE")]
-    pub keys: Option<PathBuf>,
-}
-
-/// The payload texts given: literal `IKD1:` text, standard input, or a file (text or image).
-fn gather_payloads(input: &str) -> Result<scan::Scan, AppError> {
-    if input.starts_with(slip::payload::PREFIX) {
-        return Ok(scan::Scan {
-            payloads: vec![input.to_string()],
-            unread: 0,
-        });
-    }
-    let bytes = if input == "-" {
-        let mut b = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut b)
-            .map_err(|e| AppError::other(e.to_string()))?;
-        b
-    } else {
-        let path = Path::new(input);
-        if !path.is_file() {
-            return Err(AppError::usage(tr!(
-                "'{}' bukan teks IKD1:… dan bukan berkas yang ada.",
-                "'{}' is neither IKD1:… text nor an existing file.",
-                input.chars().take(60).collect::<String>()
-            ))
-            .hint(tr!(
-                "Berikan teks yang diawali IKD1: (dalam tanda kutip), atau foto/pindaian slip (PNG/JPEG).",
-                "Give the text starting with IKD1: (in quotes), or a photo/scan of the slip (PNG/JPEG)."
-            )));
-        }
-        std::fs::read(path).map_err(|e| {
-            AppError::other(tr!(
-                "Berkas {input} tidak bisa dibaca: {e}",
-                "Cannot read {input}: {e}"
-            ))
-        })?
-    };
-    scan::scan(&bytes).map_err(|e| match e {
-        ScanError::NotImage(why) => AppError::other(tr!(
-            "Gambar tidak bisa dibaca ({why}).",
-            "Cannot read the image ({why})."
-        ))
-        .hint(tr!(
-            "Pakai foto atau pindaian PNG/JPEG, atau teks IKD1:… dari slip.",
-            "Use a PNG/JPEG photo or scan, or the slip's IKD1:… text."
-        )),
-        ScanError::NoQr => AppError::other(tr!(
-            "Tidak ada kode QR yang terbaca pada gambar.",
-            "No readable QR code in the image."
-        ))
-        .hint(tr!(
-            "Foto ulang: slip datar, cukup cahaya, seluruh QR masuk bingkai dan tajam.",
-            "Take the photo again: slip flat, good light, the whole QR in frame and in focus."
-        )),
-        ScanError::Unreadable(n) => AppError::other(tr!(
-            "Ada {n} kode QR pada gambar, tetapi tidak ada yang terbaca.",
-            "There are {n} QR codes in the image, but none could be read."
-        ))
-        .hint(unread_hint()),
-        ScanError::NotIkd(texts) => AppError::invalid(tr!(
-            "Kode QR pada gambar bukan slip IKD ({}).",
-            "The QR code in the image is not an IKD slip ({}).",
-            texts.join(", ")
-        )),
-    })
-}
-
-fn unread_hint() -> String {
-    tr!(
-        "Pindai atau foto ulang: slip datar, cukup cahaya, setiap QR utuh dan tajam (pindaian 300 dpi).",
-        "Scan or photograph again: slips flat, good light, every QR whole and sharp (scan at 300 dpi)."
-    )
-}
-
-/// The keys to check against: `--key`, `--keys FILE`, or this device's own key.
-fn keyring(ctx: &Ctx, a: &VerifyArgs) -> Result<KeyRing, AppError> {
-    if let Some(k) = &a.key {
-        let public = crate::crypto::parse_public_hex(k).ok_or_else(|| {
-            AppError::usage(tr!(
-                "--key harus kunci publik 64 digit hex.",
-                "--key must be a public key of 64 hex digits."
-            ))
-            .hint(tr!(
-                "Kunci perangkat terlihat dengan: ikd-field device",
-                "A device's key is shown by: ikd-field device"
-            ))
-        })?;
-        return Ok(KeyRing::single(public));
-    }
-    if let Some(path) = &a.keys {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            AppError::usage(tr!(
-                "Berkas kunci {} tidak bisa dibaca: {e}",
-                "Cannot read the keys file {}: {e}",
-                path.display()
-            ))
-        })?;
-        return KeyRing::parse(&text).map_err(|e| {
-            AppError::usage(tr!(
-                "Berkas kunci {} salah: {e}",
-                "Bad keys file {}: {e}",
-                path.display()
-            ))
-        });
-    }
-    if !DataDir::db_path(&ctx.data_dir).exists() {
-        return Err(AppError::usage(tr!(
-            "Tidak ada kunci untuk memeriksa: perangkat ini belum disiapkan.",
-            "No key to check with: this device has no data directory."
-        ))
-        .hint(tr!(
-            "Berikan --key KUNCI_PUBLIK atau --keys BERKAS (daftar kunci perangkat dari Dinas).",
-            "Give --key PUBLIC_KEY or --keys FILE (the district's list of device keys)."
-        )));
-    }
-    Ok(KeyRing::single(ctx.open()?.key.public()))
-}
-
-/// Checks one payload against the keys; the JSON of what it says, or why it fails.
-fn check(ring: &KeyRing, text: &str) -> Result<serde_json::Value, AppError> {
-    let signed = Signed::decode(text).map_err(|e| {
-        let why = match e {
-            DecodeError::NotIkd => "prefix".to_string(),
-            DecodeError::Base45 => "base45".to_string(),
-            DecodeError::Malformed(what) => what.to_string(),
-        };
-        AppError::invalid(tr!(
-            "Slip TIDAK SAH: isi QR rusak atau telah diubah ({why}).",
-            "Slip NOT VALID: the QR content is damaged or was altered ({why})."
-        ))
-    })?;
-    let p = &signed.payload;
-    let device = p.device_hex();
-    let facts = json!({
-        "record_id": p.record_uuid(),
-        "device_id": device,
-        "recorded_at": p.time_utc(),
-        "village": p.village,
-        "nik_masked": p.masked_nik(),
-        "name": p.display_name(),
-        "name_truncated": p.truncated,
-    });
-    let Some(public) = ring.get(&device) else {
-        let (msg, hint) = match ring.only() {
-            Some((id, _)) => (
-                tr!(
-                    "Kunci salah: slip ini ditandatangani perangkat {device}, kunci yang dipakai milik perangkat {id}.",
-                    "Wrong key: this slip was signed by device {device}; the key given belongs to device {id}."
-                ),
-                tr!(
-                    "Periksa dengan kunci perangkat {device} (--key) atau daftar kunci Dinas (--keys).",
-                    "Check with device {device}'s key (--key) or the district's key list (--keys)."
-                ),
-            ),
-            None => (
-                tr!(
-                    "Perangkat {device} tidak ada di daftar kunci; keaslian slip tidak bisa dipastikan.",
-                    "Device {device} is not in the keys file; the slip cannot be verified."
-                ),
-                tr!(
-                    "Minta daftar kunci perangkat terbaru dari Dinas.",
-                    "Ask the district for the latest list of device keys."
-                ),
-            ),
-        };
-        return Err(AppError::other(msg)
-            .hint(hint)
-            .details(json!({"slip": facts})));
-    };
-    match signed.verify(public) {
-        Ok(()) => Ok(facts),
-        Err(VerifyError::WrongKey { key_device }) => Err(AppError::other(tr!(
-            "Kunci salah: slip dari perangkat {device}, kunci milik {key_device}.",
-            "Wrong key: the slip is from device {device}, the key is {key_device}'s."
-        ))),
-        Err(VerifyError::BadSignature) => Err(AppError::invalid(tr!(
-            "Slip TIDAK SAH: tanda tangan tidak cocok — isi slip telah diubah atau dipalsukan.",
-            "Slip NOT VALID: the signature does not match — the slip was altered or forged."
-        ))
-        .hint(tr!(
-            "Jangan terima slip ini; cocokkan dengan catatan di kantor Dinas (id {}).",
-            "Do not accept this slip; check it against the district's records (id {}).",
-            p.record_uuid()
-        ))
-        .details(json!({"slip": facts}))),
-    }
-}
-
-fn describe(ctx: &Ctx, f: &serde_json::Value) {
-    let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
-    let village = s("village");
-    let place = region::village(&village)
-        .map(|_| region::place(&village))
-        .unwrap_or_else(|| region::dotted(&village));
-    println!(
-        "{}",
-        tr!(
-            "✓ SLIP SAH — tanda tangan perangkat {} cocok.",
-            "✓ VALID SLIP — signed by device {}.",
-            s("device_id")
-        )
-    );
-    let rows = [
-        (tr!("Nama", "Name"), s("name")),
-        ("NIK".to_string(), s("nik_masked")),
-        (tr!("Desa", "Village"), place),
-        (
-            tr!("Waktu", "Time"),
-            timefmt::local_display(&s("recorded_at"), ctx.offset()),
-        ),
-        (tr!("Catatan", "Record"), s("record_id")),
-    ];
-    for (k, v) in rows {
-        println!("  {k:<8} {v}");
-    }
-}
-
-pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<(), AppError> {
-    let found = gather_payloads(&a.input)?;
-    let ring = keyring(ctx, &a)?;
-    let mut good = Vec::new();
-    for t in &found.payloads {
-        let facts = check(&ring, t)?;
-        good.push(facts);
-    }
-    let (n, unread) = (good.len(), found.unread);
-    if unread > 0 {
-        // Some slips are valid, but a QR-like region could not be read: a sheet must not pass
-        // with slips missing.
-        if !ctx.json {
-            for f in &good {
-                describe(ctx, f);
-            }
-        }
-        return Err(AppError::other(tr!(
-            "{n} slip terbaca dan sah, tetapi {unread} kode QR lain pada gambar TIDAK terbaca — slip itu belum diperiksa.",
-            "{n} slips read and valid, but {unread} other QR codes in the image could NOT be read — those slips are not checked."
-        ))
-        .hint(unread_hint())
-        .details(json!({"found": n, "checked": n, "unread": unread, "slips": good})));
-    }
-    if ctx.json {
-        output::json(&json!({
-            "ok": true,
-            "valid": true,
-            "found": n,
-            "checked": n,
-            "unread": 0,
-            "slips": good,
-        }));
-    } else {
-        for f in &good {
-            describe(ctx, f);
-        }
-        if n > 1 {
-            println!(
-                "{}",
-                tr!(
-                    "{n} slip ditemukan pada gambar; semuanya diperiksa dan sah.",
-                    "{n} slips found in the image; all checked and valid."
-                )
-            );
-        }
-    }
-    Ok(())
-}
-
-pub fn device(ctx: &Ctx) -> Result<(), AppError> {
-    let dd = ctx.open()?;
-    let id = &dd.identity;
-    if ctx.json {
-        output::json(&json!({"ok": true, "device": id}));
-        return Ok(());
-    }
-    let rows = [
-        (tr!("Perangkat", "Device"), id.device_id.clone()),
-        (tr!("Kunci publik", "Public key"), id.public_key.clone()),
-        (tr!("Petugas", "Officer"), id.officer.clone()),
-        (tr!("Tim", "Team"), id.team.clone()),
-    ];
-    for (k, v) in rows {
-        println!("{k:<13} {v}");
-    }
-    println!(
-        "{}\n  {} {}",
-        tr!(
-            "Baris untuk daftar kunci (verify --keys):",
-            "Line for a keys file (verify --keys):"
-        ),
-        id.device_id,
-        id.public_key
-    );
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,4 +421,19 @@ mod tests {
         assert_eq!(v(&["01936135-7123"]).unwrap(), ["01936135-7123"]);
         assert!(v(&["5-3"]).is_err());
     }
+}
+
+/// `slip --json`: where each output went and what each slip's QR holds.
+#[derive(serde::Serialize)]
+struct Made<'a> {
+    outputs: &'a [Printed],
+    slips: Vec<MadeSlip<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct MadeSlip<'a> {
+    record: &'a str,
+    seq: i64,
+    payload: &'a str,
+    qr_version: i16,
 }

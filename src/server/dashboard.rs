@@ -542,11 +542,17 @@ pub fn report_csv(cov: &Coverage, level: ReportLevel) -> Result<Vec<u8>, csv::Er
 /// The report as JSON, shared with `server report`.
 pub fn report_json(cov: &Coverage, level: ReportLevel) -> Result<Vec<u8>, serde_json::Error> {
     let rows: Vec<ReportRow> = cov.level(level).iter().map(ReportRow::of).collect();
-    let mut out = serde_json::to_vec_pretty(&serde_json::json!({
-        "ok": true,
-        "level": level,
-        "rows": rows,
-    }))?;
+    #[derive(Serialize)]
+    struct Report<'a> {
+        ok: bool,
+        level: ReportLevel,
+        rows: &'a [ReportRow],
+    }
+    let mut out = serde_json::to_vec_pretty(&Report {
+        ok: true,
+        level,
+        rows: &rows,
+    })?;
     out.push(b'\n');
     Ok(out)
 }

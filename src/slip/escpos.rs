@@ -37,7 +37,8 @@ pub const LINE_SPACING: u8 = 30;
 pub const FONT_A_DOTS: usize = 12;
 
 /// How the QR is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum QrMode {
     /// The printer draws the QR itself (GS ( k): small, sharp; most current printers.
     #[default]

@@ -27,7 +27,8 @@ pub const INSTRUCTION: &str =
     "Simpan bukti ini. Keasliannya dapat diperiksa dengan memindai kode QR.";
 
 /// Output formats of `ikd-field slip`.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     Png,
     Svg,
