@@ -159,7 +159,7 @@ fn test(ctx: &Ctx, t: TestArgs, config_path: &Path) -> Result<(), AppError> {
             output::ok(&TestSent {
                 to: &to,
                 escpos_qr: &c.escpos_qr,
-                config: &config_path,
+                config: config_path,
                 next: &how,
             });
         } else {
