@@ -26,7 +26,7 @@ eval "$pg_env"
 start=$(date +%s)
 # The field-only build, whose size benches/field.rs reports beside the full binary's.
 bash scripts/build-field.sh
-cargo bench "$@"
+cargo bench --features test-support "$@"
 took=$(( $(date +%s) - start ))
 
 cores=$(nproc)

@@ -24,9 +24,9 @@ pub mod ingest;
 pub mod known;
 pub mod listen;
 pub mod location;
-// Throw-away PostgreSQL databases for the test suites: compiled into test and debug builds
-// only, never into the release binary.
-#[cfg(any(test, debug_assertions))]
+// Throw-away PostgreSQL databases for the test suites: compiled into test and debug builds,
+// and for the benchmarks with `--features test-support`; never into the release binary.
+#[cfg(any(test, debug_assertions, feature = "test-support"))]
 pub mod pgtest;
 pub mod ratelimit;
 pub mod relay;
