@@ -1,6 +1,7 @@
 //! End-to-end: the real binary records with `--print`, renders every slip format, and verifies
 //! slips from text and from a PNG, refusing tampered slips, wrong keys and unreadable images.
 mod util;
+use util::outside_tool;
 use util::{Kit, read, record_args};
 
 fn people() -> Vec<ikd_field::domain::validate::Input> {
@@ -234,25 +235,6 @@ fn record_print_uses_the_configured_printer() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ikd-field slip 2"), "{err}");
     assert_eq!(k.json(&["list"])["count"], 2);
-}
-
-/// An outside tool the test compares against; missing, the test is skipped, except on CI
-/// (CI=true), where it fails: the tool must be installed there.
-pub fn outside_tool(name: &str, package: &str) -> bool {
-    let found = std::process::Command::new(name)
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is missing on CI: install {package}"
-        );
-        eprintln!("skipped: {name} is not installed (apt-get install {package})");
-    }
-    found
 }
 
 #[test]

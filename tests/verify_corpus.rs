@@ -11,7 +11,7 @@ use ikd_field::domain::{Kind, Record};
 use ikd_field::slip::{Format, Paper, Slip};
 use image::{GrayImage, Luma, imageops};
 use std::path::{Path, PathBuf};
-use util::Kit;
+use util::{Kit, outside_tool};
 
 /// Four slips of fixed synthetic records signed by a fixed key, their record ids and the key's
 /// public half (hex) for `verify --key`.
@@ -51,23 +51,6 @@ fn fixed_slips() -> (Vec<Slip>, Vec<String>, String) {
         .collect();
     let ids = slips.iter().map(|s| s.record_id.clone()).collect();
     (slips, ids, key.public_hex())
-}
-
-fn outside_tool(name: &str, package: &str) -> bool {
-    let found = std::process::Command::new(name)
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is missing on CI: install {package}"
-        );
-        eprintln!("skipped: {name} is not installed (apt-get install {package})");
-    }
-    found
 }
 
 /// A small deterministic generator (the corpus is the same on every run).
