@@ -99,6 +99,23 @@ impl Table {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn formulas_and_phones_stay_text_in_a_spreadsheet() {
+        for (cell, want) in [
+            ("=cmd|'/Ccalc'!A0@contoh.id", "'=cmd|'/Ccalc'!A0@contoh.id"),
+            ("+6281234567890", "'+6281234567890"),
+            ("-1+2", "'-1+2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("SITI AMINAH", "SITI AMINAH"),
+            ("1702064107950003", "1702064107950003"),
+            ("", ""),
+        ] {
+            assert_eq!(super::csv_cell(cell), want, "{cell:?}");
+        }
+    }
+
+    #[test]
     fn columns_align() {
         let mut t = super::Table::new(["#", "NAMA"]);
         t.row(["1", "SITI"]);
@@ -107,6 +124,45 @@ mod tests {
         assert!(s.contains("1   SITI\n"), "{s}");
         assert!(s.contains("10  ÉLODIE\n"), "{s}");
     }
+}
+
+/// Creates (or truncates) `path` for writing, readable by its owner only (0600 on unix): exports
+/// hold personal data.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let f = o.open(path)?;
+    // An existing file keeps its mode on open: narrow it too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
+}
+
+/// A CSV cell as a spreadsheet must not run it: a cell starting with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return is a formula (or becomes one) in Excel and LibreOffice, so it gets a
+/// leading `'`, which they show as text and do not print (OWASP's advice against CSV
+/// injection). A phone number `+6281…` is kept as the text it is instead of becoming a number.
+pub fn csv_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+/// Writes one CSV row with every cell made [`csv_cell`]-safe.
+pub fn csv_row<W: Write, C: AsRef<str>>(
+    w: &mut csv::Writer<W>,
+    cells: impl IntoIterator<Item = C>,
+) -> csv::Result<()> {
+    w.write_record(cells.into_iter().map(|c| csv_cell(c.as_ref()).into_owned()))
 }
 
 /// The export formats of `export` and `server export`.
@@ -144,7 +200,7 @@ impl Export {
         csv_header: &[&str],
     ) -> Result<Export, AppError> {
         let w: Box<dyn Write> = match out {
-            Some(p) => Box::new(std::fs::File::create(p).map_err(export_io_err)?),
+            Some(p) => Box::new(create_private_file(p).map_err(export_io_err)?),
             None => Box::new(std::io::stdout().lock()),
         };
         let mut w = BufWriter::new(w);
@@ -171,14 +227,14 @@ impl Export {
     ) -> Result<(), AppError>
     where
         I: IntoIterator<Item = C>,
-        C: AsRef<[u8]>,
+        C: AsRef<str>,
     {
         let first = self.n == 0;
         self.n += 1;
         match &mut self.sink {
-            ExportSink::Csv(c) => c
-                .write_record(cells(record))
-                .map_err(|e| AppError::other(e.to_string())),
+            ExportSink::Csv(c) => {
+                csv_row(c, cells(record)).map_err(|e| AppError::other(e.to_string()))
+            }
             ExportSink::Json(w) => {
                 let sep = if first { "\n" } else { ",\n" };
                 let line =

@@ -7,13 +7,46 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
-/// Opens `path` read-write (one connection per thread), creating the file when `create`.
+/// Opens `path` read-write (one connection per thread), creating the file when `create`. A file
+/// made here is readable by its owner only (mode 0600 on unix), and SQLite gives its WAL and
+/// shared-memory files the same mode: the district database holds full NIKs, phones and
+/// e-mails in clear.
 pub fn open(path: &Path, create: bool) -> rusqlite::Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        create_private(path);
     }
     Connection::open_with_flags(path, flags)
+}
+
+/// Creates `path` empty with mode 0600 when it does not exist (unix; elsewhere nothing), so
+/// SQLite opens a file only its owner can read. Failing here is left to the open that follows.
+fn create_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// Creates `dir` and its missing parents, the ones made here readable by their owner only
+/// (mode 0700 on unix).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
 }
 
 /// Busy timeout, WAL, `synchronous=FULL`, foreign keys on, trusted schema off, then `extra`

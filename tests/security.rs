@@ -469,3 +469,81 @@ fn an_enrolment_answer_with_another_sealing_key_is_not_stored() {
     let st = k.json(&["status"]);
     assert!(st["sync"]["enrolment"].is_null(), "{st}");
 }
+
+/// CSV exports cannot run anything in the admin's spreadsheet: a name, officer, void reason or
+/// e-mail that starts a formula, and the phone (`+62…`), come out as text (a leading `'`) in
+/// `server export`, `/v1/admin/export` and nowhere else changed.
+#[test]
+fn exported_csv_cells_never_start_a_formula() {
+    let srv = Server::start_with_config(&format!(
+        "{}admin_token = \"{TOKEN}\"\n",
+        util::server::TEST_CONFIG
+    ));
+    let mut d = TestDevice::enrolled(&srv);
+    d.officer = "=HYPERLINK(\"http://contoh.id\",\"klik\")".into();
+    let mut p = ikd_field::synth::citizens(31, "1702", 1).remove(0);
+    p.email = "=cmd|'/Ccalc'!A0@contoh.id".into();
+    let rec = d.record(&p);
+    let void = d.void(&rec, "@SUM(1+1)");
+    d.batch(&[rec.clone(), void]).send_ok(&srv);
+
+    let (status, _, _, streamed) = call("GET", &srv.url, "/v1/admin/export", Some(TOKEN), None);
+    assert_eq!(status, 200, "{streamed}");
+    for csv in [srv.admin_ok(&["export", "--format", "csv"]), streamed] {
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        for row in &rows {
+            for cell in row {
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "a cell a spreadsheet would run: {cell:?} in {row:?}"
+                );
+            }
+        }
+        let activation = rows.iter().find(|r| r[col("id")] == rec.id).unwrap();
+        assert_eq!(&activation[col("officer")], format!("'{}", d.officer));
+        assert_eq!(&activation[col("email")], "'=cmd|'/Ccalc'!A0@contoh.id");
+        assert_eq!(&activation[col("phone")], format!("'{}", rec.phone));
+        assert!(rec.phone.starts_with("+62"));
+        let voided = rows.iter().find(|r| r[col("id")] != rec.id).unwrap();
+        assert_eq!(&voided[col("reason")], "'@SUM(1+1)");
+    }
+}
+
+/// The district database, its WAL and shared-memory files, its key and an export file are
+/// readable by the server's user only (0600), and a folder `serve` makes for its database is
+/// 0700: they hold full NIKs, phones and e-mails.
+#[cfg(unix)]
+#[test]
+fn server_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let folder = tempfile::tempdir().unwrap();
+    let db = folder.path().join("kantor").join("district.db");
+    let srv = Server::start_on_db(&db, "");
+    let mut d = TestDevice::enrolled(&srv);
+    let p = ikd_field::synth::citizens(32, "1702", 1).remove(0);
+    let rec = d.record(&p);
+    d.batch(&[rec]).send_ok(&srv);
+    let with = |suffix: &str| {
+        let mut s = db.as_os_str().to_owned();
+        s.push(suffix);
+        std::path::PathBuf::from(s)
+    };
+    for f in [db.clone(), with("-wal"), with("-shm"), with(".key")] {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+    assert_eq!(mode(db.parent().unwrap()), 0o700);
+    let out = srv.tmp.path().join("semua.csv");
+    srv.admin_ok(&["export", "--out", out.to_str().unwrap()]);
+    assert_eq!(mode(&out), 0o600);
+}

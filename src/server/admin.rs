@@ -114,7 +114,7 @@ pub fn write_export(
                 .map_err(|e| AppError::other(e.to_string()))?;
             store.for_each_record(|r| {
                 n += 1;
-                c.write_record(r.cells())
+                crate::output::csv_row(&mut c, r.cells())
                     .map_err(|e| AppError::other(e.to_string()))
             })?;
             c.flush().map_err(io)?;

@@ -534,7 +534,7 @@ pub fn report_csv(cov: &Coverage, level: ReportLevel) -> Result<Vec<u8>, csv::Er
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(ReportRow::COLUMNS)?;
     for a in cov.level(level) {
-        w.write_record(ReportRow::of(a).cells())?;
+        crate::output::csv_row(&mut w, ReportRow::of(a).cells())?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
 }

@@ -80,7 +80,7 @@ pub fn open(
     if let Location::Sqlite(path) = &db
         && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(parent).map_err(|e| {
+        crate::sqlite::create_private_dir(parent).map_err(|e| {
             AppError::other(tr!(
                 "Folder {} tidak bisa dibuat: {e}",
                 "Cannot create the folder {}: {e}",
