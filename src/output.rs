@@ -56,8 +56,30 @@ impl Table {
         }
     }
 
+    /// Adds a row; control and text-direction characters in a cell (a device's name can carry
+    /// an escape sequence) are shown as `?`, never sent to the terminal.
     pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
-        self.rows.push(cells.into_iter().map(Into::into).collect());
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| {
+                    let c: String = c.into();
+                    if c.chars().any(crate::domain::validate::is_hidden_control) {
+                        c.chars()
+                            .map(|ch| {
+                                if crate::domain::validate::is_hidden_control(ch) {
+                                    '?'
+                                } else {
+                                    ch
+                                }
+                            })
+                            .collect()
+                    } else {
+                        c
+                    }
+                })
+                .collect(),
+        );
     }
 
     pub fn is_empty(&self) -> bool {
@@ -113,6 +135,15 @@ mod tests {
         ] {
             assert_eq!(super::csv_cell(cell), want, "{cell:?}");
         }
+    }
+
+    #[test]
+    fn escape_sequences_and_direction_overrides_never_reach_the_terminal() {
+        let mut t = super::Table::new(["TIM"]);
+        t.row(["\u{1b}[2J\u{1b}[31mTIM", "\u{202e}1 MIT"]);
+        let s = t.render();
+        assert!(!s.contains('\u{1b}') && !s.contains('\u{202e}'), "{s:?}");
+        assert!(s.contains("?[2J?[31mTIM"), "{s:?}");
     }
 
     #[test]

@@ -415,3 +415,28 @@ fn prompts_on_a_terminal_and_asks_again_for_a_wrong_field() {
     assert_eq!(opened.phone, "+6281234567890");
     assert_eq!(rec["phone"], "");
 }
+
+/// A laptop is not set up under an officer or team name the district server would refuse (over
+/// 100 characters, or hidden control and text-direction characters): its records could never be
+/// delivered. Nothing is created; the message names the field.
+#[test]
+fn init_refuses_names_the_server_would_refuse() {
+    let long = "A".repeat(101);
+    for (officer, team) in [
+        (long.as_str(), "TIM 1"),
+        ("BUDI", "\u{202e}1 MIT"),
+        ("BUDI\u{1b}[2J", "TIM 1"),
+    ] {
+        let k = Kit::empty();
+        let out = k.run(&["init", "--officer", officer, "--team", team]);
+        assert_eq!(out.status.code(), Some(3), "{officer:?} {team:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Nama petugas") || err.contains("Tim:"),
+            "{err}"
+        );
+        assert!(!k.dir.join("field.db").exists());
+    }
+    let k = Kit::empty();
+    k.ok(&["init", "--officer", &"B".repeat(100), "--team", "TIM 1"]);
+}

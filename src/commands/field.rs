@@ -52,6 +52,24 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
         .as_deref()
         .map(crate::client::pin::ExpectedServer::parse)
         .transpose()?;
+    // The server refuses longer names or hidden characters at enrolment and in every record:
+    // a laptop set up with one could never deliver its records.
+    let checked: Vec<_> = [
+        crate::domain::validate::label("officer", &officer),
+        crate::domain::validate::label("team", &team),
+    ]
+    .into_iter()
+    .collect();
+    let problems: Vec<crate::domain::Problem> =
+        checked.iter().filter_map(|r| r.clone().err()).collect();
+    if !problems.is_empty() {
+        return Err(AppError::invalid(tr!(
+            "Nama petugas atau tim tidak bisa dipakai; folder data belum dibuat.",
+            "The officer or team name cannot be used; the data folder was not set up."
+        ))
+        .problems(problems));
+    }
+    let (officer, team) = (officer.trim().to_string(), team.trim().to_string());
     let dd = DataDir::init_with(&ctx.data_dir, &officer, &team, Some(&district_key))?;
     if let (Some(server), Some(token)) = (&a.server, &a.token) {
         let e =

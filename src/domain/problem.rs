@@ -43,6 +43,8 @@ pub fn field_label(field: &str) -> String {
         "phone" => tr!("Nomor HP", "Phone"),
         "email" => "E-mail".into(),
         "village" => tr!("Desa/kelurahan", "Village"),
+        "officer" => tr!("Nama petugas", "Officer"),
+        "team" => tr!("Tim", "Team"),
         other => other.into(),
     }
 }

@@ -132,6 +132,53 @@ fn without_marks(name: &str) -> String {
     out
 }
 
+/// The longest officer or team name the district server stores.
+pub const MAX_LABEL: usize = 100;
+
+/// True for characters that must never reach a terminal or a page as they are: control
+/// characters (escape sequences start with one) and the bidirectional controls that reorder what
+/// follows them (a right-to-left override shows "1 MIT" for "TIM 1").
+pub fn is_hidden_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// An officer's or team's name as stored with every record: trimmed, at most [`MAX_LABEL`]
+/// characters, no control or bidirectional characters. The laptop checks it at `init` (a record
+/// made under a name the server refuses could never be delivered); the server at enrolment.
+/// `field` is `officer` or `team`.
+pub fn label(field: &'static str, input: &str) -> Result<String, Problem> {
+    let s = input.trim();
+    let example = if field == "officer" {
+        "BUDI SANTOSO"
+    } else {
+        "TIM KELILING 1"
+    };
+    if s.chars().count() > MAX_LABEL {
+        return Err(Problem::error(
+            field,
+            "label_too_long",
+            tr!(
+                "paling banyak {MAX_LABEL} huruf",
+                "at most {MAX_LABEL} characters"
+            ),
+            example,
+        ));
+    }
+    if s.chars().any(is_hidden_control) {
+        return Err(Problem::error(
+            field,
+            "label_control",
+            tr!(
+                "berisi karakter tersembunyi (kontrol atau arah teks); ketik ulang dengan huruf biasa",
+                "holds hidden characters (control or text direction); type it again in plain letters"
+            ),
+            example,
+        ));
+    }
+    Ok(s.to_string())
+}
+
 /// A desa/kelurahan code that exists (dots allowed: `17.02.06.1004`).
 pub fn village(input: &str) -> Result<String, Problem> {
     let code = region::normalize_code(input);

@@ -63,6 +63,16 @@ pub fn enrol(
     if req.officer.chars().count() > MAX_NAME || req.team.chars().count() > MAX_NAME {
         return Err(bad("officer and team are at most 100 characters"));
     }
+    // Names shown on the dashboard and in `server devices`: no escape sequences, no text
+    // direction overrides (the same rule the laptop applies at `init`).
+    if [&req.officer, &req.team]
+        .iter()
+        .any(|s| s.chars().any(crate::domain::validate::is_hidden_control))
+    {
+        return Err(bad(
+            "officer and team must not hold control or text-direction characters",
+        ));
+    }
     let device_id = crypto::key_id(&public);
     let now = crate::timefmt::now_utc();
     let hash = token_hash(&req.token);
@@ -206,6 +216,37 @@ mod tests {
             token_hash(&t),
             token_hash(&t.to_lowercase().replace('-', " "))
         );
+    }
+
+    #[test]
+    fn hidden_characters_in_a_name_are_refused_and_the_token_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("d.db")).unwrap();
+        let server = KeyPair::generate().unwrap();
+        let (token, _) = create_token(&s, "", 1).unwrap();
+        let dev = KeyPair::generate().unwrap();
+        for (officer, team) in [("BUDI\u{1b}[2J", "TIM 1"), ("BUDI", "\u{202e}1 MIT")] {
+            let req = EnrolRequest {
+                token: token.clone(),
+                public_key: dev.public_hex(),
+                officer: officer.into(),
+                team: team.into(),
+            };
+            let e = enrol(&mut s, &server, &req).unwrap_err();
+            assert_eq!(
+                (e.status, e.code.as_str()),
+                (400, "bad_json"),
+                "{officer:?} {team:?}"
+            );
+        }
+        // The token was not spent by the refusals.
+        let req = EnrolRequest {
+            token,
+            public_key: dev.public_hex(),
+            officer: "BUDI".into(),
+            team: "TIM 1".into(),
+        };
+        assert!(enrol(&mut s, &server, &req).is_ok());
     }
 
     #[test]
