@@ -547,3 +547,25 @@ fn server_files_are_private() {
     srv.admin_ok(&["export", "--out", out.to_str().unwrap()]);
     assert_eq!(mode(&out), 0o600);
 }
+
+/// The batch journal is keyed by (device, batch id): a device that posts a batch under a
+/// laptop's batch id (readable from the laptop's USB file) gets its own batch stored, and the
+/// laptop's batch of that id is still taken, answered and replayed as its own.
+#[test]
+fn a_batch_id_taken_by_another_device_does_not_block_the_laptop() {
+    let srv = Server::start();
+    let mut laptop = TestDevice::enrolled(&srv);
+    let mut other = TestDevice::enrolled(&srv);
+    let people = ikd_field::synth::citizens(33, "1702", 2);
+    let mine = laptop.record(&people[0]);
+    let batch = laptop.batch(std::slice::from_ref(&mine));
+    let theirs = other.record(&people[1]);
+    let squat = other.batch_with_id(&batch.batch_id, &[theirs]);
+    assert_eq!(squat.send_ok(&srv)["results"][0]["status"], "accepted");
+    let answer = batch.send_ok(&srv);
+    assert_eq!(answer["results"][0]["status"], "accepted", "{answer}");
+    assert_eq!(answer["results"][0]["id"], mine.id.as_str());
+    // A resend is a replay of the laptop's own answer, not the other device's.
+    assert_eq!(batch.send_ok(&srv)["results"][0]["id"], mine.id.as_str());
+    assert_eq!(srv.stats()["activations_live"], 2);
+}

@@ -178,6 +178,35 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: FORWARD,
         postgres: FORWARD_POSTGRES,
     },
+    // 5: the batch journal keyed by (device, batch id), not the batch id alone: another device
+    // posting under a laptop's batch id (readable from its USB file) no longer blocks that
+    // laptop's batch.
+    Migration {
+        sqlite: r#"
+    CREATE TABLE batches_by_device (
+        id             TEXT NOT NULL,
+        device_id      TEXT NOT NULL REFERENCES devices(id),
+        body_sha256    TEXT NOT NULL,
+        received_at    TEXT NOT NULL,
+        records        INTEGER NOT NULL,
+        response       BLOB NOT NULL,
+        signature      TEXT NOT NULL,
+        response_gzip  BLOB,
+        signature_gzip TEXT,
+        PRIMARY KEY (device_id, id)
+    ) STRICT;
+    INSERT INTO batches_by_device
+        SELECT id, device_id, body_sha256, received_at, records, response, signature,
+               response_gzip, signature_gzip
+        FROM batches;
+    DROP TABLE batches;
+    ALTER TABLE batches_by_device RENAME TO batches;
+    "#,
+        postgres: r#"
+    ALTER TABLE batches DROP CONSTRAINT batches_pkey;
+    ALTER TABLE batches ADD PRIMARY KEY (device_id, id);
+    "#,
+    },
 ];
 
 /// The dashboard's schema, a numbered migration of the server store: targets, the live-activation

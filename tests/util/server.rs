@@ -599,7 +599,12 @@ impl TestDevice {
 
     /// Cuts a batch of these records: JSON, gzip, signed.
     pub fn batch(&self, records: &[Record]) -> SignedBatch {
-        let batch_id = uuid::Uuid::now_v7().to_string();
+        self.batch_with_id(&uuid::Uuid::now_v7().to_string(), records)
+    }
+
+    /// A batch of these records under the batch id given (e.g. another device's).
+    pub fn batch_with_id(&self, batch_id: &str, records: &[Record]) -> SignedBatch {
+        let batch_id = batch_id.to_string();
         let body = BatchBody {
             protocol: protocol::VERSION,
             batch_id: batch_id.clone(),

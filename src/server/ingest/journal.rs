@@ -30,9 +30,11 @@ pub(super) fn gzip(json: &[u8]) -> std::io::Result<Vec<u8>> {
     gz.finish()
 }
 
-/// A replay: the same id with the same bytes gets the stored answer; different bytes are refused.
+/// A replay: the same device and batch id with the same bytes gets the stored answer; different
+/// bytes are refused. Another device's batch of the same id is another batch.
 pub(super) fn journalled(
     tx: &mut Db<'_>,
+    device_id: &str,
     batch_id: &str,
     body_sha: &str,
 ) -> Result<Option<Answer>, Refusal> {
@@ -40,8 +42,8 @@ pub(super) fn journalled(
     let row: Option<Row> = tx
         .query_opt(
             "SELECT body_sha256, response, signature, response_gzip, signature_gzip
-             FROM batches WHERE id = ?1",
-            args![batch_id],
+             FROM batches WHERE device_id = ?1 AND id = ?2",
+            args![device_id, batch_id],
         )
         .and_then(|r| {
             r.map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))

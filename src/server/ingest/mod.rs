@@ -146,7 +146,7 @@ fn check_and_commit(
     // queue on a mutex, other processes wait on the database's lock.
     let mut db = store.db().map_err(Refusal::internal)?;
     let mut tx = db.begin(Mode::Write).map_err(Refusal::internal)?;
-    if let Some(answer) = journalled(&mut tx, &batch.batch_id, &body_sha)? {
+    if let Some(answer) = journalled(&mut tx, inc.device_id, &batch.batch_id, &body_sha)? {
         return Ok(answer);
     }
     let now = crate::timefmt::now_utc();
