@@ -66,8 +66,21 @@ pub(super) fn parse_batch(
     json: &[u8],
     seal: &crate::seal::OpenKey,
     today: time::Date,
+    max_records: usize,
 ) -> Result<Envelope, Refusal> {
+    // The record count is checked before any seal is opened: opening is the costly part (an
+    // X25519 operation per record), and a batch over the limit is refused whole anyway.
+    let too_many = |n: usize| {
+        Refusal::new(
+            413,
+            ErrorCode::TooManyRecords,
+            format!("{n} records in one batch; at most {max_records}"),
+        )
+    };
     if let Ok(b) = serde_json::from_slice::<protocol::BatchBody>(json) {
+        if b.records.len() > max_records {
+            return Err(too_many(b.records.len()));
+        }
         return Ok(Envelope {
             protocol: b.protocol,
             batch_id: b.batch_id,
@@ -82,6 +95,9 @@ pub(super) fn parse_batch(
             format!("the batch is not the JSON expected: {e}"),
         )
     })?;
+    if b.records.len() > max_records {
+        return Err(too_many(b.records.len()));
+    }
     let records = b
         .records
         .into_iter()
@@ -167,4 +183,34 @@ pub(super) struct BatchBodyValues {
     #[allow(dead_code)]
     pub(super) created_at: String,
     pub(super) records: Vec<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch over the record limit is refused by the parse, before `open_all` opens a
+    /// single seal (the X25519 work a hostile batch of 150,000 records would cost), whether
+    /// its records are well-formed or not.
+    #[test]
+    fn too_many_records_are_refused_before_any_seal_is_opened() {
+        let server = crate::crypto::KeyPair::from_seed([5; 32]);
+        let key = crate::seal::OpenKey::of_server(&server);
+        let today = time::macros::date!(2026 - 12 - 01);
+        let body = |records: &str| {
+            format!(
+                r#"{{"protocol":1,"batch_id":"b","device_id":"d","created_at":"x","records":[{records}]}}"#
+            )
+        };
+        let junk = body("1,2,3");
+        let Err(e) = parse_batch(junk.as_bytes(), &key, today, 2) else {
+            panic!("a batch over the limit was parsed");
+        };
+        assert_eq!((e.status, e.code.as_str()), (413, "too_many_records"));
+        // Within the limit the same body parses, each malformed record kept apart.
+        let Ok(ok) = parse_batch(junk.as_bytes(), &key, today, 3) else {
+            panic!("a batch within the limit was refused");
+        };
+        assert_eq!(ok.records.iter().map(Vec::len).sum::<usize>(), 3);
+    }
 }

@@ -101,7 +101,12 @@ fn check_and_commit(
     let today = time::OffsetDateTime::now_utc()
         .to_offset(time::UtcOffset::from_hms(9, 0, 0).unwrap_or(time::UtcOffset::UTC))
         .date();
-    let batch = parse_batch(&json, &crate::seal::OpenKey::of_server(key), today)?;
+    let batch = parse_batch(
+        &json,
+        &crate::seal::OpenKey::of_server(key),
+        today,
+        limits.max_batch_records,
+    )?;
     // Each stage's copy of the batch is dropped as soon as the next one exists (about 2.1 MB of
     // JSON text for 5,000 records): the server's peak memory is a few copies of its largest batch.
     drop(json);
@@ -129,17 +134,8 @@ fn check_and_commit(
             "batch_id must be 1–64 characters",
         ));
     }
+    // At most max_batch_records: parse_batch refused more before opening any seal.
     let count: usize = batch.records.iter().map(Vec::len).sum();
-    if count > limits.max_batch_records {
-        return Err(Refusal::new(
-            413,
-            ErrorCode::TooManyRecords,
-            format!(
-                "{} records in one batch; at most {}",
-                count, limits.max_batch_records
-            ),
-        ));
-    }
     let body_sha = crypto::sha256_hex(inc.body);
     let (ids, niks) = lookup_keys(batch.records.iter().flatten());
     // The one write transaction at a time, across processes (super::db): writers in this process
