@@ -332,3 +332,69 @@ fn serve_forwards_by_itself_when_forward_to_is_set() {
     assert!(district.log().contains("forward"), "{}", district.log());
 }
 }
+
+/// A province that refuses a district's records (here: the district's relay downgraded at the
+/// province, so every other device's record is `device_mismatch`) stops forwarding with exit 1
+/// and says so; the cursor does not move past them. Once the relay is restored, the next forward
+/// delivers every record: none was skipped.
+#[test]
+fn records_the_province_refuses_are_never_skipped() {
+    let province = Server::start();
+    let district = Server::start_with_config(&district_config(""));
+    let made = field_work(&district, 47, "2171", &[]);
+    let out = district.admin(&[
+        "forward",
+        "enrol",
+        "--to",
+        &province.url,
+        "--token",
+        &relay_token(&province, "KOTA BATAM"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let relay = |on: bool| {
+        let db = rusqlite::Connection::open(&province.db).unwrap();
+        let n = db
+            .execute(
+                "UPDATE devices SET relay = ?1 WHERE relay != ?1 AND relayed_by IS NULL
+                 AND id IN (SELECT used_by FROM tokens WHERE relay = 1)",
+                [i64::from(on)],
+            )
+            .unwrap();
+        assert_eq!(n, 1, "one relay device");
+    };
+    relay(false);
+    let out = district.admin(&["forward", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("device_mismatch") && said.contains("no record was skipped")
+            || said.contains("tidak ada catatan yang dilewati"),
+        "{said}"
+    );
+    assert_eq!(province.records().len(), 0);
+    let status = district.admin_json(&["forward", "status"]);
+    assert!(
+        status["backlog"].as_i64().unwrap() >= made.stored.len() as i64,
+        "{status}"
+    );
+
+    relay(true);
+    forward_until_done(&district, 3);
+    let upstream: BTreeSet<String> = province
+        .records()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let stored: BTreeSet<String> = made.stored.keys().cloned().collect();
+    assert_eq!(upstream, stored);
+}

@@ -301,16 +301,43 @@ pub fn apply_answer(
                 json
             ],
         )?;
-        if n > 0 {
+        if n > 0 && s.rejected == 0 {
             tx.execute(
                 "UPDATE forward_target SET cursor = ?1, last_ok_at = ?2, last_error = NULL
                  WHERE id = 1 AND cursor < ?1",
                 args![batch.last_rowid, now],
             )?;
+        } else if n > 0 {
+            // Records the province refused stay before the cursor: the batch is closed (its
+            // answer kept), and the next pass cuts the same records into a new batch once the
+            // province takes them again. Nothing is skipped.
+            tx.execute(
+                "UPDATE forward_target SET last_error = ?1 WHERE id = 1",
+                args![format!("{} rejected in batch {}", s.rejected, batch.id)],
+            )?;
         }
         tx.commit()
     };
-    run(&mut db).map_err(err(store))
+    run(&mut db).map_err(err(store))?;
+    if s.rejected > 0 {
+        let reasons: std::collections::BTreeSet<&str> = answer
+            .results
+            .iter()
+            .filter_map(|r| r.reason.as_deref())
+            .collect();
+        let reasons = reasons.into_iter().collect::<Vec<_>>().join(", ");
+        return Err(AppError::other(tr!(
+            "Server provinsi menolak {} dari {} catatan ({reasons}); penerusan dihentikan dan tidak ada catatan yang dilewati.",
+            "The province server refused {} of {} records ({reasons}); forwarding stopped and no record was skipped.",
+            s.rejected,
+            batch.records
+        ))
+        .hint(tr!(
+            "Catatan tetap di server Dinas dan dikirim lagi pada penerusan berikutnya. Tanyakan ke admin provinsi mengapa ditolak (mis. token relay dicabut atau diganti): setelah diperbaiki, jalankan lagi ikd-field server forward.",
+            "The records stay on the district server and are sent again by the next forward. Ask the province admin why they were refused (e.g. the relay token was revoked or replaced); once fixed, run ikd-field server forward again."
+        )));
+    }
+    Ok(())
 }
 
 /// Counts a failed attempt (best effort: never fails the caller).
