@@ -569,3 +569,31 @@ fn a_batch_id_taken_by_another_device_does_not_block_the_laptop() {
     assert_eq!(batch.send_ok(&srv)["results"][0]["id"], mine.id.as_str());
     assert_eq!(srv.stats()["activations_live"], 2);
 }
+
+/// Wrong admin tokens on the dashboard's conflict page count against the address as they do on
+/// the admin API, and once the address is locked the right token is refused there too (a right
+/// guess does not stand out); a request without a token still gets the public pages.
+#[test]
+fn conflict_page_guessing_is_limited_like_the_admin_api() {
+    let srv = Server::start_with_config(&format!(
+        "{}admin_token = \"{TOKEN}\"\naddress_requests_per_minute = 1\naddress_burst = 2\n",
+        util::server::TEST_CONFIG
+    ));
+    let statuses: Vec<u16> = [
+        Some("salah-1"),
+        Some("salah-2"),
+        Some("salah-3"),
+        Some(TOKEN),
+    ]
+    .into_iter()
+    .map(|t| call("GET", &srv.url, "/konflik", t, None).0)
+    .collect();
+    assert_eq!(statuses, [401, 401, 429, 429]);
+    // The admin API shares the lock.
+    assert_eq!(
+        call("GET", &srv.url, "/v1/admin/stats", Some(TOKEN), None).0,
+        429
+    );
+    // Aggregates need no token and are not locked.
+    assert_eq!(call("GET", &srv.url, "/", None, None).0, 200);
+}

@@ -378,6 +378,18 @@ fn dashboard_route(
     }
     let query = req.query.as_str();
     let authorization = req.header("Authorization");
+    // A page asked for with an admin token (the conflict details) is guessing as much as the
+    // admin API is: the same per-address limit, checked first (a right token does not show
+    // while the address is locked) and spent by a wrong token.
+    if authorization.is_some() {
+        let ip = req.client_ip();
+        if let Err(wait) = shared.rates.address.check(&ip) {
+            return Reply::refused(rate_limited(wait));
+        }
+        if !admin::token_matches(&shared.dashboard.admin_token, authorization) {
+            let _ = shared.rates.address.take(&ip);
+        }
+    }
     let page = match store.db() {
         Ok(mut db) => dashboard::respond(&mut db, &shared.dashboard, path, query, authorization),
         Err(e) => dashboard::unavailable(&e),

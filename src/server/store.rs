@@ -190,7 +190,14 @@ impl Store {
                 record_id,
                 code,
                 message,
+            )?;
+            // Refused requests come from anyone who can reach the server: the log keeps the
+            // newest MAX_REJECTS rows, so a flood of refusals cannot fill the disk.
+            db.execute(
+                "DELETE FROM rejects WHERE id <= (SELECT max(id) FROM rejects) - ?1",
+                args![MAX_REJECTS],
             )
+            .map(|_| ())
         });
     }
 
@@ -279,6 +286,9 @@ fn pg_error(location: &Location, e: db::Error) -> AppError {
     }
 }
 
+/// The refusal log keeps this many of its newest rows.
+pub const MAX_REJECTS: i64 = 10_000;
+
 pub(crate) fn note_reject(
     db: &mut Db<'_>,
     at: &str,
@@ -303,6 +313,34 @@ pub(crate) fn note_reject(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refusal_log_keeps_only_its_newest_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("d.db")).unwrap();
+        let n = MAX_REJECTS + 250;
+        for i in 0..n {
+            s.note_reject(
+                Some("dev"),
+                None,
+                None,
+                "bad_signature",
+                &format!("refusal {i}"),
+            );
+        }
+        let (count, newest): (i64, String) = s
+            .with(|db| {
+                let r = db.query_one(
+                    "SELECT COUNT(*), (SELECT message FROM rejects ORDER BY id DESC LIMIT 1)
+                     FROM rejects",
+                    args![],
+                )?;
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(count, MAX_REJECTS);
+        assert_eq!(newest, format!("refusal {}", n - 1));
+    }
 
     #[test]
     fn locations_and_passwords_kept_out_of_messages() {
