@@ -115,12 +115,7 @@ fn a_large_batch_is_ingested_within_a_bounded_heap() {
     let server = KeyPair::generate().unwrap();
     let device = KeyPair::generate().unwrap();
     let (token, _) = enrol::create_token(&store, "", 1).unwrap();
-    let req = EnrolRequest {
-        token,
-        public_key: device.public_hex(),
-        officer: "BUDI".into(),
-        team: "TIM 1".into(),
-    };
+    let req = EnrolRequest::signed(&device, &token, &server.public_hex(), "BUDI", "TIM 1");
     enrol::enrol(&mut store, &server, &req).unwrap();
     let limits = Limits {
         max_body_bytes: 16 << 20,

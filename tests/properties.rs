@@ -198,12 +198,13 @@ impl District {
         let answer = enrol::enrol(
             &mut store,
             &key,
-            &EnrolRequest {
-                token,
-                public_key: device.key.public_hex(),
-                officer: device.officer.clone(),
-                team: device.team.clone(),
-            },
+            &EnrolRequest::signed(
+                &device.key,
+                &token,
+                &key.public_hex(),
+                &device.officer,
+                &device.team,
+            ),
         )
         .unwrap();
         // Records travel sealed to the district's key, as the enrolment answer gives it.

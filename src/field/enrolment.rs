@@ -115,12 +115,31 @@ pub fn enrol(
             &h.seal_public_key,
         ));
     }
-    let req = EnrolRequest {
-        token: token.trim().to_string(),
-        public_key: dd.identity.public_key.clone(),
-        officer: dd.identity.officer.clone(),
-        team: dd.identity.team.clone(),
-    };
+    // The request proves it holds the device key, for this server's key (from its health).
+    let server_public = client
+        .health()
+        .map(|h| h.server_public_key)
+        .map_err(|f| {
+            AppError::new(
+                Kind::Unreachable,
+                tr!(
+                    "Server {} tidak bisa dihubungi untuk pendaftaran: {f}. Token belum terpakai; tidak ada yang diubah.",
+                    "The server at {} could not be reached for enrolment: {f}. The token is not spent; nothing was changed.",
+                    client.base()
+                ),
+            )
+            .hint(tr!(
+                "Periksa alamat server dan sinyal, lalu ulangi perintahnya.",
+                "Check the server address and the signal, then run the command again."
+            ))
+        })?;
+    let req = EnrolRequest::signed(
+        &dd.key,
+        token,
+        &server_public,
+        &dd.identity.officer,
+        &dd.identity.team,
+    );
     let (ans, signed) = client.enrol(&req).map_err(|f| match f {
         Failure::Refused {
             status,

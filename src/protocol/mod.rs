@@ -42,6 +42,48 @@ pub struct EnrolRequest {
     pub public_key: String,
     pub officer: String,
     pub team: String,
+    /// Proof that the sender holds the device key: base64 Ed25519 signature, by that key, of
+    /// [`enrol_proof_digest`] (the token, the server's public key and the device's). Without it
+    /// anyone with a token could enrol (or re-enrol over) someone else's public key.
+    #[serde(default)]
+    pub proof: String,
+}
+
+impl EnrolRequest {
+    /// A request signed by `device` for the server whose public key (hex) is `server_public`.
+    pub fn signed(
+        device: &crate::crypto::KeyPair,
+        token: &str,
+        server_public: &str,
+        officer: &str,
+        team: &str,
+    ) -> EnrolRequest {
+        use base64::Engine;
+        let token = token.trim().to_string();
+        let public_key = device.public_hex();
+        let digest = enrol_proof_digest(&token, server_public, &public_key);
+        EnrolRequest {
+            proof: base64::engine::general_purpose::STANDARD.encode(device.sign(&digest)),
+            token,
+            public_key,
+            officer: officer.to_string(),
+            team: team.to_string(),
+        }
+    }
+}
+
+/// What an enrolment's proof signs: SHA-256 of a label, the token as sent, the server's public
+/// key (hex, so a request made for one server does not enrol at another) and the device's.
+pub fn enrol_proof_digest(token: &str, server_public: &str, device_public: &str) -> [u8; 32] {
+    crate::crypto::sha256(
+        format!(
+            "ikd-field enrol v1\0{}\0{}\0{}",
+            token.trim(),
+            server_public.trim().to_ascii_lowercase(),
+            device_public.trim().to_ascii_lowercase()
+        )
+        .as_bytes(),
+    )
 }
 
 /// `POST /v1/enrol` answer.

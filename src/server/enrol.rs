@@ -60,6 +60,19 @@ pub fn enrol(
     if ed25519_dalek::VerifyingKey::from_bytes(&public).is_err() {
         return Err(bad("public_key is not a valid Ed25519 public key"));
     }
+    // Proof of possession: the request is signed by the key it enrols, for this server.
+    let digest =
+        crate::protocol::enrol_proof_digest(&req.token, &key.public_hex(), &req.public_key);
+    let proof =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, req.proof.trim())
+            .unwrap_or_default();
+    if !crypto::verify(&public, &digest, &proof) {
+        return Err(Refusal::new(
+            401,
+            ErrorCode::BadSignature,
+            "the enrolment is not signed by the device key it names (proof); update ikd-field on the laptop",
+        ));
+    }
     if req.officer.chars().count() > MAX_NAME || req.team.chars().count() > MAX_NAME {
         return Err(bad("officer and team are at most 100 characters"));
     }
@@ -226,12 +239,7 @@ mod tests {
         let (token, _) = create_token(&s, "", 1).unwrap();
         let dev = KeyPair::generate().unwrap();
         for (officer, team) in [("BUDI\u{1b}[2J", "TIM 1"), ("BUDI", "\u{202e}1 MIT")] {
-            let req = EnrolRequest {
-                token: token.clone(),
-                public_key: dev.public_hex(),
-                officer: officer.into(),
-                team: team.into(),
-            };
+            let req = EnrolRequest::signed(&dev, &token, &server.public_hex(), officer, team);
             let e = enrol(&mut s, &server, &req).unwrap_err();
             assert_eq!(
                 (e.status, e.code.as_str()),
@@ -240,13 +248,34 @@ mod tests {
             );
         }
         // The token was not spent by the refusals.
-        let req = EnrolRequest {
-            token,
-            public_key: dev.public_hex(),
-            officer: "BUDI".into(),
-            team: "TIM 1".into(),
-        };
+        let req = EnrolRequest::signed(&dev, &token, &server.public_hex(), "BUDI", "TIM 1");
         assert!(enrol(&mut s, &server, &req).is_ok());
+    }
+
+    /// Proof of possession: a request for someone else's public key (readable on slips, in key
+    /// lists), unsigned, signed by another key or signed for another server, is refused and
+    /// spends nothing; the device's own signed request enrols.
+    #[test]
+    fn only_the_holder_of_a_key_can_enrol_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("d.db")).unwrap();
+        let server = KeyPair::generate().unwrap();
+        let other_server = KeyPair::generate().unwrap();
+        let (token, _) = create_token(&s, "", 1).unwrap();
+        let victim = KeyPair::generate().unwrap();
+        let thief = KeyPair::generate().unwrap();
+        let mut unsigned = EnrolRequest::signed(&victim, &token, &server.public_hex(), "X", "Y");
+        unsigned.proof = String::new();
+        let mut forged = EnrolRequest::signed(&thief, &token, &server.public_hex(), "X", "Y");
+        forged.public_key = victim.public_hex();
+        let elsewhere = EnrolRequest::signed(&victim, &token, &other_server.public_hex(), "X", "Y");
+        for req in [unsigned, forged, elsewhere] {
+            let e = enrol(&mut s, &server, &req).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (401, "bad_signature"));
+        }
+        assert!(s.device(&victim.id()).unwrap().is_none());
+        let own = EnrolRequest::signed(&victim, &token, &server.public_hex(), "BUDI", "TIM 1");
+        assert_eq!(enrol(&mut s, &server, &own).unwrap().device_id, victim.id());
     }
 
     #[test]
@@ -256,27 +285,25 @@ mod tests {
         let server = KeyPair::generate().unwrap();
         let (token, _) = create_token(&s, "TIM 1", 1).unwrap();
         let dev = KeyPair::generate().unwrap();
-        let req = EnrolRequest {
-            token: token.clone(),
-            public_key: dev.public_hex(),
-            officer: "BUDI".into(),
-            team: "X".into(),
-        };
+        let req = EnrolRequest::signed(&dev, &token, &server.public_hex(), "BUDI", "X");
         let ok = enrol(&mut s, &server, &req).unwrap();
         assert_eq!(ok.device_id, dev.id());
         assert_eq!(ok.team, "TIM 1");
         assert_eq!(s.device(&dev.id()).unwrap().unwrap().team, "TIM 1");
         assert_eq!(enrol(&mut s, &server, &req).unwrap_err().code, "token_used");
-        let unknown = EnrolRequest {
-            token: "AAAA-AAAA-AAAA-AAAA".into(),
-            ..req.clone()
-        };
-        assert_eq!(enrol(&mut s, &server, &unknown).unwrap_err().status, 401);
+        let unknown = EnrolRequest::signed(
+            &dev,
+            "AAAA-AAAA-AAAA-AAAA",
+            &server.public_hex(),
+            "BUDI",
+            "X",
+        );
+        assert_eq!(
+            enrol(&mut s, &server, &unknown).unwrap_err().code,
+            "token_unknown"
+        );
         let (expired, _) = create_token(&s, "", 0).unwrap();
-        let req = EnrolRequest {
-            token: expired,
-            ..req
-        };
+        let req = EnrolRequest::signed(&dev, &expired, &server.public_hex(), "BUDI", "X");
         assert_eq!(
             enrol(&mut s, &server, &req).unwrap_err().code,
             "token_expired"

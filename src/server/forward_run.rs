@@ -86,12 +86,13 @@ pub fn enrol(
         want.check_health(client.base(), &health)?;
     }
     let (ans, signed) = client
-        .enrol(&EnrolRequest {
-            token: token.to_string(),
-            public_key: me.public_hex(),
-            officer: name.to_string(),
-            team: name.to_string(),
-        })
+        .enrol(&EnrolRequest::signed(
+            &me,
+            token,
+            &health.server_public_key,
+            name,
+            name,
+        ))
         .map_err(|f| failure_error(client.base(), &f, None))?;
     if let Some(want) = expect {
         want.check_answer(client.base(), &ans, signed)?;

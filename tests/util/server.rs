@@ -513,8 +513,17 @@ impl TestDevice {
 
     /// `POST /v1/enrol` with this token (an answer of 200 gives the district's sealing key).
     pub fn enrol(&self, url: &str, token: &str) -> Reply {
-        let body = serde_json::json!({"token": token, "public_key": self.key.public_hex(),
-                                      "officer": self.officer, "team": self.team});
+        // Signed for the server's key, as the kit does (proof of possession).
+        let (_, health) = http_get(url, protocol::PATH_HEALTH).expect("health");
+        let server_public = health["server_public_key"].as_str().unwrap_or_default();
+        let req = protocol::EnrolRequest::signed(
+            &self.key,
+            token,
+            server_public,
+            &self.officer,
+            &self.team,
+        );
+        let body = serde_json::to_value(&req).unwrap();
         let r = http_post_json(url, protocol::PATH_ENROL, body.to_string().as_bytes()).unwrap();
         if r.status == 200
             && let Some(k) = r.json()["seal_public_key"]

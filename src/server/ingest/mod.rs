@@ -280,12 +280,7 @@ mod tests {
             let server = KeyPair::generate().unwrap();
             let device = KeyPair::generate().unwrap();
             let (token, _) = enrol::create_token(&store, "", 1).unwrap();
-            let req = EnrolRequest {
-                token,
-                public_key: device.public_hex(),
-                officer: "BUDI".into(),
-                team: "TIM 1".into(),
-            };
+            let req = EnrolRequest::signed(&device, &token, &server.public_hex(), "BUDI", "TIM 1");
             enrol::enrol(&mut store, &server, &req).unwrap();
             Fixture {
                 _dir: dir,
