@@ -225,6 +225,8 @@ fn a_revoked_device_is_refused_and_keeps_its_records() {
     server.admin_ok(&["revoke", &device]);
     let (_, err) = k.fails(&["sync"], 1);
     assert!(err.contains("dicabut"), "{err}");
+    // A revoked key can never enrol again: the officer is not sent down that road.
+    assert!(err.contains("jangan coba ikd-field enrol"), "{err}");
     assert_eq!(local(&k, "pending").len(), 3);
     assert_eq!(local(&k, "synced").len(), 4);
     assert_eq!(server.ids().len(), 4);

@@ -82,8 +82,8 @@ pub fn refusal_error(status: u16, code: &ErrorCode, message: &str) -> AppError {
                 "This device was revoked by the district admin; the server refuses its batches."
             ),
             tr!(
-                "Catatan tetap aman di laptop ini. Hubungi admin Dinas untuk mendaftar ulang (ikd-field enrol).",
-                "The records are safe on this laptop. Ask the district admin to enrol it again (ikd-field enrol)."
+                "Catatan yang belum terkirim tetap aman di laptop ini, tetapi server tidak menerimanya lagi dari laptop ini, dan laptop ini tidak bisa didaftarkan ulang dengan kuncinya (jangan coba ikd-field enrol). Hubungi admin Dinas dan bawa laptop ini ke kantor Dinas.",
+                "The records not sent yet are safe on this laptop, but the server no longer takes them from it, and this laptop cannot be enrolled again with its key (do not try ikd-field enrol). Call the district admin and take this laptop to the district office."
             ),
         ),
         ErrorCode::DeviceUnknown => (
