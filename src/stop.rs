@@ -29,3 +29,25 @@ pub fn flag(second_exit: i32) -> Result<Arc<AtomicBool>, AppError> {
         .clone()
         .map_err(|e| AppError::other(format!("Ctrl+C handler: {e}")))
 }
+
+/// The exit code when the reader of our output went away (what a shell reports for SIGPIPE).
+pub const CLOSED_PIPE_EXIT: i32 = 141;
+
+/// Makes a closed output pipe (`ikd-field status | head -1`) end the command quietly, as it ends
+/// any Unix tool, instead of a panic: Rust ignores SIGPIPE, so `println!` to a closed pipe
+/// panics with "Broken pipe". Other panics keep the default report.
+pub fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(CLOSED_PIPE_EXIT);
+        }
+        default(info);
+    }));
+}

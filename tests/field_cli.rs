@@ -440,3 +440,27 @@ fn init_refuses_names_the_server_would_refuse() {
     let k = Kit::empty();
     k.ok(&["init", "--officer", &"B".repeat(100), "--team", "TIM 1"]);
 }
+
+/// A reader that goes away (`ikd-field status | head -1`, a closed pipe) ends the command
+/// quietly with the shell's SIGPIPE code, never a panic or a backtrace.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let k = Kit::new();
+    for args in [&["status"][..], &["list"], &["wilayah", "cari", "desa"]] {
+        let mut child = k
+            .cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close our end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+    }
+}

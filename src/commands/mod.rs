@@ -50,6 +50,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(g: &GlobalArgs) -> Result<Ctx, AppError> {
         crate::logging::init();
+        crate::stop::quiet_on_closed_pipe();
         if let Some(l) = g.lang {
             i18n::set(l);
         }
