@@ -25,7 +25,37 @@ fn gz(text: &str) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
+/// `YYYY-MM-DD` of a count of days since 1970-01-01 (H. Hinnant's civil_from_days).
+fn civil(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 fn main() {
+    // The build's date (SOURCE_DATE_EPOCH for a reproducible build, else now): a laptop whose
+    // clock says an earlier day is wrong, and `record` refuses to stamp records with it.
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        });
+    println!(
+        "cargo:rustc-env=IKD_BUILD_DATE={}",
+        civil(secs.div_euclid(86_400))
+    );
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     let dir = Path::new("data/wilayah");
     println!("cargo:rerun-if-changed=data/wilayah");
     let mut small = String::new();

@@ -3,9 +3,22 @@
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
+/// The variable that sets the clock of a debug build (tests of a wrong laptop clock): an
+/// RFC 3339 time. Release builds read the system clock only.
+pub const FAKE_NOW_ENV: &str = "IKD_FIELD_FAKE_NOW";
+
+/// Now: the system clock (in debug builds, `IKD_FIELD_FAKE_NOW` when set).
+pub fn now() -> OffsetDateTime {
+    #[cfg(debug_assertions)]
+    if let Some(t) = std::env::var(FAKE_NOW_ENV).ok().and_then(|v| parse(&v)) {
+        return t;
+    }
+    OffsetDateTime::now_utc()
+}
+
 /// Now, as stored: `2026-11-23T05:12:09.123Z`.
 pub fn now_utc() -> String {
-    stamp(OffsetDateTime::now_utc())
+    stamp(now())
 }
 
 pub fn stamp(t: OffsetDateTime) -> String {
@@ -85,7 +98,7 @@ pub fn iso_date(d: time::Date) -> String {
 }
 
 pub fn today(offset: UtcOffset) -> time::Date {
-    OffsetDateTime::now_utc().to_offset(offset).date()
+    now().to_offset(offset).date()
 }
 
 #[cfg(test)]

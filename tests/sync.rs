@@ -405,3 +405,71 @@ fn after_a_sync_record_warns_of_a_nik_another_team_activated() {
     assert!(out.contains("kemungkinan sudah diaktivasi"), "{out}");
 }
 }
+
+/// The laptop's clock, told to the binary by `IKD_FIELD_FAKE_NOW` (read by debug builds only).
+/// A clock behind the build date, or behind the last server answer, refuses to record (nothing
+/// saved, the fix named); a clock ahead is recorded and the server flags the record
+/// (`clock_ahead`); retention counts from the server's acknowledgement, not the laptop's clock.
+#[test]
+fn a_wrong_laptop_clock_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    // No purge after each sync: the test purges by hand, with the real clock.
+    let k = enrolled_kit(
+        &server,
+        &format!("{FAST}\n[field]\npurge_after_sync = false"),
+    );
+    let people = ikd_field::synth::citizens(61, "1702", 3);
+    let at = |when: &str, args: &[&str]| {
+        k.cmd(args)
+            .env(ikd_field::timefmt::FAKE_NOW_ENV, when)
+            .output()
+            .unwrap()
+    };
+    let record = |i: usize| util::record_args(&people[i]);
+
+    // A clock reset to 2019 (before this build was made): refused, nothing saved.
+    let out = at("2019-01-01T08:00:00Z", &record(0));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Jam laptop salah") && err.contains("Atur tanggal"),
+        "{err}"
+    );
+    assert_eq!(k.json(&["list"])["count"], 0);
+
+    // A clock 30 days ahead: the laptop cannot tell; the server flags the record.
+    let ahead =
+        ikd_field::timefmt::stamp(time::OffsetDateTime::now_utc() + time::Duration::days(30));
+    let out = at(&ahead, &record(0));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = at(&ahead, &["sync", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = server.admin_ok(&["export", "--format", "json"]);
+    assert!(stored.contains("clock_ahead"), "{stored}");
+    // Acknowledged by the server (its own time), so a purge with the real clock takes it,
+    // although the laptop stamped the acknowledgement 30 days ahead of now.
+    let purged = k.json(&["purge", "--older-than", "0"]);
+    assert_eq!(purged["purge"]["records"], 1, "{purged}");
+
+    // Behind the time of the server's last answer (two days): refused.
+    let behind =
+        ikd_field::timefmt::stamp(time::OffsetDateTime::now_utc() - time::Duration::days(2));
+    let out = at(&behind, &record(1));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // With the clock right, the same citizen is recorded.
+    k.ok(&record(1));
+}

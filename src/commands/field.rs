@@ -361,12 +361,7 @@ pub struct PurgeArgs {
 pub fn purge(ctx: &Ctx, a: PurgeArgs) -> Result<(), AppError> {
     let dd = ctx.open()?;
     let days = a.older_than.unwrap_or(ctx.config.field.retention_days);
-    let p = crate::field::retention::purge(
-        &dd.store,
-        days,
-        time::OffsetDateTime::now_utc(),
-        a.dry_run,
-    )?;
+    let p = crate::field::retention::purge(&dd.store, days, crate::timefmt::now(), a.dry_run)?;
     if ctx.json {
         output::ok(&Purged { purge: &p });
     } else {

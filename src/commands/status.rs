@@ -12,7 +12,7 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
     let dd = ctx.open()?;
     let counts = dd.store.counts_by_status()?;
     let offset = ctx.offset();
-    let midnight = time::OffsetDateTime::now_utc()
+    let midnight = crate::timefmt::now()
         .to_offset(offset)
         .replace_time(time::Time::MIDNIGHT);
     let (today_act, today_void) = dd.store.counts_since(&timefmt::stamp(midnight))?;

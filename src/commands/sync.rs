@@ -170,7 +170,7 @@ fn purge_after(ctx: &Ctx, dd: &DataDir, r: &Report) -> Option<crate::field::rete
         return None;
     }
     let days = ctx.config.field.retention_days;
-    match crate::field::retention::purge(&dd.store, days, time::OffsetDateTime::now_utc(), false) {
+    match crate::field::retention::purge(&dd.store, days, crate::timefmt::now(), false) {
         Ok(p) => Some(p),
         Err(e) => {
             if !ctx.json {

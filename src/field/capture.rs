@@ -26,6 +26,7 @@ impl Store {
         valid: &[Valid],
         who: &Identity,
     ) -> Result<Vec<Result<Record, AppError>>, AppError> {
+        super::clock::check(self, crate::timefmt::now())?;
         let sealing = self.sealing.clone().ok_or_else(no_sealing)?;
         self.in_transaction(|tx, path| {
             let (to, label) = seal_target(tx, &sealing).map_err(|e| db_error(path, e))??;
@@ -74,6 +75,7 @@ impl Store {
         reason: &str,
         who: &Identity,
     ) -> Result<Record, AppError> {
+        super::clock::check(self, crate::timefmt::now())?;
         let t = &target.record;
         self.in_transaction(|tx, path| {
             let seal = tx

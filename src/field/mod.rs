@@ -2,6 +2,7 @@
 //! journal), the HTTP client of the district server, and the sync run that ties them together.
 pub mod activated;
 pub mod capture;
+pub mod clock;
 pub mod datadir;
 pub mod enrolment;
 pub mod outbox;

@@ -290,9 +290,11 @@ pub fn apply_answer(
                     (st, Some(why))
                 }
             };
+            // The time of acknowledgement is the server's (retention counts from it, whatever
+            // this laptop's clock says).
             let hit: Option<(i64, String)> = upd
                 .query_row(
-                    params![r.id, status.as_str(), reason, now, batch.id],
+                    params![r.id, status.as_str(), reason, answer.received_at, batch.id],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
@@ -351,6 +353,7 @@ pub fn apply_answer(
         ],
     )
     .map_err(dbe)?;
+    crate::field::clock::note_server_time(&tx, &answer.received_at).map_err(dbe)?;
     tx.commit().map_err(dbe)?;
     Ok(out)
 }

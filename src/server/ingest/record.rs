@@ -42,12 +42,30 @@ pub(super) struct Meta {
     pub(super) warnings: Option<String>,
 }
 
+/// A record's capture time far from the server's clock: `clock_ahead` when it is more than a
+/// day in the future (a laptop clock set ahead: the record would count on a day that has not
+/// come), `clock_behind` when it is more than 90 days before arrival (a clock reset to an old
+/// date, or a very late USB file). Stored among the record's warnings for the admin to see;
+/// the record is kept either way.
+pub(super) fn clock_flag(recorded_at: &str, now: time::OffsetDateTime) -> Option<&'static str> {
+    let t = crate::timefmt::parse(recorded_at)?;
+    if t > now + time::Duration::days(1) {
+        Some("clock_ahead")
+    } else if t < now - time::Duration::days(90) {
+        Some("clock_behind")
+    } else {
+        None
+    }
+}
+
 impl Opened {
     pub(super) fn new(record: Record, today: time::Date) -> Opened {
         let hash = protocol::content_hash(&record);
         let clean = check(&record, today);
-        let warnings = (!record.warnings.is_empty())
-            .then(|| serde_json::to_string(&record.warnings).unwrap_or_else(|_| "[]".into()));
+        let mut flags = record.warnings.clone();
+        flags.extend(clock_flag(&record.recorded_at, crate::timefmt::now()).map(str::to_string));
+        let warnings = (!flags.is_empty())
+            .then(|| serde_json::to_string(&flags).unwrap_or_else(|_| "[]".into()));
         Opened {
             hash,
             clean,
