@@ -90,15 +90,17 @@ pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<(
 pub fn db_error(path: &Path, e: rusqlite::Error) -> AppError {
     let code = e.sqlite_error_code();
     let p = path.display();
+    // A value the file gives back in a shape no version of ikd-field wrote (text that is not
+    // UTF-8, a number where text belongs): the file is damaged, as when SQLite says so.
+    let unreadable = matches!(
+        e,
+        rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::Utf8Error(..)
+    );
     match code {
-        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => AppError::other(tr!(
-            "Database {p} rusak atau bukan database ikd-field ({e}).",
-            "The database {p} is damaged or is not an ikd-field database ({e})."
-        ))
-        .hint(tr!(
-            "Jangan hapus berkas itu. Salin folder datanya ke flashdisk dan hubungi admin Dinas; catatan yang sudah terkirim aman di server.",
-            "Do not delete the file. Copy the data folder to a USB stick and call the district admin; synced records are safe on the server."
-        )),
+        _ if unreadable => damaged(path, &e),
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => damaged(path, &e),
         Some(ErrorCode::DiskFull) => AppError::other(tr!(
             "Disk penuh: catatan TIDAK disimpan ({p}).",
             "The disk is full: the record was NOT saved ({p})."
@@ -124,4 +126,17 @@ pub fn db_error(path: &Path, e: rusqlite::Error) -> AppError {
         .hint(tr!("Tunggu sebentar lalu ulangi.", "Wait a moment and try again.")),
         _ => AppError::other(tr!("Kesalahan database {p}: {e}", "Database error in {p}: {e}")),
     }
+}
+
+/// The advice for a damaged database file.
+fn damaged(path: &Path, e: &rusqlite::Error) -> AppError {
+    let p = path.display();
+    AppError::other(tr!(
+        "Database {p} rusak atau bukan database ikd-field ({e}).",
+        "The database {p} is damaged or is not an ikd-field database ({e})."
+    ))
+    .hint(tr!(
+        "Jangan hapus berkas itu. Salin folder datanya ke flashdisk dan hubungi admin Dinas; catatan yang sudah terkirim aman di server.",
+        "Do not delete the file. Copy the data folder to a USB stick and call the district admin; synced records are safe on the server."
+    ))
 }

@@ -473,3 +473,39 @@ fn a_wrong_laptop_clock_is_caught() {
     // With the clock right, the same citizen is recorded.
     k.ok(&record(1));
 }
+
+/// One damaged row (a name that is not UTF-8 any more, as a failing disk leaves it) does not
+/// block the sync of the good records: it is set aside as rejected (`damaged`), the others are
+/// delivered, and a command that must read that row gives the damaged-database advice, not a
+/// bare "invalid utf-8".
+#[test]
+fn a_damaged_row_is_set_aside_and_the_rest_syncs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    let k = enrolled_kit(&server, FAST);
+    let ids = record_many(&k, 71, 5);
+    {
+        let db = rusqlite::Connection::open(k.dir.join("field.db")).unwrap();
+        db.execute_batch(
+            "DROP TRIGGER records_immutable;
+             UPDATE records SET name = CAST(x'ff4c49' AS TEXT) WHERE seq = 3;",
+        )
+        .unwrap();
+    }
+    let r = k.json(&["sync"]);
+    assert_eq!(r["summary"]["accepted"], 4, "{r}");
+    assert_eq!(server.ids().len(), 4);
+    assert!(!server.ids().contains(&ids[2]));
+    let (_, err) = k.fails(&["list"], 1);
+    assert!(err.contains("rusak") && err.contains("flashdisk"), "{err}");
+    let db = rusqlite::Connection::open(k.dir.join("field.db")).unwrap();
+    let (status, reason): (String, String) = db
+        .query_row(
+            "SELECT status, status_reason FROM records WHERE seq = 3",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "rejected");
+    assert!(reason.starts_with("damaged"), "{reason}");
+}

@@ -124,7 +124,13 @@ pub fn cut(
     let conn = store.conn_mut();
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(dbe)?;
-    let cut = cut_in(conn, key, device_id, limit, after_seq);
+    // A page of only damaged rows sets them aside and cuts again from the next rows.
+    let cut = loop {
+        match cut_in(conn, key, device_id, limit, after_seq) {
+            Ok((None, damaged)) if damaged > 0 => continue,
+            other => break other.map(|(batch, _)| batch),
+        }
+    };
     let restored = conn.pragma_update(None, "synchronous", "FULL");
     let batch = cut.map_err(dbe)?;
     restored.map_err(dbe)?;
@@ -137,8 +143,9 @@ fn cut_in(
     device_id: &str,
     limit: usize,
     after_seq: i64,
-) -> rusqlite::Result<Option<Batch>> {
+) -> rusqlite::Result<(Option<Batch>, usize)> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut damaged: Vec<(Vec<u8>, String)> = Vec::new();
     let records: Vec<WireRecord> = {
         let mut stmt = tx.prepare(
             "SELECT id, seq, device_id, officer, team, recorded_at, kind, village, name, sealed,
@@ -150,7 +157,7 @@ fn cut_in(
                  WHERE m.record_id = records.id AND b.state = 'open')
              ORDER BY seq LIMIT ?2",
         )?;
-        stmt.query_map(params![after_seq, limit as i64], |r| {
+        let decode = |r: &rusqlite::Row<'_>| -> rusqlite::Result<WireRecord> {
             let kind: String = r.get(6)?;
             let sealed: Vec<u8> = r.get(9)?;
             let warnings: String = r.get(12)?;
@@ -169,11 +176,39 @@ fn cut_in(
                 reason: r.get(11)?,
                 warnings: serde_json::from_str(&warnings).unwrap_or_default(),
             })
-        })
-        .and_then(|rows| rows.collect())?
+        };
+        // A row the database cannot give back as a record (a damaged file: text that is not
+        // UTF-8, a wrong type) is set aside as `rejected` with the reason `damaged`, so the
+        // good records still go; `list --status rejected` shows it.
+        let mut good = Vec::new();
+        let mut rows = stmt.query(params![after_seq, limit as i64])?;
+        while let Some(r) = rows.next()? {
+            match decode(r) {
+                Ok(w) => good.push(w),
+                Err(e) => {
+                    damaged.push((r.get_ref(0)?.as_bytes().map(|b| b.to_vec())?, e.to_string()))
+                }
+            }
+        }
+        good
     };
+    for (id, why) in &damaged {
+        tx.execute(
+            "UPDATE records SET status = 'rejected', status_reason = ?2, status_at = ?3
+             WHERE CAST(id AS BLOB) = ?1",
+            params![id, format!("damaged: {why}"), crate::timefmt::now_utc()],
+        )?;
+        tx.execute(
+            "INSERT INTO audit (at, action, detail) VALUES (?1, 'damaged', ?2)",
+            params![
+                crate::timefmt::now_utc(),
+                format!("a record cannot be read: {why}")
+            ],
+        )?;
+    }
     if records.is_empty() {
-        return Ok(None);
+        tx.commit()?;
+        return Ok((None, damaged.len()));
     }
     let (first_seq, last_seq) = (records[0].seq, records[records.len() - 1].seq);
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
@@ -219,7 +254,7 @@ fn cut_in(
         ],
     )?;
     tx.commit()?;
-    Ok(Some(Batch {
+    let batch = Batch {
         pos,
         id,
         record_count: ids.len(),
@@ -228,7 +263,8 @@ fn cut_in(
         body,
         signature,
         attempts: 0,
-    }))
+    };
+    Ok((Some(batch), damaged.len()))
 }
 
 /// Counts a failed attempt at sending a batch, in the batch row and the audit log.
