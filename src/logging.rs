@@ -1,6 +1,6 @@
 //! The log backend: one line per event on stderr, `<UTC time> <message>` for the server's own
 //! request and progress lines, `<UTC time> <LEVEL> <target>: <message>` for everything else
-//! (warnings, and the libraries' diagnostics: rustls, ureq, postgres, r2d2, tiny_http all log
+//! (warnings, and the libraries' diagnostics: rustls, ureq, postgres and r2d2 log
 //! through the `log` facade). `IKD_LOG` sets the filter in env_logger's syntax (`debug`,
 //! `warn,ikd_field=debug`, `rustls=trace`); the default is `info` for ikd-field and `warn`
 //! for the libraries.

@@ -111,7 +111,8 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
     let listen = a.listen.unwrap_or_else(|| cfg.listen.clone());
     // TLS from server.tls_cert/tls_key; plain HTTP off loopback only when allowed (warned).
     let server::listen::Listening {
-        server: srv,
+        listener,
+        tls,
         scheme,
         addr,
     } = server::listen::open(cfg, &listen, &ctx.data_dir)?;
@@ -163,7 +164,12 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
             Arc::clone(&shared.stop),
         ))
     };
-    http::run(Arc::new(srv), stores, shared);
+    http::run(listener, tls, stores, shared).map_err(|e| {
+        AppError::other(tr!(
+            "Server berhenti karena galat: {e}",
+            "The server stopped on an error: {e}"
+        ))
+    })?;
     if let Some(f) = forwarder {
         let _ = f.join();
     }

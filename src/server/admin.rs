@@ -131,41 +131,6 @@ pub fn write_export(
     Ok(n)
 }
 
-/// HTTP/1.1 chunked transfer coding over `inner`: each write is one chunk; [`Chunked::finish`]
-/// writes the last (empty) chunk, so a client can tell a complete answer from a cut one. Put a
-/// `BufWriter` in front so chunks are not tiny.
-pub struct Chunked<W: Write> {
-    inner: W,
-}
-
-impl<W: Write> Chunked<W> {
-    pub fn new(inner: W) -> Chunked<W> {
-        Chunked { inner }
-    }
-
-    pub fn finish(mut self) -> std::io::Result<W> {
-        self.inner.write_all(b"0\r\n\r\n")?;
-        self.inner.flush()?;
-        Ok(self.inner)
-    }
-}
-
-impl<W: Write> Write for Chunked<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        write!(self.inner, "{:x}\r\n", buf.len())?;
-        self.inner.write_all(buf)?;
-        self.inner.write_all(b"\r\n")?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,17 +160,6 @@ mod tests {
             "admin_unauthorized"
         );
         assert!(authorise(t, Some("Bearer rahasia-panjang-123")).is_ok());
-    }
-
-    #[test]
-    fn chunked_coding() {
-        let mut c = Chunked::new(Vec::new());
-        c.write_all(b"hello").unwrap();
-        c.write_all(b"").unwrap();
-        c.write_all(&[b'x'; 20]).unwrap();
-        let out = c.finish().unwrap();
-        let want = format!("5\r\nhello\r\n14\r\n{}\r\n0\r\n\r\n", "x".repeat(20));
-        assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 
     #[test]

@@ -1,233 +1,544 @@
-//! The transport under `super::routes`, on tiny_http: a fixed pool of worker threads, each with
-//! its own store handle (a SQLite connection, or the shared PostgreSQL pool). Bodies are refused
-//! by Content-Length before they are read and capped while reading. One log line per request.
-//! When the stop flag is set (Ctrl+C, SIGTERM), workers finish the request in hand and return.
+//! The transport under `super::routes`: HTTP/1.1 (and HTTPS) on hyper and tokio. A connection is
+//! a cheap task, so slow or hostile clients cannot starve the server of workers; the routes run
+//! on a bounded set of blocking threads, each with a store handle of its own (a SQLite
+//! connection, or the shared PostgreSQL pool), only once a request's head is in.
+//!
+//! What a client can hold, and for how long:
+//! - connections: at most [`MAX_CONNECTIONS`] in all and [`MAX_PER_ADDRESS`] from one address
+//!   (past that, a new one is closed at once);
+//! - a TLS handshake: [`HANDSHAKE`]; a request head: [`HEAD_TIMEOUT`] (also the idle time of a
+//!   kept-alive connection); a body: [`BODY_GRACE`] plus a second per [`MIN_BODY_RATE`] bytes,
+//!   and never more than the route's limit, refused by `Content-Length` before reading;
+//! - `Content-Length` and `Transfer-Encoding` are hyper's strict HTTP/1.1 parser's (a conflict or
+//!   a malformed length is a `400` and the connection ends); a refusal (4xx, 5xx) says
+//!   `Connection: close` and the connection closes after it, its unread body never read.
+//!
+//! One log line per request. When the stop flag is set (Ctrl+C, SIGTERM) the server stops
+//! accepting, lets requests in hand finish (a few seconds at most) and returns.
 use super::Refusal;
 use super::admin;
 use super::routes::{self, Answer, Body, Head, Method, Reply, printable};
 use super::store::Store;
 use crate::protocol::{self, ErrorCode};
-use std::sync::Arc;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tiny_http::{Header, Request, Response, Server};
 
 pub use super::routes::{Rates, Shared};
 
+/// Connections open at once, from everyone.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Connections open at once from one address (an office behind one NAT address still has
+/// room for its laptops; one client cannot take the server).
+pub const MAX_PER_ADDRESS: usize = 64;
+/// Time for a TLS handshake.
+pub const HANDSHAKE: Duration = Duration::from_secs(15);
+/// Time for a request head, and for the next one on a kept-alive connection.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(20);
 /// A body must arrive within this long plus a second per [`MIN_BODY_RATE`] bytes: a client
-/// trickling a few bytes a minute cannot hold one of the few workers for long, while a batch on
-/// a poor link (32 KB/s) has ample time.
-const BODY_GRACE: Duration = Duration::from_secs(30);
-const MIN_BODY_RATE: u64 = 1024;
-/// How often an idle worker looks at the stop flag.
+/// trickling a few bytes a minute is cut off, while a batch on a poor link (32 KB/s) has ample
+/// time.
+pub const BODY_GRACE: Duration = Duration::from_secs(30);
+pub const MIN_BODY_RATE: u64 = 1024;
+/// The longest request target (path and query) taken, and the most header bytes and headers:
+/// past them a request is `414` or `431` before anything else is done with it.
+pub const MAX_TARGET: usize = 8 * 1024;
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+pub const MAX_HEADERS: usize = 64;
+/// How long, and how much, of an unwanted body is read before a refusal (see [`linger`]).
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: u64 = 16 * 1024 * 1024;
+/// How often the accept loop looks at the stop flag.
 const POLL: Duration = Duration::from_millis(200);
 
-/// Runs `stores.len()` workers until the stop flag is set; returns when all have finished.
-pub fn run(server: Arc<Server>, stores: Vec<Store>, shared: Arc<Shared>) {
-    let workers: Vec<_> = stores
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut store)| {
-            let server = Arc::clone(&server);
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
+type ResponseBody = BoxBody<Bytes, std::io::Error>;
+
+type Job = Box<dyn FnOnce(&mut Store) + Send>;
+
+/// The worker threads, each with its own store handle. They are plain threads outside the
+/// runtime: the synchronous PostgreSQL client runs a runtime of its own, which cannot start
+/// inside another.
+struct Pool {
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// One permit per worker: a job is handed over only when a worker is free.
+    free: Arc<tokio::sync::Semaphore>,
+}
+
+impl Pool {
+    fn start(stores: Vec<Store>) -> Pool {
+        let free = Arc::new(tokio::sync::Semaphore::new(stores.len().max(1)));
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for (i, mut store) in stores.into_iter().enumerate() {
+            let rx = Arc::clone(&rx);
+            let _ = std::thread::Builder::new()
                 .name(format!("worker-{i}"))
-                .spawn(move || worker(&server, &mut store, &shared))
-        })
-        .collect();
-    for w in workers.into_iter().flatten() {
-        let _ = w.join();
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(&mut store),
+                            Err(_) => return,
+                        }
+                    }
+                });
+        }
+        Pool { jobs, free }
+    }
+
+    /// Runs `work` with a store handle on a worker thread (waiting for a free one).
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&mut Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        let permit = Arc::clone(&self.free).acquire_owned().await.ok()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |store| {
+            let _ = tx.send(work(store));
+            drop(permit);
+        });
+        self.jobs.send(job).ok()?;
+        rx.await.ok()
     }
 }
 
-fn worker(server: &Server, store: &mut Store, shared: &Shared) {
-    while !shared.stop.load(Ordering::SeqCst) {
-        match server.recv_timeout(POLL) {
-            Ok(Some(req)) => handle(store, shared, req),
-            Ok(None) => {}
-            Err(e) => {
-                log::error!("accept error: {e}");
-                std::thread::sleep(POLL);
+/// Counts connections, in all and per address.
+#[derive(Default)]
+struct Connections {
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open connection; dropping it gives its place back.
+struct Slot {
+    ip: IpAddr,
+    all: Arc<Connections>,
+}
+
+impl Connections {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let mut m = self.per_address.lock().ok()?;
+        let total: usize = m.values().sum();
+        let mine = m.entry(ip).or_insert(0);
+        if total >= MAX_CONNECTIONS || *mine >= MAX_PER_ADDRESS {
+            return None;
+        }
+        *mine += 1;
+        Some(Slot {
+            ip,
+            all: Arc::clone(self),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.all.per_address.lock()
+            && let Some(n) = m.get_mut(&self.ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
             }
         }
     }
 }
 
-fn handle(store: &mut Store, shared: &Shared, mut req: Request) {
-    let started = Instant::now();
-    let url = req.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let head = Head {
-        method: Method::parse(req.method().as_str()),
-        path: path.to_string(),
-        query: query.to_string(),
-        headers: req
-            .headers()
-            .iter()
-            .map(|h| (h.field.as_str().to_string(), h.value.as_str().to_string()))
-            .collect(),
-        remote: req.remote_addr().copied(),
-    };
-    let remote = head
-        .remote
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "-".into());
-    match routes::answer(store, shared, &head, &mut TinyBody(&mut req)) {
-        Answer::Export(format) => stream_export(store, req, format, &remote, started),
-        Answer::Reply(reply) => finish(req, reply, &remote, &head.method, &head.path, started),
+/// Serves until the stop flag is set; returns when the requests in hand have finished.
+pub fn run(
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stores: Vec<Store>,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("serve")
+        .build()?;
+    let pool = Arc::new(Pool::start(stores));
+    runtime.block_on(accept_loop(listener, tls, pool, shared))
+}
+
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    pool: Arc<Pool>,
+    shared: Arc<Shared>,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let connections = Arc::new(Connections::default());
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    while !shared.stop.load(Ordering::SeqCst) {
+        let (stream, remote) = match tokio::time::timeout(POLL, listener.accept()).await {
+            Err(_) => continue,
+            Ok(Err(e)) => {
+                log::error!("accept error: {e}");
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            Ok(Ok(c)) => c,
+        };
+        let Some(slot) = connections.take(remote.ip()) else {
+            log::warn!("{remote} refused: too many connections from that address");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (pool, shared, acceptor) = (Arc::clone(&pool), Arc::clone(&shared), acceptor.clone());
+        let permit = Arc::clone(&in_flight).acquire_owned().await.ok();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _permit = permit;
+            match acceptor {
+                Some(a) => match tokio::time::timeout(HANDSHAKE, a.accept(stream)).await {
+                    Ok(Ok(tls)) => serve_connection(TokioIo::new(tls), remote, pool, shared).await,
+                    Ok(Err(e)) => log::info!("{remote} TLS handshake failed: {e}"),
+                    Err(_) => log::info!("{remote} TLS handshake timed out"),
+                },
+                None => serve_connection(TokioIo::new(stream), remote, pool, shared).await,
+            }
+        });
+    }
+    // Stopping: the requests in hand finish (their connections close after them).
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        in_flight.acquire_many(MAX_CONNECTIONS as u32),
+    )
+    .await;
+    Ok(())
+}
+
+async fn serve_connection<I>(io: I, remote: SocketAddr, pool: Arc<Pool>, shared: Arc<Shared>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let stop = Arc::clone(&shared.stop);
+    let service = hyper::service::service_fn(move |req| {
+        let (pool, shared) = (Arc::clone(&pool), Arc::clone(&shared));
+        async move { Ok::<_, std::convert::Infallible>(handle(req, remote, pool, shared).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(64 * 1024)
+        .keep_alive(!stop.load(Ordering::SeqCst))
+        .serve_connection(io, service);
+    if let Err(e) = conn.await {
+        log::debug!("{remote} connection ended: {e}");
     }
 }
 
-/// Sends `reply` and writes the request's log line.
-fn finish(req: Request, reply: Reply, remote: &str, method: &Method, path: &str, started: Instant) {
-    let len = reply.body.len();
-    // Always a Content-Length (the answer is in memory), never chunked.
-    let mut resp = Response::from_data(reply.body)
-        .with_status_code(reply.status)
-        .with_chunked_threshold(usize::MAX);
-    if let Ok(h) = Header::from_bytes("Content-Type", reply.content_type) {
-        resp.add_header(h);
+async fn handle(
+    req: hyper::Request<Incoming>,
+    remote: SocketAddr,
+    pool: Arc<Pool>,
+    shared: Arc<Shared>,
+) -> hyper::Response<ResponseBody> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let header_bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let too_large = if target > MAX_TARGET {
+        Some((414, "the request target is too long"))
+    } else if header_bytes > MAX_HEADER_BYTES || parts.headers.len() > MAX_HEADERS {
+        Some((431, "the request head is too large"))
+    } else {
+        None
+    };
+    if let Some((status, why)) = too_large {
+        let reply = Reply::refused(Refusal::new(status, ErrorCode::BadRequest, why));
+        let method = Method::parse(parts.method.as_str());
+        return respond(reply, &remote.to_string(), &method, "-", started);
     }
-    for (name, value) in &reply.headers {
-        if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            resp.add_header(h);
+    let head = Head {
+        method: Method::parse(parts.method.as_str()),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        remote: Some(remote),
+    };
+    let length = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let runtime = tokio::runtime::Handle::current();
+    let route_head = head.clone();
+    let route_shared = Arc::clone(&shared);
+    let (answer, unread) = pool
+        .run(move |store| {
+            let mut body = HyperBody {
+                body: Some(body),
+                length,
+                runtime,
+            };
+            let answer = routes::answer(store, &route_shared, &route_head, &mut body);
+            (answer, body.body.take())
+        })
+        .await
+        .unwrap_or_else(|| {
+            let refused = Reply::refused(Refusal::internal("no worker"));
+            (Answer::Reply(refused), None)
+        });
+    let remote = remote.to_string();
+    match answer {
+        Answer::Reply(reply) => {
+            if reply.status >= 400
+                && let Some(body) = unread
+            {
+                linger(body).await;
+            }
+            respond(reply, &remote, &head.method, &head.path, started)
+        }
+        Answer::Export(format) => export(pool, format, remote, started).await,
+    }
+}
+
+/// Before refusing a request whose body was not read (too large, unknown device…), reads and
+/// drops what the client is still sending, for [`LINGER`] at most and [`LINGER_BYTES`] at most,
+/// so that it can read the refusal (closing on unread data resets the connection, and the
+/// client would only see a broken pipe). Then the connection closes.
+async fn linger(mut body: Incoming) {
+    let until = tokio::time::Instant::now() + LINGER;
+    let mut seen = 0u64;
+    while seen < LINGER_BYTES {
+        match tokio::time::timeout_at(until, body.frame()).await {
+            Ok(Some(Ok(f))) => seen += f.data_ref().map_or(0, |d| d.len() as u64),
+            _ => break,
         }
     }
-    if let Some(sig) = &reply.signature
-        && let Ok(h) = Header::from_bytes(protocol::H_SIGNATURE, sig.as_bytes())
-    {
-        resp.add_header(h);
+}
+
+/// The request body, read on a blocking thread through the runtime.
+struct HyperBody {
+    body: Option<Incoming>,
+    /// `Content-Length` as sent.
+    length: Option<u64>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Body for HyperBody {
+    fn read(&mut self, max: u64) -> Result<Vec<u8>, Refusal> {
+        let Some(len) = self.length else {
+            return Err(Refusal::new(
+                411,
+                ErrorCode::LengthRequired,
+                "send the body with a Content-Length",
+            ));
+        };
+        if len > max {
+            return Err(Refusal::new(
+                413,
+                ErrorCode::BodyTooLarge,
+                format!(
+                    "the body is {len} bytes; at most {max} are accepted; send smaller batches"
+                ),
+            ));
+        }
+        let Some(mut body) = self.body.take() else {
+            return Err(Refusal::new(
+                400,
+                ErrorCode::BadRequest,
+                "the body was read already",
+            ));
+        };
+        let deadline =
+            tokio::time::Instant::now() + BODY_GRACE + Duration::from_secs(len / MIN_BODY_RATE);
+        self.runtime.block_on(async move {
+            let mut out = Vec::with_capacity(len as usize);
+            loop {
+                let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                    Err(_) => {
+                        return Err(Refusal::new(
+                            400,
+                            ErrorCode::IncompleteBody,
+                            format!(
+                                "the body came too slowly ({} of {len} bytes); send it again",
+                                out.len()
+                            ),
+                        ));
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => {
+                        return Err(Refusal::new(
+                            400,
+                            ErrorCode::IncompleteBody,
+                            format!("reading the body failed: {e}"),
+                        ));
+                    }
+                    Ok(Some(Ok(f))) => f,
+                };
+                if let Ok(data) = frame.into_data() {
+                    if out.len() as u64 + data.len() as u64 > len {
+                        return Err(Refusal::new(
+                            400,
+                            ErrorCode::BadRequest,
+                            "the body is longer than its Content-Length",
+                        ));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+            if out.len() as u64 != len {
+                return Err(Refusal::new(
+                    400,
+                    ErrorCode::IncompleteBody,
+                    format!("the body ended after {} of {len} bytes", out.len()),
+                ));
+            }
+            Ok(out)
+        })
     }
-    if reply.status >= 400
-        && let Ok(h) = Header::from_bytes("Connection", "close")
-    {
-        resp.add_header(h);
+}
+
+/// The response for `reply`, and the request's log line.
+fn respond(
+    reply: Reply,
+    remote: &str,
+    method: &Method,
+    path: &str,
+    started: Instant,
+) -> hyper::Response<ResponseBody> {
+    let len = reply.body.len();
+    let mut b = hyper::Response::builder()
+        .status(reply.status)
+        .header(hyper::header::CONTENT_TYPE, reply.content_type);
+    for (name, value) in &reply.headers {
+        b = b.header(*name, value.as_str());
     }
-    let sent = req.respond(resp);
+    if let Some(sig) = &reply.signature {
+        b = b.header(protocol::H_SIGNATURE, sig.as_str());
+    }
+    if reply.status >= 400 {
+        // The connection ends after a refusal: its unread body is never read.
+        b = b.header(hyper::header::CONNECTION, "close");
+    }
     log::info!(
-        "{remote} {method} {} {} {len}B {}ms{}{}{}",
+        "{remote} {method} {} {} {len}B {}ms{}{}",
         printable(path),
         reply.status,
         started.elapsed().as_millis(),
         if reply.note.is_empty() { "" } else { " " },
         printable(&reply.note),
-        match sent {
-            Ok(()) => String::new(),
-            Err(e) => format!(" (answer not delivered: {e})"),
-        }
     );
+    let body = Full::new(Bytes::from(reply.body))
+        .map_err(|never| match never {})
+        .boxed();
+    b.body(body).unwrap_or_else(|e| {
+        log::error!("response: {e}");
+        hyper::Response::new(
+            Full::new(Bytes::new())
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+    })
 }
 
-/// `GET /v1/admin/export`: every record as it is read from the database, in chunked transfer
-/// coding (HTTP/1.1; HTTP/1.0 gets the body until the connection closes). A failure half-way
-/// ends the connection without the last chunk, so the client sees a cut answer, never a short
-/// one that looks complete.
-fn stream_export(
-    store: &Store,
-    req: Request,
+/// `GET /v1/admin/export`: every record as it is read from the database, streamed (chunked
+/// transfer coding). A failure half-way ends the connection without the last chunk, so the
+/// client sees a cut answer, never a short one that looks complete.
+async fn export(
+    pool: Arc<Pool>,
     format: admin::ExportFormat,
-    remote: &str,
+    remote: String,
     started: Instant,
-) {
-    use std::io::Write;
-    let chunked = *req.http_version() >= (1, 1);
-    let path = admin::PATH_EXPORT;
-    let mut raw = req.into_writer();
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n{}\r\n",
-        format.content_type(),
-        if chunked {
-            "Transfer-Encoding: chunked\r\n"
-        } else {
-            ""
-        }
-    );
-    let result = raw
-        .write_all(head.as_bytes())
-        .map_err(|e| e.to_string())
-        .and_then(|()| {
-            if chunked {
+) -> hyper::Response<ResponseBody> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(8);
+    let content_type = format.content_type();
+    tokio::spawn(async move {
+        let done = pool
+            .run(move |store| {
                 let mut w =
-                    std::io::BufWriter::with_capacity(64 * 1024, admin::Chunked::new(&mut raw));
+                    std::io::BufWriter::with_capacity(64 * 1024, ChannelWriter { tx: tx.clone() });
                 let n = admin::write_export(store, format, &mut w).map_err(|e| e.message)?;
-                let c = w.into_inner().map_err(|e| e.error().to_string())?;
-                c.finish().map_err(|e| e.to_string())?;
-                Ok(n)
-            } else {
-                let mut w = std::io::BufWriter::with_capacity(64 * 1024, &mut raw);
-                admin::write_export(store, format, &mut w).map_err(|e| e.message)
-            }
-        });
-    log::info!(
-        "{remote} GET {path} 200 - {}ms {}",
-        started.elapsed().as_millis(),
-        match result {
-            Ok(n) => format!("exported {n} records"),
-            Err(e) => format!("export cut off: {}", printable(&e)),
+                std::io::Write::flush(&mut w).map_err(|e| e.to_string())?;
+                Ok::<usize, String>(n)
+            })
+            .await;
+        let path = admin::PATH_EXPORT;
+        match done {
+            Some(Ok(n)) => log::info!(
+                "{remote} GET {path} 200 - {}ms exported {n} records",
+                started.elapsed().as_millis()
+            ),
+            other => log::warn!(
+                "{remote} GET {path} 200 - {}ms export cut off: {}",
+                started.elapsed().as_millis(),
+                printable(&match other {
+                    Some(Err(e)) => e,
+                    _ => "no worker".into(),
+                })
+            ),
         }
-    );
+    });
+    let body = StreamBody::new(ReceiverStream(rx)).boxed();
+    hyper::Response::builder()
+        .status(200)
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .header(hyper::header::CACHE_CONTROL, "no-store")
+        .header("X-Content-Type-Options", "nosniff")
+        .body(body)
+        .unwrap_or_else(|_| {
+            hyper::Response::new(
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed(),
+            )
+        })
 }
 
-/// Reads a body of at most `max` bytes: refused by its Content-Length before reading, and
-/// never more than `max` bytes read whatever the client sends.
-struct TinyBody<'a>(&'a mut Request);
+/// Bytes written by the export's blocking thread, sent to the response body as they come.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
+}
 
-impl Body for TinyBody<'_> {
-    fn read(&mut self, max: u64) -> Result<Vec<u8>, Refusal> {
-        read_body(self.0, max)
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Frame::data(Bytes::copy_from_slice(buf))))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
-fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, Refusal> {
-    let Some(len) = req.body_length() else {
-        return Err(Refusal::new(
-            411,
-            ErrorCode::LengthRequired,
-            "send the body with a Content-Length",
-        ));
-    };
-    if len as u64 > max {
-        return Err(Refusal::new(
-            413,
-            ErrorCode::BodyTooLarge,
-            format!("the body is {len} bytes; at most {max} are accepted; send smaller batches"),
-        ));
+/// A tokio receiver as a `Stream` of body frames.
+struct ReceiverStream(tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>);
+
+impl futures_core::Stream for ReceiverStream {
+    type Item = Result<Frame<Bytes>, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
     }
-    let mut body = Vec::with_capacity(len);
-    let deadline = Instant::now() + BODY_GRACE + Duration::from_secs(len as u64 / MIN_BODY_RATE);
-    let reader = req.as_reader();
-    let mut buf = [0u8; 16 * 1024];
-    while body.len() < len {
-        if Instant::now() > deadline {
-            return Err(Refusal::new(
-                400,
-                ErrorCode::IncompleteBody,
-                format!(
-                    "the body came too slowly ({} of {len} bytes); send it again",
-                    body.len()
-                ),
-            ));
-        }
-        let want = buf.len().min(len - body.len());
-        match reader.read(&mut buf[..want]) {
-            Ok(0) => break,
-            Ok(n) => body.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(Refusal::new(
-                    400,
-                    ErrorCode::IncompleteBody,
-                    format!("reading the body failed: {e}"),
-                ));
-            }
-        }
-    }
-    if body.len() != len {
-        return Err(Refusal::new(
-            400,
-            ErrorCode::IncompleteBody,
-            format!("the body ended after {} of {len} bytes", body.len()),
-        ));
-    }
-    Ok(body)
 }

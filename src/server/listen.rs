@@ -1,5 +1,5 @@
-//! Opening `serve`'s socket: HTTPS with `server.tls_cert` / `server.tls_key` (rustls 0.23 in the
-//! vendored tiny_http), or plain HTTP. Plain HTTP is allowed on a loopback address (tests, the
+//! Opening `serve`'s socket: HTTPS with `server.tls_cert` / `server.tls_key` (rustls with ring, the
+//! client's TLS stack too), or plain HTTP. Plain HTTP is allowed on a loopback address (tests, the
 //! demo, a reverse proxy on the same machine); on any other address only with
 //! `server.allow_plain_http = true` (a TLS reverse proxy in front), and then with a warning.
 use crate::config::ServerConfig;
@@ -7,10 +7,13 @@ use crate::error::{AppError, Kind};
 use crate::tr;
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The open socket and how to reach it.
 pub struct Listening {
-    pub server: tiny_http::Server,
+    pub listener: std::net::TcpListener,
+    /// The TLS configuration with `server.tls_cert` / `tls_key`; `None` for plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// `https` or `http`.
     pub scheme: &'static str,
     /// `IP:PORT` actually bound (a port of 0 resolved).
@@ -35,19 +38,10 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
     let addrs: Vec<_> = listen.to_socket_addrs().map_err(|e| cannot(&e))?.collect();
     let loopback = !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback());
     let tls = cfg.tls_cert.is_some();
-    let server = if tls {
+    let tls_config = if tls {
         let (certificate, private_key) = read_pair(cfg, data_dir)?;
-        tiny_http::Server::https(
-            &addrs[..],
-            tiny_http::SslConfig {
-                certificate,
-                private_key,
-            },
-        )
-        .map_err(|e| {
-            if e.is::<std::io::Error>() {
-                cannot(&e)
-            } else {
+        let config = server_tls(&certificate, &private_key).map_err(|e| {
+            {
                 AppError::usage(tr!(
                     "Sertifikat TLS (server.tls_cert / tls_key) tidak bisa dipakai: {e}",
                     "The TLS certificate (server.tls_cert / tls_key) cannot be used: {e}"
@@ -57,7 +51,8 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
                     "tls_cert: the PEM certificate chain (server certificate first); tls_key: its private key in PEM, without a passphrase. They must belong together."
                 ))
             }
-        })?
+        })?;
+        Some(Arc::new(config))
     } else {
         if !loopback && !cfg.allow_plain_http {
             return Err(AppError::usage(tr!(
@@ -69,8 +64,9 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
                 "Set server.tls_cert and server.tls_key in config.toml (HTTPS). Behind the office's TLS reverse proxy, set server.allow_plain_http = true. To try it on this machine: --listen 127.0.0.1:8080."
             )));
         }
-        tiny_http::Server::http(&addrs[..]).map_err(|e| cannot(&e))?
+        None
     };
+    let listener = std::net::TcpListener::bind(&addrs[..]).map_err(|e| cannot(&e))?;
     if !tls && !loopback {
         eprintln!(
             "{}",
@@ -80,16 +76,39 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
             )
         );
     }
-    let addr = server
-        .server_addr()
-        .to_ip()
+    let addr = listener
+        .local_addr()
         .map(|a| a.to_string())
-        .unwrap_or_else(|| listen.to_string());
+        .unwrap_or_else(|_| listen.to_string());
     Ok(Listening {
-        server,
+        listener,
+        tls: tls_config,
         scheme: if tls { "https" } else { "http" },
         addr,
     })
+}
+
+/// A rustls server configuration from a PEM certificate chain and its PEM private key
+/// (HTTP/1.1 only, the safe default protocol versions, ring).
+fn server_tls(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls_cert: {e:?}"))?;
+    if certs.is_empty() {
+        return Err("tls_cert: no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("tls_key: {e:?}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// Reads the certificate chain and key files named in `cfg`.

@@ -1,6 +1,7 @@
 //! The district server: `store` (SQLite or PostgreSQL, through `db`), `enrol` (one-time tokens, devices), `ingest` (signed
-//! batches, one transaction each), `activated` (hashed NIK prefixes for field warnings), `http`
-//! (tiny_http with a fixed pool of worker threads).
+//! batches, one transaction each), `activated` (hashed NIK prefixes for field warnings), `routes`
+//! (every route, independent of the HTTP library) on `http` (hyper on tokio; the routes run on a
+//! fixed pool of worker threads, each with its store handle).
 //! `server import` and `POST /v1/batches` share the same ingest path. The dashboard: `coverage`
 //! (the one aggregation behind the pages and `server report`), `targets` (the targets CSV),
 //! `dashboard` (HTML pages for GET paths outside `/v1/`), `fill` (synthetic data for tests and
