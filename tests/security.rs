@@ -597,3 +597,144 @@ fn conflict_page_guessing_is_limited_like_the_admin_api() {
     // Aggregates need no token and are not locked.
     assert_eq!(call("GET", &srv.url, "/", None, None).0, 200);
 }
+
+/// A batch from a device the server does not know is refused from its headers, before its body:
+/// a client announcing 8 MiB and sending nothing is answered at once (it used to hold a worker
+/// until the body deadline).
+#[test]
+fn an_unknown_device_is_refused_before_its_body() {
+    let srv = Server::start();
+    let head = format!(
+        "POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n{}: 0123456789abcdef\r\n{}: b1\r\n{}: AAAA\r\n\r\n",
+        ikd_field::protocol::H_DEVICE,
+        ikd_field::protocol::H_BATCH,
+        ikd_field::protocol::H_SIGNATURE
+    );
+    // Well inside the 30 s the old server waited for the body.
+    let answer = raw_http(&srv.addr, head.as_bytes(), Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
+    assert!(answer.contains("device_unknown"), "{answer}");
+}
+
+/// A device's rate limit is spent only by requests signed by that device: a stranger posting
+/// under a laptop's device id (shown on the public dashboard) with no valid signature is refused
+/// and counted against its own address, and the laptop's next batch goes through.
+#[test]
+fn a_device_rate_limit_cannot_be_spent_by_someone_else() {
+    let srv = Server::start_with_config(&format!(
+        "{}device_requests_per_minute = 1\ndevice_burst = 2\n",
+        util::server::TEST_CONFIG
+    ));
+    let mut laptop = TestDevice::enrolled(&srv);
+    let mut stranger = TestDevice::new();
+    stranger.id = laptop.id.clone();
+    let people = ikd_field::synth::citizens(34, "1702", 2);
+    for _ in 0..6 {
+        let forged = stranger.record(&people[0]);
+        let r = stranger.batch(&[forged]).send(&srv.url).unwrap();
+        assert_eq!((r.status, r.code()), (401, "bad_signature".to_string()));
+    }
+    let own = laptop.record(&people[1]);
+    let answer = laptop.batch(&[own]).send_ok(&srv);
+    assert_eq!(answer["summary"]["accepted"], 1);
+}
+
+/// Slow clients hold no worker: a dozen connections announcing a huge body on a dashboard path
+/// and then trickling a byte a second are answered and closed (their body never read) while
+/// health checks and a real batch go through.
+#[test]
+fn trickling_clients_do_not_freeze_the_server() {
+    use std::io::{Read, Write};
+    let srv = Server::start();
+    let addr = srv.addr.clone();
+    let trickers: Vec<_> = (0..12)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+                s.write_all(b"GET /favicon.ico HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n")
+                    .unwrap();
+                for _ in 0..5 {
+                    if s.write_all(b"x").is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                let mut answer = Vec::new();
+                let _ = s.read_to_end(&mut answer);
+                String::from_utf8_lossy(&answer).into_owned()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..10 {
+        assert_eq!(http_get_status(&srv.url), 200);
+    }
+    let mut d = TestDevice::enrolled(&srv);
+    let r = d.record(&ikd_field::synth::citizens(35, "1702", 1)[0]);
+    assert_eq!(d.batch(&[r]).send_ok(&srv)["summary"]["accepted"], 1);
+    for t in trickers {
+        let answer = t.join().unwrap();
+        // Answered (the dashboard's favicon) and closed: the read above saw the end.
+        assert!(answer.starts_with("HTTP/1.1 204"), "{answer:?}");
+    }
+}
+
+fn http_get_status(url: &str) -> u16 {
+    util::server::http_get(url, ikd_field::protocol::PATH_HEALTH)
+        .map(|(s, _)| s)
+        .unwrap_or(0)
+}
+
+/// One address cannot take every connection: past its share, its new connections are closed at
+/// once, while a client from another address (127.0.0.2 here) is still served.
+#[test]
+fn one_address_cannot_take_every_connection() {
+    use std::io::{Read, Write};
+    let srv = Server::start();
+    let held: Vec<std::net::TcpStream> = (0..80)
+        .map(|_| std::net::TcpStream::connect(&srv.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The last ones from this address were closed by the server without an answer.
+    let mut closed = 0;
+    for s in &held[70..] {
+        let mut s = s.try_clone().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 16];
+        if matches!(s.read(&mut buf), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed, 10,
+        "connections past the per-address share are closed"
+    );
+    // Another address is served.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let mut other = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        socket
+            .connect(srv.addr.parse().unwrap())
+            .await
+            .unwrap()
+            .into_std()
+            .unwrap()
+    });
+    other.set_nonblocking(false).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    other
+        .write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = other.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    drop(held);
+}

@@ -251,12 +251,16 @@ fn route(
             format!("{path} takes {allowed}"),
         ));
     }
-    // Rate limits, before any body is read.
+    // Rate limits, before any body is read. A device's allowance is only looked at here; it is
+    // spent once the request proves to be the device's (signed_by_device), so requests carrying
+    // a victim's device id cannot use up the victim's allowance. Failed proofs count against
+    // the sender's address.
     let limit = match path {
         protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => shared
             .rates
             .device
-            .take(req.header(protocol::H_DEVICE).unwrap_or("")),
+            .check(req.header(protocol::H_DEVICE).unwrap_or(""))
+            .and_then(|()| shared.rates.address.check(&req.client_ip())),
         // Only refused enrolments (wrong tokens) count: a district enrolling fifty laptops
         // behind one office address is not slowed down, guessing is.
         protocol::PATH_ENROL => shared.rates.address.check(&req.client_ip()),
@@ -427,13 +431,75 @@ fn enrol_route(store: &mut Store, shared: &Shared, body: &mut dyn Body) -> Resul
     Ok(r)
 }
 
+/// The body of a request a device signs (a batch, the activated list), read only once the
+/// device is known and not revoked (so a stranger's body is never waited for), and returned
+/// only when `X-Ikd-Signature` is the device's signature of it; then the device's allowance is
+/// spent. A refusal here counts against the sender's address.
+fn signed_by_device(
+    store: &Store,
+    shared: &Shared,
+    req: &Head,
+    body: &mut dyn Body,
+    max: u64,
+) -> Result<Vec<u8>, Refusal> {
+    let device = req.header(protocol::H_DEVICE).unwrap_or("");
+    // Kept in the (bounded) refusal log, as ingest's refusals are.
+    let note = |r: &Refusal| {
+        let batch = req
+            .header(protocol::H_BATCH)
+            .filter(|b| !b.is_empty() && b.len() <= 64);
+        let dev = Some(device).filter(|d| !d.is_empty() && d.len() <= 64);
+        store.note_reject(dev, batch, None, r.code.as_str(), &r.message);
+    };
+    let refused = |r: Refusal| {
+        let _ = shared.rates.address.take(&req.client_ip());
+        note(&r);
+        r
+    };
+    let known = store
+        .device_key(device)
+        .map_err(|e| Refusal::internal(e.message))?;
+    let Some((public_hex, revoked_at)) = known else {
+        return Err(refused(Refusal::new(
+            401,
+            ErrorCode::DeviceUnknown,
+            "this device is not enrolled here; enrol it with a token from the district admin",
+        )));
+    };
+    if let Some(at) = revoked_at {
+        let r = Refusal::new(
+            403,
+            ErrorCode::DeviceRevoked,
+            format!("this device was revoked by the district admin at {at}"),
+        );
+        note(&r);
+        return Err(r);
+    }
+    let bytes = body.read(max)?;
+    let signature = B64
+        .decode(req.header(protocol::H_SIGNATURE).unwrap_or("").trim())
+        .unwrap_or_default();
+    let signed = crate::crypto::parse_public_hex(&public_hex).is_some_and(|public| {
+        crate::crypto::verify(&public, &protocol::signed_digest(&bytes), &signature)
+    });
+    if !signed {
+        return Err(refused(Refusal::new(
+            401,
+            ErrorCode::BadSignature,
+            "the signature is missing or does not match the body",
+        )));
+    }
+    shared.rates.device.take(device).map_err(rate_limited)?;
+    Ok(bytes)
+}
+
 fn batch_route(
     store: &mut Store,
     shared: &Shared,
     req: &Head,
     body: &mut dyn Body,
 ) -> Result<Reply, Refusal> {
-    let body = body.read(shared.limits.max_body_bytes)?;
+    let body = signed_by_device(store, shared, req, body, shared.limits.max_body_bytes)?;
     let header = |name: &'static str| req.header(name).unwrap_or_default().to_string();
     let (device, batch, signature) = (
         header(protocol::H_DEVICE),
@@ -491,7 +557,7 @@ fn activated_route(
     req: &Head,
     body: &mut dyn Body,
 ) -> Result<Reply, Refusal> {
-    let body = body.read(MAX_ENROL_BYTES)?;
+    let body = signed_by_device(store, shared, req, body, MAX_ENROL_BYTES)?;
     let header = |name: &'static str| req.header(name).unwrap_or_default().to_string();
     let device = header(protocol::H_DEVICE);
     let a = activated::answer(
