@@ -738,3 +738,46 @@ fn one_address_cannot_take_every_connection() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     drop(held);
 }
+
+/// Request smuggling inputs (what a connection-reusing proxy could read differently) are
+/// refused and end the connection, and a GET with a chunked body is one request with one answer:
+/// the body is never read as a second request.
+#[test]
+fn ambiguous_lengths_are_refused_and_one_request_gets_one_answer() {
+    use std::io::{Read, Write};
+    let srv = Server::start();
+    let exchange = |raw: &str| {
+        let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let post =
+        |headers: &str| format!("POST /v1/enrol HTTP/1.1\r\nHost: x\r\n{headers}\r\n{{\"a\":1}}");
+    for bad in [
+        "Content-Length: 7\r\nContent-Length: 8\r\n",
+        "Content-Length: 7, 8\r\n",
+        "Content-Length: 7\r\nTransfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: chunked, identity\r\n",
+    ] {
+        let answer = exchange(&post(bad));
+        assert!(answer.starts_with("HTTP/1.1 4"), "{bad:?}: {answer:?}");
+        assert_eq!(
+            answer.matches("HTTP/1.1 ").count(),
+            1,
+            "{bad:?}: {answer:?}"
+        );
+    }
+    // A chunked body on a GET, whose bytes look like a second request: one answer only.
+    let hidden = "GET /v1/admin/stats HTTP/1.1\r\nHost: x\r\n\r\n";
+    let smuggle = format!(
+        "GET /v1/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{hidden}\r\n0\r\n\r\n",
+        hidden.len()
+    );
+    let answer = exchange(&smuggle);
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer:?}");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert_eq!(http_get_status(&srv.url), 200);
+}
