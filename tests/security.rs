@@ -133,20 +133,8 @@ fn admin_endpoints_need_the_admin_token() {
 
     // Guessing: once an address has spent its allowance of wrong tokens, every admin request
     // from it is 429, the right token too, so a right guess does not stand out.
-    let guarded = Server::start_with_config(&format!(
-        "{}admin_token = \"{TOKEN}\"\naddress_requests_per_minute = 1\naddress_burst = 2\n",
-        util::server::TEST_CONFIG
-    ));
-    let statuses: Vec<u16> = [
-        Some("salah-1"),
-        Some("salah-2"),
-        Some("salah-3"),
-        Some(TOKEN),
-    ]
-    .into_iter()
-    .map(|t| call("GET", &guarded.url, "/v1/admin/stats", t, None).0)
-    .collect();
-    assert_eq!(statuses, [401, 401, 429, 429]);
+    let guarded = guarded_server();
+    assert_eq!(guesses(&guarded, "/v1/admin/stats"), [401, 401, 429, 429]);
 
     // Without a configured token the admin API does not exist, whatever the request says.
     let open = Server::start();
@@ -570,25 +558,34 @@ fn a_batch_id_taken_by_another_device_does_not_block_the_laptop() {
     assert_eq!(srv.stats()["activations_live"], 2);
 }
 
-/// Wrong admin tokens on the dashboard's conflict page count against the address as they do on
-/// the admin API, and once the address is locked the right token is refused there too (a right
-/// guess does not stand out); a request without a token still gets the public pages.
-#[test]
-fn conflict_page_guessing_is_limited_like_the_admin_api() {
-    let srv = Server::start_with_config(&format!(
+/// A server with an admin token and an allowance of two wrong guesses per address.
+fn guarded_server() -> Server {
+    Server::start_with_config(&format!(
         "{}admin_token = \"{TOKEN}\"\naddress_requests_per_minute = 1\naddress_burst = 2\n",
         util::server::TEST_CONFIG
-    ));
-    let statuses: Vec<u16> = [
+    ))
+}
+
+/// Three wrong tokens then the right one on `path`: the statuses.
+fn guesses(srv: &Server, path: &str) -> Vec<u16> {
+    [
         Some("salah-1"),
         Some("salah-2"),
         Some("salah-3"),
         Some(TOKEN),
     ]
     .into_iter()
-    .map(|t| call("GET", &srv.url, "/konflik", t, None).0)
-    .collect();
-    assert_eq!(statuses, [401, 401, 429, 429]);
+    .map(|t| call("GET", &srv.url, path, t, None).0)
+    .collect()
+}
+
+/// Wrong admin tokens on the dashboard's conflict page count against the address as they do on
+/// the admin API, and once the address is locked the right token is refused there too (a right
+/// guess does not stand out); a request without a token still gets the public pages.
+#[test]
+fn conflict_page_guessing_is_limited_like_the_admin_api() {
+    let srv = guarded_server();
+    assert_eq!(guesses(&srv, "/konflik"), [401, 401, 429, 429]);
     // The admin API shares the lock.
     assert_eq!(
         call("GET", &srv.url, "/v1/admin/stats", Some(TOKEN), None).0,
