@@ -20,30 +20,43 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Siapkan folder data perangkat ini / set up this device's data directory
+    #[command(visible_alias = "siapkan")]
     Init(commands::field::InitArgs),
     /// Catat satu aktivasi IKD / record one IKD activation
+    #[command(visible_alias = "catat")]
     Record(commands::record::RecordArgs),
     /// Daftar catatan / list records
+    #[command(visible_alias = "daftar")]
     List(commands::field::ListArgs),
     /// Tampilkan satu catatan / show one record
+    #[command(visible_alias = "lihat")]
     Show(commands::field::ShowArgs),
     /// Batalkan catatan (catatan baru yang membatalkan) / void a record (a new cancelling record)
+    #[command(visible_alias = "batal")]
     Void(commands::field::VoidArgs),
     /// Ringkasan: jumlah per status, hari ini, per desa / summary counts
+    #[command(visible_alias = "ringkasan")]
     Status,
     /// Ekspor semua catatan / export every record
+    #[command(visible_alias = "ekspor")]
     Export(commands::field::ExportArgs),
     /// Hapus catatan yang sudah diterima server (masa simpan) / purge acknowledged records
+    #[command(visible_alias = "bersihkan")]
     Purge(commands::field::PurgeArgs),
     /// Daftarkan perangkat ke server Dinas / enrol this device with the district server
+    #[command(visible_alias = "daftarkan")]
     Enrol(commands::sync::EnrolArgs),
     /// Kirim catatan ke server Dinas / send pending records to the district server
+    #[command(visible_alias = "kirim")]
     Sync(commands::sync::SyncArgs),
     /// Cetak (ulang) slip bukti aktivasi / print or reprint confirmation slips
+    #[command(visible_alias = "cetak")]
     Slip(commands::slip::SlipArgs),
     /// Periksa keaslian slip (teks IKD1: atau foto) / verify a slip (IKD1: text or a photo)
+    #[command(visible_alias = "periksa")]
     Verify(commands::verify::VerifyArgs),
     /// Id dan kunci publik perangkat ini / this device's id and public key
+    #[command(visible_alias = "perangkat")]
     Device,
     /// Uji printer termal dan simpan jenis QR-nya / test the thermal printer and keep its kind of QR
     Printer(commands::printer::PrinterArgs),

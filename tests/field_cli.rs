@@ -464,3 +464,24 @@ fn a_closed_pipe_ends_a_command_quietly() {
         assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
     }
 }
+
+/// The officer's own words work: Indonesian command names (`catat`, `daftar`, `batal`,
+/// `ringkasan`…) and the status words the list itself prints (`menunggu`).
+#[test]
+fn indonesian_command_names_and_status_words() {
+    let k = Kit::new();
+    let people = people(2);
+    let mut args = util::record_args(&people[0]);
+    args[0] = "catat";
+    k.ok(&args);
+    let listed = k.json(&["daftar", "--status", "menunggu"]);
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert_eq!(k.json(&["daftar", "--status", "Terkirim"])["count"], 0);
+    k.ok(&["batal", "1", "--reason", "salah ketik"]);
+    assert_eq!(k.json(&["ringkasan"])["by_status"]["pending"], 2);
+    let (_, err) = k.fails(&["daftar", "--status", "hilang"], 2);
+    assert!(
+        err.contains("menunggu, terkirim, konflik atau ditolak"),
+        "{err}"
+    );
+}

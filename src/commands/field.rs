@@ -114,7 +114,8 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
 
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
-    /// Saring status / filter by status: pending, synced, conflict, rejected
+    /// Saring status: menunggu, terkirim, konflik, ditolak / filter by status: pending, synced,
+    /// conflict, rejected
     #[arg(long)]
     pub status: Option<SyncStatus>,
     /// Saring kode desa / filter by village code

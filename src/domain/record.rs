@@ -129,8 +129,22 @@ impl SyncStatus {
 
 impl std::str::FromStr for SyncStatus {
     type Err = String;
+    /// The stored word or the Indonesian one that tables print (`menunggu`, `terkirim`,
+    /// `konflik`, `ditolak`), in any case.
     fn from_str(s: &str) -> Result<Self, String> {
-        SyncStatus::parse(s)
-            .ok_or_else(|| format!("'{s}': use pending, synced, conflict or rejected"))
+        let s = s.trim().to_lowercase();
+        let indonesian = match s.as_str() {
+            "menunggu" => Some(SyncStatus::Pending),
+            "terkirim" => Some(SyncStatus::Synced),
+            "konflik" => Some(SyncStatus::Conflict),
+            "ditolak" => Some(SyncStatus::Rejected),
+            _ => None,
+        };
+        indonesian.or_else(|| SyncStatus::parse(&s)).ok_or_else(|| {
+            crate::tr!(
+                "'{s}' bukan status; pakai menunggu, terkirim, konflik atau ditolak",
+                "'{s}' is not a status; use pending, synced, conflict or rejected"
+            )
+        })
     }
 }
