@@ -163,10 +163,10 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     println!(
         "{}",
         tr!(
-            "✓ Tercatat #{} — id {}",
-            "✓ Recorded #{} — id {}",
+            "✓ Tercatat #{} — {}",
+            "✓ Recorded #{} — {}",
             rec.seq,
-            rec.id
+            timefmt::local_display(&rec.recorded_at, ctx.offset())
         )
     );
     println!(
