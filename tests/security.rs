@@ -298,8 +298,19 @@ fn a_replayed_signed_answer_for_another_batch_is_refused() {
         &format!("{}\nbatch_size = 10", netfault::FAST),
     );
     let ids = netfault::record_many(&k, 71, 20);
-    let (_, err) = k.fails(&["sync", "--server", &mitm, "--lang", "en"], 5);
-    assert!(err.contains("an answer for another batch"), "{err}");
+    let (out, _) = k.fails(&["sync", "--server", &mitm, "--lang", "en", "--json"], 5);
+    // The officer reads that the answer is not the server's; the precise reason is kept for
+    // scripts.
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let reason = v["error"]["details"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("an answer for another batch"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not from the district server"),
+        "{v}"
+    );
     assert!(replayed.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     assert_eq!(netfault::local(&k, "synced").len(), 10);
     assert_eq!(netfault::local(&k, "pending").len(), 10);

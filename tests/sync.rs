@@ -509,3 +509,57 @@ fn a_damaged_row_is_set_aside_and_the_rest_syncs() {
     assert_eq!(status, "rejected");
     assert!(reason.starts_with("damaged"), "{reason}");
 }
+
+/// What the officer reads when a sync or an enrolment fails is a sentence with the next step:
+/// no HTTP status, no `os error`, no UUID, no UTC time stamp (they stay in `--json`).
+#[test]
+fn failure_messages_speak_plainly() {
+    fn machine_text(err: &str) -> Option<String> {
+        if err.contains("os error") {
+            return Some("os error".into());
+        }
+        let words: Vec<&str> = err
+            .split(|c: char| c.is_whitespace() || "(),:;".contains(c))
+            .collect();
+        for w in &words {
+            let is_status = w.len() == 3
+                && w.chars().all(|c| c.is_ascii_digit())
+                && matches!(&w[..1], "4" | "5");
+            let is_uuid = w.len() == 36 && w.matches('-').count() == 4;
+            let is_stamp = w.len() >= 20 && w.as_bytes().get(10) == Some(&b'T') && w.ends_with('Z');
+            if is_status || is_uuid || is_stamp {
+                return Some(w.to_string());
+            }
+        }
+        None
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    let a = enrolled_kit(&server, FAST);
+    let token = server.token();
+    Kit::new().ok(&["enrol", "--server", &server.url, "--token", &token]);
+    // A used token.
+    let b = Kit::new();
+    let (_, err) = b.fails(&["enrol", "--server", &server.url, "--token", &token], 1);
+    assert_eq!(machine_text(&err), None, "{err}");
+    // No server at all.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (_, err) = b.fails(&["enrol", "--server", &dead, "--token", &token], 5);
+    assert_eq!(machine_text(&err), None, "{err}");
+    record_many(&a, 81, 2);
+    let (_, err) = a.fails(&["sync", "--server", &dead], 5);
+    assert_eq!(machine_text(&err), None, "{err}");
+    assert!(err.contains("tidak ada sinyal"), "{err}");
+    // A revoked laptop.
+    let device = a.json(&["status"])["device"]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.admin_ok(&["revoke", &device]);
+    let (_, err) = a.fails(&["sync"], 1);
+    assert_eq!(machine_text(&err), None, "{err}");
+    // The precise reason is still there for scripts.
+    let out = a.run(&["sync", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["details"]["code"], "device_revoked", "{v}");
+}

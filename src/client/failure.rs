@@ -36,6 +36,28 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// What happened, in a few plain words for a person (the precise reason is its `Display`,
+    /// for logs and `--json`).
+    pub fn plain(&self) -> String {
+        match self {
+            Failure::Transient(_) => tr!(
+                "tidak ada sinyal atau server tidak menjawab",
+                "no signal, or the server does not answer"
+            ),
+            Failure::Busy(_) => tr!("server sedang sibuk", "the server is busy"),
+            Failure::RateLimited { .. } => tr!(
+                "server meminta menunggu sebentar",
+                "the server asks to wait a moment"
+            ),
+            Failure::Certificate(why) => why.clone(),
+            Failure::Unsigned(_) => tr!(
+                "jawaban bukan dari server Dinas (perlu login WiFi hotspot?)",
+                "the answer is not from the district server (a WiFi hotspot login?)"
+            ),
+            Failure::Refused { .. } => tr!("ditolak server", "refused by the server"),
+        }
+    }
+
     pub fn retryable(&self) -> bool {
         !matches!(self, Failure::Refused { .. } | Failure::Certificate(_))
     }
@@ -152,7 +174,8 @@ pub fn refusal_error(status: u16, code: &ErrorCode, message: &str) -> AppError {
             ),
         ),
     };
-    AppError::new(kind, format!("{text} ({status} {code}: {message})"))
+    // The server's code and words stay in the details (--json), not in the officer's sentence.
+    AppError::new(kind, text)
         .hint(hint)
         .details(serde_json::json!({"status": status, "code": code, "message": message}))
 }
@@ -165,18 +188,20 @@ pub fn unreachable_error(url: &str, why: &Failure, pending: i64) -> AppError {
             "The secure connection to {url} was refused: {why}."
         ),
         Failure::Unsigned(_) => tr!(
-            "Jawaban dari {url} bukan dari server Dinas ({why}).",
-            "The answer from {url} is not from the district server ({why})."
+            "Jawaban dari {url} bukan dari server Dinas: jaringan ini mungkin meminta login dulu (WiFi hotspot).",
+            "The answer from {url} is not from the district server: this network may want a login first (a WiFi hotspot)."
         ),
-        Failure::Busy(_) => tr!(
-            "Server {url} sedang sibuk atau bermasalah ({why}).",
-            "Server {url} is busy or failing ({why})."
+        Failure::Busy(_) | Failure::RateLimited { .. } => tr!(
+            "Server Dinas di {url} sedang sibuk atau bermasalah.",
+            "The district server at {url} is busy or failing."
         ),
         _ => tr!(
-            "Server {url} tidak terjangkau ({why}).",
-            "Server {url} is unreachable ({why})."
+            "Server Dinas di {url} tidak terjangkau: tidak ada sinyal, atau server sedang mati.",
+            "The district server at {url} cannot be reached: no signal, or the server is down."
         ),
     };
+    // The precise reason (`os error`, a status code) stays in --json and the details, not in
+    // the officer's sentence.
     AppError::new(
         Kind::Unreachable,
         format!(
@@ -188,6 +213,10 @@ pub fn unreachable_error(url: &str, why: &Failure, pending: i64) -> AppError {
         ),
     )
     .hint(match why {
+        Failure::Unsigned(_) => tr!(
+            "Buka browser dan login WiFi hotspot dulu, lalu jalankan lagi 'ikd-field sync'. Tidak ada yang hilang.",
+            "Open the browser and log in to the WiFi hotspot first, then run 'ikd-field sync' again. Nothing is lost."
+        ),
         Failure::Certificate(_) => tr!(
             "Periksa jam laptop. Di hotspot, masuk (login) dulu lewat browser. Jika Dinas memakai sertifikat sendiri, setel sync.ca_file ke berkas sertifikat dari admin Dinas. Jangan matikan pemeriksaan ini.",
             "Check the laptop's clock. On a hotspot, log in through the browser first. If the district uses its own certificate, set sync.ca_file to the certificate file from the district admin. Do not switch this check off."

@@ -93,9 +93,10 @@ impl std::fmt::Display for Retrying<'_> {
             wait,
             why,
         } = self;
+        let why = why.plain();
         f.write_str(&crate::tr!(
-            "percobaan {attempt}/{max} gagal ({why}); coba lagi dalam {:.1} dtk",
-            "attempt {attempt}/{max} failed ({why}); retrying in {:.1} s",
+            "percobaan {attempt}/{max} gagal ({why}); coba lagi dalam {:.1} dtk — tidak ada yang hilang",
+            "attempt {attempt}/{max} failed ({why}); retrying in {:.1} s — nothing is lost",
             wait.as_secs_f64()
         ))
     }

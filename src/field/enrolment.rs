@@ -87,20 +87,9 @@ pub fn enrol(
     // A server id given beforehand: the server must prove to be that one before the token is
     // spent (field/pin.rs); its enrolment answer is checked again below.
     if let Some(want) = expect {
-        let h = client.health().map_err(|f| {
-            AppError::new(
-                Kind::Unreachable,
-                tr!(
-                    "Server {} tidak bisa diperiksa sebelum pendaftaran: {f}. Token belum terpakai; tidak ada yang diubah.",
-                    "The server at {} could not be checked before enrolment: {f}. The token is not spent; nothing was changed.",
-                    client.base()
-                ),
-            )
-            .hint(tr!(
-                "Periksa alamat server dan sinyal, lalu ulangi perintahnya.",
-                "Check the server address and the signal, then run the command again."
-            ))
-        })?;
+        let h = client
+            .health()
+            .map_err(|f| not_enrolled(client.base(), &f))?;
         want.check_health(client.base(), &h)?;
     }
     // A district key set beforehand must be this server's, or the records sealed to it could
@@ -119,20 +108,7 @@ pub fn enrol(
     let server_public = client
         .health()
         .map(|h| h.server_public_key)
-        .map_err(|f| {
-            AppError::new(
-                Kind::Unreachable,
-                tr!(
-                    "Server {} tidak bisa dihubungi untuk pendaftaran: {f}. Token belum terpakai; tidak ada yang diubah.",
-                    "The server at {} could not be reached for enrolment: {f}. The token is not spent; nothing was changed.",
-                    client.base()
-                ),
-            )
-            .hint(tr!(
-                "Periksa alamat server dan sinyal, lalu ulangi perintahnya.",
-                "Check the server address and the signal, then run the command again."
-            ))
-        })?;
+        .map_err(|f| not_enrolled(client.base(), &f))?;
     let req = EnrolRequest::signed(
         &dd.key,
         token,
@@ -146,18 +122,7 @@ pub fn enrol(
             code,
             message,
         } => refusal_error(status, &code, &message),
-        other => AppError::new(
-            Kind::Unreachable,
-            tr!(
-                "Pendaftaran ke {} gagal: {other}. Perangkat belum terdaftar; tidak ada yang hilang.",
-                "Enrolment with {} failed: {other}. The device is not enrolled yet; nothing is lost.",
-                client.base()
-            ),
-        )
-        .hint(tr!(
-            "Periksa alamat server dan sinyal, lalu ulangi perintahnya (token belum terpakai).",
-            "Check the server address and the signal, then run the command again (the token is not spent)."
-        )),
+        other => not_enrolled(client.base(), &other),
     })?;
     if let Some(want) = expect {
         want.check_answer(client.base(), &ans, signed)?;
@@ -246,4 +211,37 @@ impl SyncState {
             ),
         }
     }
+}
+
+/// Why an enrolment did not happen, for a person: the certificate problem when that is it, a
+/// hotspot that wants a login, or no connection; the token is not spent. The precise reason is
+/// in the details (`--json`).
+fn not_enrolled(base: &str, f: &Failure) -> AppError {
+    let why = match f {
+        Failure::Certificate(why) => why.clone(),
+        other => other.plain(),
+    };
+    let hint = match f {
+        Failure::Certificate(_) => tr!(
+            "Periksa jam laptop. Jika Dinas memakai sertifikat sendiri, setel sync.ca_file ke berkas sertifikat dari admin Dinas.",
+            "Check the laptop's clock. If the district uses its own certificate, set sync.ca_file to the certificate file from the district admin."
+        ),
+        Failure::Unsigned(_) => tr!(
+            "Buka browser dan login WiFi hotspot dulu, lalu ulangi perintahnya.",
+            "Open the browser and log in to the WiFi hotspot first, then run the command again."
+        ),
+        _ => tr!(
+            "Periksa alamat server dan sinyal, lalu ulangi perintahnya.",
+            "Check the server address and the signal, then run the command again."
+        ),
+    };
+    AppError::new(
+        Kind::Unreachable,
+        tr!(
+            "Pendaftaran ke {base} belum terjadi: {why}. Token belum terpakai; perangkat belum terdaftar; tidak ada yang hilang.",
+            "Enrolment with {base} did not happen: {why}. The token is not spent; the device is not enrolled; nothing is lost."
+        ),
+    )
+    .hint(hint)
+    .details(serde_json::json!({ "reason": f.to_string(), "certificate": matches!(f, Failure::Certificate(_)) }))
 }
