@@ -167,7 +167,7 @@ fn main() {
     if let Ok(m) = std::fs::metadata(field_only) {
         let size = m.len() as f64;
         rows.push(Row {
-            what: "field-only binary size (no server; profile field: opt-level z, stripped)".into(),
+            what: "field-only binary size (no server, no photo reader; profile field: opt-level z, stripped)".into(),
             ours: format!("{:.2} MB", size / 1e6),
             baseline: "—".into(),
             ratio: "—".into(),

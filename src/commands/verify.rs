@@ -66,10 +66,17 @@ fn gather_payloads(input: &str) -> Result<scan::Scan, AppError> {
             "Gambar tidak bisa dibaca ({why}).",
             "Cannot read the image ({why})."
         ))
-        .hint(tr!(
-            "Pakai foto atau pindaian PNG/JPEG, atau teks IKD1:… dari slip.",
-            "Use a PNG/JPEG photo or scan, or the slip's IKD1:… text."
-        )),
+        .hint(if cfg!(feature = "photos") {
+            tr!(
+                "Pakai foto atau pindaian PNG/JPEG, atau teks IKD1:… dari slip.",
+                "Use a PNG/JPEG photo or scan, or the slip's IKD1:… text."
+            )
+        } else {
+            tr!(
+                "Berikan teks IKD1:… dari slip (mis. dari aplikasi pemindai QR di ponsel).",
+                "Give the slip's IKD1:… text (e.g. from a QR scanner app on a phone)."
+            )
+        }),
         ScanError::NoQr => AppError::other(tr!(
             "Tidak ada kode QR yang terbaca pada gambar.",
             "No readable QR code in the image."

@@ -6,7 +6,9 @@
 //! again; if it still does not read, it is reported, so a scan of a sheet never passes quietly
 //! with slips missing.
 use super::payload::PREFIX;
+#[cfg(feature = "photos")]
 use image::GrayImage;
+#[cfg(feature = "photos")]
 use image::imageops::{self, FilterType};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +53,24 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, ScanError> {
             });
         }
     }
-    let img = image::load_from_memory(bytes)
-        .map_err(|e| ScanError::NotImage(e.to_string()))?
-        .to_luma8();
-    scan_image(img)
+    #[cfg(feature = "photos")]
+    {
+        let img = image::load_from_memory(bytes)
+            .map_err(|e| ScanError::NotImage(e.to_string()))?
+            .to_luma8();
+        scan_image(img)
+    }
+    // The field-only build reads no images (BENCHMARKS.md, "Footprint"): a photo of a slip is
+    // checked with the full build, at the office.
+    #[cfg(not(feature = "photos"))]
+    Err(ScanError::NotImage(crate::tr!(
+        "program ini hanya membaca teks IKD1:…; periksa foto slip dengan ikd-field versi lengkap di kantor Dinas",
+        "this build reads IKD1:… text only; check a photo of a slip with the full ikd-field at the district office"
+    )))
 }
 
 /// A decoded symbol and where its centre is, in the coordinates of the image given.
+#[cfg(feature = "photos")]
 #[derive(Debug, Clone)]
 struct Hit {
     text: String,
@@ -67,6 +80,7 @@ struct Hit {
 
 /// A QR-like region: the box around the centres of its three finder patterns, and the size of
 /// one pattern (about seven modules), in the coordinates of the image given.
+#[cfg(feature = "photos")]
 #[derive(Debug, Clone, Copy)]
 struct Region {
     x0: f32,
@@ -76,6 +90,7 @@ struct Region {
     pattern: f32,
 }
 
+#[cfg(feature = "photos")]
 impl Region {
     fn contains(&self, x: f32, y: f32) -> bool {
         let m = self.pattern;
@@ -84,11 +99,13 @@ impl Region {
 }
 
 /// QR payloads in a greyscale image.
+#[cfg(feature = "photos")]
 pub fn payloads_in_image(img: GrayImage) -> Result<Vec<String>, ScanError> {
     scan_image(img).map(|s| s.payloads)
 }
 
 /// The slips in a greyscale image, and how many QR-like regions could not be read.
+#[cfg(feature = "photos")]
 pub fn scan_image(img: GrayImage) -> Result<Scan, ScanError> {
     let (hits, unread) = read_image(&img);
     if hits.is_empty() {
@@ -115,6 +132,7 @@ pub fn scan_image(img: GrayImage) -> Result<Scan, ScanError> {
 }
 
 /// Every symbol that can be read, and the number of QR-like regions that could not.
+#[cfg(feature = "photos")]
 fn read_image(img: &GrayImage) -> (Vec<Hit>, usize) {
     let (w, h) = img.dimensions();
     let mut hits = Vec::new();
@@ -153,6 +171,7 @@ fn read_image(img: &GrayImage) -> (Vec<Hit>, usize) {
 }
 
 /// Tries a cropped, enlarged copy of one region; true when it read.
+#[cfg(feature = "photos")]
 fn read_region(img: &GrayImage, r: &Region, hits: &mut Vec<Hit>) -> bool {
     // From a pattern's centre to the symbol's edge is half a pattern; then the quiet zone.
     let m = r.pattern * 1.5;
@@ -186,6 +205,7 @@ fn read_region(img: &GrayImage, r: &Region, hits: &mut Vec<Hit>) -> bool {
     false
 }
 
+#[cfg(feature = "photos")]
 fn push(hits: &mut Vec<Hit>, hit: Hit) {
     if !hits.iter().any(|h| h.text == hit.text) {
         hits.push(hit);
@@ -195,6 +215,7 @@ fn push(hits: &mut Vec<Hit>, hit: Hit) {
 /// Reads every symbol of one image whose coordinates are `scale` times the original's, as
 /// rxing's QrReader does (finder patterns, their plausible sets, a sampled grid, the decoder);
 /// adds what it read (in original coordinates) and returns the regions that did not decode.
+#[cfg(feature = "photos")]
 fn decode_image(img: &GrayImage, scale: f32, hits: &mut Vec<Hit>) -> Vec<Region> {
     use rxing::common::DetectorRXingResult;
     use rxing::qrcode::cpp_port::decoder::Decode;
@@ -254,7 +275,7 @@ fn decode_image(img: &GrayImage, scale: f32, hits: &mut Vec<Hit>) -> Vec<Region>
     regions
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "photos"))]
 mod tests {
     use super::super::testing::*;
     use super::*;
