@@ -13,8 +13,9 @@ use ikd_field::error::AppError;
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
+    /// Tanpa perintah: buka desk petugas (seperti `desk`) / no command: open the officer's desk
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -22,6 +23,13 @@ enum Command {
     /// Siapkan folder data perangkat ini / set up this device's data directory
     #[command(visible_alias = "siapkan")]
     Init(commands::field::InitArgs),
+    /// Buka desk petugas di browser (juga tanpa perintah) / open the officer's desk in the browser
+    /// (also with no command)
+    Desk(commands::desk::DeskArgs),
+    /// Ganti nama petugas (dan tim) untuk catatan berikutnya / change the officer (and team) of
+    /// the next records
+    #[command(name = "petugas", visible_alias = "officer")]
+    Officer(commands::field::OfficerArgs),
     /// Catat satu aktivasi IKD / record one IKD activation
     #[command(visible_alias = "catat")]
     Record(commands::record::RecordArgs),
@@ -76,7 +84,10 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let json = cli.global.json;
-    let result = Ctx::new(&cli.global).and_then(|ctx| match cli.command {
+    let command = cli.command.unwrap_or(Command::Desk(Default::default()));
+    let result = Ctx::new(&cli.global).and_then(|ctx| match command {
+        Command::Desk(a) => commands::desk::run(ctx, a),
+        Command::Officer(a) => commands::field::officer(&ctx, a),
         Command::Init(a) => commands::field::init(&ctx, a),
         Command::Record(a) => commands::record::record(&ctx, a),
         Command::List(a) => commands::field::list(&ctx, a),

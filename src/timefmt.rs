@@ -97,6 +97,11 @@ pub fn iso_date(d: time::Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
+/// `23-11-2026`, as dates are written in Indonesia (and on a KTP).
+pub fn id_date(d: time::Date) -> String {
+    format!("{:02}-{:02}-{:04}", d.day(), u8::from(d.month()), d.year())
+}
+
 pub fn today(offset: UtcOffset) -> time::Date {
     now().to_offset(offset).date()
 }

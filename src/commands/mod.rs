@@ -4,6 +4,7 @@
 pub mod coverage;
 #[cfg(feature = "server")]
 pub mod demo;
+pub mod desk;
 pub mod field;
 #[cfg(feature = "server")]
 pub mod forward;

@@ -46,6 +46,19 @@ pub fn escpos_options(c: &crate::config::SlipConfig) -> escpos::Options {
     }
 }
 
+/// The office name printed at the top of slips: the one set on the desk's settings page, else
+/// `[slip] office` of config.toml.
+pub const M_OFFICE: &str = "slip.office";
+
+pub fn office(ctx: &Ctx, dd: &DataDir) -> String {
+    dd.store
+        .meta(M_OFFICE)
+        .ok()
+        .flatten()
+        .filter(|o| !o.trim().is_empty())
+        .unwrap_or_else(|| ctx.config.slip.office.clone())
+}
+
 /// The columns asked for, checked against the paper (a usage error says which exist).
 pub fn check_columns(paper: Paper, columns: Option<usize>) -> Result<(), AppError> {
     escpos::layout(paper, columns)
@@ -370,7 +383,7 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
         slips.push(Slip::new(
             &stored.record,
             &dd.key,
-            &ctx.config.slip.office,
+            &office(ctx, &dd),
             ctx.offset(),
         )?);
     }
@@ -400,7 +413,7 @@ pub fn print_new(ctx: &Ctx, dd: &DataDir, stored: &Stored) -> Result<Vec<Printed
     let s = Slip::new(
         &stored.record,
         &dd.key,
-        &ctx.config.slip.office,
+        &office(ctx, dd),
         ctx.offset(),
     )?;
     let done = plan.run(ctx, dd, std::slice::from_ref(&s))?;

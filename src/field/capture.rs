@@ -122,6 +122,19 @@ impl Store {
         })?
     }
 
+    /// The live activation of `nik` on this device, if there is one (found by its keyed hash:
+    /// the laptop keeps no NIK in clear). The desk shows it before the officer types further.
+    pub fn live_activation_of(&self, nik: &str) -> Result<Option<Stored>, AppError> {
+        let Some(sealing) = &self.sealing else {
+            return Ok(None);
+        };
+        let tag = crate::seal::nik_tag(&sealing.tag_key, nik);
+        self.conn
+            .prepare_cached(&live_activation_sql())
+            .and_then(|mut st| st.query_row([&tag[..]], row_to_stored).optional())
+            .map_err(|e| db_error(&self.path, e))
+    }
+
     /// Records whose NIK, phone and e-mail are not sealed to the district yet (held under the
     /// holding key, or rows of an older version not sealed at all).
     pub fn pending_seal(&self) -> Result<i64, AppError> {

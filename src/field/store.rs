@@ -168,6 +168,34 @@ impl Store {
         tx.commit().map_err(|e| db_error(&self.path, e))
     }
 
+    /// Changes the officer and team new records carry (records already written keep theirs).
+    /// The names are checked by the caller (`validate::label`).
+    pub fn set_officer_team(&self, officer: &str, team: &str) -> Result<(), AppError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(|e| db_error(&self.path, e))?;
+        let run = || -> rusqlite::Result<()> {
+            for (k, v) in [("officer", officer), ("team", team)] {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![k, v],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO audit (at, action, detail) VALUES (?1, 'officer', ?2)",
+                params![
+                    crate::timefmt::now_utc(),
+                    format!("officer {officer} team {team}")
+                ],
+            )?;
+            Ok(())
+        };
+        run().map_err(|e| db_error(&self.path, e))?;
+        tx.commit().map_err(|e| db_error(&self.path, e))
+    }
+
     pub fn identity(&self) -> Result<Option<Identity>, AppError> {
         let Some(device_id) = self.meta("device_id")? else {
             return Ok(None);

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod server;
+pub mod webdriver;
 #[macro_use]
 pub mod store;
 

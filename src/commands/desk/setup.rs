@@ -1,0 +1,217 @@
+//! The first run (officer, team, the office printed on slips, optionally enrolment) and the
+//! settings page that changes them later.
+use super::Desk;
+use super::serve::Resp;
+use super::serve::failed;
+use crate::domain::validate;
+use crate::error::AppError;
+use crate::field::datadir::DataDir;
+use crate::tr;
+use serde::{Deserialize, Serialize};
+
+/// The slip paper chosen on the settings page (58 or 80 mm).
+const M_PAPER: &str = "desk.paper";
+
+#[derive(Deserialize)]
+pub struct SetupIn {
+    officer: String,
+    team: String,
+    #[serde(default)]
+    office: String,
+    #[serde(default)]
+    server: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    server_id: String,
+}
+
+#[derive(Serialize)]
+struct SetupDone {
+    ready: bool,
+    enrolled: bool,
+    /// Why enrolment failed (the laptop is set up all the same; enrol later in the settings).
+    enrol_error: Option<String>,
+}
+
+/// Officer and team names as the server will take them, with the field's name in the message.
+fn names(officer: &str, team: &str) -> Result<(String, String), AppError> {
+    let o = validate::label("officer", officer);
+    let t = validate::label("team", team);
+    let mut problems: Vec<_> = [o.clone().err(), t.clone().err()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if officer.trim().is_empty() {
+        problems.push(crate::domain::Problem::error(
+            "officer",
+            "officer_missing",
+            tr!("nama petugas belum diisi", "the officer's name is missing"),
+            "RATNA DEWI",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(AppError::invalid(
+            problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    // Written as on official forms: in capitals.
+    Ok((
+        o.unwrap_or_default().trim().to_uppercase(),
+        t.unwrap_or_default().trim().to_uppercase(),
+    ))
+}
+
+fn office_name(office: &str) -> Result<String, AppError> {
+    let o = office.trim();
+    if o.chars().count() > 60 || o.chars().any(validate::is_hidden_control) {
+        return Err(AppError::invalid(tr!(
+            "Nama kantor paling banyak 60 huruf, tanpa tanda tersembunyi.",
+            "The office name is at most 60 characters, with no hidden characters."
+        )));
+    }
+    Ok(o.to_uppercase())
+}
+
+pub fn setup(d: &Desk, s: &SetupIn) -> Result<Resp, AppError> {
+    if d.initialised() {
+        return Err(AppError::invalid(tr!(
+            "Laptop ini sudah disiapkan; ubah nama di halaman Pengaturan.",
+            "This laptop is set up already; change names on the Settings page."
+        )));
+    }
+    let (officer, team) = names(&s.officer, &s.team)?;
+    let office = office_name(&s.office)?;
+    let dd = DataDir::init_with(
+        &d.ctx.data_dir,
+        &officer,
+        &team,
+        d.ctx.config.field.district_seal_key.as_deref(),
+    )?;
+    if !office.is_empty() {
+        dd.store.set_meta(super::super::slip::M_OFFICE, &office)?;
+    }
+    let (enrolled, enrol_error) = enrol(d, &dd, &s.server, &s.token, &s.server_id);
+    *d.dd
+        .lock()
+        .map_err(|_| AppError::other("desk: lock".to_string()))? = Some(dd);
+    Ok(Resp::json(
+        200,
+        &SetupDone {
+            ready: true,
+            enrolled,
+            enrol_error,
+        },
+    ))
+}
+
+/// Enrols when a server and a token were given; the plain reason when it fails.
+fn enrol(
+    d: &Desk,
+    dd: &DataDir,
+    server: &str,
+    token: &str,
+    server_id: &str,
+) -> (bool, Option<String>) {
+    let (server, token, server_id) = (server.trim(), token.trim(), server_id.trim());
+    if server.is_empty() && token.is_empty() {
+        return (false, None);
+    }
+    let run = || -> Result<(), AppError> {
+        if server.is_empty() || token.is_empty() {
+            return Err(AppError::invalid(tr!(
+                "Untuk mendaftar, isi alamat server dan token dari admin Dinas.",
+                "To enrol, fill in both the server address and the token from the district admin."
+            )));
+        }
+        let expect = (!server_id.is_empty())
+            .then(|| crate::client::pin::ExpectedServer::parse(server_id))
+            .transpose()?;
+        super::super::sync::enrol_device(&d.ctx, dd, server, token, expect.as_ref())?;
+        Ok(())
+    };
+    match run() {
+        Ok(()) => (true, None),
+        Err(e) => (
+            false,
+            Some(match &e.hint {
+                Some(h) => format!("{} {h}", e.message),
+                None => e.message,
+            }),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SettingsIn {
+    officer: String,
+    team: String,
+    #[serde(default)]
+    office: String,
+    #[serde(default)]
+    paper: Option<u32>,
+    #[serde(default)]
+    server: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    server_id: String,
+}
+
+pub fn settings(d: &Desk, s: &SettingsIn) -> Result<Resp, AppError> {
+    let (officer, team) = names(&s.officer, &s.team)?;
+    let office = office_name(&s.office)?;
+    let mut g = d.data()?;
+    let dd = g.as_mut().expect("opened");
+    dd.store.set_officer_team(&officer, &team)?;
+    if let Some(id) = dd.store.identity()? {
+        dd.identity = id;
+    }
+    dd.store.set_meta(super::super::slip::M_OFFICE, &office)?;
+    if let Some(p) = s.paper {
+        if p != 58 && p != 80 {
+            return Err(AppError::invalid(tr!(
+                "Lebar kertas 58 atau 80 mm.",
+                "Paper is 58 or 80 mm wide."
+            )));
+        }
+        dd.store.set_meta(M_PAPER, &p.to_string())?;
+    }
+    let (enrolled, enrol_error) = enrol(d, dd, &s.server, &s.token, &s.server_id);
+    if let Some(e) = enrol_error {
+        return Ok(failed(&AppError::other(e)));
+    }
+    Ok(Resp::json(
+        200,
+        &SetupDone {
+            ready: true,
+            enrolled,
+            enrol_error: None,
+        },
+    ))
+}
+
+pub fn office(d: &Desk, dd: &DataDir) -> String {
+    super::super::slip::office(&d.ctx, dd)
+}
+
+pub fn paper(d: &Desk, dd: &DataDir) -> u32 {
+    dd.store
+        .meta(M_PAPER)
+        .ok()
+        .flatten()
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p == 58 || *p == 80)
+        .unwrap_or(d.ctx.config.slip.paper)
+}
+
+/// Raw ESC/POS straight to a printer is set up in config.toml (`[slip] format = "escpos"` and
+/// `printer`): the desk prints each new slip there as well as offering the browser's dialog.
+pub fn direct_printer(d: &Desk) -> bool {
+    let s = &d.ctx.config.slip;
+    s.format == crate::slip::Format::Escpos && s.printer.is_some()
+}
