@@ -42,6 +42,22 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
         .team
         .or_else(|| ctx.config.field.team.clone())
         .unwrap_or_default();
+    // On a terminal, a missing officer's name is asked for (slips print it), and the team with
+    // it; scripts (`--json`, no terminal) go on without.
+    let interactive = !ctx.json && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let (officer, team) = if officer.trim().is_empty() && interactive {
+        let officer =
+            super::record::ask(&tr!("Nama petugas", "Officer's name")).unwrap_or_default();
+        let team = if team.trim().is_empty() {
+            super::record::ask(&tr!("Nama tim (boleh kosong)", "Team name (may be empty)"))
+                .unwrap_or_default()
+        } else {
+            team
+        };
+        (officer, team)
+    } else {
+        (officer, team)
+    };
     let district_key = a
         .district_key
         .clone()

@@ -36,7 +36,7 @@ pub struct RecordArgs {
 }
 
 /// Asks for one value on the terminal; `None` at end of input.
-fn ask(label: &str) -> Option<String> {
+pub(super) fn ask(label: &str) -> Option<String> {
     eprint!("{label}: ");
     std::io::stderr().flush().ok();
     let mut line = String::new();

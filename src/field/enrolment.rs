@@ -153,6 +153,15 @@ pub fn enrol(
         enrolled_at: timefmt::now_utc(),
     };
     e.save(&dd.store)?;
+    // The team named on the token is the one the district knows this laptop by: new records
+    // carry it (one set up with another or no team name takes it).
+    let team = ans.team.trim();
+    if !team.is_empty()
+        && team != dd.identity.team
+        && crate::domain::validate::label("team", team).is_ok()
+    {
+        dd.store.set_officer_team(&dd.identity.officer, team)?;
+    }
     // From now on records are sealed to the district; what the holding key held is re-sealed
     // and the holding key destroyed (field/sealing.rs).
     crate::field::sealing::adopt(&dd.store, &dd.path, &ans.seal_public_key, "enrol").map_err(
