@@ -477,3 +477,111 @@ fn the_team_on_the_token_is_applied_at_enrolment() {
     ]);
     assert_eq!(k.json(&["show", "1"])["record"]["team"], "TIM KELILING 2");
 }
+
+impl Desk {
+    /// A request as the desk's page makes it (cookie, and the page's token on a POST).
+    fn api(&self, token: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let answer = raw(
+            self.port,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: ikd_desk={}\r\nX-Desk-Token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                self.port,
+                self.secret(),
+                body.len()
+            ),
+        );
+        let json = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| serde_json::from_str(b).unwrap_or(serde_json::Value::Null))
+            .unwrap_or_default();
+        (status(&answer), json)
+    }
+}
+
+/// "Kirim ke Dinas" with the server gone: the page hears at once that the desk is trying, then a
+/// sentence in plain words with what to do — no status codes, OS errors or record ids — and
+/// the records stay waiting; once the server is back, the same button sends them.
+#[test]
+fn sending_without_a_server_says_so_plainly_and_loses_nothing() {
+    let mut srv = Server::start();
+    let token = srv.token("TIM KELILING 1");
+    let kit = Kit::empty();
+    std::fs::create_dir_all(&kit.dir).unwrap();
+    std::fs::write(
+        kit.dir.join("config.toml"),
+        "[sync]\ntimeout_secs = 2\nmax_attempts = 2\nretry_base_ms = 20\nretry_max_secs = 1\n",
+    )
+    .unwrap();
+    let d = Desk::start(&kit, &[]);
+    let t = page_token(&d);
+    let setup = format!(
+        r#"{{"officer":"RATNA DEWI","team":"TIM KELILING 1","server":"{}","token":"{token}"}}"#,
+        srv.url
+    );
+    let (code, ans) = d.api(&t, "POST", "/api/setup", &setup);
+    assert_eq!(
+        (code, &ans["enrolled"]),
+        (200, &serde_json::json!(true)),
+        "{ans}"
+    );
+    let form = r#"{"nik":"1702114107950003","name":"siti aminah","phone":"081234567890","village":"1702112009"}"#;
+    let (code, saved) = d.api(&t, "POST", "/api/save", form);
+    assert_eq!(code, 200, "{saved}");
+    srv.kill9();
+
+    let (_, first) = d.api(&t, "POST", "/api/send", "{}");
+    assert_eq!(first["state"], "running");
+    assert!(
+        first["message"].as_str().unwrap().contains("Menghubungi"),
+        "{first}"
+    );
+    let mut last = first;
+    for _ in 0..200 {
+        if last["state"] != "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        last = d.api(&t, "GET", "/api/send", "").1;
+    }
+    assert_eq!(last["state"], "failed", "{last}");
+    let words = format!("{} {}", last["message"], last["hint"]);
+    assert!(
+        words.contains("sinyal") || words.contains("server"),
+        "{words}"
+    );
+    for machine in [
+        "os error",
+        "error",
+        "HTTP",
+        "503",
+        "refused",
+        "127.0.0.1",
+        "UTC",
+    ] {
+        assert!(!words.contains(machine), "{machine:?} in {words}");
+    }
+    let uuid_like = words
+        .split(|c: char| !c.is_ascii_hexdigit() && c != '-')
+        .any(|w| w.len() == 36 && w.matches('-').count() == 4);
+    assert!(!uuid_like, "a record id in {words}");
+    let (_, state) = d.api(&t, "GET", "/api/state", "");
+    assert_eq!(state["pending"], 1, "{state}");
+
+    // The server is back: the same button sends the record.
+    srv.restart();
+    let _ = d.api(&t, "POST", "/api/send", "{}");
+    let mut last = serde_json::Value::Null;
+    for _ in 0..200 {
+        last = d.api(&t, "GET", "/api/send", "").1;
+        if last["state"] != "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(last["state"], "done", "{last}");
+    assert!(
+        last["message"].as_str().unwrap().contains("1 aktivasi"),
+        "{last}"
+    );
+    assert_eq!(srv.records().len(), 1);
+}

@@ -3,6 +3,7 @@
 //! retry in plain words. And the USB file for an office with no signal at all.
 use super::Desk;
 use super::serve::Resp;
+use crate::client::Failure;
 use crate::domain::SyncStatus;
 use crate::error::AppError;
 use crate::field::enrolment::Enrolment;
@@ -83,21 +84,29 @@ impl SendHandle {
     }
 
     fn run(self) {
-        let result = self.sync();
+        let mut last = None;
+        let result = self.sync(&mut last);
         match result {
             Ok(done) => self.set(|s| *s = done),
-            Err(e) => self.set(|s| {
-                *s = SendState {
-                    state: "failed",
-                    message: e.message.clone(),
-                    hint: e.hint.clone(),
-                    ..SendState::default()
-                }
-            }),
+            Err(e) => {
+                let (message, hint) = if e.kind == crate::error::Kind::Unreachable {
+                    unreachable_words(last.as_ref(), &e)
+                } else {
+                    (e.message.clone(), e.hint.clone())
+                };
+                self.set(|s| {
+                    *s = SendState {
+                        state: "failed",
+                        message,
+                        hint,
+                        ..SendState::default()
+                    }
+                })
+            }
         }
     }
 
-    fn sync(&self) -> Result<SendState, AppError> {
+    fn sync(&self, last: &mut Option<Failure>) -> Result<SendState, AppError> {
         let ctx = &self.ctx;
         let mut dd = ctx.open()?;
         let enrolment = Enrolment::load(&dd.store)?.ok_or_else(|| {
@@ -140,6 +149,7 @@ impl SendHandle {
                     );
                 }),
                 Event::Retry(r) => {
+                    *last = Some(r.why.clone());
                     let line = r.to_string();
                     self.set(|s| s.message = line);
                 }
@@ -212,6 +222,52 @@ impl SendHandle {
             total: report.records as u64,
         })
     }
+}
+
+/// The page's words when the district server could not be reached, from the last failure seen
+/// (the command line's message names the server's address and its commands instead).
+fn unreachable_words(last: Option<&Failure>, e: &AppError) -> (String, Option<String>) {
+    let certificate = e.details["certificate"] == true;
+    let what = match last {
+        Some(Failure::Unsigned(_)) => tr!(
+            "Jaringan ini meminta login dulu (WiFi hotspot), jadi server Dinas belum terjangkau.",
+            "This network wants a login first (a WiFi hotspot), so the district server was not reached."
+        ),
+        _ if certificate => tr!(
+            "Koneksi aman ke server Dinas ditolak, jadi tidak ada yang dikirim.",
+            "The secure connection to the district server was refused, so nothing was sent."
+        ),
+        Some(Failure::Busy(_) | Failure::RateLimited { .. }) => {
+            tr!("Server Dinas sedang sibuk.", "The district server is busy.")
+        }
+        _ => tr!(
+            "Server Dinas tidak terjangkau: tidak ada sinyal, atau server sedang mati.",
+            "The district server cannot be reached: no signal, or the server is down."
+        ),
+    };
+    let pending = e.details["pending"].as_i64().unwrap_or(0);
+    let message = format!(
+        "{what} {}",
+        tr!(
+            "Tidak ada yang hilang: {pending} catatan tetap menunggu di laptop ini.",
+            "Nothing is lost: {pending} records stay waiting on this laptop."
+        )
+    );
+    let hint = match last {
+        Some(Failure::Unsigned(_)) => tr!(
+            "Buka browser dan login WiFi dulu, lalu tekan Kirim ke Dinas lagi.",
+            "Open the browser and log in to the WiFi first, then press Send again."
+        ),
+        _ if certificate => tr!(
+            "Periksa jam dan tanggal laptop; di hotspot, login dulu lewat browser. Bila tetap gagal, hubungi admin Dinas.",
+            "Check the laptop's date and time; on a hotspot, log in through the browser first. If it still fails, call the district admin."
+        ),
+        _ => tr!(
+            "Tekan Kirim ke Dinas lagi saat ada sinyal, atau simpan ke flashdisk di bawah.",
+            "Press Send again when there is signal, or save to a USB stick below."
+        ),
+    };
+    (message, Some(hint))
 }
 
 /// Records waiting to be sent: (activations, voids).
