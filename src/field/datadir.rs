@@ -1,8 +1,9 @@
-//! The field data directory: `--data-dir DIR`, else `IKD_FIELD_HOME`, else the platform data dir.
+//! The field data directory: `--data-dir DIR`, else `IKD_FIELD_HOME`, else the platform's local
+//! data dir (`~/.local/share/ikd-field` on Linux, `%LOCALAPPDATA%\ikd-field` on Windows).
 //!
 //! ```text
 //! DATA_DIR/field.db      SQLite (WAL) — records, audit log, device identity
-//! DATA_DIR/device.key    Ed25519 seed, mode 0600
+//! DATA_DIR/device.key    Ed25519 seed, mode 0600 (on Windows: its owner alone in its ACL)
 //! DATA_DIR/seal-holding.key  X25519 holding key, 0600, only until the district key is known
 //! DATA_DIR/config.toml   optional settings
 //! DATA_DIR/slips/        slip files
@@ -24,7 +25,10 @@ pub fn resolve(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = std::env::var_os("IKD_FIELD_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(p);
     }
-    dirs::data_dir()
+    // The local, not the roaming, application data: `%LOCALAPPDATA%` on Windows, so the
+    // database and its key never travel with a roaming profile to the domain's other machines.
+    // On Linux (`$XDG_DATA_HOME`, else `~/.local/share`) and macOS the same as `data_dir`.
+    dirs::data_local_dir()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("ikd-field")
 }
