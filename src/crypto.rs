@@ -8,6 +8,10 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 
+/// Windows' owner-only files and folders (what mode 0600 and 0700 are on unix).
+#[cfg(windows)]
+pub mod owner_only;
+
 pub const PUBLIC_KEY_LEN: usize = 32;
 pub const SIGNATURE_LEN: usize = 64;
 
@@ -84,8 +88,8 @@ pub fn load_secret(path: &Path) -> std::io::Result<[u8; 32]> {
         })
 }
 
-/// Writes a 32-byte secret in hex to a new file readable by its owner only (mode 0600), and
-/// syncs it to disk. Never overwrites an existing file.
+/// Writes a 32-byte secret in hex to a new file readable by its owner only (mode 0600; on
+/// Windows the owner alone in its DACL), and syncs it to disk. Never overwrites an existing file.
 pub fn save_secret(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -94,7 +98,12 @@ pub fn save_secret(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
+    #[cfg(windows)]
+    owner_only::prepare(&mut opts);
     let mut f = opts.open(path)?;
+    // Before a byte of the secret is in it.
+    #[cfg(windows)]
+    owner_only::restrict(&f)?;
     f.write_all(hex::encode(secret).as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()

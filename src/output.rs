@@ -157,8 +157,8 @@ mod tests {
     }
 }
 
-/// Creates (or truncates) `path` for writing, readable by its owner only (0600 on unix): exports
-/// hold personal data.
+/// Creates (or truncates) `path` for writing, readable by its owner only (0600 on unix, the
+/// owner alone in its DACL on Windows): exports hold personal data.
 pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);
@@ -167,6 +167,8 @@ pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
+    #[cfg(windows)]
+    crate::crypto::owner_only::prepare(&mut o);
     let f = o.open(path)?;
     // An existing file keeps its mode on open: narrow it too.
     #[cfg(unix)]
@@ -174,6 +176,8 @@ pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
         use std::os::unix::fs::PermissionsExt;
         f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
+    #[cfg(windows)]
+    crate::crypto::owner_only::restrict(&f)?;
     Ok(f)
 }
 

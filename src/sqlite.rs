@@ -20,8 +20,9 @@ pub fn open(path: &Path, create: bool) -> rusqlite::Result<Connection> {
     Connection::open_with_flags(path, flags)
 }
 
-/// Creates `path` empty with mode 0600 when it does not exist (unix; elsewhere nothing), so
-/// SQLite opens a file only its owner can read. Failing here is left to the open that follows.
+/// Creates `path` empty with mode 0600 (on Windows, the owner alone in its DACL) when it does
+/// not exist, so SQLite opens a file only its owner can read. Failing here is left to the open
+/// that follows.
 fn create_private(path: &Path) {
     #[cfg(unix)]
     {
@@ -32,12 +33,20 @@ fn create_private(path: &Path) {
             .mode(0o600)
             .open(path);
     }
-    #[cfg(not(unix))]
-    let _ = path;
+    #[cfg(windows)]
+    {
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        crate::crypto::owner_only::prepare(&mut o);
+        if let Ok(f) = o.open(path) {
+            let _ = crate::crypto::owner_only::restrict(&f);
+        }
+    }
 }
 
 /// Creates `dir` and its missing parents, the ones made here readable by their owner only
-/// (mode 0700 on unix).
+/// (mode 0700 on unix; on Windows `dir` itself, when made here, gets its owner alone in a DACL
+/// that what is made in it inherits).
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
@@ -46,7 +55,14 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(dir)
+    #[cfg(windows)]
+    let existed = dir.is_dir();
+    b.create(dir)?;
+    #[cfg(windows)]
+    if !existed {
+        crate::crypto::owner_only::restrict_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Busy timeout, WAL, `synchronous=FULL`, foreign keys on, trusted schema off, then `extra`
