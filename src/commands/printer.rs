@@ -32,7 +32,7 @@ pub enum PrinterCommand {
 
 #[derive(clap::Args, Debug)]
 pub struct TestArgs {
-    /// Printer, mis. /dev/usb/lp0 [default: slip.printer]
+    /// Printer, mis. /dev/usb/lp0 (Windows: nama printer / the printer's name, or \\.\COM3) [default: slip.printer]
     #[arg(long, value_name = "DEVICE")]
     pub printer: Option<PathBuf>,
     /// Tulis ke berkas ini, bukan ke printer / write to this file instead of a printer
@@ -143,8 +143,8 @@ fn test(ctx: &Ctx, t: TestArgs, config_path: &Path) -> Result<(), AppError> {
                 "No printer given."
             ))
             .hint(tr!(
-                "Berikan --printer /dev/usb/lp0 (atau isi printer di bagian [slip] config.toml), atau --out halaman-uji.bin.",
-                "Give --printer /dev/usb/lp0 (or set printer in config.toml's [slip] section), or --out test-page.bin."
+                "Berikan --printer /dev/usb/lp0 (di Windows: nama printernya, mis. --printer POS-58) atau isi printer di bagian [slip] config.toml, atau --out halaman-uji.bin.",
+                "Give --printer /dev/usb/lp0 (on Windows: the printer's name, e.g. --printer POS-58) or set printer in config.toml's [slip] section, or --out test-page.bin."
             )));
         }
     };

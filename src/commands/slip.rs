@@ -10,6 +10,10 @@ use crate::{output, tr};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Windows: raw ESC/POS to a printer by its name, through the spooler.
+#[cfg(windows)]
+mod spooler;
+
 #[derive(clap::Args, Debug)]
 pub struct SlipArgs {
     /// Nomor urut (#) atau id catatan; boleh beberapa atau rentang 3-10 / record number(s) or id(s), or a range 3-10
@@ -27,7 +31,7 @@ pub struct SlipArgs {
     /// PDF: beberapa slip per lembar A4 / PDF: several slips per A4 sheet
     #[arg(long)]
     pub sheet: bool,
-    /// escpos: kirim ke printer ini / send to this printer device, e.g. /dev/usb/lp0 [default: slip.printer]
+    /// escpos: kirim ke printer ini / send to this printer device, e.g. /dev/usb/lp0 (Windows: the printer's name, or \\.\COM3) [default: slip.printer]
     #[arg(long, value_name = "DEVICE")]
     pub printer: Option<PathBuf>,
     /// escpos: QR sebagai gambar (printer tanpa perintah QR) / QR as a bit image [default: slip.escpos_qr]
@@ -161,8 +165,13 @@ fn write_out(path: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
     Ok(Some(path.to_path_buf()))
 }
 
-/// Sends bytes to a printer device (which must exist: it is never created).
+/// Sends bytes to a printer device (which must exist: it is never created). On Windows a
+/// printer's name (no path) goes to the spooler as a RAW job instead.
 pub fn write_printer(device: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
+    #[cfg(windows)]
+    if spooler::is_printer_name(device) {
+        return spool(device, bytes);
+    }
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(device)
@@ -181,6 +190,31 @@ pub fn write_printer(device: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, App
         .and_then(|_| f.flush())
         .map_err(|e| io_error(device, e))?;
     Ok(Some(device.to_path_buf()))
+}
+
+/// Windows: `bytes` as a RAW job to the printer named `name` (as Windows lists it).
+#[cfg(windows)]
+fn spool(name: &Path, bytes: &[u8]) -> Result<Option<PathBuf>, AppError> {
+    spooler::write(name.as_os_str(), bytes).map_err(|e| {
+        let err = if spooler::is_unknown_printer(&e) {
+            AppError::other(tr!(
+                "Tidak ada printer bernama \"{}\" di Windows ini.",
+                "There is no printer named \"{}\" on this Windows.",
+                name.display()
+            ))
+        } else {
+            AppError::other(tr!(
+                "Printer {} tidak bisa dipakai: {e}",
+                "Cannot print to {}: {e}",
+                name.display()
+            ))
+        };
+        err.hint(tr!(
+            "Tulis nama printer persis seperti di Pengaturan > Printer & pemindai, port COM-nya (\\\\.\\COM3), atau simpan ke berkas dengan --out slip.bin.",
+            "Give the printer's name exactly as in Settings > Printers & scanners, its COM port (\\\\.\\COM3), or save to a file with --out slip.bin."
+        ))
+    })?;
+    Ok(Some(name.to_path_buf()))
 }
 
 /// What to render and where, resolved from the arguments and config.toml.
