@@ -123,7 +123,15 @@ fn no_full_identifier_in_the_field_files_before_and_after_enrolment_and_sync() {
     let mut again = util::record_args(&ppl[0]);
     again.push("--no-prompt");
     let (_, err) = k.fails(&again, 4);
-    assert!(err.contains("sudah diaktivasi di perangkat ini"), "{err}");
+    assert!(
+        err.contains("sudah diaktivasi di laptop ini: catatan #1"),
+        "{err}"
+    );
+    let first_id = k.json(&["show", "1"])["record"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!err.contains("UTC") && !err.contains(&first_id), "{err}");
 
     // Enrolment gives the district key: everything held is re-sealed, the holding key goes.
     k.ok(&[

@@ -246,21 +246,21 @@ fn insert(
 
 fn duplicate_error(earlier: &Stored) -> AppError {
     let r = &earlier.record;
+    // Named by its number on this laptop and the citizen's name; the id and the time stay in
+    // the details (`--json`).
     AppError::new(
         ErrKind::Duplicate,
         tr!(
-            "NIK ini sudah diaktivasi di perangkat ini: catatan #{} ({}) pada {} UTC, atas nama {}. Aktivasi hanya sekali per orang.",
-            "This NIK was already activated on this device: record #{} ({}) at {} UTC, for {}. Activation is once per person.",
+            "NIK ini sudah diaktivasi di laptop ini: catatan #{} atas nama {}. Aktivasi hanya sekali per orang.",
+            "This NIK was already activated on this laptop: record #{} for {}. Activation is once per person.",
             r.seq,
-            r.id,
-            r.recorded_at.replace('T', " ").trim_end_matches('Z'),
             r.name
         ),
     )
     .hint(tr!(
         "Jika catatan lama salah, batalkan dulu: ikd-field void {} --reason \"ALASAN\"",
         "If the earlier record is wrong, void it first: ikd-field void {} --reason \"REASON\"",
-        r.id
+        r.seq
     ))
-    .details(serde_json::json!({"earlier_id": r.id, "earlier_recorded_at": r.recorded_at}))
+    .details(serde_json::json!({"earlier_id": r.id, "earlier_seq": r.seq, "earlier_recorded_at": r.recorded_at}))
 }

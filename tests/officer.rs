@@ -1,0 +1,145 @@
+//! The officer's command line in the officer's words: set-up that asks for the name on a
+//! terminal, `petugas`, the team of the enrolment token, `void` that asks and confirms. The real
+//! binary, on a real pseudo-terminal (`script`, util-linux) where it matters.
+#[macro_use]
+mod util;
+
+use std::process::{Command, Stdio};
+use util::server::Server;
+use util::{BIN, Kit};
+
+/// `init` on a terminal asks for the officer's name (slips print it) and the team; `petugas`
+/// changes them later, and the next record carries the new names.
+#[test]
+fn init_asks_for_the_officer_and_petugas_changes_it() {
+    use std::io::Write as _;
+    let k = Kit::empty();
+    let cmdline = format!("{BIN} --data-dir {} init", k.dir.display());
+    let mut child = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"RATNA DEWI\nTIM KELILING 1\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("Nama petugas:"), "{screen}");
+    let device = k.json(&["device"]);
+    assert_eq!(device["device"]["officer"], "RATNA DEWI", "{device}");
+    assert_eq!(device["device"]["team"], "TIM KELILING 1", "{device}");
+
+    let said = k.ok(&["petugas", "BUDI SANTOSO", "--tim", "TIM KELILING 2"]);
+    assert!(said.contains("BUDI SANTOSO"), "{said}");
+    k.ok(&[
+        "record",
+        "--nik",
+        "1702064107950003",
+        "--name",
+        "SITI AMINAH",
+        "--phone",
+        "081234567890",
+        "--village",
+        "1702061004",
+        "--no-prompt",
+    ]);
+    let rec = &k.json(&["show", "1"])["record"];
+    assert_eq!(rec["officer"], "BUDI SANTOSO");
+    assert_eq!(rec["team"], "TIM KELILING 2");
+    // A name the server would refuse changes nothing.
+    let out = k.run(&["petugas", &"A".repeat(101)]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(k.json(&["device"])["device"]["officer"], "BUDI SANTOSO");
+}
+
+/// The team named on the enrolment token is the one the district knows the laptop by: new
+/// records carry it, whatever the laptop was set up with.
+#[test]
+fn the_team_on_the_token_is_applied_at_enrolment() {
+    let srv = Server::start();
+    let token = srv.token("TIM KELILING 2");
+    let k = Kit::empty();
+    k.ok(&[
+        "init",
+        "--officer",
+        "RATNA DEWI",
+        "--team",
+        "TIM LAMA",
+        "--server",
+        &srv.url,
+        "--token",
+        &token,
+    ]);
+    assert_eq!(k.json(&["device"])["device"]["team"], "TIM KELILING 2");
+    k.ok(&[
+        "record",
+        "--nik",
+        "1702064107950003",
+        "--name",
+        "SITI AMINAH",
+        "--phone",
+        "081234567890",
+        "--village",
+        "1702061004",
+        "--no-prompt",
+    ]);
+    assert_eq!(k.json(&["show", "1"])["record"]["team"], "TIM KELILING 2");
+}
+
+/// `void 1` on a terminal without `--reason` names the citizen, offers the short list and asks
+/// yes/no; "t" changes nothing, "y" voids with the reason picked. Messages name records by `#`.
+#[test]
+fn void_on_a_terminal_asks_the_reason_and_confirms_with_the_name() {
+    use std::io::Write as _;
+    let k = Kit::new();
+    k.ok(&[
+        "record",
+        "--nik",
+        "1702064107950003",
+        "--name",
+        "SITI AMINAH",
+        "--phone",
+        "081234567890",
+        "--village",
+        "1702061004",
+        "--no-prompt",
+    ]);
+    let on_terminal = |input: &[u8]| {
+        let cmdline = format!("{BIN} --data-dir {} void 1", k.dir.display());
+        let mut child = Command::new("script")
+            .args(["-qec", &cmdline, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Without a terminal the reason is still required.
+    let (_, err) = k.fails(&["void", "1"], 3);
+    assert!(err.contains("--reason"), "{err}");
+    let screen = on_terminal(b"2\nt\n");
+    assert!(
+        screen.contains("#1 — SITI AMINAH") && screen.contains("salah desa"),
+        "{screen}"
+    );
+    assert!(screen.contains("Tidak jadi"), "{screen}");
+    assert!(k.json(&["show", "1"])["record"]["voided_by"].is_null());
+    let screen = on_terminal(b"2\ny\n");
+    assert!(screen.contains("#1 (SITI AMINAH) dibatalkan"), "{screen}");
+    let void = &k.json(&["show", "2"])["record"];
+    assert_eq!(void["reason"], "salah desa");
+    // Voiding again names the void by its number, not its id.
+    let (_, err) = k.fails(&["void", "1", "--reason", "dobel"], 4);
+    assert!(err.contains("sudah dibatalkan oleh #2"), "{err}");
+}
