@@ -444,12 +444,7 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
 /// `record --print`: the new record's slip, in the configured format, to the configured place.
 pub fn print_new(ctx: &Ctx, dd: &DataDir, stored: &Stored) -> Result<Vec<Printed>, AppError> {
     let plan = Plan::from_config(ctx);
-    let s = Slip::new(
-        &stored.record,
-        &dd.key,
-        &office(ctx, dd),
-        ctx.offset(),
-    )?;
+    let s = Slip::new(&stored.record, &dd.key, &office(ctx, dd), ctx.offset())?;
     let done = plan.run(ctx, dd, std::slice::from_ref(&s))?;
     audit(dd, &done)?;
     tell(ctx, &done);

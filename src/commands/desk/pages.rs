@@ -68,7 +68,11 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("change", "Ganti", "Change"),
     ("name", "Nama (sesuai KTP)", "Name (as on the KTP)"),
     ("ph_nik", "16 digit, dari KTP", "16 digits, from the KTP"),
-    ("ph_name", "seperti tertulis di KTP", "as written on the KTP"),
+    (
+        "ph_name",
+        "seperti tertulis di KTP",
+        "as written on the KTP",
+    ),
     ("ph_email", "boleh kosong", "may be empty"),
     ("phone", "Nomor HP", "Mobile number"),
     ("email", "E-mail (boleh kosong)", "E-mail (optional)"),
