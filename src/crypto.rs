@@ -46,6 +46,11 @@ impl KeyPair {
         save_secret(path, &self.signing.to_bytes())
     }
 
+    /// A laptop's device key: as [`save_field_secret`] writes it (locked under the PIN, if any).
+    pub fn save_field(&self, path: &Path) -> std::io::Result<()> {
+        save_field_secret(path, &self.signing.to_bytes())
+    }
+
     /// 32 bytes derived from this key's seed for another purpose, named by `label`:
     /// SHA-256(label, 0x00, seed). One key file serves several independent keys (the district
     /// server's sealing key, a device's keyed NIK hash) without any of them revealing another.
@@ -74,9 +79,20 @@ impl KeyPair {
     }
 }
 
-/// Reads a 32-byte secret written by [`save_secret`] (hex, one line).
+/// Reads a 32-byte secret written by [`save_secret`] (hex, one line), or a laptop's secret
+/// locked under the officer's PIN ([`crate::keylock`]; the error then carries a
+/// [`crate::keylock::Locked`] when it cannot be opened).
 pub fn load_secret(path: &Path) -> std::io::Result<[u8; 32]> {
     let text = std::fs::read_to_string(path)?;
+    if crate::keylock::is_locked(&text) {
+        return crate::keylock::open(&text).map_err(|l| {
+            let kind = match l {
+                crate::keylock::Locked::Damaged => std::io::ErrorKind::InvalidData,
+                _ => std::io::ErrorKind::PermissionDenied,
+            };
+            std::io::Error::new(kind, l)
+        });
+    }
     hex::decode(text.trim())
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -91,6 +107,37 @@ pub fn load_secret(path: &Path) -> std::io::Result<[u8; 32]> {
 /// Writes a 32-byte secret in hex to a new file readable by its owner only (mode 0600; on
 /// Windows the owner alone in its DACL), and syncs it to disk. Never overwrites an existing file.
 pub fn save_secret(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> {
+    write_owner_only(path, format!("{}\n", hex::encode(secret)).as_bytes())
+}
+
+/// A laptop's secret (device key, holding key): locked under the officer's PIN when one was given
+/// in this process ([`crate::keylock`]), else as [`save_secret`] writes it.
+pub fn save_field_secret(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> {
+    match crate::keylock::pin() {
+        Some(pin) => write_owner_only(path, crate::keylock::lock(secret, &pin)?.as_bytes()),
+        None => save_secret(path, secret),
+    }
+}
+
+/// Rewrites the laptop's secret at `path` locked under `pin` (read with this process's PIN, if
+/// it is locked already): written beside it, synced, then renamed over it.
+pub fn relock_field_secret(path: &Path, pin: &str) -> std::io::Result<()> {
+    let secret = zeroize::Zeroizing::new(load_secret(path)?);
+    let text = crate::keylock::lock(&secret, pin)?;
+    let tmp = path.with_extension("key.new");
+    let _ = std::fs::remove_file(&tmp);
+    write_owner_only(&tmp, text.as_bytes())?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A new file readable by its owner only, with `bytes`, synced to disk.
+fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -104,8 +151,7 @@ pub fn save_secret(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> {
     // Before a byte of the secret is in it.
     #[cfg(windows)]
     owner_only::restrict(&f)?;
-    f.write_all(hex::encode(secret).as_bytes())?;
-    f.write_all(b"\n")?;
+    f.write_all(bytes)?;
     f.sync_all()
 }
 

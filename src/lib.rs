@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod field;
 pub mod i18n;
+pub mod keylock;
 pub mod logging;
 pub mod numfmt;
 pub mod output;

@@ -29,7 +29,10 @@ enum Command {
     /// Ganti nama petugas (dan tim) untuk catatan berikutnya / change the officer (and team) of
     /// the next records
     #[command(name = "petugas", visible_alias = "officer")]
-    Officer(commands::field::OfficerArgs),
+    Officer(commands::officer::OfficerArgs),
+    /// Kunci laptop dengan PIN petugas, atau ganti PIN / lock this laptop's keys with the
+    /// officer's PIN, or change it
+    Pin(commands::officer::PinArgs),
     /// Catat satu aktivasi IKD / record one IKD activation
     #[command(visible_alias = "catat")]
     Record(commands::record::RecordArgs),
@@ -87,7 +90,8 @@ fn main() {
     let command = cli.command.unwrap_or(Command::Desk(Default::default()));
     let result = Ctx::new(&cli.global).and_then(|ctx| match command {
         Command::Desk(a) => commands::desk::run(ctx, a),
-        Command::Officer(a) => commands::field::officer(&ctx, a),
+        Command::Officer(a) => commands::officer::officer(&ctx, a),
+        Command::Pin(a) => commands::officer::pin(&ctx, a),
         Command::Init(a) => commands::field::init(&ctx, a),
         Command::Record(a) => commands::record::record(&ctx, a),
         Command::List(a) => commands::field::list(&ctx, a),

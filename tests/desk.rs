@@ -500,3 +500,59 @@ fn sending_without_a_server_says_so_plainly_and_loses_nothing() {
     );
     assert_eq!(srv.records().len(), 1);
 }
+
+/// Set up with a PIN, the desk opens locked at its next start: nothing is served from the data
+/// until the PIN page gets the right PIN (a wrong one is told so); the key files on disk are
+/// the locked form.
+#[test]
+fn a_desk_set_up_with_a_pin_opens_locked() {
+    let kit = Kit::empty();
+    {
+        let d = Desk::start(&kit, &[]);
+        let t = page_token(&d);
+        let (code, ans) = d.api(
+            &t,
+            "POST",
+            "/api/setup",
+            r#"{"officer":"RATNA DEWI","team":"TIM 1","pin":"kopi pagi 7","pin2":"kopi pagi 8"}"#,
+        );
+        assert_eq!(code, 422, "{ans}");
+        assert!(
+            ans["message"].as_str().unwrap().contains("PIN tidak sama"),
+            "{ans}"
+        );
+        assert!(!kit.dir.join("field.db").exists());
+        let (code, ans) = d.api(
+            &t,
+            "POST",
+            "/api/setup",
+            r#"{"officer":"RATNA DEWI","team":"TIM 1","pin":"kopi pagi 7","pin2":"kopi pagi 7"}"#,
+        );
+        assert_eq!(code, 200, "{ans}");
+        let form = r#"{"nik":"1702114107950003","name":"siti aminah","phone":"081234567890","village":"1702112009"}"#;
+        assert_eq!(d.api(&t, "POST", "/api/save", form).0, 200);
+    }
+    for f in ["device.key", "seal-holding.key"] {
+        let text = std::fs::read_to_string(kit.dir.join(f)).unwrap();
+        assert!(text.starts_with("ikd-key-v2 argon2id"), "{f}: {text}");
+    }
+    let d = Desk::start(&kit, &[]);
+    let t = page_token(&d);
+    let (_, state) = d.api(&t, "GET", "/api/state", "");
+    assert_eq!(state["locked"], true, "{state}");
+    assert_eq!(state["officer"], "", "{state}");
+    let (code, ans) = d.api(&t, "GET", "/api/today", "");
+    assert_eq!(code, 422, "{ans}");
+    assert!(!ans.to_string().contains("SITI"), "{ans}");
+    let (code, ans) = d.api(&t, "POST", "/api/unlock", r#"{"pin":"kopi pagi 8"}"#);
+    assert_eq!(code, 422);
+    assert!(
+        ans["message"].as_str().unwrap().contains("PIN salah"),
+        "{ans}"
+    );
+    let (code, _) = d.api(&t, "POST", "/api/unlock", r#"{"pin":"kopi pagi 7"}"#);
+    assert_eq!(code, 200);
+    let (_, today) = d.api(&t, "GET", "/api/today", "");
+    assert_eq!(today["counts"]["activated"], 1, "{today}");
+    assert_eq!(today["rows"][0]["name"], "SITI AMINAH");
+}

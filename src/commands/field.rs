@@ -129,57 +129,6 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> Result<(), AppError> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct OfficerArgs {
-    /// Nama petugas / the officer's name
-    pub name: String,
-    /// Nama tim (tetap bila tidak diisi) / team name (kept when not given)
-    #[arg(long, visible_alias = "tim")]
-    pub team: Option<String>,
-}
-
-/// `petugas "NAMA"`: the officer (and team) new records carry; records already made keep theirs.
-pub fn officer(ctx: &Ctx, a: OfficerArgs) -> Result<(), AppError> {
-    let dd = ctx.open()?;
-    let team = a.team.unwrap_or_else(|| dd.identity.team.clone());
-    let mut problems: Vec<crate::domain::Problem> = [
-        crate::domain::validate::label("officer", &a.name),
-        crate::domain::validate::label("team", &team),
-    ]
-    .into_iter()
-    .filter_map(Result::err)
-    .collect();
-    if a.name.trim().is_empty() {
-        problems.push(crate::domain::Problem::error(
-            "officer",
-            "officer_missing",
-            tr!("nama petugas belum diisi", "the officer's name is missing"),
-            "RATNA DEWI",
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(AppError::invalid(tr!(
-            "Nama ini tidak bisa dipakai; tidak ada yang diubah.",
-            "This name cannot be used; nothing was changed."
-        ))
-        .problems(problems));
-    }
-    let (name, team) = (a.name.trim().to_string(), team.trim().to_string());
-    dd.store.set_officer_team(&name, &team)?;
-    if ctx.json {
-        output::ok(&serde_json::json!({"officer": name, "team": team}));
-    } else {
-        println!(
-            "{}",
-            tr!(
-                "✓ Catatan berikutnya atas nama petugas {name} (tim {team}).",
-                "✓ The next records are in the name of {name} (team {team})."
-            )
-        );
-    }
-    Ok(())
-}
-
-#[derive(clap::Args, Debug)]
 pub struct ListArgs {
     /// Saring status: menunggu, terkirim, konflik, ditolak / filter by status: pending, synced,
     /// conflict, rejected

@@ -8,6 +8,7 @@ pub mod desk;
 pub mod field;
 #[cfg(feature = "server")]
 pub mod forward;
+pub mod officer;
 pub mod printer;
 pub mod record;
 #[cfg(feature = "server")]
@@ -46,6 +47,9 @@ pub struct Ctx {
     pub data_dir: PathBuf,
     pub config: Config,
     pub json: bool,
+    /// A person may be asked on the terminal (the PIN of a locked laptop); never in the desk,
+    /// whose console is not where the officer looks.
+    pub ask: bool,
 }
 
 impl Ctx {
@@ -65,20 +69,58 @@ impl Ctx {
             data_dir,
             config,
             json: g.json,
+            ask: true,
         })
     }
 
-    /// The initialised data directory (or the error saying to run `init`).
+    /// The initialised data directory (or the error saying to run `init`). A laptop locked with
+    /// the officer's PIN is opened with `IKD_FIELD_PIN`, else the PIN asked on a terminal (three
+    /// tries), once per process.
     pub fn open(&self) -> Result<DataDir, AppError> {
-        DataDir::open_with(
-            &self.data_dir,
-            self.config.field.district_seal_key.as_deref(),
-        )
+        let open = || {
+            DataDir::open_with(
+                &self.data_dir,
+                self.config.field.district_seal_key.as_deref(),
+            )
+        };
+        if !crate::keylock::have_pin()
+            && let Some(pin) = std::env::var("IKD_FIELD_PIN")
+                .ok()
+                .filter(|p| !p.is_empty())
+        {
+            crate::keylock::set_pin(Some(&pin));
+        }
+        let mut tries = 0;
+        loop {
+            match open() {
+                Err(e) if is_locked(&e) && tries < 3 && self.can_ask() => {
+                    tries += 1;
+                    if e.details["locked"] == "wrong_pin" {
+                        eprintln!("{}", e.message);
+                    }
+                    let pin =
+                        rpassword::prompt_password(crate::tr!("PIN laptop: ", "Laptop PIN: "))
+                            .unwrap_or_default();
+                    crate::keylock::set_pin(Some(pin.trim()));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A person at a terminal can be asked (not `--json`, stdin a terminal).
+    pub fn can_ask(&self) -> bool {
+        self.ask && !self.json && std::io::IsTerminal::is_terminal(&std::io::stdin())
     }
 
     pub fn offset(&self) -> time::UtcOffset {
         self.config.offset()
     }
+}
+
+/// The laptop's data is locked under the officer's PIN and this process has none (or a wrong one).
+pub fn is_locked(e: &AppError) -> bool {
+    e.details.get("locked").is_some()
 }
 
 /// The district database and key file named by `--db` and the settings (`server::site`).

@@ -33,6 +33,34 @@ pub fn resolve(explicit: Option<&Path>) -> PathBuf {
         .join("ikd-field")
 }
 
+/// The device key is locked under the officer's PIN and no PIN, or a wrong one, was given.
+/// `details.locked` says which (`no_pin`, `wrong_pin`): the command line asks on a terminal, the
+/// desk shows its unlock page.
+fn locked_error(l: crate::keylock::Locked) -> AppError {
+    let (message, code) = match l {
+        crate::keylock::Locked::WrongPin => (
+            tr!(
+                "PIN salah; laptop tetap terkunci.",
+                "Wrong PIN; the laptop stays locked."
+            ),
+            "wrong_pin",
+        ),
+        _ => (
+            tr!(
+                "Data di laptop ini dikunci dengan PIN petugas.",
+                "The data on this laptop is locked with the officer's PIN."
+            ),
+            "no_pin",
+        ),
+    };
+    AppError::new(Kind::Usage, message)
+        .hint(tr!(
+            "Jalankan perintahnya di terminal dan ketik PIN saat diminta (untuk skrip: IKD_FIELD_PIN), atau buka desk.",
+            "Run the command on a terminal and type the PIN when asked (scripts: IKD_FIELD_PIN), or open the desk."
+        ))
+        .details(serde_json::json!({ "locked": code }))
+}
+
 /// An initialised data directory, opened.
 pub struct DataDir {
     pub path: PathBuf,
@@ -112,7 +140,7 @@ impl DataDir {
             // A key left by an interrupted init is reused rather than replaced.
             KeyPair::load(&key_path)
         } else {
-            KeyPair::generate().and_then(|k| k.save(&key_path).map(|_| k))
+            KeyPair::generate().and_then(|k| k.save_field(&key_path).map(|_| k))
         }
         .map_err(|e| {
             AppError::other(tr!(
@@ -155,6 +183,13 @@ impl DataDir {
         let identity = store.identity()?.ok_or_else(|| not_initialised(path))?;
         let key_path = path.join(KEY_FILE);
         let key = KeyPair::load(&key_path).map_err(|e| {
+            if let Some(l) = e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<crate::keylock::Locked>())
+                .filter(|l| **l != crate::keylock::Locked::Damaged)
+            {
+                return locked_error(*l);
+            }
             AppError::other(tr!(
                 "Kunci perangkat {} tidak bisa dibaca: {e}",
                 "Cannot read the device key {}: {e}",

@@ -94,7 +94,7 @@ fn load_or_create_holding(path: &Path, create: bool) -> Result<Option<OpenKey>, 
         Ok(b) => Ok(Some(OpenKey::from_bytes(b))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let k = OpenKey::generate().map_err(|e| io_error(path, e))?;
-            match crypto::save_secret(path, &k.to_bytes()) {
+            match crypto::save_field_secret(path, &k.to_bytes()) {
                 Ok(()) => Ok(Some(k)),
                 // Another process made it first.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -17,6 +17,8 @@ pub const M_VILLAGE: &str = "desk.village";
 #[derive(Serialize)]
 struct State {
     ready: bool,
+    /// Set up, but the keys are locked under the officer's PIN: the page asks for it.
+    locked: bool,
     lang: &'static str,
     officer: String,
     team: String,
@@ -38,10 +40,27 @@ pub fn state(d: &Desk) -> Result<Resp, AppError> {
     if !d.initialised() {
         return ok(&State {
             ready: false,
+            locked: false,
             lang: lang(),
             officer: String::new(),
             team: String::new(),
             office: d.ctx.config.slip.office.clone(),
+            paper: d.ctx.config.slip.paper,
+            enrolled: false,
+            village: None,
+            today: super::today::Counts::default(),
+            pending: 0,
+            direct_printer: false,
+        });
+    }
+    if d.locked() {
+        return ok(&State {
+            ready: true,
+            locked: true,
+            lang: lang(),
+            officer: String::new(),
+            team: String::new(),
+            office: String::new(),
             paper: d.ctx.config.slip.paper,
             enrolled: false,
             village: None,
@@ -64,6 +83,7 @@ pub fn state(d: &Desk) -> Result<Resp, AppError> {
         .unwrap_or(0);
     ok(&State {
         ready: true,
+        locked: false,
         lang: lang(),
         officer: identity.officer,
         team: identity.team,

@@ -62,10 +62,21 @@ impl Desk {
     fn initialised(&self) -> bool {
         DataDir::db_path(&self.ctx.data_dir).exists()
     }
+
+    /// Set up with keys locked under the officer's PIN, and no PIN given yet.
+    fn locked(&self) -> bool {
+        let opened = self.dd.lock().map(|g| g.is_some()).unwrap_or(false);
+        !opened
+            && !crate::keylock::have_pin()
+            && std::fs::read_to_string(self.ctx.data_dir.join(crate::field::datadir::KEY_FILE))
+                .is_ok_and(|t| crate::keylock::is_locked(&t))
+    }
 }
 
 /// Starts the desk and serves until Ctrl+C or the window is closed.
-pub fn run(ctx: Ctx, a: DeskArgs) -> Result<(), AppError> {
+pub fn run(mut ctx: Ctx, a: DeskArgs) -> Result<(), AppError> {
+    // The officer answers in the page, not in the console window.
+    ctx.ask = false;
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, a.port)))
         .or_else(|e| {
             // Another desk on the usual port: take any free one rather than fail.
@@ -153,6 +164,7 @@ fn route(d: &Desk, req: serve::Req) -> serve::Resp {
         ("POST", "/api/village") => {
             json::body(&req).and_then(|v: api::VillageIn| api::set_village(d, &v))
         }
+        ("POST", "/api/unlock") => json::body(&req).and_then(|u| setup::unlock(d, &u)),
         ("POST", "/api/setup") => json::body(&req).and_then(|s| setup::setup(d, &s)),
         ("POST", "/api/settings") => json::body(&req).and_then(|s| setup::settings(d, &s)),
         ("POST", "/api/send") => Ok(send::start(d)),

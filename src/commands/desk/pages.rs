@@ -34,6 +34,24 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ("team", "Tim", "Team"),
     ("office", "Nama kantor di slip", "Office name on slips"),
     (
+        "pin_new",
+        "PIN laptop (disarankan)",
+        "Laptop PIN (recommended)",
+    ),
+    ("pin_again", "Ulangi PIN", "PIN again"),
+    (
+        "pin_note",
+        "Dengan PIN, data warga di laptop ini tidak bisa dibuka bila laptop hilang. Paling sedikit 6 karakter. Jangan lupa: tanpa PIN, catatan yang belum terkirim tidak bisa dikirim.",
+        "With a PIN, citizens' data on this laptop cannot be opened if the laptop is lost. At least 6 characters. Do not forget it: without the PIN, records not yet sent cannot be sent.",
+    ),
+    ("unlock_title", "Laptop terkunci", "The laptop is locked"),
+    (
+        "unlock_lead",
+        "Ketik PIN petugas untuk mulai bekerja. PIN diminta sekali setiap desk dibuka.",
+        "Type the officer's PIN to start work. It is asked once each time the desk is opened.",
+    ),
+    ("unlock_go", "Buka", "Unlock"),
+    (
         "enrol_optional",
         "Daftarkan ke server Dinas (boleh nanti)",
         "Enrol with the district server (can wait)",

@@ -50,6 +50,7 @@ pub fn start(d: &Desk) -> Resp {
             data_dir: d.ctx.data_dir.clone(),
             config: d.ctx.config.clone(),
             json: false,
+            ask: false,
         },
         send: std::sync::Arc::clone(&d.send),
         stop: std::sync::Arc::clone(&d.stop),

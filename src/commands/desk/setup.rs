@@ -24,6 +24,11 @@ pub struct SetupIn {
     token: String,
     #[serde(default)]
     server_id: String,
+    /// The officer's PIN (twice), locking the laptop's keys; may be empty.
+    #[serde(default)]
+    pin: String,
+    #[serde(default)]
+    pin2: String,
 }
 
 #[derive(Serialize)]
@@ -86,6 +91,23 @@ pub fn setup(d: &Desk, s: &SetupIn) -> Result<Resp, AppError> {
     }
     let (officer, team) = names(&s.officer, &s.team)?;
     let office = office_name(&s.office)?;
+    if !s.pin.is_empty() || !s.pin2.is_empty() {
+        if !crate::keylock::acceptable(&s.pin) {
+            return Err(AppError::invalid(tr!(
+                "PIN paling sedikit {} karakter dan tidak semuanya sama (mis. bukan 000000).",
+                "A PIN has at least {} characters, not all the same (e.g. not 000000).",
+                crate::keylock::MIN_PIN
+            )));
+        }
+        if s.pin != s.pin2 {
+            return Err(AppError::invalid(tr!(
+                "Kedua PIN tidak sama; ketik ulang.",
+                "The two PINs differ; type them again."
+            )));
+        }
+        // New keys are written locked under it from the first byte.
+        crate::keylock::set_pin(Some(&s.pin));
+    }
     let dd = DataDir::init_with(
         &d.ctx.data_dir,
         &officer,
@@ -193,6 +215,36 @@ pub fn settings(d: &Desk, s: &SettingsIn) -> Result<Resp, AppError> {
             enrol_error: None,
         },
     ))
+}
+
+#[derive(Deserialize)]
+pub struct UnlockIn {
+    pin: String,
+}
+
+/// The PIN page: opens the laptop's keys for this session of the desk.
+pub fn unlock(d: &Desk, u: &UnlockIn) -> Result<Resp, AppError> {
+    crate::keylock::set_pin(Some(&u.pin));
+    match d.ctx.open() {
+        Ok(dd) => {
+            *d.dd
+                .lock()
+                .map_err(|_| AppError::other("desk: lock".to_string()))? = Some(dd);
+            Ok(Resp::json(200, &serde_json::json!({ "ok": true })))
+        }
+        Err(e) => {
+            crate::keylock::set_pin(None);
+            if super::super::is_locked(&e) {
+                // Each wrong guess costs a second here, on top of the stretching.
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                return Err(AppError::invalid(tr!(
+                    "PIN salah. Coba lagi; bila lupa, hubungi admin Dinas.",
+                    "Wrong PIN. Try again; if it is forgotten, call the district admin."
+                )));
+            }
+            Err(e)
+        }
+    }
 }
 
 pub fn office(d: &Desk, dd: &DataDir) -> String {

@@ -60,7 +60,7 @@ let lastKec = '';
 
 async function refreshState() {
   STATE = await api('/api/state');
-  if (!STATE.ready) return STATE;
+  if (!STATE.ready || STATE.locked) return STATE;
   $('who').textContent = STATE.officer + (STATE.team ? ' · ' + STATE.team : '');
   $('nav-count').textContent = STATE.today.activated;
   showVillage(STATE.village);
@@ -69,10 +69,12 @@ async function refreshState() {
 
 function show(view) {
   if (!STATE || !STATE.ready) view = 'setup';
+  else if (STATE.locked) view = 'unlock';
   document.querySelectorAll('.view').forEach((v) => { v.hidden = v.id !== 'view-' + view; });
   document.querySelectorAll('#nav a').forEach((a) => a.classList.toggle('on', a.dataset.view === view));
-  $('nav').hidden = view === 'setup';
+  $('nav').hidden = view === 'setup' || view === 'unlock';
   if (view === 'setup') $('setup-officer').focus();
+  if (view === 'unlock') $('unlock-pin').focus();
   if (view === 'catat') focusRecord();
   if (view === 'hari-ini') loadToday();
   if (view === 'kirim') loadSend();
@@ -101,6 +103,23 @@ async function setup(ev) {
     if (r.enrol_error) say($('record-msg'), t('j_enrol_failed') + ' ' + r.enrol_error, 'bad');
   } catch (e) {
     say(msg, errorText(e), 'bad');
+  }
+}
+
+// --- the PIN ---
+async function unlock(ev) {
+  ev.preventDefault();
+  const msg = $('unlock-msg');
+  say(msg, '');
+  const pin = $('unlock-pin').value;
+  try {
+    await api('/api/unlock', { pin });
+    $('unlock-pin').value = '';
+    await refreshState();
+    route();
+  } catch (e) {
+    say(msg, errorText(e), 'bad');
+    $('unlock-pin').select();
   }
 }
 
@@ -511,6 +530,7 @@ async function saveSettings(ev) {
 async function start() {
   if (!$('record-form')) { printPage(); return; }
   $('setup-form').addEventListener('submit', setup);
+  $('unlock-form').addEventListener('submit', unlock);
   $('record-form').addEventListener('submit', review);
   $('record-form').addEventListener('keydown', enterMoves);
   $('desa-input').addEventListener('input', () => { clearTimeout(desaTimer); desaTimer = setTimeout(searchVillage, 120); });
