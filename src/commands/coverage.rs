@@ -19,10 +19,11 @@ pub struct TargetsArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TargetsCommand {
-    /// Impor target dari CSV region_code,wajib_ktp,target (mengganti semua) / import targets
+    /// Impor target dari CSV kode_wilayah,wajib_ktp,target (mengganti semua) / import targets
     /// from a CSV (replaces all)
     Import {
-        /// Berkas CSV / CSV file: region_code,wajib_ktp,target (target: 30% atau 60846)
+        /// Berkas CSV / CSV file: kode_wilayah (or region_code),wajib_ktp,target (target: 30% or
+        /// 60846); other columns, e.g. a name, are ignored
         file: PathBuf,
     },
     /// Tampilkan target yang berlaku / show the targets in force
@@ -84,8 +85,8 @@ fn import(ctx: &Ctx, db: Option<PathBuf>, file: &std::path::Path) -> Result<(), 
                 list.join("\n")
             ))
             .hint(tr!(
-                "Perbaiki baris-baris itu lalu impor lagi. Format: region_code,wajib_ktp,target — mis. 1702,202820,30%",
-                "Fix those lines and import again. Format: region_code,wajib_ktp,target — e.g. 1702,202820,30%"
+                "Perbaiki baris-baris itu lalu impor lagi. Format: kode_wilayah,wajib_ktp,target — mis. 1702,202820,30% (kolom lain seperti nama boleh ada)",
+                "Fix those lines and import again. Format: kode_wilayah,wajib_ktp,target — e.g. 1702,202820,30% (other columns such as a name may stay)"
             ))
             .details(json!({"file": file.display().to_string(), "bad_rows": bad})));
         }

@@ -1,6 +1,8 @@
-//! The targets file: `region_code,wajib_ktp,target`, one row per regency, kecamatan or desa.
+//! The targets file: `kode_wilayah,wajib_ktp,target` (or the English `region_code` for the
+//! first), one row per regency, kecamatan or desa; the columns may come in any order and other
+//! columns (a name, a note) are ignored.
 //!
-//! * `region_code`: 4, 6 or 10 digits (dots allowed: `17.02.01.2001`) that exist in the kode
+//! * `kode_wilayah` / `region_code`: 4, 6 or 10 digits (dots allowed: `17.02.01.2001`) that exist in the kode
 //!   wilayah tables.
 //! * `wajib_ktp`: a whole number above 0 (`202820`, `202.820` or `202,820`).
 //! * `target`: a share of wajib KTP (`30%`, `25,5 %`) or a count (`60846`, `60.846`); empty means
@@ -63,7 +65,7 @@ pub fn parse(text: &str, default_bp: u32) -> Result<Vec<Parsed>, Vec<BadRow>> {
     let mut bad = Vec::new();
     let mut out: Vec<Parsed> = Vec::new();
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut header_ok = false;
+    let mut columns: Option<Columns> = None;
     for (i, rec) in reader.records().enumerate() {
         let fallback_line = i + 1;
         let rec = match rec {
@@ -88,34 +90,41 @@ pub fn parse(text: &str, default_bp: u32) -> Result<Vec<Parsed>, Vec<BadRow>> {
         if rec.iter().all(|c| c.is_empty()) {
             continue;
         }
-        if !header_ok {
-            let names: Vec<String> = rec.iter().map(|c| c.to_ascii_lowercase()).collect();
-            if names != ["region_code", "wajib_ktp", "target"] {
-                bad.push(BadRow {
-                    line,
-                    message: tr!(
-                        "baris pertama harus judul kolom region_code,wajib_ktp,target (tertulis: {})",
-                        "the first line must be the header region_code,wajib_ktp,target (found: {})",
-                        rec.iter().collect::<Vec<_>>().join(",")
-                    ),
-                });
-                return Err(bad);
+        let Some(cols) = columns else {
+            match Columns::of(&rec) {
+                Ok(c) => columns = Some(c),
+                Err(message) => {
+                    bad.push(BadRow { line, message });
+                    return Err(bad);
+                }
             }
-            header_ok = true;
             continue;
-        }
-        if rec.len() != 3 {
+        };
+        // As many cells as the header (trailing empty ones a spreadsheet adds are fine): an
+        // unquoted `202,820` in a comma file would otherwise shift the numbers silently.
+        let cells: Vec<&str> = rec.iter().collect();
+        let filled = cells
+            .iter()
+            .rposition(|c| !c.is_empty())
+            .map_or(0, |i| i + 1);
+        if rec.len() < cols.width || filled > cols.width {
             bad.push(BadRow {
                 line,
                 message: tr!(
-                    "harus 3 kolom (region_code,wajib_ktp,target), ada {}",
-                    "needs 3 columns (region_code,wajib_ktp,target), has {}",
-                    rec.len()
+                    "harus {} kolom seperti judulnya, ada {}",
+                    "needs {} columns like its header, has {}",
+                    cols.width,
+                    rec.len().min(filled.max(cols.width))
                 ),
             });
             continue;
         }
-        match parse_row(&rec[0], &rec[1], &rec[2], default_bp) {
+        match parse_row(
+            &rec[cols.code],
+            &rec[cols.wajib],
+            &rec[cols.target],
+            default_bp,
+        ) {
             Ok((row, defaulted)) => {
                 if let Some(&earlier) = seen.get(&row.region_code) {
                     bad.push(BadRow {
@@ -138,12 +147,12 @@ pub fn parse(text: &str, default_bp: u32) -> Result<Vec<Parsed>, Vec<BadRow>> {
             Err(message) => bad.push(BadRow { line, message }),
         }
     }
-    if !header_ok {
+    if columns.is_none() {
         bad.push(BadRow {
             line: 1,
             message: tr!(
-                "berkas kosong: baris pertama harus region_code,wajib_ktp,target",
-                "empty file: the first line must be region_code,wajib_ktp,target"
+                "berkas kosong: baris pertama harus judul kolom kode_wilayah,wajib_ktp,target",
+                "empty file: the first line must be the header kode_wilayah,wajib_ktp,target"
             ),
         });
     } else if out.is_empty() && bad.is_empty() {
@@ -153,6 +162,43 @@ pub fn parse(text: &str, default_bp: u32) -> Result<Vec<Parsed>, Vec<BadRow>> {
         });
     }
     if bad.is_empty() { Ok(out) } else { Err(bad) }
+}
+
+/// Where the three columns are, from the header: Indonesian or English names, in any order, any
+/// other column (a name, a note) ignored.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    code: usize,
+    wajib: usize,
+    target: usize,
+    /// Columns in the header.
+    width: usize,
+}
+
+impl Columns {
+    fn of(header: &csv::StringRecord) -> Result<Columns, String> {
+        let names: Vec<String> = header
+            .iter()
+            .map(|c| c.trim().to_lowercase().replace([' ', '-'], "_"))
+            .collect();
+        let find = |accepted: &[&str]| names.iter().position(|n| accepted.contains(&n.as_str()));
+        let code = find(&["kode_wilayah", "region_code", "kode"]);
+        let wajib = find(&["wajib_ktp"]);
+        let target = find(&["target", "sasaran"]);
+        match (code, wajib, target) {
+            (Some(code), Some(wajib), Some(target)) => Ok(Columns {
+                code,
+                wajib,
+                target,
+                width: names.len(),
+            }),
+            _ => Err(tr!(
+                "baris pertama harus judul kolom dengan kode_wilayah, wajib_ktp dan target (kolom lain, mis. nama, diabaikan); tertulis: {}",
+                "the first line must be a header with kode_wilayah (or region_code), wajib_ktp and target (other columns, e.g. a name, are ignored); found: {}",
+                header.iter().collect::<Vec<_>>().join(",")
+            )),
+        }
+    }
 }
 
 /// The line (from 1) of the record starting at byte `offset` of `text` (the reader may point at
@@ -399,6 +445,59 @@ mod tests {
     fn semicolons_from_a_spreadsheet() {
         let rows = parse("region_code;wajib_ktp;target\n1702;202820;30%\n", 3000).unwrap();
         assert_eq!(rows[0].row.wajib_ktp, 202_820);
+    }
+
+    #[test]
+    fn indonesian_headers_any_order_and_a_name_column() {
+        // The admin's own sheet, saved from Excel in an Indonesian locale: a name column, the
+        // columns in another order, a note at the end, trailing empty cells.
+        let text = "No;Kode_Wilayah;Nama Wilayah;Target;Wajib KTP;Catatan\n\
+                    1;17.02;KAB. REJANG LEBONG;30%;202.820;\n\
+                    2;1702091012;TALANG RIMBO LAMA;;800;baru;;\n";
+        let rows = parse(text, 2500).unwrap();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|p| {
+                (
+                    p.line,
+                    p.row.region_code.as_str(),
+                    p.row.wajib_ktp,
+                    p.row.target,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, "1702", 202_820, Target::Percent(3000)),
+                (3, "1702091012", 800, Target::Percent(2500)),
+            ]
+        );
+        // English names still work, with a name column too.
+        let rows = parse(
+            "region_code,name,wajib_ktp,target\n1702,REJANG,202820,60846\n",
+            3000,
+        )
+        .unwrap();
+        assert_eq!(rows[0].row.target, Target::Count(60_846));
+    }
+
+    #[test]
+    fn extra_columns_keep_the_all_or_nothing_check() {
+        // Line 3: an unquoted 202,820 in a comma file makes a cell more than the header, which
+        // would shift the numbers: refused. Line 4: a cell short. Line 5: a bad code.
+        let text = "kode_wilayah,nama,wajib_ktp,target\n\
+                    1702,REJANG LEBONG,202820,30%\n\
+                    170209,CURUP,10,000,2500\n\
+                    1702091012,TALANG,800\n\
+                    9999,X,100,10%\n";
+        let bad = parse(text, 3000).unwrap_err();
+        assert_eq!(lines(&bad), vec![3, 4, 5], "{bad:#?}");
+        assert!(bad[0].message.contains("harus 4 kolom") || bad[0].message.contains("needs 4"));
+        // A header without one of the three is refused on line 1, naming the Indonesian header.
+        let bad = parse("kode_wilayah,nama,target\n1702,X,30%\n", 3000).unwrap_err();
+        assert_eq!(lines(&bad), vec![1]);
+        assert!(bad[0].message.contains("kode_wilayah") && bad[0].message.contains("wajib_ktp"));
     }
 
     #[test]
