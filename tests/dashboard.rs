@@ -24,6 +24,8 @@ struct District {
     /// What `--db` gets (the file, or on PostgreSQL the URL: `util::store`).
     db_arg: String,
     config: PathBuf,
+    /// The clock the binary reads (`IKD_FIELD_FAKE_NOW`), when set.
+    now: Option<String>,
 }
 
 impl District {
@@ -46,6 +48,7 @@ impl District {
             db,
             config,
             tmp,
+            now: None,
         }
     }
 
@@ -80,7 +83,11 @@ impl District {
             .env_remove("IKD_FIELD_HOME")
             .env_remove("IKD_FIELD_CONFIG")
             .env_remove("IKD_FIELD_LANG")
+            .env_remove("IKD_FIELD_FAKE_NOW")
             .stdin(Stdio::null());
+        if let Some(now) = &self.now {
+            c.env("IKD_FIELD_FAKE_NOW", now);
+        }
         c
     }
 
@@ -142,6 +149,11 @@ impl Drop for Serving {
 }
 
 fn get(url: &str, auth: Option<&str>) -> (u16, String, String) {
+    let (status, ct, body) = get_bytes(url, auth);
+    (status, ct, String::from_utf8(body).unwrap())
+}
+
+fn get_bytes(url: &str, auth: Option<&str>) -> (u16, String, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(120)))
@@ -159,7 +171,13 @@ fn get(url: &str, auth: Option<&str>) -> (u16, String, String) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    (status, ct, r.into_body().read_to_string().unwrap())
+    let body = r
+        .into_body()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap();
+    (status, ct, body)
 }
 
 // ---------------------------------------------------------------- targets import
@@ -228,16 +246,35 @@ fn targets_import_good_bad_and_replace() {
     assert_eq!(kec.len(), 15);
     assert!(kec.values().all(|r| r["target"].is_null()));
 
-    // The CSV report has the same rows.
+    // The CSV report has the same rows, and the total.
     let csv = d.server_ok(&["report", "--level", "desa"]);
     let mut lines = csv.lines();
     assert!(
         lines
             .next()
             .unwrap()
-            .starts_with("level,code,name,parent,wajib_ktp,target,live")
+            .starts_with("\u{feff}Tingkat;Kode;Nama;Wilayah induk;Wajib KTP;Target;")
     );
-    assert_eq!(lines.count(), 156);
+    assert_eq!(lines.count(), 156 + 1);
+
+    // The admin's own sheet: Indonesian headers, another order, a name column, `;` and a BOM.
+    let out = d.import(
+        "\u{feff}kode_wilayah;nama;target;wajib_ktp\n17.02;KAB. REJANG LEBONG;30%;202.820\n\
+         17.02.09.1012;TALANG RIMBO LAMA;;800\n",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(d.report("kabupaten")["1702"]["target"], 60_846);
+    assert_eq!(d.report("desa")["1702091012"]["target"], 240);
+    // A shifted row (an unquoted 10,000 in a comma file) and a short one: named by line,
+    // nothing imported.
+    let out = d.import(
+        "kode_wilayah,nama,wajib_ktp,target\n1702,REJANG,202820,30%\n\
+         170209,CURUP,10,000,2500\n1702091013,TALANG\n",
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("baris 3") && err.contains("baris 4") && !err.contains("baris 2:"), "{err}");
+    assert_eq!(d.report("desa")["1702091012"]["target"], 240, "a failed import changed the targets");
 }
 }
 
@@ -579,5 +616,273 @@ fn counts_follow_real_ingest() {
         .map(|r| r["live"].as_u64().unwrap())
         .sum();
     assert_eq!(sum, 28);
+}
+}
+
+// ---------------------------------------------------------------- the report for the office
+
+/// The interpreter that has openpyxl (the distribution's, then the one on PATH).
+fn python_with_openpyxl() -> Option<String> {
+    ["/usr/bin/python3", "python3"]
+        .iter()
+        .find(|py| {
+            Command::new(py)
+                .args(["-c", "import openpyxl"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(|s| s.to_string())
+}
+
+/// A live activation as the records say (not the aggregates the report reads).
+struct Live {
+    village: String,
+    day: time::Date,
+    device: String,
+}
+
+both_stores! {
+/// `server report` for a month and for a range: every figure against a count over the records
+/// themselves and the projection computed by hand; the same JSON and CSV from the dashboard; the
+/// CSV through a real CSV reader (`;`, decimal comma), the XLSX through openpyxl (numbers typed
+/// as numbers), the PDF through pdftotext.
+fn report_for_the_head_of_office() {
+    use time::macros::{date, datetime};
+    let mut d = District::new();
+    // 20 November 2026, 10:00 WIB; activations over the 40 days before.
+    let now = datetime!(2026-11-20 03:00 UTC);
+    d.now = Some("2026-11-20T03:00:00Z".into());
+    let store = util::store::open(&d.db);
+    let plan = Plan { seed: 17, regency: "1702".into(), records: 2_000, devices: 6, days: 40, now };
+    let filled = fill::fill(&mut store.db().unwrap(), &plan).unwrap();
+    assert!(filled.voids > 0);
+    let out = d.import(&fill::targets_csv(11, "1702", Some(("202820", "30%"))));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The records, counted here: live activations by local (WIB) day, voids by team.
+    let wib = time::UtcOffset::from_hms(7, 0, 0).unwrap();
+    let local = |t: &str| ikd_field::timefmt::parse(t).unwrap().to_offset(wib).date();
+    let mut db = store.db().unwrap();
+    let team_of: BTreeMap<String, String> = db
+        .query_all("SELECT id, team FROM devices", ikd_field::args![])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0).unwrap(), r.get(1).unwrap()))
+        .collect();
+    let live: Vec<Live> = db
+        .query_all(
+            "SELECT village, recorded_at, device_id FROM records WHERE kind = 'activation'
+             AND state = 'accepted' AND voided_by IS NULL",
+            ikd_field::args![],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| Live {
+            village: r.get(0).unwrap(),
+            day: local(&r.get::<String>(1).unwrap()),
+            device: r.get(2).unwrap(),
+        })
+        .collect();
+    let voids: Vec<(time::Date, String)> = db
+        .query_all("SELECT recorded_at, device_id FROM records WHERE kind = 'void'", ikd_field::args![])
+        .unwrap()
+        .iter()
+        .map(|r| (local(&r.get::<String>(0).unwrap()), r.get(1).unwrap()))
+        .collect();
+    drop(db);
+    drop(store);
+    assert_eq!(live.len() as u64, filled.live);
+
+    let json = |args: &[&str]| -> Value {
+        let mut a = vec!["report", "--format", "json"];
+        a.extend(args);
+        serde_json::from_str(&d.server_ok(&a)).unwrap()
+    };
+    let (from, to, as_of, by) =
+        (date!(2026 - 11 - 01), date!(2026 - 11 - 30), date!(2026 - 11 - 20), date!(2026 - 12 - 31));
+    let nov = json(&["--bulan", "2026-11", "--level", "kecamatan"]);
+    assert_eq!(nov["period_name"], "November 2026");
+    assert_eq!((nov["as_of"].as_str(), nov["target_date"].as_str()), (Some("2026-11-20"), Some("2026-12-31")));
+    let count = |prefix: &str, f: &dyn Fn(time::Date) -> bool| -> u64 {
+        live.iter().filter(|l| l.village.starts_with(prefix) && f(l.day)).count() as u64
+    };
+    let check = |r: &Value, prefix: &str| {
+        let in_period = count(prefix, &|day| day >= from && day <= to);
+        let cumulative = count(prefix, &|day| day <= to);
+        let last_7 = count(prefix, &|day| day > as_of - time::Duration::days(7) && day <= as_of);
+        let last_30 = count(prefix, &|day| day > as_of - time::Duration::days(30) && day <= as_of);
+        assert_eq!(r["in_period"], in_period, "{prefix}");
+        assert_eq!(r["live"], cumulative, "{prefix}");
+        assert_eq!(r["rate_7_days"].as_f64().unwrap(), (last_7 as f64 * 100.0 / 7.0).round() / 100.0);
+        assert_eq!(r["rate_30_days"].as_f64().unwrap(), (last_30 as f64 * 100.0 / 30.0).round() / 100.0);
+        let target = r["target"].as_u64().expect("every kecamatan has a target");
+        let remaining = target.saturating_sub(cumulative);
+        assert_eq!(r["remaining"], remaining);
+        // By hand: the days at the 7-day rate, rounded up; the days left to 31 December (41).
+        let reached = as_of + time::Duration::days(((remaining * 7).div_ceil(last_7)) as i64);
+        assert_eq!(r["target_reached_on"], reached.to_string(), "{prefix}");
+        assert_eq!((by - as_of).whole_days(), 41);
+        assert_eq!(r["needed_per_day"], remaining.div_ceil(41), "{prefix}");
+    };
+    let rows = nov["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 15);
+    for r in rows {
+        check(r, r["code"].as_str().unwrap());
+    }
+    check(&nov["total"], "1702");
+    assert_eq!(nov["total"]["target"], 60_846);
+    assert!(nov["total"]["in_period"].as_u64().unwrap() < filled.live, "October is not November");
+    // October: the cumulative is the count at its end, not today's.
+    let oct = json(&["--dari", "2026-10-01", "--sampai", "2026-10-31", "--level", "kabupaten"]);
+    assert_eq!(oct["period_name"], "01-10-2026 s.d. 31-10-2026");
+    assert_eq!(oct["total"]["live"], count("1702", &|day| day <= date!(2026 - 10 - 31)));
+    assert_eq!(oct["target_date"], "2026-12-31");
+    // Per team: activations in the period, field days and voids, from the records.
+    let teams = nov["teams"].as_array().unwrap();
+    assert_eq!(teams.len(), 3);
+    for t in teams {
+        let name = t["team"].as_str().unwrap();
+        let mine = |dev: &String| team_of[dev] == name;
+        let acts: Vec<&Live> =
+            live.iter().filter(|l| mine(&l.device) && l.day >= from && l.day <= to).collect();
+        let days: std::collections::BTreeSet<time::Date> = acts.iter().map(|l| l.day).collect();
+        let v = voids.iter().filter(|(day, dev)| mine(dev) && *day >= from && *day <= to).count();
+        assert_eq!(t["in_period"], acts.len() as u64, "{name}");
+        assert_eq!(t["field_days"], days.len() as u64, "{name}");
+        assert_eq!(t["voids"], v as u64, "{name}");
+        let reasons: u64 = t["reasons"].as_array().unwrap().iter().map(|r| r[1].as_u64().unwrap()).sum();
+        assert_eq!(reasons, v as u64);
+    }
+
+    // The dashboard: the same JSON and CSV, and its totals card = the report's total.
+    let srv = d.serve();
+    let q = "bulan=2026-11&level=kecamatan&sasaran=2026-12-31";
+    let (status, ct, body) = get(&format!("{}/laporan.json?{q}", srv.url), None);
+    assert_eq!((status, ct.as_str()), (200, "application/json"));
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), nov);
+    let (_, _, page) = get(&format!("{}/", srv.url), None);
+    let card = &page[page.find("id=\"total-1702\"").unwrap()..];
+    assert_eq!(numbers(card), expected(&nov["total"]));
+    let (status, _, html) = get(&format!("{}/laporan?{q}", srv.url), None);
+    assert_eq!(status, 200);
+    assert!(html.contains("Laporan aktivasi IKD — November 2026"), "{html}");
+    let total_row = row(&html, "lap-jumlah");
+    assert!(total_row.contains(&ikd_field::numfmt::fmt_int(nov["total"]["live"].as_u64().unwrap())));
+    assert!(html.contains("/laporan.pdf?") && html.contains("/laporan.xlsx?"));
+
+    // CSV: BOM, `;`, Indonesian headers, decimal comma, the total last; the dashboard's is the same.
+    let csv_path = d.path("laporan.csv");
+    d.server_ok(&["report", "--bulan", "2026-11", "--out", csv_path.to_str().unwrap()]);
+    let bytes = std::fs::read(&csv_path).unwrap();
+    assert!(bytes.starts_with(b"\xEF\xBB\xBF"));
+    let (_, _, served) = get(&format!("{}/laporan.csv?{q}", srv.url), None);
+    assert_eq!(served.as_bytes(), &bytes[..]);
+    let mut reader = csv::ReaderBuilder::new().delimiter(b';').from_reader(&bytes[3..]);
+    let head: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(&head[..4], ["Tingkat", "Kode", "Nama", "Wilayah induk"]);
+    assert_eq!(head[9], "% target");
+    assert_eq!(head[14], "Perlu per hari s.d. 31-12-2026");
+    let lines: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(lines.len(), 16);
+    let decimal = |s: &str| -> f64 { s.replace(',', ".").parse().unwrap() };
+    for (line, r) in lines.iter().zip(rows.iter().chain([&nov["total"]])) {
+        assert_eq!(line[7].parse::<u64>().unwrap(), r["live"].as_u64().unwrap());
+        assert_eq!(decimal(&line[9]), r["percent_of_target"].as_f64().unwrap());
+        assert_eq!(decimal(&line[11]), r["rate_7_days"].as_f64().unwrap());
+        assert!(!line[9].contains('.'), "a decimal point in {line:?}");
+    }
+    assert_eq!(&lines[15][0], "JUMLAH");
+    assert_eq!(&lines[0][1], "17.02.06");
+
+    // XLSX read back by openpyxl: numbers are numbers, dates are dates.
+    let xlsx = d.path("laporan-ikd-kecamatan-2026-11.xlsx");
+    d.server_ok(&["report", "--bulan", "2026-11", "--out", xlsx.to_str().unwrap()]);
+    let (_, ct, served) = get_bytes(&format!("{}/laporan.xlsx?{q}", srv.url), None);
+    assert!(ct.contains("spreadsheetml") && served.starts_with(b"PK"), "{ct}");
+    match python_with_openpyxl() {
+        None => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "openpyxl is missing on CI: apt-get install python3-openpyxl");
+            eprintln!("skipped: openpyxl is not installed (apt-get install python3-openpyxl)");
+        }
+        Some(py) => {
+            let script = r#"
+import json, sys, openpyxl
+wb = openpyxl.load_workbook(sys.argv[1])
+ws = wb["Wilayah"]
+cell = lambda v: [type(v).__name__, v.isoformat() if hasattr(v, "isoformat") else v]
+print(json.dumps({"sheets": wb.sheetnames,
+                  "header": [c.value for c in ws[4]],
+                  "rows": [[cell(v) for v in r] for r in ws.iter_rows(min_row=5, values_only=True)],
+                  "teams": [[cell(v) for v in r] for r in wb["Tim"].iter_rows(min_row=5, values_only=True)]}))
+"#;
+            let out = Command::new(&py).args(["-c", script]).arg(&xlsx).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let book: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(book["sheets"], serde_json::json!(["Wilayah", "Tim", "Harian"]));
+            assert_eq!(book["header"][7], "Aktivasi kumulatif");
+            let xrows = book["rows"].as_array().unwrap();
+            assert_eq!(xrows.len(), 16);
+            for (x, r) in xrows.iter().zip(rows.iter().chain([&nov["total"]])) {
+                assert_eq!(x[7][0], "int", "{x}");
+                assert_eq!(x[7][1], r["live"]);
+                assert_eq!(x[6][1], r["in_period"]);
+                assert_eq!(x[9][0], "float", "{x}");
+                let pct = x[9][1].as_f64().unwrap() * 100.0;
+                assert!((pct - r["percent_of_target"].as_f64().unwrap()).abs() < 1e-9, "{x}");
+                assert_eq!(x[13][0], "datetime", "{x}");
+                assert!(x[13][1].as_str().unwrap().starts_with(r["target_reached_on"].as_str().unwrap()));
+                assert_eq!(x[14][1], r["needed_per_day"]);
+            }
+            assert_eq!(xrows[15][0][1], "JUMLAH");
+            assert_eq!(book["teams"].as_array().unwrap().len(), 3);
+            assert_eq!(book["teams"][0][3][0], "int");
+        }
+    }
+
+    // PDF: one page, dated, named after the period, the figures in Indonesian.
+    let pdf = d.path("laporan.pdf");
+    d.server_ok(&["report", "--bulan", "2026-11", "--out", pdf.to_str().unwrap()]);
+    let (_, ct, served) = get_bytes(&format!("{}/laporan.pdf?{q}", srv.url), None);
+    assert_eq!(ct, "application/pdf");
+    assert_eq!(served, std::fs::read(&pdf).unwrap(), "the dashboard's PDF is the command's");
+    // Kept in the target directory to look at.
+    let store = if util::store::is_postgres() { "postgres" } else { "sqlite" };
+    let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{store}-laporan.pdf"));
+    std::fs::copy(&pdf, &keep).unwrap();
+    eprintln!("report: {}", keep.display());
+    if util::outside_tool("pdftotext", "poppler-utils") {
+        let info = Command::new("pdfinfo").arg(&pdf).output().unwrap();
+        assert!(String::from_utf8_lossy(&info.stdout).contains("Pages:           1"));
+        let out = Command::new("pdftotext").args(["-layout"]).arg(&pdf).arg("-").output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Laporan Aktivasi IKD — November 2026"), "{text}");
+        assert!(text.contains("dibuat 20-11-2026 10:00 WIB"), "{text}");
+        let fmt = ikd_field::numfmt::fmt_int;
+        let total = &nov["total"];
+        assert!(text.contains(&fmt(total["live"].as_u64().unwrap())), "{text}");
+        assert!(text.contains(&fmt(total["needed_per_day"].as_u64().unwrap())), "{text}");
+        assert!(text.contains("JUMLAH") && text.contains("TIM 1") && text.contains("Alasan pembatalan"));
+        for r in rows {
+            assert!(text.contains(r["name"].as_str().unwrap()), "{} missing:\n{text}", r["name"]);
+        }
+        // The projection sentence, with the total's rate and date.
+        let reached = time::Date::parse(
+            total["target_reached_on"].as_str().unwrap(),
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .unwrap();
+        assert!(text.contains(&format!(
+            "{:02}-{:02}-{}",
+            reached.day(),
+            u8::from(reached.month()),
+            reached.year()
+        )));
+    }
+    // A bad period is refused with what to write.
+    let out = d.server(&["report", "--bulan", "2026-13"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2026-12"));
 }
 }

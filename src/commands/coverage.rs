@@ -1,11 +1,12 @@
 //! `ikd-field server targets import|show` and `ikd-field server report`: coverage targets and the
-//! coverage report for the province, the same numbers the dashboard shows
-//! (`server::coverage` computes both).
+//! report for the head of office (a period, CSV/XLSX/PDF/JSON), the same numbers the dashboard
+//! shows (`server::coverage` computes both; `server::laporan` writes the report).
 use super::Ctx;
 use crate::error::AppError;
 use crate::output::{self, Table};
 use crate::server::coverage::{self, ReportLevel, Target, fmt_int, fmt_pct};
-use crate::server::{dashboard, targets};
+use crate::server::laporan::{self, Format, Request};
+use crate::server::targets;
 use crate::{timefmt, tr};
 use serde_json::json;
 use std::io::Write;
@@ -30,20 +31,31 @@ pub enum TargetsCommand {
     Show,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum ReportFormat {
-    Csv,
-    Json,
-}
-
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
     /// Tingkat / level
     #[arg(long, value_enum, default_value = "kecamatan")]
     pub level: ReportLevel,
-    /// Format
-    #[arg(long, value_enum, default_value = "csv")]
-    pub format: ReportFormat,
+    /// Bulan laporan, mis. 2026-12 [bawaan: bulan ini] / the report's month [default: this month]
+    #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["dari", "sampai"])]
+    pub bulan: Option<String>,
+    /// Awal periode / first day of the period
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "sampai")]
+    pub dari: Option<String>,
+    /// Akhir periode (termasuk) / last day of the period (included)
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "dari")]
+    pub sampai: Option<String>,
+    /// Tanggal target harus tercapai [bawaan: 31 Desember] / date the target should be reached
+    /// by [default: 31 December of the period's year]
+    #[arg(long = "sasaran-tanggal", value_name = "YYYY-MM-DD")]
+    pub sasaran_tanggal: Option<String>,
+    /// Format [bawaan: dari akhiran --out, atau csv] / format [default: from the --out
+    /// extension, else csv]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// CSV per tim, bukan per wilayah / the teams' CSV instead of the regions'
+    #[arg(long)]
+    pub tim: bool,
     /// Berkas tujuan / output file [default: stdout]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -198,17 +210,46 @@ fn show(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
 }
 
 pub fn report(ctx: &Ctx, db: Option<PathBuf>, a: ReportArgs) -> Result<(), AppError> {
-    let (_, store) = ctx.server_db(db)?;
-    let cov = store
-        .db()
-        .and_then(|mut db| coverage::coverage(&mut db))
-        .map_err(|e| store.err(e))?;
-    let json = ctx.json || matches!(a.format, ReportFormat::Json);
-    let body = if json {
-        dashboard::report_json(&cov, a.level).map_err(|e| AppError::other(e.to_string()))?
+    let offset = ctx.offset();
+    let now = timefmt::now();
+    let mut req = Request::new(
+        a.level,
+        a.bulan.as_deref(),
+        a.dari.as_deref(),
+        a.sampai.as_deref(),
+        a.sasaran_tanggal.as_deref(),
+        now.to_offset(offset).date(),
+    )
+    .map_err(AppError::usage)?;
+    req.teams = a.tim;
+    let by_extension = a.out.as_ref().and_then(|p| {
+        let ext = p.extension()?.to_str()?.to_ascii_lowercase();
+        [Format::Csv, Format::Xlsx, Format::Pdf, Format::Json]
+            .into_iter()
+            .find(|f| f.extension() == ext)
+    });
+    let format = if ctx.json {
+        Format::Json
     } else {
-        dashboard::report_csv(&cov, a.level).map_err(|e| AppError::other(e.to_string()))?
+        a.format.or(by_extension).unwrap_or(Format::Csv)
     };
+    if a.out.is_none()
+        && matches!(format, Format::Xlsx | Format::Pdf)
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return Err(AppError::usage(tr!(
+            "Laporan {} tidak bisa ditampilkan di layar: tulis ke berkas dengan --out {}",
+            "A {} report cannot be shown on a terminal: write it to a file with --out {}",
+            format.extension().to_uppercase(),
+            req.file_name(format)
+        )));
+    }
+    let (_, store) = ctx.server_db(db)?;
+    let laporan = store
+        .db()
+        .and_then(|mut db| laporan::build(&mut db, offset, now, req))
+        .map_err(|e| store.err(e))?;
+    let body = laporan.render(format).map_err(AppError::other)?;
     let io_err = |e: std::io::Error| {
         AppError::other(tr!(
             "Gagal menulis laporan: {e}",
@@ -221,12 +262,18 @@ pub fn report(ctx: &Ctx, db: Option<PathBuf>, a: ReportArgs) -> Result<(), AppEr
             eprintln!(
                 "{}",
                 tr!(
-                    "Laporan ditulis ke {}: {} baris.",
-                    "Report written to {}: {} rows.",
+                    "Laporan {} ({}) ditulis ke {}: {} wilayah dan jumlahnya, {} tim.",
+                    "Report for {} ({}) written to {}: {} regions and their total, {} teams.",
+                    laporan.period_name,
+                    format.extension().to_uppercase(),
                     p.display(),
-                    cov.level(a.level).len()
+                    laporan.rows.len(),
+                    laporan.teams.len()
                 )
             );
+            if format != Format::Json {
+                eprintln!("{}", laporan.headline());
+            }
         }
         None => {
             let mut out = std::io::stdout().lock();

@@ -7,14 +7,15 @@
 //! | `/` | totals against target, table per kecamatan, where to go next, teams, conflicts |
 //! | `/kecamatan/CODE` | one kecamatan and its desa |
 //! | `/konflik` | conflicts to resolve (counts; names and NIKs only with the admin token) |
-//! | `/laporan.csv?level=…`, `/laporan.json?level=…` | the same numbers as `server report` |
+//! | `/laporan?level=…&bulan=…` (or `dari=…&sampai=…`, `sasaran=…`) | the report for the head of office |
+//! | `/laporan.csv`, `.xlsx`, `.pdf`, `.json` with the same query | the same files as `server report` |
 //!
 //! Everything but the record-level part of `/konflik` is aggregates.
 use super::chart::bar_chart;
-use super::coverage::{
-    self, Area, Coverage, DeviceActivity, ReportLevel, ReportRow, fmt_int, fmt_pct,
-};
+use super::coverage::teams::reasons_text;
+use super::coverage::{self, Area, DeviceActivity, ReportRow, fmt_int, fmt_pct, trend};
 use super::db::Db;
+use super::laporan::{self, Format, Laporan, Request};
 use crate::domain::region;
 use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
@@ -66,7 +67,7 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("X-Content-Type-Options", "nosniff"),
     (
         "Content-Security-Policy",
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'none'; frame-ancestors 'none'",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
     ),
     ("Referrer-Policy", "no-referrer"),
     ("X-Frame-Options", "DENY"),
@@ -88,7 +89,9 @@ pub fn respond(
     let result = match path {
         "/" | "/index.html" => index(conn, settings),
         "/konflik" => conflicts(conn, settings, authorization),
-        "/laporan.csv" | "/laporan.json" => report(conn, path.ends_with(".json"), query),
+        "/laporan" | "/laporan.csv" | "/laporan.json" | "/laporan.xlsx" | "/laporan.pdf" => {
+            report(conn, settings, path, query)
+        }
         "/favicon.ico" => {
             return Page {
                 status: 204,
@@ -135,6 +138,7 @@ fn env() -> &'static Environment<'static> {
             ("kecamatan.html", include_str!("templates/kecamatan.html")),
             ("konflik.html", include_str!("templates/konflik.html")),
             ("error.html", include_str!("templates/error.html")),
+            ("laporan.html", include_str!("templates/laporan.html")),
         ] {
             env.add_template(name, text)
                 .expect("embedded templates are valid");
@@ -478,83 +482,104 @@ fn conflicts(conn: &mut Db<'_>, s: &Settings, authorization: Option<&str>) -> Re
     Ok(Page::html(200, body))
 }
 
-/// `level=` of a report URL (default: kecamatan).
-fn level_of(query: &str) -> Option<ReportLevel> {
-    let value = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("level="))
-        .unwrap_or("kecamatan");
-    match value {
-        "kabupaten" => Some(ReportLevel::Kabupaten),
-        "kecamatan" => Some(ReportLevel::Kecamatan),
-        "desa" => Some(ReportLevel::Desa),
-        _ => None,
-    }
-}
-
-fn report(conn: &mut Db<'_>, json: bool, query: &str) -> Res {
-    let Some(level) = level_of(query) else {
-        return Ok(error_page(
-            400,
-            "Tingkat laporan salah",
-            "Pakai level=kabupaten, level=kecamatan atau level=desa.",
-        ));
+/// The report (`/laporan` as a page, `/laporan.csv|xlsx|pdf|json` as files): the period, level and
+/// target date from the query, the same figures as `server report`.
+fn report(conn: &mut Db<'_>, s: &Settings, path: &str, query: &str) -> Res {
+    let now = crate::timefmt::now();
+    let req = match Request::from_query(query, now.to_offset(s.offset).date()) {
+        Ok(r) => r,
+        Err(message) => return Ok(error_page(400, "Permintaan laporan salah", &message)),
     };
-    let cov = coverage::coverage(conn)?;
-    let (body, content_type) = if json {
-        (report_json(&cov, level)?, "application/json")
-    } else {
-        (report_csv(&cov, level)?, "text/csv; charset=utf-8")
+    let l = laporan::build(conn, s.offset, now, req)?;
+    let format = match path.rsplit_once('.').map(|x| x.1) {
+        Some("csv") => Format::Csv,
+        Some("xlsx") => Format::Xlsx,
+        Some("pdf") => Format::Pdf,
+        Some("json") => Format::Json,
+        _ => return report_page(&l, s),
     };
     Ok(Page {
         status: 200,
-        content_type,
-        body,
+        content_type: format.content_type(),
+        body: l.render(format)?,
         headers: vec![(
             "Content-Disposition",
-            format!(
-                "attachment; filename=\"ikd-cakupan-{}.{}\"",
-                level_name(level),
-                if json { "json" } else { "csv" }
-            ),
+            format!("attachment; filename=\"{}\"", req.file_name(format)),
         )],
     })
 }
 
-fn level_name(level: ReportLevel) -> &'static str {
-    match level {
-        ReportLevel::Kabupaten => "kabupaten",
-        ReportLevel::Kecamatan => "kecamatan",
-        ReportLevel::Desa => "desa",
-    }
+#[derive(Serialize)]
+struct ReportLine {
+    cells: Vec<String>,
+    code: String,
+    total: bool,
 }
 
-/// The report as CSV (header + one line per region), shared with `server report`.
-pub fn report_csv(cov: &Coverage, level: ReportLevel) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(ReportRow::COLUMNS)?;
-    for a in cov.level(level) {
-        crate::output::csv_row(&mut w, ReportRow::of(a).cells())?;
-    }
-    w.into_inner().map_err(|e| e.into_error().into())
-}
-
-/// The report as JSON, shared with `server report`.
-pub fn report_json(cov: &Coverage, level: ReportLevel) -> Result<Vec<u8>, serde_json::Error> {
-    let rows: Vec<ReportRow> = cov.level(level).iter().map(ReportRow::of).collect();
-    #[derive(Serialize)]
-    struct Report<'a> {
-        ok: bool,
-        level: ReportLevel,
-        rows: &'a [ReportRow],
-    }
-    let mut out = serde_json::to_vec_pretty(&Report {
-        ok: true,
-        level,
-        rows: &rows,
-    })?;
-    out.push(b'\n');
-    Ok(out)
+fn report_page(l: &Laporan, s: &Settings) -> Res {
+    let opt = |v: Option<u64>| v.map(fmt_int).unwrap_or_else(|| NONE.into());
+    let show = |r: &ReportRow| {
+        let (f, t, p) = &r.figures;
+        ReportLine {
+            code: r.code.clone(),
+            total: r.code.is_empty(),
+            cells: vec![
+                r.name.clone(),
+                opt(f.target),
+                fmt_int(t.in_period),
+                fmt_int(f.live),
+                f.of_target().map(fmt_pct).unwrap_or_else(|| NONE.into()),
+                opt(f.remaining()),
+                fmt_pct(trend::rate_hundredths(t.last_7, 7)),
+                fmt_pct(trend::rate_hundredths(t.last_30, 30)),
+                p.reached_on
+                    .map(trend::show_date)
+                    .unwrap_or_else(|| NONE.into()),
+                opt(p.needed_per_day),
+            ],
+        }
+    };
+    let rows: Vec<ReportLine> = l.rows.iter().chain([&l.total]).map(show).collect();
+    let teams: Vec<Vec<String>> = l
+        .teams
+        .iter()
+        .map(|t| {
+            vec![
+                t.team.clone(),
+                t.officers.join(", "),
+                fmt_int(t.in_period),
+                fmt_int(t.field_days),
+                t.per_field_day()
+                    .map(fmt_pct)
+                    .unwrap_or_else(|| NONE.into()),
+                fmt_int(t.voids),
+                reasons_text(&t.reasons),
+            ]
+        })
+        .collect();
+    let r = &l.request;
+    let body = render(
+        "laporan.html",
+        s.offset,
+        context! {
+            title => format!("Laporan {}", l.period_name),
+            l => Value::from(Serde(l)),
+            headline => l.headline(),
+            as_of => trend::show_date(l.as_of),
+            by => trend::show_date(l.target_date),
+            rows => Value::from(Serde(&rows)),
+            teams => Value::from(Serde(&teams)),
+            chart => bar_chart(&l.daily, 640, 160, true),
+            query => r.query(),
+            teams_query => Request { teams: true, ..*r }.query(),
+            level => laporan::level_name(r.level),
+            month => r.period.month.then(|| r.period.slug()),
+            from => r.period.from.to_string(),
+            to => r.period.to.to_string(),
+            by_iso => r.by.to_string(),
+        },
+    )?;
+    Ok(Page::html(200, body))
 }
 
 #[cfg(test)]
@@ -598,15 +623,8 @@ mod tests {
     }
 
     #[test]
-    fn report_level_from_query() {
-        assert_eq!(level_of("level=desa"), Some(ReportLevel::Desa));
-        assert_eq!(
-            level_of("x=1&level=kabupaten"),
-            Some(ReportLevel::Kabupaten)
-        );
-        assert_eq!(level_of(""), Some(ReportLevel::Kecamatan));
-        assert_eq!(level_of("level=provinsi"), None);
-        assert!(owns("/") && owns("/kecamatan/170209") && !owns("/v1/health"));
+    fn dashboard_paths() {
+        assert!(owns("/") && owns("/kecamatan/170209") && owns("/laporan") && !owns("/v1/health"));
     }
 
     fn filled() -> rusqlite::Connection {
@@ -712,7 +730,18 @@ mod tests {
             None,
         );
         assert_eq!(csv.status, 200);
-        assert_eq!(text(&csv).lines().count(), 1 + 156);
+        // The header, 156 desa and the total.
+        assert_eq!(text(&csv).lines().count(), 1 + 156 + 1);
+        assert!(text(&csv).starts_with("\u{feff}Tingkat;Kode;Nama;"));
+        let page = respond(
+            &mut Db::sqlite(&conn),
+            &s,
+            "/laporan",
+            "bulan=2026-12",
+            None,
+        );
+        assert_eq!(page.status, 200);
+        assert!(text(&page).contains("Desember 2026"), "{}", text(&page));
         assert_eq!(
             respond(&mut Db::sqlite(&conn), &s, "/laporan.csv", "level=x", None).status,
             400

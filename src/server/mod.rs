@@ -23,6 +23,7 @@ pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod known;
+pub mod laporan;
 pub mod listen;
 pub mod location;
 // Throw-away PostgreSQL databases for the test suites: compiled into test and debug builds,

@@ -27,7 +27,7 @@ pub enum Page {
 }
 
 /// Windows-1252 code of a character ('?' when it has none).
-fn win_ansi(c: char) -> u8 {
+pub(crate) fn win_ansi(c: char) -> u8 {
     match c {
         ' '..='~' | '\u{A0}'..='\u{FF}' => c as u32 as u8,
         '…' => 0x85,
@@ -58,24 +58,32 @@ fn win_ansi_char(code: u8) -> char {
     }
 }
 
-fn deflate(data: &[u8]) -> Vec<u8> {
+pub(crate) fn deflate(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data).expect("in memory");
     e.finish().expect("in memory")
 }
 
-struct Ids {
-    next: i32,
+/// Object ids, one after another (also for the office report's PDF).
+pub(crate) struct Ids {
+    pub(crate) next: i32,
 }
 
 impl Ids {
-    fn next(&mut self) -> Ref {
+    pub(crate) fn next(&mut self) -> Ref {
         self.next += 1;
         Ref::new(self.next)
     }
 }
 
-fn write_font(pdf: &mut Pdf, ids: &mut Ids, face: &Face, font_id: Ref, base: &[u8], bold: bool) {
+pub(crate) fn write_font(
+    pdf: &mut Pdf,
+    ids: &mut Ids,
+    face: &Face,
+    font_id: Ref,
+    base: &[u8],
+    bold: bool,
+) {
     let descriptor = ids.next();
     let file = ids.next();
     let to_unicode = ids.next();

@@ -17,7 +17,7 @@ pub fn watermark(conn: &mut Db<'_>) -> db::Result<i64> {
 
 /// Brings the dashboard's aggregates up to date with the records inserted after `watermark` (in
 /// the caller's transaction): each live activation among them counts once for its village and
-/// its (device, UTC hour); each void among them takes its target out again when the target was
+/// its (device, UTC hour) and its (village, UTC hour); each void among them takes its target out again when the target was
 /// counted — an accepted activation from before the watermark (a target inserted after it is
 /// already seen voided). One statement per aggregate per batch instead of work per record:
 /// cheap for ingest. Every writer of `records` must call it (ingest does; so does `fill`).
@@ -40,7 +40,7 @@ pub fn fold(conn: &mut Db<'_>, watermark: i64) -> db::Result<()> {
 }
 
 /// [`fold_sql`] for PostgreSQL (no planner hints needed; `rowid` is an indexed column there).
-fn fold_sql_postgres() -> [String; 4] {
+fn fold_sql_postgres() -> [String; 6] {
     let live = "kind = 'activation' AND state = 'accepted' AND voided_by IS NULL";
     let gone = "FROM records AS v JOIN records AS t ON t.id = v.voids
                 WHERE v.rowid > ?1 AND v.kind = 'void' AND t.rowid <= ?1
@@ -48,6 +48,8 @@ fn fold_sql_postgres() -> [String; 4] {
     let village = "ON CONFLICT (village) DO UPDATE SET live = live_by_village.live + excluded.live";
     let hour = "ON CONFLICT (device_id, hour) \
                 DO UPDATE SET live = live_by_device_hour.live + excluded.live";
+    let village_hour = "ON CONFLICT (village, hour) \
+                DO UPDATE SET live = live_by_village_hour.live + excluded.live";
     [
         format!(
             "INSERT INTO live_by_village (village, live)
@@ -69,13 +71,24 @@ fn fold_sql_postgres() -> [String; 4] {
              SELECT t.device_id, ikd_utc_hour(t.recorded_at) AS h, -COUNT(*) {gone}
              GROUP BY t.device_id, h {hour}"
         ),
+        format!(
+            "INSERT INTO live_by_village_hour (village, hour, live)
+             SELECT village, ikd_utc_hour(recorded_at) AS h, COUNT(*) FROM records
+             WHERE rowid > ?1 AND {live}
+             GROUP BY village, h {village_hour}"
+        ),
+        format!(
+            "INSERT INTO live_by_village_hour (village, hour, live)
+             SELECT t.village, ikd_utc_hour(t.recorded_at) AS h, -COUNT(*) {gone}
+             GROUP BY t.village, h {village_hour}"
+        ),
     ]
 }
 
 /// The statements of [`fold`]. `NOT INDEXED` keeps SQLite on the rowid range (the batch's own
 /// rows) instead of walking a whole index in GROUP BY order, and `CROSS JOIN` keeps the voids of
 /// the batch as the outer loop: without them a fold on a million records takes seconds.
-pub(super) fn fold_sql() -> [String; 4] {
+pub(super) fn fold_sql() -> [String; 6] {
     let hour = |t: &str| HOUR.replace("{t}", t);
     let live = "kind = 'activation' AND state = 'accepted' AND voided_by IS NULL";
     let gone = "FROM records AS v NOT INDEXED CROSS JOIN records AS t ON t.id = v.voids
@@ -105,6 +118,20 @@ pub(super) fn fold_sql() -> [String; 4] {
             "INSERT INTO live_by_device_hour (device_id, hour, live)
              SELECT t.device_id, {h} AS h, -COUNT(*) {gone} GROUP BY t.device_id, h
              ON CONFLICT (device_id, hour) DO UPDATE SET live = live + excluded.live",
+            h = hour("t.recorded_at")
+        ),
+        format!(
+            "INSERT INTO live_by_village_hour (village, hour, live)
+             SELECT village, {h} AS h, COUNT(*) FROM records NOT INDEXED
+             WHERE rowid > ?1 AND {live}
+             GROUP BY village, h
+             ON CONFLICT (village, hour) DO UPDATE SET live = live + excluded.live",
+            h = hour("recorded_at")
+        ),
+        format!(
+            "INSERT INTO live_by_village_hour (village, hour, live)
+             SELECT t.village, {h} AS h, -COUNT(*) {gone} GROUP BY t.village, h
+             ON CONFLICT (village, hour) DO UPDATE SET live = live + excluded.live",
             h = hour("t.recorded_at")
         ),
     ]

@@ -14,12 +14,14 @@
 mod fold;
 mod load;
 mod report;
+pub mod teams;
+pub mod trend;
 
 pub use crate::domain::target::{Target, hundredths_to_f64, percent_hundredths, percent_to_bp};
 pub use crate::numfmt::{fmt_int, fmt_pct};
 pub use fold::{fold, watermark};
 pub use load::{DeviceActivity, coverage, device_activity, load};
-pub use report::{ReportLevel, ReportRow};
+pub use report::{Horizon, ReportLevel, ReportRow};
 
 use crate::domain::region::{self, Level};
 use serde::Serialize;
@@ -463,14 +465,21 @@ mod tests {
         assert_eq!(v.figures.of_target(), Some(7500));
         // Only the village with its own row can be ranked.
         assert_eq!(c.where_next("1702").len(), 1);
+        let day = time::macros::date!(2026 - 12 - 01);
+        let h = Horizon {
+            period: trend::Period::month_of(day),
+            as_of: day,
+            by: day,
+        };
         let rows: Vec<ReportRow> = c
             .level(ReportLevel::Kabupaten)
             .iter()
-            .map(ReportRow::of)
+            .map(|a| ReportRow::of(a, &trend::Trend::default(), &h))
             .collect();
         assert_eq!(rows[0].percent_of_target, Some(0.26));
-        assert_eq!(rows[0].cells()[8], "0.26");
+        assert_eq!(rows[0].cells()[9], "0,26");
         assert_eq!(rows[0].cells()[4], "202820");
+        assert_eq!(rows[0].cells()[1], "17.02");
     }
 
     #[test]
@@ -547,6 +556,13 @@ mod tests {
             v.values().sum::<u64>(),
             "device-hour total differs"
         );
+        let by_village_hour = counts(
+            &mut Db::sqlite(conn),
+            "SELECT village, SUM(live) FROM live_by_village_hour GROUP BY village
+             HAVING SUM(live) <> 0",
+        )
+        .unwrap();
+        assert_eq!(by_village_hour, v, "village-hour totals differ");
         let total = v.values().sum();
         (v, total)
     }
@@ -659,6 +675,9 @@ mod tests {
         let m = crate::server::schema::COVERAGE;
         let backfill = &m[m.find("INSERT INTO live_by_village").unwrap()..];
         conn.execute_batch(backfill).unwrap();
+        let m6 = crate::server::schema::MIGRATIONS[5].sqlite;
+        conn.execute_batch(&m6[m6.find("INSERT INTO live_by_village_hour").unwrap()..])
+            .unwrap();
         assert_eq!(kept(&conn), recount(&conn));
         assert_eq!(load(&mut Db::sqlite(&conn)).unwrap().live["1702091012"], 2);
         let hours: Vec<String> = conn
