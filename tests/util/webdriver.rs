@@ -172,6 +172,19 @@ impl Driver {
     }
 
     /// Runs `script` (a function body) in the page and returns its value.
+    /// A phone's screen: the page laid out `w` px wide (a window cannot be made narrower than
+    /// 500 px), through the DevTools protocol's device emulation.
+    pub fn phone(&self, w: u32, h: u32) {
+        self.call(
+            "POST",
+            &self.s("/goog/cdp/execute"),
+            Some(
+                json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                "width": w, "height": h, "deviceScaleFactor": 1, "mobile": true}}),
+            ),
+        );
+    }
+
     pub fn js(&self, script: &str) -> Value {
         self.call(
             "POST",
