@@ -143,3 +143,43 @@ fn void_on_a_terminal_asks_the_reason_and_confirms_with_the_name() {
     let (_, err) = k.fails(&["void", "1", "--reason", "dobel"], 4);
     assert!(err.contains("sudah dibatalkan oleh #2"), "{err}");
 }
+
+/// Counts are citizens: after 3 activations and a void, `status` says 2 citizens (today and in
+/// all), the records apart; `show` names the void and the voided record by number.
+#[test]
+fn status_counts_citizens_and_show_names_records_by_number() {
+    let k = Kit::new();
+    for nik in ["1702064107950003", "1702061203880007", "1702065505900011"] {
+        k.ok(&[
+            "record",
+            "--nik",
+            nik,
+            "--name",
+            "WARGA UJI",
+            "--phone",
+            "081234567890",
+            "--village",
+            "1702061004",
+            "--no-prompt",
+        ]);
+    }
+    k.ok(&["void", "1", "--reason", "dobel"]);
+    let status = k.ok(&["status"]);
+    assert!(
+        status.contains("Warga diaktivasi: 2 · catatan di laptop: 4"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Hari ini: 2 warga diaktivasi, 1 pembatalan"),
+        "{status}"
+    );
+    let st = k.json(&["status"]);
+    assert_eq!(
+        (st["citizens"].as_i64(), st["today"]["activations"].as_i64()),
+        (Some(2), Some(2))
+    );
+    let void = k.ok(&["show", "4"]);
+    assert!(void.contains("Membatalkan  #1"), "{void}");
+    let voided = k.ok(&["show", "1"]);
+    assert!(voided.contains("Dibatalkan oleh  #4"), "{voided}");
+}

@@ -219,7 +219,14 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<(), AppError> {
         output::ok(&OneRecord { record: &s });
         return Ok(());
     }
-    print!("{}", describe(&s, ctx.offset()));
+    // Other records are named by their number on this laptop, not their id.
+    let number = |id: &str| {
+        dd.store
+            .find(id)
+            .map(|o| format!("#{}", o.record.seq))
+            .unwrap_or_else(|_| id.to_string())
+    };
+    print!("{}", describe(&s, ctx.offset(), &number));
     Ok(())
 }
 
@@ -241,8 +248,8 @@ fn sealed_note(sealed: &str) -> String {
     }
 }
 
-/// A record as a block of labelled lines.
-pub fn describe(s: &Stored, offset: time::UtcOffset) -> String {
+/// A record as a block of labelled lines; `number` names another record (`#3`) by its id.
+pub fn describe(s: &Stored, offset: time::UtcOffset, number: &dyn Fn(&str) -> String) -> String {
     let r = &s.record;
     let mut lines = vec![
         (tr!("Catatan", "Record"), format!("#{} {}", r.seq, r.id)),
@@ -276,20 +283,20 @@ pub fn describe(s: &Stored, offset: time::UtcOffset) -> String {
         ("Status".into(), {
             let mut st = s.status.label();
             if let Some(reason) = &s.status_reason {
-                st = format!("{st}: {reason}");
+                st = format!("{st}: {}", crate::domain::record::plain_reason(reason));
             }
             st
         }),
     ];
     if let Some(t) = &r.voids {
-        lines.push((tr!("Membatalkan", "Voids"), t.clone()));
+        lines.push((tr!("Membatalkan", "Voids"), number(t)));
         lines.push((
             tr!("Alasan", "Reason"),
             r.reason.clone().unwrap_or_default(),
         ));
     }
     if let Some(v) = &s.voided_by {
-        lines.push((tr!("Dibatalkan oleh", "Voided by"), v.clone()));
+        lines.push((tr!("Dibatalkan oleh", "Voided by"), number(v)));
     }
     if !r.warnings.is_empty() {
         lines.push((tr!("Peringatan", "Warnings"), r.warnings.join(", ")));
