@@ -183,3 +183,46 @@ fn status_counts_citizens_and_show_names_records_by_number() {
     let voided = k.ok(&["show", "1"]);
     assert!(voided.contains("Dibatalkan oleh  #4"), "{voided}");
 }
+
+/// Command-line mistakes are told in Indonesian with the right shape and where to look (clap
+/// alone speaks English), exit 2; `--lang en` keeps English; help lists a command's own options
+/// before the ones every command takes.
+#[test]
+fn command_line_mistakes_are_told_in_indonesian() {
+    let k = Kit::new();
+    let (_, err) = k.fails(&["void"], 2);
+    assert!(
+        err.contains("Isian wajib belum diberikan") && err.contains("ikd-field void --help"),
+        "{err}"
+    );
+    let (_, err) = k.fails(&["statuss"], 2);
+    assert!(
+        err.contains("Perintah 'statuss' tidak dikenal. Maksudnya: status?"),
+        "{err}"
+    );
+    let (_, err) = k.fails(&["list", "--status", "menungu"], 2);
+    assert!(err.contains("pakai menunggu, terkirim"), "{err}");
+    let (_, err) = k.fails(&["record", "--kertas", "58"], 2);
+    assert!(err.contains("Opsi '--kertas' tidak dikenal"), "{err}");
+    for english in [
+        "error:",
+        "required arguments",
+        "unrecognized",
+        "unexpected argument",
+    ] {
+        let (_, err) = k.fails(&["void"], 2);
+        assert!(!err.contains(english), "{english:?} in {err}");
+    }
+    let (_, err) = k.fails(&["--lang", "en", "void"], 2);
+    assert!(err.contains("required arguments"), "{err}");
+    let (out, _) = k.fails(&["void", "--json"], 2);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"]["kind"], "usage", "{v}");
+    let help = k.ok(&["void", "--help"]);
+    let own = help.find("--reason").unwrap();
+    let global = help.find("Opsi umum").unwrap();
+    assert!(
+        own < global && help[global..].contains("--data-dir"),
+        "{help}"
+    );
+}
