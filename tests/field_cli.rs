@@ -200,7 +200,8 @@ fn duplicate_nik_exit_4_with_earlier_record_then_void_allows_again() {
     let first_id = first["record"]["id"].as_str().unwrap();
     let args = util::record_args(&p[0]);
     let (_, err) = k.fails(&args, 4);
-    assert!(err.contains(first_id) && err.contains("#1"), "{err}");
+    // Named by its number and the citizen's name; the id stays in the details.
+    assert!(err.contains("#1") && !err.contains(first_id), "{err}");
     let mut j = args.to_vec();
     j.push("--json");
     let (out, _) = k.fails(&j, 4);
@@ -273,7 +274,7 @@ fn broken_config_names_the_line() {
         "{err}"
     );
     std::fs::write(k.dir.join("config.toml"), "lang = \"en\"\n").unwrap();
-    assert!(k.ok(&["status"]).contains("Records: 0"));
+    assert!(k.ok(&["status"]).contains("Citizens activated: 0"));
     let bad = k.path("bad.toml");
     std::fs::write(&bad, "[slip]\npaper = 57\n").unwrap();
     let (_, err) = k.fails(&["--config", bad.to_str().unwrap(), "status"], 2);
