@@ -226,3 +226,74 @@ fn command_line_mistakes_are_told_in_indonesian() {
         "{help}"
     );
 }
+
+/// Slips of a range leave voided records out and say which (`--sheet` printed nothing before);
+/// one voided slip asked for alone says why not; `verify` on the laptop that voided a record
+/// says the slip is void, though its signature is genuine.
+#[test]
+fn voided_slips_are_left_out_and_verify_says_dibatalkan() {
+    let k = Kit::new();
+    for (nik, name) in [
+        ("1702064107950003", "SITI AMINAH"),
+        ("1702061203880007", "BUDI SANTOSO"),
+        ("1702065505900011", "RINA WATI"),
+    ] {
+        k.ok(&[
+            "record",
+            "--nik",
+            nik,
+            "--name",
+            name,
+            "--phone",
+            "081234567890",
+            "--village",
+            "1702061004",
+            "--no-prompt",
+        ]);
+    }
+    let made = k.json(&[
+        "slip",
+        "2",
+        "--format",
+        "text",
+        "--out",
+        k.path("s2.txt").to_str().unwrap(),
+    ]);
+    let payload = made["slips"][0]["payload"].as_str().unwrap().to_string();
+    k.ok(&["void", "2", "--reason", "salah desa"]);
+    let sheet = k.path("hari-ini.pdf");
+    let out = k.run(&["slip", "1-4", "--sheet", "--out", sheet.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Tidak dicetak (dibatalkan atau pembatalan): #2, #4"),
+        "{err}"
+    );
+    let json = k.json(&["slip", "1-4", "--sheet", "--out", sheet.to_str().unwrap()]);
+    assert_eq!(json["skipped"], serde_json::json!(["#2", "#4"]));
+    let seqs: Vec<i64> = json["slips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 3]);
+    let (_, err) = k.fails(&["slip", "2"], 3);
+    assert!(
+        err.contains("#2 sudah dibatalkan") && !err.contains('('),
+        "{err}"
+    );
+    let said = k.ok(&["verify", &payload]);
+    assert!(
+        said.contains("SLIP DIBATALKAN") && said.contains("#2") && said.contains("salah desa"),
+        "{said}"
+    );
+    assert_eq!(
+        k.json(&["verify", &payload])["slips"][0]["voided"]["seq"],
+        2
+    );
+}

@@ -131,10 +131,10 @@ fn printable(s: &Stored) -> Result<(), AppError> {
             r.seq
         )));
     }
-    if let Some(by) = &s.voided_by {
+    if s.voided_by.is_some() {
         return Err(AppError::invalid(tr!(
-            "Catatan #{} sudah dibatalkan ({by}); slipnya tidak dicetak lagi.",
-            "Record #{} was voided ({by}); its slip is not printed again.",
+            "Catatan #{} sudah dibatalkan; slipnya tidak dicetak lagi.",
+            "Record #{} was voided; its slip is not printed again.",
             r.seq
         )));
     }
@@ -411,9 +411,19 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
     plan.sheet = a.sheet;
     plan.out = a.out;
     let mut slips = Vec::new();
-    for id in expand(&a.ids)? {
-        let stored = dd.store.find(&id)?;
-        printable(&stored)?;
+    let ids = expand(&a.ids)?;
+    // Several slips at once (a range, a sheet): voided records and voids are left out and
+    // named, not an error that prints nothing; one slip asked for alone says why not.
+    let mut skipped = Vec::new();
+    for id in &ids {
+        let stored = dd.store.find(id)?;
+        if let Err(e) = printable(&stored) {
+            if ids.len() == 1 {
+                return Err(e);
+            }
+            skipped.push(format!("#{}", stored.record.seq));
+            continue;
+        }
         slips.push(Slip::new(
             &stored.record,
             &dd.key,
@@ -421,10 +431,28 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
             ctx.offset(),
         )?);
     }
+    if slips.is_empty() {
+        return Err(AppError::invalid(tr!(
+            "Tidak ada slip untuk dicetak: {} dibatalkan atau pembatalan.",
+            "No slip to print: {} are voided or voids.",
+            skipped.join(", ")
+        )));
+    }
+    if !skipped.is_empty() && !ctx.json {
+        eprintln!(
+            "{}",
+            tr!(
+                "Tidak dicetak (dibatalkan atau pembatalan): {}",
+                "Not printed (voided, or voids): {}",
+                skipped.join(", ")
+            )
+        );
+    }
     let done = plan.run(ctx, &dd, &slips)?;
     audit(&dd, &done)?;
     if ctx.json {
         output::ok(&Made {
+            skipped: &skipped,
             outputs: &done,
             slips: slips
                 .iter()
@@ -469,6 +497,8 @@ mod tests {
 #[derive(serde::Serialize)]
 struct Made<'a> {
     outputs: &'a [Printed],
+    /// Records of the range left out: voided activations and voids (`#3`).
+    skipped: &'a [String],
     slips: Vec<MadeSlip<'a>>,
 }
 
