@@ -297,3 +297,32 @@ fn voided_slips_are_left_out_and_verify_says_dibatalkan() {
         2
     );
 }
+
+/// `record --print` with no printer set up says plainly that nothing was printed and where the
+/// file is, instead of a "written to" line that reads like success.
+#[test]
+fn record_print_without_a_printer_says_it_did_not_print() {
+    let k = Kit::new();
+    let out = k.run(&[
+        "record",
+        "--nik",
+        "1702064107950003",
+        "--name",
+        "SITI AMINAH",
+        "--phone",
+        "081234567890",
+        "--village",
+        "1702061004",
+        "--no-prompt",
+        "--print",
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Slip TIDAK dicetak") && err.contains("slip-000001.png"),
+        "{err}"
+    );
+    assert!(k.dir.join("slips").join("slip-000001.png").exists());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("lahir 01-07-1995"), "{said}");
+}

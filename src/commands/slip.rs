@@ -355,13 +355,37 @@ fn audit_each(dd: &DataDir, done: &[Printed]) -> Result<(), AppError> {
     Ok(())
 }
 
-fn tell(ctx: &Ctx, done: &[Printed]) {
+/// Says where each slip went: to the printer, or only into a file (plainly not printed, when
+/// printing was asked for: `record --print` without a printer set up).
+fn tell(ctx: &Ctx, done: &[Printed], printer: Option<&Path>, asked_to_print: bool) {
     if ctx.json {
         return;
     }
     for p in done {
-        if let Some(to) = &p.to {
-            // Text went to the terminal already; say where files and printers got theirs.
+        let Some(to) = &p.to else {
+            // Text went to the terminal already.
+            continue;
+        };
+        if Some(to.as_path()) == printer {
+            eprintln!(
+                "{}",
+                tr!(
+                    "✓ Slip dikirim ke printer {}",
+                    "✓ Slip sent to the printer {}",
+                    to.display()
+                )
+            );
+        } else if asked_to_print {
+            eprintln!(
+                "{}",
+                tr!(
+                    "! Slip TIDAK dicetak: belum ada printer yang disetel, jadi slip hanya disimpan sebagai berkas {} di {}. Cetak lewat desk (ikd-field) di browser, atau setel printer: ikd-field printer test.",
+                    "! The slip was NOT printed: no printer is set up, so it was only saved as a {} file at {}. Print it from the desk (ikd-field) in the browser, or set up a printer: ikd-field printer test.",
+                    p.format,
+                    to.display()
+                )
+            );
+        } else {
             eprintln!(
                 "{}",
                 tr!(
@@ -465,7 +489,7 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
                 .collect(),
         });
     }
-    tell(ctx, &done);
+    tell(ctx, &done, plan.printer.as_deref(), false);
     Ok(())
 }
 
@@ -475,7 +499,7 @@ pub fn print_new(ctx: &Ctx, dd: &DataDir, stored: &Stored) -> Result<Vec<Printed
     let s = Slip::new(&stored.record, &dd.key, &office(ctx, dd), ctx.offset())?;
     let done = plan.run(ctx, dd, std::slice::from_ref(&s))?;
     audit(dd, &done)?;
-    tell(ctx, &done);
+    tell(ctx, &done, plan.printer.as_deref(), true);
     Ok(done)
 }
 
