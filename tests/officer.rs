@@ -326,3 +326,24 @@ fn record_print_without_a_printer_says_it_did_not_print() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("lahir 01-07-1995"), "{said}");
 }
+
+/// The admin's token hint is the whole command for the laptop (officer, team, server id), and
+/// `init` over an existing folder points to `enrol` for an enrolment that failed.
+#[test]
+fn setup_hints_are_the_whole_command() {
+    let srv = Server::start();
+    let out = srv.admin(&["token", "--team", "TIM KELILING 3"]);
+    let hint = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        hint.contains(
+            "init --officer \"NAMA PETUGAS\" --team \"TIM KELILING 3\" --server URL --token"
+        ) && hint.contains("--expect-server-id"),
+        "{hint}"
+    );
+    let k = Kit::new();
+    let (_, err) = k.fails(&["init", "--officer", "A", "--team", "B"], 2);
+    assert!(
+        err.contains("ikd-field enrol --server URL --token TOKEN"),
+        "{err}"
+    );
+}
