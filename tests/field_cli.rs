@@ -92,13 +92,20 @@ fn record_list_show_status_export() {
     ]);
     let csv = String::from_utf8(util::read(&csv_path)).unwrap();
     assert_eq!(csv.lines().count(), 4);
-    assert!(csv.starts_with("id,seq,device_id"));
-    assert!(
-        csv.lines()
-            .next()
-            .unwrap()
-            .contains(",nik_masked,name,sealed,")
-    );
+    // For Excel set to Indonesian: a byte-order mark, `;`, Indonesian names, local time first.
+    let csv = csv.strip_prefix('\u{feff}').expect("UTF-8 BOM");
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    assert_eq!(&header[0], "no");
+    assert_eq!(&header[1], "waktu_lokal");
+    assert_eq!(&header[4], "nik_tersamar");
+    let first = reader.records().next().unwrap().unwrap();
+    assert_eq!(&first[0], "1");
+    assert!(first[1].ends_with("WIB"), "{:?}", &first[1]);
+    assert_eq!(&first[2], "aktivasi");
+    assert_eq!(&first[9], "menunggu");
     assert!(csv.contains(&ikd_field::domain::nik::mask(&p[2].nik)) && !csv.contains(&p[2].nik));
     let json = k.ok(&["export", "--format", "json"]);
     let arr: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
