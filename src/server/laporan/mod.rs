@@ -311,9 +311,7 @@ impl Laporan {
     /// comma, Indonesian headers, one line per region and the total last; cells that a
     /// spreadsheet would run as a formula neutralised (`output::csv_cell`).
     pub fn csv(&self) -> Result<Vec<u8>, csv::Error> {
-        let mut w = csv::WriterBuilder::new()
-            .delimiter(b';')
-            .from_writer(b"\xEF\xBB\xBF".to_vec());
+        let mut w = excel_csv();
         w.write_record(ReportRow::columns(self.target_date))?;
         for r in self.rows.iter().chain([&self.total]) {
             crate::output::csv_row(&mut w, r.cells())?;
@@ -323,9 +321,7 @@ impl Laporan {
 
     /// The teams as Indonesian CSV (as [`Laporan::csv`]).
     pub fn teams_csv(&self) -> Result<Vec<u8>, csv::Error> {
-        let mut w = csv::WriterBuilder::new()
-            .delimiter(b';')
-            .from_writer(b"\xEF\xBB\xBF".to_vec());
+        let mut w = excel_csv();
         w.write_record([
             "Tim",
             "Petugas",
@@ -398,6 +394,14 @@ impl Laporan {
         }
         s
     }
+}
+
+/// A CSV writer for Excel in an Indonesian locale: a UTF-8 byte-order mark, then `;` between
+/// cells.
+fn excel_csv() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(b"\xEF\xBB\xBF".to_vec())
 }
 
 #[derive(Serialize)]
