@@ -7,10 +7,10 @@
 //! * A region's wajib KTP and target come from its own row in the targets table; a kecamatan or
 //!   regency without one adds up its children only when **every** child has a figure (a partial sum
 //!   would look like a real target), otherwise it has none and is shown without a target.
-//! * Live activations (kind `activation`, state `accepted`, not voided) are counted per village
-//!   and per device and hour in two small tables that [`fold`] brings up to date in the same
-//!   transaction as each ingested batch; so a dashboard request reads a few hundred aggregate rows,
-//!   never the million records.
+//! * Live activations (kind `activation`, state `accepted`, not voided) are counted per village,
+//!   per device and hour, and per village and hour (the report's periods, [`trend`]) in three
+//!   small tables that [`fold`] brings up to date in the same transaction as each ingested batch;
+//!   so a dashboard request reads aggregate rows, never the million records.
 mod fold;
 mod load;
 mod report;
