@@ -574,8 +574,6 @@ fn report_page(l: &Laporan, s: &Settings) -> Res {
             teams_query => Request { teams: true, ..*r }.query(),
             level => laporan::level_name(r.level),
             month => r.period.month.then(|| r.period.slug()),
-            from => r.period.from.to_string(),
-            to => r.period.to.to_string(),
             by_iso => r.by.to_string(),
         },
     )?;

@@ -101,6 +101,7 @@ impl Request {
         by: Option<&str>,
         today: Date,
     ) -> Result<Request, String> {
+        // Both days win over a month (the page's form keeps the month filled in).
         let period = match (month, from, to) {
             (Some(m), None, None) => Period::month(m).ok_or_else(|| {
                 tr!(
@@ -109,7 +110,7 @@ impl Request {
                     clip(m)
                 )
             })?,
-            (None, Some(a), Some(b)) => {
+            (_, Some(a), Some(b)) => {
                 let (Some(a), Some(b)) = (trend::parse_date(a), trend::parse_date(b)) else {
                     return Err(tr!(
                         "Tanggal salah; contoh: dari 2026-12-01 sampai 2026-12-15.",
@@ -438,9 +439,10 @@ mod tests {
         );
         assert_eq!(Request::from_query(&r.query(), today).unwrap(), r);
         assert!(Request::from_query("bulan=2026-13", today).is_err());
-        assert!(
-            Request::from_query("bulan=2026-11&dari=2026-11-03&sampai=2026-11-04", today).is_err()
-        );
+        // The form sends the month it showed with the two days typed in: the days win.
+        let r = Request::from_query("bulan=2026-11&dari=2026-11-03&sampai=2026-11-04", today);
+        assert_eq!(r.unwrap().period.days().len(), 2);
+        assert!(Request::from_query("bulan=2026-11&sampai=2026-11-04", today).is_err());
         let t = Request::from_query("tabel=tim&bulan=2026-11", today).unwrap();
         assert!(t.teams);
         assert_eq!(t.file_name(Format::Csv), "laporan-ikd-tim-2026-11.csv");
