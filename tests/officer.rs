@@ -347,3 +347,47 @@ fn setup_hints_are_the_whole_command() {
         "{err}"
     );
 }
+
+/// `record` on a terminal: "n" at the summary saves nothing; the desa of the session is kept
+/// (Enter takes it) and found by name; a NIK already activated on this laptop is refused right
+/// after it is typed, before the name is asked.
+#[test]
+fn record_on_a_terminal_keeps_the_desa_and_refuses_a_duplicate_at_once() {
+    use std::io::Write as _;
+    let k = Kit::new();
+    let on_terminal = |input: &[u8]| {
+        let cmdline = format!("{BIN} --data-dir {} record", k.dir.display());
+        let mut child = Command::new("script")
+            .args(["-qec", &cmdline, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // The desa by name (the NIK's own kecamatan first in the list), then "n": nothing saved.
+    let (code, screen) =
+        on_terminal(b"1702114107950003\nsiti aminah\n081234567890\nsumber urip\n\n\nn\n");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("Tidak disimpan"), "{screen}");
+    assert_eq!(k.json(&["list"])["count"], 0);
+    // The desa is kept for the session: Enter takes it.
+    let (code, screen) = on_terminal(b"1702114107950003\nsiti aminah\n081234567890\n\n\ny\n");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("Enter: DESA SUMBER URIP"), "{screen}");
+    assert_eq!(k.json(&["show", "1"])["record"]["village"], "1702112009");
+    // The same NIK again: refused before the name is asked.
+    let (code, screen) = on_terminal(b"1702114107950003\nbudi\n");
+    assert_eq!(code, Some(4), "{screen}");
+    assert!(
+        screen.contains("catatan #1 atas nama SITI AMINAH"),
+        "{screen}"
+    );
+    assert!(!screen.contains("Nama (sesuai KTP)"), "{screen}");
+}
