@@ -547,7 +547,7 @@ fn counts_follow_real_ingest() {
     a.batch(&second).send_ok(&srv);
     // Device b activates someone a already did: a conflict, not counted.
     let dup = b.record(&people[5]);
-    let answer = b.batch(&[dup.clone()]).send_ok(&srv);
+    let answer = b.batch(std::slice::from_ref(&dup)).send_ok(&srv);
     assert_eq!(answer["summary"]["conflict"], 1, "{answer}");
 
     let report: Value = serde_json::from_str(
