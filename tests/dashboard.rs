@@ -631,7 +631,7 @@ fn counts_follow_real_ingest() {
     a.batch(&second).send_ok(&srv);
     // Device b activates someone a already did: a conflict, not counted.
     let dup = b.record(&people[5]);
-    let answer = b.batch(&[dup]).send_ok(&srv);
+    let answer = b.batch(std::slice::from_ref(&dup)).send_ok(&srv);
     assert_eq!(answer["summary"]["conflict"], 1, "{answer}");
 
     let report: Value = serde_json::from_str(
@@ -646,6 +646,15 @@ fn counts_follow_real_ingest() {
     assert_eq!(kab["code"], "1702");
     assert_eq!(kab["live"], 28, "{report}");
     assert_eq!(kab["conflicts"], 1);
+    // b voids its conflicting record: the conflict closes, in the report and in `stats` alike.
+    let undo = b.void(&dup, "dobel");
+    b.batch(&[undo]).send_ok(&srv);
+    let after: Value =
+        serde_json::from_slice(&srv.admin(&["report", "--level", "kabupaten", "--format", "json"]).stdout)
+            .unwrap();
+    assert_eq!(after["rows"][0]["conflicts"], 0, "{after}");
+    let st = srv.stats();
+    assert_eq!((st["conflicts"].as_u64(), st["conflicts_closed"].as_u64()), (Some(0), Some(1)), "{st}");
     let (status, ct, html) = get(&format!("{}/", srv.url), None);
     assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"));
     let total = &html[html.find("id=\"total-1702\"").unwrap()..];
