@@ -942,3 +942,36 @@ print(json.dumps({"sheets": wb.sheetnames,
     assert!(String::from_utf8_lossy(&out.stderr).contains("2026-12"));
 }
 }
+
+/// A team name with a right-to-left override stored by an older version (enrolment refuses
+/// them now) does not reorder the dashboard: hidden controls never reach the page.
+#[test]
+fn hidden_controls_stored_earlier_never_reach_the_page() {
+    use util::server::{Server, TestDevice};
+    if util::store::is_postgres() {
+        return;
+    }
+    let srv = Server::start();
+    let mut a = TestDevice::enrolled(&srv);
+    let people = ikd_field::synth::citizens(77, "1702", 3);
+    let recs: Vec<_> = people.iter().map(|p| a.record(p)).collect();
+    a.batch(&recs).send_ok(&srv);
+    // As an older database could hold it.
+    let db = rusqlite::Connection::open(&srv.db).unwrap();
+    db.execute(
+        "UPDATE devices SET team = ?1, officer = ?2",
+        ["\u{202e}1 MIT", "BUDI\u{200f}"],
+    )
+    .unwrap();
+    drop(db);
+    let (status, _, html) = get(&format!("{}/", srv.url), None);
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("1 MIT"),
+        "the team is not on the page: test the wrong page"
+    );
+    for hidden in ['\u{202e}', '\u{200f}'] {
+        assert!(!html.contains(hidden), "{hidden:?} reached the page");
+    }
+    assert!(html.contains("\u{fffd}1 MIT"));
+}
