@@ -12,8 +12,7 @@
 //!
 //! Everything but the record-level part of `/konflik` is aggregates.
 use super::chart::bar_chart;
-use super::coverage::teams::reasons_text;
-use super::coverage::{self, Area, DeviceActivity, ReportRow, fmt_int, fmt_pct, trend};
+use super::coverage::{self, Area, DeviceActivity, fmt_int, fmt_pct, trend};
 use super::db::Db;
 use super::laporan::{self, Format, Laporan, Request};
 use crate::domain::region;
@@ -530,54 +529,8 @@ fn report(conn: &mut Db<'_>, s: &Settings, path: &str, query: &str) -> Res {
     })
 }
 
-#[derive(Serialize)]
-struct ReportLine {
-    cells: Vec<String>,
-    code: String,
-    total: bool,
-}
-
 fn report_page(l: &Laporan, s: &Settings) -> Res {
-    let opt = |v: Option<u64>| v.map(fmt_int).unwrap_or_else(|| NONE.into());
-    let show = |r: &ReportRow| {
-        let (f, t, p) = &r.figures;
-        ReportLine {
-            code: r.code.clone(),
-            total: r.code.is_empty(),
-            cells: vec![
-                r.name.clone(),
-                opt(f.target),
-                fmt_int(t.in_period),
-                fmt_int(f.live),
-                f.of_target().map(fmt_pct).unwrap_or_else(|| NONE.into()),
-                opt(f.remaining()),
-                fmt_pct(trend::rate_hundredths(t.last_7, 7)),
-                fmt_pct(trend::rate_hundredths(t.last_30, 30)),
-                p.reached_on
-                    .map(trend::show_date)
-                    .unwrap_or_else(|| NONE.into()),
-                opt(p.needed_per_day),
-            ],
-        }
-    };
-    let rows: Vec<ReportLine> = l.rows.iter().chain([&l.total]).map(show).collect();
-    let teams: Vec<Vec<String>> = l
-        .teams
-        .iter()
-        .map(|t| {
-            vec![
-                t.team.clone(),
-                t.officers.join(", "),
-                fmt_int(t.in_period),
-                fmt_int(t.field_days),
-                t.per_field_day()
-                    .map(fmt_pct)
-                    .unwrap_or_else(|| NONE.into()),
-                fmt_int(t.voids),
-                reasons_text(&t.reasons),
-            ]
-        })
-        .collect();
+    let (rows, teams) = (l.page_rows(), l.team_rows());
     let r = &l.request;
     let body = render(
         "laporan.html",

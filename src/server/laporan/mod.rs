@@ -397,6 +397,67 @@ impl Laporan {
     }
 }
 
+/// A line of the report page's table: the cells as people read them (`60.846`, `17,13`, `—`).
+#[derive(Debug, Serialize)]
+pub struct PageRow {
+    pub code: String,
+    pub total: bool,
+    pub cells: Vec<String>,
+}
+
+const NONE: &str = "—";
+
+impl Laporan {
+    /// The regions and the total for the report page.
+    pub fn page_rows(&self) -> Vec<PageRow> {
+        use crate::numfmt::{fmt_int, fmt_pct};
+        let opt = |v: Option<u64>| v.map(fmt_int).unwrap_or_else(|| NONE.into());
+        let show = |r: &ReportRow| {
+            let (f, t, p) = &r.figures;
+            PageRow {
+                code: r.code.clone(),
+                total: r.code.is_empty(),
+                cells: vec![
+                    r.name.clone(),
+                    opt(f.target),
+                    fmt_int(t.in_period),
+                    fmt_int(f.live),
+                    f.of_target().map(fmt_pct).unwrap_or_else(|| NONE.into()),
+                    opt(f.remaining()),
+                    fmt_pct(trend::rate_hundredths(t.last_7, 7)),
+                    fmt_pct(trend::rate_hundredths(t.last_30, 30)),
+                    p.reached_on
+                        .map(trend::show_date)
+                        .unwrap_or_else(|| NONE.into()),
+                    opt(p.needed_per_day),
+                ],
+            }
+        };
+        self.rows.iter().chain([&self.total]).map(show).collect()
+    }
+
+    /// The teams for the report page.
+    pub fn team_rows(&self) -> Vec<Vec<String>> {
+        use crate::numfmt::{fmt_int, fmt_pct};
+        self.teams
+            .iter()
+            .map(|t| {
+                vec![
+                    t.team.clone(),
+                    t.officers.join(", "),
+                    fmt_int(t.in_period),
+                    fmt_int(t.field_days),
+                    t.per_field_day()
+                        .map(fmt_pct)
+                        .unwrap_or_else(|| NONE.into()),
+                    fmt_int(t.voids),
+                    teams::reasons_text(&t.reasons),
+                ]
+            })
+            .collect()
+    }
+}
+
 /// A CSV writer for Excel in an Indonesian locale: a UTF-8 byte-order mark, then `;` between
 /// cells.
 fn excel_csv() -> csv::Writer<Vec<u8>> {
