@@ -259,7 +259,8 @@ mod tests {
         };
         assert_eq!(ok.records.iter().map(Vec::len).sum::<usize>(), 3);
         // The read stops at the cap: what follows (here not even JSON) is never read.
-        let endless = r#"{"protocol":1,"batch_id":"b","device_id":"d","created_at":"x","records":[1,2,3,4,"#;
+        let endless =
+            r#"{"protocol":1,"batch_id":"b","device_id":"d","created_at":"x","records":[1,2,3,4,"#;
         let Err(e) = parse_batch(format!("{endless}@@@").as_bytes(), &key, today, 2) else {
             panic!("parsed");
         };
