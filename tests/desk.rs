@@ -412,6 +412,16 @@ fn a_day_at_the_desk_in_a_real_browser() {
     let overflow = b.js("return document.documentElement.scrollWidth <= window.innerWidth");
     assert_eq!(overflow, true, "the page is wider than 1024 px");
     shot(&b, "11-record-1024");
+    for (n, view) in ["hari-ini", "kirim", "pengaturan"].iter().enumerate() {
+        b.goto(&format!("{}/#{view}", desk.base));
+        b.wait_js(
+            view,
+            &format!("return !document.getElementById('view-{view}').hidden"),
+        );
+        let fits = b.js("return document.documentElement.scrollWidth <= window.innerWidth");
+        assert_eq!(fits, true, "{view} is wider than 1024 px");
+        shot(&b, &format!("{}-{view}-1024", 12 + n));
+    }
 }
 
 impl Desk {
