@@ -257,13 +257,10 @@ fn route(
     // spent once the request proves to be the device's (signed_by_device), so requests carrying
     // a victim's device id cannot use up the victim's allowance. Failed proofs count against
     // the sender's address.
+    let signed =
+        answer_of.is_some() || [protocol::PATH_BATCHES, protocol::PATH_ACTIVATED].contains(&path);
     let limit = match path {
-        _ if answer_of.is_some() => shared
-            .rates
-            .device
-            .check(req.header(protocol::H_DEVICE).unwrap_or(""))
-            .and_then(|()| shared.rates.address.check(&req.client_ip())),
-        protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => shared
+        _ if signed => shared
             .rates
             .device
             .check(req.header(protocol::H_DEVICE).unwrap_or(""))
@@ -277,15 +274,11 @@ fn route(
         return Reply::refused(rate_limited(wait));
     }
     if let Some(batch) = answer_of {
-        let header = |name: &'static str| req.header(name).unwrap_or_default();
-        let device = header(protocol::H_DEVICE);
-        return match batch_answer::find(store, device, batch, header(protocol::H_SIGNATURE)) {
-            Ok(a) => {
-                let gzip_ok = accepts_gzip(header("Accept-Encoding"));
-                answer_reply(a, gzip_ok, format!("device={device} batch={batch} answer"))
-            }
-            Err(r) => Reply::refused(r),
-        };
+        let h = |name: &'static str| req.header(name).unwrap_or_default();
+        let (device, gzip_ok) = (h(protocol::H_DEVICE), accepts_gzip(h("Accept-Encoding")));
+        let note = format!("device={device} batch={batch} answer");
+        return batch_answer::find(store, device, batch, h(protocol::H_SIGNATURE))
+            .map_or_else(Reply::refused, |a| answer_reply(a, gzip_ok, note));
     }
     match path {
         protocol::PATH_HEALTH => Reply::json(&Health {
