@@ -85,7 +85,7 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| commands::usage::exit(e));
     let json = cli.global.json;
     let command = cli.command.unwrap_or(Command::Desk(Default::default()));
     let result = Ctx::new(&cli.global).and_then(|ctx| match command {

@@ -234,6 +234,17 @@ impl Export {
         format: ExportFormat,
         csv_header: &[&str],
     ) -> Result<Export, AppError> {
+        Export::start_as(out, format, csv_header, false)
+    }
+
+    /// [`Export::start`]; `for_excel` makes the CSV what a spreadsheet set to Indonesian opens
+    /// in columns: `;` between cells and a UTF-8 byte-order mark.
+    pub fn start_as(
+        out: Option<&Path>,
+        format: ExportFormat,
+        csv_header: &[&str],
+        for_excel: bool,
+    ) -> Result<Export, AppError> {
         let w: Box<dyn Write> = match out {
             Some(p) => Box::new(create_private_file(p).map_err(export_io_err)?),
             None => Box::new(std::io::stdout().lock()),
@@ -241,7 +252,12 @@ impl Export {
         let mut w = BufWriter::new(w);
         let sink = match format {
             ExportFormat::Csv => {
-                let mut c = csv::Writer::from_writer(w);
+                if for_excel {
+                    w.write_all("\u{feff}".as_bytes()).map_err(export_io_err)?;
+                }
+                let mut c = csv::WriterBuilder::new()
+                    .delimiter(if for_excel { b';' } else { b',' })
+                    .from_writer(w);
                 c.write_record(csv_header)
                     .map_err(|e| AppError::other(e.to_string()))?;
                 ExportSink::Csv(Box::new(c))

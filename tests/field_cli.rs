@@ -92,13 +92,20 @@ fn record_list_show_status_export() {
     ]);
     let csv = String::from_utf8(util::read(&csv_path)).unwrap();
     assert_eq!(csv.lines().count(), 4);
-    assert!(csv.starts_with("id,seq,device_id"));
-    assert!(
-        csv.lines()
-            .next()
-            .unwrap()
-            .contains(",nik_masked,name,sealed,")
-    );
+    // For Excel set to Indonesian: a byte-order mark, `;`, Indonesian names, local time first.
+    let csv = csv.strip_prefix('\u{feff}').expect("UTF-8 BOM");
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    assert_eq!(&header[0], "no");
+    assert_eq!(&header[1], "waktu_lokal");
+    assert_eq!(&header[4], "nik_tersamar");
+    let first = reader.records().next().unwrap().unwrap();
+    assert_eq!(&first[0], "1");
+    assert!(first[1].ends_with("WIB"), "{:?}", &first[1]);
+    assert_eq!(&first[2], "aktivasi");
+    assert_eq!(&first[9], "menunggu");
     assert!(csv.contains(&ikd_field::domain::nik::mask(&p[2].nik)) && !csv.contains(&p[2].nik));
     let json = k.ok(&["export", "--format", "json"]);
     let arr: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
@@ -200,7 +207,8 @@ fn duplicate_nik_exit_4_with_earlier_record_then_void_allows_again() {
     let first_id = first["record"]["id"].as_str().unwrap();
     let args = util::record_args(&p[0]);
     let (_, err) = k.fails(&args, 4);
-    assert!(err.contains(first_id) && err.contains("#1"), "{err}");
+    // Named by its number and the citizen's name; the id stays in the details.
+    assert!(err.contains("#1") && !err.contains(first_id), "{err}");
     let mut j = args.to_vec();
     j.push("--json");
     let (out, _) = k.fails(&j, 4);
@@ -273,7 +281,7 @@ fn broken_config_names_the_line() {
         "{err}"
     );
     std::fs::write(k.dir.join("config.toml"), "lang = \"en\"\n").unwrap();
-    assert!(k.ok(&["status"]).contains("Records: 0"));
+    assert!(k.ok(&["status"]).contains("Citizens activated: 0"));
     let bad = k.path("bad.toml");
     std::fs::write(&bad, "[slip]\npaper = 57\n").unwrap();
     let (_, err) = k.fails(&["--config", bad.to_str().unwrap(), "status"], 2);

@@ -143,3 +143,207 @@ fn void_on_a_terminal_asks_the_reason_and_confirms_with_the_name() {
     let (_, err) = k.fails(&["void", "1", "--reason", "dobel"], 4);
     assert!(err.contains("sudah dibatalkan oleh #2"), "{err}");
 }
+
+/// Counts are citizens: after 3 activations and a void, `status` says 2 citizens (today and in
+/// all), the records apart; `show` names the void and the voided record by number.
+#[test]
+fn status_counts_citizens_and_show_names_records_by_number() {
+    let k = Kit::new();
+    for nik in ["1702064107950003", "1702061203880007", "1702065505900011"] {
+        k.ok(&[
+            "record",
+            "--nik",
+            nik,
+            "--name",
+            "WARGA UJI",
+            "--phone",
+            "081234567890",
+            "--village",
+            "1702061004",
+            "--no-prompt",
+        ]);
+    }
+    k.ok(&["void", "1", "--reason", "dobel"]);
+    let status = k.ok(&["status"]);
+    assert!(
+        status.contains("Warga diaktivasi: 2 · catatan di laptop: 4"),
+        "{status}"
+    );
+    assert!(
+        status.contains("Hari ini: 2 warga diaktivasi, 1 pembatalan"),
+        "{status}"
+    );
+    let st = k.json(&["status"]);
+    assert_eq!(
+        (st["citizens"].as_i64(), st["today"]["activations"].as_i64()),
+        (Some(2), Some(2))
+    );
+    let void = k.ok(&["show", "4"]);
+    assert!(void.contains("Membatalkan  #1"), "{void}");
+    let voided = k.ok(&["show", "1"]);
+    assert!(voided.contains("Dibatalkan oleh  #4"), "{voided}");
+}
+
+/// Command-line mistakes are told in Indonesian with the right shape and where to look (clap
+/// alone speaks English), exit 2; `--lang en` keeps English; help lists a command's own options
+/// before the ones every command takes.
+#[test]
+fn command_line_mistakes_are_told_in_indonesian() {
+    let k = Kit::new();
+    let (_, err) = k.fails(&["void"], 2);
+    assert!(
+        err.contains("Isian wajib belum diberikan") && err.contains("ikd-field void --help"),
+        "{err}"
+    );
+    let (_, err) = k.fails(&["statuss"], 2);
+    assert!(
+        err.contains("Perintah 'statuss' tidak dikenal. Maksudnya: status?"),
+        "{err}"
+    );
+    let (_, err) = k.fails(&["list", "--status", "menungu"], 2);
+    assert!(err.contains("pakai menunggu, terkirim"), "{err}");
+    let (_, err) = k.fails(&["record", "--kertas", "58"], 2);
+    assert!(err.contains("Opsi '--kertas' tidak dikenal"), "{err}");
+    for english in [
+        "error:",
+        "required arguments",
+        "unrecognized",
+        "unexpected argument",
+    ] {
+        let (_, err) = k.fails(&["void"], 2);
+        assert!(!err.contains(english), "{english:?} in {err}");
+    }
+    let (_, err) = k.fails(&["--lang", "en", "void"], 2);
+    assert!(err.contains("required arguments"), "{err}");
+    let (out, _) = k.fails(&["void", "--json"], 2);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"]["kind"], "usage", "{v}");
+    let help = k.ok(&["void", "--help"]);
+    let own = help.find("--reason").unwrap();
+    let global = help.find("Opsi umum").unwrap();
+    assert!(
+        own < global && help[global..].contains("--data-dir"),
+        "{help}"
+    );
+}
+
+/// Slips of a range leave voided records out and say which (`--sheet` printed nothing before);
+/// one voided slip asked for alone says why not; `verify` on the laptop that voided a record
+/// says the slip is void, though its signature is genuine.
+#[test]
+fn voided_slips_are_left_out_and_verify_says_dibatalkan() {
+    let k = Kit::new();
+    for (nik, name) in [
+        ("1702064107950003", "SITI AMINAH"),
+        ("1702061203880007", "BUDI SANTOSO"),
+        ("1702065505900011", "RINA WATI"),
+    ] {
+        k.ok(&[
+            "record",
+            "--nik",
+            nik,
+            "--name",
+            name,
+            "--phone",
+            "081234567890",
+            "--village",
+            "1702061004",
+            "--no-prompt",
+        ]);
+    }
+    let made = k.json(&[
+        "slip",
+        "2",
+        "--format",
+        "text",
+        "--out",
+        k.path("s2.txt").to_str().unwrap(),
+    ]);
+    let payload = made["slips"][0]["payload"].as_str().unwrap().to_string();
+    k.ok(&["void", "2", "--reason", "salah desa"]);
+    let sheet = k.path("hari-ini.pdf");
+    let out = k.run(&["slip", "1-4", "--sheet", "--out", sheet.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Tidak dicetak (dibatalkan atau pembatalan): #2, #4"),
+        "{err}"
+    );
+    let json = k.json(&["slip", "1-4", "--sheet", "--out", sheet.to_str().unwrap()]);
+    assert_eq!(json["skipped"], serde_json::json!(["#2", "#4"]));
+    let seqs: Vec<i64> = json["slips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 3]);
+    let (_, err) = k.fails(&["slip", "2"], 3);
+    assert!(
+        err.contains("#2 sudah dibatalkan") && !err.contains('('),
+        "{err}"
+    );
+    let said = k.ok(&["verify", &payload]);
+    assert!(
+        said.contains("SLIP DIBATALKAN") && said.contains("#2") && said.contains("salah desa"),
+        "{said}"
+    );
+    assert_eq!(
+        k.json(&["verify", &payload])["slips"][0]["voided"]["seq"],
+        2
+    );
+}
+
+/// `record --print` with no printer set up says plainly that nothing was printed and where the
+/// file is, instead of a "written to" line that reads like success.
+#[test]
+fn record_print_without_a_printer_says_it_did_not_print() {
+    let k = Kit::new();
+    let out = k.run(&[
+        "record",
+        "--nik",
+        "1702064107950003",
+        "--name",
+        "SITI AMINAH",
+        "--phone",
+        "081234567890",
+        "--village",
+        "1702061004",
+        "--no-prompt",
+        "--print",
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Slip TIDAK dicetak") && err.contains("slip-000001.png"),
+        "{err}"
+    );
+    assert!(k.dir.join("slips").join("slip-000001.png").exists());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("lahir 01-07-1995"), "{said}");
+}
+
+/// The admin's token hint is the whole command for the laptop (officer, team, server id), and
+/// `init` over an existing folder points to `enrol` for an enrolment that failed.
+#[test]
+fn setup_hints_are_the_whole_command() {
+    let srv = Server::start();
+    let out = srv.admin(&["token", "--team", "TIM KELILING 3"]);
+    let hint = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        hint.contains(
+            "init --officer \"NAMA PETUGAS\" --team \"TIM KELILING 3\" --server URL --token"
+        ) && hint.contains("--expect-server-id"),
+        "{hint}"
+    );
+    let k = Kit::new();
+    let (_, err) = k.fails(&["init", "--officer", "A", "--team", "B"], 2);
+    assert!(
+        err.contains("ikd-field enrol --server URL --token TOKEN"),
+        "{err}"
+    );
+}

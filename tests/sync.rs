@@ -150,6 +150,13 @@ fn one_bad_record_and_a_conflict_do_not_block_the_rest() {
             .contains("conflict_with"),
         "{conflict}"
     );
+    // On the officer's screen: what happened and what to do, no code and no record id.
+    let shown = b.ok(&["show", &dup]);
+    assert!(shown.contains("sudah diaktivasi tim lain"), "{shown}");
+    assert!(
+        !shown.contains("nik_already_activated") && !shown.contains("conflict_with"),
+        "{shown}"
+    );
     let text = b.json(&["show", "99"]);
     assert_eq!(text["record"]["status"], "rejected");
     // The server kept the conflicting record (flagged) and refused the bad one.

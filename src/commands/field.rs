@@ -219,7 +219,14 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<(), AppError> {
         output::ok(&OneRecord { record: &s });
         return Ok(());
     }
-    print!("{}", describe(&s, ctx.offset()));
+    // Other records are named by their number on this laptop, not their id.
+    let number = |id: &str| {
+        dd.store
+            .find(id)
+            .map(|o| format!("#{}", o.record.seq))
+            .unwrap_or_else(|_| id.to_string())
+    };
+    print!("{}", describe(&s, ctx.offset(), &number));
     Ok(())
 }
 
@@ -241,8 +248,8 @@ fn sealed_note(sealed: &str) -> String {
     }
 }
 
-/// A record as a block of labelled lines.
-pub fn describe(s: &Stored, offset: time::UtcOffset) -> String {
+/// A record as a block of labelled lines; `number` names another record (`#3`) by its id.
+pub fn describe(s: &Stored, offset: time::UtcOffset, number: &dyn Fn(&str) -> String) -> String {
     let r = &s.record;
     let mut lines = vec![
         (tr!("Catatan", "Record"), format!("#{} {}", r.seq, r.id)),
@@ -276,20 +283,20 @@ pub fn describe(s: &Stored, offset: time::UtcOffset) -> String {
         ("Status".into(), {
             let mut st = s.status.label();
             if let Some(reason) = &s.status_reason {
-                st = format!("{st}: {reason}");
+                st = format!("{st}: {}", crate::domain::record::plain_reason(reason));
             }
             st
         }),
     ];
     if let Some(t) = &r.voids {
-        lines.push((tr!("Membatalkan", "Voids"), t.clone()));
+        lines.push((tr!("Membatalkan", "Voids"), number(t)));
         lines.push((
             tr!("Alasan", "Reason"),
             r.reason.clone().unwrap_or_default(),
         ));
     }
     if let Some(v) = &s.voided_by {
-        lines.push((tr!("Dibatalkan oleh", "Voided by"), v.clone()));
+        lines.push((tr!("Dibatalkan oleh", "Voided by"), number(v)));
     }
     if !r.warnings.is_empty() {
         lines.push((tr!("Peringatan", "Warnings"), r.warnings.join(", ")));
@@ -467,50 +474,74 @@ pub use crate::output::ExportFormat;
 
 /// The field export's columns. The laptop has no full NIK, phone or e-mail to export: `nik_masked`
 /// and `sealed` (district, holding) stand in their place (docs/sealing.md).
-pub const CSV_HEADER: [&str; 17] = [
-    "id",
-    "seq",
-    "device_id",
-    "officer",
-    "team",
-    "recorded_at",
-    "kind",
-    "village",
-    "nik_masked",
-    "name",
-    "sealed",
-    "voids",
-    "reason",
-    "warnings",
+/// The laptop's CSV, for people: Indonesian column names, local time first (a record made at
+/// 05:30 WIB belongs to that day), words not codes; the id, device and UTC time at the end for
+/// whoever matches it with the server. JSON (`--format json`) stays the machine form.
+pub const CSV_HEADER: [&str; 18] = [
+    "no",
+    "waktu_lokal",
+    "jenis",
+    "nama",
+    "nik_tersamar",
+    "kode_desa",
+    "desa",
+    "petugas",
+    "tim",
     "status",
-    "status_reason",
-    "voided_by",
+    "keterangan",
+    "membatalkan_no",
+    "dibatalkan_oleh_no",
+    "alasan",
+    "peringatan",
+    "id",
+    "perangkat",
+    "waktu_utc",
 ];
 
 pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), AppError> {
     let dd = ctx.open()?;
-    let mut export = output::Export::start(a.out.as_deref(), a.format, &CSV_HEADER)?;
+    let offset = ctx.offset();
+    // Record ids → numbers, for the void columns.
+    let mut seq_of = std::collections::HashMap::new();
+    dd.store.for_each(|s| {
+        seq_of.insert(s.record.id.clone(), s.record.seq);
+        Ok(())
+    })?;
+    let number = |id: Option<String>| {
+        id.map(|i| seq_of.get(&i).map(|n| n.to_string()).unwrap_or(i))
+            .unwrap_or_default()
+    };
+    let mut export = output::Export::start_as(a.out.as_deref(), a.format, &CSV_HEADER, true)?;
     dd.store.for_each(|s| {
         export.row(s, |s| {
             let r = s.record;
             [
-                r.id,
                 r.seq.to_string(),
-                r.device_id,
+                timefmt::local_display(&r.recorded_at, offset),
+                match r.kind {
+                    crate::domain::Kind::Activation => "aktivasi".to_string(),
+                    crate::domain::Kind::Void => "pembatalan".to_string(),
+                },
+                r.name,
+                r.nik,
+                r.village.clone(),
+                region::village(&r.village)
+                    .map(|v| v.name.clone())
+                    .unwrap_or_default(),
                 r.officer,
                 r.team,
-                r.recorded_at,
-                r.kind.as_str().into(),
-                r.village,
-                r.nik,
-                r.name,
-                s.sealed.to_string(),
-                r.voids.unwrap_or_default(),
+                s.status.label(),
+                s.status_reason
+                    .as_deref()
+                    .map(crate::domain::record::plain_reason)
+                    .unwrap_or_default(),
+                number(r.voids),
+                number(s.voided_by),
                 r.reason.unwrap_or_default(),
-                r.warnings.join(";"),
-                s.status.as_str().into(),
-                s.status_reason.unwrap_or_default(),
-                s.voided_by.unwrap_or_default(),
+                r.warnings.join("; "),
+                r.id,
+                r.device_id,
+                r.recorded_at,
             ]
         })
     })?;

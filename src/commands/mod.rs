@@ -16,6 +16,7 @@ pub mod server;
 pub mod slip;
 pub mod status;
 pub mod sync;
+pub mod usage;
 pub mod verify;
 pub mod wilayah;
 
@@ -25,20 +26,23 @@ use crate::field::datadir::{self, DataDir};
 use crate::i18n::{self, Lang};
 use std::path::PathBuf;
 
+/// The heading of the options every command takes, after the command's own in `--help`.
+const GLOBAL: &str = "Opsi umum / options of every command";
+
 /// Options every command takes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// Folder data / data directory [default: $IKD_FIELD_HOME, else the platform data dir]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Berkas konfigurasi / configuration file [default: DATA_DIR/config.toml]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Bahasa / language: id, en
-    #[arg(long, global = true, env = "IKD_FIELD_LANG", value_name = "LANG")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "IKD_FIELD_LANG", value_name = "LANG")]
     pub lang: Option<Lang>,
     /// Keluaran JSON untuk skrip / JSON output for scripts
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 }
 

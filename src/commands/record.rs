@@ -175,7 +175,7 @@ pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
         valid.nik.masked(),
         valid.nik.sex.label(),
         tr!("lahir", "born"),
-        nik::iso_date(valid.nik.birth_date)
+        timefmt::id_date(valid.nik.birth_date)
     );
     println!("  {}", region::place(&rec.village));
     for w in &valid.warnings {

@@ -5,7 +5,6 @@
 use super::Ctx;
 use crate::error::AppError;
 use crate::output::{self, Table};
-use crate::protocol::Outcome;
 use crate::server::rows::Row;
 use crate::server::store::Location;
 use crate::server::{self, Limits, http};
@@ -210,6 +209,21 @@ fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> {
     }
 }
 
+/// The address laptops reach this server at, when `[server] listen` names one they can reach
+/// (not loopback, not "all addresses"); `URL` otherwise, for the admin to fill in.
+fn laptop_url(ctx: &Ctx) -> String {
+    let c = &ctx.config.server;
+    let scheme = if c.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    match c.listen.parse::<std::net::SocketAddr>() {
+        Ok(a) if !a.ip().is_loopback() && !a.ip().is_unspecified() => format!("{scheme}://{a}"),
+        _ => "URL".to_string(),
+    }
+}
+
 fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
     let (_, store) = ctx.server_db(db.clone())?;
     let ttl = a.ttl_hours.unwrap_or(ctx.config.server.token_ttl_hours);
@@ -239,11 +253,13 @@ fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
             ),
         )
     } else {
+        let url = laptop_url(ctx);
         (
             tr!("Token sekali pakai", "One-time token"),
             tr!(
-                "Di laptop: ikd-field init --server URL --token {token}{pin}",
-                "On the laptop: ikd-field init --server URL --token {token}{pin}"
+                "Di laptop: ikd-field init --officer \"NAMA PETUGAS\" --team \"{}\" --server {url} --token {token}{pin}\n(atau di desk: Pengaturan → Daftarkan ke server Dinas)",
+                "On the laptop: ikd-field init --officer \"OFFICER NAME\" --team \"{}\" --server {url} --token {token}{pin}\n(or in the desk: Settings → Enrol with the district server)",
+                a.team.trim()
             ),
         )
     };
@@ -467,54 +483,51 @@ fn import(ctx: &Ctx, db: Option<PathBuf>, a: ImportArgs) -> Result<(), AppError>
         return Err(refused_error(report.refused.len())
             .details(serde_json::to_value(&report).unwrap_or_default()));
     }
-    let mut table = Table::new([
-        "ID".to_string(),
-        "STATUS".to_string(),
-        tr!("ALASAN", "REASON"),
-    ]);
-    for r in report.batches.iter().flat_map(|b| &b.results) {
-        let status = match r.status {
-            Outcome::Accepted => tr!("diterima", "accepted"),
-            Outcome::Duplicate => tr!("duplikat", "duplicate"),
-            Outcome::Conflict => tr!("konflik", "conflict"),
-            Outcome::Rejected => tr!("ditolak", "rejected"),
-        };
-        let why = match (&r.reason, &r.conflict_with) {
-            (Some(x), Some(w)) => format!("{x} ({w})"),
-            (Some(x), None) => x.clone(),
-            (None, _) => String::new(),
-        };
-        table.row([r.id.clone(), status, why]);
-    }
-    if !table.is_empty() {
-        print!("{}", table.render());
-    }
     for r in &report.refused {
         eprintln!(
             "{}",
             tr!(
-                "baris {}: ditolak: {} {}",
-                "line {}: refused: {} {}",
+                "baris {}: ditolak utuh ({})",
+                "line {}: refused whole ({})",
                 r.line,
-                r.code,
                 r.message
             )
         );
     }
+    // A summary for the admin (the per-record answers are in --json).
     let total = &report.summary;
+    let fresh = report.batches.len() - report.already;
     println!(
         "{}",
         tr!(
-            "{} batch: {} diterima, {} duplikat, {} konflik, {} ditolak; {} batch ditolak utuh",
-            "{} batches: {} accepted, {} duplicate, {} conflict, {} rejected; {} batches refused whole",
-            report.batches.len(),
+            "{}: {fresh} kiriman baru — {} aktivasi/pembatalan diterima, {} sudah ada di server, {} konflik, {} ditolak.",
+            "{}: {fresh} new batches — {} activations/voids accepted, {} already on the server, {} conflicts, {} rejected.",
+            a.file.display(),
             total.accepted,
             total.duplicate,
             total.conflict,
-            total.rejected,
-            report.refused.len()
+            total.rejected
         )
     );
+    if report.already > 0 {
+        println!(
+            "{}",
+            tr!(
+                "{} kiriman di berkas ini sudah pernah diimpor atau dikirim: tidak ada yang dihitung dua kali.",
+                "{} batches in this file were imported or synced before: nothing is counted twice.",
+                report.already
+            )
+        );
+    }
+    if total.conflict + total.rejected > 0 {
+        println!(
+            "{}",
+            tr!(
+                "Konflik dan yang ditolak: lihat halaman Konflik di dasbor, atau ikd-field server import --json.",
+                "Conflicts and rejections: see the Conflicts page of the dashboard, or ikd-field server import --json."
+            )
+        );
+    }
     if report.refused.is_empty() {
         Ok(())
     } else {

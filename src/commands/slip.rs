@@ -131,10 +131,10 @@ fn printable(s: &Stored) -> Result<(), AppError> {
             r.seq
         )));
     }
-    if let Some(by) = &s.voided_by {
+    if s.voided_by.is_some() {
         return Err(AppError::invalid(tr!(
-            "Catatan #{} sudah dibatalkan ({by}); slipnya tidak dicetak lagi.",
-            "Record #{} was voided ({by}); its slip is not printed again.",
+            "Catatan #{} sudah dibatalkan; slipnya tidak dicetak lagi.",
+            "Record #{} was voided; its slip is not printed again.",
             r.seq
         )));
     }
@@ -355,13 +355,37 @@ fn audit_each(dd: &DataDir, done: &[Printed]) -> Result<(), AppError> {
     Ok(())
 }
 
-fn tell(ctx: &Ctx, done: &[Printed]) {
+/// Says where each slip went: to the printer, or only into a file (plainly not printed, when
+/// printing was asked for: `record --print` without a printer set up).
+fn tell(ctx: &Ctx, done: &[Printed], printer: Option<&Path>, asked_to_print: bool) {
     if ctx.json {
         return;
     }
     for p in done {
-        if let Some(to) = &p.to {
-            // Text went to the terminal already; say where files and printers got theirs.
+        let Some(to) = &p.to else {
+            // Text went to the terminal already.
+            continue;
+        };
+        if Some(to.as_path()) == printer {
+            eprintln!(
+                "{}",
+                tr!(
+                    "✓ Slip dikirim ke printer {}",
+                    "✓ Slip sent to the printer {}",
+                    to.display()
+                )
+            );
+        } else if asked_to_print {
+            eprintln!(
+                "{}",
+                tr!(
+                    "! Slip TIDAK dicetak: belum ada printer yang disetel, jadi slip hanya disimpan sebagai berkas {} di {}. Cetak lewat desk (ikd-field) di browser, atau setel printer: ikd-field printer test.",
+                    "! The slip was NOT printed: no printer is set up, so it was only saved as a {} file at {}. Print it from the desk (ikd-field) in the browser, or set up a printer: ikd-field printer test.",
+                    p.format,
+                    to.display()
+                )
+            );
+        } else {
             eprintln!(
                 "{}",
                 tr!(
@@ -411,9 +435,19 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
     plan.sheet = a.sheet;
     plan.out = a.out;
     let mut slips = Vec::new();
-    for id in expand(&a.ids)? {
-        let stored = dd.store.find(&id)?;
-        printable(&stored)?;
+    let ids = expand(&a.ids)?;
+    // Several slips at once (a range, a sheet): voided records and voids are left out and
+    // named, not an error that prints nothing; one slip asked for alone says why not.
+    let mut skipped = Vec::new();
+    for id in &ids {
+        let stored = dd.store.find(id)?;
+        if let Err(e) = printable(&stored) {
+            if ids.len() == 1 {
+                return Err(e);
+            }
+            skipped.push(format!("#{}", stored.record.seq));
+            continue;
+        }
         slips.push(Slip::new(
             &stored.record,
             &dd.key,
@@ -421,10 +455,28 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
             ctx.offset(),
         )?);
     }
+    if slips.is_empty() {
+        return Err(AppError::invalid(tr!(
+            "Tidak ada slip untuk dicetak: {} dibatalkan atau pembatalan.",
+            "No slip to print: {} are voided or voids.",
+            skipped.join(", ")
+        )));
+    }
+    if !skipped.is_empty() && !ctx.json {
+        eprintln!(
+            "{}",
+            tr!(
+                "Tidak dicetak (dibatalkan atau pembatalan): {}",
+                "Not printed (voided, or voids): {}",
+                skipped.join(", ")
+            )
+        );
+    }
     let done = plan.run(ctx, &dd, &slips)?;
     audit(&dd, &done)?;
     if ctx.json {
         output::ok(&Made {
+            skipped: &skipped,
             outputs: &done,
             slips: slips
                 .iter()
@@ -437,7 +489,7 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
                 .collect(),
         });
     }
-    tell(ctx, &done);
+    tell(ctx, &done, plan.printer.as_deref(), false);
     Ok(())
 }
 
@@ -447,7 +499,7 @@ pub fn print_new(ctx: &Ctx, dd: &DataDir, stored: &Stored) -> Result<Vec<Printed
     let s = Slip::new(&stored.record, &dd.key, &office(ctx, dd), ctx.offset())?;
     let done = plan.run(ctx, dd, std::slice::from_ref(&s))?;
     audit(dd, &done)?;
-    tell(ctx, &done);
+    tell(ctx, &done, plan.printer.as_deref(), true);
     Ok(done)
 }
 
@@ -469,6 +521,8 @@ mod tests {
 #[derive(serde::Serialize)]
 struct Made<'a> {
     outputs: &'a [Printed],
+    /// Records of the range left out: voided activations and voids (`#3`).
+    skipped: &'a [String],
     slips: Vec<MadeSlip<'a>>,
 }
 

@@ -18,6 +18,7 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
     let (today_act, today_void) = dd.store.counts_since(&timefmt::stamp(midnight))?;
     let villages = dd.store.activations_by_village()?;
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let citizens = dd.store.citizens_total()?;
     let seal = crate::field::sealing::status(&dd.store, &dd.path)?;
     let purged = dd.store.purged_total()?;
     if ctx.json {
@@ -25,6 +26,7 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
             device: &dd.identity,
             data_dir: &dd.path,
             total,
+            citizens,
             by_status: counts.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
             today: Today {
                 activations: today_act,
@@ -63,7 +65,13 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
         crate::field::enrolment::SyncState::load(&dd.store)?.line(offset)
     );
     println!("{}", seal.describe());
-    println!("{}", tr!("Catatan: {total}", "Records: {total}"));
+    println!(
+        "{}",
+        tr!(
+            "Warga diaktivasi: {citizens} · catatan di laptop: {total} (termasuk pembatalan)",
+            "Citizens activated: {citizens} · records on this laptop: {total} (voids included)"
+        )
+    );
     for (s, n) in &counts {
         if *s == SyncStatus::Synced && purged > 0 {
             println!(
@@ -81,8 +89,8 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
     println!(
         "{}",
         tr!(
-            "Hari ini: {today_act} aktivasi, {today_void} pembatalan",
-            "Today: {today_act} activations, {today_void} voids"
+            "Hari ini: {today_act} warga diaktivasi, {today_void} pembatalan",
+            "Today: {today_act} citizens activated, {today_void} voids"
         )
     );
     if !villages.is_empty() {
@@ -125,6 +133,8 @@ struct Status<'a> {
     device: &'a crate::field::store::Identity,
     data_dir: &'a Path,
     total: i64,
+    /// Citizens activated (live activations, purged ones included): what the officer counts.
+    citizens: i64,
     by_status: std::collections::BTreeMap<&'static str, i64>,
     today: Today,
     by_village: Vec<VillageCount<'a>>,

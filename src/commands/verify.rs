@@ -172,6 +172,7 @@ fn check(ring: &KeyRing, text: &str) -> Result<SlipFacts, AppError> {
         nik_masked: p.masked_nik(),
         name: p.display_name(),
         name_truncated: p.truncated,
+        voided: None,
     };
     let Some(public) = ring.get(&device) else {
         let (msg, hint) = match ring.only() {
@@ -224,14 +225,25 @@ fn describe(ctx: &Ctx, f: &SlipFacts) {
     let place = region::village(&village)
         .map(|_| region::place(&village))
         .unwrap_or_else(|| region::dotted(&village));
-    println!(
-        "{}",
-        tr!(
-            "✓ SLIP SAH — tanda tangan perangkat {} cocok.",
-            "✓ VALID SLIP — signed by device {}.",
-            f.device_id
-        )
-    );
+    match &f.voided {
+        Some(v) => println!(
+            "{}",
+            tr!(
+                "✗ SLIP DIBATALKAN — tanda tangannya asli, tetapi catatan #{} sudah dibatalkan di laptop ini ({}). Aktivasi ini tidak berlaku; ambil kembali slipnya.",
+                "✗ SLIP VOIDED — the signature is genuine, but record #{} was voided on this laptop ({}). This activation does not stand; take the slip back.",
+                v.seq,
+                v.reason
+            )
+        ),
+        None => println!(
+            "{}",
+            tr!(
+                "✓ SLIP SAH — tanda tangan perangkat {} cocok.",
+                "✓ VALID SLIP — signed by device {}.",
+                f.device_id
+            )
+        ),
+    }
     let rows = [
         (tr!("Nama", "Name"), f.name.clone()),
         ("NIK".to_string(), f.nik_masked.clone()),
@@ -240,7 +252,14 @@ fn describe(ctx: &Ctx, f: &SlipFacts) {
             tr!("Waktu", "Time"),
             timefmt::local_display(&f.recorded_at, ctx.offset()),
         ),
-        (tr!("Catatan", "Record"), f.record_id.clone()),
+        (
+            tr!("Catatan", "Record"),
+            // This laptop's own record by its number; anyone else's by the id on the slip.
+            match &f.voided {
+                Some(v) => format!("#{}", v.seq),
+                None => f.record_id.clone(),
+            },
+        ),
     ];
     for (k, v) in rows {
         println!("  {k:<8} {v}");
@@ -252,7 +271,8 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<(), AppError> {
     let ring = keyring(ctx, &a)?;
     let mut good = Vec::new();
     for t in &found.payloads {
-        let facts = check(&ring, t)?;
+        let mut facts = check(&ring, t)?;
+        facts.voided = voided_here(ctx, &facts.record_id);
         good.push(facts);
     }
     let (n, unread) = (good.len(), found.unread);
@@ -340,6 +360,33 @@ pub struct SlipFacts {
     pub nik_masked: String,
     pub name: String,
     pub name_truncated: bool,
+    /// This laptop's own knowledge that the record was voided: the void's number and reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voided: Option<Voided>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Voided {
+    pub seq: i64,
+    pub void_seq: Option<i64>,
+    pub reason: String,
+}
+
+/// When this laptop holds the slip's record and it was voided since (a slip taken back, or one
+/// that should have been): the void. Nothing when the laptop knows nothing of it.
+fn voided_here(ctx: &Ctx, record_id: &str) -> Option<Voided> {
+    if !crate::field::datadir::DataDir::db_path(&ctx.data_dir).exists() {
+        return None;
+    }
+    let dd = ctx.open().ok()?;
+    let s = dd.store.find(record_id).ok()?;
+    let by = s.voided_by.as_deref()?;
+    let void = dd.store.find(by).ok();
+    Some(Voided {
+        seq: s.record.seq,
+        void_seq: void.as_ref().map(|v| v.record.seq),
+        reason: void.and_then(|v| v.record.reason).unwrap_or_default(),
+    })
 }
 
 /// `verify --json`: how many QR codes were found, checked and left unread.

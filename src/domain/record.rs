@@ -127,6 +127,36 @@ impl SyncStatus {
     }
 }
 
+/// A status reason stored from the server's answer (`nik_already_activated (conflict_with …)`,
+/// `damaged`, …) in the officer's words, with what to do; never the code or a record id.
+pub fn plain_reason(reason: &str) -> String {
+    use crate::tr;
+    let code = reason.split_whitespace().next().unwrap_or("");
+    match code {
+        "nik_already_activated" => tr!(
+            "NIK ini sudah diaktivasi tim lain. Hubungi admin Dinas; bila benar, batalkan catatan ini dan ambil kembali slipnya",
+            "this NIK was activated by another team. Call the district admin; if so, void this record and take its slip back"
+        ),
+        "already_voided" => tr!("sudah dibatalkan sebelumnya", "already voided before"),
+        "damaged" => tr!(
+            "catatan ini rusak di laptop dan tidak dikirim; hubungi admin Dinas",
+            "this record is damaged on the laptop and was not sent; call the district admin"
+        ),
+        "seal_unopened" => tr!(
+            "server Dinas tidak bisa membuka data tersegel catatan ini (kunci Dinas lain?); hubungi admin Dinas",
+            "the district server cannot open this record's sealed data (another district key?); call the district admin"
+        ),
+        "void_target_unknown" | "void_target_missing" => tr!(
+            "catatan yang dibatalkan belum ada di server; kirim lagi nanti",
+            "the record it voids is not on the server yet; send again later"
+        ),
+        _ => tr!(
+            "ditolak server Dinas; hubungi admin Dinas",
+            "refused by the district server; call the district admin"
+        ),
+    }
+}
+
 impl std::str::FromStr for SyncStatus {
     type Err = String;
     /// The stored word or the Indonesian one that tables print (`menunggu`, `terkirim`,

@@ -124,8 +124,8 @@ impl DataDir {
                 ),
             )
             .hint(tr!(
-                "Pakai --data-dir lain untuk perangkat baru, atau lanjutkan dengan data yang ada.",
-                "Use another --data-dir for a new device, or carry on with the existing one."
+                "Lanjutkan dengan data yang ada. Bila pendaftaran ke server tadi gagal, daftar saja: ikd-field enrol --server URL --token TOKEN. Untuk perangkat baru pakai --data-dir lain.",
+                "Carry on with the existing data. If enrolment failed just now, enrol on its own: ikd-field enrol --server URL --token TOKEN. For a new device use another --data-dir."
             )));
         }
         std::fs::create_dir_all(path).map_err(|e| {

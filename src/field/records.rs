@@ -210,6 +210,19 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Citizens activated on this laptop (live activations, purged ones included).
+    pub fn citizens_total(&self) -> Result<i64, AppError> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM records WHERE kind = 'activation'
+                         AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id))
+                      + (SELECT COALESCE(SUM(activations), 0) FROM purged)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Live activations (not voided) per village, most first.
     pub fn activations_by_village(&self) -> Result<Vec<(String, i64)>, AppError> {
         let mut stmt = self
@@ -229,11 +242,15 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Live activations and voids recorded since `since` (a stored UTC stamp).
+    /// Since `since` (a stored UTC stamp): citizens activated (activations not voided) and
+    /// voids recorded. An activation voided the same day counts in neither's first number, so the
+    /// count is people, as the officer counts them.
     pub fn counts_since(&self, since: &str) -> Result<(i64, i64), AppError> {
         self.conn
             .query_row(
-                "SELECT COALESCE(SUM(kind = 'activation'), 0), COALESCE(SUM(kind = 'void'), 0)
+                "SELECT COALESCE(SUM(kind = 'activation'
+                          AND NOT EXISTS (SELECT 1 FROM records v WHERE v.voids = records.id)), 0),
+                        COALESCE(SUM(kind = 'void'), 0)
                  FROM records WHERE recorded_at >= ?1",
                 [since],
                 |r| Ok((r.get(0)?, r.get(1)?)),

@@ -30,7 +30,11 @@ pub struct LineRefusal {
 pub struct ImportReport {
     pub batches: Vec<BatchResponse>,
     pub refused: Vec<LineRefusal>,
+    /// Of this file's new batches (not counting those imported before).
     pub summary: Summary,
+    /// Batches this server had already taken (the same file imported again, or synced online):
+    /// their answers are the first ones, nothing is counted twice.
+    pub already: usize,
 }
 
 /// Ingests every batch of `reader` (named `name` in errors) in order.
@@ -106,6 +110,10 @@ pub fn import(
             body: &body,
         };
         match ingest::ingest(store, key, limits, &inc) {
+            Ok(ans) if ans.replayed => {
+                report.already += 1;
+                report.batches.push(ans.response);
+            }
             Ok(ans) => {
                 let s = &ans.response.summary;
                 report.summary.accepted += s.accepted;

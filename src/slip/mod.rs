@@ -24,7 +24,7 @@ use qr::Qr;
 /// operator's interface language is.
 pub const TITLE: &str = "BUKTI AKTIVASI IKD";
 pub const INSTRUCTION: &str =
-    "Simpan bukti ini. Keasliannya dapat diperiksa dengan memindai kode QR.";
+    "Simpan bukti ini. Petugas Dukcapil dapat memeriksa keasliannya dari kode QR ini.";
 
 /// Output formats of `ikd-field slip`.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
