@@ -58,7 +58,8 @@ fn main() {
     }
     let url = url.trim().to_string();
     let base = url[..url.find("/?k=").unwrap()].to_string();
-    let cookie = format!("ikd_desk={}", &url[url.find("?k=").unwrap() + 3..]);
+    let port = base.rsplit(':').next().unwrap();
+    let cookie = format!("ikd_desk_{port}={}", &url[url.find("?k=").unwrap() + 3..]);
     let a = agent();
     let get = |path: &str| {
         let mut r = a

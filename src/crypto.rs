@@ -119,19 +119,59 @@ pub fn save_field_secret(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> 
     }
 }
 
-/// Rewrites the laptop's secret at `path` locked under `pin` (read with this process's PIN, if
-/// it is locked already): written beside it, synced, then renamed over it.
-pub fn relock_field_secret(path: &Path, pin: &str) -> std::io::Result<()> {
-    let secret = zeroize::Zeroizing::new(load_secret(path)?);
-    let text = crate::keylock::lock(&secret, pin)?;
-    let tmp = path.with_extension("key.new");
-    let _ = std::fs::remove_file(&tmp);
-    write_owner_only(&tmp, text.as_bytes())?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent()
+/// Locks the laptop's secrets at `paths` under `pin`, all or none: each is first written locked
+/// beside itself (`X.key.new`, synced), and only when every one is written are they renamed over
+/// the originals, whose old content is then overwritten where the file system allows. An
+/// interruption between two renames is finished by [`recover_field_secrets`] at the next open.
+pub fn relock_field_secrets(paths: &[&Path], pin: &str) -> std::io::Result<()> {
+    let mut staged = Vec::new();
+    for path in paths {
+        let secret = zeroize::Zeroizing::new(load_secret(path)?);
+        let text = crate::keylock::lock(&secret, pin)?;
+        let tmp = staged_path(path);
+        let _ = std::fs::remove_file(&tmp);
+        write_owner_only(&tmp, text.as_bytes())?;
+        staged.push((path.to_path_buf(), tmp));
+    }
+    for (path, tmp) in &staged {
+        // Kept open across the rename: the old content is overwritten through it afterwards.
+        let old = std::fs::OpenOptions::new().write(true).open(path).ok();
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        std::fs::rename(tmp, path)?;
+        if let Some(mut f) = old {
+            let _ = f
+                .write_all(&vec![0u8; len as usize])
+                .and_then(|_| f.sync_all());
+        }
+    }
+    if let Some(dir) = paths.first().and_then(|p| p.parent())
         && let Ok(d) = std::fs::File::open(dir)
     {
         let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn staged_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    path.with_file_name(name)
+}
+
+/// Finishes or undoes an interrupted [`relock_field_secrets`]: a staged `X.key.new` that opens
+/// with this process's PIN replaces `X.key`; one that does not, while `X.key` does, is left
+/// over from a change that never started its renames and is removed.
+pub fn recover_field_secrets(paths: &[&Path]) -> std::io::Result<()> {
+    for path in paths {
+        let tmp = staged_path(path);
+        let Ok(text) = std::fs::read_to_string(&tmp) else {
+            continue;
+        };
+        if crate::keylock::open(&text).is_ok() {
+            std::fs::rename(&tmp, path)?;
+        } else if load_secret(path).is_ok() {
+            std::fs::remove_file(&tmp)?;
+        }
     }
     Ok(())
 }

@@ -64,9 +64,14 @@ static STATE: Mutex<Unlocked> = Mutex::new(Unlocked {
 });
 
 /// Sets the PIN of this process (`None` forgets it).
+/// A PIN as every path takes it: without spaces around it (a terminal prompt trims them).
+pub fn normalise(pin: &str) -> &str {
+    pin.trim()
+}
+
 pub fn set_pin(pin: Option<&str>) {
     if let Ok(mut s) = STATE.lock() {
-        s.pin = pin.map(|p| Zeroizing::new(p.to_string()));
+        s.pin = pin.map(|p| Zeroizing::new(normalise(p).to_string()));
         s.stretched.clear();
     }
 }
@@ -88,6 +93,7 @@ pub fn is_locked(text: &str) -> bool {
 
 /// A PIN the officer may choose: at least [`MIN_PIN`] characters, not all the same.
 pub fn acceptable(pin: &str) -> bool {
+    let pin = normalise(pin);
     let mut chars = pin.chars();
     let first = chars.next();
     pin.chars().count() >= MIN_PIN && chars.any(|c| Some(c) != first)
@@ -130,7 +136,7 @@ pub fn lock(secret: &[u8; 32], pin: &str) -> std::io::Result<String> {
     let mut nonce = [0u8; 24];
     getrandom::fill(&mut salt).map_err(|e| std::io::Error::other(e.to_string()))?;
     getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let key = stretch(pin, &salt, MEMORY_KIB, PASSES, LANES)
+    let key = stretch(normalise(pin), &salt, MEMORY_KIB, PASSES, LANES)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let sealed = XSalsa20Poly1305::new(Key::from_slice(key.as_ref()))
         .encrypt(Nonce::from_slice(&nonce), secret.as_slice())
@@ -143,8 +149,41 @@ pub fn lock(secret: &[u8; 32], pin: &str) -> std::io::Result<String> {
     ))
 }
 
+/// Whether `pin` opens the locked key file's text, without making it this process's PIN (a
+/// wrong guess on the desk's unlock page leaves an unlocked desk as it was).
+pub fn opens(text: &str, pin: &str) -> bool {
+    let Ok((salt, m, t, p, nonce, sealed)) = parts(text) else {
+        return false;
+    };
+    let Ok(key) = stretch(normalise(pin), &salt, m, t, p) else {
+        return false;
+    };
+    XSalsa20Poly1305::new(Key::from_slice(key.as_ref()))
+        .decrypt(Nonce::from_slice(&nonce), sealed.as_slice())
+        .is_ok()
+}
+
+type Parts = ([u8; 16], u32, u32, u32, [u8; 24], Vec<u8>);
+
 /// Opens a locked key file's text with this process's PIN.
 pub fn open(text: &str) -> Result<[u8; 32], Locked> {
+    let (salt, m, t, p, nonce, sealed) = parts(text)?;
+    let key = key_for(&salt, m, t, p)?;
+    let plain = Zeroizing::new(
+        XSalsa20Poly1305::new(Key::from_slice(key.as_ref()))
+            .decrypt(Nonce::from_slice(&nonce), sealed.as_slice())
+            .map_err(|_| Locked::WrongPin)?,
+    );
+    if plain.len() != 32 {
+        return Err(Locked::Damaged);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&plain);
+    Ok(out)
+}
+
+/// The fields of a locked key file.
+fn parts(text: &str) -> Result<Parts, Locked> {
     let f: Vec<&str> = text.split_whitespace().collect();
     let [magic, alg, m, t, p, salt, nonce, sealed] = f[..] else {
         return Err(Locked::Damaged);
@@ -158,8 +197,13 @@ pub fn open(text: &str) -> Result<[u8; 32], Locked> {
             .filter(|v| (1..=max).contains(v))
             .ok_or(Locked::Damaged)
     };
-    // Bounded, so an edited file cannot make the laptop stretch for hours.
-    let (m, t, p) = (num(m, "m=", 1 << 20)?, num(t, "t=", 20)?, num(p, "p=", 8)?);
+    // Bounded near what is written (64 MiB, 3 passes, 1 lane), so an edited file cannot make
+    // the laptop stretch for minutes or take a gigabyte.
+    let (m, t, p) = (
+        num(m, "m=", 256 * 1024)?,
+        num(t, "t=", 10)?,
+        num(p, "p=", 4)?,
+    );
     let salt: [u8; 16] = B64
         .decode(salt)
         .ok()
@@ -171,18 +215,7 @@ pub fn open(text: &str) -> Result<[u8; 32], Locked> {
         .and_then(|b| b.try_into().ok())
         .ok_or(Locked::Damaged)?;
     let sealed = B64.decode(sealed).map_err(|_| Locked::Damaged)?;
-    let key = key_for(&salt, m, t, p)?;
-    let plain = Zeroizing::new(
-        XSalsa20Poly1305::new(Key::from_slice(key.as_ref()))
-            .decrypt(Nonce::from_slice(&nonce), sealed.as_slice())
-            .map_err(|_| Locked::WrongPin)?,
-    );
-    if plain.len() != 32 {
-        return Err(Locked::Damaged);
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&plain);
-    Ok(out)
+    Ok((salt, m, t, p, nonce, sealed))
 }
 
 #[cfg(test)]

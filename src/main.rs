@@ -87,7 +87,12 @@ enum Command {
 fn main() {
     let cli = Cli::try_parse().unwrap_or_else(|e| commands::usage::exit(e));
     let json = cli.global.json;
-    let command = cli.command.unwrap_or(Command::Desk(Default::default()));
+    let command = cli
+        .command
+        .unwrap_or(Command::Desk(commands::desk::DeskArgs {
+            double_clicked: true,
+            ..Default::default()
+        }));
     let result = Ctx::new(&cli.global).and_then(|ctx| match command {
         Command::Desk(a) => commands::desk::run(ctx, a),
         Command::Officer(a) => commands::officer::officer(&ctx, a),

@@ -547,7 +547,7 @@ fn counts_follow_real_ingest() {
     a.batch(&second).send_ok(&srv);
     // Device b activates someone a already did: a conflict, not counted.
     let dup = b.record(&people[5]);
-    let answer = b.batch(&[dup]).send_ok(&srv);
+    let answer = b.batch(std::slice::from_ref(&dup)).send_ok(&srv);
     assert_eq!(answer["summary"]["conflict"], 1, "{answer}");
 
     let report: Value = serde_json::from_str(
@@ -562,6 +562,15 @@ fn counts_follow_real_ingest() {
     assert_eq!(kab["code"], "1702");
     assert_eq!(kab["live"], 28, "{report}");
     assert_eq!(kab["conflicts"], 1);
+    // b voids its conflicting record: the conflict closes, in the report and in `stats` alike.
+    let undo = b.void(&dup, "dobel");
+    b.batch(&[undo]).send_ok(&srv);
+    let after: Value =
+        serde_json::from_slice(&srv.admin(&["report", "--level", "kabupaten", "--format", "json"]).stdout)
+            .unwrap();
+    assert_eq!(after["rows"][0]["conflicts"], 0, "{after}");
+    let st = srv.stats();
+    assert_eq!((st["conflicts"].as_u64(), st["conflicts_closed"].as_u64()), (Some(0), Some(1)), "{st}");
     let (status, ct, html) = get(&format!("{}/", srv.url), None);
     assert_eq!((status, ct.as_str()), (200, "text/html; charset=utf-8"));
     let total = &html[html.find("id=\"total-1702\"").unwrap()..];
@@ -580,4 +589,37 @@ fn counts_follow_real_ingest() {
         .sum();
     assert_eq!(sum, 28);
 }
+}
+
+/// A team name with a right-to-left override stored by an older version (enrolment refuses
+/// them now) does not reorder the dashboard: hidden controls never reach the page.
+#[test]
+fn hidden_controls_stored_earlier_never_reach_the_page() {
+    use util::server::{Server, TestDevice};
+    if util::store::is_postgres() {
+        return;
+    }
+    let srv = Server::start();
+    let mut a = TestDevice::enrolled(&srv);
+    let people = ikd_field::synth::citizens(77, "1702", 3);
+    let recs: Vec<_> = people.iter().map(|p| a.record(p)).collect();
+    a.batch(&recs).send_ok(&srv);
+    // As an older database could hold it.
+    let db = rusqlite::Connection::open(&srv.db).unwrap();
+    db.execute(
+        "UPDATE devices SET team = ?1, officer = ?2",
+        ["\u{202e}1 MIT", "BUDI\u{200f}"],
+    )
+    .unwrap();
+    drop(db);
+    let (status, _, html) = get(&format!("{}/", srv.url), None);
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("1 MIT"),
+        "the team is not on the page: test the wrong page"
+    );
+    for hidden in ['\u{202e}', '\u{200f}'] {
+        assert!(!html.contains(hidden), "{hidden:?} reached the page");
+    }
+    assert!(html.contains("\u{fffd}1 MIT"));
 }

@@ -94,7 +94,8 @@ fn page_token(d: &Desk) -> String {
     let page = raw(
         d.port,
         &format!(
-            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: ikd_desk={}\r\nConnection: close\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: ikd_desk_{}={}\r\nConnection: close\r\n\r\n",
+            d.port,
             d.port,
             d.secret()
         ),
@@ -121,7 +122,7 @@ fn the_desk_refuses_what_does_not_come_from_its_own_page() {
     let kit = Kit::new();
     let d = Desk::start(&kit, &[]);
     let host = format!("127.0.0.1:{}", d.port);
-    let good_cookie = format!("ikd_desk={}", d.secret());
+    let good_cookie = format!("ikd_desk_{}={}", d.port, d.secret());
     let get = |host: &str, cookie: &str, path: &str| {
         raw(
             d.port,
@@ -140,12 +141,32 @@ fn the_desk_refuses_what_does_not_come_from_its_own_page() {
     assert!(!a.contains("officer"), "{a}");
     // No secret, or a desk's old one.
     assert_eq!(status(&get(&host, "", "/api/state")), 403);
-    assert_eq!(status(&get(&host, "ikd_desk=00112233", "/api/state")), 403);
+    assert_eq!(
+        status(&get(
+            &host,
+            &format!("ikd_desk_{}=00112233", d.port),
+            "/api/state"
+        )),
+        403
+    );
+    // The secret under another desk's cookie name does not open this one.
+    assert_eq!(
+        status(&get(
+            &host,
+            &format!("ikd_desk={}", d.secret()),
+            "/api/state"
+        )),
+        403
+    );
     let page = get(&host, "", "/");
     assert!(page.contains("jendela ikd-field"), "{page}");
     // The right one in the address once gives a cookie (HttpOnly, SameSite=Strict).
-    let first = get(&host, "", &format!("/?k={}", d.secret()));
+    let first = get(&host, "", &format!("//evil.example/?k={}", d.secret()));
     assert_eq!(status(&first), 303, "{first}");
+    assert!(
+        first.contains("location: /\r\n"),
+        "a redirect elsewhere: {first}"
+    );
     assert!(first.contains("HttpOnly; SameSite=Strict"), "{first}");
     let ok = get(&host, &good_cookie, "/api/state");
     assert_eq!(status(&ok), 200, "{ok}");
@@ -399,7 +420,8 @@ impl Desk {
         let answer = raw(
             self.port,
             &format!(
-                "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: ikd_desk={}\r\nX-Desk-Token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: ikd_desk_{}={}\r\nX-Desk-Token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                self.port,
                 self.port,
                 self.secret(),
                 body.len()

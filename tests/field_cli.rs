@@ -380,8 +380,10 @@ fn demo_runs_end_to_end() {
     assert_eq!(field.json(&["status"])["by_status"]["synced"], 12);
 }
 
-/// On a terminal, `record` asks for missing fields and asks again for a wrong one. `script`
-/// (util-linux) gives the binary a real pseudo-terminal.
+/// On a terminal, `record` asks for each missing field and checks it as it is entered (a wrong
+/// one is asked again at once), with line editing (an arrow key moves the cursor, it does not
+/// insert escape bytes), and saves only after the summary and a yes. `script` (util-linux)
+/// gives the binary a real pseudo-terminal.
 #[test]
 fn prompts_on_a_terminal_and_asks_again_for_a_wrong_field() {
     use std::io::Write;
@@ -394,18 +396,31 @@ fn prompts_on_a_terminal_and_asks_again_for_a_wrong_field() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("script (util-linux) runs");
-    // nik, name, a landline (refused), village, no e-mail; then the phone again.
+    // The NIK typed with a digit missing, fixed with ← and the digit; a landline (refused at
+    // once), then the mobile; the village by code; no e-mail; "y" to save.
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(b"1702064107950003\nsiti aminah\n021555\n1702061004\n\n0812 3456 7890\n")
+        .write_all(
+            b"170206410795003\x1b[D0\nsiti aminah\n021555\n0812 3456 7890\n1702061004\n\ny\n",
+        )
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
     assert!(
         screen.contains("NIK (16 digit):") && screen.contains("bukan nomor HP"),
+        "{screen}"
+    );
+    // What the NIK says, before the name is asked; the summary before saving.
+    let facts = screen.find("lahir 01-07-1995").expect("NIK facts shown");
+    assert!(
+        facts < screen.find("Nama (sesuai KTP)").unwrap(),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Simpan?") && !screen.contains("error:"),
         "{screen}"
     );
     let rec = &k.json(&["show", "1"])["record"];

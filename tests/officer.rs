@@ -347,3 +347,145 @@ fn setup_hints_are_the_whole_command() {
         "{err}"
     );
 }
+
+/// `record` on a terminal: "n" at the summary saves nothing; the desa of the session is kept
+/// (Enter takes it) and found by name; a NIK already activated on this laptop is refused right
+/// after it is typed, before the name is asked.
+#[test]
+fn record_on_a_terminal_keeps_the_desa_and_refuses_a_duplicate_at_once() {
+    use std::io::Write as _;
+    let k = Kit::new();
+    let on_terminal = |input: &[u8]| {
+        let cmdline = format!("{BIN} --data-dir {} record", k.dir.display());
+        let mut child = Command::new("script")
+            .args(["-qec", &cmdline, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // The desa by name (the NIK's own kecamatan first in the list), then "n": nothing saved.
+    let (code, screen) =
+        on_terminal(b"1702114107950003\nsiti aminah\n081234567890\nsumber urip\n\n\nn\n");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("Tidak disimpan"), "{screen}");
+    assert_eq!(k.json(&["list"])["count"], 0);
+    // The desa is kept for the session: Enter takes it.
+    let (code, screen) = on_terminal(b"1702114107950003\nsiti aminah\n081234567890\n\n\ny\n");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("Enter: DESA SUMBER URIP"), "{screen}");
+    assert_eq!(k.json(&["show", "1"])["record"]["village"], "1702112009");
+    // The same NIK again: refused before the name is asked.
+    let (code, screen) = on_terminal(b"1702114107950003\nbudi\n");
+    assert_eq!(code, Some(4), "{screen}");
+    assert!(
+        screen.contains("catatan #1 atas nama SITI AMINAH"),
+        "{screen}"
+    );
+    assert!(!screen.contains("Nama (sesuai KTP)"), "{screen}");
+}
+
+/// Every officer-facing command's error paths, in Indonesian: no HTTP status code, `os error`,
+/// record id (UUID), UTC timestamp or English parser phrase reaches the officer's screen.
+#[test]
+fn error_paths_speak_the_officers_language() {
+    let mut srv = Server::start();
+    let token = srv.token("TIM 1");
+    let k = Kit::new();
+    let fresh = Kit::empty();
+    k.ok(&[
+        "record",
+        "--nik",
+        "1702064107950003",
+        "--name",
+        "SITI AMINAH",
+        "--phone",
+        "081234567890",
+        "--village",
+        "1702061004",
+        "--no-prompt",
+    ]);
+    k.ok(&["void", "1", "--reason", "dobel"]);
+    let mut said = Vec::new();
+    let mut run = |kit: &Kit, args: &[&str]| {
+        let out = kit.run(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        said.push((
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    };
+    run(
+        &k,
+        &[
+            "record",
+            "--nik",
+            "12345",
+            "--name",
+            "B4DI",
+            "--phone",
+            "021555",
+            "--village",
+            "17",
+            "--no-prompt",
+        ],
+    );
+    run(&k, &["void", "1", "--reason", "lagi"]);
+    run(&k, &["void", "99", "--reason", "x"]);
+    run(&k, &["show", "99"]);
+    run(&k, &["slip", "1"]);
+    run(&k, &["slip", "2"]);
+    run(&k, &["verify", "IKD1:RUSAK"]);
+    run(&k, &["sync"]);
+    run(&k, &["list", "--status", "hilang"]);
+    run(&k, &["petugas", &"A".repeat(120)]);
+    run(&k, &["init", "--officer", "A", "--team", "B"]);
+    run(&k, &["void"]);
+    run(&k, &["kirim", "--bogus"]);
+    run(&fresh, &["status"]);
+    run(
+        &k,
+        &["enrol", "--server", &srv.url, "--token", "salah-token-0000"],
+    );
+    let url = srv.url.clone();
+    srv.kill9();
+    run(&k, &["enrol", "--server", &url, "--token", &token]);
+    let uuid = |t: &str| {
+        t.split(|c: char| !c.is_ascii_hexdigit() && c != '-')
+            .any(|w| w.len() == 36 && w.matches('-').count() == 4)
+    };
+    let utc = |t: &str| {
+        t.as_bytes().windows(13).any(|w| {
+            w[..4].iter().all(u8::is_ascii_digit) && w[4] == b'-' && w[7] == b'-' && w[10] == b'T'
+        })
+    };
+    let status_code = |t: &str| {
+        [
+            " 400", " 401", " 403", " 404", " 409", " 410", " 413", " 429", " 500", " 503",
+        ]
+        .iter()
+        .any(|c| t.contains(&format!("{c} ")) || t.contains(&format!("({})", c.trim())))
+    };
+    for (cmd, err) in &said {
+        assert!(!err.trim().is_empty(), "{cmd}: said nothing");
+        for machine in [
+            "os error",
+            "error:",
+            "Usage:",
+            "For more information",
+            "required arguments",
+        ] {
+            assert!(!err.contains(machine), "{cmd}: {machine:?} in {err}");
+        }
+        assert!(!uuid(err), "{cmd}: a record id in {err}");
+        assert!(!utc(err), "{cmd}: a UTC timestamp in {err}");
+        assert!(!status_code(err), "{cmd}: an HTTP status in {err}");
+    }
+}

@@ -7,6 +7,9 @@ use ikd_field::domain::validate::Input;
 use util::Kit;
 use util::server::Server;
 
+/// The PIN is the process's (`keylock`): the tests that set it take turns.
+static KEYLOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Synthetic citizens, every one with an e-mail.
 fn people(seed: u64, n: usize) -> Vec<Input> {
     ikd_field::synth::citizens(seed, "1702", n)
@@ -403,6 +406,7 @@ fn an_enrolled_laptop_without_the_district_key_is_told_and_recovers() {
 #[test]
 fn a_copied_laptop_locked_with_a_pin_gives_no_nik() {
     use base64::Engine;
+    let _turn = KEYLOCK.lock().unwrap_or_else(|e| e.into_inner());
     use ikd_field::crypto::KeyPair;
     let k = Kit::new();
     let ppl = people(41, 3);
@@ -482,4 +486,63 @@ fn a_copied_laptop_locked_with_a_pin_gives_no_nik() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A PIN change interrupted between its two renames (power cut, Ctrl+C) does not strand the
+/// laptop: the next open with the new PIN finishes it. A first `pin` interrupted before the
+/// holding key was locked does not leave that key in clear: the next open locks it.
+#[test]
+fn an_interrupted_pin_change_is_finished_at_the_next_open() {
+    use ikd_field::{crypto, keylock};
+    let _turn = KEYLOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let k = Kit::new();
+    let ppl = people(43, 2);
+    for p in &ppl {
+        let mut args = util::record_args(p);
+        args.push("--no-prompt");
+        k.ok(&args);
+    }
+    let (device, holding) = (k.dir.join("device.key"), k.dir.join("seal-holding.key"));
+    let with_pin = |pin: &str, args: &[&str]| {
+        let mut c = k.cmd(args);
+        c.env("IKD_FIELD_PIN", pin);
+        c.output().unwrap()
+    };
+
+    // 1. The first `pin` stopped after the device key: the holding key is still in clear.
+    keylock::set_pin(None);
+    let seed = crypto::load_secret(&device).unwrap();
+    std::fs::write(&device, keylock::lock(&seed, "kopi pagi 1").unwrap()).unwrap();
+    assert!(!keylock::is_locked(
+        &std::fs::read_to_string(&holding).unwrap()
+    ));
+    assert!(with_pin("kopi pagi 1", &["status"]).status.success());
+    assert!(
+        keylock::is_locked(&std::fs::read_to_string(&holding).unwrap()),
+        "the holding key stayed in clear"
+    );
+
+    // 2. A change from PIN 1 to PIN 2 stopped after the device key's rename: the holding key's
+    //    new form is staged beside it, the old one is still under PIN 1.
+    keylock::set_pin(Some("kopi pagi 1"));
+    let hold_secret = crypto::load_secret(&holding).unwrap();
+    std::fs::write(&device, keylock::lock(&seed, "kopi pagi 2").unwrap()).unwrap();
+    std::fs::write(
+        k.dir.join("seal-holding.key.new"),
+        keylock::lock(&hold_secret, "kopi pagi 2").unwrap(),
+    )
+    .unwrap();
+    keylock::set_pin(None);
+    let out = with_pin("kopi pagi 2", &["list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!k.dir.join("seal-holding.key.new").exists());
+    keylock::set_pin(Some("kopi pagi 2"));
+    assert_eq!(crypto::load_secret(&holding).unwrap(), hold_secret);
+    keylock::set_pin(None);
+    // The old PIN opens nothing now.
+    assert_eq!(with_pin("kopi pagi 1", &["status"]).status.code(), Some(2));
 }

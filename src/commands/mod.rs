@@ -11,6 +11,7 @@ pub mod forward;
 pub mod officer;
 pub mod printer;
 pub mod record;
+pub mod record_prompt;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod slip;

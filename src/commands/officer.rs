@@ -32,18 +32,18 @@ pub fn lock_with(ctx: &Ctx, new: &str) -> Result<(), AppError> {
         return Err(weak());
     }
     let dd = ctx.open()?;
-    for file in [KEY_FILE, HOLDING_FILE] {
-        let path = dd.path.join(file);
-        if path.exists() {
-            crate::crypto::relock_field_secret(&path, new).map_err(|e| {
-                AppError::other(tr!(
-                    "Kunci {} tidak bisa dikunci dengan PIN: {e}",
-                    "Cannot lock {} with the PIN: {e}",
-                    path.display()
-                ))
-            })?;
-        }
-    }
+    let paths: Vec<_> = [KEY_FILE, HOLDING_FILE]
+        .iter()
+        .map(|f| dd.path.join(f))
+        .filter(|p| p.exists())
+        .collect();
+    let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+    crate::crypto::relock_field_secrets(&refs, new).map_err(|e| {
+        AppError::other(tr!(
+            "Kunci laptop tidak bisa dikunci dengan PIN ({e}); PIN lama tetap berlaku.",
+            "The laptop's keys could not be locked with the PIN ({e}); the old PIN still opens them."
+        ))
+    })?;
     keylock::set_pin(Some(new));
     dd.store.audit("pin", None, "keys locked under a new PIN")?;
     Ok(())

@@ -46,31 +46,15 @@ pub(super) fn ask(label: &str) -> Option<String> {
     }
 }
 
-fn label(field: &str) -> String {
-    match field {
-        "nik" => "NIK (16 digit)".into(),
-        "name" => tr!("Nama (sesuai KTP)", "Name (as on the KTP)"),
-        "phone" => tr!("Nomor HP", "Mobile number"),
-        "village" => tr!("Kode desa/kelurahan (10 digit)", "Village code (10 digits)"),
-        "email" => tr!("E-mail (boleh kosong)", "E-mail (optional)"),
-        _ => field.into(),
-    }
-}
-
-fn slot<'a>(input: &'a mut Input, field: &str) -> &'a mut String {
-    match field {
-        "nik" => &mut input.nik,
-        "name" => &mut input.name,
-        "phone" => &mut input.phone,
-        "village" => &mut input.village,
-        _ => &mut input.email,
-    }
-}
-
-/// Validates, asking again on a terminal for the fields that are missing or wrong.
-fn gather(ctx: &Ctx, a: &RecordArgs) -> Result<Valid, AppError> {
+/// What was given on the command line; on a terminal the rest is asked field by field
+/// (`record_prompt`), else it is checked as it is.
+fn gather(
+    ctx: &Ctx,
+    dd: &crate::field::datadir::DataDir,
+    a: &RecordArgs,
+) -> Result<Option<Valid>, AppError> {
     let interactive = !a.no_prompt && !ctx.json && std::io::stdin().is_terminal();
-    let mut input = Input {
+    let input = Input {
         nik: a.nik.clone().unwrap_or_default(),
         name: a.name.clone().unwrap_or_default(),
         phone: a.phone.clone().unwrap_or_default(),
@@ -78,35 +62,12 @@ fn gather(ctx: &Ctx, a: &RecordArgs) -> Result<Valid, AppError> {
         email: a.email.clone().unwrap_or_default(),
     };
     if interactive {
-        for (field, given) in [
-            ("nik", &a.nik),
-            ("name", &a.name),
-            ("phone", &a.phone),
-            ("village", &a.village),
-            ("email", &a.email),
-        ] {
-            if given.is_none() {
-                *slot(&mut input, field) = ask(&label(field)).unwrap_or_default();
-            }
-        }
+        return super::record_prompt::ask(ctx, dd, &input);
     }
     let today = timefmt::today(ctx.offset());
-    let mut tries = 0;
-    loop {
-        match validate::activation(&input, today) {
-            Ok(v) => return Ok(v),
-            Err(problems) if interactive && tries < 3 => {
-                tries += 1;
-                for p in &problems {
-                    eprintln!("  ✗ {p}");
-                }
-                for p in &problems {
-                    *slot(&mut input, p.field) = ask(&label(p.field)).unwrap_or_default();
-                }
-            }
-            Err(problems) => return Err(invalid(problems)),
-        }
-    }
+    validate::activation(&input, today)
+        .map(Some)
+        .map_err(invalid)
 }
 
 fn invalid(problems: Vec<Problem>) -> AppError {
@@ -126,7 +87,16 @@ fn invalid(problems: Vec<Problem>) -> AppError {
 
 pub fn record(ctx: &Ctx, a: RecordArgs) -> Result<(), AppError> {
     let mut dd = ctx.open()?;
-    let valid = gather(ctx, &a)?;
+    let Some(valid) = gather(ctx, &dd, &a)? else {
+        println!(
+            "{}",
+            tr!(
+                "Tidak disimpan; tidak ada yang berubah.",
+                "Not saved; nothing changed."
+            )
+        );
+        return Ok(());
+    };
     // Probably activated already by another team (the district's list from the last sync).
     let district = crate::field::activated::listed(&dd.store, &valid.nik.nik)?;
     let stored = Stored::new_pending(

@@ -402,7 +402,14 @@ fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
             tr!("aktivasi berlaku", "live activations"),
             s.activations_live,
         ),
-        (tr!("konflik", "conflicts"), s.conflicts),
+        (tr!("konflik terbuka", "open conflicts"), s.conflicts),
+        (
+            tr!(
+                "konflik ditutup (dibatalkan di lapangan)",
+                "conflicts closed (voided in the field)"
+            ),
+            s.conflicts_closed,
+        ),
         (tr!("pembatalan", "voids"), s.voids),
         (tr!("ditolak", "rejects"), s.rejects),
         (tr!("perangkat", "devices"), s.devices),

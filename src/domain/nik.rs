@@ -62,6 +62,28 @@ impl Nik {
     }
 }
 
+/// Under 10 the number is a child's (on the family card), not a KTP's: refused. From 10 to 16
+/// a KTP is possible (married) but rare: the officer confirms.
+pub fn age_check(age: i32) -> &'static str {
+    match age {
+        ..=9 => "refuse",
+        10..=16 => "confirm",
+        _ => "ok",
+    }
+}
+
+pub fn refuse_child(age: i32) -> Problem {
+    Problem::error(
+        "nik",
+        "nik_child",
+        tr!(
+            "menurut NIK umurnya {age} tahun: ini NIK anak (dari Kartu Keluarga), bukan KTP; IKD hanya untuk pemilik KTP-el",
+            "by the NIK this person is {age}: a child's number (from the family card), not a KTP; IKD is for KTP holders only"
+        ),
+        EXAMPLE,
+    )
+}
+
 pub fn mask(nik: &str) -> String {
     if nik.len() != 16 {
         return "*".repeat(nik.len());
@@ -260,6 +282,16 @@ pub fn parse(input: &str, today: Date) -> Result<Nik, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_decide_the_question() {
+        assert_eq!(age_check(3), "refuse");
+        assert_eq!(age_check(9), "refuse");
+        assert_eq!(age_check(10), "confirm");
+        assert_eq!(age_check(16), "confirm");
+        assert_eq!(age_check(17), "ok");
+        assert_eq!(age_check(70), "ok");
+    }
     use time::macros::date;
 
     const TODAY: Date = date!(2026 - 11 - 23);

@@ -182,6 +182,9 @@ impl DataDir {
         let mut store = Store::open(&db)?;
         let identity = store.identity()?.ok_or_else(|| not_initialised(path))?;
         let key_path = path.join(KEY_FILE);
+        let holding_path = path.join(crate::field::sealing::HOLDING_FILE);
+        // A PIN change interrupted between its renames is finished (or undone) first.
+        let _ = crate::crypto::recover_field_secrets(&[&key_path, &holding_path]);
         let key = KeyPair::load(&key_path).map_err(|e| {
             if let Some(l) = e
                 .get_ref()
@@ -207,6 +210,20 @@ impl DataDir {
                 key_path.display(),
                 identity.device_id
             )));
+        }
+        // A locked device key with a holding key in clear (a first `pin` interrupted before its
+        // second file): the holding key is locked now, under the PIN that opened the device key.
+        if let Some(pin) = crate::keylock::pin()
+            && std::fs::read_to_string(&key_path).is_ok_and(|t| crate::keylock::is_locked(&t))
+            && std::fs::read_to_string(&holding_path).is_ok_and(|t| !crate::keylock::is_locked(&t))
+        {
+            crate::crypto::relock_field_secrets(&[&holding_path], &pin).map_err(|e| {
+                AppError::other(tr!(
+                    "Kunci sementara {} tidak bisa dikunci dengan PIN: {e}",
+                    "Cannot lock the holding key {} with the PIN: {e}",
+                    holding_path.display()
+                ))
+            })?;
         }
         crate::field::sealing::prepare(path, &mut store, &key, district_key)?;
         Ok(DataDir {

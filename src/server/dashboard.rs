@@ -16,6 +16,7 @@ use super::coverage::{
 };
 use super::db::Db;
 use crate::domain::region;
+use crate::domain::validate;
 use minijinja::value::Serde;
 use minijinja::{Environment, Value, context};
 use serde::Serialize;
@@ -128,6 +129,26 @@ fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = Environment::new();
+        // Every value a page prints is escaped as HTML, and first rid of hidden controls: a
+        // team or officer name stored before enrolment refused them (older databases) cannot
+        // reorder the page with a right-to-left override. Markup the templates mark safe (the
+        // style, the charts) passes as it is.
+        env.set_formatter(|out, state, value| match value.as_str() {
+            Some(s) if !value.is_safe() && s.chars().any(validate::is_hidden_control) => {
+                let clean: String = s
+                    .chars()
+                    .map(|c| {
+                        if validate::is_hidden_control(c) {
+                            '\u{fffd}'
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                minijinja::escape_formatter(out, state, &Value::from(clean))
+            }
+            _ => minijinja::escape_formatter(out, state, value),
+        });
         for (name, text) in [
             ("base.html", include_str!("templates/base.html")),
             ("macros.html", include_str!("templates/macros.html")),

@@ -46,7 +46,11 @@ pub struct Store {
 pub struct Stats {
     pub records: i64,
     pub activations_live: i64,
+    /// Open conflicts (not voided since), as the dashboard counts them.
     pub conflicts: i64,
+    /// Conflicts closed by a void from the field.
+    #[serde(default)]
+    pub conflicts_closed: i64,
     pub voids: i64,
     pub rejects: i64,
     pub devices: i64,
@@ -207,19 +211,21 @@ impl Store {
                 "SELECT
                    (SELECT COUNT(*) FROM records),
                    (SELECT COUNT(*) FROM live_activations),
-                   (SELECT COUNT(*) FROM records WHERE state = 'conflict'),
+                   (SELECT COUNT(*) FROM records WHERE state = 'conflict' AND voided_by IS NULL),
                    (SELECT COUNT(*) FROM records WHERE kind = 'void'),
                    (SELECT COUNT(*) FROM rejects),
                    (SELECT COUNT(*) FROM devices),
                    (SELECT COUNT(*) FROM devices WHERE revoked_at IS NOT NULL),
                    (SELECT COUNT(*) FROM batches),
-                   (SELECT COUNT(*) FROM tokens WHERE used_at IS NULL)",
+                   (SELECT COUNT(*) FROM tokens WHERE used_at IS NULL),
+                   (SELECT COUNT(*) FROM records WHERE state = 'conflict' AND voided_by IS NOT NULL)",
                 args![],
             )?;
             Ok(Stats {
                 records: r.get(0)?,
                 activations_live: r.get(1)?,
                 conflicts: r.get(2)?,
+                conflicts_closed: r.get(9)?,
                 voids: r.get(3)?,
                 rejects: r.get(4)?,
                 devices: r.get(5)?,

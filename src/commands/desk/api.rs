@@ -169,28 +169,6 @@ fn shown(p: &Problem) -> Shown {
     }
 }
 
-/// Under 10 the number is a child's (on the family card), not a KTP's: refused. From 10 to 16
-/// a KTP is possible (married) but rare: the officer confirms.
-pub fn age_check(age: i32) -> &'static str {
-    match age {
-        ..=9 => "refuse",
-        10..=16 => "confirm",
-        _ => "ok",
-    }
-}
-
-fn refuse_child(age: i32) -> Problem {
-    Problem::error(
-        "nik",
-        "nik_child",
-        tr!(
-            "menurut NIK umurnya {age} tahun: ini NIK anak (dari Kartu Keluarga), bukan KTP; IKD hanya untuk pemilik KTP-el",
-            "by the NIK this person is {age}: a child's number (from the family card), not a KTP; IKD is for KTP holders only"
-        ),
-        nik::EXAMPLE,
-    )
-}
-
 fn earlier(d: &Desk, s: &Stored) -> Earlier {
     Earlier {
         seq: s.record.seq,
@@ -225,10 +203,10 @@ pub fn check_nik(d: &Desk, req: &Req) -> Result<Resp, AppError> {
     let duplicate = dd.store.live_activation_of(&n.nik)?.map(|s| earlier(d, &s));
     let district = crate::field::activated::listed(&dd.store, &n.nik)?
         .map(|at| timefmt::local_display(&at, d.ctx.offset()));
-    let refuse = age_check(age) == "refuse";
+    let refuse = nik::age_check(age) == "refuse";
     ok(&NikAnswer {
         ok: !refuse,
-        problem: refuse.then(|| shown(&refuse_child(age))),
+        problem: refuse.then(|| shown(&nik::refuse_child(age))),
         info: Some(NikInfo {
             sex: n.sex.label(),
             birth_date: timefmt::id_date(n.birth_date),
@@ -240,7 +218,7 @@ pub fn check_nik(d: &Desk, req: &Req) -> Result<Resp, AppError> {
                 .map(|r| r.name.clone())
                 .unwrap_or_else(|| n.regency.clone()),
         }),
-        age_check: age_check(age),
+        age_check: nik::age_check(age),
         warnings: n
             .warnings
             .iter()
@@ -337,10 +315,10 @@ pub fn check(d: &Desk, f: &Form) -> Result<Resp, AppError> {
         }
     };
     let age = v.nik.age_on(today);
-    if age_check(age) == "refuse" {
+    if nik::age_check(age) == "refuse" {
         return ok(&Summary {
             ok: false,
-            problems: vec![shown(&refuse_child(age))],
+            problems: vec![shown(&nik::refuse_child(age))],
             warnings: vec![],
             confirm_young: None,
             rows: vec![],
@@ -393,7 +371,7 @@ pub fn check(d: &Desk, f: &Form) -> Result<Resp, AppError> {
         ok: true,
         problems: vec![],
         warnings,
-        confirm_young: (age_check(age) == "confirm" && !f.young_ok).then_some(age),
+        confirm_young: (nik::age_check(age) == "confirm" && !f.young_ok).then_some(age),
         rows: vec![
             ("NIK".into(), v.nik.nik.clone()),
             (tr!("Nama", "Name"), v.name.clone()),
@@ -448,10 +426,10 @@ pub fn save(d: &Desk, f: &Form) -> Result<Resp, AppError> {
         )
     })?;
     let age = v.nik.age_on(today);
-    if age_check(age) == "refuse" {
-        return Err(AppError::invalid(refuse_child(age).to_string()));
+    if nik::age_check(age) == "refuse" {
+        return Err(AppError::invalid(nik::refuse_child(age).to_string()));
     }
-    if age_check(age) == "confirm" && !f.young_ok {
+    if nik::age_check(age) == "confirm" && !f.young_ok {
         return Err(AppError::invalid(tr!(
             "Umur {age} tahun perlu dikonfirmasi dulu.",
             "Age {age} needs confirming first."
@@ -501,19 +479,4 @@ pub fn set_village(d: &Desk, v: &VillageIn) -> Result<Resp, AppError> {
     let dd = g.as_ref().expect("opened");
     dd.store.set_meta(M_VILLAGE, &code)?;
     ok(&desa_of(&code))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages_decide_the_question() {
-        assert_eq!(age_check(3), "refuse");
-        assert_eq!(age_check(9), "refuse");
-        assert_eq!(age_check(10), "confirm");
-        assert_eq!(age_check(16), "confirm");
-        assert_eq!(age_check(17), "ok");
-        assert_eq!(age_check(70), "ok");
-    }
 }

@@ -9,7 +9,8 @@
 //! - every answer has a Content-Security-Policy that allows only the desk's own files.
 use subtle::ConstantTimeEq;
 
-/// The cookie holding the per-launch secret.
+/// The cookie holding the per-launch secret, named with the desk's port (two desks on one
+/// laptop keep their own; a browser sends cookies to every port of a host).
 pub const COOKIE: &str = "ikd_desk";
 /// The header carrying the anti-forgery token on POSTs.
 pub const CSRF_HEADER: &str = "x-desk-token";
@@ -93,7 +94,7 @@ impl Secrets {
         }
         let cookie_ok = r
             .cookie
-            .and_then(|c| cookie_value(c, COOKIE))
+            .and_then(|c| cookie_value(c, &self.cookie_name()))
             .is_some_and(|v| same(v, &self.session));
         if !cookie_ok {
             // Only a GET may bring the secret in the address (the link the desk opens).
@@ -112,10 +113,16 @@ impl Secrets {
         Verdict::Pass
     }
 
+    /// The session cookie's name: `ikd_desk_PORT`.
+    pub fn cookie_name(&self) -> String {
+        format!("{COOKIE}_{}", self.port)
+    }
+
     /// The `Set-Cookie` value for the session.
     pub fn set_cookie(&self) -> String {
         format!(
-            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+            "{}={}; Path=/; HttpOnly; SameSite=Strict",
+            self.cookie_name(),
             self.session
         )
     }
@@ -153,9 +160,9 @@ mod tests {
     #[test]
     fn the_host_must_be_the_desks_own() {
         let s = secrets();
-        let ok = seen("GET", "127.0.0.1:8450", Some("ikd_desk=s3cret"));
+        let ok = seen("GET", "127.0.0.1:8450", Some("ikd_desk_8450=s3cret"));
         assert_eq!(s.check(&ok), Verdict::Pass);
-        let local = seen("GET", "LOCALHOST:8450", Some("ikd_desk=s3cret"));
+        let local = seen("GET", "LOCALHOST:8450", Some("ikd_desk_8450=s3cret"));
         assert_eq!(s.check(&local), Verdict::Pass);
         for host in [
             "evil.example:8450",
@@ -163,10 +170,10 @@ mod tests {
             "127.0.0.1",
             "192.168.1.5:8450",
         ] {
-            let r = seen("GET", host, Some("ikd_desk=s3cret"));
+            let r = seen("GET", host, Some("ikd_desk_8450=s3cret"));
             assert_eq!(s.check(&r), Verdict::WrongHost, "{host}");
         }
-        let mut none = seen("GET", "", Some("ikd_desk=s3cret"));
+        let mut none = seen("GET", "", Some("ikd_desk_8450=s3cret"));
         none.host = None;
         assert_eq!(s.check(&none), Verdict::WrongHost);
     }
@@ -179,7 +186,7 @@ mod tests {
         assert_eq!(s.check(&first), Verdict::SetCookie);
         first.key = Some("guess");
         assert_eq!(s.check(&first), Verdict::NoSecret);
-        let old = seen("GET", "127.0.0.1:8450", Some("a=b; ikd_desk=0ld"));
+        let old = seen("GET", "127.0.0.1:8450", Some("a=b; ikd_desk_8450=0ld"));
         assert_eq!(s.check(&old), Verdict::NoSecret);
         // A POST never takes the secret from the address.
         let mut post = seen("POST", "127.0.0.1:8450", None);
@@ -191,7 +198,7 @@ mod tests {
     #[test]
     fn a_post_needs_the_page_token_and_its_own_origin() {
         let s = secrets();
-        let mut p = seen("POST", "127.0.0.1:8450", Some("ikd_desk=s3cret"));
+        let mut p = seen("POST", "127.0.0.1:8450", Some("ikd_desk_8450=s3cret"));
         assert_eq!(s.check(&p), Verdict::Forged);
         p.csrf = Some("t0ken");
         assert_eq!(s.check(&p), Verdict::Pass);
@@ -205,7 +212,10 @@ mod tests {
 
     #[test]
     fn cookies_are_read_by_name() {
-        assert_eq!(cookie_value("a=1; ikd_desk=xyz", COOKIE), Some("xyz"));
-        assert_eq!(cookie_value("ikd_desk_old=1", COOKIE), None);
+        assert_eq!(
+            cookie_value("a=1; ikd_desk_8450=xyz", "ikd_desk_8450"),
+            Some("xyz")
+        );
+        assert_eq!(cookie_value("ikd_desk_8451=1", "ikd_desk_8450"), None);
     }
 }

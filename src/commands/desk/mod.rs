@@ -23,7 +23,7 @@ use crate::tr;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug)]
 pub struct DeskArgs {
     /// Port di 127.0.0.1 (0 = pilih sendiri) / port on 127.0.0.1 (0 = any free one)
     #[arg(long, default_value_t = DEFAULT_PORT)]
@@ -31,6 +31,20 @@ pub struct DeskArgs {
     /// Jangan buka browser; cukup tampilkan alamatnya / do not open the browser, print the address
     #[arg(long)]
     pub no_browser: bool,
+    /// Started with no command (a double-clicked ikd-field.exe): on an error, keep the window
+    /// open until Enter so the officer can read it.
+    #[arg(skip)]
+    pub double_clicked: bool,
+}
+
+impl Default for DeskArgs {
+    fn default() -> DeskArgs {
+        DeskArgs {
+            port: DEFAULT_PORT,
+            no_browser: false,
+            double_clicked: false,
+        }
+    }
 }
 
 /// The desk's usual port (a second desk on the same laptop takes any free one).
@@ -73,8 +87,28 @@ impl Desk {
     }
 }
 
-/// Starts the desk and serves until Ctrl+C or the window is closed.
-pub fn run(mut ctx: Ctx, a: DeskArgs) -> Result<(), AppError> {
+/// Starts the desk and serves until Ctrl+C or the window is closed. Started by a double click,
+/// an error is shown and the window waits for Enter before it closes.
+pub fn run(ctx: Ctx, a: DeskArgs) -> Result<(), AppError> {
+    let pause = a.double_clicked && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    match serve_desk(ctx, a) {
+        Err(e) if pause => {
+            eprintln!("{}: {e}", tr!("Gagal", "Error"));
+            eprintln!(
+                "{}",
+                tr!(
+                    "Tekan Enter untuk menutup jendela ini.",
+                    "Press Enter to close this window."
+                )
+            );
+            let _ = std::io::stdin().read_line(&mut String::new());
+            std::process::exit(e.exit_code());
+        }
+        other => other,
+    }
+}
+
+fn serve_desk(mut ctx: Ctx, a: DeskArgs) -> Result<(), AppError> {
     // The officer answers in the page, not in the console window.
     ctx.ask = false;
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, a.port)))

@@ -13,6 +13,8 @@ use std::time::Duration;
 /// The largest request body the desk reads (a form, a folder name).
 pub const MAX_BODY: usize = 64 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections open at once.
+pub const MAX_CONNECTIONS: usize = 64;
 const POLL: Duration = Duration::from_millis(200);
 
 /// A request as the desk's handlers see it.
@@ -131,6 +133,9 @@ pub fn run(
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let secrets = Arc::new(secrets);
+        // One officer's browser needs a handful of connections; past this many at once (a
+        // local program holding them open) new ones are closed, so file handles never run out.
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         while !stop.load(Ordering::SeqCst) {
             let (stream, remote) = match tokio::time::timeout(POLL, listener.accept()).await {
                 Err(_) => continue,
@@ -145,8 +150,12 @@ pub fn run(
             if !remote.ip().is_loopback() {
                 continue;
             }
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                continue;
+            };
             let (secrets, handler) = (Arc::clone(&secrets), Arc::clone(&handler));
             tokio::spawn(async move {
+                let _slot = slot;
                 let service = hyper::service::service_fn(move |req| {
                     answer(req, Arc::clone(&secrets), Arc::clone(&handler))
                 });
@@ -219,7 +228,8 @@ async fn answer(
                 .unwrap_or_else(|_| Resp::new(500, "text/plain; charset=utf-8", "error"))
         }
         Verdict::SetCookie => {
-            let mut r = Resp::redirect(if path.is_empty() { "/" } else { &path });
+            // Always to the desk's own start page (never a path the link chose: `//elsewhere`).
+            let mut r = Resp::redirect("/");
             r.headers.push(("set-cookie", secrets.set_cookie()));
             r
         }

@@ -113,7 +113,8 @@ pub fn setup(d: &Desk, s: &SetupIn) -> Result<Resp, AppError> {
         &officer,
         &team,
         d.ctx.config.field.district_seal_key.as_deref(),
-    )?;
+    )
+    .inspect_err(|_| crate::keylock::set_pin(None))?;
     if !office.is_empty() {
         dd.store.set_meta(super::super::slip::M_OFFICE, &office)?;
     }
@@ -222,29 +223,35 @@ pub struct UnlockIn {
     pin: String,
 }
 
-/// The PIN page: opens the laptop's keys for this session of the desk.
+/// One unlock at a time: parallel guesses wait their turn (and their second each).
+static UNLOCKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The PIN page: opens the laptop's keys for this session of the desk. A guess is tried on the
+/// key file without becoming the desk's PIN, so a wrong one (an old tab, a second try) never
+/// locks a desk that is open.
 pub fn unlock(d: &Desk, u: &UnlockIn) -> Result<Resp, AppError> {
-    crate::keylock::set_pin(Some(&u.pin));
-    match d.ctx.open() {
-        Ok(dd) => {
-            *d.dd
-                .lock()
-                .map_err(|_| AppError::other("desk: lock".to_string()))? = Some(dd);
-            Ok(Resp::json(200, &serde_json::json!({ "ok": true })))
-        }
-        Err(e) => {
-            crate::keylock::set_pin(None);
-            if super::super::is_locked(&e) {
-                // Each wrong guess costs a second here, on top of the stretching.
-                std::thread::sleep(std::time::Duration::from_secs(1));
-                return Err(AppError::invalid(tr!(
-                    "PIN salah. Coba lagi; bila lupa, hubungi admin Dinas.",
-                    "Wrong PIN. Try again; if it is forgotten, call the district admin."
-                )));
-            }
-            Err(e)
-        }
+    let _turn = UNLOCKING
+        .lock()
+        .map_err(|_| AppError::other("desk: lock".to_string()))?;
+    if !d.locked() {
+        return Ok(Resp::json(200, &serde_json::json!({ "ok": true })));
     }
+    let key_file = d.ctx.data_dir.join(crate::field::datadir::KEY_FILE);
+    let text = std::fs::read_to_string(&key_file).unwrap_or_default();
+    if !crate::keylock::opens(&text, &u.pin) {
+        // Each wrong guess costs a second here, on top of the stretching.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        return Err(AppError::invalid(tr!(
+            "PIN salah. Coba lagi; bila lupa, hubungi admin Dinas.",
+            "Wrong PIN. Try again; if it is forgotten, call the district admin."
+        )));
+    }
+    crate::keylock::set_pin(Some(&u.pin));
+    let dd = d.ctx.open()?;
+    *d.dd
+        .lock()
+        .map_err(|_| AppError::other("desk: lock".to_string()))? = Some(dd);
+    Ok(Resp::json(200, &serde_json::json!({ "ok": true })))
 }
 
 pub fn office(d: &Desk, dd: &DataDir) -> String {

@@ -77,18 +77,26 @@ pub(super) fn parse_batch(
             format!("{n} records in one batch; at most {max_records}"),
         )
     };
-    if let Ok(b) = serde_json::from_slice::<protocol::BatchBody>(json) {
-        if b.records.len() > max_records {
-            return Err(too_many(b.records.len()));
+    // …and while the JSON is read: past the limit the parse stops, so a body of 150,000 tiny
+    // records never becomes 150,000 records in memory.
+    CAP.with(|c| c.set(max_records));
+    let over = |e: &serde_json::Error| e.to_string().contains(OVER_CAP);
+    match serde_json::from_slice::<CappedBody<protocol::WireRecord>>(json) {
+        Err(e) if over(&e) => return Err(too_many(max_records + 1)),
+        Err(_) => {}
+        Ok(b) => {
+            return Ok(Envelope {
+                protocol: b.protocol,
+                batch_id: b.batch_id,
+                device_id: b.device_id,
+                records: open_all(b.records, seal, today),
+            });
         }
-        return Ok(Envelope {
-            protocol: b.protocol,
-            batch_id: b.batch_id,
-            device_id: b.device_id,
-            records: open_all(b.records, seal, today),
-        });
     }
-    let b: BatchBodyValues = serde_json::from_slice(json).map_err(|e| {
+    let b: CappedBody<serde_json::Value> = serde_json::from_slice(json).map_err(|e| {
+        if over(&e) {
+            return too_many(max_records + 1);
+        }
         Refusal::new(
             400,
             ErrorCode::BadJson,
@@ -174,15 +182,53 @@ pub(super) fn open_one(
     }
 }
 
-/// [`protocol::BatchBody`] with its records left as JSON values.
+/// [`protocol::BatchBody`] with its records read one by one and counted: the read stops past
+/// [`CAP`] (records as [`protocol::WireRecord`], or left as JSON values for a batch with a
+/// malformed record).
 #[derive(serde::Deserialize)]
-pub(super) struct BatchBodyValues {
+#[serde(bound = "T: serde::Deserialize<'de>")]
+pub(super) struct CappedBody<T> {
     pub(super) protocol: u32,
     pub(super) batch_id: String,
     pub(super) device_id: String,
     #[allow(dead_code)]
     pub(super) created_at: String,
-    pub(super) records: Vec<serde_json::Value>,
+    #[serde(deserialize_with = "capped")]
+    pub(super) records: Vec<T>,
+}
+
+thread_local! {
+    /// The most records a batch may hold, for the parse on this thread.
+    static CAP: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// The error text that says the cap was passed (serde errors carry text only).
+const OVER_CAP: &str = "ikd: over the record cap";
+
+fn capped<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    struct Seq<T>(std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Seq<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of records")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let cap = CAP.with(|c| c.get());
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(cap).min(1024));
+            while let Some(item) = seq.next_element()? {
+                if out.len() == cap {
+                    return Err(serde::de::Error::custom(OVER_CAP));
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Seq(std::marker::PhantomData))
 }
 
 #[cfg(test)]
@@ -212,5 +258,12 @@ mod tests {
             panic!("a batch within the limit was refused");
         };
         assert_eq!(ok.records.iter().map(Vec::len).sum::<usize>(), 3);
+        // The read stops at the cap: what follows (here not even JSON) is never read.
+        let endless =
+            r#"{"protocol":1,"batch_id":"b","device_id":"d","created_at":"x","records":[1,2,3,4,"#;
+        let Err(e) = parse_batch(format!("{endless}@@@").as_bytes(), &key, today, 2) else {
+            panic!("parsed");
+        };
+        assert_eq!((e.status, e.code.as_str()), (413, "too_many_records"));
     }
 }
