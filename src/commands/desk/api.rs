@@ -292,15 +292,21 @@ struct Summary {
     rows: Vec<(String, String)>,
 }
 
+impl Form {
+    fn input(&self) -> Input {
+        Input {
+            nik: self.nik.clone(),
+            name: self.name.clone(),
+            phone: self.phone.clone(),
+            email: self.email.clone(),
+            village: self.village.clone(),
+        }
+    }
+}
+
 /// Everything checked at once, with the summary shown before saving.
 pub fn check(d: &Desk, f: &Form) -> Result<Resp, AppError> {
-    let input = Input {
-        nik: f.nik.clone(),
-        name: f.name.clone(),
-        phone: f.phone.clone(),
-        email: f.email.clone(),
-        village: f.village.clone(),
-    };
+    let input = f.input();
     let today = timefmt::today(d.ctx.offset());
     let v = match validate::activation(&input, today) {
         Ok(v) => v,
@@ -408,13 +414,7 @@ struct Saved {
 }
 
 pub fn save(d: &Desk, f: &Form) -> Result<Resp, AppError> {
-    let input = Input {
-        nik: f.nik.clone(),
-        name: f.name.clone(),
-        phone: f.phone.clone(),
-        email: f.email.clone(),
-        village: f.village.clone(),
-    };
+    let input = f.input();
     let today = timefmt::today(d.ctx.offset());
     let v = validate::activation(&input, today).map_err(|problems| {
         AppError::invalid(

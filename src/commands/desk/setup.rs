@@ -39,36 +39,19 @@ struct SetupDone {
     enrol_error: Option<String>,
 }
 
-/// Officer and team names as the server will take them, with the field's name in the message.
+/// Officer and team names as the server will take them, with the field's name in the message;
+/// in capitals, as on official forms.
 fn names(officer: &str, team: &str) -> Result<(String, String), AppError> {
-    let o = validate::label("officer", officer);
-    let t = validate::label("team", team);
-    let mut problems: Vec<_> = [o.clone().err(), t.clone().err()]
-        .into_iter()
-        .flatten()
-        .collect();
-    if officer.trim().is_empty() {
-        problems.push(crate::domain::Problem::error(
-            "officer",
-            "officer_missing",
-            tr!("nama petugas belum diisi", "the officer's name is missing"),
-            "RATNA DEWI",
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(AppError::invalid(
+    let (o, t) = validate::officer_and_team(officer, team).map_err(|problems| {
+        AppError::invalid(
             problems
                 .iter()
                 .map(|p| p.to_string())
                 .collect::<Vec<_>>()
                 .join("; "),
-        ));
-    }
-    // Written as on official forms: in capitals.
-    Ok((
-        o.unwrap_or_default().trim().to_uppercase(),
-        t.unwrap_or_default().trim().to_uppercase(),
-    ))
+        )
+    })?;
+    Ok((o.to_uppercase(), t.to_uppercase()))
 }
 
 fn office_name(office: &str) -> Result<String, AppError> {
