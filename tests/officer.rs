@@ -467,3 +467,65 @@ fn error_paths_speak_the_officers_language() {
         assert!(!status_code(err), "{cmd}: an HTTP status in {err}");
     }
 }
+
+/// Checking a slip at the office: `server devices --keys-file` writes the district's device
+/// keys, and `verify --keys` on any machine (no laptop data) says the slip is genuine, and
+/// refuses it with a keys file of another district.
+#[test]
+fn the_office_checks_slips_with_the_keys_file() {
+    let srv = Server::start();
+    let token = srv.token("TIM 1");
+    let laptop = Kit::empty();
+    laptop.ok(&[
+        "init",
+        "--officer",
+        "RATNA DEWI",
+        "--team",
+        "TIM 1",
+        "--server",
+        &srv.url,
+        "--token",
+        &token,
+    ]);
+    laptop.ok(&[
+        "record",
+        "--nik",
+        "1702064107950003",
+        "--name",
+        "SITI AMINAH",
+        "--phone",
+        "081234567890",
+        "--village",
+        "1702061004",
+        "--no-prompt",
+    ]);
+    let made = laptop.json(&[
+        "slip",
+        "1",
+        "--format",
+        "text",
+        "--out",
+        laptop.path("s.txt").to_str().unwrap(),
+    ]);
+    let payload = made["slips"][0]["payload"].as_str().unwrap().to_string();
+    let keys = srv.tmp.path().join("kunci-perangkat.txt");
+    let said = srv.admin_ok(&["devices", "--keys-file", keys.to_str().unwrap()]);
+    assert!(said.contains("Kunci 1 perangkat"), "{said}");
+    let text = std::fs::read_to_string(&keys).unwrap();
+    assert!(text.contains("# RATNA DEWI / TIM 1"), "{text}");
+    let office = Kit::empty();
+    let ok = office.ok(&["verify", "--keys", keys.to_str().unwrap(), &payload]);
+    assert!(ok.contains("SLIP SAH"), "{ok}");
+    // Another district's keys do not vouch for it.
+    let wrong = office.path("lain.txt");
+    std::fs::write(
+        &wrong,
+        format!(
+            "{}\n",
+            ikd_field::crypto::KeyPair::from_seed([9; 32]).public_hex()
+        ),
+    )
+    .unwrap();
+    let out = office.run(&["verify", "--keys", wrong.to_str().unwrap(), &payload]);
+    assert!(!out.status.success());
+}

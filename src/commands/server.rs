@@ -39,7 +39,7 @@ pub enum ServerCommand {
     /// Buat token pendaftaran sekali pakai / make a one-time enrolment token
     Token(TokenArgs),
     /// Daftar perangkat terdaftar / list enrolled devices
-    Devices,
+    Devices(DevicesArgs),
     /// Cabut perangkat / revoke a device
     Revoke(RevokeArgs),
     /// Jumlah catatan, konflik, penolakan / totals
@@ -182,7 +182,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
 pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
     match a.command {
         ServerCommand::Token(t) => token(ctx, a.db, t),
-        ServerCommand::Devices => devices(ctx, a.db),
+        ServerCommand::Devices(d) => devices(ctx, a.db, d),
         ServerCommand::Revoke(r) => revoke(ctx, a.db, r),
         ServerCommand::Stats => stats(ctx, a.db),
         ServerCommand::Export(e) => export(ctx, a.db, e),
@@ -292,9 +292,76 @@ fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
     Ok(())
 }
 
-fn devices(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
+#[derive(clap::Args, Debug)]
+pub struct DevicesArgs {
+    /// Tulis berkas kunci perangkat untuk `ikd-field verify --keys` (memeriksa slip di kantor) /
+    /// write the devices' keys file that `ikd-field verify --keys` reads (checking slips at the
+    /// office)
+    #[arg(long, value_name = "FILE")]
+    pub keys_file: Option<PathBuf>,
+}
+
+/// The keys file `verify --keys` reads: one `DEVICE_ID PUBLIC_KEY` line a device with a key
+/// here (revoked ones too: their slips were signed while they were enrolled), each after a
+/// comment naming its officer and team.
+fn write_keys_file(
+    list: &[server::devices::Device],
+    path: &std::path::Path,
+) -> Result<usize, AppError> {
+    let mut text =
+        String::from("# ikd-field: kunci perangkat Dinas untuk `ikd-field verify --keys BERKAS`\n");
+    let mut n = 0;
+    for d in list {
+        let Some(key) = &d.public_key else { continue };
+        let clean = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if crate::domain::validate::is_hidden_control(c) {
+                        '?'
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        };
+        text.push_str(&format!(
+            "# {} / {}\n{} {key}\n",
+            clean(&d.officer),
+            clean(&d.team),
+            d.id
+        ));
+        n += 1;
+    }
+    std::fs::write(path, text).map_err(|e| {
+        AppError::other(tr!(
+            "Berkas kunci {} tidak bisa ditulis: {e}",
+            "Cannot write the keys file {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(n)
+}
+
+fn devices(ctx: &Ctx, db: Option<PathBuf>, a: DevicesArgs) -> Result<(), AppError> {
     let (_, store) = ctx.existing_server_db(db)?;
     let list = store.devices()?;
+    if let Some(path) = &a.keys_file {
+        let n = write_keys_file(&list, path)?;
+        if ctx.json {
+            output::ok(&serde_json::json!({ "keys_file": path, "devices": n }));
+        } else {
+            println!(
+                "{}",
+                tr!(
+                    "✓ Kunci {n} perangkat ditulis ke {}. Periksa slip dengan: ikd-field verify --keys {} FOTO-ATAU-TEKS",
+                    "✓ Keys of {n} devices written to {}. Check slips with: ikd-field verify --keys {} PHOTO-OR-TEXT",
+                    path.display(),
+                    path.display()
+                )
+            );
+        }
+        return Ok(());
+    }
     if ctx.json {
         output::ok(&server::admin::DevicesBody { devices: list });
         return Ok(());
