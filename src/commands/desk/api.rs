@@ -30,6 +30,8 @@ struct State {
     pending: i64,
     /// Raw ESC/POS to a configured printer is set up (`[slip] format = "escpos"`, a printer).
     direct_printer: bool,
+    /// The thermal printer set on the settings page ("" for the browser's print window).
+    printer: String,
 }
 
 fn lang() -> &'static str {
@@ -51,6 +53,7 @@ pub fn state(d: &Desk) -> Result<Resp, AppError> {
             today: super::today::Counts::default(),
             pending: 0,
             direct_printer: false,
+            printer: String::new(),
         });
     }
     if d.locked() {
@@ -67,6 +70,7 @@ pub fn state(d: &Desk) -> Result<Resp, AppError> {
             today: super::today::Counts::default(),
             pending: 0,
             direct_printer: false,
+            printer: String::new(),
         });
     }
     let g = d.data()?;
@@ -93,7 +97,8 @@ pub fn state(d: &Desk) -> Result<Resp, AppError> {
         village: dd.store.meta(M_VILLAGE)?.and_then(|c| desa_of(&c)),
         today: counts,
         pending,
-        direct_printer: super::setup::direct_printer(d),
+        direct_printer: super::setup::direct_printer(d, dd),
+        printer: super::setup::printer(dd),
     })
 }
 
@@ -448,7 +453,7 @@ pub fn save(d: &Desk, f: &Form) -> Result<Resp, AppError> {
         record,
         crate::field::sealing::new_records_sealed_to(&dd.store)?,
     );
-    let (printed, print_error) = if super::setup::direct_printer(d) {
+    let (printed, print_error) = if super::setup::direct_printer(d, dd) {
         match super::super::slip::print_new(&d.ctx, dd, &stored) {
             Ok(_) => (true, None),
             Err(e) => (false, Some(e.message)),
