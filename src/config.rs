@@ -81,8 +81,12 @@ pub struct SyncConfig {
     pub server: Option<String>,
     /// Records per batch.
     pub batch_size: usize,
-    /// Seconds before a request is abandoned (and retried).
+    /// Seconds a read or write may make no progress before a request is abandoned (and retried).
     pub timeout_secs: u64,
+    /// Seconds to connect (TCP and TLS) before an attempt is abandoned.
+    pub connect_timeout_secs: u64,
+    /// Seconds to wait for the server's answer once a request is sent.
+    pub answer_timeout_secs: u64,
     /// Attempts per batch before `sync` gives up for now.
     pub max_attempts: u32,
     /// Seconds between connectivity checks for `sync --watch`.
@@ -228,9 +232,11 @@ impl Default for SyncConfig {
             server: None,
             batch_size: 500,
             timeout_secs: 30,
-            max_attempts: 6,
+            connect_timeout_secs: 5,
+            answer_timeout_secs: 6,
+            max_attempts: 4,
             watch_interval_secs: 60,
-            retry_base_ms: 1000,
+            retry_base_ms: 500,
             retry_max_secs: 60,
             ca_file: None,
             allow_plain_http: false,
@@ -343,8 +349,15 @@ impl Config {
                 ),
             );
         }
-        if self.sync.timeout_secs == 0 || self.sync.watch_interval_secs == 0 {
-            return bad("sync.timeout_secs / watch_interval_secs", "≥ 1".into());
+        if self.sync.timeout_secs == 0
+            || self.sync.connect_timeout_secs == 0
+            || self.sync.answer_timeout_secs == 0
+            || self.sync.watch_interval_secs == 0
+        {
+            return bad(
+                "sync.timeout_secs / connect_timeout_secs / answer_timeout_secs / watch_interval_secs",
+                "≥ 1".into(),
+            );
         }
         let srv = &self.server;
         if srv
@@ -456,6 +469,24 @@ pub fn locate(explicit: Option<&Path>, data_dir: &Path) -> (PathBuf, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that takes each request and never answers costs every attempt its whole answer
+    /// timeout, plus the longest backoff between attempts: with the defaults (and the sample
+    /// config.toml) that must stay within 30 s. Arithmetic on the settings, not a timing.
+    #[test]
+    fn the_default_sync_settings_give_up_on_a_dead_link_within_30_s() {
+        let sample =
+            Config::parse(include_str!("../config.toml"), Path::new("config.toml")).unwrap();
+        for c in [SyncConfig::default(), sample.sync] {
+            let n = c.max_attempts.max(1) as u64;
+            let waits_ms: u64 = (1..n)
+                .map(|a| (c.retry_base_ms << (a - 1)).min(c.retry_max_secs * 1000))
+                .sum();
+            let worst_ms = n * c.answer_timeout_secs * 1000 + waits_ms;
+            assert!(worst_ms <= 30_000, "{worst_ms} ms: {c:?}");
+            assert!(c.connect_timeout_secs <= 5, "{c:?}");
+        }
+    }
 
     #[test]
     fn the_sample_in_the_repo_parses() {

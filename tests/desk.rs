@@ -588,3 +588,38 @@ fn a_desk_set_up_with_a_pin_opens_locked() {
     assert_eq!(today["counts"]["activated"], 1, "{today}");
     assert_eq!(today["rows"][0]["name"], "SITI AMINAH");
 }
+
+/// A thermal printer set on the settings page takes each new slip as raw ESC/POS at once (a
+/// file stands in for the device here), and "Simpan & cetak" says it went to the printer.
+#[test]
+fn a_printer_set_on_the_settings_page_prints_each_new_slip() {
+    let kit = Kit::new();
+    let d = Desk::start(&kit, &[]);
+    let t = page_token(&d);
+    let printer = kit.path("pos58.bin");
+    std::fs::write(&printer, b"").unwrap();
+    let settings = serde_json::json!({
+        "officer": "RATNA DEWI", "team": "TIM 1", "office": "DINAS DUKCAPIL UJI",
+        "paper": 58, "printer": printer.to_str().unwrap(),
+    });
+    let (code, ans) = d.api(&t, "POST", "/api/settings", &settings.to_string());
+    assert_eq!(code, 200, "{ans}");
+    let (_, state) = d.api(&t, "GET", "/api/state", "");
+    assert_eq!(state["printer"], printer.to_str().unwrap());
+    let form = r#"{"nik":"1702114107950003","name":"siti aminah","phone":"081234567890","village":"1702112009"}"#;
+    let (code, saved) = d.api(&t, "POST", "/api/save", form);
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!(saved["printed"], true, "{saved}");
+    let bytes = std::fs::read(&printer).unwrap();
+    assert!(
+        bytes.starts_with(b"\x1c.\x1b@"),
+        "not ESC/POS: {:?}",
+        &bytes[..bytes.len().min(8)]
+    );
+    assert!(
+        bytes
+            .windows(12)
+            .any(|w| w == b"SITI AMINAH\n" || w == b"SITI AMINAH "),
+        "the name is not on the slip"
+    );
+}

@@ -8,13 +8,11 @@ use std::process::{Command, Stdio};
 use util::server::Server;
 use util::{BIN, Kit};
 
-/// `init` on a terminal asks for the officer's name (slips print it) and the team; `petugas`
-/// changes them later, and the next record carries the new names.
-#[test]
-fn init_asks_for_the_officer_and_petugas_changes_it() {
+/// Runs `ikd-field --data-dir KIT ARGS` on a real pseudo-terminal (`script`, util-linux) with
+/// `input` typed; its exit code and what the terminal showed.
+fn on_terminal(k: &Kit, args: &str, input: &[u8]) -> (Option<i32>, String) {
     use std::io::Write as _;
-    let k = Kit::empty();
-    let cmdline = format!("{BIN} --data-dir {} init", k.dir.display());
+    let cmdline = format!("{BIN} --data-dir {} {args}", k.dir.display());
     let mut child = Command::new("script")
         .args(["-qec", &cmdline, "/dev/null"])
         .stdin(Stdio::piped())
@@ -22,15 +20,21 @@ fn init_asks_for_the_officer_and_petugas_changes_it() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script (util-linux) runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"RATNA DEWI\nTIM KELILING 1\n")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `init` on a terminal asks for the officer's name (slips print it) and the team; `petugas`
+/// changes them later, and the next record carries the new names.
+#[test]
+fn init_asks_for_the_officer_and_petugas_changes_it() {
+    let k = Kit::empty();
+    let (code, screen) = on_terminal(&k, "init", b"RATNA DEWI\nTIM KELILING 1\n");
+    assert_eq!(code, Some(0), "{screen}");
     assert!(screen.contains("Nama petugas:"), "{screen}");
     let device = k.json(&["device"]);
     assert_eq!(device["device"]["officer"], "RATNA DEWI", "{device}");
@@ -97,7 +101,6 @@ fn the_team_on_the_token_is_applied_at_enrolment() {
 /// yes/no; "t" changes nothing, "y" voids with the reason picked. Messages name records by `#`.
 #[test]
 fn void_on_a_terminal_asks_the_reason_and_confirms_with_the_name() {
-    use std::io::Write as _;
     let k = Kit::new();
     k.ok(&[
         "record",
@@ -112,18 +115,9 @@ fn void_on_a_terminal_asks_the_reason_and_confirms_with_the_name() {
         "--no-prompt",
     ]);
     let on_terminal = |input: &[u8]| {
-        let cmdline = format!("{BIN} --data-dir {} void 1", k.dir.display());
-        let mut child = Command::new("script")
-            .args(["-qec", &cmdline, "/dev/null"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("script (util-linux) runs");
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (code, screen) = on_terminal(&k, "void 1", input);
+        assert_eq!(code, Some(0), "{screen}");
+        screen
     };
     // Without a terminal the reason is still required.
     let (_, err) = k.fails(&["void", "1"], 3);
@@ -353,24 +347,8 @@ fn setup_hints_are_the_whole_command() {
 /// after it is typed, before the name is asked.
 #[test]
 fn record_on_a_terminal_keeps_the_desa_and_refuses_a_duplicate_at_once() {
-    use std::io::Write as _;
     let k = Kit::new();
-    let on_terminal = |input: &[u8]| {
-        let cmdline = format!("{BIN} --data-dir {} record", k.dir.display());
-        let mut child = Command::new("script")
-            .args(["-qec", &cmdline, "/dev/null"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("script (util-linux) runs");
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
+    let on_terminal = |input: &[u8]| on_terminal(&k, "record", input);
     // The desa by name (the NIK's own kecamatan first in the list), then "n": nothing saved.
     let (code, screen) =
         on_terminal(b"1702114107950003\nsiti aminah\n081234567890\nsumber urip\n\n\nn\n");
@@ -488,4 +466,66 @@ fn error_paths_speak_the_officers_language() {
         assert!(!utc(err), "{cmd}: a UTC timestamp in {err}");
         assert!(!status_code(err), "{cmd}: an HTTP status in {err}");
     }
+}
+
+/// Checking a slip at the office: `server devices --keys-file` writes the district's device
+/// keys, and `verify --keys` on any machine (no laptop data) says the slip is genuine, and
+/// refuses it with a keys file of another district.
+#[test]
+fn the_office_checks_slips_with_the_keys_file() {
+    let srv = Server::start();
+    let token = srv.token("TIM 1");
+    let laptop = Kit::empty();
+    laptop.ok(&[
+        "init",
+        "--officer",
+        "RATNA DEWI",
+        "--team",
+        "TIM 1",
+        "--server",
+        &srv.url,
+        "--token",
+        &token,
+    ]);
+    laptop.ok(&[
+        "record",
+        "--nik",
+        "1702064107950003",
+        "--name",
+        "SITI AMINAH",
+        "--phone",
+        "081234567890",
+        "--village",
+        "1702061004",
+        "--no-prompt",
+    ]);
+    let made = laptop.json(&[
+        "slip",
+        "1",
+        "--format",
+        "text",
+        "--out",
+        laptop.path("s.txt").to_str().unwrap(),
+    ]);
+    let payload = made["slips"][0]["payload"].as_str().unwrap().to_string();
+    let keys = srv.tmp.path().join("kunci-perangkat.txt");
+    let said = srv.admin_ok(&["devices", "--keys-file", keys.to_str().unwrap()]);
+    assert!(said.contains("Kunci 1 perangkat"), "{said}");
+    let text = std::fs::read_to_string(&keys).unwrap();
+    assert!(text.contains("# RATNA DEWI / TIM 1"), "{text}");
+    let office = Kit::empty();
+    let ok = office.ok(&["verify", "--keys", keys.to_str().unwrap(), &payload]);
+    assert!(ok.contains("SLIP SAH"), "{ok}");
+    // Another district's keys do not vouch for it.
+    let wrong = office.path("lain.txt");
+    std::fs::write(
+        &wrong,
+        format!(
+            "{}\n",
+            ikd_field::crypto::KeyPair::from_seed([9; 32]).public_hex()
+        ),
+    )
+    .unwrap();
+    let out = office.run(&["verify", "--keys", wrong.to_str().unwrap(), &payload]);
+    assert!(!out.status.success());
 }

@@ -129,8 +129,11 @@ fn a_captive_portal_answering_200_is_not_success() {
     assert_eq!(server.ids().len(), 0);
     // A proxy that rewrites the answer: the server committed, but the laptop does not believe
     // the unsigned answer; the next (clean) run gets the server's own answer for the batch.
-    proxy.plan(std::iter::repeat_n(Fault::ForgeSignature, 3));
+    // Four requests: the batch was tried before, so the run first asks for its answer by id
+    // (none yet: 404), then sends it three times.
+    proxy.plan(std::iter::repeat_n(Fault::ForgeSignature, 4));
     k.fails(&["sync", "--server", &proxy.url], 5);
+    assert_eq!(proxy.left(), 0);
     assert_eq!(local(&k, "pending").len(), 25);
     assert_eq!(server.ids().len(), 25);
     let r = k.json(&["sync", "--server", &proxy.url]);

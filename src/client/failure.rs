@@ -10,6 +10,10 @@ pub enum Failure {
     /// Nothing usable came back: no connection, reset, timeout, or a reply that was not the
     /// district server's protocol. Worth retrying later.
     Transient(String),
+    /// The connection was made and the request (perhaps all of it) sent, then it dropped or
+    /// the answer did not come in time: the server may have stored the batch and journalled its
+    /// answer, so the next attempt first asks for that answer by batch id. Worth retrying.
+    Lost(String),
     /// The district server answered 5xx/408: busy or failing, nothing committed.
     Busy(String),
     /// The district server answered `429 rate_limited`: wait `retry_after` (when it said how
@@ -44,6 +48,10 @@ impl Failure {
                 "tidak ada sinyal atau server tidak menjawab",
                 "no signal, or the server does not answer"
             ),
+            Failure::Lost(_) => tr!(
+                "sambungan putus atau jawaban server tidak datang",
+                "the connection dropped or the server's answer did not come"
+            ),
             Failure::Busy(_) => tr!("server sedang sibuk", "the server is busy"),
             Failure::RateLimited { .. } => tr!(
                 "server meminta menunggu sebentar",
@@ -75,6 +83,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Transient(s)
+            | Failure::Lost(s)
             | Failure::Unsigned(s)
             | Failure::Busy(s)
             | Failure::Certificate(s) => write!(f, "{s}"),

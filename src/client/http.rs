@@ -8,7 +8,9 @@ use super::transport::{
 };
 use crate::crypto;
 use crate::error::AppError;
-use crate::protocol::{self, BatchResponse, EnrolRequest, EnrolResponse, ErrorBody, Health};
+use crate::protocol::{
+    self, BatchResponse, EnrolRequest, EnrolResponse, ErrorBody, ErrorCode, Health,
+};
 use crate::tr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -43,6 +45,8 @@ impl Client {
             base_url,
             &Transport {
                 timeout,
+                connect_timeout: timeout,
+                answer_timeout: timeout,
                 ca_file: None,
                 allow_plain_http: false,
             },
@@ -64,10 +68,10 @@ impl Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
-            .timeout_connect(Some(timeout))
+            .timeout_connect(Some(t.connect_timeout))
             .timeout_per_read(Some(timeout))
             .timeout_per_write(Some(timeout))
-            .timeout_recv_response(Some(timeout))
+            .timeout_recv_response(Some(t.answer_timeout))
             // The signature covers the answer bytes exactly as the server sent them; a batch
             // request asks for gzip itself (ureq is built without its gzip feature, so it never
             // gunzips behind our back: see `answer_json`).
@@ -111,7 +115,7 @@ impl Client {
             .with_config()
             .limit(MAX_ANSWER_BYTES)
             .read_to_vec()
-            .map_err(|e| Failure::Transient(tr!("jawaban terputus: {e}", "answer cut off: {e}")))?;
+            .map_err(|e| Failure::Lost(tr!("jawaban terputus: {e}", "answer cut off: {e}")))?;
         Ok(Reply {
             status,
             signature,
@@ -121,10 +125,24 @@ impl Client {
         })
     }
 
+    /// A failed exchange: the certificate, no connection at all (nothing was sent), or a
+    /// connection lost after it was made (the request may have arrived: [`Failure::Lost`]).
     fn transport(e: ureq::Error) -> Failure {
-        match certificate_problem(&e) {
-            Some(why) => Failure::Certificate(why),
-            None => Failure::Transient(e.to_string()),
+        use ureq::Timeout as T;
+        if let Some(why) = certificate_problem(&e) {
+            return Failure::Certificate(why);
+        }
+        let not_connected = match &e {
+            ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::Timeout(T::Resolve | T::Connect) => true,
+            ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+            _ => false,
+        };
+        if not_connected {
+            Failure::Transient(e.to_string())
+        } else {
+            Failure::Lost(e.to_string())
         }
     }
 
@@ -215,6 +233,8 @@ impl Client {
     }
 
     /// Sends one journalled batch: its id, gzip body and base64 signature as cut (the field kit's outbox, a district server forwarding to its province).
+    /// With `activated_since`, asks for the district's activated-list delta from that cursor in
+    /// the answer (`BatchResponse::activated`; a server before it leaves it out).
     pub fn send_signed(
         &self,
         batch_id: &str,
@@ -222,40 +242,89 @@ impl Client {
         signature: &str,
         device_id: &str,
         server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+        activated_since: Option<i64>,
     ) -> Result<(BatchResponse, u64), Failure> {
-        let r = Self::exchange(
-            self.agent
-                .post(format!("{}{}", self.base, protocol::PATH_BATCHES))
-                .header("Content-Type", "application/json")
-                .header("Content-Encoding", "gzip")
-                .header("Accept-Encoding", "gzip")
-                .header(protocol::H_DEVICE, device_id)
-                .header(protocol::H_BATCH, batch_id)
-                .header(protocol::H_SIGNATURE, signature)
-                .send(body),
-        )?;
-        if !signed_by(server_key, &r) {
-            return Err(Failure::Unsigned(tr!(
-                "jawaban 200 tanpa tanda tangan server Dinas (halaman login hotspot atau proxy?)",
-                "a 200 answer not signed by the district server (a hotspot login page or proxy?)"
-            )));
+        let mut req = self
+            .agent
+            .post(format!("{}{}", self.base, protocol::PATH_BATCHES))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+            .header("Accept-Encoding", "gzip")
+            .header(protocol::H_DEVICE, device_id)
+            .header(protocol::H_BATCH, batch_id)
+            .header(protocol::H_SIGNATURE, signature);
+        if let Some(since) = activated_since {
+            req = req.header(protocol::H_ACTIVATED_SINCE, since.to_string());
         }
-        let json = answer_json(&r)?;
-        let ans: BatchResponse = serde_json::from_slice(&json).map_err(|e| {
-            Failure::Transient(tr!(
-                "jawaban bertanda tangan tidak terbaca: {e}",
-                "signed answer unreadable: {e}"
-            ))
-        })?;
-        if ans.batch_id != batch_id {
-            return Err(Failure::Unsigned(tr!(
-                "jawaban untuk batch lain ({})",
-                "an answer for another batch ({})",
-                ans.batch_id
-            )));
-        }
-        Ok((ans, r.body.len() as u64))
+        let r = Self::exchange(req.send(body))?;
+        batch_answer(&r, batch_id, server_key)
     }
+
+    /// `GET /v1/batches/{id}`: the answer the server journalled for a batch already sent (its
+    /// id and the batch's own signature authenticate the request). `None` when the server has
+    /// none (`404 batch_unknown`, or `404 not_found` from a server before this request): send
+    /// the batch itself.
+    pub fn stored_answer(
+        &self,
+        batch_id: &str,
+        signature: &str,
+        device_id: &str,
+        server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+    ) -> Result<Option<(BatchResponse, u64)>, Failure> {
+        let sent = self
+            .agent
+            .get(format!(
+                "{}{}{batch_id}",
+                self.base,
+                protocol::PATH_BATCH_ANSWER_PREFIX
+            ))
+            .header("Accept-Encoding", "gzip")
+            .header(protocol::H_DEVICE, device_id)
+            .header(protocol::H_BATCH, batch_id)
+            .header(protocol::H_SIGNATURE, signature)
+            .call();
+        let r = Self::read(sent.map_err(Self::transport)?)?;
+        if r.status == 404 {
+            let code = serde_json::from_slice::<ErrorBody>(&r.body).map(|e| e.error.code);
+            if let Ok(ErrorCode::BatchUnknown | ErrorCode::NotFound) = code {
+                return Ok(None);
+            }
+        }
+        if r.status != 200 {
+            return Err(Self::not_ok(&r));
+        }
+        batch_answer(&r, batch_id, server_key).map(Some)
+    }
+}
+
+/// A batch answer that counts: signed by `server_key` over the bytes received, readable, and
+/// naming `batch_id`. Returns it with the bytes received.
+fn batch_answer(
+    r: &Reply,
+    batch_id: &str,
+    server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+) -> Result<(BatchResponse, u64), Failure> {
+    if !signed_by(server_key, r) {
+        return Err(Failure::Unsigned(tr!(
+            "jawaban 200 tanpa tanda tangan server Dinas (halaman login hotspot atau proxy?)",
+            "a 200 answer not signed by the district server (a hotspot login page or proxy?)"
+        )));
+    }
+    let json = answer_json(r)?;
+    let ans: BatchResponse = serde_json::from_slice(&json).map_err(|e| {
+        Failure::Transient(tr!(
+            "jawaban bertanda tangan tidak terbaca: {e}",
+            "signed answer unreadable: {e}"
+        ))
+    })?;
+    if ans.batch_id != batch_id {
+        return Err(Failure::Unsigned(tr!(
+            "jawaban untuk batch lain ({})",
+            "an answer for another batch ({})",
+            ans.batch_id
+        )));
+    }
+    Ok((ans, r.body.len() as u64))
 }
 
 impl Client {

@@ -48,8 +48,14 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// How the client connects: from `[sync]` in config.toml.
 #[derive(Debug, Clone)]
 pub struct Transport {
-    /// Bounds connecting, each read and write (a stalled link), and the wait for the answer.
+    /// Bounds each read and write that makes no progress (a stalled link).
     pub timeout: Duration,
+    /// Bounds connecting (TCP and TLS): a dead link is known in seconds.
+    pub connect_timeout: Duration,
+    /// Bounds the wait for the answer once the request is sent: a server that takes the
+    /// request and never answers is given up on (the next attempt asks for the answer by batch
+    /// id before sending the batch again).
+    pub answer_timeout: Duration,
     /// PEM certificates to trust instead of the certificate store of the operating system (`sync.ca_file`).
     pub ca_file: Option<std::path::PathBuf>,
     /// `sync.allow_plain_http`: plain `http://` to a host that is not loopback.
@@ -61,6 +67,8 @@ impl Transport {
     pub fn from_config(c: &SyncConfig, data_dir: &Path) -> Transport {
         Transport {
             timeout: Duration::from_secs(c.timeout_secs.max(1)),
+            connect_timeout: Duration::from_secs(c.connect_timeout_secs.max(1)),
+            answer_timeout: Duration::from_secs(c.answer_timeout_secs.max(1)),
             ca_file: c.ca_file.as_ref().map(|ca| data_dir.join(ca)),
             allow_plain_http: c.allow_plain_http,
         }

@@ -5,6 +5,8 @@ pub mod coverage;
 #[cfg(feature = "server")]
 pub mod demo;
 pub mod desk;
+#[cfg(feature = "server")]
+pub mod devices;
 pub mod field;
 #[cfg(feature = "server")]
 pub mod forward;

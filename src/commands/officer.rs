@@ -104,29 +104,14 @@ pub struct OfficerArgs {
 pub fn officer(ctx: &Ctx, a: OfficerArgs) -> Result<(), AppError> {
     let dd = ctx.open()?;
     let team = a.team.unwrap_or_else(|| dd.identity.team.clone());
-    let mut problems: Vec<crate::domain::Problem> = [
-        crate::domain::validate::label("officer", &a.name),
-        crate::domain::validate::label("team", &team),
-    ]
-    .into_iter()
-    .filter_map(Result::err)
-    .collect();
-    if a.name.trim().is_empty() {
-        problems.push(crate::domain::Problem::error(
-            "officer",
-            "officer_missing",
-            tr!("nama petugas belum diisi", "the officer's name is missing"),
-            "RATNA DEWI",
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(AppError::invalid(tr!(
-            "Nama ini tidak bisa dipakai; tidak ada yang diubah.",
-            "This name cannot be used; nothing was changed."
-        ))
-        .problems(problems));
-    }
-    let (name, team) = (a.name.trim().to_string(), team.trim().to_string());
+    let (name, team) =
+        crate::domain::validate::officer_and_team(&a.name, &team).map_err(|problems| {
+            AppError::invalid(tr!(
+                "Nama ini tidak bisa dipakai; tidak ada yang diubah.",
+                "This name cannot be used; nothing was changed."
+            ))
+            .problems(problems)
+        })?;
     dd.store.set_officer_team(&name, &team)?;
     if ctx.json {
         output::ok(&serde_json::json!({"officer": name, "team": team}));

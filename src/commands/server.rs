@@ -39,9 +39,9 @@ pub enum ServerCommand {
     /// Buat token pendaftaran sekali pakai / make a one-time enrolment token
     Token(TokenArgs),
     /// Daftar perangkat terdaftar / list enrolled devices
-    Devices,
+    Devices(super::devices::DevicesArgs),
     /// Cabut perangkat / revoke a device
-    Revoke(RevokeArgs),
+    Revoke(super::devices::RevokeArgs),
     /// Jumlah catatan, konflik, penolakan / totals
     Stats,
     /// Ekspor semua catatan / export every record
@@ -70,12 +70,6 @@ pub struct TokenArgs {
     /// for a district server forwarding to this (province) server
     #[arg(long)]
     pub relay: bool,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct RevokeArgs {
-    /// ID perangkat / device id (see: ikd-field server devices)
-    pub device: String,
 }
 
 pub use crate::output::ExportFormat;
@@ -182,8 +176,8 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
 pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
     match a.command {
         ServerCommand::Token(t) => token(ctx, a.db, t),
-        ServerCommand::Devices => devices(ctx, a.db),
-        ServerCommand::Revoke(r) => revoke(ctx, a.db, r),
+        ServerCommand::Devices(d) => super::devices::devices(ctx, a.db, d),
+        ServerCommand::Revoke(r) => super::devices::revoke(ctx, a.db, r),
         ServerCommand::Stats => stats(ctx, a.db),
         ServerCommand::Export(e) => export(ctx, a.db, e),
         ServerCommand::Import(i) => import(ctx, a.db, i),
@@ -289,102 +283,6 @@ fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
         ),
     }
     eprintln!("{on}");
-    Ok(())
-}
-
-fn devices(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
-    let (_, store) = ctx.existing_server_db(db)?;
-    let list = store.devices()?;
-    if ctx.json {
-        output::ok(&server::admin::DevicesBody { devices: list });
-        return Ok(());
-    }
-    if list.is_empty() {
-        println!(
-            "{}",
-            tr!(
-                "Belum ada perangkat terdaftar. Buat token: ikd-field server token --team NAMA",
-                "No devices enrolled yet. Make a token: ikd-field server token --team NAME"
-            )
-        );
-        return Ok(());
-    }
-    let off = ctx.offset();
-    let mut t = Table::new([
-        "ID".to_string(),
-        tr!("PETUGAS", "OFFICER"),
-        tr!("TIM", "TEAM"),
-        tr!("TERDAFTAR", "ENROLLED"),
-        tr!("SINKRON TERAKHIR", "LAST SYNC"),
-        tr!("CATATAN", "RECORDS"),
-        tr!("LEWAT", "VIA"),
-        "STATUS".to_string(),
-    ]);
-    for d in list {
-        // Which relay (district server) brought a device known only through it.
-        let via = match (&d.relayed_by, &d.relayed_by_name) {
-            (Some(id), Some(name)) => format!("{name} ({id})"),
-            (Some(id), None) => id.clone(),
-            (None, _) if d.relay => tr!("(relay)", "(relay)"),
-            (None, _) => "-".into(),
-        };
-        t.row([
-            d.id,
-            d.officer,
-            d.team,
-            timefmt::local_display(&d.enrolled_at, off),
-            d.last_sync_at
-                .map(|s| timefmt::local_display(&s, off))
-                .unwrap_or_else(|| "-".into()),
-            d.records.to_string(),
-            via,
-            match d.revoked_at {
-                Some(_) => tr!("dicabut", "revoked"),
-                None => tr!("aktif", "active"),
-            },
-        ]);
-    }
-    print!("{}", t.render());
-    Ok(())
-}
-
-fn revoke(ctx: &Ctx, db: Option<PathBuf>, a: RevokeArgs) -> Result<(), AppError> {
-    let (_, store) = ctx.existing_server_db(db)?;
-    let id = a.device.trim();
-    if store.device(id)?.is_none() {
-        return Err(AppError::invalid(tr!(
-            "Perangkat {id} tidak dikenal.",
-            "Unknown device {id}."
-        ))
-        .hint(tr!(
-            "Lihat daftarnya: ikd-field server devices",
-            "See the list: ikd-field server devices"
-        )));
-    }
-    let changed = store.revoke(id, &timefmt::now_utc())?;
-    if ctx.json {
-        output::ok(&Revoked {
-            device: id,
-            revoked: true,
-            already: !changed,
-        });
-    } else if changed {
-        println!(
-            "{}",
-            tr!(
-                "Perangkat {id} dicabut: kiriman berikutnya ditolak (403).",
-                "Device {id} revoked: its next batches are refused (403)."
-            )
-        );
-    } else {
-        println!(
-            "{}",
-            tr!(
-                "Perangkat {id} sudah dicabut.",
-                "Device {id} was already revoked."
-            )
-        );
-    }
     Ok(())
 }
 
@@ -567,13 +465,6 @@ struct TokenMade<'a> {
     relay: bool,
     /// The id to hand over with the token (`enrol --expect-server-id`), when the key is here.
     server_id: Option<&'a str>,
-}
-
-#[derive(serde::Serialize)]
-struct Revoked<'a> {
-    device: &'a str,
-    revoked: bool,
-    already: bool,
 }
 
 #[derive(serde::Serialize)]

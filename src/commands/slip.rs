@@ -64,6 +64,19 @@ pub fn office(ctx: &Ctx, dd: &DataDir) -> String {
 }
 
 /// The columns asked for, checked against the paper (a usage error says which exist).
+/// The thermal printer set on the desk's settings page (a printer's name on Windows, a device
+/// on Linux), which new slips go to as raw ESC/POS; `None` when unset.
+pub const M_PRINTER: &str = "slip.printer";
+
+pub fn direct_printer(dd: &DataDir) -> Option<PathBuf> {
+    dd.store
+        .meta(M_PRINTER)
+        .ok()
+        .flatten()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| PathBuf::from(p.trim()))
+}
+
 pub fn check_columns(paper: Paper, columns: Option<usize>) -> Result<(), AppError> {
     escpos::layout(paper, columns)
         .map(|_| ())
@@ -495,7 +508,12 @@ pub fn run(ctx: &Ctx, a: SlipArgs) -> Result<(), AppError> {
 
 /// `record --print`: the new record's slip, in the configured format, to the configured place.
 pub fn print_new(ctx: &Ctx, dd: &DataDir, stored: &Stored) -> Result<Vec<Printed>, AppError> {
-    let plan = Plan::from_config(ctx);
+    let mut plan = Plan::from_config(ctx);
+    // A thermal printer set on the desk's settings page: raw ESC/POS straight to it.
+    if let Some(printer) = direct_printer(dd) {
+        plan.printer = Some(printer);
+        plan.format = Format::Escpos;
+    }
     let s = Slip::new(&stored.record, &dd.key, &office(ctx, dd), ctx.offset())?;
     let done = plan.run(ctx, dd, std::slice::from_ref(&s))?;
     audit(dd, &done)?;

@@ -309,6 +309,17 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
     if a.watch {
         return watch(ctx, &mut dd, &client, &enrolment, &opts, &stop);
     }
+    if !ctx.json {
+        // At once, before any answer or timeout: a dead link is known by what follows.
+        eprintln!(
+            "{}",
+            tr!(
+                "Menghubungi server Dinas di {} …",
+                "Contacting the district server at {} …",
+                client.base()
+            )
+        );
+    }
     let mut progress = Progress::new(ctx.json);
     let result = sync_run::run(&mut dd, &client, &enrolment, &opts, &stop, &mut |e| {
         progress.event(e)

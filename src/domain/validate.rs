@@ -215,6 +215,32 @@ pub fn village(input: &str) -> Result<String, Problem> {
     Ok(code)
 }
 
+/// An officer and a team as the server will take them (trimmed): the officer's name required,
+/// each [`label`]; every problem at once.
+pub fn officer_and_team(officer: &str, team: &str) -> Result<(String, String), Vec<Problem>> {
+    let o = label("officer", officer);
+    let t = label("team", team);
+    let mut problems: Vec<Problem> = [o.clone().err(), t.clone().err()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if officer.trim().is_empty() {
+        problems.push(Problem::error(
+            "officer",
+            "officer_missing",
+            tr!("nama petugas belum diisi", "the officer's name is missing"),
+            "RATNA DEWI",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok((
+        o.unwrap_or_default().trim().to_string(),
+        t.unwrap_or_default().trim().to_string(),
+    ))
+}
+
 /// Validates a whole activation; `today` is the local date (century and age of the NIK).
 pub fn activation(input: &Input, today: Date) -> Result<Valid, Vec<Problem>> {
     let nik = nik::parse(&input.nik, today);

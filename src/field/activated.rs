@@ -1,6 +1,7 @@
 //! The district's already-activated NIKs, as the short hash prefixes `POST /v1/activated` lists
 //! (never the NIKs themselves), kept on the laptop so `record` can warn that a person was
-//! probably activated already by another team. Pulled after each sync; a warning only.
+//! probably activated already by another team. Carried by the batch answers of each sync (or
+//! pulled after it from an older server); a warning only.
 use crate::error::AppError;
 use crate::field::store::Store;
 use crate::protocol::{self, ActivatedResponse, NIK_PREFIX_BYTES};
@@ -19,6 +20,22 @@ pub fn cursor(store: &Store) -> Result<i64, AppError> {
         .meta(M_NEXT)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0))
+}
+
+/// Stores the delta a batch answer carried (`BatchResponse::activated`), when it starts at or
+/// before the stored cursor (a replayed answer may carry an older one: its prefixes are kept,
+/// the cursor never moves back). Returns the prefixes stored, `None` for a delta that starts
+/// after the cursor (not stored: it would leave a gap).
+pub fn store_delta(store: &Store, page: &ActivatedResponse) -> Result<Option<usize>, AppError> {
+    let at = cursor(store)?;
+    if page.since > at {
+        return Ok(None);
+    }
+    let moved = ActivatedResponse {
+        next: page.next.max(at),
+        ..page.clone()
+    };
+    store_page(store, &moved).map(Some)
 }
 
 /// Stores one verified page and its cursor in one transaction; returns the prefixes in it.
@@ -104,7 +121,27 @@ mod tests {
             Some("2026-11-23T05:00:00.000Z")
         );
         assert!(listed(&store, "1702060101900001").unwrap().is_none());
-        let bad = ActivatedResponse { count: 3, ..page };
+        let bad = ActivatedResponse {
+            count: 3,
+            ..page.clone()
+        };
         assert!(store_page(&store, &bad).is_err());
+        // A batch answer's delta: an older one (a replay) keeps the cursor; one that would
+        // leave a gap is not stored.
+        let old = ActivatedResponse {
+            next: 1,
+            count: 1,
+            prefixes: B64.encode(&bytes[..3]),
+            ..page.clone()
+        };
+        assert_eq!(store_delta(&store, &old).unwrap(), Some(1));
+        assert_eq!(cursor(&store).unwrap(), 2);
+        let gap = ActivatedResponse {
+            since: 5,
+            next: 9,
+            ..page
+        };
+        assert_eq!(store_delta(&store, &gap).unwrap(), None);
+        assert_eq!(cursor(&store).unwrap(), 2);
     }
 }

@@ -469,6 +469,7 @@ mod tests {
                 })
                 .collect(),
             summary: Summary::default(),
+            activated: None,
         }
     }
 

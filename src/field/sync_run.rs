@@ -43,8 +43,9 @@ pub struct Report {
     pub pending: i64,
     /// Stopped early by Ctrl-C.
     pub stopped: bool,
-    /// Already-activated NIK prefixes fetched from the district after the batches (`None`
-    /// when the list could not be fetched: only the warnings in `record` miss it).
+    /// Already-activated NIK prefixes received from the district: carried by the batch answers,
+    /// or fetched after the batches from a server that does not send them (`None` when the list
+    /// could not be fetched: only the warnings in `record` miss it).
     pub activated: Option<usize>,
     /// Where the time went, milliseconds: cutting batches (read, gzip, sign, journal), waiting
     /// for the server beyond that (the exchange overlaps the other two), storing answers.
@@ -106,22 +107,50 @@ enum Msg {
     Done(Result<(BatchResponse, u64), Option<Failure>>),
 }
 
-/// Sends one batch with retries (on its own thread), reporting each failed attempt.
+/// Sends one batch with retries (on its own thread), reporting each failed attempt. The
+/// answer is asked to carry the district's activated-list delta after `since`. After a
+/// failure that may have followed a complete request (the connection dropped or the answer did
+/// not come), and for a batch an earlier run already tried, the next attempt first asks the
+/// server for its journalled answer by batch id, and sends the body only when there is none.
+#[allow(clippy::too_many_arguments)]
 fn send_with_retries(
     client: &Client,
     batch: &Batch,
     device: &str,
     server_key: &[u8; 32],
+    since: i64,
     retry: &Retry,
     stop: &AtomicBool,
     tx: &mpsc::Sender<Msg>,
 ) {
+    let mut ask_first = batch.attempts > 0;
+    let mut attempt = || {
+        if ask_first {
+            match client.stored_answer(&batch.id, &batch.signature, device, server_key) {
+                Ok(Some(x)) => return Attempt::Done(x),
+                Ok(None) => ask_first = false,
+                Err(f) => return Attempt::Failed(f),
+            }
+        }
+        let sent = client.send_signed(
+            &batch.id,
+            &batch.body,
+            &batch.signature,
+            device,
+            server_key,
+            Some(since),
+        );
+        match sent {
+            Ok(x) => Attempt::Done(x),
+            Err(f) => {
+                ask_first = matches!(f, Failure::Lost(_));
+                Attempt::Failed(f)
+            }
+        }
+    };
     let done = match retry.run(
         stop,
-        |_| match client.send_signed(&batch.id, &batch.body, &batch.signature, device, server_key) {
-            Ok(x) => Attempt::Done(x),
-            Err(f) => Attempt::Failed(f),
-        },
+        |_| attempt(),
         |attempt, wait, failure| {
             let _ = tx.send(Msg::Retry {
                 attempt,
@@ -135,6 +164,16 @@ fn send_with_retries(
         Outcome::Stopped => Err(None),
     };
     let _ = tx.send(Msg::Done(done));
+}
+
+/// The activated-list deltas the batch answers carried in a run.
+#[derive(Default)]
+struct Deltas {
+    /// Prefixes stored from them.
+    stored: usize,
+    /// The last answer stored carried the whole delta up to its time (no `more`): nothing
+    /// left to ask `POST /v1/activated`.
+    complete: bool,
 }
 
 /// Sends batches one at a time, in journal order, and overlaps the laptop's own work with the
@@ -164,6 +203,9 @@ pub fn run(
         pending: pending as u64,
     });
     let device = dd.identity.device_id.clone();
+    // The activated-list cursor the next batch asks its delta from (each answer moves it).
+    let mut since = activated::cursor(&dd.store)?;
+    let mut deltas = Deltas::default();
     let t = Instant::now();
     let mut current = next_batch(dd, opts.batch_size, 0, 0)?;
     report.ms.cut += t.elapsed().as_millis() as u64;
@@ -180,10 +222,12 @@ pub fn run(
             let sending = std::sync::Arc::clone(&batch);
             let (device, server_key, retry) = (&device, &server_key, &opts.retry);
             let handle = scope.spawn(move || {
-                send_with_retries(client, &sending, device, server_key, retry, stop, &tx)
+                send_with_retries(
+                    client, &sending, device, server_key, since, retry, stop, &tx,
+                )
             });
             if let Some((b, answer, received)) = unstored.take() {
-                store_answer(dd, &mut report, &b, &answer, received, on)?;
+                store_answer(dd, &mut report, &mut deltas, &b, &answer, received, on)?;
             }
             let t = Instant::now();
             let (pos, after) = (batch.pos, batch.last_seq);
@@ -213,6 +257,9 @@ pub fn run(
             report.ms.exchange += t.elapsed().as_millis() as u64;
             match done {
                 Some(Ok((answer, received))) => {
+                    if let Some(d) = answer.activated.as_ref().filter(|d| d.since <= since) {
+                        since = since.max(d.next);
+                    }
                     let b = std::sync::Arc::try_unwrap(batch).unwrap_or_else(|a| (*a).clone());
                     unstored = Some((b, answer, received));
                 }
@@ -242,14 +289,20 @@ pub fn run(
     });
     // Whatever happened, an answer that arrived is stored before the run ends.
     if let Some((b, answer, received)) = unstored.take() {
-        store_answer(dd, &mut report, &b, &answer, received, on)?;
+        store_answer(dd, &mut report, &mut deltas, &b, &answer, received, on)?;
     }
     if let Err(e) = outcome {
         return Err(with_report(e, dd, &mut report));
     }
     report.pending = outbox::backlog(&dd.store)?.0;
     if !report.stopped {
-        report.activated = pull_activated(dd, client, &server_key);
+        // One request less when the last answer carried the delta (a server before it did
+        // not: then the list is asked for as before).
+        report.activated = if deltas.complete {
+            Some(deltas.stored)
+        } else {
+            pull_activated(dd, client, &server_key).map(|n| n + deltas.stored)
+        };
     }
     finish(dd, &report)?;
     Ok(report)
@@ -276,6 +329,7 @@ fn pull_activated(dd: &DataDir, client: &Client, server_key: &[u8; 32]) -> Optio
 fn store_answer(
     dd: &mut DataDir,
     report: &mut Report,
+    deltas: &mut Deltas,
     batch: &Batch,
     answer: &BatchResponse,
     received: u64,
@@ -283,6 +337,13 @@ fn store_answer(
 ) -> Result<(), AppError> {
     let t = Instant::now();
     let applied = outbox::apply_answer(&mut dd.store, batch, answer)?;
+    // The delta is a warning list: one that cannot be stored is asked for again at the end.
+    let delta = answer.activated.as_ref().and_then(|d| {
+        let n = activated::store_delta(&dd.store, d).ok().flatten()?;
+        Some((n, !d.more))
+    });
+    deltas.stored += delta.map_or(0, |(n, _)| n);
+    deltas.complete = delta.is_some_and(|(_, complete)| complete);
     report.ms.apply += t.elapsed().as_millis() as u64;
     report.batches += 1;
     report.records += batch.record_count;

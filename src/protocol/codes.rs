@@ -76,6 +76,9 @@ codes! {
     RateLimited = "rate_limited",
     /// No such path.
     NotFound = "not_found",
+    /// `GET /v1/batches/{id}`: no answer journalled for this device's batch of that id (and
+    /// body): send the batch itself.
+    BatchUnknown = "batch_unknown",
     /// The path does not take that method.
     MethodNotAllowed = "method_not_allowed",
     /// The server failed; nothing was committed.
@@ -132,7 +135,7 @@ mod tests {
             let json = serde_json::to_string(c).unwrap();
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), *c);
         }
-        assert_eq!(ErrorCode::ALL.len(), 22);
+        assert_eq!(ErrorCode::ALL.len(), 23);
         let newer: ErrorCode = serde_json::from_str("\"quota_exceeded\"").unwrap();
         assert_eq!(newer, ErrorCode::Other("quota_exceeded".into()));
         assert_eq!(newer.as_str(), "quota_exceeded");

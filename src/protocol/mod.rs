@@ -12,6 +12,8 @@ pub const VERSION: u32 = 1;
 pub const PATH_HEALTH: &str = "/v1/health";
 pub const PATH_ENROL: &str = "/v1/enrol";
 pub const PATH_BATCHES: &str = "/v1/batches";
+/// `GET /v1/batches/{id}`: the journalled answer to a batch already sent (docs/protocol.md).
+pub const PATH_BATCH_ANSWER_PREFIX: &str = "/v1/batches/";
 
 /// Header naming the sending device (its key id).
 pub const H_DEVICE: &str = "X-Ikd-Device";
@@ -19,6 +21,10 @@ pub const H_DEVICE: &str = "X-Ikd-Device";
 pub const H_BATCH: &str = "X-Ikd-Batch";
 /// Header with the base64 Ed25519 signature of SHA-256 of the body bytes as sent.
 pub const H_SIGNATURE: &str = "X-Ikd-Signature";
+/// Optional header of a batch request: the client's activated-list cursor (`next` of its last
+/// page); the answer then carries the district's activated-list delta from there
+/// ([`BatchResponse::activated`]).
+pub const H_ACTIVATED_SINCE: &str = "X-Ikd-Activated-Since";
 
 /// `GET /v1/health`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -264,6 +270,11 @@ pub struct BatchResponse {
     pub received_at: String,
     pub results: Vec<RecordResult>,
     pub summary: Summary,
+    /// The district's activated-list delta after the cursor the request named in
+    /// [`H_ACTIVATED_SINCE`], as of this answer (at most [`ACTIVATED_INLINE`] prefixes; absent
+    /// when not asked for, and from servers before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated: Option<ActivatedResponse>,
 }
 
 /// Every 4xx/5xx answer: `{"error": {"code": "...", "message": "..."}}`.
@@ -310,6 +321,10 @@ pub const NIK_PREFIX_BYTES: usize = 3;
 
 /// Most prefixes in one [`ActivatedResponse`]; ask again from `next` while `more` is true.
 pub const ACTIVATED_PAGE: usize = 100_000;
+
+/// Most prefixes carried in a batch answer (it is journalled with the answer); the rest comes
+/// from `POST /v1/activated`.
+pub const ACTIVATED_INLINE: usize = 20_000;
 
 /// `POST /v1/activated` request: plain JSON (not gzip), signed like a batch
 /// (`X-Ikd-Device`, `X-Ikd-Signature` over SHA-256 of the body bytes).

@@ -2,6 +2,7 @@
 //! for a warning in the field before a second activation. Only enrolled, unrevoked devices may
 //! ask (the request is signed like a batch); the answer is signed by the server.
 use super::Refusal;
+use super::db::{Db, Error as DbError};
 use super::store::Store;
 use crate::crypto::{self, KeyPair};
 use crate::protocol::ErrorCode;
@@ -59,14 +60,25 @@ pub fn answer(
         ));
     }
     let mut db = store.db().map_err(Refusal::internal)?;
+    page(&mut db, key, req.since, protocol::ACTIVATED_PAGE).map_err(Refusal::internal)
+}
+
+/// Live activations (accepted, not voided) after rowid `since`, in arrival order, at most
+/// `limit` of them; also the delta a batch answer carries, read in the batch's own transaction.
+pub fn page(
+    db: &mut Db<'_>,
+    key: &KeyPair,
+    since: i64,
+    limit: usize,
+) -> Result<ActivatedResponse, DbError> {
     let mut prefixes = Vec::new();
-    let (mut count, mut next, mut more) = (0usize, req.since.max(0), false);
+    let (mut count, mut next, mut more) = (0usize, since.max(0), false);
     db.query_each(
         "SELECT rowid, nik FROM records WHERE rowid > ?1 AND kind = 'activation'
            AND state = 'accepted' AND voided_by IS NULL ORDER BY rowid LIMIT ?2",
-        crate::args![req.since.max(0), protocol::ACTIVATED_PAGE as i64 + 1],
+        crate::args![since.max(0), limit as i64 + 1],
         |r| {
-            if count == protocol::ACTIVATED_PAGE {
+            if count == limit {
                 more = true;
                 return Ok(false);
             }
@@ -75,14 +87,13 @@ pub fn answer(
             prefixes.extend_from_slice(&protocol::nik_prefix(&nik));
             next = rowid;
             count += 1;
-            Ok::<_, super::db::Error>(true)
+            Ok::<_, DbError>(true)
         },
-    )
-    .map_err(Refusal::internal)?;
+    )?;
     Ok(ActivatedResponse {
         protocol: protocol::VERSION,
         server_id: key.id(),
-        since: req.since,
+        since,
         next,
         more,
         prefix_bytes: protocol::NIK_PREFIX_BYTES,

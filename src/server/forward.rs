@@ -504,6 +504,7 @@ mod tests {
             received_at: crate::timefmt::now_utc(),
             results: vec![],
             summary: Summary::default(),
+            activated: None,
         };
         assert!(apply_answer(&store, &a, &short).is_err());
         let full = BatchResponse {

@@ -32,6 +32,9 @@ impl Settings {
         Settings {
             transport: Transport {
                 timeout: Duration::from_secs(c.timeout_secs.max(1)),
+                // A province is a server room away: one timeout for everything, as before.
+                connect_timeout: Duration::from_secs(c.timeout_secs.max(1)),
+                answer_timeout: Duration::from_secs(c.timeout_secs.max(1)),
                 ca_file: c.ca_file.as_ref().map(|ca| data_dir.join(ca)),
                 allow_plain_http: c.allow_plain_http,
             },
@@ -192,7 +195,14 @@ pub fn pass(
     }
     let mut send = |b: &Journalled| {
         client
-            .send_signed(&b.id, &b.body, &b.signature, &t.device_id, &province_key)
+            .send_signed(
+                &b.id,
+                &b.body,
+                &b.signature,
+                &t.device_id,
+                &province_key,
+                None,
+            )
             .map(|(answer, _bytes)| answer)
     };
     let result = send_all(
@@ -403,6 +413,8 @@ mod tests {
         Settings {
             transport: Transport {
                 timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+                answer_timeout: Duration::from_secs(1),
                 ca_file: None,
                 allow_plain_http: false,
             },
@@ -440,6 +452,7 @@ mod tests {
                 accepted: parsed.records.len(),
                 ..Summary::default()
             },
+            activated: None,
         }
     }
 

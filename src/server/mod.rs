@@ -10,6 +10,7 @@
 //! records).
 pub mod activated;
 pub mod admin;
+pub mod batch_answer;
 pub mod chart;
 pub mod coverage;
 pub mod dashboard;

@@ -4,7 +4,7 @@
 //! device, rate limit, wrong method) never wait for one. A route answers a [`Reply`], or for
 //! `GET /v1/admin/export` an [`Answer::Export`] that the transport streams.
 //!
-//! `/v1/health`, `/v1/enrol`, `/v1/batches`, `/v1/activated`; GET (and HEAD) of any path outside
+//! `/v1/health`, `/v1/enrol`, `/v1/batches`, `GET /v1/batches/{id}`, `/v1/activated`; GET (and HEAD) of any path outside
 //! `/v1/` is the dashboard (`super::dashboard`), HTML; `/v1/admin/` is the admin API
 //! (`super::admin`, bearer token). Rate limits (`super::ratelimit`) are checked before a body is
 //! read: per device for batches and activated lists; per client address for refused enrolments
@@ -15,7 +15,7 @@ use super::ingest::{self, Incoming};
 use super::ratelimit::RateLimiter;
 use super::store::Store;
 use super::{Limits, Refusal};
-use super::{activated, enrol};
+use super::{activated, batch_answer, enrol};
 use crate::crypto::KeyPair;
 use crate::protocol::ErrorCode;
 use crate::protocol::{self, EnrolRequest, Health};
@@ -231,7 +231,9 @@ fn route(
             Err(r) => Reply::refused(r),
         };
     }
+    let answer_of = batch_answer::batch_id(path);
     let allowed = match path {
+        _ if answer_of.is_some() => Method::Get,
         protocol::PATH_HEALTH => Method::Get,
         protocol::PATH_ENROL | protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => Method::Post,
         p if dashboard::owns(p) => return dashboard_route(store, shared, req, method, path),
@@ -255,8 +257,10 @@ fn route(
     // spent once the request proves to be the device's (signed_by_device), so requests carrying
     // a victim's device id cannot use up the victim's allowance. Failed proofs count against
     // the sender's address.
+    let signed =
+        answer_of.is_some() || [protocol::PATH_BATCHES, protocol::PATH_ACTIVATED].contains(&path);
     let limit = match path {
-        protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => shared
+        _ if signed => shared
             .rates
             .device
             .check(req.header(protocol::H_DEVICE).unwrap_or(""))
@@ -268,6 +272,13 @@ fn route(
     };
     if let Err(wait) = limit {
         return Reply::refused(rate_limited(wait));
+    }
+    if let Some(batch) = answer_of {
+        let h = |name: &'static str| req.header(name).unwrap_or_default();
+        let (device, gzip_ok) = (h(protocol::H_DEVICE), accepts_gzip(h("Accept-Encoding")));
+        let note = format!("device={device} batch={batch} answer");
+        return batch_answer::find(store, device, batch, h(protocol::H_SIGNATURE))
+            .map_or_else(Reply::refused, |a| answer_reply(a, gzip_ok, note));
     }
     match path {
         protocol::PATH_HEALTH => Reply::json(&Health {
@@ -513,29 +524,38 @@ fn batch_route(
         signature: &signature,
         body: &body,
     };
-    let a = ingest::ingest(store, &shared.key, &shared.limits, &inc)?;
+    let since = req
+        .header(protocol::H_ACTIVATED_SINCE)
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let a = ingest::ingest_with(store, &shared.key, &shared.limits, &inc, since)?;
     let s = &a.response.summary;
-    // The gzip form when the client accepts it (and the journal has it), signed over its bytes.
+    let note = format!(
+        "device={device} batch={batch} records={} accepted={} duplicate={} conflict={} rejected={}{}",
+        a.response.results.len(),
+        s.accepted,
+        s.duplicate,
+        s.conflict,
+        s.rejected,
+        if a.replayed { " replay" } else { "" }
+    );
+    Ok(answer_reply(a, gzip_ok, note))
+}
+
+/// A journalled batch answer as sent: the gzip form when the client accepts it (and the journal
+/// has it), signed over its bytes.
+fn answer_reply(a: ingest::Answer, gzip_ok: bool, note: String) -> Reply {
     let (body, signature, headers) = match a.gzip {
         Some((gz, sig)) if gzip_ok => (gz, sig, vec![("Content-Encoding", "gzip".to_string())]),
         _ => (a.body, a.signature, vec![]),
     };
-    Ok(Reply {
+    Reply {
         status: 200,
-        note: format!(
-            "device={device} batch={batch} records={} accepted={} duplicate={} conflict={} rejected={}{}",
-            a.response.results.len(),
-            s.accepted,
-            s.duplicate,
-            s.conflict,
-            s.rejected,
-            if a.replayed { " replay" } else { "" }
-        ),
+        note,
         body,
         signature: Some(signature),
         content_type: "application/json",
         headers,
-    })
+    }
 }
 
 /// True when an `Accept-Encoding` value lists `gzip` (or `*`) without `q=0`.

@@ -98,7 +98,7 @@ pub fn enrolled_kit_at(url: &str, token: &str, sync_config: &str) -> Kit {
 }
 
 /// Retries fast so fault tests stay short; every value is still exercised.
-pub const FAST: &str = "timeout_secs = 5\nmax_attempts = 3\nretry_base_ms = 20\nretry_max_secs = 1";
+pub const FAST: &str = "timeout_secs = 5\nconnect_timeout_secs = 5\nanswer_timeout_secs = 5\nmax_attempts = 3\nretry_base_ms = 20\nretry_max_secs = 1";
 
 /// Stores `n` synthetic activations in one transaction through the library (fast, durable);
 /// one answer per citizen (a synthetic NIK that repeats an earlier one is refused as duplicate).
@@ -175,6 +175,12 @@ pub struct Proxy {
     pub bytes: Arc<AtomicUsize>,
     /// Answers relayed with `Content-Encoding: gzip`.
     pub gzip_answers: Arc<AtomicUsize>,
+    /// Each request's method and path, in the order they arrived.
+    pub seen: Arc<Mutex<Vec<String>>>,
+    /// Play a server from before the batch answer carried the activated list and before
+    /// `GET /v1/batches/{id}`: strip `X-Ikd-Activated-Since` from requests, answer that path
+    /// `404 not_found` as such a server does.
+    pub old_server: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
@@ -191,8 +197,11 @@ impl Proxy {
             requests: Arc::default(),
             bytes: Arc::default(),
             gzip_answers: Arc::default(),
+            seen: Arc::default(),
+            old_server: Arc::default(),
             stop: Arc::default(),
         };
+        let (seen, old_server) = (p.seen.clone(), p.old_server.clone());
         let (plan, up, link, reqs, bytes, gzip_answers, stop) = (
             p.plan.clone(),
             p.upstream.clone(),
@@ -215,6 +224,8 @@ impl Proxy {
                     requests: reqs.clone(),
                     bytes: bytes.clone(),
                     gzip_answers: gzip_answers.clone(),
+                    seen: seen.clone(),
+                    old_server: old_server.clone(),
                 };
                 std::thread::spawn(move || ctx.serve(conn));
             }
@@ -241,6 +252,11 @@ impl Proxy {
     pub fn set_upstream(&self, addr: SocketAddr) {
         *self.upstream.lock().unwrap() = addr;
     }
+
+    /// The requests seen so far ("POST /v1/batches", …).
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Proxy {
@@ -257,6 +273,8 @@ struct Conn {
     requests: Arc<AtomicUsize>,
     bytes: Arc<AtomicUsize>,
     gzip_answers: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<String>>>,
+    old_server: Arc<AtomicBool>,
 }
 
 const PORTAL: &str = "<!DOCTYPE html><html><head><title>WiFi Desa</title></head><body>\
@@ -266,10 +284,27 @@ impl Conn {
     fn serve(self, mut client: TcpStream) {
         let mut pending = Vec::new();
         loop {
-            let Some(req) = read_message(&mut client, &mut pending, false) else {
+            let Some(mut req) = read_message(&mut client, &mut pending, false) else {
                 return;
             };
             self.requests.fetch_add(1, Ordering::SeqCst);
+            let line = String::from_utf8_lossy(&req[..find(&req, b"\r\n").unwrap_or(0)])
+                .rsplit_once(' ')
+                .map(|(l, _)| l.to_string())
+                .unwrap_or_default();
+            self.seen.lock().unwrap().push(line.clone());
+            if self.old_server.load(Ordering::SeqCst) {
+                if line.starts_with("GET /v1/batches/") {
+                    let body = r#"{"error":{"code":"not_found","message":"no such path"}}"#;
+                    let answer = format!(
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = self.send(&mut client, answer.as_bytes());
+                    return;
+                }
+                req = strip_header(&req, "x-ikd-activated-since");
+            }
             let fault = self.plan.lock().unwrap().pop_front().unwrap_or(Fault::Pass);
             match &fault {
                 Fault::DropRequest => {
@@ -373,6 +408,21 @@ fn forge(answer: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
+    out
+}
+
+/// `msg` without the header lines named `name`.
+fn strip_header(msg: &[u8], name: &str) -> Vec<u8> {
+    let end = find(msg, b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&msg[..end]);
+    let prefix = format!("{name}:");
+    let mut out: Vec<u8> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with(&prefix))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        .into_bytes();
+    out.extend_from_slice(&msg[end..]);
     out
 }
 

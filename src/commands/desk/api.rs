@@ -30,6 +30,8 @@ struct State {
     pending: i64,
     /// Raw ESC/POS to a configured printer is set up (`[slip] format = "escpos"`, a printer).
     direct_printer: bool,
+    /// The thermal printer set on the settings page ("" for the browser's print window).
+    printer: String,
 }
 
 fn lang() -> &'static str {
@@ -51,6 +53,7 @@ pub fn state(d: &Desk) -> Result<Resp, AppError> {
             today: super::today::Counts::default(),
             pending: 0,
             direct_printer: false,
+            printer: String::new(),
         });
     }
     if d.locked() {
@@ -67,6 +70,7 @@ pub fn state(d: &Desk) -> Result<Resp, AppError> {
             today: super::today::Counts::default(),
             pending: 0,
             direct_printer: false,
+            printer: String::new(),
         });
     }
     let g = d.data()?;
@@ -93,7 +97,8 @@ pub fn state(d: &Desk) -> Result<Resp, AppError> {
         village: dd.store.meta(M_VILLAGE)?.and_then(|c| desa_of(&c)),
         today: counts,
         pending,
-        direct_printer: super::setup::direct_printer(d),
+        direct_printer: super::setup::direct_printer(d, dd),
+        printer: super::setup::printer(dd),
     })
 }
 
@@ -292,15 +297,21 @@ struct Summary {
     rows: Vec<(String, String)>,
 }
 
+impl Form {
+    fn input(&self) -> Input {
+        Input {
+            nik: self.nik.clone(),
+            name: self.name.clone(),
+            phone: self.phone.clone(),
+            email: self.email.clone(),
+            village: self.village.clone(),
+        }
+    }
+}
+
 /// Everything checked at once, with the summary shown before saving.
 pub fn check(d: &Desk, f: &Form) -> Result<Resp, AppError> {
-    let input = Input {
-        nik: f.nik.clone(),
-        name: f.name.clone(),
-        phone: f.phone.clone(),
-        email: f.email.clone(),
-        village: f.village.clone(),
-    };
+    let input = f.input();
     let today = timefmt::today(d.ctx.offset());
     let v = match validate::activation(&input, today) {
         Ok(v) => v,
@@ -408,13 +419,7 @@ struct Saved {
 }
 
 pub fn save(d: &Desk, f: &Form) -> Result<Resp, AppError> {
-    let input = Input {
-        nik: f.nik.clone(),
-        name: f.name.clone(),
-        phone: f.phone.clone(),
-        email: f.email.clone(),
-        village: f.village.clone(),
-    };
+    let input = f.input();
     let today = timefmt::today(d.ctx.offset());
     let v = validate::activation(&input, today).map_err(|problems| {
         AppError::invalid(
@@ -448,7 +453,7 @@ pub fn save(d: &Desk, f: &Form) -> Result<Resp, AppError> {
         record,
         crate::field::sealing::new_records_sealed_to(&dd.store)?,
     );
-    let (printed, print_error) = if super::setup::direct_printer(d) {
+    let (printed, print_error) = if super::setup::direct_printer(d, dd) {
         match super::super::slip::print_new(&d.ctx, dd, &stored) {
             Ok(_) => (true, None),
             Err(e) => (false, Some(e.message)),

@@ -131,6 +131,16 @@ const TEXTS: &[(&str, &str, &str)] = &[
         "Slip dicetak lewat jendela cetak browser: pilih printer termal (mis. POS-58) sekali, browser mengingatnya. Ukuran kertas di jendela cetak: sesuai printer.",
         "Slips print through the browser's print window: pick the thermal printer (e.g. POS-58) once and the browser keeps it. Paper size in the print window: as the printer.",
     ),
+    (
+        "printer_direct",
+        "Printer termal langsung (boleh kosong)",
+        "Direct thermal printer (optional)",
+    ),
+    (
+        "printer_direct_note",
+        "Untuk mencetak satu tombol tanpa jendela cetak: nama printer di Windows (mis. POS-58) atau perangkat di Linux (mis. /dev/usb/lp0). Kosongkan untuk mencetak lewat browser.",
+        "For one-key printing without the print window: the printer's name on Windows (e.g. POS-58) or a device on Linux (e.g. /dev/usb/lp0). Leave empty to print through the browser.",
+    ),
     ("save", "Simpan", "Save"),
     (
         "summary_title",

@@ -39,36 +39,19 @@ struct SetupDone {
     enrol_error: Option<String>,
 }
 
-/// Officer and team names as the server will take them, with the field's name in the message.
+/// Officer and team names as the server will take them, with the field's name in the message;
+/// in capitals, as on official forms.
 fn names(officer: &str, team: &str) -> Result<(String, String), AppError> {
-    let o = validate::label("officer", officer);
-    let t = validate::label("team", team);
-    let mut problems: Vec<_> = [o.clone().err(), t.clone().err()]
-        .into_iter()
-        .flatten()
-        .collect();
-    if officer.trim().is_empty() {
-        problems.push(crate::domain::Problem::error(
-            "officer",
-            "officer_missing",
-            tr!("nama petugas belum diisi", "the officer's name is missing"),
-            "RATNA DEWI",
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(AppError::invalid(
+    let (o, t) = validate::officer_and_team(officer, team).map_err(|problems| {
+        AppError::invalid(
             problems
                 .iter()
                 .map(|p| p.to_string())
                 .collect::<Vec<_>>()
                 .join("; "),
-        ));
-    }
-    // Written as on official forms: in capitals.
-    Ok((
-        o.unwrap_or_default().trim().to_uppercase(),
-        t.unwrap_or_default().trim().to_uppercase(),
-    ))
+        )
+    })?;
+    Ok((o.to_uppercase(), t.to_uppercase()))
 }
 
 fn office_name(office: &str) -> Result<String, AppError> {
@@ -177,6 +160,10 @@ pub struct SettingsIn {
     office: String,
     #[serde(default)]
     paper: Option<u32>,
+    /// A thermal printer for raw ESC/POS (a Windows printer's name, a Linux device); empty:
+    /// print through the browser.
+    #[serde(default)]
+    printer: Option<String>,
     #[serde(default)]
     server: String,
     #[serde(default)]
@@ -203,6 +190,16 @@ pub fn settings(d: &Desk, s: &SettingsIn) -> Result<Resp, AppError> {
             )));
         }
         dd.store.set_meta(M_PAPER, &p.to_string())?;
+    }
+    if let Some(p) = &s.printer {
+        let p = p.trim();
+        if p.chars().any(validate::is_hidden_control) || p.chars().count() > 200 {
+            return Err(AppError::invalid(tr!(
+                "Nama printer tidak bisa dipakai.",
+                "That printer name cannot be used."
+            )));
+        }
+        dd.store.set_meta(super::super::slip::M_PRINTER, p)?;
     }
     let (enrolled, enrol_error) = enrol(d, dd, &s.server, &s.token, &s.server_id);
     if let Some(e) = enrol_error {
@@ -270,7 +267,15 @@ pub fn paper(d: &Desk, dd: &DataDir) -> u32 {
 
 /// Raw ESC/POS straight to a printer is set up in config.toml (`[slip] format = "escpos"` and
 /// `printer`): the desk prints each new slip there as well as offering the browser's dialog.
-pub fn direct_printer(d: &Desk) -> bool {
+pub fn direct_printer(d: &Desk, dd: &DataDir) -> bool {
     let s = &d.ctx.config.slip;
-    s.format == crate::slip::Format::Escpos && s.printer.is_some()
+    (s.format == crate::slip::Format::Escpos && s.printer.is_some())
+        || super::super::slip::direct_printer(dd).is_some()
+}
+
+/// The printer set on the settings page, for the page ("" when printing through the browser).
+pub fn printer(dd: &DataDir) -> String {
+    super::super::slip::direct_printer(dd)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }

@@ -21,7 +21,7 @@ mod write;
 
 use decide::{lookup_keys, one_record};
 use decode::{gunzip, parse_batch, too_large};
-pub use journal::Answer;
+pub use journal::{Answer, stored};
 use journal::{gzip, journalled};
 use write::{Ctx, New};
 
@@ -46,7 +46,20 @@ pub fn ingest(
     limits: &Limits,
     inc: &Incoming<'_>,
 ) -> Result<Answer, Refusal> {
-    let result = check_and_commit(store, key, limits, inc);
+    ingest_with(store, key, limits, inc, None)
+}
+
+/// [`ingest`], the answer also carrying the district's activated-list delta after
+/// `activated_since` (`X-Ikd-Activated-Since`), read in the batch's transaction and journalled
+/// with the answer.
+pub fn ingest_with(
+    store: &mut Store,
+    key: &KeyPair,
+    limits: &Limits,
+    inc: &Incoming<'_>,
+    activated_since: Option<i64>,
+) -> Result<Answer, Refusal> {
+    let result = check_and_commit(store, key, limits, inc, activated_since);
     if inc.body.len() >= TRIM_AFTER_BYTES {
         super::release_free_memory();
     }
@@ -65,6 +78,7 @@ fn check_and_commit(
     key: &KeyPair,
     limits: &Limits,
     inc: &Incoming<'_>,
+    activated_since: Option<i64>,
 ) -> Result<Answer, Refusal> {
     if inc.body.len() as u64 > limits.max_body_bytes {
         return Err(too_large(limits));
@@ -176,6 +190,15 @@ fn check_and_commit(
     drop((new, known));
     // Dashboard: count this batch's live activations and voids (a few statements per batch).
     super::coverage::fold(&mut tx, mark).map_err(Refusal::internal)?;
+    // The activated-list delta, this batch's own activations included, so a day's sync that
+    // fits one batch needs no second request.
+    let activated = match activated_since {
+        Some(since) => Some(
+            super::activated::page(&mut tx, key, since, protocol::ACTIVATED_INLINE)
+                .map_err(Refusal::internal)?,
+        ),
+        None => None,
+    };
     let response = BatchResponse {
         protocol: protocol::VERSION,
         batch_id: batch.batch_id.clone(),
@@ -183,6 +206,7 @@ fn check_and_commit(
         received_at: now.clone(),
         results,
         summary,
+        activated,
     };
     let body = serde_json::to_vec(&response).map_err(Refusal::internal)?;
     let signature = B64.encode(key.sign(&protocol::signed_digest(&body)));

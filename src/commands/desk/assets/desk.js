@@ -508,6 +508,7 @@ async function loadSettings() {
   f.team.value = STATE.team;
   f.office.value = STATE.office;
   f.paper.value = String(STATE.paper);
+  f.printer.value = STATE.printer || '';
   $('enrol-box').open = !STATE.enrolled;
   f.officer.focus();
 }

@@ -1,0 +1,242 @@
+//! The fewest round trips and a dead link known in seconds (issue #14): a sync of one batch is
+//! one request (the answer carries the district's activated list); after a connection dropped
+//! once the request was complete, the client asks for the journalled answer by batch id instead
+//! of sending the batch again; an old client and an old server still work with the new ones; a
+//! server that takes the request and never answers is reported at once and given up on (exit 5,
+//! nothing lost). Real binary, real `serve`, the fault proxy of `tests/netfault` in between.
+mod netfault;
+#[macro_use]
+mod util;
+use netfault::{FAST, Fault, Proxy, Server, enrolled_kit, local, record_many};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Every record on the server exactly once and the laptop all synced.
+fn assert_exactly_once(server: &Server, k: &util::Kit, ids: &[String]) {
+    let on_server = server.ids();
+    let unique: BTreeSet<_> = on_server.iter().cloned().collect();
+    assert_eq!(
+        on_server.len(),
+        unique.len(),
+        "a record is on the server twice"
+    );
+    assert_eq!(unique, ids.iter().cloned().collect::<BTreeSet<_>>());
+    assert_eq!(local(k, "pending"), Vec::<String>::new());
+    assert_eq!(local(k, "synced").len(), ids.len());
+}
+
+/// The requests of a run without the batch ids: "POST /v1/batches", "GET /v1/batches/{id}", …
+fn kinds(seen: &[String]) -> Vec<String> {
+    seen.iter()
+        .map(|s| match s.strip_prefix("GET /v1/batches/") {
+            Some(_) => "GET /v1/batches/{id}".to_string(),
+            None => s.clone(),
+        })
+        .collect()
+}
+
+both_stores! {
+fn a_sync_of_one_batch_is_one_request_and_carries_the_activated_list() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    let other = enrolled_kit(&server, "");
+    let theirs = record_many(&other, 70, 12);
+    other.json(&["sync"]);
+    let k = enrolled_kit(&server, FAST);
+    let ids = record_many(&k, 71, 30);
+    let proxy = Proxy::start(server.addr);
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    assert_eq!(kinds(&proxy.seen()), ["POST /v1/batches"], "{r}");
+    // The other team's 12 and this laptop's own 30, from the one answer.
+    assert_eq!(r["activated"], 42, "{r}");
+    let all: Vec<String> = theirs.iter().chain(&ids).cloned().collect();
+    assert_eq!(server.ids().len(), all.len());
+    assert_eq!(
+        server.ids().into_iter().collect::<BTreeSet<_>>(),
+        all.into_iter().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(local(&k, "synced").len(), ids.len());
+    // A NIK the other team activated is warned of before it is recorded twice.
+    let people = ikd_field::synth::citizens(70, "1702", 1);
+    let dup = k.record_synthetic(&people, 0);
+    assert!(dup["district_activated"].is_string(), "{dup}");
+    // The next sync sends that record (a conflict on the server): again one request.
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    assert_eq!(r["batches"], 1, "the duplicate just recorded: {r}");
+    assert_eq!(proxy.seen().len(), 2, "{:?}", proxy.seen());
+}
+}
+
+both_stores! {
+fn a_dropped_answer_is_fetched_by_batch_id_not_sent_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    let k = enrolled_kit(&server, &format!("{FAST}\nbatch_size = 40"));
+    let ids = record_many(&k, 72, 100);
+    let proxy = Proxy::start(server.addr);
+    // The first batch reaches the server, which commits and answers; the answer is lost.
+    proxy.plan([Fault::DropAnswer]);
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    assert_eq!(
+        kinds(&proxy.seen()),
+        [
+            "POST /v1/batches",
+            "GET /v1/batches/{id}",
+            "POST /v1/batches",
+            "POST /v1/batches"
+        ],
+        "{r}"
+    );
+    assert_eq!(r["summary"]["accepted"], 100, "{r}");
+    assert_exactly_once(&server, &k, &ids);
+    assert_eq!(server.stats()["batches"], 3);
+
+    // A request that never reached the server: asked for, unknown (404 batch_unknown), sent.
+    let more = record_many(&k, 73, 10);
+    let before = proxy.seen().len();
+    proxy.plan([Fault::DropRequest]);
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    assert_eq!(
+        kinds(&proxy.seen()[before..]),
+        ["POST /v1/batches", "GET /v1/batches/{id}", "POST /v1/batches"],
+        "{r}"
+    );
+    let all: Vec<String> = ids.iter().chain(&more).cloned().collect();
+    assert_exactly_once(&server, &k, &all);
+
+    // The answer by id is the device's alone: another enrolled device asking with the batch's
+    // id gets no answer (404 batch_unknown), as does a wrong signature.
+    assert_eq!(k.count("SELECT COUNT(*) FROM outbox_batches"), 4);
+    let id = proxy.seen()[1].strip_prefix("GET /v1/batches/").unwrap().to_string();
+    let stranger = ikd_field::crypto::KeyPair::generate().unwrap();
+    let out = ureq::get(format!("{}/v1/batches/{id}", server.url))
+        .header("X-Ikd-Device", stranger.id())
+        .header("X-Ikd-Signature", "AAAA")
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(out.status(), 401, "an unknown device");
+    let dd = ikd_field::field::datadir::DataDir::open(&k.dir).unwrap();
+    let out = ureq::get(format!("{}/v1/batches/{id}", server.url))
+        .header("X-Ikd-Device", dd.identity.device_id.as_str())
+        .header("X-Ikd-Signature", "AAAA")
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(out.status(), 404, "a wrong signature");
+}
+}
+
+both_stores! {
+fn an_old_server_and_an_old_client_still_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    let k = enrolled_kit(&server, &format!("{FAST}\nbatch_size = 40"));
+    let ids = record_many(&k, 74, 50);
+    // A server before this change: no delta in the answer, no GET /v1/batches/{id}.
+    let proxy = Proxy::start(server.addr);
+    proxy.old_server.store(true, Ordering::SeqCst);
+    proxy.plan([Fault::DropAnswer]);
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    assert_eq!(
+        kinds(&proxy.seen()),
+        [
+            "POST /v1/batches",
+            "GET /v1/batches/{id}",
+            "POST /v1/batches",
+            "POST /v1/batches",
+            "POST /v1/activated"
+        ],
+        "{r}"
+    );
+    assert_eq!(r["activated"], 50, "{r}");
+    assert_exactly_once(&server, &k, &ids);
+
+    // A client before this change: its batch without X-Ikd-Activated-Since gets the answer
+    // it always got (no delta), and it asks for the list with POST /v1/activated.
+    let old = enrolled_kit(&server, "");
+    record_many(&old, 75, 5);
+    let mut dd = ikd_field::field::datadir::DataDir::open(&old.dir).unwrap();
+    let device = dd.identity.device_id.clone();
+    let b = ikd_field::field::outbox::cut(&mut dd.store, &dd.key, &device, 100, 0)
+        .unwrap()
+        .unwrap();
+    let e = ikd_field::field::enrolment::Enrolment::load(&dd.store).unwrap().unwrap();
+    let client = ikd_field::client::Client::new(&server.url, std::time::Duration::from_secs(10))
+        .unwrap();
+    let key = e.key().unwrap();
+    let (answer, _) = client
+        .send_signed(&b.id, &b.body, &b.signature, &device, &key, None)
+        .unwrap();
+    assert_eq!(answer.summary.accepted, 5);
+    assert!(answer.activated.is_none());
+    let list = client.activated(&dd.key, &device, &key, 0).unwrap();
+    assert_eq!(list.count, 55);
+}
+}
+
+/// A server that takes connections and never answers: counts them, holds them open.
+fn black_hole() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.lock().unwrap().push(conn);
+        }
+    });
+    (url, accepted)
+}
+
+#[test]
+fn a_dead_link_is_told_at_once_and_given_up_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("district.db"));
+    // Short waits so the test is short; the defaults' bound is checked in src/config.rs.
+    let k = enrolled_kit(
+        &server,
+        "answer_timeout_secs = 2\nmax_attempts = 2\nretry_base_ms = 20\nretry_max_secs = 1",
+    );
+    let ids = record_many(&k, 76, 7);
+    let (dead, accepted) = black_hole();
+    let mut child = k
+        .cmd(&["sync", "--server", &dead])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // The first line comes before any attempt has failed (the second line is the first retry).
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("Menghubungi server Dinas di"), "{first}");
+    assert!(first.contains(&dead), "{first}");
+    let second = lines.next().unwrap().unwrap();
+    assert!(second.contains("percobaan 1/2 gagal"), "{second}");
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(5), "{rest:?}");
+    let all = rest.join("\n");
+    assert!(all.contains("Tidak ada yang hilang"), "{all}");
+    for machine in ["os error", "127.0.0.1:", "timed out", "Timeout"] {
+        assert!(
+            !second.contains(machine),
+            "plain words on the officer's screen: {second}"
+        );
+    }
+    // One connection per attempt: the batch, then the answer asked for by id.
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(local(&k, "pending").len(), ids.len());
+    // Nothing lost: the server reached afterwards takes them all.
+    assert_eq!(k.json(&["sync"])["summary"]["accepted"], 7);
+}
