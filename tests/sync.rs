@@ -63,7 +63,7 @@ fn enrol_record_sync_then_nothing_new() {
     record_many(&k, 3, 1);
     let text = k.ok(&["sync"]);
     assert!(
-        text.contains("1 terkirim, 0 duplikat, 0 konflik, 0 ditolak"),
+        text.contains("Diterima server Dinas: 1 aktivasi, 0 pembatalan"),
         "{text}"
     );
     assert_eq!(server.ids().len(), 64);
@@ -327,7 +327,7 @@ fn watch_waits_for_the_server_then_syncs_and_stops_on_ctrl_c() {
     );
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("30 terkirim"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("diterima server Dinas: 30 aktivasi, 0 pembatalan"));
     assert_eq!(server.ids().len(), 30);
 }
 }

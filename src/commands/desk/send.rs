@@ -127,7 +127,7 @@ impl SendHandle {
             .clone()
             .unwrap_or_else(|| enrolment.server_url.clone());
         let client = super::super::sync::client(ctx, &url)?;
-        let before = pending_by_kind(&dd)?;
+        let before = dd.store.pending_by_kind()?;
         let opts = super::super::sync::options(ctx, ctx.config.sync.batch_size);
         let report = sync_run::run(
             &mut dd,
@@ -177,7 +177,7 @@ impl SendHandle {
                 format!("#{} {} — {what}", p.seq, p.name)
             })
             .collect();
-        let after = pending_by_kind(&dd)?;
+        let after = dd.store.pending_by_kind()?;
         let (activations, voids) = (
             before.0.saturating_sub(after.0),
             before.1.saturating_sub(after.1),
@@ -269,19 +269,6 @@ fn unreachable_words(last: Option<&Failure>, e: &AppError) -> (String, Option<St
         ),
     };
     (message, Some(hint))
-}
-
-/// Records waiting to be sent: (activations, voids).
-fn pending_by_kind(dd: &crate::field::datadir::DataDir) -> Result<(u64, u64), AppError> {
-    dd.store
-        .conn()
-        .query_row(
-            "SELECT COALESCE(SUM(kind = 'activation'), 0), COALESCE(SUM(kind = 'void'), 0)
-             FROM records WHERE status = 'pending'",
-            [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-        )
-        .map_err(|e| crate::sqlite::db_error(dd.store.path(), e))
 }
 
 #[derive(Serialize)]
