@@ -152,7 +152,17 @@ fn one_bad_record_and_a_conflict_do_not_block_the_rest() {
     );
     // On the officer's screen: what happened and what to do, no code and no record id.
     let shown = b.ok(&["show", &dup]);
-    assert!(shown.contains("sudah diaktivasi tim lain"), "{shown}");
+    // Who activated the person first (team, officer, local time, desa) and what to do, by #.
+    let desa = ikd_field::domain::region::village(&people[1].village)
+        .unwrap()
+        .name
+        .clone();
+    assert!(
+        shown.contains("sudah diaktivasi oleh TIM UJI (PETUGAS UJI)")
+            && shown.contains(&format!("di {desa}"))
+            && shown.contains("batalkan catatan Anda: ikd-field void 1"),
+        "{shown}"
+    );
     assert!(
         !shown.contains("nik_already_activated") && !shown.contains("conflict_with"),
         "{shown}"

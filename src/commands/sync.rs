@@ -231,7 +231,7 @@ fn print_report(
             p.seq,
             p.name,
             p.status.label(),
-            crate::domain::record::plain_reason(&p.reason)
+            crate::domain::record::plain_reason(&p.reason, p.seq, ctx.offset())
         );
     }
     if r.stopped {

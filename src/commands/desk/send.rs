@@ -4,7 +4,6 @@
 use super::Desk;
 use super::serve::Resp;
 use crate::client::Failure;
-use crate::domain::SyncStatus;
 use crate::error::AppError;
 use crate::field::enrolment::Enrolment;
 use crate::field::sync_run::{self, Event};
@@ -160,21 +159,12 @@ impl SendHandle {
             .problems
             .iter()
             .map(|p| {
-                let what = match p.status {
-                    SyncStatus::Conflict => tr!(
-                        "sudah diaktivasi tim lain. Hubungi admin Dinas; bila benar, batalkan catatan ini di halaman Hari ini dan ambil kembali slipnya",
-                        "already activated by another team. Call the district admin; if so, void this record on the Today page and take the slip back"
-                    ),
-                    _ if p.reason == "damaged" => tr!(
-                        "rusak di laptop ini dan tidak dikirim; hubungi admin Dinas",
-                        "damaged on this laptop and not sent; call the district admin"
-                    ),
-                    _ => tr!(
-                        "ditolak server Dinas; hubungi admin Dinas",
-                        "refused by the district server; call the district admin"
-                    ),
-                };
-                format!("#{} {} — {what}", p.seq, p.name)
+                format!(
+                    "#{} {} — {}",
+                    p.seq,
+                    p.name,
+                    crate::domain::record::plain_reason(&p.reason, p.seq, ctx.offset())
+                )
             })
             .collect();
         let after = dd.store.pending_by_kind()?;
