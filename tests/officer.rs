@@ -35,7 +35,7 @@ fn init_asks_for_the_officer_and_petugas_changes_it() {
     let k = Kit::empty();
     let (code, screen) = on_terminal(&k, "init", b"RATNA DEWI\nTIM KELILING 1\n");
     assert_eq!(code, Some(0), "{screen}");
-    assert!(screen.contains("Nama petugas:"), "{screen}");
+    assert!(screen.contains("Nama petugas"), "{screen}");
     let device = k.json(&["device"]);
     assert_eq!(device["device"]["officer"], "RATNA DEWI", "{device}");
     assert_eq!(device["device"]["team"], "TIM KELILING 1", "{device}");

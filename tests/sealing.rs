@@ -120,7 +120,7 @@ fn no_full_identifier_in_the_field_files_before_and_after_enrolment_and_sync() {
     assert_eq!(st["seal"]["district_key_known"], false, "{st}");
     assert_eq!(st["seal"]["pending_seal"], 4);
     let text = k.ok(&["status"]);
-    assert!(text.contains("4 catatan menunggu segel"), "{text}");
+    assert!(text.contains("4 catatan terkunci sementara"), "{text}");
     assert_nothing_in_clear(&k, &ppl, "before enrolment");
     // The duplicate warning still works, from the keyed hash.
     let mut again = util::record_args(&ppl[0]);
@@ -149,7 +149,7 @@ fn no_full_identifier_in_the_field_files_before_and_after_enrolment_and_sync() {
     assert_eq!(st["seal"]["district_key_known"], true, "{st}");
     assert_eq!(st["seal"]["pending_seal"], 0);
     assert_eq!(st["seal"]["holding_key"], false);
-    assert!(k.ok(&["status"]).contains("Segel: kunci Dinas"));
+    assert!(k.ok(&["status"]).contains("terkunci untuk server Dinas"));
     for p in &ppl[4..] {
         assert_eq!(record(&k, p)["record"]["sealed"], "district");
     }

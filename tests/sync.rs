@@ -63,7 +63,7 @@ fn enrol_record_sync_then_nothing_new() {
     record_many(&k, 3, 1);
     let text = k.ok(&["sync"]);
     assert!(
-        text.contains("1 terkirim, 0 duplikat, 0 konflik, 0 ditolak"),
+        text.contains("Diterima server Dinas: 1 aktivasi, 0 pembatalan"),
         "{text}"
     );
     assert_eq!(server.ids().len(), 64);
@@ -152,7 +152,17 @@ fn one_bad_record_and_a_conflict_do_not_block_the_rest() {
     );
     // On the officer's screen: what happened and what to do, no code and no record id.
     let shown = b.ok(&["show", &dup]);
-    assert!(shown.contains("sudah diaktivasi tim lain"), "{shown}");
+    // Who activated the person first (team, officer, local time, desa) and what to do, by #.
+    let desa = ikd_field::domain::region::village(&people[1].village)
+        .unwrap()
+        .name
+        .clone();
+    assert!(
+        shown.contains("sudah diaktivasi oleh TIM UJI (PETUGAS UJI)")
+            && shown.contains(&format!("di {desa}"))
+            && shown.contains("batalkan catatan Anda: ikd-field void 1"),
+        "{shown}"
+    );
     assert!(
         !shown.contains("nik_already_activated") && !shown.contains("conflict_with"),
         "{shown}"
@@ -327,7 +337,7 @@ fn watch_waits_for_the_server_then_syncs_and_stops_on_ctrl_c() {
     );
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("30 terkirim"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("diterima server Dinas: 30 aktivasi, 0 pembatalan"));
     assert_eq!(server.ids().len(), 30);
 }
 }

@@ -283,7 +283,10 @@ pub fn describe(s: &Stored, offset: time::UtcOffset, number: &dyn Fn(&str) -> St
         ("Status".into(), {
             let mut st = s.status.label();
             if let Some(reason) = &s.status_reason {
-                st = format!("{st}: {}", crate::domain::record::plain_reason(reason));
+                st = format!(
+                    "{st}: {}",
+                    crate::domain::record::plain_reason(reason, r.seq, offset)
+                );
             }
             st
         }),
@@ -533,7 +536,7 @@ pub fn export(ctx: &Ctx, a: ExportArgs) -> Result<(), AppError> {
                 s.status.label(),
                 s.status_reason
                     .as_deref()
-                    .map(crate::domain::record::plain_reason)
+                    .map(|why| crate::domain::record::plain_reason(why, r.seq, offset))
                     .unwrap_or_default(),
                 number(r.voids),
                 number(s.voided_by),

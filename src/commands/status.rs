@@ -52,10 +52,8 @@ pub fn status(ctx: &Ctx) -> Result<(), AppError> {
         return Ok(());
     }
     println!(
-        "{} {} · {} {} · {} {}",
-        tr!("Perangkat", "Device"),
-        dd.identity.device_id,
-        tr!("petugas", "officer"),
+        "{} {} · {} {}",
+        tr!("Petugas", "Officer"),
         dd.identity.officer,
         tr!("tim", "team"),
         dd.identity.team

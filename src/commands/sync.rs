@@ -187,7 +187,14 @@ fn purge_after(ctx: &Ctx, dd: &DataDir, r: &Report) -> Option<crate::field::rete
     }
 }
 
-fn print_report(ctx: &Ctx, r: &Report, purged: Option<&crate::field::retention::Purge>) {
+/// `received`: the activations and voids of this laptop the district now has (answered), the
+/// officer's count; the batch-level counts stay in `--json`.
+fn print_report(
+    ctx: &Ctx,
+    r: &Report,
+    purged: Option<&crate::field::retention::Purge>,
+    received: (u64, u64),
+) {
     if ctx.json {
         output::ok(&Synced {
             report: r,
@@ -209,9 +216,13 @@ fn print_report(ctx: &Ctx, r: &Report, purged: Option<&crate::field::retention::
         return;
     }
     println!(
-        "{} ({} batch, {})",
-        r.line(),
-        r.batches,
+        "{} ({})",
+        tr!(
+            "✓ Diterima server Dinas: {} aktivasi, {} pembatalan",
+            "✓ Received by the district server: {} activations, {} voids",
+            received.0,
+            received.1
+        ),
         human_bytes(r.bytes_sent)
     );
     for p in &r.problems {
@@ -220,7 +231,7 @@ fn print_report(ctx: &Ctx, r: &Report, purged: Option<&crate::field::retention::
             p.seq,
             p.name,
             p.status.label(),
-            p.reason
+            crate::domain::record::plain_reason(&p.reason, p.seq, ctx.offset())
         );
     }
     if r.stopped {
@@ -321,13 +332,19 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
         );
     }
     let mut progress = Progress::new(ctx.json);
+    let before = dd.store.pending_by_kind()?;
     let result = sync_run::run(&mut dd, &client, &enrolment, &opts, &stop, &mut |e| {
         progress.event(e)
     });
     progress.bar.finish_and_clear();
     let report = result?;
     let purged = purge_after(ctx, &dd, &report);
-    print_report(ctx, &report, purged.as_ref());
+    let after = dd.store.pending_by_kind()?;
+    let received = (
+        before.0.saturating_sub(after.0),
+        before.1.saturating_sub(after.1),
+    );
+    print_report(ctx, &report, purged.as_ref(), received);
     // A laptop enrolled before sealing existed has no district key: its records wait.
     warn_held(dd.store.pending_seal()?);
     if report.stopped {
@@ -399,6 +416,7 @@ fn watch(
         let (pending, open) = outbox::backlog(&dd.store)?;
         if online && (pending > 0 || open > 0) {
             let mut progress = Progress::new(ctx.json);
+            let before = dd.store.pending_by_kind()?;
             let result = sync_run::run(dd, client, enrolment, opts, stop, &mut |e| {
                 progress.event(e)
             });
@@ -413,10 +431,16 @@ fn watch(
                             purge: purged.as_ref(),
                         });
                     } else {
+                        let after = dd.store.pending_by_kind()?;
                         println!(
                             "{} — {}",
                             timefmt::local_display(&timefmt::now_utc(), ctx.offset()),
-                            r.line()
+                            tr!(
+                                "diterima server Dinas: {} aktivasi, {} pembatalan",
+                                "received by the district server: {} activations, {} voids",
+                                before.0.saturating_sub(after.0),
+                                before.1.saturating_sub(after.1)
+                            )
                         );
                     }
                 }

@@ -129,8 +129,38 @@ impl SyncStatus {
 
 /// A status reason stored from the server's answer (`nik_already_activated (conflict_with …)`,
 /// `damaged`, …) in the officer's words, with what to do; never the code or a record id.
-pub fn plain_reason(reason: &str) -> String {
+/// `seq` is the officer's own record (for the void hint), `offset` the local time zone.
+pub fn plain_reason(reason: &str, seq: i64, offset: time::UtcOffset) -> String {
     use crate::tr;
+    // A conflict the server described: who activated the NIK first, when and where.
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(reason)
+        && v["code"] == "nik_already_activated"
+    {
+        let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        let desa = super::region::village(&s("village"))
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| s("village"));
+        let when = crate::timefmt::parse(&s("recorded_at"))
+            .map(|t| {
+                let l = t.to_offset(offset);
+                format!(
+                    "{:02}-{:02} {:02}:{:02}",
+                    l.day(),
+                    u8::from(l.month()),
+                    l.hour(),
+                    l.minute()
+                )
+            })
+            .unwrap_or_default();
+        return tr!(
+            "sudah diaktivasi oleh {} ({}) {} di {} — bila benar, batalkan catatan Anda: ikd-field void {seq}",
+            "already activated by {} ({}) {} in {} — if so, void your record: ikd-field void {seq}",
+            s("team"),
+            s("officer"),
+            when,
+            desa
+        );
+    }
     let code = reason.split_whitespace().next().unwrap_or("");
     match code {
         "nik_already_activated" => tr!(

@@ -315,7 +315,19 @@ pub fn apply_answer(
                 Outcome::Accepted | Outcome::Duplicate => (SyncStatus::Synced, None),
                 Outcome::Conflict | Outcome::Rejected => {
                     let mut why = r.reason.clone().unwrap_or_else(|| "-".into());
-                    if let Some(w) = &r.conflict_with {
+                    if let Some(c) = &r.conflict {
+                        // Who activated the NIK first, kept for the officer's words
+                        // (`domain::record::plain_reason`).
+                        why = serde_json::json!({
+                            "code": why,
+                            "conflict_with": r.conflict_with,
+                            "team": c.team,
+                            "officer": c.officer,
+                            "recorded_at": c.recorded_at,
+                            "village": c.village,
+                        })
+                        .to_string();
+                    } else if let Some(w) = &r.conflict_with {
                         why = format!("{why} (conflict_with {w})");
                     }
                     let st = if r.status == Outcome::Conflict {
@@ -466,6 +478,7 @@ mod tests {
                     status,
                     reason: None,
                     conflict_with: None,
+                    conflict: None,
                 })
                 .collect(),
             summary: Summary::default(),
@@ -540,6 +553,7 @@ mod tests {
             status: Outcome::Accepted,
             reason: None,
             conflict_with: None,
+            conflict: None,
         });
         let applied = apply_answer(&mut dd.store, &a, &ans).unwrap();
         assert_eq!(

@@ -210,6 +210,19 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Records waiting to be sent: (activations, voids). Before and after a sync, what the
+    /// district received, in the officer's terms.
+    pub fn pending_by_kind(&self) -> Result<(u64, u64), AppError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(kind = 'activation'), 0), COALESCE(SUM(kind = 'void'), 0)
+                 FROM records WHERE status = 'pending'",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Citizens activated on this laptop (live activations, purged ones included).
     pub fn citizens_total(&self) -> Result<i64, AppError> {
         self.conn

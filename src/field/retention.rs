@@ -287,12 +287,14 @@ mod tests {
                     status: crate::protocol::Outcome::Accepted,
                     reason: None,
                     conflict_with: None,
+                    conflict: None,
                 },
                 crate::protocol::RecordResult {
                     id: dd.store.find("2").unwrap().record.id,
                     status: crate::protocol::Outcome::Rejected,
                     reason: Some("bad_village".into()),
                     conflict_with: None,
+                    conflict: None,
                 },
             ],
             summary: Default::default(),
@@ -325,6 +327,7 @@ mod tests {
                 status: crate::protocol::Outcome::Duplicate,
                 reason: None,
                 conflict_with: None,
+                conflict: None,
             }],
             ..answer
         };

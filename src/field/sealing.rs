@@ -382,18 +382,19 @@ pub fn new_records_sealed_to(store: &Store) -> Result<&'static str, AppError> {
 impl SealStatus {
     /// The sealing line of `init` and `status`.
     pub fn describe(&self) -> String {
+        // The officer's words: what is protected and what to do; the key's id is in --json.
         match (&self.district_key_id, self.pending_seal) {
-            (Some(id), 0) => tr!(
-                "Segel: kunci Dinas {id}; NIK lengkap, HP dan e-mail tersegel untuk server Dinas.",
-                "Seal: district key {id}; full NIK, phone and e-mail are sealed for the district server."
+            (Some(_), 0) => tr!(
+                "Data warga (NIK lengkap, HP, e-mail): terkunci untuk server Dinas, tidak terbaca di laptop ini.",
+                "Citizens' data (full NIK, phone, e-mail): locked for the district server, not readable on this laptop."
             ),
-            (Some(id), n) => tr!(
-                "Segel: kunci Dinas {id}; {n} catatan BELUM tersegel untuk Dinas (kunci sementara hilang?).",
-                "Seal: district key {id}; {n} records NOT sealed for the district yet (holding key lost?)."
+            (Some(_), n) => tr!(
+                "Data warga: {n} catatan BELUM terkunci untuk server Dinas (kunci sementara hilang?); hubungi admin Dinas.",
+                "Citizens' data: {n} records NOT locked for the district server yet (holding key lost?); call the district admin."
             ),
             (None, n) => tr!(
-                "Segel: kunci Dinas belum diketahui; {n} catatan menunggu segel (disegel dengan kunci sementara di laptop sampai perangkat didaftarkan: ikd-field enrol).",
-                "Seal: district key not known yet; {n} records pending seal (held under a local holding key until the device is enrolled: ikd-field enrol)."
+                "Data warga: {n} catatan terkunci sementara di laptop ini sampai laptop didaftarkan ke server Dinas (ikd-field enrol, atau Pengaturan di desk).",
+                "Citizens' data: {n} records locked on this laptop for now, until it is enrolled with the district server (ikd-field enrol, or Settings in the desk)."
             ),
         }
     }

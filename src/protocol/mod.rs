@@ -251,6 +251,21 @@ pub struct RecordResult {
     /// For a NIK conflict: the record that activated this NIK first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict_with: Option<String>,
+    /// For a NIK conflict: who activated it first, when and where, so the officer can be told
+    /// in words (optional: an older server does not send it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<ConflictInfo>,
+}
+
+/// The first activation of a NIK another record conflicts with, as the officer is told of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictInfo {
+    pub team: String,
+    pub officer: String,
+    /// RFC 3339 UTC, as recorded.
+    pub recorded_at: String,
+    /// 10-digit desa code.
+    pub village: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -516,6 +516,7 @@ mod tests {
                     status: crate::protocol::Outcome::Accepted,
                     reason: None,
                     conflict_with: None,
+                    conflict: None,
                 })
                 .collect(),
             summary: Summary {

@@ -446,6 +446,7 @@ mod tests {
                     status: Outcome::Accepted,
                     reason: None,
                     conflict_with: None,
+                    conflict: None,
                 })
                 .collect(),
             summary: Summary {

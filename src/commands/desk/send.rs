@@ -4,7 +4,6 @@
 use super::Desk;
 use super::serve::Resp;
 use crate::client::Failure;
-use crate::domain::SyncStatus;
 use crate::error::AppError;
 use crate::field::enrolment::Enrolment;
 use crate::field::sync_run::{self, Event};
@@ -127,7 +126,7 @@ impl SendHandle {
             .clone()
             .unwrap_or_else(|| enrolment.server_url.clone());
         let client = super::super::sync::client(ctx, &url)?;
-        let before = pending_by_kind(&dd)?;
+        let before = dd.store.pending_by_kind()?;
         let opts = super::super::sync::options(ctx, ctx.config.sync.batch_size);
         let report = sync_run::run(
             &mut dd,
@@ -160,24 +159,15 @@ impl SendHandle {
             .problems
             .iter()
             .map(|p| {
-                let what = match p.status {
-                    SyncStatus::Conflict => tr!(
-                        "sudah diaktivasi tim lain. Hubungi admin Dinas; bila benar, batalkan catatan ini di halaman Hari ini dan ambil kembali slipnya",
-                        "already activated by another team. Call the district admin; if so, void this record on the Today page and take the slip back"
-                    ),
-                    _ if p.reason == "damaged" => tr!(
-                        "rusak di laptop ini dan tidak dikirim; hubungi admin Dinas",
-                        "damaged on this laptop and not sent; call the district admin"
-                    ),
-                    _ => tr!(
-                        "ditolak server Dinas; hubungi admin Dinas",
-                        "refused by the district server; call the district admin"
-                    ),
-                };
-                format!("#{} {} — {what}", p.seq, p.name)
+                format!(
+                    "#{} {} — {}",
+                    p.seq,
+                    p.name,
+                    crate::domain::record::plain_reason(&p.reason, p.seq, ctx.offset())
+                )
             })
             .collect();
-        let after = pending_by_kind(&dd)?;
+        let after = dd.store.pending_by_kind()?;
         let (activations, voids) = (
             before.0.saturating_sub(after.0),
             before.1.saturating_sub(after.1),
@@ -269,19 +259,6 @@ fn unreachable_words(last: Option<&Failure>, e: &AppError) -> (String, Option<St
         ),
     };
     (message, Some(hint))
-}
-
-/// Records waiting to be sent: (activations, voids).
-fn pending_by_kind(dd: &crate::field::datadir::DataDir) -> Result<(u64, u64), AppError> {
-    dd.store
-        .conn()
-        .query_row(
-            "SELECT COALESCE(SUM(kind = 'activation'), 0), COALESCE(SUM(kind = 'void'), 0)
-             FROM records WHERE status = 'pending'",
-            [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-        )
-        .map_err(|e| crate::sqlite::db_error(dd.store.path(), e))
 }
 
 #[derive(Serialize)]

@@ -19,7 +19,25 @@ pub(super) fn result(
         status,
         reason: reason.map(str::to_string),
         conflict_with: with,
+        conflict: None,
     }
+}
+
+/// Who activated record `id` (a NIK's first live activation), for the words of a conflict.
+fn conflict_info(tx: &mut Db<'_>, id: &str) -> db::Result<Option<protocol::ConflictInfo>> {
+    let Some(row) = tx.query_opt(
+        "SELECT team, officer, recorded_at, village FROM records WHERE id = ?1",
+        crate::args![id],
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(protocol::ConflictInfo {
+        team: row.get(0)?,
+        officer: row.get(1)?,
+        recorded_at: row.get(2)?,
+        village: row.get(3)?,
+    }))
 }
 
 /// The ids and NIKs the batch's checks will look up: record ids, void targets, and the NIKs of
@@ -153,12 +171,15 @@ pub(super) fn one_record(
         Kind::Activation => {
             let first = known.first_live(tx, &clean.nik)?;
             let answer = match &first {
-                Some(f) => result(
-                    &r.id,
-                    Outcome::Conflict,
-                    Some("nik_already_activated"),
-                    Some(f.clone()),
-                ),
+                Some(f) => RecordResult {
+                    conflict: conflict_info(tx, f)?,
+                    ..result(
+                        &r.id,
+                        Outcome::Conflict,
+                        Some("nik_already_activated"),
+                        Some(f.clone()),
+                    )
+                },
                 None => result(&r.id, Outcome::Accepted, None, None),
             };
             new.insert(tx, known, r, clean, hash, first)?;
