@@ -165,7 +165,7 @@ fn no_full_identifier_in_the_field_files_before_and_after_enrolment_and_sync() {
         show.contains(&ikd_field::domain::nik::mask(&ppl[0].nik)),
         "{show}"
     );
-    assert!(show.contains("tersegel untuk server Dinas"), "{show}");
+    assert!(show.contains("terkunci untuk server Dinas"), "{show}");
     k.ok(&["void", "2", "--reason", "salah orang"]);
     let csv = k.ok(&["export"]);
     assert!(!csv.contains(&ppl[0].nik));

@@ -234,16 +234,16 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> Result<(), AppError> {
 fn sealed_note(sealed: &str) -> String {
     match sealed {
         "district" => tr!(
-            "tersegel untuk server Dinas (tidak terbaca di laptop ini)",
-            "sealed for the district server (not readable on this laptop)"
+            "terkunci untuk server Dinas (tidak terbaca di laptop ini)",
+            "locked for the district server (not readable on this laptop)"
         ),
         "holding" => tr!(
-            "tersegel, menunggu kunci Dinas (pendaftaran perangkat)",
-            "sealed, waiting for the district key (device enrolment)"
+            "terkunci sementara di laptop, sampai laptop didaftarkan ke server Dinas",
+            "locked on this laptop for now, until it is enrolled with the district server"
         ),
         _ => tr!(
-            "belum tersegel (data versi lama)",
-            "not sealed yet (data of an older version)"
+            "belum terkunci (data versi lama)",
+            "not locked yet (data of an older version)"
         ),
     }
 }

@@ -361,7 +361,7 @@ fn warn_held(held: i64) {
         eprintln!(
             "{}",
             tr!(
-                "! {held} catatan belum tersegel untuk Dinas dan tidak ikut dikirim/ditulis; daftarkan perangkat dulu (ikd-field enrol) atau pasang kunci Dinas (di server: ikd-field server seal-key; di laptop: config field.district_seal_key).",
+                "! {held} catatan belum terkunci untuk server Dinas dan tidak ikut dikirim/ditulis; daftarkan laptop dulu (ikd-field enrol, atau Pengaturan di desk) atau pasang kunci Dinas (di server: ikd-field server seal-key; di laptop: config field.district_seal_key).",
                 "! {held} records are not sealed for the district yet and were not sent or written; enrol the device first (ikd-field enrol) or set the district key (on the server: ikd-field server seal-key; on the laptop: config field.district_seal_key)."
             )
         );

@@ -173,7 +173,7 @@ pub fn plain_reason(reason: &str, seq: i64, offset: time::UtcOffset) -> String {
             "this record is damaged on the laptop and was not sent; call the district admin"
         ),
         "seal_unopened" => tr!(
-            "server Dinas tidak bisa membuka data tersegel catatan ini (kunci Dinas lain?); hubungi admin Dinas",
+            "server Dinas tidak bisa membuka data warga di catatan ini (kunci Dinas lain?); hubungi admin Dinas",
             "the district server cannot open this record's sealed data (another district key?); call the district admin"
         ),
         "void_target_unknown" | "void_target_missing" => tr!(
