@@ -44,7 +44,7 @@ enum Command {
     Show(commands::field::ShowArgs),
     /// Batalkan catatan (catatan baru yang membatalkan) / void a record (a new cancelling record)
     #[command(visible_alias = "batal")]
-    Void(commands::field::VoidArgs),
+    Void(commands::void::VoidArgs),
     /// Ringkasan: jumlah per status, hari ini, per desa / summary counts
     #[command(visible_alias = "ringkasan")]
     Status,
@@ -101,7 +101,7 @@ fn main() {
         Command::Record(a) => commands::record::record(&ctx, a),
         Command::List(a) => commands::field::list(&ctx, a),
         Command::Show(a) => commands::field::show(&ctx, a),
-        Command::Void(a) => commands::field::void(&ctx, a),
+        Command::Void(a) => commands::void::void(&ctx, a),
         Command::Status => commands::status::status(&ctx),
         Command::Export(a) => commands::field::export(&ctx, a),
         Command::Purge(a) => commands::field::purge(&ctx, a),

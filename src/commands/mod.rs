@@ -21,6 +21,7 @@ pub mod status;
 pub mod sync;
 pub mod usage;
 pub mod verify;
+pub mod void;
 pub mod wilayah;
 
 use crate::config::{self, Config};

@@ -28,7 +28,9 @@ pub struct SendState {
 
 /// Starts a send unless one is running; answers with the state at once.
 pub fn start(d: &Desk) -> Resp {
-    {
+    // The answer is the state as the send starts ("contacting…"): the thread may have moved on
+    // by the time the page reads it, and the page polls for that.
+    let starting = {
         let Ok(mut s) = d.send.lock() else {
             return Resp::json(500, &SendState::default());
         };
@@ -43,7 +45,8 @@ pub fn start(d: &Desk) -> Resp {
             ),
             ..SendState::default()
         };
-    }
+        s.clone()
+    };
     let desk = SendHandle {
         ctx: crate::commands::Ctx {
             data_dir: d.ctx.data_dir.clone(),
@@ -55,7 +58,7 @@ pub fn start(d: &Desk) -> Resp {
         stop: std::sync::Arc::clone(&d.stop),
     };
     std::thread::spawn(move || desk.run());
-    progress(d)
+    Resp::json(200, &starting)
 }
 
 pub fn progress(d: &Desk) -> Resp {
