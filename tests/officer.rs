@@ -8,6 +8,22 @@ use std::process::{Command, Stdio};
 use util::server::Server;
 use util::{BIN, Kit};
 
+/// Records SITI AMINAH (a synthetic citizen) as #next on `k`.
+fn record_siti(k: &Kit) {
+    k.ok(&[
+        "record",
+        "--nik",
+        "1702064107950003",
+        "--name",
+        "SITI AMINAH",
+        "--phone",
+        "081234567890",
+        "--village",
+        "1702061004",
+        "--no-prompt",
+    ]);
+}
+
 /// Runs `ikd-field --data-dir KIT ARGS` on a real pseudo-terminal (`script`, util-linux) with
 /// `input` typed; its exit code and what the terminal showed.
 fn on_terminal(k: &Kit, args: &str, input: &[u8]) -> (Option<i32>, String) {
@@ -42,18 +58,7 @@ fn init_asks_for_the_officer_and_petugas_changes_it() {
 
     let said = k.ok(&["petugas", "BUDI SANTOSO", "--tim", "TIM KELILING 2"]);
     assert!(said.contains("BUDI SANTOSO"), "{said}");
-    k.ok(&[
-        "record",
-        "--nik",
-        "1702064107950003",
-        "--name",
-        "SITI AMINAH",
-        "--phone",
-        "081234567890",
-        "--village",
-        "1702061004",
-        "--no-prompt",
-    ]);
+    record_siti(&k);
     let rec = &k.json(&["show", "1"])["record"];
     assert_eq!(rec["officer"], "BUDI SANTOSO");
     assert_eq!(rec["team"], "TIM KELILING 2");
@@ -82,18 +87,7 @@ fn the_team_on_the_token_is_applied_at_enrolment() {
         &token,
     ]);
     assert_eq!(k.json(&["device"])["device"]["team"], "TIM KELILING 2");
-    k.ok(&[
-        "record",
-        "--nik",
-        "1702064107950003",
-        "--name",
-        "SITI AMINAH",
-        "--phone",
-        "081234567890",
-        "--village",
-        "1702061004",
-        "--no-prompt",
-    ]);
+    record_siti(&k);
     assert_eq!(k.json(&["show", "1"])["record"]["team"], "TIM KELILING 2");
 }
 
@@ -102,18 +96,7 @@ fn the_team_on_the_token_is_applied_at_enrolment() {
 #[test]
 fn void_on_a_terminal_asks_the_reason_and_confirms_with_the_name() {
     let k = Kit::new();
-    k.ok(&[
-        "record",
-        "--nik",
-        "1702064107950003",
-        "--name",
-        "SITI AMINAH",
-        "--phone",
-        "081234567890",
-        "--village",
-        "1702061004",
-        "--no-prompt",
-    ]);
+    record_siti(&k);
     let on_terminal = |input: &[u8]| {
         let (code, screen) = on_terminal(&k, "void 1", input);
         assert_eq!(code, Some(0), "{screen}");
@@ -378,18 +361,7 @@ fn error_paths_speak_the_officers_language() {
     let token = srv.token("TIM 1");
     let k = Kit::new();
     let fresh = Kit::empty();
-    k.ok(&[
-        "record",
-        "--nik",
-        "1702064107950003",
-        "--name",
-        "SITI AMINAH",
-        "--phone",
-        "081234567890",
-        "--village",
-        "1702061004",
-        "--no-prompt",
-    ]);
+    record_siti(&k);
     k.ok(&["void", "1", "--reason", "dobel"]);
     let mut said = Vec::new();
     let mut run = |kit: &Kit, args: &[&str]| {
@@ -487,18 +459,7 @@ fn the_office_checks_slips_with_the_keys_file() {
         "--token",
         &token,
     ]);
-    laptop.ok(&[
-        "record",
-        "--nik",
-        "1702064107950003",
-        "--name",
-        "SITI AMINAH",
-        "--phone",
-        "081234567890",
-        "--village",
-        "1702061004",
-        "--no-prompt",
-    ]);
+    record_siti(&laptop);
     let made = laptop.json(&[
         "slip",
         "1",

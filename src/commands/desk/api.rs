@@ -39,31 +39,20 @@ fn lang() -> &'static str {
 }
 
 pub fn state(d: &Desk) -> Result<Resp, AppError> {
-    if !d.initialised() {
+    // Not set up yet (the setup page), or locked (the PIN page): nothing from the data.
+    if !d.initialised() || d.locked() {
+        let ready = d.initialised();
         return ok(&State {
-            ready: false,
-            locked: false,
+            ready,
+            locked: ready,
             lang: lang(),
             officer: String::new(),
             team: String::new(),
-            office: d.ctx.config.slip.office.clone(),
-            paper: d.ctx.config.slip.paper,
-            enrolled: false,
-            village: None,
-            today: super::today::Counts::default(),
-            pending: 0,
-            direct_printer: false,
-            printer: String::new(),
-        });
-    }
-    if d.locked() {
-        return ok(&State {
-            ready: true,
-            locked: true,
-            lang: lang(),
-            officer: String::new(),
-            team: String::new(),
-            office: String::new(),
+            office: if ready {
+                String::new()
+            } else {
+                d.ctx.config.slip.office.clone()
+            },
             paper: d.ctx.config.slip.paper,
             enrolled: false,
             village: None,
