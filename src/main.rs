@@ -87,12 +87,11 @@ enum Command {
 fn main() {
     let cli = Cli::try_parse().unwrap_or_else(|e| commands::usage::exit(e));
     let json = cli.global.json;
+    // No command: a double-clicked ikd-field.exe opens the officer's desk.
+    let double_clicked = cli.command.is_none();
     let command = cli
         .command
-        .unwrap_or(Command::Desk(commands::desk::DeskArgs {
-            double_clicked: true,
-            ..Default::default()
-        }));
+        .unwrap_or(Command::Desk(commands::desk::DeskArgs::default()));
     let result = Ctx::new(&cli.global).and_then(|ctx| match command {
         Command::Desk(a) => commands::desk::run(ctx, a),
         Command::Officer(a) => commands::officer::officer(&ctx, a),
@@ -121,6 +120,7 @@ fn main() {
     });
     if let Err(e) = result {
         report(&e, json);
+        commands::desk::hold_window_after_error(double_clicked);
         std::process::exit(e.exit_code());
     }
 }

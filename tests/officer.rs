@@ -490,3 +490,23 @@ fn the_office_checks_slips_with_the_keys_file() {
     let out = office.run(&["verify", "--keys", wrong.to_str().unwrap(), &payload]);
     assert!(!out.status.success());
 }
+
+/// A double-clicked `ikd-field.exe` (no command) whose `config.toml` is broken shows the error and
+/// keeps its window open until Enter, instead of closing before the officer can read it. With a
+/// command (a script or a typed command line) the error does not wait.
+#[test]
+fn a_double_click_that_fails_before_the_desk_waits_for_enter() {
+    let k = Kit::empty();
+    std::fs::create_dir_all(&k.dir).unwrap();
+    std::fs::write(k.dir.join("config.toml"), "[sync\nurl = \"x\"\n").unwrap();
+    let (code, screen) = on_terminal(&k, "", b"\n");
+    assert_eq!(code, Some(2), "{screen}");
+    assert!(screen.contains("config.toml"), "{screen}");
+    assert!(
+        screen.contains("Tekan Enter untuk menutup jendela ini."),
+        "{screen}"
+    );
+    let (code, screen) = on_terminal(&k, "status", b"\n");
+    assert_eq!(code, Some(2), "{screen}");
+    assert!(!screen.contains("Tekan Enter"), "{screen}");
+}

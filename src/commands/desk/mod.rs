@@ -31,10 +31,6 @@ pub struct DeskArgs {
     /// Jangan buka browser; cukup tampilkan alamatnya / do not open the browser, print the address
     #[arg(long)]
     pub no_browser: bool,
-    /// Started with no command (a double-clicked ikd-field.exe): on an error, keep the window
-    /// open until Enter so the officer can read it.
-    #[arg(skip)]
-    pub double_clicked: bool,
 }
 
 impl Default for DeskArgs {
@@ -42,7 +38,6 @@ impl Default for DeskArgs {
         DeskArgs {
             port: DEFAULT_PORT,
             no_browser: false,
-            double_clicked: false,
         }
     }
 }
@@ -87,25 +82,26 @@ impl Desk {
     }
 }
 
-/// Starts the desk and serves until Ctrl+C or the window is closed. Started by a double click,
-/// an error is shown and the window waits for Enter before it closes.
+/// Starts the desk and serves until Ctrl+C or the window is closed.
 pub fn run(ctx: Ctx, a: DeskArgs) -> Result<(), AppError> {
-    let pause = a.double_clicked && std::io::IsTerminal::is_terminal(&std::io::stdin());
-    match serve_desk(ctx, a) {
-        Err(e) if pause => {
-            eprintln!("{}: {e}", tr!("Gagal", "Error"));
-            eprintln!(
-                "{}",
-                tr!(
-                    "Tekan Enter untuk menutup jendela ini.",
-                    "Press Enter to close this window."
-                )
-            );
-            let _ = std::io::stdin().read_line(&mut String::new());
-            std::process::exit(e.exit_code());
-        }
-        other => other,
+    serve_desk(ctx, a)
+}
+
+/// Started by a double click (no command) in a console window, an error stays on screen until
+/// Enter: the window would otherwise close before the officer could read it. This covers errors
+/// before the desk starts too (a broken `config.toml`, an unreadable data folder).
+pub fn hold_window_after_error(double_clicked: bool) {
+    if !double_clicked || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return;
     }
+    eprintln!(
+        "{}",
+        tr!(
+            "Tekan Enter untuk menutup jendela ini.",
+            "Press Enter to close this window."
+        )
+    );
+    let _ = std::io::stdin().read_line(&mut String::new());
 }
 
 fn serve_desk(mut ctx: Ctx, a: DeskArgs) -> Result<(), AppError> {
