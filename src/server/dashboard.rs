@@ -71,7 +71,10 @@ impl Page {
 }
 
 /// Headers every dashboard answer carries: nothing cached (numbers change with every sync), no
-/// script, nothing from elsewhere.
+/// script, nothing from elsewhere. The referrer policy is `same-origin`, not `no-referrer`: under
+/// `no-referrer` a browser sends `Origin: null` with the dashboard's own forms, and the admin's
+/// forms are checked against their origin (`super::session::same_origin`); no address leaves for
+/// another site either way.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("Cache-Control", "no-store"),
     ("X-Content-Type-Options", "nosniff"),
@@ -79,7 +82,7 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
         "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
     ),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),
     ("X-Frame-Options", "DENY"),
 ];
 
