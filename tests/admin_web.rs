@@ -129,7 +129,10 @@ fn get_with(url: &str, cookie: &str) -> Resp {
 
 /// The page's CSRF token.
 fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a form with a csrf token") + 19;
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a csrf token")
+        + 19;
     html[at..at + html[at..].find('"').unwrap()].to_string()
 }
 
@@ -158,7 +161,8 @@ fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String,
 }
 
 fn check_slip(srv: &Server, cookie: &str, csrf: &str, text: &str, photo: Option<&[u8]>) -> Resp {
-    let files: Vec<(&str, &str, &[u8])> = photo.map(|p| ("foto", "slip.png", p)).into_iter().collect();
+    let files: Vec<(&str, &str, &[u8])> =
+        photo.map(|p| ("foto", "slip.png", p)).into_iter().collect();
     let (ct, body) = multipart(&[("csrf", csrf), ("teks", text)], &files);
     http(
         &format!("{}/cek-slip", srv.url),
@@ -300,7 +304,7 @@ fn the_admin_logs_in_resolves_conflicts_and_checks_slips() {
     assert_eq!(r.header("Location"), Some(format!("/konflik#k-{}", c_handled.id).as_str()));
     let page = get_with(&format!("{}/konflik", srv.url), &cookie);
     let c = card(&page.body, &c_handled.id);
-    assert!(c.contains(&format!("Ditandai selesai oleh admin pada ")), "{c}");
+    assert!(c.contains("Ditandai selesai oleh admin pada "), "{c}");
     assert!(c.contains(&format!("“{note}”")), "{c}");
     assert!(!c.contains("name=\"catatan\""), "a closed conflict has no form: {c}");
     let st = srv.stats();
@@ -422,12 +426,18 @@ fn browse(srv: &Server, slip_text: &str) {
             std::env::var("CI").as_deref() != Ok("true"),
             "chromium and chromedriver are required under CI"
         );
-        eprintln!("\n!!!!!!!! SKIPPED: the admin pages in a browser (no chromium/chromedriver) !!!!!!!!\n");
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: the admin pages in a browser (no chromium/chromedriver) !!!!!!!!\n"
+        );
         return;
     };
     let dir = shots_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let store = if util::store::is_postgres() { "postgres" } else { "sqlite" };
+    let store = if util::store::is_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
     let wd = util::webdriver::Driver::start(&chromium, &chromedriver, 1366, 768);
     wd.goto(&format!("{}/masuk?lanjut=/konflik", srv.url));
     wd.screenshot(&dir.join(format!("{store}-masuk-1366.png")));
@@ -461,7 +471,10 @@ fn browse(srv: &Server, slip_text: &str) {
         if page == "/masuk" {
             // Logged out through the header's button, the login form on a phone.
             wd.click("form.logout button");
-            wd.wait_js("logged out", "return !document.querySelector('form.logout')");
+            wd.wait_js(
+                "logged out",
+                "return !document.querySelector('form.logout')",
+            );
         }
         wd.goto(&format!("{}{page}", srv.url));
         if page == "/cek-slip" {
@@ -482,6 +495,9 @@ fn browse(srv: &Server, slip_text: &str) {
             "{page} is wider than a 390 px phone: {v}"
         );
     }
-    assert!(wd.find("input[name=token]").len() > 0, "logged out: the login form again");
+    assert!(
+        !wd.find("input[name=token]").is_empty(),
+        "logged out: the login form again"
+    );
     eprintln!("screenshots: {}", dir.display());
 }

@@ -6,13 +6,13 @@
 //! | --- | --- |
 //! | `/` | totals against target, table per kecamatan, where to go next, teams, conflicts |
 //! | `/kecamatan/CODE` | one kecamatan and its desa |
-//! | `/konflik` | conflicts to resolve (`super::konflik`: counts; names, both sides and the "handled" form for the admin) |
-//! | `/masuk`, `/cek-slip` | the admin's login and slip check (`super::web`, `super::slipcheck`) |
+//! | `/konflik` | conflicts to resolve (server/konflik.rs: counts; names, both sides and the "handled" form for the admin) |
+//! | `/masuk`, `/cek-slip` | the admin's login and slip check (server/web.rs, server/slipcheck.rs) |
 //! | `/laporan?level=…&bulan=…` (or `dari=…&sampai=…`, `sasaran=…`) | the report for the head of office |
 //! | `/laporan.csv`, `.xlsx`, `.pdf`, `.json` with the same query | the same files as `server report` |
 //!
 //! Everything but the admin's pages (record-level part of `/konflik`, `/cek-slip`) is aggregates.
-//! Who asks is a [`Viewer`], worked out by `super::web` (session cookie or bearer token).
+//! Who asks is a [`Viewer`], worked out by server/web.rs (session cookie or bearer token).
 use super::chart::bar_chart;
 use super::coverage::{self, Area, DeviceActivity, fmt_int, fmt_pct, trend};
 use super::db::Db;
@@ -38,7 +38,7 @@ pub struct Settings {
     pub admin_token: String,
 }
 
-/// Who is asking, as `super::web` found out (a session cookie or `Authorization: Bearer`).
+/// Who is asking, as server/web.rs found out (a session cookie or `Authorization: Bearer`).
 #[derive(Debug, Clone, Default)]
 pub struct Viewer {
     /// Logged in, or the right bearer token.
@@ -73,7 +73,7 @@ impl Page {
 /// Headers every dashboard answer carries: nothing cached (numbers change with every sync), no
 /// script, nothing from elsewhere. The referrer policy is `same-origin`, not `no-referrer`: under
 /// `no-referrer` a browser sends `Origin: null` with the dashboard's own forms, and the admin's
-/// forms are checked against their origin (`super::session::same_origin`); no address leaves for
+/// forms are checked against their origin (server/session.rs); no address leaves for
 /// another site either way.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("Cache-Control", "no-store"),
