@@ -463,8 +463,13 @@ fn browse(srv: &Server, slip_text: &str) {
         let name = page.trim_start_matches('/');
         wd.screenshot(&dir.join(format!("{store}-{name}-1366.png")));
     }
-    wd.resize(1366, 2000);
+    // The whole conflict page, as tall as it is.
     wd.goto(&format!("{}/konflik", srv.url));
+    let height = wd
+        .js("return document.documentElement.scrollHeight")
+        .as_u64()
+        .unwrap();
+    wd.resize(1366, height as u32 + 200);
     wd.screenshot(&dir.join(format!("{store}-konflik-1366-penuh.png")));
     wd.phone(390, 844);
     for page in pages.into_iter().chain(["/masuk"]) {
