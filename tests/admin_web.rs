@@ -250,7 +250,15 @@ fn the_admin_logs_in_resolves_conflicts_and_checks_slips() {
     // The cookie is not the token, and a login elsewhere gets another one.
     let again = post_form(&format!("{}/masuk", srv.url), None, &[("token", TOKEN)]);
     assert_eq!(again.header("Location"), Some("/konflik"));
-    assert!(!again.header("Set-Cookie").unwrap().contains(&cookie));
+    let set = again.header("Set-Cookie").unwrap();
+    assert!(!set.contains(&cookie));
+    // Logging in again from a browser that holds a session ends that session (no fixation).
+    let held = set.split(';').next().unwrap().strip_prefix("ikd_admin=").unwrap().to_string();
+    assert!(get_with(&format!("{}/konflik", srv.url), &held).body.contains(&people[0].name));
+    let third = post_form(&format!("{}/masuk", srv.url), Some(&held), &[("token", TOKEN)]);
+    assert_eq!(third.status, 303);
+    let page = get_with(&format!("{}/konflik", srv.url), &held);
+    assert!(!page.body.contains(&people[0].name), "the old session still works");
 
     // Both sides of each conflict: team, officer, the laptop's record number, local time, desa,
     // and what each officer must do.

@@ -274,6 +274,10 @@ fn login(
             403,
         );
     }
+    // A session the browser held before is ended: the new login gets a new id (no fixation).
+    if let Some(old) = session::cookie((req.header)("Cookie")) {
+        ctx.sessions.end(old);
+    }
     match ctx.sessions.start() {
         Ok((id, _)) => {
             let mut p = redirect(&next);
