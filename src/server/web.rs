@@ -446,6 +446,131 @@ fn multipart(body: Vec<u8>, content_type: &str) -> Result<Vec<(String, Vec<u8>)>
 mod tests {
     use super::*;
 
+    /// One request to [`answer`] on an empty district database, from `dinas.example` over TLS.
+    fn ask(
+        ctx: &Ctx<'_>,
+        verb: Verb,
+        path: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+        body: &str,
+    ) -> Page {
+        let conn = crate::server::coverage::test_db();
+        let cookie = cookie.map(|c| format!("{}={c}", session::COOKIE));
+        let header = |name: &str| match name {
+            "Cookie" => cookie.as_deref(),
+            "Origin" => origin,
+            "Host" => Some("dinas.example"),
+            _ => None,
+        };
+        let req = Request {
+            verb,
+            path,
+            query: "",
+            ip: "10.0.0.7".into(),
+            header: &header,
+        };
+        answer(&mut Db::sqlite(&conn), ctx, &req, &mut |_| {
+            Ok(body.as_bytes().to_vec())
+        })
+    }
+
+    fn set_cookie(p: &Page) -> Option<&str> {
+        p.headers
+            .iter()
+            .find(|(k, _)| *k == "Set-Cookie")
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn login_logout_and_the_forms_token() {
+        let settings = Settings {
+            offset: time::UtcOffset::UTC,
+            admin_token: "token-admin-yang-panjang".into(),
+        };
+        let sessions = Sessions::default();
+        let address = RateLimiter::new(1, 2);
+        let ctx = Ctx {
+            settings: &settings,
+            sessions: &sessions,
+            address: &address,
+            tls: true,
+        };
+        let own = Some("https://dinas.example");
+        // A right token: a Secure cookie over TLS, on to a local page only.
+        let p = ask(
+            &ctx,
+            Verb::Post,
+            "/masuk",
+            None,
+            own,
+            "token=token-admin-yang-panjang&lanjut=%2Fcek-slip",
+        );
+        assert_eq!(p.status, 303);
+        assert!(p.headers.contains(&("Location", "/cek-slip".into())));
+        let set = set_cookie(&p).unwrap();
+        assert!(
+            set.ends_with("; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800; Secure"),
+            "{set}"
+        );
+        let id = set
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_string();
+        let csrf = sessions.find(&id).unwrap().csrf;
+        // A login form from another site is refused before the token is looked at.
+        let p = ask(
+            &ctx,
+            Verb::Post,
+            "/masuk",
+            None,
+            Some("https://evil.example"),
+            "token=token-admin-yang-panjang",
+        );
+        assert_eq!((p.status, set_cookie(&p)), (403, None));
+        // Logout: the token of the session, from this site.
+        for (body, origin) in [
+            (String::new(), own),
+            ("csrf=salah".to_string(), own),
+            (format!("csrf={csrf}"), Some("https://evil.example")),
+            (format!("csrf={csrf}"), Some("http://dinas.example")),
+        ] {
+            let p = ask(&ctx, Verb::Post, "/keluar", Some(&id), origin, &body);
+            assert_eq!(p.status, 403, "{body} {origin:?}");
+            assert!(sessions.find(&id).is_some());
+        }
+        let p = ask(
+            &ctx,
+            Verb::Post,
+            "/keluar",
+            Some(&id),
+            own,
+            &format!("csrf={csrf}"),
+        );
+        assert_eq!(p.status, 303);
+        assert!(set_cookie(&p).unwrap().contains("Max-Age=0"));
+        assert!(sessions.find(&id).is_none());
+        // Two wrong tokens spend the address's two; the third try waits, even with the right one.
+        for _ in 0..2 {
+            let p = ask(&ctx, Verb::Post, "/masuk", None, own, "token=tebakan");
+            assert_eq!(p.status, 403);
+        }
+        let p = ask(
+            &ctx,
+            Verb::Post,
+            "/masuk",
+            None,
+            own,
+            "token=token-admin-yang-panjang",
+        );
+        assert_eq!((p.status, set_cookie(&p)), (429, None));
+        assert!(p.headers.iter().any(|(k, _)| *k == "Retry-After"));
+    }
+
     #[test]
     fn only_local_paths_after_login() {
         assert_eq!(next_path(Some("/cek-slip")), "/cek-slip");
