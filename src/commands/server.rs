@@ -143,6 +143,8 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
             admin_token: cfg.admin_token.clone().unwrap_or_default(),
         },
         rates: http::Rates::from_config(cfg),
+        sessions: server::session::Sessions::default(),
+        tls: tls.is_some(),
     });
     // `[forward] to`: forward to the province in the background on a handle of its own.
     let forwarder = if ctx.config.forward.to.is_none() {
@@ -307,6 +309,13 @@ fn stats(ctx: &Ctx, db: Option<PathBuf>) -> Result<(), AppError> {
                 "conflicts closed (voided in the field)"
             ),
             s.conflicts_closed,
+        ),
+        (
+            tr!(
+                "konflik ditandai selesai oleh admin",
+                "conflicts marked handled by the admin"
+            ),
+            s.conflicts_handled,
         ),
         (tr!("pembatalan", "voids"), s.voids),
         (tr!("ditolak", "rejects"), s.rejects),

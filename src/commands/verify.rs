@@ -4,8 +4,8 @@ use super::Ctx;
 use crate::domain::region;
 use crate::error::AppError;
 use crate::field::datadir::DataDir;
+use crate::slip::check::Verdict;
 use crate::slip::keys::KeyRing;
-use crate::slip::payload::{DecodeError, Signed, VerifyError};
 use crate::slip::scan::{self, ScanError};
 use crate::slip::{self};
 use crate::{output, timefmt, tr};
@@ -149,74 +149,71 @@ fn keyring(ctx: &Ctx, a: &VerifyArgs) -> Result<KeyRing, AppError> {
     Ok(KeyRing::single(ctx.open()?.key.public()))
 }
 
-/// Checks one payload against the keys; the JSON of what it says, or why it fails.
+/// Checks one payload against the keys (`slip::check`, as the dashboard's slip check does);
+/// the JSON of what it says, or why it fails.
 fn check(ring: &KeyRing, text: &str) -> Result<SlipFacts, AppError> {
-    let signed = Signed::decode(text).map_err(|e| {
-        let why = match e {
-            DecodeError::NotIkd => "prefix".to_string(),
-            DecodeError::Base45 => "base45".to_string(),
-            DecodeError::Malformed(what) => what.to_string(),
-        };
-        AppError::invalid(tr!(
-            "Slip TIDAK SAH: isi QR rusak atau telah diubah ({why}).",
-            "Slip NOT VALID: the QR content is damaged or was altered ({why})."
-        ))
-    })?;
-    let p = &signed.payload;
-    let device = p.device_hex();
-    let facts = SlipFacts {
-        record_id: p.record_uuid(),
-        device_id: device.clone(),
-        recorded_at: p.time_utc(),
-        village: p.village.clone(),
-        nik_masked: p.masked_nik(),
-        name: p.display_name(),
-        name_truncated: p.truncated,
+    let facts = |f: slip::check::Facts| SlipFacts {
+        record_id: f.record_id,
+        device_id: f.device_id,
+        recorded_at: f.recorded_at,
+        village: f.village,
+        nik_masked: f.nik_masked,
+        name: f.name,
+        name_truncated: f.name_truncated,
         voided: None,
     };
-    let Some(public) = ring.get(&device) else {
-        let (msg, hint) = match ring.only() {
-            Some((id, _)) => (
-                tr!(
-                    "Kunci salah: slip ini ditandatangani perangkat {device}, kunci yang dipakai milik perangkat {id}.",
-                    "Wrong key: this slip was signed by device {device}; the key given belongs to device {id}."
-                ),
-                tr!(
-                    "Periksa dengan kunci perangkat {device} (--key) atau daftar kunci Dinas (--keys).",
-                    "Check with device {device}'s key (--key) or the district's key list (--keys)."
-                ),
-            ),
-            None => (
-                tr!(
-                    "Perangkat {device} tidak ada di daftar kunci; keaslian slip tidak bisa dipastikan.",
-                    "Device {device} is not in the keys file; the slip cannot be verified."
-                ),
-                tr!(
-                    "Minta daftar kunci perangkat terbaru dari Dinas.",
-                    "Ask the district for the latest list of device keys."
-                ),
-            ),
-        };
-        return Err(AppError::other(msg)
-            .hint(hint)
-            .details(json!({ "slip": facts })));
-    };
-    match signed.verify(public) {
-        Ok(()) => Ok(facts),
-        Err(VerifyError::WrongKey { key_device }) => Err(AppError::other(tr!(
-            "Kunci salah: slip dari perangkat {device}, kunci milik {key_device}.",
-            "Wrong key: the slip is from device {device}, the key is {key_device}'s."
+    match slip::check::check(ring, text) {
+        Verdict::Genuine(f) => Ok(facts(f)),
+        Verdict::Damaged(why) => Err(AppError::invalid(tr!(
+            "Slip TIDAK SAH: isi QR rusak atau telah diubah ({why}).",
+            "Slip NOT VALID: the QR content is damaged or was altered ({why})."
         ))),
-        Err(VerifyError::BadSignature) => Err(AppError::invalid(tr!(
+        Verdict::UnknownDevice(f) => {
+            let device = f.device_id.clone();
+            let (msg, hint) = match ring.only() {
+                Some((id, _)) => (
+                    tr!(
+                        "Kunci salah: slip ini ditandatangani perangkat {device}, kunci yang dipakai milik perangkat {id}.",
+                        "Wrong key: this slip was signed by device {device}; the key given belongs to device {id}."
+                    ),
+                    tr!(
+                        "Periksa dengan kunci perangkat {device} (--key) atau daftar kunci Dinas (--keys).",
+                        "Check with device {device}'s key (--key) or the district's key list (--keys)."
+                    ),
+                ),
+                None => (
+                    tr!(
+                        "Perangkat {device} tidak ada di daftar kunci; keaslian slip tidak bisa dipastikan.",
+                        "Device {device} is not in the keys file; the slip cannot be verified."
+                    ),
+                    tr!(
+                        "Minta daftar kunci perangkat terbaru dari Dinas.",
+                        "Ask the district for the latest list of device keys."
+                    ),
+                ),
+            };
+            Err(AppError::other(msg)
+                .hint(hint)
+                .details(json!({ "slip": facts(f) })))
+        }
+        Verdict::WrongKey {
+            facts: f,
+            key_device,
+        } => Err(AppError::other(tr!(
+            "Kunci salah: slip dari perangkat {}, kunci milik {key_device}.",
+            "Wrong key: the slip is from device {}, the key is {key_device}'s.",
+            f.device_id
+        ))),
+        Verdict::Forged(f) => Err(AppError::invalid(tr!(
             "Slip TIDAK SAH: tanda tangan tidak cocok — isi slip telah diubah atau dipalsukan.",
             "Slip NOT VALID: the signature does not match — the slip was altered or forged."
         ))
         .hint(tr!(
             "Jangan terima slip ini; cocokkan dengan catatan di kantor Dinas (id {}).",
             "Do not accept this slip; check it against the district's records (id {}).",
-            p.record_uuid()
+            f.record_id
         ))
-        .details(json!({ "slip": facts }))),
+        .details(json!({ "slip": facts(f) }))),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The admin API under `/v1/admin/` (needs `Authorization: Bearer <server.admin_token>`; off,
 //! i.e. `404`, when no token is configured): what an office needs over HTTP without a shell on
-//! the server. The token check here is also the dashboard's (`/konflik`).
+//! the server. The token check here is also the dashboard's (`/konflik`, its login `/masuk`).
 //!
 //! | path | what |
 //! | --- | --- |
@@ -40,6 +40,16 @@ pub fn token_matches(configured: &str, authorization: Option<&str>) -> bool {
     let Some(presented) = authorization.and_then(|h| h.trim().strip_prefix("Bearer ")) else {
         return false;
     };
+    secret_matches(configured, presented)
+}
+
+/// True when `presented` is the configured token (never when none is configured), in constant
+/// time as [`token_matches`]: the dashboard's login form.
+pub fn secret_matches(configured: &str, presented: &str) -> bool {
+    let configured = configured.trim();
+    if configured.is_empty() {
+        return false;
+    }
     let a = Sha256::digest(presented.trim().as_bytes());
     let b = Sha256::digest(configured.as_bytes());
     bool::from(a.ct_eq(&b))

@@ -6,11 +6,13 @@
 //! | --- | --- |
 //! | `/` | totals against target, table per kecamatan, where to go next, teams, conflicts |
 //! | `/kecamatan/CODE` | one kecamatan and its desa |
-//! | `/konflik` | conflicts to resolve (counts; names and NIKs only with the admin token) |
+//! | `/konflik` | conflicts to resolve (server/konflik.rs: counts; names, both sides and the "handled" form for the admin) |
+//! | `/masuk`, `/cek-slip` | the admin's login and slip check (server/web.rs, server/slipcheck.rs) |
 //! | `/laporan?level=…&bulan=…` (or `dari=…&sampai=…`, `sasaran=…`) | the report for the head of office |
 //! | `/laporan.csv`, `.xlsx`, `.pdf`, `.json` with the same query | the same files as `server report` |
 //!
-//! Everything but the record-level part of `/konflik` is aggregates.
+//! Everything but the admin's pages (record-level part of `/konflik`, `/cek-slip`) is aggregates.
+//! Who asks is a [`Viewer`], worked out by server/web.rs (session cookie or bearer token).
 use super::chart::bar_chart;
 use super::coverage::{self, Area, DeviceActivity, fmt_int, fmt_pct, trend};
 use super::db::Db;
@@ -26,8 +28,6 @@ use std::sync::OnceLock;
 pub const CHART_DAYS: u16 = 14;
 /// How many villages "where to go next" lists.
 const NEXT_LIMIT: usize = 10;
-/// Most conflict records listed for the admin.
-const CONFLICT_LIMIT: usize = 500;
 
 /// What the dashboard needs from config.toml.
 #[derive(Debug, Clone)]
@@ -36,6 +36,16 @@ pub struct Settings {
     pub offset: time::UtcOffset,
     /// `server.admin_token`; empty means record-level views are off.
     pub admin_token: String,
+}
+
+/// Who is asking, as server/web.rs found out (a session cookie or `Authorization: Bearer`).
+#[derive(Debug, Clone, Default)]
+pub struct Viewer {
+    /// Logged in, or the right bearer token.
+    pub admin: bool,
+    /// The session's anti-forgery token for the page's forms (none for a bearer token: scripts
+    /// post without forms).
+    pub csrf: Option<String>,
 }
 
 /// An answer: status, content type, body and extra headers.
@@ -50,7 +60,7 @@ pub struct Page {
 const HTML: &str = "text/html; charset=utf-8";
 
 impl Page {
-    fn html(status: u16, body: String) -> Page {
+    pub fn html(status: u16, body: String) -> Page {
         Page {
             status,
             content_type: HTML,
@@ -61,7 +71,10 @@ impl Page {
 }
 
 /// Headers every dashboard answer carries: nothing cached (numbers change with every sync), no
-/// script, nothing from elsewhere.
+/// script, nothing from elsewhere. The referrer policy is `same-origin`, not `no-referrer`: under
+/// `no-referrer` a browser sends `Origin: null` with the dashboard's own forms, and the admin's
+/// forms are checked against their origin (server/session.rs); no address leaves for
+/// another site either way.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("Cache-Control", "no-store"),
     ("X-Content-Type-Options", "nosniff"),
@@ -69,7 +82,7 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
         "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
     ),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),
     ("X-Frame-Options", "DENY"),
 ];
 
@@ -78,19 +91,18 @@ pub fn owns(path: &str) -> bool {
     !path.starts_with("/v1/") && path != "/v1"
 }
 
-/// Answers one GET request. `authorization` is the request's `Authorization` header, if any.
+/// Answers one GET request for the aggregate pages.
 pub fn respond(
     conn: &mut Db<'_>,
     settings: &Settings,
     path: &str,
     query: &str,
-    authorization: Option<&str>,
+    viewer: &Viewer,
 ) -> Page {
     let result = match path {
-        "/" | "/index.html" => index(conn, settings),
-        "/konflik" => conflicts(conn, settings, authorization),
+        "/" | "/index.html" => index(conn, settings, viewer),
         "/laporan" | "/laporan.csv" | "/laporan.json" | "/laporan.xlsx" | "/laporan.pdf" => {
-            report(conn, settings, path, query)
+            report(conn, settings, path, query, viewer)
         }
         "/favicon.ico" => {
             return Page {
@@ -101,18 +113,22 @@ pub fn respond(
             };
         }
         p => match p.strip_prefix("/kecamatan/") {
-            Some(code) => district(conn, settings, code),
-            None => Ok(not_found(p)),
+            Some(code) => district(conn, settings, code, viewer),
+            None => Ok(not_found(p, viewer)),
         },
     };
-    result.unwrap_or_else(|e| {
-        eprintln!("{} dashboard error: {e}", crate::timefmt::now_utc());
-        error_page(
-            500,
-            "Server gagal",
-            "Halaman ini tidak bisa dibuat sekarang; coba lagi sebentar lagi. Rinciannya ada di log server.",
-        )
-    })
+    result.unwrap_or_else(|e| failed(&e, viewer))
+}
+
+/// The page of a failure the admin cannot fix from the browser (logged).
+pub fn failed(e: &dyn std::fmt::Display, viewer: &Viewer) -> Page {
+    eprintln!("{} dashboard error: {e}", crate::timefmt::now_utc());
+    error_page(
+        500,
+        "Server gagal",
+        "Halaman ini tidak bisa dibuat sekarang; coba lagi sebentar lagi. Rinciannya ada di log server.",
+        viewer,
+    )
 }
 
 /// The answer when no database connection can be had (PostgreSQL down or the pool exhausted).
@@ -122,10 +138,11 @@ pub fn unavailable(e: &dyn std::fmt::Display) -> Page {
         503,
         "Database tidak tersedia",
         "Database server tidak bisa dihubungi sekarang; coba lagi sebentar lagi. Rinciannya ada di log server.",
+        &Viewer::default(),
     )
 }
 
-type Res = Result<Page, Box<dyn std::error::Error>>;
+pub type Res = Result<Page, Box<dyn std::error::Error>>;
 
 fn env() -> &'static Environment<'static> {
     static ENV: OnceLock<Environment<'static>> = OnceLock::new();
@@ -157,6 +174,8 @@ fn env() -> &'static Environment<'static> {
             ("index.html", include_str!("templates/index.html")),
             ("kecamatan.html", include_str!("templates/kecamatan.html")),
             ("konflik.html", include_str!("templates/konflik.html")),
+            ("masuk.html", include_str!("templates/masuk.html")),
+            ("cek-slip.html", include_str!("templates/cek-slip.html")),
             ("error.html", include_str!("templates/error.html")),
             ("laporan.html", include_str!("templates/laporan.html")),
         ] {
@@ -169,29 +188,35 @@ fn env() -> &'static Environment<'static> {
 
 const CSS: &str = include_str!("templates/style.css");
 
-fn render(
+/// A page from template `name`, with what every page shows: the style, the time it was made,
+/// and the admin's links (login, or logout with the session's form token).
+pub fn render(
     name: &str,
     offset: time::UtcOffset,
+    viewer: &Viewer,
     ctx: minijinja::Value,
 ) -> Result<String, minijinja::Error> {
     let base = context! {
         css => CSS,
         generated => crate::timefmt::local_display(&crate::timefmt::now_utc(), offset),
+        admin => viewer.admin,
+        csrf => viewer.csrf.clone(),
     };
     env().get_template(name)?.render(context! { ..ctx, ..base })
 }
 
-fn error_page(status: u16, title: &str, message: &str) -> Page {
+pub fn error_page(status: u16, title: &str, message: &str, viewer: &Viewer) -> Page {
     let body = render(
         "error.html",
         time::UtcOffset::UTC,
+        viewer,
         context! { title => title, message => message },
     )
     .unwrap_or_else(|_| format!("{status} {title}"));
     Page::html(status, body)
 }
 
-fn not_found(path: &str) -> Page {
+fn not_found(path: &str, viewer: &Viewer) -> Page {
     error_page(
         404,
         "Halaman tidak ada",
@@ -199,12 +224,13 @@ fn not_found(path: &str) -> Page {
             "Tidak ada halaman {}.",
             path.chars().take(100).collect::<String>()
         ),
+        viewer,
     )
 }
 
 /// A region as the templates show it: every number already formatted the Indonesian way.
 #[derive(Debug, Serialize)]
-struct AreaView {
+pub struct AreaView {
     code: String,
     dotted: String,
     name: String,
@@ -225,9 +251,9 @@ struct AreaView {
     conflicts: String,
 }
 
-const NONE: &str = "—";
+pub const NONE: &str = "—";
 
-fn view(a: &Area) -> AreaView {
+pub fn view(a: &Area) -> AreaView {
     let f = &a.figures;
     let opt = |v: Option<u64>| v.map(fmt_int).unwrap_or_else(|| NONE.into());
     let of_target = f.of_target();
@@ -279,7 +305,7 @@ fn today(offset: time::UtcOffset) -> time::Date {
     time::OffsetDateTime::now_utc().to_offset(offset).date()
 }
 
-fn index(conn: &mut Db<'_>, s: &Settings) -> Res {
+fn index(conn: &mut Db<'_>, s: &Settings, v: &Viewer) -> Res {
     let cov = coverage::coverage(conn)?;
     let regencies: Vec<RegencyView> = cov
         .regencies
@@ -320,6 +346,7 @@ fn index(conn: &mut Db<'_>, s: &Settings) -> Res {
     let body = render(
         "index.html",
         s.offset,
+        v,
         context! {
             title => "Ringkasan",
             regencies => Value::from(Serde(&regencies)),
@@ -386,7 +413,7 @@ fn relative(ago: time::Duration) -> String {
     }
 }
 
-fn district(conn: &mut Db<'_>, s: &Settings, code: &str) -> Res {
+fn district(conn: &mut Db<'_>, s: &Settings, code: &str, v: &Viewer) -> Res {
     let code = region::normalize_code(code);
     let cov = coverage::coverage(conn)?;
     let Some(area) = cov.area(&code).filter(|a| a.code.len() == 6).cloned() else {
@@ -397,6 +424,7 @@ fn district(conn: &mut Db<'_>, s: &Settings, code: &str) -> Res {
                 "Kecamatan {} tidak ada di data dasbor ini.",
                 code.chars().take(20).collect::<String>()
             ),
+            v,
         ));
     };
     let villages: Vec<AreaView> = cov.villages_of(&code).map(view).collect();
@@ -409,6 +437,7 @@ fn district(conn: &mut Db<'_>, s: &Settings, code: &str) -> Res {
     let body = render(
         "kecamatan.html",
         s.offset,
+        v,
         context! {
             title => format!("Kecamatan {}", area.name),
             regency_name => region::lookup(&code[..4]).map(|r| r.name.clone()).unwrap_or_default(),
@@ -427,88 +456,13 @@ pub fn is_admin(settings: &Settings, authorization: Option<&str>) -> bool {
     super::admin::token_matches(&settings.admin_token, authorization)
 }
 
-#[derive(Serialize)]
-struct ConflictRecord {
-    id: String,
-    recorded_at: String,
-    nik: String,
-    name: String,
-    village: String,
-    team: String,
-    officer: String,
-    conflict_with: String,
-    other: String,
-}
-
-fn conflicts(conn: &mut Db<'_>, s: &Settings, authorization: Option<&str>) -> Res {
-    let admin = is_admin(s, authorization);
-    if authorization.is_some() && !admin {
-        let mut p = error_page(
-            401,
-            "Token admin salah",
-            "Token admin tidak cocok dengan server.admin_token (atau belum diatur di config.toml).",
-        );
-        p.headers
-            .push(("WWW-Authenticate", "Bearer realm=\"ikd-field\"".into()));
-        return Ok(p);
-    }
-    let cov = coverage::coverage(conn)?;
-    let villages: Vec<AreaView> = cov
-        .villages
-        .iter()
-        .filter(|v| v.figures.conflicts > 0)
-        .map(view)
-        .collect();
-    let total: u64 = cov.villages.iter().map(|v| v.figures.conflicts).sum();
-    let records = if admin {
-        let rows = conn.query_all(
-            "SELECT r.id, r.recorded_at, r.nik, r.name, r.village, r.team, r.officer,
-                    coalesce(r.conflict_with, ''), coalesce(o.team || ' / ' || o.officer, '')
-             FROM records r LEFT JOIN records o ON o.id = r.conflict_with
-             WHERE r.state = 'conflict' AND r.voided_by IS NULL
-             ORDER BY r.village, r.recorded_at LIMIT ?1",
-            crate::args![CONFLICT_LIMIT as i64],
-        )?;
-        let rows = rows.iter().map(|r| {
-            let village: String = r.get(4)?;
-            Ok(ConflictRecord {
-                id: r.get(0)?,
-                recorded_at: crate::timefmt::local_display(&r.get::<String>(1)?, s.offset),
-                nik: r.get(2)?,
-                name: r.get(3)?,
-                village: region::village(&village)
-                    .map(|v| v.name.clone())
-                    .unwrap_or(village),
-                team: r.get(5)?,
-                officer: r.get(6)?,
-                conflict_with: r.get(7)?,
-                other: r.get(8)?,
-            })
-        });
-        Some(rows.collect::<super::db::Result<Vec<_>>>()?)
-    } else {
-        None
-    };
-    let body = render(
-        "konflik.html",
-        s.offset,
-        context! {
-            title => "Konflik",
-            total => fmt_int(total),
-            villages => Value::from(Serde(&villages)),
-            records => Value::from(Serde(&records)),
-        },
-    )?;
-    Ok(Page::html(200, body))
-}
-
 /// The report (`/laporan` as a page, `/laporan.csv|xlsx|pdf|json` as files): the period, level and
 /// target date from the query, the same figures as `server report`.
-fn report(conn: &mut Db<'_>, s: &Settings, path: &str, query: &str) -> Res {
+fn report(conn: &mut Db<'_>, s: &Settings, path: &str, query: &str, v: &Viewer) -> Res {
     let now = crate::timefmt::now();
     let req = match Request::from_query(query, now.to_offset(s.offset).date()) {
         Ok(r) => r,
-        Err(message) => return Ok(error_page(400, "Permintaan laporan salah", &message)),
+        Err(message) => return Ok(error_page(400, "Permintaan laporan salah", &message, v)),
     };
     let l = laporan::build(conn, s.offset, now, req)?;
     let format = match path.rsplit_once('.').map(|x| x.1) {
@@ -516,7 +470,7 @@ fn report(conn: &mut Db<'_>, s: &Settings, path: &str, query: &str) -> Res {
         Some("xlsx") => Format::Xlsx,
         Some("pdf") => Format::Pdf,
         Some("json") => Format::Json,
-        _ => return report_page(&l, s),
+        _ => return report_page(&l, s, v),
     };
     Ok(Page {
         status: 200,
@@ -529,12 +483,13 @@ fn report(conn: &mut Db<'_>, s: &Settings, path: &str, query: &str) -> Res {
     })
 }
 
-fn report_page(l: &Laporan, s: &Settings) -> Res {
+fn report_page(l: &Laporan, s: &Settings, v: &Viewer) -> Res {
     let (rows, teams) = (l.page_rows(), l.team_rows());
     let r = &l.request;
     let body = render(
         "laporan.html",
         s.offset,
+        v,
         context! {
             title => format!("Laporan {}", l.period_name),
             l => Value::from(Serde(l)),
@@ -629,7 +584,7 @@ mod tests {
         };
         let cov = coverage::coverage(&mut Db::sqlite(&conn)).unwrap();
         let r = &cov.regencies[0];
-        let page = respond(&mut Db::sqlite(&conn), &s, "/", "", None);
+        let page = respond(&mut Db::sqlite(&conn), &s, "/", "", &Viewer::default());
         assert_eq!((page.status, page.content_type), (200, HTML));
         let html = text(&page);
         assert!(html.contains("KABUPATEN REJANG LEBONG"));
@@ -649,57 +604,55 @@ mod tests {
         assert_eq!(html.matches("<tr id=\"dev-").count(), 4);
         assert!(!html.contains("<script"));
         // No citizen's name or NIK on an aggregate page.
-        let (nik, name): (String, String) = conn
+        let nik: String = conn
             .query_row(
-                "SELECT nik, name FROM records WHERE state = 'conflict' LIMIT 1",
+                "SELECT nik FROM records WHERE state = 'conflict' LIMIT 1",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| r.get(0),
             )
             .unwrap();
         assert!(!html.contains(&nik));
 
-        let k = respond(&mut Db::sqlite(&conn), &s, "/kecamatan/170209", "", None);
+        let k = respond(
+            &mut Db::sqlite(&conn),
+            &s,
+            "/kecamatan/170209",
+            "",
+            &Viewer::default(),
+        );
         assert_eq!(k.status, 200);
         let kh = text(&k);
         assert!(kh.contains("Kecamatan CURUP"));
         assert!(kh.contains("id=\"desa-1702091012\""));
         assert_eq!(
-            respond(&mut Db::sqlite(&conn), &s, "/kecamatan/999999", "", None).status,
+            respond(
+                &mut Db::sqlite(&conn),
+                &s,
+                "/kecamatan/999999",
+                "",
+                &Viewer::default()
+            )
+            .status,
             404
         );
         assert_eq!(
-            respond(&mut Db::sqlite(&conn), &s, "/tidak-ada", "", None).status,
+            respond(
+                &mut Db::sqlite(&conn),
+                &s,
+                "/tidak-ada",
+                "",
+                &Viewer::default()
+            )
+            .status,
             404
         );
-
-        let open = text(&respond(&mut Db::sqlite(&conn), &s, "/konflik", "", None));
-        assert!(!open.contains(&nik) && open.contains("Authorization: Bearer"));
-        let admin = respond(
-            &mut Db::sqlite(&conn),
-            &s,
-            "/konflik",
-            "",
-            Some("Bearer token-admin-uji"),
-        );
-        assert_eq!(admin.status, 200);
-        let ah = text(&admin);
-        assert!(ah.contains(&nik) && ah.contains(&name));
-        let wrong = respond(
-            &mut Db::sqlite(&conn),
-            &s,
-            "/konflik",
-            "",
-            Some("Bearer salah"),
-        );
-        assert_eq!(wrong.status, 401);
-        assert!(!text(&wrong).contains(&nik));
 
         let csv = respond(
             &mut Db::sqlite(&conn),
             &s,
             "/laporan.csv",
             "level=desa",
-            None,
+            &Viewer::default(),
         );
         assert_eq!(csv.status, 200);
         // The header, 156 desa and the total.
@@ -710,12 +663,19 @@ mod tests {
             &s,
             "/laporan",
             "bulan=2026-12",
-            None,
+            &Viewer::default(),
         );
         assert_eq!(page.status, 200);
         assert!(text(&page).contains("Desember 2026"), "{}", text(&page));
         assert_eq!(
-            respond(&mut Db::sqlite(&conn), &s, "/laporan.csv", "level=x", None).status,
+            respond(
+                &mut Db::sqlite(&conn),
+                &s,
+                "/laporan.csv",
+                "level=x",
+                &Viewer::default()
+            )
+            .status,
             400
         );
     }
@@ -727,19 +687,10 @@ mod tests {
             offset: time::UtcOffset::UTC,
             admin_token: String::new(),
         };
-        let page = respond(&mut Db::sqlite(&conn), &s, "/", "", None);
+        let page = respond(&mut Db::sqlite(&conn), &s, "/", "", &Viewer::default());
         assert_eq!(page.status, 200);
         let html = text(&page);
         assert!(html.contains("Belum ada data"), "{html}");
         assert!(html.contains("Belum ada perangkat terdaftar"));
-        // Without a configured token, even a "Bearer" header gets no record-level view.
-        assert_eq!(
-            respond(&mut Db::sqlite(&conn), &s, "/konflik", "", Some("Bearer ")).status,
-            401
-        );
-        assert_eq!(
-            respond(&mut Db::sqlite(&conn), &s, "/konflik", "", None).status,
-            200
-        );
     }
 }

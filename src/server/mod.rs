@@ -4,7 +4,9 @@
 //! fixed pool of worker threads, each with its store handle).
 //! `server import` and `POST /v1/batches` share the same ingest path. The dashboard: `coverage`
 //! (the one aggregation behind the pages and `server report`), `targets` (the targets CSV),
-//! `dashboard` (HTML pages for GET paths outside `/v1/`), `fill` (synthetic data for tests and
+//! `dashboard` (HTML pages for GET paths outside `/v1/`), `web` (the dashboard over HTTP: the
+//! admin's `session`s, login, forms), `konflik` (the conflict page, "handled" marks), `slipcheck`
+//! (`/cek-slip`), `fill` (synthetic data for tests and
 //! the benchmark). Forwarding to a province: `forward` (the district's journal, cursor and
 //! lease), `forward_run` (one pass over HTTP), `relay` (the province accepting a district's
 //! records).
@@ -24,6 +26,7 @@ pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod known;
+pub mod konflik;
 pub mod laporan;
 pub mod listen;
 pub mod location;
@@ -36,9 +39,12 @@ pub mod relay;
 pub mod routes;
 pub mod rows;
 pub mod schema;
+pub mod session;
 pub mod site;
+pub mod slipcheck;
 pub mod store;
 pub mod targets;
+pub mod web;
 
 use crate::config::ServerConfig;
 use crate::crypto::KeyPair;

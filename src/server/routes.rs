@@ -4,8 +4,8 @@
 //! device, rate limit, wrong method) never wait for one. A route answers a [`Reply`], or for
 //! `GET /v1/admin/export` an [`Answer::Export`] that the transport streams.
 //!
-//! `/v1/health`, `/v1/enrol`, `/v1/batches`, `GET /v1/batches/{id}`, `/v1/activated`; GET (and HEAD) of any path outside
-//! `/v1/` is the dashboard (`super::dashboard`), HTML; `/v1/admin/` is the admin API
+//! `/v1/health`, `/v1/enrol`, `/v1/batches`, `GET /v1/batches/{id}`, `/v1/activated`; any path outside
+//! `/v1/` is the dashboard (`super::web`: its pages, the admin's login and forms), HTML; `/v1/admin/` is the admin API
 //! (`super::admin`, bearer token). Rate limits (`super::ratelimit`) are checked before a body is
 //! read: per device for batches and activated lists; per client address for refused enrolments
 //! and wrong admin tokens (guessing); an empty bucket is `429 rate_limited` with `Retry-After`.
@@ -13,7 +13,9 @@ use super::admin;
 use super::dashboard;
 use super::ingest::{self, Incoming};
 use super::ratelimit::RateLimiter;
+use super::session::Sessions;
 use super::store::Store;
+use super::web;
 use super::{Limits, Refusal};
 use super::{activated, batch_answer, enrol};
 use crate::crypto::KeyPair;
@@ -118,6 +120,10 @@ pub struct Shared {
     /// The dashboard's settings (time zone, admin token).
     pub dashboard: dashboard::Settings,
     pub rates: Rates,
+    /// The admin's dashboard sessions (in memory: a restart ends them).
+    pub sessions: Sessions,
+    /// Served over TLS (the session cookie is then `Secure`).
+    pub tls: bool,
 }
 
 /// The rate limits of `[server]`.
@@ -236,7 +242,7 @@ fn route(
         _ if answer_of.is_some() => Method::Get,
         protocol::PATH_HEALTH => Method::Get,
         protocol::PATH_ENROL | protocol::PATH_BATCHES | protocol::PATH_ACTIVATED => Method::Post,
-        p if dashboard::owns(p) => return dashboard_route(store, shared, req, method, path),
+        p if dashboard::owns(p) => return dashboard_route(store, shared, req, body, method, path),
         _ => {
             return Reply::refused(Refusal::new(
                 404,
@@ -376,37 +382,36 @@ fn admin_route(
     Ok(reply)
 }
 
-/// A dashboard page: GET or HEAD only; everything but the admin's conflict list is aggregates.
+/// A dashboard request (`super::web`: pages, the admin's login and forms), answered as HTML
+/// with the dashboard's security headers.
 fn dashboard_route(
     store: &Store,
     shared: &Shared,
     req: &Head,
+    body: &mut dyn Body,
     method: &Method,
     path: &str,
 ) -> Reply {
-    if !matches!(method, Method::Get | Method::Head) {
-        return Reply::refused(Refusal::new(
-            405,
-            ErrorCode::MethodNotAllowed,
-            format!("{} takes GET", printable(path)),
-        ));
-    }
-    let query = req.query.as_str();
-    let authorization = req.header("Authorization");
-    // A page asked for with an admin token (the conflict details) is guessing as much as the
-    // admin API is: the same per-address limit, checked first (a right token does not show
-    // while the address is locked) and spent by a wrong token.
-    if authorization.is_some() {
-        let ip = req.client_ip();
-        if let Err(wait) = shared.rates.address.check(&ip) {
-            return Reply::refused(rate_limited(wait));
-        }
-        if !admin::token_matches(&shared.dashboard.admin_token, authorization) {
-            let _ = shared.rates.address.take(&ip);
-        }
-    }
+    let header = |name: &str| req.header(name);
+    let request = web::Request {
+        verb: match method {
+            Method::Get | Method::Head => web::Verb::Read,
+            Method::Post => web::Verb::Post,
+            Method::Other(_) => web::Verb::Other,
+        },
+        path,
+        query: &req.query,
+        ip: req.client_ip(),
+        header: &header,
+    };
+    let ctx = web::Ctx {
+        settings: &shared.dashboard,
+        sessions: &shared.sessions,
+        address: &shared.rates.address,
+        tls: shared.tls,
+    };
     let page = match store.db() {
-        Ok(mut db) => dashboard::respond(&mut db, &shared.dashboard, path, query, authorization),
+        Ok(mut db) => web::answer(&mut db, &ctx, &request, &mut |max| body.read(max)),
         Err(e) => dashboard::unavailable(&e),
     };
     let mut headers: Vec<(&'static str, String)> = dashboard::SECURITY_HEADERS

@@ -243,7 +243,37 @@ pub const MIGRATIONS: &[Migration] = &[
         GROUP BY village, h;
     "#,
     },
+    // 7: conflicts the admin marked handled on the dashboard's /konflik, with the admin's note
+    // (server::konflik). A conflict is open while neither of its records is voided and it is not
+    // marked handled ([`OPEN_CONFLICT`]).
+    Migration {
+        sqlite: r#"
+    CREATE TABLE conflict_handled (
+        record_id  TEXT PRIMARY KEY REFERENCES records(id),
+        note       TEXT NOT NULL,
+        handled_at TEXT NOT NULL
+    ) STRICT;
+    "#,
+        postgres: r#"
+    CREATE TABLE conflict_handled (
+        record_id  TEXT PRIMARY KEY REFERENCES records(id),
+        note       TEXT NOT NULL,
+        handled_at TEXT NOT NULL
+    );
+    "#,
+    },
 ];
+
+/// The condition (on `records` as `r`) of an open conflict: flagged, neither it nor the record
+/// it conflicts with voided from the field since, and not marked handled by the admin. The one
+/// definition behind the dashboard's counts, `/konflik` and `server stats`.
+pub const OPEN_CONFLICT: &str = "r.state = 'conflict' AND r.voided_by IS NULL
+    AND NOT EXISTS (SELECT 1 FROM records o WHERE o.id = r.conflict_with AND o.voided_by IS NOT NULL)
+    AND NOT EXISTS (SELECT 1 FROM conflict_handled h WHERE h.record_id = r.id)";
+
+/// A conflict closed by a void from the field (of either of its two records).
+pub const CONFLICT_CLOSED_BY_VOID: &str = "r.state = 'conflict' AND (r.voided_by IS NOT NULL
+    OR EXISTS (SELECT 1 FROM records o WHERE o.id = r.conflict_with AND o.voided_by IS NOT NULL))";
 
 /// The dashboard's schema, a numbered migration of the server store: targets, the live-activation
 /// aggregates (filled from the records already there when the migration runs; kept up to date by

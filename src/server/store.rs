@@ -48,9 +48,12 @@ pub struct Stats {
     pub activations_live: i64,
     /// Open conflicts (not voided since), as the dashboard counts them.
     pub conflicts: i64,
-    /// Conflicts closed by a void from the field.
+    /// Conflicts closed by a void from the field (of either record).
     #[serde(default)]
     pub conflicts_closed: i64,
+    /// Conflicts the admin marked handled on the dashboard (and no void closed).
+    #[serde(default)]
+    pub conflicts_handled: i64,
     pub voids: i64,
     pub rejects: i64,
     pub devices: i64,
@@ -207,25 +210,29 @@ impl Store {
 
     pub fn stats(&self) -> Result<Stats, AppError> {
         self.with(|db| {
-            let r = db.query_one(
+            use super::schema::{CONFLICT_CLOSED_BY_VOID, OPEN_CONFLICT};
+            let sql = format!(
                 "SELECT
                    (SELECT COUNT(*) FROM records),
                    (SELECT COUNT(*) FROM live_activations),
-                   (SELECT COUNT(*) FROM records WHERE state = 'conflict' AND voided_by IS NULL),
+                   (SELECT COUNT(*) FROM records r WHERE {OPEN_CONFLICT}),
                    (SELECT COUNT(*) FROM records WHERE kind = 'void'),
                    (SELECT COUNT(*) FROM rejects),
                    (SELECT COUNT(*) FROM devices),
                    (SELECT COUNT(*) FROM devices WHERE revoked_at IS NOT NULL),
                    (SELECT COUNT(*) FROM batches),
                    (SELECT COUNT(*) FROM tokens WHERE used_at IS NULL),
-                   (SELECT COUNT(*) FROM records WHERE state = 'conflict' AND voided_by IS NOT NULL)",
-                args![],
-            )?;
+                   (SELECT COUNT(*) FROM records r WHERE {CONFLICT_CLOSED_BY_VOID}),
+                   (SELECT COUNT(*) FROM records r JOIN conflict_handled h ON h.record_id = r.id
+                    WHERE NOT ({CONFLICT_CLOSED_BY_VOID}))"
+            );
+            let r = db.query_one(&sql, args![])?;
             Ok(Stats {
                 records: r.get(0)?,
                 activations_live: r.get(1)?,
                 conflicts: r.get(2)?,
                 conflicts_closed: r.get(9)?,
+                conflicts_handled: r.get(10)?,
                 voids: r.get(3)?,
                 rejects: r.get(4)?,
                 devices: r.get(5)?,

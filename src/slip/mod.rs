@@ -1,6 +1,7 @@
 //! Signed QR confirmation slips (DESIGN.md §5): the payload, and renderers for PNG, SVG, PDF,
 //! ESC/POS thermal printers and the terminal. `Slip` holds what every renderer prints; `layout`
 //! places it once for PNG, SVG and PDF, so they look the same.
+pub mod check;
 pub mod escpos;
 pub mod font;
 pub mod keys;

@@ -32,8 +32,10 @@ pub fn load(conn: &mut Db<'_>) -> db::Result<Inputs> {
     )?;
     let conflicts = counts(
         conn,
-        "SELECT village, COUNT(*) FROM records WHERE state = 'conflict' AND voided_by IS NULL
-         GROUP BY village",
+        &format!(
+            "SELECT r.village, COUNT(*) FROM records r WHERE {} GROUP BY r.village",
+            crate::server::schema::OPEN_CONFLICT
+        ),
     )?;
     Ok(Inputs {
         targets,
