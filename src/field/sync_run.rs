@@ -8,6 +8,7 @@ use crate::error::AppError;
 use crate::field::activated;
 use crate::field::datadir::DataDir;
 use crate::field::enrolment::{Enrolment, M_LAST_OK, M_LAST_SUMMARY};
+use crate::field::link::{Sample, ServerLimits, Sizer};
 use crate::field::outbox::{self, Batch, Problem};
 use crate::protocol::{BatchResponse, Summary};
 use crate::tr;
@@ -33,6 +34,8 @@ pub struct Report {
     pub server: String,
     pub batches: usize,
     pub records: usize,
+    /// Records in each answered batch, in order (the sizes the link measured out).
+    pub batch_records: Vec<usize>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub summary: Summary,
@@ -77,8 +80,28 @@ impl Report {
 }
 
 pub struct Options {
+    /// Records in the first batch (`sync.batch_size`); later ones are sized to the link.
     pub batch_size: usize,
+    /// Most records a batch grows to (`sync.max_batch_size`; the server's limit bounds it too).
+    pub max_batch_size: usize,
+    /// Every batch `batch_size` records, not sized to the link (`sync --batch-size`).
+    pub fixed: bool,
     pub retry: Retry,
+}
+
+impl Options {
+    fn sizer(&self) -> Sizer {
+        Sizer::new(self.batch_size, self.max_batch_size, self.fixed)
+    }
+}
+
+/// The JSON size of a gzip body, from its trailer (ISIZE: the input's length mod 2³²).
+fn json_len(gz: &[u8]) -> u64 {
+    gz.len()
+        .checked_sub(4)
+        .and_then(|i| gz.get(i..))
+        .and_then(|t| <[u8; 4]>::try_from(t).ok())
+        .map_or(0, |t| u32::from_le_bytes(t) as u64)
 }
 
 /// The next batch to send: an open one after journal position `pos`, else a newly cut one.
@@ -95,6 +118,46 @@ fn next_batch(
     outbox::cut(&mut dd.store, &dd.key, &device, batch_size, after_seq)
 }
 
+/// The next batch, sized by `sizer` (told what was cut).
+fn next_sized(
+    dd: &mut DataDir,
+    sizer: &mut Sizer,
+    pos: i64,
+    after_seq: i64,
+) -> Result<Option<Batch>, AppError> {
+    let b = next_batch(dd, sizer.next(), pos, after_seq)?;
+    if let Some(b) = &b {
+        sizer.cut(b.record_count, b.body.len() as u64, json_len(&b.body));
+    }
+    Ok(b)
+}
+
+/// An answer and how it came: its bytes as received and the exchange's time.
+struct Exchanged {
+    answer: BatchResponse,
+    received: u64,
+    secs: f64,
+    /// Asked for by batch id (`GET /v1/batches/{id}`), not the answer to the body just sent.
+    by_id: bool,
+}
+
+/// `GET /v1/batches/{id}`: the journalled answer to `batch`, if the server has one.
+fn ask(
+    client: &Client,
+    batch: &Batch,
+    device: &str,
+    server_key: &[u8; 32],
+) -> Result<Option<Exchanged>, Failure> {
+    let t = Instant::now();
+    let got = client.stored_answer(&batch.id, &batch.signature, device, server_key)?;
+    Ok(got.map(|(answer, received)| Exchanged {
+        answer,
+        received,
+        secs: t.elapsed().as_secs_f64(),
+        by_id: true,
+    }))
+}
+
 /// What the sending thread reports to the run.
 enum Msg {
     /// An attempt failed; the thread waits `wait` and tries again.
@@ -104,14 +167,16 @@ enum Msg {
         failure: Failure,
     },
     /// The batch's fate: answered, given up (the last failure), or stopped by Ctrl-C.
-    Done(Result<(BatchResponse, u64), Option<Failure>>),
+    Done(Result<Exchanged, Option<Failure>>),
 }
 
 /// Sends one batch with retries (on its own thread), reporting each failed attempt. The
-/// answer is asked to carry the district's activated-list delta after `since`. After a
-/// failure that may have followed a complete request (the connection dropped or the answer did
-/// not come), and for a batch an earlier run already tried, the next attempt first asks the
-/// server for its journalled answer by batch id, and sends the body only when there is none.
+/// answer is asked to carry the district's activated-list delta after `since`. When the whole
+/// body was sent and then the connection dropped or the answer did not come, the journalled
+/// answer is asked for by batch id at once, with no wait; the body goes again (after the
+/// backoff) only when the server has no answer for it. After a failure that may have followed a
+/// complete request, and for a batch an earlier run already tried, the next attempt likewise
+/// asks first.
 #[allow(clippy::too_many_arguments)]
 fn send_with_retries(
     client: &Client,
@@ -126,12 +191,13 @@ fn send_with_retries(
     let mut ask_first = batch.attempts > 0;
     let mut attempt = || {
         if ask_first {
-            match client.stored_answer(&batch.id, &batch.signature, device, server_key) {
+            match ask(client, batch, device, server_key) {
                 Ok(Some(x)) => return Attempt::Done(x),
                 Ok(None) => ask_first = false,
                 Err(f) => return Attempt::Failed(f),
             }
         }
+        let t = Instant::now();
         let sent = client.send_signed(
             &batch.id,
             &batch.body,
@@ -141,7 +207,24 @@ fn send_with_retries(
             Some(since),
         );
         match sent {
-            Ok(x) => Attempt::Done(x),
+            Ok((answer, received)) => Attempt::Done(Exchanged {
+                answer,
+                received,
+                secs: t.elapsed().as_secs_f64(),
+                by_id: false,
+            }),
+            // All of it was sent: the answer is most likely journalled; ask at once.
+            Err(f @ Failure::Unanswered(_)) => match ask(client, batch, device, server_key) {
+                Ok(Some(x)) => Attempt::Done(x),
+                Ok(None) => {
+                    ask_first = false;
+                    Attempt::Failed(f)
+                }
+                Err(g) => {
+                    ask_first = true;
+                    Attempt::Failed(g)
+                }
+            },
             Err(f) => {
                 ask_first = matches!(f, Failure::Lost(_));
                 Attempt::Failed(f)
@@ -206,8 +289,9 @@ pub fn run(
     // The activated-list cursor the next batch asks its delta from (each answer moves it).
     let mut since = activated::cursor(&dd.store)?;
     let mut deltas = Deltas::default();
+    let mut sizer = opts.sizer();
     let t = Instant::now();
-    let mut current = next_batch(dd, opts.batch_size, 0, 0)?;
+    let mut current = next_sized(dd, &mut sizer, 0, 0)?;
     report.ms.cut += t.elapsed().as_millis() as u64;
     // An answer received but not stored yet (stored while the next batch is on the wire).
     let mut unstored: Option<(Batch, BatchResponse, u64)> = None;
@@ -229,9 +313,15 @@ pub fn run(
             if let Some((b, answer, received)) = unstored.take() {
                 store_answer(dd, &mut report, &mut deltas, &b, &answer, received, on)?;
             }
+            // The next batch is cut while this one is on the wire, sized by the exchanges
+            // measured so far; the second waits for the first measurement.
             let t = Instant::now();
             let (pos, after) = (batch.pos, batch.last_seq);
-            let following = next_batch(dd, opts.batch_size, pos, after)?;
+            let learning = sizer.learning();
+            let mut following = match learning {
+                true => None,
+                false => next_sized(dd, &mut sizer, pos, after)?,
+            };
             report.ms.cut += t.elapsed().as_millis() as u64;
             let t = Instant::now();
             let mut done = None;
@@ -243,6 +333,9 @@ pub fn run(
                         failure,
                     } => {
                         outbox::note_failure(&dd.store, &batch.id, &failure.to_string())?;
+                        if matches!(failure, Failure::Lost(_) | Failure::Unanswered(_)) {
+                            sizer.failed(batch.record_count);
+                        }
                         on(Event::Retry(Retrying {
                             attempt,
                             max: opts.retry.max_attempts,
@@ -256,9 +349,30 @@ pub fn run(
             let _ = handle.join();
             report.ms.exchange += t.elapsed().as_millis() as u64;
             match done {
-                Some(Ok((answer, received))) => {
+                Some(Ok(x)) => {
+                    let Exchanged {
+                        answer, received, ..
+                    } = x;
+                    sizer.answered(Sample {
+                        records: if x.by_id { 0 } else { batch.record_count },
+                        up: if x.by_id { 0 } else { batch.body.len() as u64 },
+                        down: received,
+                        secs: x.secs,
+                    });
+                    if let Some(l) = answer.limits {
+                        sizer.server_limits(ServerLimits {
+                            records: l.max_batch_records,
+                            body_bytes: l.max_body_bytes,
+                            json_bytes: l.max_decompressed_bytes,
+                        });
+                    }
                     if let Some(d) = answer.activated.as_ref().filter(|d| d.since <= since) {
                         since = since.max(d.next);
+                    }
+                    if learning {
+                        let t = Instant::now();
+                        following = next_sized(dd, &mut sizer, pos, after)?;
+                        report.ms.cut += t.elapsed().as_millis() as u64;
                     }
                     let b = std::sync::Arc::try_unwrap(batch).unwrap_or_else(|a| (*a).clone());
                     unstored = Some((b, answer, received));
@@ -347,6 +461,7 @@ fn store_answer(
     report.ms.apply += t.elapsed().as_millis() as u64;
     report.batches += 1;
     report.records += batch.record_count;
+    report.batch_records.push(batch.record_count);
     report.bytes_sent += batch.body.len() as u64;
     report.bytes_received += received;
     let s = &mut report.summary;
@@ -413,6 +528,8 @@ pub struct FileReport {
     pub file: String,
     pub batches: usize,
     pub records: usize,
+    /// Records in each answered batch, in order (the sizes the link measured out).
+    pub batch_records: Vec<usize>,
     pub bytes: u64,
 }
 
@@ -468,4 +585,17 @@ pub fn to_file(dd: &mut DataDir, path: &Path, batch_size: usize) -> Result<FileR
         ),
     )?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_json_size_comes_from_the_gzip_trailer() {
+        let json = vec![b'{'; 123_456];
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, &json).unwrap();
+        let gz = e.finish().unwrap();
+        assert_eq!(super::json_len(&gz), 123_456);
+        assert_eq!(super::json_len(b"ab"), 0);
+    }
 }
