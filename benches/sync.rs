@@ -163,13 +163,17 @@ fn main() {
     );
     let n = bench_util::env_n("IKD_BENCH_SYNC_N", 100_000);
     let small = bench_util::env_n("IKD_BENCH_SYNC_SMALL", 2_000);
+    // `IKD_BENCH_SYNC_ONLY=link`: only the wire, slow-link and one-batch rows (2–4), printed,
+    // BENCHMARKS.md left as it is.
+    let only_link = std::env::var("IKD_BENCH_SYNC_ONLY").is_ok_and(|v| v == "link");
     let tmp = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
 
     // 1. Loopback, N records, at the default batch size and at the largest; three runs each,
     //    each with a fresh server and a fresh field kit (other people, so nothing is a duplicate).
     let reps = bench_util::env_n("IKD_BENCH_SYNC_REPS", 3);
-    for batch in [500usize, 5000] {
+    let loopback: &[usize] = if only_link { &[] } else { &[500, 5000] };
+    for &batch in loopback {
         let mut runs = Vec::new();
         for rep in 0..reps {
             let server = Server::start(&tmp.path().join(format!("loop-{batch}-{rep}.db")));
@@ -285,9 +289,19 @@ fn main() {
         bytes_per_sec: 32 * 1024,
         latency: Duration::from_millis(200),
     };
-    // At the default batch size, then at 1000 (half the round trips, twice the bytes resent
-    // after a drop), each against the bytes of its own clean run.
-    for batch in [500usize, 1000] {
+    // At the defaults (the first batch 500 records, the next ones sized to the link), then at
+    // fixed batches of 500 (`--batch-size 500`, as before batches were sized to the link), each
+    // against the bytes of its own clean run.
+    for (sizing, args) in [
+        (
+            "batches sized to the link (defaults: the first 500)",
+            &[][..],
+        ),
+        (
+            "fixed batches of 500 (`--batch-size 500`, as before)",
+            &["--batch-size", "500"][..],
+        ),
+    ] {
         let mut clean_bytes = 0usize;
         for (seed, label, faults) in [
             (88, "clean", vec![]),
@@ -297,17 +311,20 @@ fn main() {
                 vec![Fault::Pass, Fault::DropAnswer],
             ),
         ] {
-            let seed = seed + batch as u64;
+            let seed = seed + 1000 * args.len() as u64;
             let server = Server::start(&tmp.path().join(format!("slow-{seed}.db")));
             let k = enrolled_kit(&server, "");
             let stored = record_many_ok(&k, seed, small);
             let proxy = Proxy::start(server.addr);
             proxy.set_link(Some(link));
             proxy.plan(faults);
-            let (secs, _, r) = timed_sync(
-                &k,
-                &["--server", &proxy.url, "--batch-size", &batch.to_string()],
-            );
+            let (secs, _, r) = timed_sync(&k, &[&["--server", &proxy.url][..], args].concat());
+            let sizes: Vec<String> = r["batch_records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
             assert_eq!(r["pending"], 0);
             assert_eq!(r["records"].as_u64(), Some(stored as u64));
             let moved = proxy.bytes.load(Ordering::SeqCst);
@@ -322,15 +339,17 @@ fn main() {
                 .filter(|l| l.starts_with("GET /v1/batches/"))
                 .count();
             println!(
-                "slow link, batches of {batch} ({label}): {secs:.1} s, {moved} B moved in {trips} requests, bound {bound:.1} s"
+                "slow link, {sizing} ({label}): {secs:.1} s, {moved} B moved in {trips} requests, batches {sizes:?}, bound {bound:.1} s; ms {}",
+                r["ms"]
             );
             rows.push(Row {
                 what: format!(
-                    "{stored} records over 32 KB/s with +400 ms RTT, batches of {batch}, {label}; nothing lost or doubled"
+                    "{stored} records over 32 KB/s with +400 ms RTT, {sizing}, {label}; nothing lost or doubled"
                 ),
                 ours: format!(
-                    "{secs:.1} s ({:.0} KB moved, {trips} requests{})",
+                    "{secs:.1} s ({:.0} KB moved, {trips} requests for batches of {}{})",
                     moved as f64 / 1024.0,
+                    sizes.join(" + "),
                     if by_id > 0 {
                         format!(", {by_id} of them the answer asked for by batch id")
                     } else {
@@ -380,50 +399,55 @@ fn main() {
         met: Some(counts[0].0 == 1),
     });
 
-    // 5. A dead link: a server that takes connections and never answers; default settings.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming().flatten() {
-            held.push(conn);
-        }
-    });
-    let k = enrolled_kit(&server, "");
-    let stored = record_many_ok(&k, 68, 100);
-    let t = Instant::now();
-    let mut child = k
-        .cmd(&["sync", "--server", &dead])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first_line = lines.next().and_then(Result::ok).unwrap_or_default();
-    let first = t.elapsed().as_secs_f64();
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let code = child.wait().unwrap().code();
-    let exit = t.elapsed().as_secs_f64();
-    let pending = netfault::local(&k, "pending").len();
-    println!(
-        "dead link: first line after {first:.2} s ({first_line}), exit {code:?} after {exit:.1} s; {rest:?}"
-    );
-    rows.push(Row {
-        what: format!(
-            "dead link (a server that accepts and never answers), default `[sync]` settings, {stored} records pending: time to the first message / to exit 5"
-        ),
-        ours: format!(
-            "{first:.2} s / {exit:.1} s (exit {}, {pending} records still pending: nothing lost)",
-            code.map_or("?".into(), |c| c.to_string())
-        ),
-        baseline: "30 s / 206 s (the previous version, measured for issue #14; not rerun)".into(),
-        ratio: "—".into(),
-        target: "≤ 2 s / ≤ 30 s".into(),
-        met: Some(first <= 2.0 && exit <= 30.0 && code == Some(5) && pending == stored),
-    });
+    if !only_link {
+        // 5. A dead link: a server that takes connections and never answers; default settings.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming().flatten() {
+                held.push(conn);
+            }
+        });
+        let k = enrolled_kit(&server, "");
+        let stored = record_many_ok(&k, 68, 100);
+        let t = Instant::now();
+        let mut child = k
+            .cmd(&["sync", "--server", &dead])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first_line = lines.next().and_then(Result::ok).unwrap_or_default();
+        let first = t.elapsed().as_secs_f64();
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let code = child.wait().unwrap().code();
+        let exit = t.elapsed().as_secs_f64();
+        let pending = netfault::local(&k, "pending").len();
+        println!(
+            "dead link: first line after {first:.2} s ({first_line}), exit {code:?} after {exit:.1} s; {rest:?}"
+        );
+        rows.push(Row {
+            what: format!(
+                "dead link (a server that accepts and never answers), default `[sync]` settings, {stored} records pending: time to the first message / to exit 5"
+            ),
+            ours: format!(
+                "{first:.2} s / {exit:.1} s (exit {}, {pending} records still pending: nothing lost)",
+                code.map_or("?".into(), |c| c.to_string())
+            ),
+            baseline: "30 s / 206 s (the previous version, measured for issue #14; not rerun)".into(),
+            ratio: "—".into(),
+            target: "≤ 2 s / ≤ 30 s".into(),
+            met: Some(first <= 2.0 && exit <= 30.0 && code == Some(5) && pending == stored),
+        });
+    }
 
     let table = bench_util::table(&rows);
     print!("{table}");
+    if only_link {
+        return;
+    }
     bench_util::write_section(
         "sync",
         &format!(

@@ -24,6 +24,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 pub struct Client {
     agent: ureq::Agent,
     base: String,
+    /// The wait for an answer once a request is sent (`sync.answer_timeout_secs`).
+    answer_timeout: Duration,
 }
 
 /// A response read in full: status, signature header, `Content-Encoding`, `Retry-After`, body
@@ -80,7 +82,11 @@ impl Client {
             .user_agent(concat!("ikd-field/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Ok(Client { agent, base })
+        Ok(Client {
+            agent,
+            base,
+            answer_timeout: t.answer_timeout,
+        })
     }
 
     pub fn base(&self) -> &str {
@@ -261,6 +267,22 @@ impl Client {
         server_key: &[u8; crypto::PUBLIC_KEY_LEN],
         activated_since: Option<i64>,
     ) -> Result<(BatchResponse, u64), Failure> {
+        let b = (batch_id, body, signature);
+        self.send_signed_within(b, device_id, server_key, activated_since, Duration::ZERO)
+    }
+
+    /// As [`Client::send_signed`] (`batch` = id, body, signature), waiting `upload` longer than
+    /// the answer timeout for the answer: the time the body may still spend on a slow link once
+    /// it is handed to the connection (the system's send buffer drains at the link's pace, and
+    /// the answer timeout starts when it has taken the body).
+    pub fn send_signed_within(
+        &self,
+        (batch_id, body, signature): (&str, &[u8], &str),
+        device_id: &str,
+        server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+        activated_since: Option<i64>,
+        upload: Duration,
+    ) -> Result<(BatchResponse, u64), Failure> {
         let mut req = self
             .agent
             .post(format!("{}{}", self.base, protocol::PATH_BATCHES))
@@ -272,6 +294,12 @@ impl Client {
             .header(protocol::H_SIGNATURE, signature);
         if let Some(since) = activated_since {
             req = req.header(protocol::H_ACTIVATED_SINCE, since.to_string());
+        }
+        if !upload.is_zero() {
+            req = req
+                .config()
+                .timeout_recv_response(Some(self.answer_timeout + upload))
+                .build();
         }
         // The body goes through a reader that tells afterwards whether all of it was handed to
         // the connection: a drop after that asks for the journalled answer at once.

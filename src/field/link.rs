@@ -7,7 +7,7 @@
 //! (`sync.max_batch_size`) and [`MAX_EXCHANGE_SECS`] of link time (a very slow link keeps its
 //! batches small enough to finish, and a drop mid-upload wastes at most that). It grows at most
 //! [`GROWTH`] times per batch and halves after a failed attempt. Pure arithmetic: the sync run
-//! ([`super::sync_run`]) feeds it and cuts what it says.
+//! (`sync_run.rs`) feeds it and cuts what it says.
 use std::collections::VecDeque;
 
 /// Bandwidth × fixed-cost products one request should carry.
@@ -156,6 +156,18 @@ impl Sizer {
             fixed_secs: (my - slope * mx).max(0.0),
             bytes_per_sec: 1.0 / slope,
         })
+    }
+
+    /// Seconds `bytes` take on the link, as measured so far (0 before any measurement): the
+    /// fitted bandwidth, else the last exchange's bytes per second (round trip included, so
+    /// never less than the link's own time).
+    pub fn upload_secs(&self, bytes: u64) -> f64 {
+        let per_sec = match (self.fit(), self.samples.back()) {
+            (Some(f), _) => f.bytes_per_sec,
+            (None, Some(s)) => s.bytes() / s.secs.max(1e-3),
+            (None, None) => return 0.0,
+        };
+        bytes as f64 / per_sec
     }
 
     /// Wire bytes per record (both bodies and headers) of the last batch sent; before one was
@@ -361,6 +373,19 @@ mod tests {
         });
         s.server_limits(LIMITS);
         assert_eq!(s.next(), 160);
+    }
+
+    #[test]
+    fn the_upload_time_follows_the_measurements() {
+        let mut s = Sizer::new(500, 2000, false);
+        assert_eq!(s.upload_secs(100_000), 0.0);
+        let first = over(500, 0.4, 32768.0);
+        s.answered(first);
+        // One exchange: its rate with the round trip in it, slower than the link.
+        let t = s.upload_secs(327_680);
+        assert!(t > 10.0 && (t - 327_680.0 * first.secs / first.bytes()).abs() < 1e-9);
+        s.answered(over(2000, 0.4, 32768.0));
+        assert!((s.upload_secs(327_680) - 10.0).abs() < 0.01);
     }
 
     #[test]

@@ -184,6 +184,7 @@ fn send_with_retries(
     device: &str,
     server_key: &[u8; 32],
     since: i64,
+    upload: Duration,
     retry: &Retry,
     stop: &AtomicBool,
     tx: &mpsc::Sender<Msg>,
@@ -198,13 +199,12 @@ fn send_with_retries(
             }
         }
         let t = Instant::now();
-        let sent = client.send_signed(
-            &batch.id,
-            &batch.body,
-            &batch.signature,
+        let sent = client.send_signed_within(
+            (&batch.id, &batch.body, &batch.signature),
             device,
             server_key,
             Some(since),
+            upload,
         );
         match sent {
             Ok((answer, received)) => Attempt::Done(Exchanged {
@@ -305,9 +305,12 @@ pub fn run(
             let (tx, rx) = mpsc::channel();
             let sending = std::sync::Arc::clone(&batch);
             let (device, server_key, retry) = (&device, &server_key, &opts.retry);
+            // The answer timeout starts once the body is handed over; on a slow link part of
+            // it is still on its way then.
+            let upload = Duration::from_secs_f64(sizer.upload_secs(batch.body.len() as u64));
             let handle = scope.spawn(move || {
                 send_with_retries(
-                    client, &sending, device, server_key, since, retry, stop, &tx,
+                    client, &sending, device, server_key, since, upload, retry, stop, &tx,
                 )
             });
             if let Some((b, answer, received)) = unstored.take() {
