@@ -275,6 +275,19 @@ fn batches_grow_on_a_slow_link_within_the_servers_limit() {
     assert_eq!(proxy.seen().len() - before, 4);
     let all: Vec<String> = ids.iter().chain(&more).cloned().collect();
     assert_exactly_once(&server, &k, &all);
+
+    // The next sync over the same link starts from what the first one learnt: no 50 first.
+    let later = record_many(&k, 79, 600);
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    assert_eq!(r["batch_records"], serde_json::json!([300, 300]), "{r}");
+    let all: Vec<String> = all.iter().chain(&later).cloned().collect();
+    assert_exactly_once(&server, &k, &all);
+    // Another route is another link: it starts at sync.batch_size again.
+    let last = record_many(&k, 80, 60);
+    let r = k.json(&["sync", "--server", &server.url]);
+    assert_eq!(r["batch_records"], serde_json::json!([50, 10]), "{r}");
+    let all: Vec<String> = all.iter().chain(&last).cloned().collect();
+    assert_exactly_once(&server, &k, &all);
 }
 }
 

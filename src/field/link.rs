@@ -47,6 +47,23 @@ pub struct ServerLimits {
     pub json_bytes: u64,
 }
 
+/// What a run learnt of the link to a server and of the server's limits, kept for the next run
+/// to that server so its first batch is sized too (field database meta `sync.link`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Learnt {
+    /// The server's address the run used (another route is another link).
+    pub server: String,
+    pub fixed_secs: f64,
+    pub bytes_per_sec: f64,
+    /// Wire bytes per record (both bodies and headers), gzip body and JSON bytes per record.
+    pub wire_per_record: f64,
+    pub body_per_record: f64,
+    pub json_per_record: f64,
+    pub max_batch_records: usize,
+    pub max_body_bytes: u64,
+    pub max_json_bytes: u64,
+}
+
 /// The fitted line: fixed cost per exchange (s) and bandwidth (bytes/s).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fit {
@@ -69,6 +86,8 @@ pub struct Sizer {
     json_per_record: f64,
     /// Body bytes per record of the last batch cut.
     body_per_record: f64,
+    /// What an earlier run learnt of this link, until this run has measured its own.
+    prior: Option<Learnt>,
 }
 
 impl Sizer {
@@ -87,13 +106,46 @@ impl Sizer {
             ceiling: max,
             json_per_record: 0.0,
             body_per_record: 0.0,
+            prior: None,
         }
     }
 
     /// True until the first exchange is measured: the second batch is then cut after the
     /// first answer (later cuts overlap the exchange before them).
     pub fn learning(&self) -> bool {
-        !self.fixed && self.samples.is_empty()
+        !self.fixed && self.samples.is_empty() && self.prior.is_none()
+    }
+
+    /// Starts from what an earlier run learnt of the same link: its first batch is sized by it.
+    pub fn recall(&mut self, l: Learnt) {
+        self.server = Some(ServerLimits {
+            records: l.max_batch_records,
+            body_bytes: l.max_body_bytes,
+            json_bytes: l.max_json_bytes,
+        });
+        self.body_per_record = l.body_per_record;
+        self.json_per_record = l.json_per_record;
+        self.prior = Some(l);
+    }
+
+    /// What this run learnt, for the next run to `server`: once the exchanges told the round
+    /// trip and the bandwidth apart and the server stated its limits (else what it recalled).
+    pub fn learnt(&self, server: &str) -> Option<Learnt> {
+        let (Some(f), Some(per), Some(l)) = (self.fit(), self.bytes_per_record(), self.server)
+        else {
+            return self.prior.clone();
+        };
+        Some(Learnt {
+            server: server.to_string(),
+            fixed_secs: f.fixed_secs,
+            bytes_per_sec: f.bytes_per_sec,
+            wire_per_record: per,
+            body_per_record: self.body_per_record,
+            json_per_record: self.json_per_record,
+            max_batch_records: l.records,
+            max_body_bytes: l.body_bytes,
+            max_json_bytes: l.json_bytes,
+        })
     }
 
     pub fn server_limits(&mut self, l: ServerLimits) {
@@ -162,10 +214,11 @@ impl Sizer {
     /// fitted bandwidth, else the last exchange's bytes per second (round trip included, so
     /// never less than the link's own time).
     pub fn upload_secs(&self, bytes: u64) -> f64 {
-        let per_sec = match (self.fit(), self.samples.back()) {
-            (Some(f), _) => f.bytes_per_sec,
-            (None, Some(s)) => s.bytes() / s.secs.max(1e-3),
-            (None, None) => return 0.0,
+        let per_sec = match (self.fit(), self.samples.back(), &self.prior) {
+            (Some(f), _, _) => f.bytes_per_sec,
+            (None, Some(s), _) => s.bytes() / s.secs.max(1e-3),
+            (None, None, Some(p)) => p.bytes_per_sec,
+            (None, None, None) => return 0.0,
         };
         bytes as f64 / per_sec
     }
@@ -184,13 +237,17 @@ impl Sizer {
         if self.fixed {
             return self.start;
         }
-        let Some(per) = self.bytes_per_record() else {
-            return self.start.min(self.ceiling);
-        };
-        let last = if self.last == 0 {
-            self.start
-        } else {
-            self.last
+        let (fit, per, last) = match (self.bytes_per_record(), &self.prior) {
+            (Some(per), _) => (self.fit(), per, self.last.max(self.start)),
+            // Nothing measured yet in this run: an earlier run's line, with no growth bound.
+            (None, Some(p)) => {
+                let f = Fit {
+                    fixed_secs: p.fixed_secs,
+                    bytes_per_sec: p.bytes_per_sec,
+                };
+                (Some(f), p.wire_per_record, self.max)
+            }
+            (None, None) => return self.start.min(self.ceiling),
         };
         let mut hi = self.max.min(self.ceiling).min(last.saturating_mul(GROWTH));
         // The server's limits, with a margin for the bodies' spread; none stated: the start.
@@ -204,7 +261,7 @@ impl Sizer {
             }
             None => self.start,
         });
-        let want = match self.fit() {
+        let want = match fit {
             Some(f) => {
                 // Link time: at most MAX_EXCHANGE_SECS for the whole exchange.
                 let room = (MAX_EXCHANGE_SECS - f.fixed_secs).max(0.0) * f.bytes_per_sec / per;
@@ -386,6 +443,29 @@ mod tests {
         assert!(t > 10.0 && (t - 327_680.0 * first.secs / first.bytes()).abs() < 1e-9);
         s.answered(over(2000, 0.4, 32768.0));
         assert!((s.upload_secs(327_680) - 10.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn the_next_run_starts_from_what_this_one_learnt() {
+        let mut s = Sizer::new(500, 2000, false);
+        assert_eq!(s.learnt("http://a"), None);
+        run(&mut s, 2_500, 0.4, 32768.0);
+        let l = s.learnt("http://a").unwrap();
+        assert!(
+            (l.fixed_secs - 0.4).abs() < 0.01 && l.max_batch_records == 5000,
+            "{l:?}"
+        );
+        let mut next = Sizer::new(500, 2000, false);
+        next.recall(l.clone());
+        assert!(!next.learning());
+        assert!((1850..=1950).contains(&next.next()), "{}", next.next());
+        assert!((next.upload_secs(32768) - 1.0).abs() < 0.01);
+        // Nothing measured in that run: it passes on what it recalled.
+        assert_eq!(next.learnt("http://a"), Some(l.clone()));
+        // Fixed sizes stay fixed.
+        let mut fixed = Sizer::new(500, 500, true);
+        fixed.recall(l);
+        assert_eq!(fixed.next(), 500);
     }
 
     #[test]

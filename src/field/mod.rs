@@ -13,3 +13,4 @@ pub mod schema;
 pub mod sealing;
 pub mod store;
 pub mod sync_run;
+mod sync_send;

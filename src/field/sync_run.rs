@@ -2,14 +2,15 @@
 //! pending record is left outside an answered batch. Each answer is stored before the next batch
 //! goes, so an interruption at any point (kill -9, a dropped link, Ctrl-C) loses at most the
 //! work of one batch — which the next run resends byte for byte. Also `sync --to-file`.
-use crate::client::retry::{Attempt, Outcome, Retrying};
+use crate::client::retry::Retrying;
 use crate::client::{self as sync_client, Client, Failure, Retry};
 use crate::error::AppError;
 use crate::field::activated;
 use crate::field::datadir::DataDir;
 use crate::field::enrolment::{Enrolment, M_LAST_OK, M_LAST_SUMMARY};
-use crate::field::link::{Sample, ServerLimits, Sizer};
+use crate::field::link::{Learnt, Sample, ServerLimits, Sizer};
 use crate::field::outbox::{self, Batch, Problem};
+use crate::field::sync_send::{Exchanged, Msg, send_with_retries};
 use crate::protocol::{BatchResponse, Summary};
 use crate::tr;
 use std::io::Write;
@@ -95,6 +96,20 @@ impl Options {
     }
 }
 
+/// Field database meta: what the last run learnt of the link ([`Learnt`], JSON).
+const M_LINK: &str = "sync.link";
+
+/// The sizer for a run to `server`, starting from what the last run to it learnt.
+fn sizer(dd: &DataDir, opts: &Options, server: &str) -> Result<Sizer, AppError> {
+    let mut sizer = opts.sizer();
+    let learnt = dd.store.meta(M_LINK)?;
+    let learnt = learnt.and_then(|j| serde_json::from_str::<Learnt>(&j).ok());
+    if let Some(l) = learnt.filter(|l| l.server == server) {
+        sizer.recall(l);
+    }
+    Ok(sizer)
+}
+
 /// The JSON size of a gzip body, from its trailer (ISIZE: the input's length mod 2³²).
 fn json_len(gz: &[u8]) -> u64 {
     gz.len()
@@ -130,123 +145,6 @@ fn next_sized(
         sizer.cut(b.record_count, b.body.len() as u64, json_len(&b.body));
     }
     Ok(b)
-}
-
-/// An answer and how it came: its bytes as received and the exchange's time.
-struct Exchanged {
-    answer: BatchResponse,
-    received: u64,
-    secs: f64,
-    /// Asked for by batch id (`GET /v1/batches/{id}`), not the answer to the body just sent.
-    by_id: bool,
-}
-
-/// `GET /v1/batches/{id}`: the journalled answer to `batch`, if the server has one.
-fn ask(
-    client: &Client,
-    batch: &Batch,
-    device: &str,
-    server_key: &[u8; 32],
-) -> Result<Option<Exchanged>, Failure> {
-    let t = Instant::now();
-    let got = client.stored_answer(&batch.id, &batch.signature, device, server_key)?;
-    Ok(got.map(|(answer, received)| Exchanged {
-        answer,
-        received,
-        secs: t.elapsed().as_secs_f64(),
-        by_id: true,
-    }))
-}
-
-/// What the sending thread reports to the run.
-enum Msg {
-    /// An attempt failed; the thread waits `wait` and tries again.
-    Retry {
-        attempt: u32,
-        wait: Duration,
-        failure: Failure,
-    },
-    /// The batch's fate: answered, given up (the last failure), or stopped by Ctrl-C.
-    Done(Result<Exchanged, Option<Failure>>),
-}
-
-/// Sends one batch with retries (on its own thread), reporting each failed attempt. The
-/// answer is asked to carry the district's activated-list delta after `since`. When the whole
-/// body was sent and then the connection dropped or the answer did not come, the journalled
-/// answer is asked for by batch id at once, with no wait; the body goes again (after the
-/// backoff) only when the server has no answer for it. After a failure that may have followed a
-/// complete request, and for a batch an earlier run already tried, the next attempt likewise
-/// asks first.
-#[allow(clippy::too_many_arguments)]
-fn send_with_retries(
-    client: &Client,
-    batch: &Batch,
-    device: &str,
-    server_key: &[u8; 32],
-    since: i64,
-    upload: Duration,
-    retry: &Retry,
-    stop: &AtomicBool,
-    tx: &mpsc::Sender<Msg>,
-) {
-    let mut ask_first = batch.attempts > 0;
-    let mut attempt = || {
-        if ask_first {
-            match ask(client, batch, device, server_key) {
-                Ok(Some(x)) => return Attempt::Done(x),
-                Ok(None) => ask_first = false,
-                Err(f) => return Attempt::Failed(f),
-            }
-        }
-        let t = Instant::now();
-        let sent = client.send_signed_within(
-            (&batch.id, &batch.body, &batch.signature),
-            device,
-            server_key,
-            Some(since),
-            upload,
-        );
-        match sent {
-            Ok((answer, received)) => Attempt::Done(Exchanged {
-                answer,
-                received,
-                secs: t.elapsed().as_secs_f64(),
-                by_id: false,
-            }),
-            // All of it was sent: the answer is most likely journalled; ask at once.
-            Err(f @ Failure::Unanswered(_)) => match ask(client, batch, device, server_key) {
-                Ok(Some(x)) => Attempt::Done(x),
-                Ok(None) => {
-                    ask_first = false;
-                    Attempt::Failed(f)
-                }
-                Err(g) => {
-                    ask_first = true;
-                    Attempt::Failed(g)
-                }
-            },
-            Err(f) => {
-                ask_first = matches!(f, Failure::Lost(_));
-                Attempt::Failed(f)
-            }
-        }
-    };
-    let done = match retry.run(
-        stop,
-        |_| attempt(),
-        |attempt, wait, failure| {
-            let _ = tx.send(Msg::Retry {
-                attempt,
-                wait,
-                failure: failure.clone(),
-            });
-        },
-    ) {
-        Outcome::Answered(x) => Ok(x),
-        Outcome::GaveUp(f) => Err(Some(f)),
-        Outcome::Stopped => Err(None),
-    };
-    let _ = tx.send(Msg::Done(done));
 }
 
 /// The activated-list deltas the batch answers carried in a run.
@@ -289,7 +187,7 @@ pub fn run(
     // The activated-list cursor the next batch asks its delta from (each answer moves it).
     let mut since = activated::cursor(&dd.store)?;
     let mut deltas = Deltas::default();
-    let mut sizer = opts.sizer();
+    let mut sizer = sizer(dd, opts, client.base())?;
     let t = Instant::now();
     let mut current = next_sized(dd, &mut sizer, 0, 0)?;
     report.ms.cut += t.elapsed().as_millis() as u64;
@@ -407,6 +305,10 @@ pub fn run(
     // Whatever happened, an answer that arrived is stored before the run ends.
     if let Some((b, answer, received)) = unstored.take() {
         store_answer(dd, &mut report, &mut deltas, &b, &answer, received, on)?;
+    }
+    if let Some(l) = sizer.learnt(client.base()) {
+        dd.store
+            .set_meta(M_LINK, &serde_json::to_string(&l).expect("serialises"))?;
     }
     if let Err(e) = outcome {
         return Err(with_report(e, dd, &mut report));
