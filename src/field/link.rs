@@ -88,6 +88,8 @@ pub struct Sizer {
     body_per_record: f64,
     /// What an earlier run learnt of this link, until this run has measured its own.
     prior: Option<Learnt>,
+    /// Records still to cut, about (pending at the start less those cut since).
+    left: Option<usize>,
 }
 
 impl Sizer {
@@ -107,6 +109,7 @@ impl Sizer {
             json_per_record: 0.0,
             body_per_record: 0.0,
             prior: None,
+            left: None,
         }
     }
 
@@ -152,8 +155,14 @@ impl Sizer {
         self.server = Some(l);
     }
 
+    /// About `records` records wait to be cut (the run's pending count at its start).
+    pub fn pending(&mut self, records: usize) {
+        self.left = Some(records);
+    }
+
     /// A batch of `records` records cut: `body` bytes of gzip, `json` bytes of JSON.
     pub fn cut(&mut self, records: usize, body: u64, json: u64) {
+        self.left = self.left.map(|l| l.saturating_sub(records));
         if records > 0 {
             self.body_per_record = body as f64 / records as f64;
             // The largest so far (a short last batch is the backlog's end, not a choice).
@@ -278,7 +287,13 @@ impl Sizer {
             }
         };
         let lo = self.start.min(self.ceiling);
-        want.max(lo).min(hi).max(1)
+        let n = want.max(lo).min(hi).max(1);
+        // A tail of at most half a batch goes with it (within the bounds): it would cost a
+        // round trip of its own.
+        match self.left {
+            Some(left) if left > n && (left - n) * 2 <= n && left <= hi => left,
+            _ => n,
+        }
     }
 }
 
@@ -466,6 +481,28 @@ mod tests {
         let mut fixed = Sizer::new(500, 500, true);
         fixed.recall(l);
         assert_eq!(fixed.next(), 500);
+    }
+
+    #[test]
+    fn a_short_tail_goes_with_the_batch_before_it() {
+        let mut s = Sizer::new(500, 2000, false);
+        run(&mut s, 2_500, 0.4, 32768.0);
+        let n = s.next();
+        assert!((1850..=1950).contains(&n), "{n}");
+        s.pending(1_990);
+        assert_eq!(s.next(), 1_990, "a tail of about 90 goes with it");
+        s.pending(2_500);
+        assert_eq!(s.next(), n, "past the bounds it does not");
+        s.pending(900);
+        assert_eq!(s.next(), n, "all of it fits anyway");
+        s.cut(900, 90_000, 360_000);
+        let mut s = Sizer::new(500, 2000, false);
+        s.pending(700);
+        assert_eq!(
+            s.next(),
+            500,
+            "before any measurement: the start, whatever is left"
+        );
     }
 
     #[test]

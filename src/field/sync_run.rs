@@ -188,6 +188,7 @@ pub fn run(
     let mut since = activated::cursor(&dd.store)?;
     let mut deltas = Deltas::default();
     let mut sizer = sizer(dd, opts, client.base())?;
+    sizer.pending(pending.max(0) as usize);
     let t = Instant::now();
     let mut current = next_sized(dd, &mut sizer, 0, 0)?;
     report.ms.cut += t.elapsed().as_millis() as u64;
