@@ -210,7 +210,7 @@ impl Sizer {
             sxx += dx * dx;
         }
         let slope = sxy / sxx;
-        if !(slope > 0.0) {
+        if !slope.is_finite() || slope <= 0.0 {
             return None;
         }
         Some(Fit {

@@ -253,13 +253,16 @@ pub fn run(
             match done {
                 Some(Ok(x)) => {
                     let Exchanged {
-                        answer, received, ..
-                    } = x;
+                        answer,
+                        received,
+                        secs,
+                        by_id,
+                    } = *x;
                     sizer.answered(Sample {
-                        records: if x.by_id { 0 } else { batch.record_count },
-                        up: if x.by_id { 0 } else { batch.body.len() as u64 },
+                        records: if by_id { 0 } else { batch.record_count },
+                        up: if by_id { 0 } else { batch.body.len() as u64 },
                         down: received,
-                        secs: x.secs,
+                        secs,
                     });
                     if let Some(l) = answer.limits {
                         sizer.server_limits(ServerLimits {

@@ -44,7 +44,7 @@ pub(super) enum Msg {
         failure: Failure,
     },
     /// The batch's fate: answered, given up (the last failure), or stopped by Ctrl-C.
-    Done(Result<Exchanged, Option<Failure>>),
+    Done(Result<Box<Exchanged>, Option<Failure>>),
 }
 
 /// Sends one batch with retries (on its own thread), reporting each failed attempt. The
@@ -119,7 +119,7 @@ pub(super) fn send_with_retries(
             });
         },
     ) {
-        Outcome::Answered(x) => Ok(x),
+        Outcome::Answered(x) => Ok(Box::new(x)),
         Outcome::GaveUp(f) => Err(Some(f)),
         Outcome::Stopped => Err(None),
     };
