@@ -501,6 +501,17 @@ mod tests {
         let text = include_str!("../config.toml");
         let cfg = Config::parse(text, Path::new("config.toml")).unwrap();
         assert_eq!(cfg.sync.batch_size, 500);
+        assert_eq!(
+            cfg.sync.max_batch_size,
+            SyncConfig::default().max_batch_size
+        );
+        for bad in ["max_batch_size = 0", "max_batch_size = 5001"] {
+            let text = format!("[sync]\n{bad}\n");
+            assert!(Config::parse(&text, Path::new("c.toml")).is_err(), "{bad}");
+        }
+        // Below batch_size is allowed: the first batch's size is then the most.
+        let text = "[sync]\nbatch_size = 800\nmax_batch_size = 100\n";
+        assert!(Config::parse(text, Path::new("c.toml")).is_ok());
         assert_eq!(cfg.slip.escpos_qr.name(), "native");
         assert_eq!(cfg.server.default_target_percent, 30.0);
         assert_eq!(cfg.server.admin_token, None);
