@@ -163,13 +163,17 @@ fn main() {
     );
     let n = bench_util::env_n("IKD_BENCH_SYNC_N", 100_000);
     let small = bench_util::env_n("IKD_BENCH_SYNC_SMALL", 2_000);
+    // `IKD_BENCH_SYNC_ONLY=link`: only the wire, slow-link and one-batch rows (2–4), printed,
+    // BENCHMARKS.md left as it is.
+    let only_link = std::env::var("IKD_BENCH_SYNC_ONLY").is_ok_and(|v| v == "link");
     let tmp = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
 
     // 1. Loopback, N records, at the default batch size and at the largest; three runs each,
     //    each with a fresh server and a fresh field kit (other people, so nothing is a duplicate).
     let reps = bench_util::env_n("IKD_BENCH_SYNC_REPS", 3);
-    for batch in [500usize, 5000] {
+    let loopback: &[usize] = if only_link { &[] } else { &[500, 5000] };
+    for &batch in loopback {
         let mut runs = Vec::new();
         for rep in 0..reps {
             let server = Server::start(&tmp.path().join(format!("loop-{batch}-{rep}.db")));
@@ -285,9 +289,19 @@ fn main() {
         bytes_per_sec: 32 * 1024,
         latency: Duration::from_millis(200),
     };
-    // At the default batch size, then at 1000 (half the round trips, twice the bytes resent
-    // after a drop), each against the bytes of its own clean run.
-    for batch in [500usize, 1000] {
+    // At the defaults (the first batch 500 records, the next ones sized to the link), then at
+    // fixed batches of 500 (`--batch-size 500`, as before batches were sized to the link), each
+    // against the bytes of its own clean run.
+    for (sizing, args) in [
+        (
+            "batches sized to the link (defaults: the first 500)",
+            &[][..],
+        ),
+        (
+            "fixed batches of 500 (`--batch-size 500`, as before)",
+            &["--batch-size", "500"][..],
+        ),
+    ] {
         let mut clean_bytes = 0usize;
         for (seed, label, faults) in [
             (88, "clean", vec![]),
@@ -297,17 +311,20 @@ fn main() {
                 vec![Fault::Pass, Fault::DropAnswer],
             ),
         ] {
-            let seed = seed + batch as u64;
+            let seed = seed + 1000 * args.len() as u64;
             let server = Server::start(&tmp.path().join(format!("slow-{seed}.db")));
             let k = enrolled_kit(&server, "");
             let stored = record_many_ok(&k, seed, small);
             let proxy = Proxy::start(server.addr);
             proxy.set_link(Some(link));
             proxy.plan(faults);
-            let (secs, _, r) = timed_sync(
-                &k,
-                &["--server", &proxy.url, "--batch-size", &batch.to_string()],
-            );
+            let (secs, _, r) = timed_sync(&k, &[&["--server", &proxy.url][..], args].concat());
+            let sizes: Vec<String> = r["batch_records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
             assert_eq!(r["pending"], 0);
             assert_eq!(r["records"].as_u64(), Some(stored as u64));
             let moved = proxy.bytes.load(Ordering::SeqCst);
@@ -322,15 +339,17 @@ fn main() {
                 .filter(|l| l.starts_with("GET /v1/batches/"))
                 .count();
             println!(
-                "slow link, batches of {batch} ({label}): {secs:.1} s, {moved} B moved in {trips} requests, bound {bound:.1} s"
+                "slow link, {sizing} ({label}): {secs:.1} s, {moved} B moved in {trips} requests, batches {sizes:?}, bound {bound:.1} s; ms {}",
+                r["ms"]
             );
             rows.push(Row {
                 what: format!(
-                    "{stored} records over 32 KB/s with +400 ms RTT, batches of {batch}, {label}; nothing lost or doubled"
+                    "{stored} records over 32 KB/s with +400 ms RTT, {sizing}, {label}; nothing lost or doubled"
                 ),
                 ours: format!(
-                    "{secs:.1} s ({:.0} KB moved, {trips} requests{})",
+                    "{secs:.1} s ({:.0} KB moved, {trips} requests for batches of {}{})",
                     moved as f64 / 1024.0,
+                    sizes.join(" + "),
                     if by_id > 0 {
                         format!(", {by_id} of them the answer asked for by batch id")
                     } else {
@@ -349,6 +368,45 @@ fn main() {
                 },
                 met: Some(secs / bound <= if is_clean(label) { 1.15 } else { 1.3 }),
             });
+            // The laptop's next sync over the same link: its first batch is sized by what this
+            // one learnt (against its own bytes).
+            if is_clean(label) && args.is_empty() {
+                let stored = record_many_ok(&k, seed + 5000, small);
+                let (bytes0, trips0) = (moved, trips);
+                let (secs, _, r) = timed_sync(&k, &["--server", &proxy.url]);
+                assert_eq!(r["pending"], 0);
+                assert_eq!(r["records"].as_u64(), Some(stored as u64));
+                let moved = proxy.bytes.load(Ordering::SeqCst) - bytes0;
+                let trips = proxy.requests.load(Ordering::SeqCst) - trips0;
+                let bound = moved as f64 / link.bytes_per_sec as f64;
+                let sizes: Vec<String> = r["batch_records"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect();
+                println!(
+                    "slow link, the next sync ({label}): {secs:.1} s, {moved} B moved in {trips} requests, batches {sizes:?}, bound {bound:.1} s; ms {}",
+                    r["ms"]
+                );
+                rows.push(Row {
+                    what: format!(
+                        "{stored} more records over the same link, the laptop's next sync (its first batch sized by what the sync above learnt), clean; nothing lost or doubled"
+                    ),
+                    ours: format!(
+                        "{secs:.1} s ({:.0} KB moved, {trips} requests for batches of {})",
+                        moved as f64 / 1024.0,
+                        sizes.join(" + ")
+                    ),
+                    baseline: format!(
+                        "{bound:.1} s (its bytes ÷ bandwidth: {:.0} KB)",
+                        moved as f64 / 1024.0
+                    ),
+                    ratio: format!("{:.2}×", secs / bound),
+                    target: "≤ 1.15×".into(),
+                    met: Some(secs / bound <= 1.15),
+                });
+            }
         }
     }
 
@@ -380,54 +438,59 @@ fn main() {
         met: Some(counts[0].0 == 1),
     });
 
-    // 5. A dead link: a server that takes connections and never answers; default settings.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming().flatten() {
-            held.push(conn);
-        }
-    });
-    let k = enrolled_kit(&server, "");
-    let stored = record_many_ok(&k, 68, 100);
-    let t = Instant::now();
-    let mut child = k
-        .cmd(&["sync", "--server", &dead])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first_line = lines.next().and_then(Result::ok).unwrap_or_default();
-    let first = t.elapsed().as_secs_f64();
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let code = child.wait().unwrap().code();
-    let exit = t.elapsed().as_secs_f64();
-    let pending = netfault::local(&k, "pending").len();
-    println!(
-        "dead link: first line after {first:.2} s ({first_line}), exit {code:?} after {exit:.1} s; {rest:?}"
-    );
-    rows.push(Row {
-        what: format!(
-            "dead link (a server that accepts and never answers), default `[sync]` settings, {stored} records pending: time to the first message / to exit 5"
-        ),
-        ours: format!(
-            "{first:.2} s / {exit:.1} s (exit {}, {pending} records still pending: nothing lost)",
-            code.map_or("?".into(), |c| c.to_string())
-        ),
-        baseline: "30 s / 206 s (the previous version, measured for issue #14; not rerun)".into(),
-        ratio: "—".into(),
-        target: "≤ 2 s / ≤ 30 s".into(),
-        met: Some(first <= 2.0 && exit <= 30.0 && code == Some(5) && pending == stored),
-    });
+    if !only_link {
+        // 5. A dead link: a server that takes connections and never answers; default settings.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming().flatten() {
+                held.push(conn);
+            }
+        });
+        let k = enrolled_kit(&server, "");
+        let stored = record_many_ok(&k, 68, 100);
+        let t = Instant::now();
+        let mut child = k
+            .cmd(&["sync", "--server", &dead])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let first_line = lines.next().and_then(Result::ok).unwrap_or_default();
+        let first = t.elapsed().as_secs_f64();
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let code = child.wait().unwrap().code();
+        let exit = t.elapsed().as_secs_f64();
+        let pending = netfault::local(&k, "pending").len();
+        println!(
+            "dead link: first line after {first:.2} s ({first_line}), exit {code:?} after {exit:.1} s; {rest:?}"
+        );
+        rows.push(Row {
+            what: format!(
+                "dead link (a server that accepts and never answers), default `[sync]` settings, {stored} records pending: time to the first message / to exit 5"
+            ),
+            ours: format!(
+                "{first:.2} s / {exit:.1} s (exit {}, {pending} records still pending: nothing lost)",
+                code.map_or("?".into(), |c| c.to_string())
+            ),
+            baseline: "30 s / 206 s (the previous version, measured for issue #14; not rerun)".into(),
+            ratio: "—".into(),
+            target: "≤ 2 s / ≤ 30 s".into(),
+            met: Some(first <= 2.0 && exit <= 30.0 && code == Some(5) && pending == stored),
+        });
+    }
 
     let table = bench_util::table(&rows);
     print!("{table}");
+    if only_link {
+        return;
+    }
     bench_util::write_section(
         "sync",
         &format!(
-            "### Sync\n\nMeasured {} on {} by `cargo bench --bench sync` (N = {n}, small runs {small}; release binary, real `serve` process, SQLite files on disk).\n\n{table}\nBytes are HTTP messages as they crossed the test proxy (headers and bodies, both directions). Since issue #14 the district's list of activated NIK hash prefixes travels in the batch answers (each answer lists the activations after the laptop's cursor — here the run's own records, 3 bytes each in base64), so a sync makes one request per batch and no other. The XML baseline leaves out the HEAD request ODK Collect makes before submitting, and TLS, which would add the same per-connection cost to both. The slow link is the proxy of `tests/netfault` (each message waits 200 ms, then flows at 32 KB/s); after the drop the retry waits 0.25–0.5 s (backoff with jitter, `retry_base_ms = 500`) and then asks for the lost answer by batch id (`GET /v1/batches/{{id}}`: one round trip, a few hundred bytes up and the journalled answer down) instead of sending the batch again.\n\nWhat bounds the slow link: one batch in flight, so every request costs a round trip on top of its bytes — time ≈ bytes ÷ bandwidth + requests × 0.4 s. The ratio is therefore 1 + requests × RTT × bandwidth ÷ bytes: within 1.15× only when each request carries at least RTT × bandwidth ÷ 0.15 ≈ 87 KB here, about 2,000 records at ~40 B each, so at the default batch size of 500 (4 requests for 2,000 records) the clean run cannot meet it, and at 1000 (2 requests) it can. Before issue #14 (run of 2026-11-23) the same syncs took 5 requests clean (1.30× at 500) and 6 with a drop, the dropped batch sent twice (1.66× at 500, 1.79× at 1000). What would close the rest: batches sized to the link (the client measuring each exchange and growing the next cut until a request carries several bandwidth × RTT products) — not in this version.\n\nThe dead link is a listener that accepts every connection and never answers. `sync` prints \"Menghubungi server Dinas di …\" before its first request; connecting is bounded by `sync.connect_timeout_secs` (5 s) and the wait for an answer once a request is sent by `sync.answer_timeout_secs` (6 s); with `max_attempts = 4` and `retry_base_ms = 500` such a server costs at most 4 × 6 s plus 1.75–3.5 s of backoff before `sync` exits 5 (before: every wait was `timeout_secs = 30`, 6 attempts with up to 31 s of backoff, and nothing was printed before the first failure). A slow link that keeps moving is still bounded only by `timeout_secs` (30 s without progress).\n\nWhere the loopback time goes (`sync --json` reports it as `ms`): the laptop's own work (cut: read, JSON, gzip, sign, journal; storing answers) overlaps the wait for the server — batch k+1 is cut and the answer to batch k-1 stored while batch k is on the wire; one batch in flight keeps the server's order, so a void never overtakes its record. On these 2 cores, shared with other builds, client and server compete for CPU and for the disk's fsyncs and single runs vary by ±30 %: 10 alternating runs of 20,000 records in batches of 500 gave a median of 29,700 rec/s with this overlap against 20,300 rec/s without it (2026-11-23). Before sealing (2026-11-23, two full `scripts/bench.sh` runs on this machine) loopback at batches of 500 measured 32,363 and 28,692 rec/s and at batches of 5,000 58,030 and 47,697 rec/s, with the server's peak RSS at 21 MB (batches of 500) and 28.9–32.3 MB (5,000). Since every record is sealed to the district's key (issue 7), the server opens each one with an X25519 Diffie–Hellman before its write transaction, and that is now most of its time: see \"What sealing costs\" above for the before/after and what would close the gap. The server's peak RSS at batches of 5,000 measured 58.4 MB after sealing and is back to 29.7–31.7 MB (2026-11-23, runs of the table above; see \"What sealing costs\" for where it went): about 8 MB of that is SQLite's page caches (1 MB per worker's connection, 8 workers), and a 5,000-record batch's own heap peaks at 7.6 MB (`tests/ingest_memory.rs`). A district that raises the batch size and must stay under 30 MB can lower `server.threads` (one page cache less per worker) or `server.max_batch_records`.\n",
+            "### Sync\n\nMeasured {} on {} by `cargo bench --bench sync` (N = {n}, small runs {small}; release binary, real `serve` process, SQLite files on disk).\n\n{table}\nBytes are HTTP messages as they crossed the test proxy (headers and bodies, both directions). Since issue #14 the district's list of activated NIK hash prefixes travels in the batch answers (each answer lists the activations after the laptop's cursor — here the run's own records, 3 bytes each in base64), so a sync makes one request per batch and no other. The XML baseline leaves out the HEAD request ODK Collect makes before submitting, and TLS, which would add the same per-connection cost to both. The slow link is the proxy of `tests/netfault` (each message waits 200 ms, then flows at 32 KB/s). Since issue #14 batches are sized to the link: `sync` sends its first batch at `sync.batch_size` (500), times the exchange, and cuts each next batch to carry about 16 × round trip × bandwidth (fitted over the exchanges), growing at most 4× a batch, up to `sync.max_batch_size` (2000) and the limits the server states in its answers — here 500 then the remaining 1500; the laptop keeps what it learnt, so its next sync over the same route starts at that size (the row \"the laptop's next sync\": one request for 2,000 records). The rows at fixed batches of 500 (`--batch-size 500`) are the previous behaviour, in the same run. In the runs with a drop, the connection closes after the server answered the second request; the client had handed over the whole body, so it asks for the lost answer by batch id at once, with no backoff (`GET /v1/batches/{{id}}`: one round trip, a few hundred bytes up and the journalled answer down), instead of sending the batch again.\n\nWhat bounds the slow link: one batch in flight, so every request costs a round trip on top of its bytes — time ≈ bytes ÷ bandwidth + requests × c + the run's own work outside the exchanges (start, cutting the second batch after the first answer, storing the last answer: about 0.1 s here), where c is 0.3–0.4 s on this proxy (the sizer measured 0.29 s: each message waits 200 ms each way, and its last slice flows without its share of the wait). So 2,000 records from a fresh start take two requests (1.12× at best) and one request on the next sync (1.05× at best); a drop costs about one more round trip, since the lost answer's bytes then cross once, on the request by id. Three runs of these rows on 2026-12-01 (load average 8, 5 and 2 from other builds) gave 1.15×, 1.16× and 1.13× clean at the defaults, 1.34×, 1.19× and 1.16× with the drop, against 1.40×, 1.28× and 1.24× clean and 1.34×, 1.43× and 1.27× with the drop at fixed batches of 500; the table is the last run. Before issue #14 (run of 2026-11-23) the same syncs took 5 requests clean (1.30× at 500) and 6 with a drop, the dropped batch sent twice (1.66× at 500).\n\nThe dead link is a listener that accepts every connection and never answers. `sync` prints \"Menghubungi server Dinas di …\" before its first request; connecting is bounded by `sync.connect_timeout_secs` (5 s) and the wait for an answer once a request is sent by `sync.answer_timeout_secs` (6 s); with `max_attempts = 4` and `retry_base_ms = 500` such a server costs at most 4 × 6 s plus 1.75–3.5 s of backoff before `sync` exits 5 (before: every wait was `timeout_secs = 30`, 6 attempts with up to 31 s of backoff, and nothing was printed before the first failure). A slow link that keeps moving is still bounded only by `timeout_secs` (30 s without progress).\n\nWhere the loopback time goes (`sync --json` reports it as `ms`): the laptop's own work (cut: read, JSON, gzip, sign, journal; storing answers) overlaps the wait for the server — batch k+1 is cut and the answer to batch k-1 stored while batch k is on the wire; one batch in flight keeps the server's order, so a void never overtakes its record. On these 2 cores, shared with other builds, client and server compete for CPU and for the disk's fsyncs and single runs vary by ±30 %: 10 alternating runs of 20,000 records in batches of 500 gave a median of 29,700 rec/s with this overlap against 20,300 rec/s without it (2026-11-23). Before sealing (2026-11-23, two full `scripts/bench.sh` runs on this machine) loopback at batches of 500 measured 32,363 and 28,692 rec/s and at batches of 5,000 58,030 and 47,697 rec/s, with the server's peak RSS at 21 MB (batches of 500) and 28.9–32.3 MB (5,000). Since every record is sealed to the district's key (issue 7), the server opens each one with an X25519 Diffie–Hellman before its write transaction, and that is now most of its time: see \"What sealing costs\" above for the before/after and what would close the gap. The server's peak RSS at batches of 5,000 measured 58.4 MB after sealing and is back to 29.7–31.7 MB (2026-11-23, runs of the table above; see \"What sealing costs\" for where it went): about 8 MB of that is SQLite's page caches (1 MB per worker's connection, 8 workers), and a 5,000-record batch's own heap peaks at 7.6 MB (`tests/ingest_memory.rs`). A district that raises the batch size and must stay under 30 MB can lower `server.threads` (one page cache less per worker) or `server.max_batch_records`.\n",
             bench_util::today(),
             bench_util::machine()
         ),

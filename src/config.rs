@@ -79,8 +79,12 @@ pub struct SyncConfig {
     /// District server URL; `init --server` stores the enrolled one, this overrides it.
     #[serde(deserialize_with = "text")]
     pub server: Option<String>,
-    /// Records per batch.
+    /// Records in the first batch of a sync (and in each batch of `sync --to-file`); later
+    /// batches are sized to the link, up to `max_batch_size`.
     pub batch_size: usize,
+    /// Most records a batch grows to on a slow link with a long round trip (never below
+    /// `batch_size`; the server's own limit, stated in its answers, bounds it too).
+    pub max_batch_size: usize,
     /// Seconds a read or write may make no progress before a request is abandoned (and retried).
     pub timeout_secs: u64,
     /// Seconds to connect (TCP and TLS) before an attempt is abandoned.
@@ -231,6 +235,7 @@ impl Default for SyncConfig {
         SyncConfig {
             server: None,
             batch_size: 500,
+            max_batch_size: 2000,
             timeout_secs: 30,
             connect_timeout_secs: 5,
             answer_timeout_secs: 6,
@@ -334,6 +339,9 @@ impl Config {
         }
         if self.sync.batch_size == 0 || self.sync.batch_size > 5000 {
             return bad("sync.batch_size", "1–5000".into());
+        }
+        if self.sync.max_batch_size == 0 || self.sync.max_batch_size > 5000 {
+            return bad("sync.max_batch_size", "1–5000".into());
         }
         if crate::domain::target::percent_to_bp(self.server.default_target_percent).is_none() {
             return bad("server.default_target_percent", "0 < p ≤ 100".into());
@@ -493,6 +501,17 @@ mod tests {
         let text = include_str!("../config.toml");
         let cfg = Config::parse(text, Path::new("config.toml")).unwrap();
         assert_eq!(cfg.sync.batch_size, 500);
+        assert_eq!(
+            cfg.sync.max_batch_size,
+            SyncConfig::default().max_batch_size
+        );
+        for bad in ["max_batch_size = 0", "max_batch_size = 5001"] {
+            let text = format!("[sync]\n{bad}\n");
+            assert!(Config::parse(&text, Path::new("c.toml")).is_err(), "{bad}");
+        }
+        // Below batch_size is allowed: the first batch's size is then the most.
+        let text = "[sync]\nbatch_size = 800\nmax_batch_size = 100\n";
+        assert!(Config::parse(text, Path::new("c.toml")).is_ok());
         assert_eq!(cfg.slip.escpos_qr.name(), "native");
         assert_eq!(cfg.server.default_target_percent, 30.0);
         assert_eq!(cfg.server.admin_token, None);

@@ -7,7 +7,7 @@
 mod netfault;
 #[macro_use]
 mod util;
-use netfault::{FAST, Fault, Proxy, Server, enrolled_kit, local, record_many};
+use netfault::{FAST, Fault, Link, Proxy, Server, enrolled_kit, local, record_many};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -86,16 +86,21 @@ fn a_dropped_answer_is_fetched_by_batch_id_not_sent_again() {
         [
             "POST /v1/batches",
             "GET /v1/batches/{id}",
-            "POST /v1/batches",
             "POST /v1/batches"
         ],
         "{r}"
     );
     assert_eq!(r["summary"]["accepted"], 100, "{r}");
+    // The first batch at the starting size; the rest (60, within 4 × 40) in one.
+    assert_eq!(r["batch_records"], serde_json::json!([40, 60]), "{r}");
     assert_exactly_once(&server, &k, &ids);
-    assert_eq!(server.stats()["batches"], 3);
+    assert_eq!(server.stats()["batches"], 2);
+    // Asked for at once, inside the same attempt: no failed attempt was counted (a retry
+    // after the backoff would have counted one).
+    assert_eq!(k.count("SELECT COALESCE(SUM(attempts), 0) FROM outbox_batches"), 0);
 
-    // A request that never reached the server: asked for, unknown (404 batch_unknown), sent.
+    // A request that never reached the server: asked for at once, unknown (404
+    // batch_unknown), sent again after the backoff (one failed attempt).
     let more = record_many(&k, 73, 10);
     let before = proxy.seen().len();
     proxy.plan([Fault::DropRequest]);
@@ -105,12 +110,13 @@ fn a_dropped_answer_is_fetched_by_batch_id_not_sent_again() {
         ["POST /v1/batches", "GET /v1/batches/{id}", "POST /v1/batches"],
         "{r}"
     );
+    assert_eq!(k.count("SELECT COALESCE(SUM(attempts), 0) FROM outbox_batches"), 1);
     let all: Vec<String> = ids.iter().chain(&more).cloned().collect();
     assert_exactly_once(&server, &k, &all);
 
     // The answer by id is the device's alone: another enrolled device asking with the batch's
     // id gets no answer (404 batch_unknown), as does a wrong signature.
-    assert_eq!(k.count("SELECT COUNT(*) FROM outbox_batches"), 4);
+    assert_eq!(k.count("SELECT COUNT(*) FROM outbox_batches"), 3);
     let id = proxy.seen()[1].strip_prefix("GET /v1/batches/").unwrap().to_string();
     let stranger = ikd_field::crypto::KeyPair::generate().unwrap();
     let out = ureq::get(format!("{}/v1/batches/{id}", server.url))
@@ -180,6 +186,108 @@ fn an_old_server_and_an_old_client_still_work() {
     assert!(answer.activated.is_none());
     let list = client.activated(&dd.key, &device, &key, 0).unwrap();
     assert_eq!(list.count, 55);
+
+    // The bytes of a client before sized batches, by hand: a batch of the size it cut itself,
+    // one POST without X-Ikd-Activated-Since, the answer read as plain JSON; after a drop it
+    // has no GET by id and sends the same bytes again. What this shows: the new server takes
+    // that request, answers with every field such a client reads (only `limits` is new, and
+    // optional: `BatchResponse` has never refused unknown fields), and replays the same
+    // journalled bytes for the resend. It is not a run of the old binary.
+    record_many(&old, 79, 3);
+    let b = ikd_field::field::outbox::cut(&mut dd.store, &dd.key, &device, 100, 0)
+        .unwrap()
+        .unwrap();
+    let post = || {
+        let mut resp = ureq::post(format!("{}/v1/batches", server.url))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+            .header("Accept-Encoding", "identity")
+            .header("X-Ikd-Device", device.as_str())
+            .header("X-Ikd-Batch", b.id.as_str())
+            .header("X-Ikd-Signature", b.signature.as_str())
+            .send(&b.body[..])
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.body_mut().read_to_vec().unwrap()
+    };
+    let first = post();
+    assert_eq!(post(), first, "the resend gets the journalled answer, byte for byte");
+    let v: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    for field in ["protocol", "batch_id", "server_id", "received_at", "results", "summary"] {
+        assert!(v.get(field).is_some(), "{field}: {v}");
+    }
+    assert_eq!(v["summary"]["accepted"], 3, "{v}");
+    assert!(v.get("activated").is_none(), "{v}");
+    assert_eq!(v["limits"]["max_batch_records"], 5000, "{v}");
+    let old_shape: ikd_field::protocol::BatchResponse = serde_json::from_slice(&first).unwrap();
+    assert_eq!(old_shape.results.len(), 3);
+}
+}
+
+both_stores! {
+fn batches_grow_on_a_slow_link_within_the_servers_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &tmp.path().join("district.db"),
+        "[server]\nmax_batch_records = 300\n",
+    );
+    let k = enrolled_kit(&server, &format!("{FAST}\nbatch_size = 50"));
+    let ids = record_many(&k, 77, 900);
+    let proxy = Proxy::start(server.addr);
+    // 64 KB/s, 200 ms round trip: 16 round trips' worth is ~2,000 records, so the server's
+    // limit (300, told in its answers) is what stops the growth.
+    proxy.set_link(Some(Link {
+        bytes_per_sec: 64 * 1024,
+        latency: std::time::Duration::from_millis(100),
+    }));
+    // The second batch's answer is lost on the way: asked for by id, not sent again.
+    proxy.plan([Fault::Pass, Fault::DropAnswer]);
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    let sizes: Vec<u64> = r["batch_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes.iter().sum::<u64>(), 900, "{r}");
+    assert_eq!(sizes[..3], [50, 200, 300], "grows ×4 a batch, up to the limit: {r}");
+    assert!(sizes.iter().all(|&n| n <= 300), "{r}");
+    assert_eq!(
+        kinds(&proxy.seen()),
+        [
+            "POST /v1/batches",
+            "POST /v1/batches",
+            "GET /v1/batches/{id}",
+            "POST /v1/batches",
+            "POST /v1/batches",
+            "POST /v1/batches"
+        ],
+        "{r}"
+    );
+    assert_exactly_once(&server, &k, &ids);
+    assert_eq!(server.stats()["batches"], sizes.len());
+
+    // The same link with `--batch-size 50`: every batch 50 records, one request each.
+    let more = record_many(&k, 78, 200);
+    let before = proxy.seen().len();
+    let r = k.json(&["sync", "--server", &proxy.url, "--batch-size", "50"]);
+    assert_eq!(r["batch_records"], serde_json::json!([50, 50, 50, 50]), "{r}");
+    assert_eq!(proxy.seen().len() - before, 4);
+    let all: Vec<String> = ids.iter().chain(&more).cloned().collect();
+    assert_exactly_once(&server, &k, &all);
+
+    // The next sync over the same link starts from what the first one learnt: no 50 first.
+    let later = record_many(&k, 79, 600);
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    assert_eq!(r["batch_records"], serde_json::json!([300, 300]), "{r}");
+    let all: Vec<String> = all.iter().chain(&later).cloned().collect();
+    assert_exactly_once(&server, &k, &all);
+    // Another route is another link: it starts at sync.batch_size again.
+    let last = record_many(&k, 80, 60);
+    let r = k.json(&["sync", "--server", &server.url]);
+    assert_eq!(r["batch_records"], serde_json::json!([50, 10]), "{r}");
+    let all: Vec<String> = all.iter().chain(&last).cloned().collect();
+    assert_exactly_once(&server, &k, &all);
 }
 }
 

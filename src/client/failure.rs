@@ -14,6 +14,10 @@ pub enum Failure {
     /// the answer did not come in time: the server may have stored the batch and journalled its
     /// answer, so the next attempt first asks for that answer by batch id. Worth retrying.
     Lost(String),
+    /// The whole request was sent, then the connection dropped or the answer did not come in
+    /// time (or came cut off): the server may well have stored the batch, so its journalled
+    /// answer is asked for by batch id at once, with no wait. Worth retrying.
+    Unanswered(String),
     /// The district server answered 5xx/408: busy or failing, nothing committed.
     Busy(String),
     /// The district server answered `429 rate_limited`: wait `retry_after` (when it said how
@@ -48,7 +52,7 @@ impl Failure {
                 "tidak ada sinyal atau server tidak menjawab",
                 "no signal, or the server does not answer"
             ),
-            Failure::Lost(_) => tr!(
+            Failure::Lost(_) | Failure::Unanswered(_) => tr!(
                 "sambungan putus atau jawaban server tidak datang",
                 "the connection dropped or the server's answer did not come"
             ),
@@ -84,6 +88,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Transient(s)
             | Failure::Lost(s)
+            | Failure::Unanswered(s)
             | Failure::Unsigned(s)
             | Failure::Busy(s)
             | Failure::Certificate(s) => write!(f, "{s}"),

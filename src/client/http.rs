@@ -24,6 +24,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 pub struct Client {
     agent: ureq::Agent,
     base: String,
+    /// The wait for an answer once a request is sent (`sync.answer_timeout_secs`).
+    answer_timeout: Duration,
 }
 
 /// A response read in full: status, signature header, `Content-Encoding`, `Retry-After`, body
@@ -80,7 +82,11 @@ impl Client {
             .user_agent(concat!("ikd-field/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Ok(Client { agent, base })
+        Ok(Client {
+            agent,
+            base,
+            answer_timeout: t.answer_timeout,
+        })
     }
 
     pub fn base(&self) -> &str {
@@ -115,7 +121,13 @@ impl Client {
             .with_config()
             .limit(MAX_ANSWER_BYTES)
             .read_to_vec()
-            .map_err(|e| Failure::Lost(tr!("jawaban terputus: {e}", "answer cut off: {e}")))?;
+            .map_err(|e| {
+                let why = tr!("jawaban terputus: {e}", "answer cut off: {e}");
+                match e {
+                    ureq::Error::Timeout(_) => Failure::Lost(why),
+                    _ => Failure::Unanswered(why),
+                }
+            })?;
         Ok(Reply {
             status,
             signature,
@@ -128,6 +140,14 @@ impl Client {
     /// A failed exchange: the certificate, no connection at all (nothing was sent), or a
     /// connection lost after it was made (the request may have arrived: [`Failure::Lost`]).
     fn transport(e: ureq::Error) -> Failure {
+        Self::transport_after(e, false)
+    }
+
+    /// As [`Client::transport`], knowing whether the whole request body was handed to the
+    /// connection (`body_sent`): a connection that dropped after that is
+    /// [`Failure::Unanswered`]; an answer that did not come in time stays [`Failure::Lost`]
+    /// (the server may still be at work: its answer is asked for after the backoff).
+    fn transport_after(e: ureq::Error, body_sent: bool) -> Failure {
         use ureq::Timeout as T;
         if let Some(why) = certificate_problem(&e) {
             return Failure::Certificate(why);
@@ -139,8 +159,11 @@ impl Client {
             ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
             _ => false,
         };
+        let dropped_after_all = body_sent && !matches!(e, ureq::Error::Timeout(_));
         if not_connected {
             Failure::Transient(e.to_string())
+        } else if dropped_after_all {
+            Failure::Unanswered(e.to_string())
         } else {
             Failure::Lost(e.to_string())
         }
@@ -244,6 +267,22 @@ impl Client {
         server_key: &[u8; crypto::PUBLIC_KEY_LEN],
         activated_since: Option<i64>,
     ) -> Result<(BatchResponse, u64), Failure> {
+        let b = (batch_id, body, signature);
+        self.send_signed_within(b, device_id, server_key, activated_since, Duration::ZERO)
+    }
+
+    /// As [`Client::send_signed`] (`batch` = id, body, signature), waiting `upload` longer than
+    /// the answer timeout for the answer: the time the body may still spend on a slow link once
+    /// it is handed to the connection (the system's send buffer drains at the link's pace, and
+    /// the answer timeout starts when it has taken the body).
+    pub fn send_signed_within(
+        &self,
+        (batch_id, body, signature): (&str, &[u8], &str),
+        device_id: &str,
+        server_key: &[u8; crypto::PUBLIC_KEY_LEN],
+        activated_since: Option<i64>,
+        upload: Duration,
+    ) -> Result<(BatchResponse, u64), Failure> {
         let mut req = self
             .agent
             .post(format!("{}{}", self.base, protocol::PATH_BATCHES))
@@ -256,7 +295,23 @@ impl Client {
         if let Some(since) = activated_since {
             req = req.header(protocol::H_ACTIVATED_SINCE, since.to_string());
         }
-        let r = Self::exchange(req.send(body))?;
+        if !upload.is_zero() {
+            req = req
+                .config()
+                .timeout_recv_response(Some(self.answer_timeout + upload))
+                .build();
+        }
+        // The body goes through a reader that tells afterwards whether all of it was handed to
+        // the connection: a drop after that asks for the journalled answer at once.
+        let mut counted = Counted { data: body, pos: 0 };
+        let sent = req
+            .header("Content-Length", body.len().to_string())
+            .send(ureq::SendBody::from_reader(&mut counted));
+        let body_sent = counted.pos == body.len();
+        let r = Self::read(sent.map_err(|e| Self::transport_after(e, body_sent))?)?;
+        if r.status != 200 {
+            return Err(Self::not_ok(&r));
+        }
         batch_answer(&r, batch_id, server_key)
     }
 
@@ -294,6 +349,22 @@ impl Client {
             return Err(Self::not_ok(&r));
         }
         batch_answer(&r, batch_id, server_key).map(Some)
+    }
+}
+
+/// A request body read by the connection, counting what it took.
+struct Counted<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl std::io::Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.data[self.pos..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -433,6 +504,41 @@ mod tests {
         let bomb = gz(&vec![b' '; MAX_ANSWER_BYTES as usize + 10]);
         assert!(bomb.len() < 100_000);
         assert!(answer_json(&reply(Some("gzip"), bomb)).is_err());
+    }
+
+    #[test]
+    fn a_drop_after_the_whole_body_is_unanswered_a_timeout_or_a_partial_send_is_lost() {
+        use std::io::{Error as IoError, ErrorKind, Read};
+        let reset = || ureq::Error::Io(IoError::from(ErrorKind::ConnectionReset));
+        let timeout = || ureq::Error::Timeout(ureq::Timeout::RecvResponse);
+        assert!(matches!(
+            Client::transport_after(reset(), true),
+            Failure::Unanswered(_)
+        ));
+        assert!(matches!(
+            Client::transport_after(reset(), false),
+            Failure::Lost(_)
+        ));
+        assert!(matches!(
+            Client::transport_after(timeout(), true),
+            Failure::Lost(_)
+        ));
+        assert!(matches!(
+            Client::transport_after(ureq::Error::ConnectionFailed, false),
+            Failure::Transient(_)
+        ));
+        // The counting reader hands over the body and tells when all of it is gone.
+        let body = vec![7u8; 10_000];
+        let mut c = Counted {
+            data: &body,
+            pos: 0,
+        };
+        let mut buf = [0u8; 4096];
+        assert_eq!(c.read(&mut buf).unwrap(), 4096);
+        assert_ne!(c.pos, body.len());
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).unwrap();
+        assert_eq!((c.pos, rest.len()), (body.len(), body.len() - 4096));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub struct SyncArgs {
     /// Alamat server lain untuk kali ini / another route to the enrolled server, this time
     #[arg(long)]
     pub server: Option<String>,
-    /// Catatan per batch / records per batch (1–5000) [default: config sync.batch_size]
+    /// Tepat sekian catatan per batch, tanpa menyesuaikan sinyal / exactly this many records per batch, not sized to the link (1–5000) [default: from config sync.batch_size, sized to the link]
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=5000))]
     pub batch_size: Option<u16>,
     /// Tunggu sinyal dan kirim sendiri (Ctrl-C berhenti) / wait for the server and sync by itself
@@ -255,11 +255,15 @@ fn print_report(
     }
 }
 
-/// Batch size and retry policy from the configuration.
-pub fn options(ctx: &Ctx, batch_size: usize) -> Options {
+/// Batch sizes and retry policy from the configuration; `fixed` = every batch that many
+/// records (`--batch-size`), else sized to the link from `sync.batch_size` up to
+/// `sync.max_batch_size`.
+pub fn options(ctx: &Ctx, fixed: Option<usize>) -> Options {
     let c = &ctx.config.sync;
     Options {
-        batch_size,
+        batch_size: fixed.unwrap_or(c.batch_size),
+        max_batch_size: fixed.unwrap_or(c.max_batch_size),
+        fixed: fixed.is_some(),
         retry: Retry {
             max_attempts: c.max_attempts.max(1),
             base: Duration::from_millis(c.retry_base_ms),
@@ -315,7 +319,7 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
         .or_else(|| ctx.config.sync.server.clone())
         .unwrap_or_else(|| enrolment.server_url.clone());
     let client = client(ctx, &url)?;
-    let opts = options(ctx, batch_size);
+    let opts = options(ctx, a.batch_size.map(usize::from));
     let stop = crate::stop::flag(130)?;
     if a.watch {
         return watch(ctx, &mut dd, &client, &enrolment, &opts, &stop);

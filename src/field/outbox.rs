@@ -483,6 +483,7 @@ mod tests {
                 .collect(),
             summary: Summary::default(),
             activated: None,
+            limits: None,
         }
     }
 

@@ -299,6 +299,7 @@ mod tests {
             ],
             summary: Default::default(),
             activated: None,
+            limits: None,
         };
         crate::field::outbox::apply_answer(&mut dd.store, &b, &answer).unwrap();
         let later = time::OffsetDateTime::now_utc() + time::Duration::seconds(1);

@@ -2,13 +2,15 @@
 //! pending record is left outside an answered batch. Each answer is stored before the next batch
 //! goes, so an interruption at any point (kill -9, a dropped link, Ctrl-C) loses at most the
 //! work of one batch — which the next run resends byte for byte. Also `sync --to-file`.
-use crate::client::retry::{Attempt, Outcome, Retrying};
+use crate::client::retry::Retrying;
 use crate::client::{self as sync_client, Client, Failure, Retry};
 use crate::error::AppError;
 use crate::field::activated;
 use crate::field::datadir::DataDir;
 use crate::field::enrolment::{Enrolment, M_LAST_OK, M_LAST_SUMMARY};
+use crate::field::link::{Learnt, Sample, ServerLimits, Sizer};
 use crate::field::outbox::{self, Batch, Problem};
+use crate::field::sync_send::{Exchanged, Msg, send_with_retries};
 use crate::protocol::{BatchResponse, Summary};
 use crate::tr;
 use std::io::Write;
@@ -33,6 +35,8 @@ pub struct Report {
     pub server: String,
     pub batches: usize,
     pub records: usize,
+    /// Records in each answered batch, in order (the sizes the link measured out).
+    pub batch_records: Vec<usize>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub summary: Summary,
@@ -77,8 +81,42 @@ impl Report {
 }
 
 pub struct Options {
+    /// Records in the first batch (`sync.batch_size`); later ones are sized to the link.
     pub batch_size: usize,
+    /// Most records a batch grows to (`sync.max_batch_size`; the server's limit bounds it too).
+    pub max_batch_size: usize,
+    /// Every batch `batch_size` records, not sized to the link (`sync --batch-size`).
+    pub fixed: bool,
     pub retry: Retry,
+}
+
+impl Options {
+    fn sizer(&self) -> Sizer {
+        Sizer::new(self.batch_size, self.max_batch_size, self.fixed)
+    }
+}
+
+/// Field database meta: what the last run learnt of the link ([`Learnt`], JSON).
+const M_LINK: &str = "sync.link";
+
+/// The sizer for a run to `server`, starting from what the last run to it learnt.
+fn sizer(dd: &DataDir, opts: &Options, server: &str) -> Result<Sizer, AppError> {
+    let mut sizer = opts.sizer();
+    let learnt = dd.store.meta(M_LINK)?;
+    let learnt = learnt.and_then(|j| serde_json::from_str::<Learnt>(&j).ok());
+    if let Some(l) = learnt.filter(|l| l.server == server) {
+        sizer.recall(l);
+    }
+    Ok(sizer)
+}
+
+/// The JSON size of a gzip body, from its trailer (ISIZE: the input's length mod 2³²).
+fn json_len(gz: &[u8]) -> u64 {
+    gz.len()
+        .checked_sub(4)
+        .and_then(|i| gz.get(i..))
+        .and_then(|t| <[u8; 4]>::try_from(t).ok())
+        .map_or(0, |t| u32::from_le_bytes(t) as u64)
 }
 
 /// The next batch to send: an open one after journal position `pos`, else a newly cut one.
@@ -95,75 +133,18 @@ fn next_batch(
     outbox::cut(&mut dd.store, &dd.key, &device, batch_size, after_seq)
 }
 
-/// What the sending thread reports to the run.
-enum Msg {
-    /// An attempt failed; the thread waits `wait` and tries again.
-    Retry {
-        attempt: u32,
-        wait: Duration,
-        failure: Failure,
-    },
-    /// The batch's fate: answered, given up (the last failure), or stopped by Ctrl-C.
-    Done(Result<(BatchResponse, u64), Option<Failure>>),
-}
-
-/// Sends one batch with retries (on its own thread), reporting each failed attempt. The
-/// answer is asked to carry the district's activated-list delta after `since`. After a
-/// failure that may have followed a complete request (the connection dropped or the answer did
-/// not come), and for a batch an earlier run already tried, the next attempt first asks the
-/// server for its journalled answer by batch id, and sends the body only when there is none.
-#[allow(clippy::too_many_arguments)]
-fn send_with_retries(
-    client: &Client,
-    batch: &Batch,
-    device: &str,
-    server_key: &[u8; 32],
-    since: i64,
-    retry: &Retry,
-    stop: &AtomicBool,
-    tx: &mpsc::Sender<Msg>,
-) {
-    let mut ask_first = batch.attempts > 0;
-    let mut attempt = || {
-        if ask_first {
-            match client.stored_answer(&batch.id, &batch.signature, device, server_key) {
-                Ok(Some(x)) => return Attempt::Done(x),
-                Ok(None) => ask_first = false,
-                Err(f) => return Attempt::Failed(f),
-            }
-        }
-        let sent = client.send_signed(
-            &batch.id,
-            &batch.body,
-            &batch.signature,
-            device,
-            server_key,
-            Some(since),
-        );
-        match sent {
-            Ok(x) => Attempt::Done(x),
-            Err(f) => {
-                ask_first = matches!(f, Failure::Lost(_));
-                Attempt::Failed(f)
-            }
-        }
-    };
-    let done = match retry.run(
-        stop,
-        |_| attempt(),
-        |attempt, wait, failure| {
-            let _ = tx.send(Msg::Retry {
-                attempt,
-                wait,
-                failure: failure.clone(),
-            });
-        },
-    ) {
-        Outcome::Answered(x) => Ok(x),
-        Outcome::GaveUp(f) => Err(Some(f)),
-        Outcome::Stopped => Err(None),
-    };
-    let _ = tx.send(Msg::Done(done));
+/// The next batch, sized by `sizer` (told what was cut).
+fn next_sized(
+    dd: &mut DataDir,
+    sizer: &mut Sizer,
+    pos: i64,
+    after_seq: i64,
+) -> Result<Option<Batch>, AppError> {
+    let b = next_batch(dd, sizer.next(), pos, after_seq)?;
+    if let Some(b) = &b {
+        sizer.cut(b.record_count, b.body.len() as u64, json_len(&b.body));
+    }
+    Ok(b)
 }
 
 /// The activated-list deltas the batch answers carried in a run.
@@ -206,8 +187,10 @@ pub fn run(
     // The activated-list cursor the next batch asks its delta from (each answer moves it).
     let mut since = activated::cursor(&dd.store)?;
     let mut deltas = Deltas::default();
+    let mut sizer = sizer(dd, opts, client.base())?;
+    sizer.pending(pending.max(0) as usize);
     let t = Instant::now();
-    let mut current = next_batch(dd, opts.batch_size, 0, 0)?;
+    let mut current = next_sized(dd, &mut sizer, 0, 0)?;
     report.ms.cut += t.elapsed().as_millis() as u64;
     // An answer received but not stored yet (stored while the next batch is on the wire).
     let mut unstored: Option<(Batch, BatchResponse, u64)> = None;
@@ -221,17 +204,26 @@ pub fn run(
             let (tx, rx) = mpsc::channel();
             let sending = std::sync::Arc::clone(&batch);
             let (device, server_key, retry) = (&device, &server_key, &opts.retry);
+            // The answer timeout starts once the body is handed over; on a slow link part of
+            // it is still on its way then.
+            let upload = Duration::from_secs_f64(sizer.upload_secs(batch.body.len() as u64));
             let handle = scope.spawn(move || {
                 send_with_retries(
-                    client, &sending, device, server_key, since, retry, stop, &tx,
+                    client, &sending, device, server_key, since, upload, retry, stop, &tx,
                 )
             });
             if let Some((b, answer, received)) = unstored.take() {
                 store_answer(dd, &mut report, &mut deltas, &b, &answer, received, on)?;
             }
+            // The next batch is cut while this one is on the wire, sized by the exchanges
+            // measured so far; the second waits for the first measurement.
             let t = Instant::now();
             let (pos, after) = (batch.pos, batch.last_seq);
-            let following = next_batch(dd, opts.batch_size, pos, after)?;
+            let learning = sizer.learning();
+            let mut following = match learning {
+                true => None,
+                false => next_sized(dd, &mut sizer, pos, after)?,
+            };
             report.ms.cut += t.elapsed().as_millis() as u64;
             let t = Instant::now();
             let mut done = None;
@@ -243,6 +235,9 @@ pub fn run(
                         failure,
                     } => {
                         outbox::note_failure(&dd.store, &batch.id, &failure.to_string())?;
+                        if matches!(failure, Failure::Lost(_) | Failure::Unanswered(_)) {
+                            sizer.failed(batch.record_count);
+                        }
                         on(Event::Retry(Retrying {
                             attempt,
                             max: opts.retry.max_attempts,
@@ -256,9 +251,33 @@ pub fn run(
             let _ = handle.join();
             report.ms.exchange += t.elapsed().as_millis() as u64;
             match done {
-                Some(Ok((answer, received))) => {
+                Some(Ok(x)) => {
+                    let Exchanged {
+                        answer,
+                        received,
+                        secs,
+                        by_id,
+                    } = *x;
+                    sizer.answered(Sample {
+                        records: if by_id { 0 } else { batch.record_count },
+                        up: if by_id { 0 } else { batch.body.len() as u64 },
+                        down: received,
+                        secs,
+                    });
+                    if let Some(l) = answer.limits {
+                        sizer.server_limits(ServerLimits {
+                            records: l.max_batch_records,
+                            body_bytes: l.max_body_bytes,
+                            json_bytes: l.max_decompressed_bytes,
+                        });
+                    }
                     if let Some(d) = answer.activated.as_ref().filter(|d| d.since <= since) {
                         since = since.max(d.next);
+                    }
+                    if learning {
+                        let t = Instant::now();
+                        following = next_sized(dd, &mut sizer, pos, after)?;
+                        report.ms.cut += t.elapsed().as_millis() as u64;
                     }
                     let b = std::sync::Arc::try_unwrap(batch).unwrap_or_else(|a| (*a).clone());
                     unstored = Some((b, answer, received));
@@ -290,6 +309,10 @@ pub fn run(
     // Whatever happened, an answer that arrived is stored before the run ends.
     if let Some((b, answer, received)) = unstored.take() {
         store_answer(dd, &mut report, &mut deltas, &b, &answer, received, on)?;
+    }
+    if let Some(l) = sizer.learnt(client.base()) {
+        dd.store
+            .set_meta(M_LINK, &serde_json::to_string(&l).expect("serialises"))?;
     }
     if let Err(e) = outcome {
         return Err(with_report(e, dd, &mut report));
@@ -347,6 +370,7 @@ fn store_answer(
     report.ms.apply += t.elapsed().as_millis() as u64;
     report.batches += 1;
     report.records += batch.record_count;
+    report.batch_records.push(batch.record_count);
     report.bytes_sent += batch.body.len() as u64;
     report.bytes_received += received;
     let s = &mut report.summary;
@@ -413,6 +437,8 @@ pub struct FileReport {
     pub file: String,
     pub batches: usize,
     pub records: usize,
+    /// Records in each answered batch, in order (the sizes the link measured out).
+    pub batch_records: Vec<usize>,
     pub bytes: u64,
 }
 
@@ -468,4 +494,17 @@ pub fn to_file(dd: &mut DataDir, path: &Path, batch_size: usize) -> Result<FileR
         ),
     )?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_json_size_comes_from_the_gzip_trailer() {
+        let json = vec![b'{'; 123_456];
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, &json).unwrap();
+        let gz = e.finish().unwrap();
+        assert_eq!(super::json_len(&gz), 123_456);
+        assert_eq!(super::json_len(b"ab"), 0);
+    }
 }

@@ -290,6 +290,20 @@ pub struct BatchResponse {
     /// when not asked for, and from servers before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activated: Option<ActivatedResponse>,
+    /// The server's size limits for a batch, so a client may grow its batches up to them
+    /// (absent from servers before it: such a client keeps its starting size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<BatchLimits>,
+}
+
+/// The size limits a server applies to `POST /v1/batches` (`[server]` in its config.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchLimits {
+    pub max_batch_records: usize,
+    /// The gzip body as sent.
+    pub max_body_bytes: u64,
+    /// The body's JSON once gunzipped.
+    pub max_decompressed_bytes: u64,
 }
 
 /// Every 4xx/5xx answer: `{"error": {"code": "...", "message": "..."}}`.

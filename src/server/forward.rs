@@ -505,6 +505,7 @@ mod tests {
             results: vec![],
             summary: Summary::default(),
             activated: None,
+            limits: None,
         };
         assert!(apply_answer(&store, &a, &short).is_err());
         let full = BatchResponse {

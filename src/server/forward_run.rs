@@ -454,6 +454,7 @@ mod tests {
                 ..Summary::default()
             },
             activated: None,
+            limits: None,
         }
     }
 

@@ -34,7 +34,12 @@ impl Server {
     }
 
     pub fn start(db: &Path) -> Server {
-        let inner = util::server::Server::start_on_db(db, "");
+        Server::start_with(db, "")
+    }
+
+    /// With `config_toml` as its config.toml (e.g. `[server]\nmax_batch_records = 300\n`).
+    pub fn start_with(db: &Path, config_toml: &str) -> Server {
+        let inner = util::server::Server::start_on_db(db, config_toml);
         Server {
             db: db.to_path_buf(),
             url: inner.url.clone(),

@@ -130,7 +130,7 @@ impl SendHandle {
             .unwrap_or_else(|| enrolment.server_url.clone());
         let client = super::super::sync::client(ctx, &url)?;
         let before = dd.store.pending_by_kind()?;
-        let opts = super::super::sync::options(ctx, ctx.config.sync.batch_size);
+        let opts = super::super::sync::options(ctx, None);
         let report = sync_run::run(
             &mut dd,
             &client,

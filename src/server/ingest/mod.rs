@@ -207,6 +207,11 @@ fn check_and_commit(
         results,
         summary,
         activated,
+        limits: Some(protocol::BatchLimits {
+            max_batch_records: limits.max_batch_records,
+            max_body_bytes: limits.max_body_bytes,
+            max_decompressed_bytes: limits.max_decompressed_bytes,
+        }),
     };
     let body = serde_json::to_vec(&response).map_err(Refusal::internal)?;
     let signature = B64.encode(key.sign(&protocol::signed_digest(&body)));
