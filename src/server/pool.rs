@@ -35,7 +35,12 @@ impl Pool {
                 .name(format!("worker-{i}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
-                        job(&mut store);
+                        // A job that panics (a bug; release builds abort) fails its own request
+                        // only: the worker lives on, back on the stack (Turn), its transaction
+                        // rolled back by the unwinding.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            job(&mut store)
+                        }));
                     }
                 });
         }
@@ -54,19 +59,36 @@ impl Pool {
         let permit = Arc::clone(&self.free).acquire_owned().await.ok()?;
         // A permit is held, so a worker is on the stack.
         let worker = self.idle.lock().ok()?.pop()?;
+        let turn = Turn {
+            idle: Arc::clone(&self.idle),
+            worker,
+            _permit: permit,
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let idle = Arc::clone(&self.idle);
         let job: Job = Box::new(move |store| {
             let out = work(store);
             // Free before answering, so the caller's next job finds this worker on top.
-            if let Ok(mut idle) = idle.lock() {
-                idle.push(worker);
-            }
-            drop(permit);
+            drop(turn);
             let _ = tx.send(out);
         });
         self.workers[worker].send(job).ok()?;
         rx.await.ok()
+    }
+}
+
+/// A worker's turn at a job: when it ends — the job done, panicked or never run — the worker
+/// goes back on top of the stack, then its permit is given back (fields drop after `drop`).
+struct Turn {
+    idle: Arc<Mutex<Vec<usize>>>,
+    worker: usize,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(self.worker);
+        }
     }
 }
 
@@ -92,6 +114,12 @@ mod tests {
             seen.insert(rt.block_on(pool.run(move |_| name())).unwrap());
         }
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["worker-0"]);
+        // A job that panics fails alone; its worker takes the next job.
+        assert_eq!(
+            rt.block_on(pool.run(|_| -> String { panic!("a bug") })),
+            None
+        );
+        assert_eq!(rt.block_on(pool.run(move |_| name())).unwrap(), "worker-0");
         // Two jobs in flight at once (each waits for the other to start): two workers.
         let gate = Arc::new(std::sync::Barrier::new(2));
         let both = rt.block_on(async {
