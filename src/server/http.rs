@@ -30,6 +30,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::pool::Pool;
 pub use super::routes::{Rates, Shared};
 
 /// Connections open at once, from everyone.
@@ -58,58 +59,6 @@ const LINGER_BYTES: u64 = 16 * 1024 * 1024;
 const POLL: Duration = Duration::from_millis(200);
 
 type ResponseBody = BoxBody<Bytes, std::io::Error>;
-
-type Job = Box<dyn FnOnce(&mut Store) + Send>;
-
-/// The worker threads, each with its own store handle. They are plain threads outside the
-/// runtime: the synchronous PostgreSQL client runs a runtime of its own, which cannot start
-/// inside another.
-struct Pool {
-    jobs: std::sync::mpsc::Sender<Job>,
-    /// One permit per worker: a job is handed over only when a worker is free.
-    free: Arc<tokio::sync::Semaphore>,
-}
-
-impl Pool {
-    fn start(stores: Vec<Store>) -> Pool {
-        let free = Arc::new(tokio::sync::Semaphore::new(stores.len().max(1)));
-        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for (i, mut store) in stores.into_iter().enumerate() {
-            let rx = Arc::clone(&rx);
-            let _ = std::thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(&mut store),
-                            Err(_) => return,
-                        }
-                    }
-                });
-        }
-        Pool { jobs, free }
-    }
-
-    /// Runs `work` with a store handle on a worker thread (waiting for a free one).
-    async fn run<T: Send + 'static>(
-        self: &Arc<Self>,
-        work: impl FnOnce(&mut Store) -> T + Send + 'static,
-    ) -> Option<T> {
-        let permit = Arc::clone(&self.free).acquire_owned().await.ok()?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |store| {
-            let _ = tx.send(work(store));
-            drop(permit);
-        });
-        self.jobs.send(job).ok()?;
-        rx.await.ok()
-    }
-}
 
 /// Counts connections, in all and per address.
 #[derive(Default)]

@@ -34,6 +34,7 @@ pub mod location;
 // and for the benchmarks with `--features test-support`; never into the release binary.
 #[cfg(any(test, debug_assertions, feature = "test-support"))]
 pub mod pgtest;
+mod pool;
 pub mod ratelimit;
 pub mod relay;
 pub mod routes;

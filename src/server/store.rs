@@ -247,8 +247,9 @@ impl Store {
 fn configure(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(db::SQLITE_STATEMENT_CACHE);
     // 1 MB page cache per connection: `serve` holds one connection per worker (8 by default),
-    // so this bounds the caches at ~8 MB; 2 MB each put the server over the 30 MB RSS target
-    // at 5,000-record batches for ~5 % more ingest speed (BENCHMARKS.md, sync).
+    // so this bounds the caches at ~8 MB — reached only when 8 requests are in flight at once,
+    // since a request goes to the worker freed last (server/pool.rs); one laptop syncing warms
+    // one cache (BENCHMARKS.md, sync).
     sqlite::configure(conn, BUSY_TIMEOUT, "PRAGMA cache_size=-1024;").map(|_| ())
 }
 
