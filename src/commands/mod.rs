@@ -16,6 +16,8 @@ pub mod record;
 pub mod record_prompt;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod server_tls;
 pub mod slip;
 pub mod status;
 pub mod sync;

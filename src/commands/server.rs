@@ -1,4 +1,5 @@
-//! District server commands: `serve`, and `server token|devices|revoke|stats|export|import`.
+//! District server commands: `serve`, and `server token|devices|revoke|stats|export|import`
+//! (`server tls init` is in server_tls.rs).
 //! Every one takes `--db FILE` or `--db postgres://…` (default: `server.database_url`, else
 //! `server.db` from config.toml, relative to the data directory; a `--db` file given on the
 //! command line is relative to the current directory).
@@ -56,6 +57,8 @@ pub enum ServerCommand {
     SealKey,
     /// Teruskan catatan ke server provinsi / forward the records to a province server
     Forward(super::forward::ForwardArgs),
+    /// HTTPS untuk LAN kantor tanpa CA publik / HTTPS on the office LAN without a public CA
+    Tls(super::server_tls::TlsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -107,6 +110,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
         listener,
         tls,
         scheme,
+        office_ca,
         addr,
     } = server::listen::open(cfg, &listen, &ctx.data_dir)?;
     // A second Ctrl+C / SIGTERM while stopping exits at once.
@@ -143,6 +147,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
             admin_token: cfg.admin_token.clone().unwrap_or_default(),
         },
         rates: http::Rates::from_config(cfg),
+        office_ca: office_ca.unwrap_or_default(),
     });
     // `[forward] to`: forward to the province in the background on a handle of its own.
     let forwarder = if ctx.config.forward.to.is_none() {
@@ -185,6 +190,7 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
         ServerCommand::Report(r) => super::coverage::report(ctx, a.db, r),
         ServerCommand::SealKey => seal_key(ctx, a.db),
         ServerCommand::Forward(f) => super::forward::run(ctx, a.db, f),
+        ServerCommand::Tls(t) => super::server_tls::run(ctx, a.db, t),
     }
 }
 
@@ -192,7 +198,7 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
 /// key is here. A SQLite database's own key (beside it) is made now if missing, as `serve` would;
 /// a configured `server.key_file` that is not on this machine is never made here (that would be
 /// another server's key): then the id is unknown.
-fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> {
+pub(super) fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> {
     let loc = ctx.server_location(db);
     let path = ctx.key_file_of(&loc).ok()?;
     let own = ctx.config.server.key_file.is_none() && matches!(loc, Location::Sqlite(_));
@@ -207,7 +213,8 @@ fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> {
 /// (not loopback, not "all addresses"); `URL` otherwise, for the admin to fill in.
 fn laptop_url(ctx: &Ctx) -> String {
     let c = &ctx.config.server;
-    let scheme = if c.tls_cert.is_some() {
+    let office = crate::server::office_tls::Files::new(&ctx.data_dir).present();
+    let scheme = if c.tls_cert.is_some() || office {
         "https"
     } else {
         "http"

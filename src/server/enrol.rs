@@ -178,6 +178,7 @@ pub fn enrol(
         team: token_team,
         seal_public_key: crate::seal::server_public_hex(key),
         relay: relay != 0,
+        tls_ca: String::new(),
     })
 }
 

@@ -118,6 +118,9 @@ pub struct Shared {
     /// The dashboard's settings (time zone, admin token).
     pub dashboard: dashboard::Settings,
     pub rates: Rates,
+    /// The office CA (PEM) when serving the certificate of `server tls init`, else empty:
+    /// sent in `/v1/health` and the enrolment answer, both signed.
+    pub office_ca: String,
 }
 
 /// The rate limits of `[server]`.
@@ -281,14 +284,20 @@ fn route(
             .map_or_else(Reply::refused, |a| answer_reply(a, gzip_ok, note));
     }
     match path {
-        protocol::PATH_HEALTH => Reply::json(&Health {
-            ok: true,
-            service: "ikd-field".into(),
-            protocol: protocol::VERSION,
-            server_id: shared.key.id(),
-            server_public_key: shared.key.public_hex(),
-            seal_public_key: crate::seal::server_public_hex(&shared.key),
-        }),
+        protocol::PATH_HEALTH => {
+            let mut r = Reply::json(&Health {
+                ok: true,
+                service: "ikd-field".into(),
+                protocol: protocol::VERSION,
+                server_id: shared.key.id(),
+                server_public_key: shared.key.public_hex(),
+                seal_public_key: crate::seal::server_public_hex(&shared.key),
+                tls_ca: shared.office_ca.clone(),
+            });
+            // Signed, so the office CA in it can be trusted by a laptop that knows the id.
+            r.signature = Some(B64.encode(shared.key.sign(&protocol::signed_digest(&r.body))));
+            r
+        }
         protocol::PATH_ENROL => match enrol_route(store, shared, body) {
             Ok(r) => r,
             Err(r) => {
@@ -433,7 +442,8 @@ fn enrol_route(store: &mut Store, shared: &Shared, body: &mut dyn Body) -> Resul
             format!("not an enrolment request: {e}"),
         )
     })?;
-    let ok = enrol::enrol(store, &shared.key, &er)?;
+    let mut ok = enrol::enrol(store, &shared.key, &er)?;
+    ok.tls_ca.clone_from(&shared.office_ca);
     let mut r = Reply::json(&ok);
     // Signed like every answer that counts, so a device that knows the server's id beforehand
     // (`enrol --expect-server-id`) can tell the sealing key and its device id were not swapped.
