@@ -5,6 +5,7 @@ pub mod capture;
 pub mod clock;
 pub mod datadir;
 pub mod enrolment;
+pub mod office_ca;
 pub mod outbox;
 pub mod records;
 pub mod retention;
