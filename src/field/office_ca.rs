@@ -3,8 +3,8 @@
 //! server id beforehand (`--expect-server-id`, handed over with the token). Then:
 //!
 //! 1. `/v1/health` is read without checking the certificate; it is public and nothing private
-//!    is sent. It must name the expected server and be signed by that server's key, and it
-//!    carries the office CA.
+//!    is sent. It must name the expected server and be signed by that server's key; when it
+//!    carries an office CA, that is the CA to trust (else the usual checks apply).
 //! 2. From then on the connection is checked against exactly that CA (and `sync.ca_file`), for
 //!    the URL's host name or address: the token is only ever sent over a connection whose
 //!    certificate chain the expected server vouched for.
@@ -17,10 +17,11 @@ use crate::error::{AppError, Kind};
 use crate::protocol::EnrolResponse;
 use crate::tr;
 
-/// The connection to enrol over when the server's certificate is not trusted but it proves to
-/// be the expected server: a client trusting its office CA, and that CA (PEM). `None` when the
-/// certificate is trusted already, or the URL is not `https://` (or the server cannot be
-/// reached: the caller reports that). `unreached` words a failure to reach the server.
+/// The connection to enrol over when the expected server hands out an office CA: a client
+/// trusting exactly that CA, and the CA (PEM). `None` when the URL is not `https://`, or the
+/// server has no office CA and its certificate is trusted already (or it cannot be reached: the
+/// caller reports that). Without a server id, an untrusted certificate is refused here in
+/// words that ask for the id. `unreached` words a failure to reach the server.
 pub fn route(
     client: &Client,
     expect: Option<&ExpectedServer>,
@@ -30,12 +31,16 @@ pub fn route(
     if !base.starts_with("https://") {
         return Ok(None);
     }
-    let why = match client.health() {
-        Err(Failure::Certificate(why)) => why,
-        _ => return Ok(None),
-    };
     let Some(want) = expect else {
-        return Err(needs_server_id(base, &why));
+        // No server id: only a certificate the laptop already trusts will do. One it does not
+        // trust from a server that hands out an office CA: say the id is what is missing.
+        if let Err(Failure::Certificate(why)) = client.health()
+            && let Ok((h, true)) = client.unverified()?.health_signed()
+            && office_ca_certs(&h.tls_ca).is_some()
+        {
+            return Err(needs_server_id(base, &why));
+        }
+        return Ok(None);
     };
     let (h, signed) = client
         .unverified()?
@@ -43,10 +48,15 @@ pub fn route(
         .map_err(|f| unreached(&f))?;
     // Not the expected server: refused before the token is spent.
     want.check_health(base, &h)?;
-    if !signed || office_ca_certs(&h.tls_ca).is_none() {
-        return Err(no_office_ca(base, &why));
+    if signed && office_ca_certs(&h.tls_ca).is_some() {
+        return Ok(Some((client.trusting(&h.tls_ca)?, h.tls_ca)));
     }
-    Ok(Some((client.trusting(&h.tls_ca)?, h.tls_ca)))
+    // No office CA (a server with a public certificate, or one before this): the certificate
+    // must be one the laptop trusts already.
+    match client.health() {
+        Err(Failure::Certificate(why)) => Err(no_office_ca(base, &why)),
+        _ => Ok(None),
+    }
 }
 
 /// The CA to store with the enrolment: the one enrolment trusted, which the signed answer must
@@ -74,8 +84,8 @@ pub fn from_answer(
 
 fn needs_server_id(base: &str, why: &str) -> AppError {
     AppError::usage(tr!(
-        "Server {base} memakai sertifikat sendiri yang belum dikenal laptop ini ({why}). Untuk memercayainya, pendaftaran butuh ID server dari admin Dinas. Token belum terpakai; tidak ada yang diubah.",
-        "The server {base} uses a certificate of its own that this laptop does not know yet ({why}). To trust it, enrolment needs the server id from the district admin. The token is not spent; nothing was changed."
+        "Server {base} memakai sertifikat sendiri yang belum dikenal laptop ini. Untuk memercayainya, pendaftaran butuh ID server dari admin Dinas. Token belum terpakai; tidak ada yang diubah.",
+        "The server {base} uses a certificate of its own that this laptop does not know yet. To trust it, enrolment needs the server id from the district admin. The token is not spent; nothing was changed."
     ))
     .hint(tr!(
         "Minta ID SERVER ke admin (tampil saat 'ikd-field server token'), lalu daftar lagi dengan --expect-server-id ID (di desk: isi kolom ID server).",
@@ -84,6 +94,7 @@ fn needs_server_id(base: &str, why: &str) -> AppError {
     .details(serde_json::json!({
         "server": base,
         "certificate": true,
+        "reason": why,
         "needs_server_id": true,
         "token_spent": false,
     }))
