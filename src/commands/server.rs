@@ -210,7 +210,9 @@ pub(super) fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> 
 }
 
 /// The address laptops reach this server at, when `[server] listen` names one they can reach
-/// (not loopback, not "all addresses"); `URL` otherwise, for the admin to fill in.
+/// (not loopback, not "all addresses"); with the office certificate of `server tls init`, this
+/// computer's LAN address on that port (the one the certificate was made for); `URL`
+/// otherwise, for the admin to fill in.
 fn laptop_url(ctx: &Ctx) -> String {
     let c = &ctx.config.server;
     let office = crate::server::office_tls::Files::new(&ctx.data_dir).present();
@@ -221,6 +223,11 @@ fn laptop_url(ctx: &Ctx) -> String {
     };
     match c.listen.parse::<std::net::SocketAddr>() {
         Ok(a) if !a.ip().is_loopback() && !a.ip().is_unspecified() => format!("{scheme}://{a}"),
+        Ok(a) if office && c.tls_cert.is_none() => crate::server::office_tls::default_ips()
+            .into_iter()
+            .find(|ip| !ip.is_loopback())
+            .map(|ip| format!("https://{}", std::net::SocketAddr::new(ip, a.port())))
+            .unwrap_or_else(|| "URL".to_string()),
         _ => "URL".to_string(),
     }
 }

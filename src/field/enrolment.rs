@@ -56,12 +56,24 @@ impl Enrolment {
             (M_ID, &self.server_id),
             (M_KEY, &self.server_public_key),
             (M_AT, &self.enrolled_at),
-            (M_CA, &self.server_ca),
         ] {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 [k, v.as_str()],
+            )
+            .map_err(dbe)?;
+        }
+        // The office CA: kept only when the server handed one out (a new enrolment elsewhere
+        // drops the old one).
+        if self.server_ca.trim().is_empty() {
+            tx.execute("DELETE FROM meta WHERE key = ?1", [M_CA])
+                .map_err(dbe)?;
+        } else {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [M_CA, self.server_ca.as_str()],
             )
             .map_err(dbe)?;
         }
