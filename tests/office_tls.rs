@@ -140,7 +140,12 @@ fn office_setup_enrols_by_server_id_and_refuses_another_certificate() {
     let office = Office::new(&root, "kantor");
     let made = office.tls_init();
     assert_eq!(made["new_ca"], true, "{made}");
-    assert!(made["ips"].as_array().unwrap().contains(&"127.0.0.1".into()));
+    assert!(
+        made["ips"]
+            .as_array()
+            .unwrap()
+            .contains(&"127.0.0.1".into())
+    );
     let served = office.serve();
     let (token, server_id) = office.token();
     set_sync_config(&kit, "");
@@ -195,7 +200,11 @@ fn office_setup_enrols_by_server_id_and_refuses_another_certificate() {
     let other = Office::new(&root, "lain");
     other.tls_init();
     for f in ["server.pem", "server.key"] {
-        std::fs::copy(other.data.join("tls").join(f), office.data.join("tls").join(f)).unwrap();
+        std::fs::copy(
+            other.data.join("tls").join(f),
+            office.data.join("tls").join(f),
+        )
+        .unwrap();
     }
     let foreign = office.serve();
     for i in 3..5 {
@@ -229,7 +238,10 @@ fn office_setup_enrols_by_server_id_and_refuses_another_certificate() {
     );
     let e = error_of(&out);
     assert!(
-        e["message"].as_str().unwrap().contains("token is not spent"),
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("token is not spent"),
         "{e}"
     );
     assert_eq!(e["details"]["certificate"], true, "{e}");

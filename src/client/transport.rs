@@ -112,9 +112,8 @@ pub(crate) fn office_ca_certs(pem: &str) -> Option<Vec<ureq::tls::Certificate<'s
 
 /// The same office CA: the same certificates, whatever the PEM line breaks.
 pub(crate) fn same_office_ca(a: &str, b: &str) -> bool {
-    let der = |pem| {
-        office_ca_certs(pem).map(|c| c.iter().map(|c| c.der().to_vec()).collect::<Vec<_>>())
-    };
+    let der =
+        |pem| office_ca_certs(pem).map(|c| c.iter().map(|c| c.der().to_vec()).collect::<Vec<_>>());
     matches!((der(a), der(b)), (Some(x), Some(y)) if x == y)
 }
 

@@ -7,7 +7,6 @@ use super::Ctx;
 use crate::error::AppError;
 use crate::output::{self, Table};
 use crate::server::rows::Row;
-use crate::server::store::Location;
 use crate::server::{self, Limits, http};
 use crate::{timefmt, tr};
 use std::io::Write;
@@ -194,21 +193,6 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
     }
 }
 
-/// The server id to hand over with a token (`enrol --expect-server-id`): the key's id when the
-/// key is here. A SQLite database's own key (beside it) is made now if missing, as `serve` would;
-/// a configured `server.key_file` that is not on this machine is never made here (that would be
-/// another server's key): then the id is unknown.
-pub(super) fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> {
-    let loc = ctx.server_location(db);
-    let path = ctx.key_file_of(&loc).ok()?;
-    let own = ctx.config.server.key_file.is_none() && matches!(loc, Location::Sqlite(_));
-    if path.exists() || own {
-        server::server_key(&path).ok().map(|k| k.id())
-    } else {
-        None
-    }
-}
-
 /// The address laptops reach this server at, when `[server] listen` names one they can reach
 /// (not loopback, not "all addresses"); with the office certificate of `server tls init`, this
 /// computer's LAN address on that port (the one the certificate was made for); `URL`
@@ -236,7 +220,7 @@ fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
     let (_, store) = ctx.server_db(db.clone())?;
     let ttl = a.ttl_hours.unwrap_or(ctx.config.server.token_ttl_hours);
     let (token, expires) = server::enrol::create_token_for(&store, &a.team, ttl, a.relay)?;
-    let id = token_server_id(ctx, db);
+    let id = ctx.server_id_here(db);
     if ctx.json {
         output::ok(&TokenMade {
             token: &token,

@@ -60,7 +60,10 @@ fn init(ctx: &Ctx, db: Option<PathBuf>, a: InitArgs) -> Result<(), AppError> {
     let mut names = if a.names.is_empty() {
         office_tls::default_names()
     } else {
-        a.names.iter().map(|n| n.trim().to_ascii_lowercase()).collect()
+        a.names
+            .iter()
+            .map(|n| n.trim().to_ascii_lowercase())
+            .collect()
     };
     let mut ips = if a.ips.is_empty() {
         office_tls::default_ips()
@@ -71,7 +74,7 @@ fn init(ctx: &Ctx, db: Option<PathBuf>, a: InitArgs) -> Result<(), AppError> {
     ips.push(IpAddr::from([127, 0, 0, 1]));
     dedup(&mut names);
     dedup(&mut ips);
-    let id = super::server::token_server_id(ctx, db);
+    let id = ctx.server_id_here(db);
     let files = Files::new(&ctx.data_dir);
     let issued = office_tls::init(
         &files,

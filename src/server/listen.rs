@@ -48,9 +48,7 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
     let tls_config = if tls {
         let (certificate, private_key) = if use_office {
             let read = |p: &Path| std::fs::read(p).map_err(|e| office_unreadable(p, &e));
-            office_ca = Some(
-                String::from_utf8_lossy(&read(&office.ca_cert())?).into_owned(),
-            );
+            office_ca = Some(String::from_utf8_lossy(&read(&office.ca_cert())?).into_owned());
             (read(&office.cert())?, read(&office.key())?)
         } else {
             read_pair(cfg, data_dir)?
@@ -193,8 +191,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = crate::server::office_tls::Files::new(dir.path());
         let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-        crate::server::office_tls::init(&files, &["localhost".into()], &[ip], false, "t")
-            .unwrap();
+        crate::server::office_tls::init(&files, &["localhost".into()], &[ip], false, "t").unwrap();
         let l = open(&cfg(), "0.0.0.0:0", dir.path()).unwrap();
         assert_eq!(l.scheme, "https");
         assert!(l.tls.is_some());

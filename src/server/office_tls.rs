@@ -171,7 +171,9 @@ pub fn init(
 pub fn ca_fingerprint(pem: &str) -> Option<String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    let der = CertificateDer::pem_slice_iter(pem.as_bytes()).next()?.ok()?;
+    let der = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()?
+        .ok()?;
     Some(crate::crypto::sha256_hex(&der))
 }
 
@@ -297,8 +299,8 @@ fn write_public(path: &Path, text: &str) -> Result<(), AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::pki_types::pem::PemObject;
     use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
     /// The chain in `server.pem` verifies against the CA for each name and address, and not
@@ -335,7 +337,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = Files::new(dir.path());
         let names = vec!["kantor-dukcapil".to_string(), "localhost".to_string()];
-        let ips = vec![IpAddr::from([192, 168, 1, 20]), IpAddr::from([127, 0, 0, 1])];
+        let ips = vec![
+            IpAddr::from([192, 168, 1, 20]),
+            IpAddr::from([127, 0, 0, 1]),
+        ];
         let first = init(&files, &names, &ips, false, "abcd").unwrap();
         assert!(first.new_ca && files.present());
         for ok in ["kantor-dukcapil", "localhost", "192.168.1.20", "127.0.0.1"] {

@@ -18,7 +18,7 @@ use super::{Limits, Refusal};
 use super::{activated, batch_answer, enrol};
 use crate::crypto::KeyPair;
 use crate::protocol::ErrorCode;
-use crate::protocol::{self, EnrolRequest, Health};
+use crate::protocol::{self, EnrolRequest};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::sync::Arc;
@@ -118,8 +118,7 @@ pub struct Shared {
     /// The dashboard's settings (time zone, admin token).
     pub dashboard: dashboard::Settings,
     pub rates: Rates,
-    /// The office CA (PEM) when serving the certificate of `server tls init`, else empty:
-    /// sent in `/v1/health` and the enrolment answer, both signed.
+    /// The office CA (PEM) of `server tls init` when `serve` uses it, else empty.
     pub office_ca: String,
 }
 
@@ -285,18 +284,8 @@ fn route(
     }
     match path {
         protocol::PATH_HEALTH => {
-            let mut r = Reply::json(&Health {
-                ok: true,
-                service: "ikd-field".into(),
-                protocol: protocol::VERSION,
-                server_id: shared.key.id(),
-                server_public_key: shared.key.public_hex(),
-                seal_public_key: crate::seal::server_public_hex(&shared.key),
-                tls_ca: shared.office_ca.clone(),
-            });
-            // Signed, so the office CA in it can be trusted by a laptop that knows the id.
-            r.signature = Some(B64.encode(shared.key.sign(&protocol::signed_digest(&r.body))));
-            r
+            let health = enrol::health(&shared.key, &shared.office_ca);
+            with_signature(Reply::json(&health), &shared.key)
         }
         protocol::PATH_ENROL => match enrol_route(store, shared, body) {
             Ok(r) => r,
@@ -445,11 +434,17 @@ fn enrol_route(store: &mut Store, shared: &Shared, body: &mut dyn Body) -> Resul
     let mut ok = enrol::enrol(store, &shared.key, &er)?;
     ok.tls_ca.clone_from(&shared.office_ca);
     let mut r = Reply::json(&ok);
-    // Signed like every answer that counts, so a device that knows the server's id beforehand
-    // (`enrol --expect-server-id`) can tell the sealing key and its device id were not swapped.
-    r.signature = Some(B64.encode(shared.key.sign(&protocol::signed_digest(&r.body))));
     r.note = format!("enrolled {} ({})", ok.device_id, printable(&er.officer));
-    Ok(r)
+    // Signed like every answer that counts, so a device that knows the server's id beforehand
+    // (`enrol --expect-server-id`) can tell the sealing key, device id and office CA are its.
+    Ok(with_signature(r, &shared.key))
+}
+
+/// `r` with `X-Ikd-Signature`, the server key's signature of its body (`/v1/health` too, so a
+/// laptop that knows the server id can trust the office CA in it).
+fn with_signature(mut r: Reply, key: &KeyPair) -> Reply {
+    r.signature = Some(B64.encode(key.sign(&protocol::signed_digest(&r.body))));
+    r
 }
 
 /// The body of a request a device signs (a batch, the activated list), read only once the
