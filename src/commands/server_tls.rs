@@ -76,13 +76,7 @@ fn init(ctx: &Ctx, db: Option<PathBuf>, a: InitArgs) -> Result<(), AppError> {
     dedup(&mut ips);
     let id = ctx.server_id_here(db);
     let files = Files::new(&ctx.data_dir);
-    let issued = office_tls::init(
-        &files,
-        &names,
-        &ips,
-        a.new_ca,
-        id.as_deref().unwrap_or("kantor"),
-    )?;
+    let issued = office_tls::init(&files, &names, &ips, a.new_ca)?;
     let port = port(&ctx.config.server.listen);
     let urls: Vec<String> = ips
         .iter()

@@ -191,7 +191,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = crate::server::office_tls::Files::new(dir.path());
         let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-        crate::server::office_tls::init(&files, &["localhost".into()], &[ip], false, "t").unwrap();
+        crate::server::office_tls::init(&files, &["localhost".into()], &[ip], false).unwrap();
         let l = open(&cfg(), "0.0.0.0:0", dir.path()).unwrap();
         assert_eq!(l.scheme, "https");
         assert!(l.tls.is_some());

@@ -75,13 +75,11 @@ pub struct Issued {
 }
 
 /// Makes (or keeps) the CA and issues the server certificate for `names` and `ips`.
-/// `label` names the CA (the server id), so an admin can tell it apart in a certificate viewer.
 pub fn init(
     files: &Files,
     names: &[String],
     ips: &[IpAddr],
     new_ca: bool,
-    label: &str,
 ) -> Result<Issued, AppError> {
     if names.is_empty() && ips.is_empty() {
         return Err(AppError::usage(tr!(
@@ -93,32 +91,6 @@ pub fn init(
             "Give --name COMPUTER-NAME or --ip LAN-ADDRESS."
         )));
     }
-    std::fs::create_dir_all(&files.dir).map_err(|e| io_error(&files.dir, &e))?;
-    let now = time::OffsetDateTime::now_utc();
-    let keep = !new_ca && files.ca_cert().is_file() && files.ca_key().is_file();
-    let (ca_pem, issuer) = if keep {
-        let pem = read(&files.ca_cert())?;
-        let key = KeyPair::from_pem(&read(&files.ca_key())?).map_err(|e| damaged(files, &e))?;
-        let issuer = Issuer::from_ca_cert_pem(&pem, key).map_err(|e| damaged(files, &e))?;
-        (pem, issuer)
-    } else {
-        let key = KeyPair::generate().map_err(|e| AppError::other(e.to_string()))?;
-        let mut p = CertificateParams::default();
-        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        p.distinguished_name
-            .push(DnType::CommonName, format!("ikd-field CA Dinas {label}"));
-        p.distinguished_name
-            .push(DnType::OrganizationName, "ikd-field");
-        p.not_before = now - time::Duration::days(1);
-        p.not_after = now + time::Duration::days(CA_DAYS);
-        let cert = p
-            .self_signed(&key)
-            .map_err(|e| AppError::other(e.to_string()))?;
-        write_private(&files.ca_key(), &key.serialize_pem())?;
-        write_public(&files.ca_cert(), &cert.pem())?;
-        (cert.pem(), Issuer::new(p, key))
-    };
     if let Some(bad) = names.iter().find(|n| !is_host_name(n)) {
         return Err(AppError::usage(tr!(
             "'{bad}' bukan nama komputer yang bisa dipakai di sertifikat.",
@@ -129,6 +101,25 @@ pub fn init(
             "A computer name has only letters, digits, dots and dashes, e.g. server-dukcapil."
         )));
     }
+    std::fs::create_dir_all(&files.dir).map_err(|e| io_error(&files.dir, &e))?;
+    let now = time::OffsetDateTime::now_utc();
+    let keep = !new_ca && files.ca_cert().is_file() && files.ca_key().is_file();
+    let (ca_pem, issuer) = if keep {
+        let pem = read(&files.ca_cert())?;
+        let key = KeyPair::from_pem(&read(&files.ca_key())?).map_err(|e| damaged(files, &e))?;
+        (pem, Issuer::new(ca_params(&key), key))
+    } else {
+        let key = KeyPair::generate().map_err(|e| AppError::other(e.to_string()))?;
+        let mut p = ca_params(&key);
+        p.not_before = now - time::Duration::days(1);
+        p.not_after = now + time::Duration::days(CA_DAYS);
+        let cert = p
+            .self_signed(&key)
+            .map_err(|e| AppError::other(e.to_string()))?;
+        write_private(&files.ca_key(), &key.serialize_pem())?;
+        write_public(&files.ca_cert(), &cert.pem())?;
+        (cert.pem(), Issuer::new(p, key))
+    };
     let mut sans: Vec<String> = names.to_vec();
     sans.extend(ips.iter().map(IpAddr::to_string));
     let mut p = CertificateParams::new(sans).map_err(|e| AppError::other(e.to_string()))?;
@@ -165,6 +156,21 @@ pub fn init(
         cert: files.cert(),
         key: files.key(),
     })
+}
+
+/// The CA's name and constraints, made from its key alone, so the CA kept in `tls/` signs new
+/// server certificates under exactly the name in its certificate (no certificate parser needed):
+/// "ikd-field CA Dinas" and the first 8 bytes of SHA-256 of its public key, path length 0.
+fn ca_params(key: &KeyPair) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let id = hex::encode(&crate::crypto::sha256(key.public_key_raw())[..8]);
+    p.distinguished_name
+        .push(DnType::CommonName, format!("ikd-field CA Dinas {id}"));
+    p.distinguished_name
+        .push(DnType::OrganizationName, "ikd-field");
+    p
 }
 
 /// SHA-256 (hex) of the first certificate in `pem`.
@@ -341,7 +347,7 @@ mod tests {
             IpAddr::from([192, 168, 1, 20]),
             IpAddr::from([127, 0, 0, 1]),
         ];
-        let first = init(&files, &names, &ips, false, "abcd").unwrap();
+        let first = init(&files, &names, &ips, false).unwrap();
         assert!(first.new_ca && files.present());
         for ok in ["kantor-dukcapil", "localhost", "192.168.1.20", "127.0.0.1"] {
             assert!(verifies(&files, ok), "{ok}");
@@ -356,13 +362,13 @@ mod tests {
         }
         // A new address: the same CA, a new certificate for it.
         let ips2 = vec![IpAddr::from([192, 168, 1, 21])];
-        let again = init(&files, &names, &ips2, false, "abcd").unwrap();
+        let again = init(&files, &names, &ips2, false).unwrap();
         assert!(!again.new_ca);
         assert_eq!(again.ca_sha256, first.ca_sha256);
         assert!(verifies(&files, "192.168.1.21"));
         assert!(!verifies(&files, "192.168.1.20"));
         // --new-ca: another CA.
-        let fresh = init(&files, &names, &ips2, true, "abcd").unwrap();
+        let fresh = init(&files, &names, &ips2, true).unwrap();
         assert!(fresh.new_ca);
         assert_ne!(fresh.ca_sha256, first.ca_sha256);
         assert!(verifies(&files, "kantor-dukcapil"));
@@ -372,9 +378,9 @@ mod tests {
     fn nothing_to_certify_or_a_bad_name_is_a_usage_error() {
         let dir = tempfile::tempdir().unwrap();
         let files = Files::new(dir.path());
-        let e = init(&files, &[], &[], false, "x").unwrap_err();
+        let e = init(&files, &[], &[], false).unwrap_err();
         assert_eq!(e.exit_code(), 2);
-        let e = init(&files, &["bad name!".to_string()], &[], false, "x").unwrap_err();
+        let e = init(&files, &["bad name!".to_string()], &[], false).unwrap_err();
         assert_eq!(e.exit_code(), 2);
     }
 
