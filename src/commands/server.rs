@@ -135,6 +135,15 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
                 db.display()
             )
         );
+        if office_ca.is_some() {
+            println!(
+                "{}",
+                tr!(
+                    "HTTPS dengan sertifikat kantor (server tls init): laptop mendaftar dengan --expect-server-id {id}.",
+                    "HTTPS with the office certificate (server tls init): laptops enrol with --expect-server-id {id}."
+                )
+            );
+        }
     }
     std::io::stdout().flush().ok();
     let shared = Arc::new(http::Shared {
