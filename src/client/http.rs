@@ -67,7 +67,7 @@ impl Client {
     }
 
     /// This client without any check of the server's certificate: only for reading the signed
-    /// `/v1/health` of a server whose office CA is not known yet (client/pin.rs); nothing
+    /// `/v1/health` of a server whose office CA is not known yet (field/office_ca.rs); nothing
     /// private is ever sent through it.
     pub(crate) fn unverified(&self) -> Result<Client, AppError> {
         Self::build(&self.base, &self.transport, true)

@@ -230,6 +230,48 @@ mod tests {
     use super::*;
     use crate::error::Kind;
 
+    /// The office CA is the same whatever its PEM line breaks; garbage is no CA; with an office
+    /// CA the roots are exactly it, not the system store.
+    #[test]
+    fn an_office_ca_is_compared_by_its_certificates() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = rcgen::CertificateParams::new(vec!["ca".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let crlf = pem.replace('\n', "\r\n");
+        assert!(same_office_ca(&pem, &crlf));
+        let other_key = rcgen::KeyPair::generate().unwrap();
+        let other = rcgen::CertificateParams::new(vec!["ca".to_string()])
+            .unwrap()
+            .self_signed(&other_key)
+            .unwrap()
+            .pem();
+        assert!(!same_office_ca(&pem, &other));
+        assert!(!same_office_ca(&pem, ""));
+        assert!(office_ca_certs("not a certificate").is_none());
+        let mut t = Transport {
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            answer_timeout: Duration::from_secs(1),
+            ca_file: None,
+            allow_plain_http: false,
+            office_ca: None,
+        };
+        assert!(matches!(
+            t.roots().unwrap(),
+            ureq::tls::RootCerts::PlatformVerifier
+        ));
+        t.office_ca = Some(pem);
+        assert!(matches!(
+            t.roots().unwrap(),
+            ureq::tls::RootCerts::Specific(ref c) if c.len() == 1
+        ));
+        t.office_ca = Some("damaged".into());
+        assert!(t.roots().is_err());
+    }
+
     #[test]
     fn urls_need_a_scheme() {
         assert_eq!(
