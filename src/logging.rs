@@ -3,12 +3,14 @@
 //! (warnings, and the libraries' diagnostics: rustls, ureq, postgres and r2d2 log
 //! through the `log` facade). `IKD_LOG` sets the filter in env_logger's syntax (`debug`,
 //! `warn,ikd_field=debug`, `rustls=trace`); the default is `info` for ikd-field and `warn`
-//! for the libraries.
+//! for the libraries (none from rustls-platform-verifier, whose refusals we word ourselves).
 use std::io::Write;
 
 /// The variable holding the log filter.
 pub const ENV: &str = "IKD_LOG";
-const DEFAULT: &str = "warn,ikd_field=info";
+/// rustls-platform-verifier logs every refused certificate as an error line of its own; the
+/// command already says what happened in plain words, so it is heard only through `IKD_LOG`.
+const DEFAULT: &str = "warn,ikd_field=info,rustls_platform_verifier=off";
 
 /// Installs the logger (once; later calls do nothing).
 pub fn init() {

@@ -232,8 +232,8 @@ pub fn unreachable_error(url: &str, why: &Failure, pending: i64) -> AppError {
             "Open the browser and log in to the WiFi hotspot first, then run 'ikd-field sync' again. Nothing is lost."
         ),
         Failure::Certificate(_) => tr!(
-            "Periksa jam laptop. Di hotspot, masuk (login) dulu lewat browser. Jika Dinas memakai sertifikat sendiri, setel sync.ca_file ke berkas sertifikat dari admin Dinas. Jangan matikan pemeriksaan ini.",
-            "Check the laptop's clock. On a hotspot, log in through the browser first. If the district uses its own certificate, set sync.ca_file to the certificate file from the district admin. Do not switch this check off."
+            "Periksa jam laptop. Di hotspot, masuk (login) dulu lewat browser. Jika server Dinas dipasang ulang dengan sertifikat kantor baru, minta token baru dan daftarkan laptop lagi (atau setel sync.ca_file ke berkas sertifikat dari admin Dinas). Jangan matikan pemeriksaan ini.",
+            "Check the laptop's clock. On a hotspot, log in through the browser first. If the district server was set up again with a new office certificate, ask for a new token and enrol the laptop again (or set sync.ca_file to the certificate file from the district admin). Do not switch this check off."
         ),
         _ => tr!(
             "Jalankan lagi 'ikd-field sync' saat ada sinyal, atau biarkan 'ikd-field sync --watch' menunggu.",

@@ -3,9 +3,7 @@
 //! enrolled server key, naming the batch that was sent, counts as an answer; anything else is a
 //! failed attempt. A `429` is a wait (its `Retry-After`), not a failure.
 use super::failure::Failure;
-use super::transport::{
-    Transport, certificate_problem, check_plain_http, load_ca_file, normalise_url,
-};
+use super::transport::{Transport, certificate_problem, check_plain_http, normalise_url};
 use crate::crypto;
 use crate::error::AppError;
 use crate::protocol::{
@@ -26,6 +24,7 @@ pub struct Client {
     base: String,
     /// The wait for an answer once a request is sent (`sync.answer_timeout_secs`).
     answer_timeout: Duration,
+    transport: Transport,
 }
 
 /// A response read in full: status, signature header, `Content-Encoding`, `Retry-After`, body
@@ -51,20 +50,39 @@ impl Client {
                 answer_timeout: timeout,
                 ca_file: None,
                 allow_plain_http: false,
+                office_ca: None,
             },
         )
     }
 
     pub fn with_transport(base_url: &str, t: &Transport) -> Result<Client, AppError> {
+        Self::build(base_url, t, false)
+    }
+
+    /// This client, trusting exactly the office CA `ca_pem` (and `sync.ca_file`).
+    pub fn trusting(&self, ca_pem: &str) -> Result<Client, AppError> {
+        let t = Transport {
+            office_ca: Some(ca_pem.to_string()),
+            ..self.transport.clone()
+        };
+        Self::build(&self.base, &t, false)
+    }
+
+    /// This client without any check of the server's certificate: only for reading the signed
+    /// `/v1/health` of a server whose office CA is not known yet (field/office_ca.rs); nothing
+    /// private is ever sent through it.
+    pub(crate) fn unverified(&self) -> Result<Client, AppError> {
+        Self::build(&self.base, &self.transport, true)
+    }
+
+    fn build(base_url: &str, t: &Transport, unverified: bool) -> Result<Client, AppError> {
         let base = normalise_url(base_url)?;
         check_plain_http(&base, t.allow_plain_http)?;
-        let roots = match &t.ca_file {
-            Some(path) => load_ca_file(path)?,
-            None => ureq::tls::RootCerts::PlatformVerifier,
-        };
+        let roots = t.roots()?;
         let tls = ureq::tls::TlsConfig::builder()
             .provider(ureq::tls::TlsProvider::Rustls)
             .root_certs(roots)
+            .disable_verification(unverified)
             .build();
         let timeout = t.timeout;
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -86,6 +104,7 @@ impl Client {
             agent,
             base,
             answer_timeout: t.answer_timeout,
+            transport: t.clone(),
         })
     }
 
@@ -206,6 +225,12 @@ impl Client {
     }
 
     pub fn health(&self) -> Result<Health, Failure> {
+        self.health_signed().map(|(h, _)| h)
+    }
+
+    /// `/v1/health` and whether it is signed by the server key it names (servers since the
+    /// office CA sign it).
+    pub fn health_signed(&self) -> Result<(Health, bool), Failure> {
         let r = Self::exchange(
             self.agent
                 .get(format!("{}{}", self.base, protocol::PATH_HEALTH))
@@ -223,7 +248,10 @@ impl Client {
                 h.protocol, h.ok
             )));
         }
-        Ok(h)
+        let signed = crypto::parse_public_hex(&h.server_public_key).is_some_and(|k| {
+            crypto::key_id(&k) == h.server_id.trim().to_ascii_lowercase() && signed_by(&k, &r)
+        });
+        Ok((h, signed))
     }
 
     /// Enrols with `req`; returns the answer and whether it is signed by the server key it

@@ -138,6 +138,7 @@ mod tests {
             team: String::new(),
             seal_public_key: String::new(),
             relay: false,
+            tls_ca: String::new(),
         }
     }
 
@@ -192,6 +193,7 @@ mod tests {
             server_id: other.id(),
             server_public_key: other.public_hex(),
             seal_public_key: String::new(),
+            tls_ca: String::new(),
         };
         let e = want.check_health("u", &h).unwrap_err();
         assert_eq!(

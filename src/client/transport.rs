@@ -1,6 +1,7 @@
 //! How the client connects. `https://` is checked against the certificate store of the operating system, or only
 //! against the certificates of `ca_file` when set (a district's own CA or self-signed
-//! certificate). Plain `http://` is allowed to a loopback address; to any other host only with
+//! certificate), plus the office CA the laptop received at enrolment (`server tls init` on the
+//! server; then only against those). Plain `http://` is allowed to a loopback address; to any other host only with
 //! `allow_plain_http = true`, with a warning each time.
 use crate::config::SyncConfig;
 use crate::error::AppError;
@@ -60,6 +61,9 @@ pub struct Transport {
     pub ca_file: Option<std::path::PathBuf>,
     /// `sync.allow_plain_http`: plain `http://` to a host that is not loopback.
     pub allow_plain_http: bool,
+    /// The office CA (PEM) received in the signed enrolment answer: when set, `https://` is
+    /// checked against it (and `ca_file`) only.
+    pub office_ca: Option<String>,
 }
 
 impl Transport {
@@ -71,12 +75,61 @@ impl Transport {
             answer_timeout: Duration::from_secs(c.answer_timeout_secs.max(1)),
             ca_file: c.ca_file.as_ref().map(|ca| data_dir.join(ca)),
             allow_plain_http: c.allow_plain_http,
+            office_ca: None,
         }
+    }
+
+    /// The roots `https://` is checked against: the office CA and `ca_file` when either is
+    /// set, else the operating system's store.
+    pub(crate) fn roots(&self) -> Result<ureq::tls::RootCerts, AppError> {
+        let mut certs = match &self.ca_file {
+            Some(path) => load_ca_file(path)?,
+            None => Vec::new(),
+        };
+        if let Some(pem) = &self.office_ca {
+            certs.extend(office_ca_certs(pem).ok_or_else(bad_office_ca)?);
+        }
+        Ok(if certs.is_empty() {
+            ureq::tls::RootCerts::PlatformVerifier
+        } else {
+            ureq::tls::RootCerts::new_with_certs(&certs)
+        })
     }
 }
 
+/// The certificates of an office CA (PEM); `None` when it holds none or is not PEM.
+pub(crate) fn office_ca_certs(pem: &str) -> Option<Vec<ureq::tls::Certificate<'static>>> {
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(pem.as_bytes()) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    (!certs.is_empty()).then_some(certs)
+}
+
+/// The same office CA: the same certificates, whatever the PEM line breaks.
+pub(crate) fn same_office_ca(a: &str, b: &str) -> bool {
+    let der =
+        |pem| office_ca_certs(pem).map(|c| c.iter().map(|c| c.der().to_vec()).collect::<Vec<_>>());
+    matches!((der(a), der(b)), (Some(x), Some(y)) if x == y)
+}
+
+fn bad_office_ca() -> AppError {
+    AppError::other(tr!(
+        "Sertifikat kantor yang disimpan saat pendaftaran rusak.",
+        "The office certificate stored at enrolment is damaged."
+    ))
+    .hint(tr!(
+        "Minta token baru ke admin Dinas dan daftarkan laptop lagi; catatan tetap aman di laptop ini.",
+        "Ask the district admin for a new token and enrol the laptop again; the records stay safe on this laptop."
+    ))
+}
+
 /// The root certificates of `sync.ca_file`.
-pub(crate) fn load_ca_file(path: &Path) -> Result<ureq::tls::RootCerts, AppError> {
+pub(crate) fn load_ca_file(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, AppError> {
     let bad = |why: String| {
         AppError::usage(tr!(
             "sync.ca_file {} tidak bisa dipakai: {why}",
@@ -103,7 +156,7 @@ pub(crate) fn load_ca_file(path: &Path) -> Result<ureq::tls::RootCerts, AppError
             "it holds no certificate"
         )));
     }
-    Ok(ureq::tls::RootCerts::new_with_certs(&certs))
+    Ok(certs)
 }
 
 /// Refuses plain `http://` to a host that is not loopback unless it is allowed; warns when it
@@ -176,6 +229,48 @@ pub(crate) fn certificate_problem(e: &ureq::Error) -> Option<String> {
 mod tests {
     use super::*;
     use crate::error::Kind;
+
+    /// The office CA is the same whatever its PEM line breaks; garbage is no CA; with an office
+    /// CA the roots are exactly it, not the system store.
+    #[test]
+    fn an_office_ca_is_compared_by_its_certificates() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let pem = rcgen::CertificateParams::new(vec!["ca".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem();
+        let crlf = pem.replace('\n', "\r\n");
+        assert!(same_office_ca(&pem, &crlf));
+        let other_key = rcgen::KeyPair::generate().unwrap();
+        let other = rcgen::CertificateParams::new(vec!["ca".to_string()])
+            .unwrap()
+            .self_signed(&other_key)
+            .unwrap()
+            .pem();
+        assert!(!same_office_ca(&pem, &other));
+        assert!(!same_office_ca(&pem, ""));
+        assert!(office_ca_certs("not a certificate").is_none());
+        let mut t = Transport {
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            answer_timeout: Duration::from_secs(1),
+            ca_file: None,
+            allow_plain_http: false,
+            office_ca: None,
+        };
+        assert!(matches!(
+            t.roots().unwrap(),
+            ureq::tls::RootCerts::PlatformVerifier
+        ));
+        t.office_ca = Some(pem);
+        assert!(matches!(
+            t.roots().unwrap(),
+            ureq::tls::RootCerts::Specific(ref c) if c.len() == 1
+        ));
+        t.office_ca = Some("damaged".into());
+        assert!(t.roots().is_err());
+    }
 
     #[test]
     fn urls_need_a_scheme() {

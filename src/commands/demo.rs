@@ -241,7 +241,7 @@ pub fn run(ctx: &Ctx, a: DemoArgs) -> Result<(), AppError> {
     ));
 
     // 6. Sync: signed, compressed, journalled batches; then again, which sends nothing.
-    let client = super::sync::client(ctx, &district.url)?;
+    let client = super::sync::enrolled_client(ctx, &district.url, &enrolment)?;
     let opts = super::sync::options(ctx, None);
     let stop = AtomicBool::new(false);
     let report = sync_run::run(&mut dd, &client, &enrolment, &opts, &stop, &mut |_| {})?;

@@ -16,6 +16,8 @@ pub mod record;
 pub mod record_prompt;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod server_tls;
 pub mod slip;
 pub mod status;
 pub mod sync;
@@ -156,6 +158,22 @@ impl Ctx {
 
     pub fn key_file_of(&self, loc: &crate::server::store::Location) -> Result<PathBuf, AppError> {
         crate::server::site::key_file(&self.config.server, &self.data_dir, loc)
+    }
+
+    /// The server id to hand over with a token (`enrol --expect-server-id`): the key's id when
+    /// the key is here. A SQLite database's own key (beside it) is made now if missing, as `serve`
+    /// would; a configured `server.key_file` that is not on this machine is never made here (that
+    /// would be another server's key): then the id is unknown.
+    pub fn server_id_here(&self, db: Option<PathBuf>) -> Option<String> {
+        let loc = self.server_location(db);
+        let path = self.key_file_of(&loc).ok()?;
+        let own = self.config.server.key_file.is_none()
+            && matches!(loc, crate::server::store::Location::Sqlite(_));
+        if path.exists() || own {
+            crate::server::server_key(&path).ok().map(|k| k.id())
+        } else {
+            None
+        }
     }
 
     /// The server key file of the database `db` names.

@@ -1,4 +1,5 @@
-//! District server commands: `serve`, and `server token|devices|revoke|stats|export|import`.
+//! District server commands: `serve`, and `server token|devices|revoke|stats|export|import`
+//! (`server tls init` is in server_tls.rs).
 //! Every one takes `--db FILE` or `--db postgres://…` (default: `server.database_url`, else
 //! `server.db` from config.toml, relative to the data directory; a `--db` file given on the
 //! command line is relative to the current directory).
@@ -6,7 +7,6 @@ use super::Ctx;
 use crate::error::AppError;
 use crate::output::{self, Table};
 use crate::server::rows::Row;
-use crate::server::store::Location;
 use crate::server::{self, Limits, http};
 use crate::{timefmt, tr};
 use std::io::Write;
@@ -56,6 +56,8 @@ pub enum ServerCommand {
     SealKey,
     /// Teruskan catatan ke server provinsi / forward the records to a province server
     Forward(super::forward::ForwardArgs),
+    /// HTTPS untuk LAN kantor tanpa CA publik / HTTPS on the office LAN without a public CA
+    Tls(super::server_tls::TlsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -107,6 +109,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
         listener,
         tls,
         scheme,
+        office_ca,
         addr,
     } = server::listen::open(cfg, &listen, &ctx.data_dir)?;
     // A second Ctrl+C / SIGTERM while stopping exits at once.
@@ -132,6 +135,15 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
                 db.display()
             )
         );
+        if office_ca.is_some() {
+            println!(
+                "{}",
+                tr!(
+                    "HTTPS dengan sertifikat kantor (server tls init): laptop mendaftar dengan --expect-server-id {id}.",
+                    "HTTPS with the office certificate (server tls init): laptops enrol with --expect-server-id {id}."
+                )
+            );
+        }
     }
     std::io::stdout().flush().ok();
     let shared = Arc::new(http::Shared {
@@ -145,6 +157,7 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
         rates: http::Rates::from_config(cfg),
         sessions: server::session::Sessions::default(),
         tls: tls.is_some(),
+        office_ca: office_ca.unwrap_or_default(),
     });
     // `[forward] to`: forward to the province in the background on a handle of its own.
     let forwarder = if ctx.config.forward.to.is_none() {
@@ -187,35 +200,29 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
         ServerCommand::Report(r) => super::coverage::report(ctx, a.db, r),
         ServerCommand::SealKey => seal_key(ctx, a.db),
         ServerCommand::Forward(f) => super::forward::run(ctx, a.db, f),
-    }
-}
-
-/// The server id to hand over with a token (`enrol --expect-server-id`): the key's id when the
-/// key is here. A SQLite database's own key (beside it) is made now if missing, as `serve` would;
-/// a configured `server.key_file` that is not on this machine is never made here (that would be
-/// another server's key): then the id is unknown.
-fn token_server_id(ctx: &Ctx, db: Option<PathBuf>) -> Option<String> {
-    let loc = ctx.server_location(db);
-    let path = ctx.key_file_of(&loc).ok()?;
-    let own = ctx.config.server.key_file.is_none() && matches!(loc, Location::Sqlite(_));
-    if path.exists() || own {
-        server::server_key(&path).ok().map(|k| k.id())
-    } else {
-        None
+        ServerCommand::Tls(t) => super::server_tls::run(ctx, a.db, t),
     }
 }
 
 /// The address laptops reach this server at, when `[server] listen` names one they can reach
-/// (not loopback, not "all addresses"); `URL` otherwise, for the admin to fill in.
+/// (not loopback, not "all addresses"); with the office certificate of `server tls init`, this
+/// computer's LAN address on that port (the one the certificate was made for); `URL`
+/// otherwise, for the admin to fill in.
 fn laptop_url(ctx: &Ctx) -> String {
     let c = &ctx.config.server;
-    let scheme = if c.tls_cert.is_some() {
+    let office = crate::server::office_tls::Files::new(&ctx.data_dir).present();
+    let scheme = if c.tls_cert.is_some() || office {
         "https"
     } else {
         "http"
     };
     match c.listen.parse::<std::net::SocketAddr>() {
         Ok(a) if !a.ip().is_loopback() && !a.ip().is_unspecified() => format!("{scheme}://{a}"),
+        Ok(a) if office && c.tls_cert.is_none() => crate::server::office_tls::default_ips()
+            .into_iter()
+            .find(|ip| !ip.is_loopback())
+            .map(|ip| format!("https://{}", std::net::SocketAddr::new(ip, a.port())))
+            .unwrap_or_else(|| "URL".to_string()),
         _ => "URL".to_string(),
     }
 }
@@ -224,7 +231,7 @@ fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
     let (_, store) = ctx.server_db(db.clone())?;
     let ttl = a.ttl_hours.unwrap_or(ctx.config.server.token_ttl_hours);
     let (token, expires) = server::enrol::create_token_for(&store, &a.team, ttl, a.relay)?;
-    let id = token_server_id(ctx, db);
+    let id = ctx.server_id_here(db);
     if ctx.json {
         output::ok(&TokenMade {
             token: &token,

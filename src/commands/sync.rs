@@ -280,6 +280,14 @@ pub fn client(ctx: &Ctx, url: &str) -> Result<Client, AppError> {
     )
 }
 
+/// A client for the enrolled server at `url`: with the office CA it handed out at enrolment,
+/// `https://` is checked against exactly that CA (and `sync.ca_file`).
+pub fn enrolled_client(ctx: &Ctx, url: &str, e: &Enrolment) -> Result<Client, AppError> {
+    let mut t = sync_client::Transport::from_config(&ctx.config.sync, &ctx.data_dir);
+    t.office_ca = e.office_ca().map(str::to_string);
+    Client::with_transport(url, &t)
+}
+
 pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
     let mut dd = ctx.open()?;
     let batch_size = a
@@ -318,7 +326,7 @@ pub fn sync(ctx: &Ctx, a: SyncArgs) -> Result<(), AppError> {
         .clone()
         .or_else(|| ctx.config.sync.server.clone())
         .unwrap_or_else(|| enrolment.server_url.clone());
-    let client = client(ctx, &url)?;
+    let client = enrolled_client(ctx, &url, &enrolment)?;
     let opts = options(ctx, a.batch_size.map(usize::from));
     let stop = crate::stop::flag(130)?;
     if a.watch {

@@ -16,12 +16,17 @@ pub struct Enrolment {
     pub server_id: String,
     pub server_public_key: String,
     pub enrolled_at: String,
+    /// The office CA (PEM) from the signed enrolment answer, empty when the server has none:
+    /// then `https://` to this server is checked against it (and `sync.ca_file`) only.
+    #[serde(skip)]
+    pub server_ca: String,
 }
 
 const M_URL: &str = "sync.server_url";
 const M_ID: &str = "sync.server_id";
 const M_KEY: &str = "sync.server_public_key";
 const M_AT: &str = "sync.enrolled_at";
+const M_CA: &str = "sync.server_ca";
 /// Last time every pending record got an answer, and its summary line.
 pub const M_LAST_OK: &str = "sync.last_ok_at";
 pub const M_LAST_SUMMARY: &str = "sync.last_summary";
@@ -38,6 +43,7 @@ impl Enrolment {
             server_id,
             server_public_key,
             enrolled_at: store.meta(M_AT)?.unwrap_or_default(),
+            server_ca: store.meta(M_CA)?.unwrap_or_default(),
         }))
     }
 
@@ -58,6 +64,19 @@ impl Enrolment {
             )
             .map_err(dbe)?;
         }
+        // The office CA: kept only when the server handed one out (a new enrolment elsewhere
+        // drops the old one).
+        if self.server_ca.trim().is_empty() {
+            tx.execute("DELETE FROM meta WHERE key = ?1", [M_CA])
+                .map_err(dbe)?;
+        } else {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [M_CA, self.server_ca.as_str()],
+            )
+            .map_err(dbe)?;
+        }
         tx.execute(
             "INSERT INTO audit (at, action, detail) VALUES (?1, 'enrol', ?2)",
             [
@@ -72,6 +91,12 @@ impl Enrolment {
     pub fn key(&self) -> Option<[u8; crypto::PUBLIC_KEY_LEN]> {
         crypto::parse_public_hex(&self.server_public_key)
     }
+
+    /// The office CA to trust for this server, if it handed one out.
+    pub fn office_ca(&self) -> Option<&str> {
+        let ca = self.server_ca.trim();
+        (!ca.is_empty()).then_some(ca)
+    }
 }
 
 /// Registers the device with the server behind `client` using a one-time token; stores the
@@ -84,6 +109,19 @@ pub fn enrol(
     token: &str,
     expect: Option<&ExpectedServer>,
 ) -> Result<Enrolment, AppError> {
+    // An https server whose certificate this laptop does not trust: its office CA, taken from
+    // its signed health answer once the server proves to be the expected one (office_ca.rs);
+    // from here on the connection is checked against that CA, before the token is sent.
+    let pinned;
+    let (client, office_ca) = match crate::field::office_ca::route(client, expect, &|f| {
+        not_enrolled(client.base(), f)
+    })? {
+        Some((c, ca)) => {
+            pinned = c;
+            (&pinned, Some(ca))
+        }
+        None => (client, None),
+    };
     // A server id given beforehand: the server must prove to be that one before the token is
     // spent (field/pin.rs); its enrolment answer is checked again below.
     if let Some(want) = expect {
@@ -127,6 +165,7 @@ pub fn enrol(
     if let Some(want) = expect {
         want.check_answer(client.base(), &ans, signed)?;
     }
+    let server_ca = crate::field::office_ca::from_answer(client.base(), &ans, office_ca)?;
     // The health check above is skipped when /v1/health fails or names no key: check the
     // answer's key too, before anything is stored (records sealed to another key could not be
     // opened there, and would come back `seal_unopened`).
@@ -151,6 +190,7 @@ pub fn enrol(
         server_id: ans.server_id.clone(),
         server_public_key: ans.server_public_key.clone(),
         enrolled_at: timefmt::now_utc(),
+        server_ca,
     };
     e.save(&dd.store)?;
     // The team named on the token is the one the district knows this laptop by: new records

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod datadir;
 pub mod enrolment;
 pub mod link;
+pub mod office_ca;
 pub mod outbox;
 pub mod records;
 pub mod retention;

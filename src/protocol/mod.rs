@@ -38,6 +38,11 @@ pub struct Health {
     /// sealed to it (docs/sealing.md).
     #[serde(default)]
     pub seal_public_key: String,
+    /// The office CA (PEM) when the server serves the certificate of `server tls init`; empty
+    /// otherwise. The answer is signed (`X-Ikd-Signature`, since this field), so a laptop that
+    /// knows the server id can trust this CA before it sends its token (client/pin.rs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tls_ca: String,
 }
 
 /// `POST /v1/enrol` request.
@@ -108,6 +113,10 @@ pub struct EnrolResponse {
     /// province) may send records made by other devices.
     #[serde(default)]
     pub relay: bool,
+    /// The office CA (PEM), as in [`Health::tls_ca`]: covered by the answer's signature; the
+    /// laptop trusts exactly it for this server from then on.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tls_ca: String,
 }
 
 /// The JSON inside a batch body (before gzip).

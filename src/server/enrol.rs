@@ -178,7 +178,22 @@ pub fn enrol(
         team: token_team,
         seal_public_key: crate::seal::server_public_hex(key),
         relay: relay != 0,
+        tls_ca: String::new(),
     })
+}
+
+/// The `/v1/health` answer of the server with `key`; `office_ca`: the office CA it serves under
+/// (PEM, empty when none).
+pub fn health(key: &KeyPair, office_ca: &str) -> crate::protocol::Health {
+    crate::protocol::Health {
+        ok: true,
+        service: "ikd-field".into(),
+        protocol: crate::protocol::VERSION,
+        server_id: key.id(),
+        server_public_key: key.public_hex(),
+        seal_public_key: crate::seal::server_public_hex(key),
+        tls_ca: office_ca.to_string(),
+    }
 }
 
 /// Creates a token valid for `ttl_hours`; returns it and its expiry.

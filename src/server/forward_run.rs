@@ -37,6 +37,9 @@ impl Settings {
                 answer_timeout: Duration::from_secs(c.timeout_secs.max(1)),
                 ca_file: c.ca_file.as_ref().map(|ca| data_dir.join(ca)),
                 allow_plain_http: c.allow_plain_http,
+                // A province is reached through ca_file or the system store (not through a
+                // province's office CA: forwarding enrolment does not carry it yet).
+                office_ca: None,
             },
             retry: Retry {
                 max_attempts: c.max_attempts.max(1),
@@ -417,6 +420,7 @@ mod tests {
                 answer_timeout: Duration::from_secs(1),
                 ca_file: None,
                 allow_plain_http: false,
+                office_ca: None,
             },
             retry: Retry {
                 max_attempts: 1,

@@ -1,5 +1,6 @@
 //! Opening `serve`'s socket: HTTPS with `server.tls_cert` / `server.tls_key` (rustls with ring, the
-//! client's TLS stack too), or plain HTTP. Plain HTTP is allowed on a loopback address (tests, the
+//! client's TLS stack too), else with the office certificate of `server tls init` when it is in
+//! the data directory (super::office_tls), or plain HTTP. Plain HTTP is allowed on a loopback address (tests, the
 //! demo, a reverse proxy on the same machine); on any other address only with
 //! `server.allow_plain_http = true` (a TLS reverse proxy in front), and then with a warning.
 use crate::config::ServerConfig;
@@ -16,6 +17,9 @@ pub struct Listening {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// `https` or `http`.
     pub scheme: &'static str,
+    /// The office CA (PEM) when serving the certificate of `server tls init`: laptops get it
+    /// in the signed enrolment answer.
+    pub office_ca: Option<String>,
     /// `IP:PORT` actually bound (a port of 0 resolved).
     pub addr: String,
 }
@@ -37,9 +41,18 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
     };
     let addrs: Vec<_> = listen.to_socket_addrs().map_err(|e| cannot(&e))?.collect();
     let loopback = !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback());
-    let tls = cfg.tls_cert.is_some();
+    let office = super::office_tls::Files::new(data_dir);
+    let use_office = cfg.tls_cert.is_none() && cfg.tls_key.is_none() && office.present();
+    let tls = cfg.tls_cert.is_some() || use_office;
+    let mut office_ca = None;
     let tls_config = if tls {
-        let (certificate, private_key) = read_pair(cfg, data_dir)?;
+        let (certificate, private_key) = if use_office {
+            let read = |p: &Path| std::fs::read(p).map_err(|e| office_unreadable(p, &e));
+            office_ca = Some(String::from_utf8_lossy(&read(&office.ca_cert())?).into_owned());
+            (read(&office.cert())?, read(&office.key())?)
+        } else {
+            read_pair(cfg, data_dir)?
+        };
         let config = server_tls(&certificate, &private_key).map_err(|e| {
             {
                 AppError::usage(tr!(
@@ -84,8 +97,21 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
         listener,
         tls: tls_config,
         scheme: if tls { "https" } else { "http" },
+        office_ca,
         addr,
     })
+}
+
+fn office_unreadable(path: &Path, e: &std::io::Error) -> AppError {
+    AppError::usage(tr!(
+        "Sertifikat kantor {} tidak bisa dibaca: {e}",
+        "The office certificate {} cannot be read: {e}",
+        path.display()
+    ))
+    .hint(tr!(
+        "Jalankan server sebagai pengguna yang menjalankan 'ikd-field server tls init', atau jalankan perintah itu lagi.",
+        "Run the server as the user who ran 'ikd-field server tls init', or run that command again."
+    ))
 }
 
 /// A rustls server configuration from a PEM certificate chain and its PEM private key
@@ -156,6 +182,25 @@ mod tests {
         assert_eq!(l.scheme, "http");
         let l = open(&cfg(), "127.0.0.1:0", dir.path()).unwrap();
         assert!(l.addr.starts_with("127.0.0.1:"));
+    }
+
+    /// With the files of `server tls init` and no `tls_cert`: HTTPS on a network address, and
+    /// the CA to hand to laptops; an explicit `tls_cert` wins over them.
+    #[test]
+    fn the_office_certificate_is_used_when_none_is_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = crate::server::office_tls::Files::new(dir.path());
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        crate::server::office_tls::init(&files, &["localhost".into()], &[ip], false).unwrap();
+        let l = open(&cfg(), "0.0.0.0:0", dir.path()).unwrap();
+        assert_eq!(l.scheme, "https");
+        assert!(l.tls.is_some());
+        let ca = l.office_ca.unwrap();
+        assert_eq!(ca, std::fs::read_to_string(files.ca_cert()).unwrap());
+        let mut c = cfg();
+        c.tls_cert = Some("missing.pem".into());
+        c.tls_key = Some("missing.key".into());
+        assert!(open(&c, "127.0.0.1:0", dir.path()).is_err());
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod konflik;
 pub mod laporan;
 pub mod listen;
 pub mod location;
+pub mod office_tls;
 // Throw-away PostgreSQL databases for the test suites: compiled into test and debug builds,
 // and for the benchmarks with `--features test-support`; never into the release binary.
 #[cfg(any(test, debug_assertions, feature = "test-support"))]

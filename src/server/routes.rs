@@ -20,7 +20,7 @@ use super::{Limits, Refusal};
 use super::{activated, batch_answer, enrol};
 use crate::crypto::KeyPair;
 use crate::protocol::ErrorCode;
-use crate::protocol::{self, EnrolRequest, Health};
+use crate::protocol::{self, EnrolRequest};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::sync::Arc;
@@ -124,6 +124,8 @@ pub struct Shared {
     pub sessions: Sessions,
     /// Served over TLS (the session cookie is then `Secure`).
     pub tls: bool,
+    /// The office CA (PEM) of `server tls init` when `serve` uses it, else empty.
+    pub office_ca: String,
 }
 
 /// The rate limits of `[server]`.
@@ -287,14 +289,10 @@ fn route(
             .map_or_else(Reply::refused, |a| answer_reply(a, gzip_ok, note));
     }
     match path {
-        protocol::PATH_HEALTH => Reply::json(&Health {
-            ok: true,
-            service: "ikd-field".into(),
-            protocol: protocol::VERSION,
-            server_id: shared.key.id(),
-            server_public_key: shared.key.public_hex(),
-            seal_public_key: crate::seal::server_public_hex(&shared.key),
-        }),
+        protocol::PATH_HEALTH => {
+            let health = enrol::health(&shared.key, &shared.office_ca);
+            with_signature(Reply::json(&health), &shared.key)
+        }
         protocol::PATH_ENROL => match enrol_route(store, shared, body) {
             Ok(r) => r,
             Err(r) => {
@@ -438,13 +436,20 @@ fn enrol_route(store: &mut Store, shared: &Shared, body: &mut dyn Body) -> Resul
             format!("not an enrolment request: {e}"),
         )
     })?;
-    let ok = enrol::enrol(store, &shared.key, &er)?;
+    let mut ok = enrol::enrol(store, &shared.key, &er)?;
+    ok.tls_ca.clone_from(&shared.office_ca);
     let mut r = Reply::json(&ok);
-    // Signed like every answer that counts, so a device that knows the server's id beforehand
-    // (`enrol --expect-server-id`) can tell the sealing key and its device id were not swapped.
-    r.signature = Some(B64.encode(shared.key.sign(&protocol::signed_digest(&r.body))));
     r.note = format!("enrolled {} ({})", ok.device_id, printable(&er.officer));
-    Ok(r)
+    // Signed like every answer that counts, so a device that knows the server's id beforehand
+    // (`enrol --expect-server-id`) can tell the sealing key, device id and office CA are its.
+    Ok(with_signature(r, &shared.key))
+}
+
+/// `r` with `X-Ikd-Signature`, the server key's signature of its body (`/v1/health` too, so a
+/// laptop that knows the server id can trust the office CA in it).
+fn with_signature(mut r: Reply, key: &KeyPair) -> Reply {
+    r.signature = Some(B64.encode(key.sign(&protocol::signed_digest(&r.body))));
+    r
 }
 
 /// The body of a request a device signs (a batch, the activated list), read only once the

@@ -69,8 +69,8 @@ const TEXTS: &[(&str, &str, &str)] = &[
     ),
     (
         "server_id",
-        "Id server (dari admin, boleh kosong)",
-        "Server id (from the admin, optional)",
+        "Id server (dari admin; wajib untuk server dengan sertifikat kantor)",
+        "Server id (from the admin; needed for a server with an office certificate)",
     ),
     ("setup_go", "Mulai", "Start"),
     (

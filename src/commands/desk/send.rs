@@ -128,7 +128,7 @@ impl SendHandle {
             .server
             .clone()
             .unwrap_or_else(|| enrolment.server_url.clone());
-        let client = super::super::sync::client(ctx, &url)?;
+        let client = super::super::sync::enrolled_client(ctx, &url, &enrolment)?;
         let before = dd.store.pending_by_kind()?;
         let opts = super::super::sync::options(ctx, None);
         let report = sync_run::run(
