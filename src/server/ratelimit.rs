@@ -12,6 +12,23 @@ const MAX_KEYS: usize = 10_000;
 /// Longest key kept (a device id is 16 hex characters, an address at most 39).
 const MAX_KEY_LEN: usize = 64;
 
+/// The rate limits of `[server]`.
+pub struct Rates {
+    /// Batch and activated-list requests, by `X-Ikd-Device`.
+    pub device: RateLimiter,
+    /// Enrolment and admin-API requests, by client address.
+    pub address: RateLimiter,
+}
+
+impl Rates {
+    pub fn from_config(c: &crate::config::ServerConfig) -> Rates {
+        Rates {
+            device: RateLimiter::new(c.device_requests_per_minute, c.device_burst),
+            address: RateLimiter::new(c.address_requests_per_minute, c.address_burst),
+        }
+    }
+}
+
 pub struct RateLimiter {
     /// Refill per second; 0 = no limit.
     rate: f64,

@@ -12,7 +12,7 @@
 use super::admin;
 use super::dashboard;
 use super::ingest::{self, Incoming};
-use super::ratelimit::RateLimiter;
+pub use super::ratelimit::Rates;
 use super::session::Sessions;
 use super::store::Store;
 use super::web;
@@ -126,23 +126,6 @@ pub struct Shared {
     pub tls: bool,
     /// The office CA (PEM) of `server tls init` when `serve` uses it, else empty.
     pub office_ca: String,
-}
-
-/// The rate limits of `[server]`.
-pub struct Rates {
-    /// Batch and activated-list requests, by `X-Ikd-Device`.
-    pub device: RateLimiter,
-    /// Enrolment and admin-API requests, by client address.
-    pub address: RateLimiter,
-}
-
-impl Rates {
-    pub fn from_config(c: &crate::config::ServerConfig) -> Rates {
-        Rates {
-            device: RateLimiter::new(c.device_requests_per_minute, c.device_burst),
-            address: RateLimiter::new(c.address_requests_per_minute, c.address_burst),
-        }
-    }
 }
 
 /// What a route answers.
