@@ -855,3 +855,64 @@ fn database_url_in_config_and_the_key_file_it_needs() {
         assert_eq!(srv.stats()["tokens_unused"], 1);
     });
 }
+
+/// `ikd-field server admin-token` keeps a token in the server's data folder for an office with
+/// no one to edit config.toml; `serve` uses it from its next start (the dashboard's login and
+/// the admin API), `--new` replaces it, and a token in config.toml wins over the file.
+#[test]
+fn the_admin_token_command_turns_the_login_on_without_editing_config() {
+    let stats = |s: &Server, token: &str| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent
+            .get(format!("{}/v1/admin/stats", s.url))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let mut srv = Server::start();
+    let made = srv.admin_json(&["admin-token"]);
+    let token = made["token"].as_str().unwrap().to_string();
+    assert_eq!(token.len(), 32, "{made}");
+    assert_eq!(made["made"], true, "{made}");
+    assert_eq!(made["in_use"], true, "{made}");
+    assert!(
+        made["login"].as_str().unwrap().ends_with("/masuk"),
+        "{made}"
+    );
+    // The running server read its settings when it started: the admin API is still off.
+    assert_ne!(stats(&srv, &token), 200);
+    srv.restart();
+    assert_eq!(stats(&srv, &token), 200);
+    assert_eq!(stats(&srv, "0123456789abcdef0123456789abcdef"), 401);
+    // Asked again, the same token; --new makes another, used from the next start.
+    let again = srv.admin_json(&["admin-token"]);
+    assert_eq!(again["token"].as_str(), Some(token.as_str()), "{again}");
+    assert_eq!(again["made"], false, "{again}");
+    let new = srv.admin_json(&["admin-token", "--new"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new, token);
+    srv.restart();
+    assert_eq!(stats(&srv, &new), 200);
+    assert_eq!(stats(&srv, &token), 401);
+    // The people's words say where to log in and what the token gives.
+    let out = srv.admin(&["admin-token"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("/masuk") && said.contains("NIK"), "{said}");
+
+    // A token in config.toml wins; the command says so.
+    let cfg = Server::start_with_config(&format!(
+        "{}admin_token = \"token-dari-config-yang-panjang\"\n",
+        util::server::TEST_CONFIG
+    ));
+    let kept = cfg.admin_json(&["admin-token"]);
+    assert_eq!(kept["in_use"], false, "{kept}");
+    assert_eq!(stats(&cfg, "token-dari-config-yang-panjang"), 200);
+    assert_eq!(stats(&cfg, kept["token"].as_str().unwrap()), 401);
+}

@@ -58,6 +58,17 @@ pub enum ServerCommand {
     Forward(super::forward::ForwardArgs),
     /// HTTPS untuk LAN kantor tanpa CA publik / HTTPS on the office LAN without a public CA
     Tls(super::server_tls::TlsArgs),
+    /// Token admin untuk masuk ke dasbor / the admin's token for the dashboard's login
+    #[command(name = "admin-token")]
+    AdminToken(AdminTokenArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AdminTokenArgs {
+    /// Buat token baru (yang lama tidak berlaku setelah server dijalankan ulang) / make a new
+    /// token (the old one stops working once the server restarts)
+    #[arg(long)]
+    pub new: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -152,7 +163,12 @@ pub fn serve(ctx: &Ctx, a: ServeArgs) -> Result<(), AppError> {
         stop,
         dashboard: server::dashboard::Settings {
             offset: ctx.offset(),
-            admin_token: cfg.admin_token.clone().unwrap_or_default(),
+            // config.toml's, else the one `server admin-token` keeps in the data folder.
+            admin_token: cfg
+                .admin_token
+                .clone()
+                .or_else(|| server::admin_token::load(&ctx.data_dir))
+                .unwrap_or_default(),
         },
         rates: http::Rates::from_config(cfg),
         sessions: server::session::Sessions::default(),
@@ -201,6 +217,7 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
         ServerCommand::SealKey => seal_key(ctx, a.db),
         ServerCommand::Forward(f) => super::forward::run(ctx, a.db, f),
         ServerCommand::Tls(t) => super::server_tls::run(ctx, a.db, t),
+        ServerCommand::AdminToken(t) => admin_token(ctx, t),
     }
 }
 
@@ -292,6 +309,73 @@ fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
         ),
     }
     eprintln!("{on}");
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct AdminToken<'a> {
+    token: &'a str,
+    made: bool,
+    file: String,
+    /// False when `server.admin_token` in config.toml is set: that one is used instead.
+    in_use: bool,
+    login: String,
+}
+
+/// `server admin-token [--new]`: the token of the dashboard's login, kept in the data folder.
+fn admin_token(ctx: &Ctx, a: AdminTokenArgs) -> Result<(), AppError> {
+    let (token, made) = server::admin_token::ensure(&ctx.data_dir, a.new)?;
+    let in_use = ctx.config.server.admin_token.is_none();
+    let base = laptop_url(ctx);
+    let login = if base == "URL" {
+        format!("http://{}/masuk", ctx.config.server.listen)
+    } else {
+        format!("{base}/masuk")
+    };
+    let file = server::admin_token::path(&ctx.data_dir)
+        .display()
+        .to_string();
+    if ctx.json {
+        output::ok(&AdminToken {
+            token: &token,
+            made,
+            file,
+            in_use,
+            login,
+        });
+        return Ok(());
+    }
+    println!("{token}");
+    eprintln!(
+        "{}",
+        if made {
+            tr!(
+                "Token admin baru, disimpan di {file}. Jalankan ulang server (layanan) agar dipakai.",
+                "A new admin token, kept in {file}. Restart the server (service) to use it."
+            )
+        } else {
+            tr!(
+                "Token admin yang tersimpan di {file}.",
+                "The admin token kept in {file}."
+            )
+        }
+    );
+    eprintln!(
+        "{}",
+        tr!(
+            "Masuk ke dasbor: buka {login} dan tempel token ini. Simpan baik-baik; siapa pun yang memegangnya bisa melihat nama dan NIK warga.",
+            "Log in to the dashboard: open {login} and paste this token. Keep it safe: whoever holds it sees citizens' names and NIKs."
+        )
+    );
+    if !in_use {
+        eprintln!(
+            "{}",
+            tr!(
+                "! server.admin_token di config.toml sudah diisi: server memakai token itu, bukan yang ini.",
+                "! server.admin_token is set in config.toml: the server uses that token, not this one."
+            )
+        );
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! records).
 pub mod activated;
 pub mod admin;
+pub mod admin_token;
 pub mod batch_answer;
 pub mod chart;
 pub mod coverage;
