@@ -350,8 +350,8 @@ fn admin_token(ctx: &Ctx, a: AdminTokenArgs) -> Result<(), AppError> {
         "{}",
         if made {
             tr!(
-                "Token admin baru, disimpan di {file}. Jalankan ulang server (layanan) agar dipakai.",
-                "A new admin token, kept in {file}. Restart the server (service) to use it."
+                "Token admin baru, disimpan di {file}. Server memakainya sejak dijalankan berikutnya (jika sudah berjalan, jalankan ulang layanannya).",
+                "A new admin token, kept in {file}. The server uses it from its next start (restart the service if it is running)."
             )
         } else {
             tr!(
