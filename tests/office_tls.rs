@@ -55,10 +55,15 @@ impl Office {
 
     /// `serve` on a free port of 127.0.0.1; must come up on https.
     fn serve(&self) -> Served {
-        let mut cmd = self.cmd(&["serve", "--listen", "127.0.0.1:0", "--db"]);
+        self.serve_on("127.0.0.1")
+    }
+
+    /// `serve` on a free port of `ip`; must come up on https.
+    fn serve_on(&self, ip: &str) -> Served {
+        let mut cmd = self.cmd(&["serve", "--listen", &format!("{ip}:0"), "--db"]);
         cmd.arg(&self.db);
         let (child, url) = util::server::launch(cmd, &self.data.join("serve.log")).unwrap();
-        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        assert!(url.starts_with(&format!("https://{ip}:")), "{url}");
         Served { child, url }
     }
 
@@ -280,4 +285,82 @@ fn an_explicit_ca_file_still_works_with_the_office_certificate() {
     let r = kit.json(&["sync"]);
     assert_eq!(r["summary"]["accepted"], 2, "{r}");
     assert_eq!(office.records(), 2);
+}
+
+/// The office CA of `office`, rebuilt from its key as `server tls init` names it, to sign a
+/// certificate of the test's own (an expired one).
+fn office_issuer(office: &Office) -> rcgen::Issuer<'static, rcgen::KeyPair> {
+    let key = std::fs::read_to_string(office.data.join("tls/district-ca.key")).unwrap();
+    let key = rcgen::KeyPair::from_pem(&key).unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let id = hex::encode(&ikd_field::crypto::sha256(key.public_key_raw())[..8]);
+    p.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("ikd-field CA Dinas {id}"),
+    );
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "ikd-field");
+    rcgen::Issuer::new(p, key)
+}
+
+/// Enrolling by server id, once the office CA is taken from the signed health, a certificate
+/// refused under it is not fixed by `sync.ca_file` (the generic advice): the laptop used an
+/// address the office certificate is not for, or the certificate is past its end. The words
+/// say so and what the admin does; the token is never sent.
+#[test]
+fn a_refused_office_certificate_says_what_to_do_and_spends_no_token() {
+    let kit = Kit::new();
+    let office = Office::new(&kit.path("offices"), "kantor");
+    office.tls_init();
+    set_sync_config(&kit, "");
+    let (token, server_id) = office.token();
+    let enrol = |url: &str| {
+        let a = [
+            "enrol",
+            "--server",
+            url,
+            "--token",
+            &token,
+            "--expect-server-id",
+            &server_id,
+            "--json",
+            "--lang",
+            "en",
+        ];
+        let (out, _) = kit.fails(&a, 5);
+        error_of(&out)
+    };
+    let check = |e: &serde_json::Value, why: &str| {
+        let msg = e["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{e}");
+        assert!(msg.contains("office certificate"), "{e}");
+        let hint = e["hint"].as_str().unwrap();
+        assert!(hint.contains("server tls init"), "{e}");
+        assert!(!hint.contains("ca_file"), "{e}");
+        assert_eq!(e["details"]["token_spent"], false, "{e}");
+    };
+
+    // 127.0.0.2 is this machine too, but not an address the certificate is for.
+    let other_address = office.serve_on("127.0.0.2");
+    check(&enrol(&other_address.url), "for another name");
+    drop(other_address);
+
+    // A certificate from the right CA, for the right address, past its end.
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let leaf = p.signed_by(&leaf_key, &office_issuer(&office)).unwrap();
+    let tls = office.data.join("tls");
+    std::fs::write(tls.join("server.pem"), leaf.pem()).unwrap();
+    std::fs::write(tls.join("server.key"), leaf_key.serialize_pem()).unwrap();
+    let expired = office.serve();
+    check(&enrol(&expired.url), "expired");
+    assert_eq!(office.tokens_used(), 0);
+    assert_eq!(stored_ca(&kit), "");
 }

@@ -82,6 +82,30 @@ pub fn from_answer(
     }
 }
 
+/// A certificate refused after the office CA was taken from the expected server's signed
+/// health: the address is not one the office certificate is for, the network put another
+/// certificate in between, or the certificate is past its end. Nothing was sent.
+pub fn certificate_refused(base: &str, why: &str) -> AppError {
+    AppError::new(
+        Kind::Unreachable,
+        tr!(
+            "Pendaftaran ke {base} belum terjadi: {why}. Sertifikat yang diterima laptop tidak cocok dengan sertifikat kantor server itu. Token belum terpakai; perangkat belum terdaftar; tidak ada yang hilang.",
+            "Enrolment with {base} did not happen: {why}. The certificate this laptop got does not match that server's office certificate. The token is not spent; the device is not enrolled; nothing is lost."
+        ),
+    )
+    .hint(tr!(
+        "Pakai persis alamat https:// yang diberikan admin Dinas, dan daftar dari jaringan kantor (jaringan lain mungkin menyadap). Bila alamat server berubah atau sertifikatnya habis masa berlaku, admin menjalankan lagi 'ikd-field server tls init' di server lalu menyalakan ulang server. Periksa juga jam laptop.",
+        "Use exactly the https:// address the district admin gave, and enrol from the office network (another network may be intercepting). If the server's address changed or its certificate has expired, the admin runs 'ikd-field server tls init' again on the server and restarts the server. Check the laptop's clock too."
+    ))
+    .details(serde_json::json!({
+        "server": base,
+        "certificate": true,
+        "office_ca": true,
+        "reason": why,
+        "token_spent": false,
+    }))
+}
+
 fn needs_server_id(base: &str, why: &str) -> AppError {
     AppError::usage(tr!(
         "Server {base} memakai sertifikat sendiri yang belum dikenal laptop ini. Untuk memercayainya, pendaftaran butuh ID server dari admin Dinas. Token belum terpakai; tidak ada yang diubah.",
