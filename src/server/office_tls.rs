@@ -101,6 +101,16 @@ pub fn init(
             "A computer name has only letters, digits, dots and dashes, e.g. server-dukcapil."
         )));
     }
+    if let Some(bad) = ips.iter().find(|ip| !is_host_address(ip)) {
+        return Err(AppError::usage(tr!(
+            "'{bad}' bukan alamat komputer ini di LAN (0.0.0.0 dan :: berarti 'semua alamat' untuk --listen), jadi laptop tidak bisa memakainya.",
+            "'{bad}' is not this computer's address on the LAN (0.0.0.0 and :: mean 'every address' for --listen), so laptops cannot use it."
+        ))
+        .hint(tr!(
+            "Beri alamat LAN server, mis. --ip 192.168.1.20 (lihat 'ipconfig' di Windows atau 'ip addr' di Linux), atau jangan beri --ip agar dicari sendiri.",
+            "Give the server's LAN address, e.g. --ip 192.168.1.20 (see 'ipconfig' on Windows or 'ip addr' on Linux), or give no --ip to have it found."
+        )));
+    }
     std::fs::create_dir_all(&files.dir).map_err(|e| io_error(&files.dir, &e))?;
     let now = time::OffsetDateTime::now_utc();
     let keep = !new_ca && files.ca_cert().is_file() && files.ca_key().is_file();
@@ -218,6 +228,11 @@ fn is_host_name(n: &str) -> bool {
                 && !l.ends_with('-')
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
+}
+
+/// An address a laptop can connect to: not "every address", multicast or broadcast.
+fn is_host_address(ip: &IpAddr) -> bool {
+    !ip.is_unspecified() && !ip.is_multicast() && !matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
 }
 
 /// The computer's name, lower case, when it is a usable DNS label.
@@ -382,6 +397,13 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         let e = init(&files, &["bad name!".to_string()], &[], false).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+        // The listen address copied by mistake, or no host's address at all.
+        let name = ["kantor".to_string()];
+        for bad in ["0.0.0.0", "::", "224.0.0.1", "255.255.255.255", "ff02::1"] {
+            let e = init(&files, &name, &[bad.parse().unwrap()], false).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+        assert!(!files.dir.exists(), "nothing made");
     }
 
     #[test]
