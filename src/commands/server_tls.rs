@@ -74,9 +74,10 @@ fn init(ctx: &Ctx, db: Option<PathBuf>, a: InitArgs) -> Result<(), AppError> {
     ips.push(IpAddr::from([127, 0, 0, 1]));
     dedup(&mut names);
     dedup(&mut ips);
-    let id = ctx.server_id_here(db);
     let files = Files::new(&ctx.data_dir);
     let issued = office_tls::init(&files, &names, &ips, a.new_ca)?;
+    // After the checks of init (the data folder's owner): this may make the server key.
+    let id = ctx.server_id_here(db);
     let port = port(&ctx.config.server.listen);
     let urls: Vec<String> = ips
         .iter()

@@ -111,6 +111,14 @@ pub fn init(
             "Give the server's LAN address, e.g. --ip 192.168.1.20 (see 'ipconfig' on Windows or 'ip addr' on Linux), or give no --ip to have it found."
         )));
     }
+    // Files made by another user than the one owning the data folder (`sudo` without `-u`)
+    // would be unreadable to the server: refuse before anything is written.
+    for dir in [files.dir.parent(), Some(files.dir.as_path())]
+        .into_iter()
+        .flatten()
+    {
+        same_owner(dir)?;
+    }
     std::fs::create_dir_all(&files.dir).map_err(|e| io_error(&files.dir, &e))?;
     let now = time::OffsetDateTime::now_utc();
     let keep = !new_ca && files.ca_cert().is_file() && files.ca_key().is_file();
@@ -255,6 +263,37 @@ fn lan_ipv4() -> Option<IpAddr> {
     s.connect("192.0.2.1:9").ok()?;
     let ip = s.local_addr().ok()?.ip();
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// Refuses when `dir` exists and belongs to another user than this process (a file made here
+/// now would be its owner's alone, with the keys at mode 0600: the server could not read them).
+#[cfg(unix)]
+fn same_owner(dir: &Path) -> Result<(), AppError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(owner) = std::fs::metadata(dir).map(|m| m.uid()) else {
+        return Ok(());
+    };
+    let probe = dir.join(".ikd-field-owner-probe");
+    let me = std::fs::File::create(&probe).and_then(|f| f.metadata().map(|m| m.uid()));
+    let _ = std::fs::remove_file(&probe);
+    match me {
+        Ok(me) if me != owner => Err(AppError::usage(tr!(
+            "Folder {} milik pengguna lain, bukan pengguna yang menjalankan perintah ini: sertifikat yang dibuat sekarang tidak akan bisa dibaca server. Tidak ada yang diubah.",
+            "The folder {} belongs to another user than the one running this command: a certificate made now could not be read by the server. Nothing was changed.",
+            dir.display()
+        ))
+        .hint(tr!(
+            "Jalankan sebagai pengguna server, mis. di Linux: sudo -u ikd ikd-field --data-dir /var/lib/ikd-field server tls init",
+            "Run it as the server's user, e.g. on Linux: sudo -u ikd ikd-field --data-dir /var/lib/ikd-field server tls init"
+        ))),
+        // Not writable: said with the file's name when the first file is written.
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn same_owner(_dir: &Path) -> Result<(), AppError> {
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String, AppError> {
@@ -404,6 +443,34 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{bad}");
         }
         assert!(!files.dir.exists(), "nothing made");
+    }
+
+    /// `sudo` without `-u ikd` over the service's data folder: refused, nothing written. Only
+    /// root can give a folder to another user, so elsewhere there is nothing to try.
+    #[cfg(unix)]
+    #[test]
+    fn another_users_data_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        if std::os::unix::fs::chown(&data, Some(65534), Some(65534)).is_err() {
+            return;
+        }
+        let files = Files::new(&data);
+        let e = init(&files, &["kantor".to_string()], &[], false).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.hint.unwrap().contains("sudo -u"));
+        assert!(!files.dir.exists());
+        assert_eq!(
+            std::fs::read_dir(&data).unwrap().count(),
+            0,
+            "no probe left"
+        );
+        // The folder given back to this user: made.
+        let me = std::fs::metadata(dir.path()).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(&data, Some(me.uid()), Some(me.gid())).unwrap();
+        assert!(init(&files, &["kantor".to_string()], &[], false).is_ok());
     }
 
     #[test]
