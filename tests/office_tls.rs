@@ -145,6 +145,7 @@ fn office_setup_enrols_by_server_id_and_refuses_another_certificate() {
     let office = Office::new(&root, "kantor");
     let made = office.tls_init();
     assert_eq!(made["new_ca"], true, "{made}");
+    assert_eq!(made["restart_server"], false, "{made}");
     assert!(
         made["ips"]
             .as_array()
@@ -256,7 +257,10 @@ fn office_setup_enrols_by_server_id_and_refuses_another_certificate() {
 
     // `server tls init` again (a new address, say): the CA is kept, so the laptop syncs on.
     let again = office.tls_init();
-    assert_eq!(again["new_ca"], false);
+    assert_eq!(
+        (&again["new_ca"], &again["restart_server"]),
+        (&false.into(), &true.into())
+    );
     assert_eq!(again["ca_sha256"], made["ca_sha256"]);
     let reissued = office.serve();
     let r = kit.json(&["sync", "--server", &reissued.url]);
@@ -363,4 +367,67 @@ fn a_refused_office_certificate_says_what_to_do_and_spends_no_token() {
     check(&enrol(&expired.url), "expired");
     assert_eq!(office.tokens_used(), 0);
     assert_eq!(stored_ca(&kit), "");
+}
+
+/// `server tls init --new-ca` after laptops enrolled (a stolen CA key, say): the admin is told
+/// to restart the server and enrol every laptop again; a laptop's sync is then refused in plain
+/// words with its records kept, and enrolling again with a new token and the server id moves it
+/// to the new CA.
+#[test]
+fn a_new_ca_asks_every_laptop_to_enrol_again_and_loses_nothing() {
+    let kit = Kit::new();
+    let office = Office::new(&kit.path("offices"), "kantor");
+    let first = office.tls_init();
+    set_sync_config(&kit, "");
+    let (token, server_id) = office.token();
+    let served = office.serve();
+    let enrol = |token: &str| {
+        kit.ok(&[
+            "enrol",
+            "--server",
+            &served.url,
+            "--token",
+            token,
+            "--expect-server-id",
+            &server_id,
+        ])
+    };
+    enrol(&token);
+    drop(served);
+
+    let out = office
+        .cmd(&["server", "tls", "init", "--new-ca", "--lang", "en", "--db"])
+        .arg(&office.db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("until it is restarted"), "{text}");
+    assert!(text.contains("must enrol again with a new token"), "{text}");
+    let ca = std::fs::read_to_string(office.data.join("tls/district-ca.pem")).unwrap();
+    assert_ne!(stored_ca(&kit).trim(), ca.trim());
+
+    let served = office.serve();
+    let people = ikd_field::synth::citizens(13, "1702", 2);
+    kit.record_synthetic(&people, 0);
+    let (_, err) = kit.fails(&["sync", "--server", &served.url], 5);
+    assert!(err.contains("sertifikat server tidak dikenal"), "{err}");
+    assert!(err.contains("daftarkan laptop lagi"), "{err}");
+    assert_eq!((pending(&kit), office.records()), (1, 0));
+
+    let (token2, _) = office.token();
+    kit.ok(&[
+        "enrol",
+        "--server",
+        &served.url,
+        "--token",
+        &token2,
+        "--expect-server-id",
+        &server_id,
+    ]);
+    assert_eq!(stored_ca(&kit).trim(), ca.trim());
+    assert_ne!(first["ca_sha256"], office.tls_init()["ca_sha256"]);
+    let r = kit.json(&["sync", "--server", &served.url]);
+    assert_eq!(r["summary"]["accepted"], 1, "{r}");
+    assert_eq!((pending(&kit), office.records()), (0, 1));
 }
