@@ -121,6 +121,19 @@ pub fn init(
     }
     std::fs::create_dir_all(&files.dir).map_err(|e| io_error(&files.dir, &e))?;
     let now = time::OffsetDateTime::now_utc();
+    // The CA certificate without its key (kept offline, as SECURITY.md allows): a new CA here
+    // would cut off every enrolled laptop, so only --new-ca makes one.
+    if !new_ca && files.ca_cert().is_file() && !files.ca_key().is_file() {
+        return Err(AppError::usage(tr!(
+            "Kunci CA Dinas ({}) tidak ada di sini, jadi sertifikat server baru tidak bisa ditandatangani dengan CA yang sama. Tidak ada yang diubah.",
+            "The district CA's key ({}) is not here, so a new server certificate cannot be signed by the same CA. Nothing was changed.",
+            files.ca_key().display()
+        ))
+        .hint(tr!(
+            "Kembalikan berkas district-ca.key dari cadangannya ke folder itu, lalu jalankan perintah ini lagi. Hanya bila kunci itu hilang atau dicuri: --new-ca (lalu semua laptop harus mendaftar ulang).",
+            "Put district-ca.key back into that folder from its backup, then run this command again. Only if that key is lost or stolen: --new-ca (then every laptop must enrol again)."
+        )));
+    }
     let keep = !new_ca && files.ca_cert().is_file() && files.ca_key().is_file();
     let (ca_pem, issuer) = if keep {
         let pem = read(&files.ca_cert())?;
@@ -471,6 +484,38 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         std::os::unix::fs::chown(&data, Some(me.uid()), Some(me.gid())).unwrap();
         assert!(init(&files, &["kantor".to_string()], &[], false).is_ok());
+    }
+
+    /// The CA key kept offline: a re-run without it is refused and changes nothing (it made a
+    /// new CA, cutting off every laptop); with the key back, the same CA signs again.
+    #[test]
+    fn a_missing_ca_key_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(dir.path());
+        let names = ["kantor".to_string()];
+        let first = init(&files, &names, &[], false).unwrap();
+        let offline = dir.path().join("offline.key");
+        std::fs::rename(files.ca_key(), &offline).unwrap();
+        let cert = std::fs::read(files.cert()).unwrap();
+        let e = init(&files, &names, &[], false).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.hint.unwrap().contains("--new-ca"));
+        assert_eq!(
+            std::fs::read(files.cert()).unwrap(),
+            cert,
+            "nothing changed"
+        );
+        assert_eq!(
+            ca_fingerprint(&std::fs::read_to_string(files.ca_cert()).unwrap()).unwrap(),
+            first.ca_sha256
+        );
+        std::fs::rename(&offline, files.ca_key()).unwrap();
+        let again = init(&files, &names, &[], false).unwrap();
+        assert!(!again.new_ca);
+        assert_eq!(again.ca_sha256, first.ca_sha256);
+        // Lost for good: --new-ca is the way, and says so.
+        std::fs::remove_file(files.ca_key()).unwrap();
+        assert!(init(&files, &names, &[], true).unwrap().new_ca);
     }
 
     #[test]
