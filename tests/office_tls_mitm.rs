@@ -18,6 +18,8 @@ enum Health {
     Relay,
     /// Its `tls_ca` swapped for the proxy's own CA (the signature no longer verifies).
     SwapCa,
+    /// An old signed health (body, signature) kept from before `--new-ca`, answered instead.
+    Replay(&'static [u8], &'static str),
 }
 
 /// The proxy: its https URL and every request (head and body) it received.
@@ -59,6 +61,16 @@ fn attacker_pki() -> (String, rustls::ServerConfig) {
 impl Mitm {
     fn start(upstream: &str, health: Health) -> Mitm {
         let (ca_pem, config) = attacker_pki();
+        Mitm::start_with(upstream, health, ca_pem, config)
+    }
+
+    /// With the given CA and TLS configuration (a certificate from a stolen CA key, say).
+    fn start_with(
+        upstream: &str,
+        health: Health,
+        ca_pem: String,
+        config: rustls::ServerConfig,
+    ) -> Mitm {
         let ca = ca_pem.clone();
         let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -138,6 +150,15 @@ fn relay(
         .http_status_as_error(false)
         .build()
         .into();
+    if let (Health::Replay(body, signature), true) = (health, path.starts_with("/v1/health")) {
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Ikd-Signature: {signature}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        tls.write_all(reply.as_bytes())?;
+        tls.write_all(body)?;
+        return tls.flush();
+    }
     let url = format!("{upstream}{path}");
     let answer = if method == "POST" {
         agent
@@ -158,7 +179,7 @@ fn relay(
         .body_mut()
         .read_to_vec()
         .map_err(std::io::Error::other)?;
-    if let (Health::SwapCa, "/v1/health") = (health, path) {
+    if let (Health::SwapCa, true) = (health, path.starts_with("/v1/health")) {
         let mut h: serde_json::Value = serde_json::from_slice(&out).unwrap();
         h["tls_ca"] = ca_pem.into();
         out = serde_json::to_vec(&h).unwrap();
@@ -336,4 +357,127 @@ fn a_man_in_the_middle_never_gets_the_token() {
     fooled.ok(&["enrol", "--server", &mitm.url, "--token", &token2]);
     assert!(mitm.saw(&token2));
     assert_eq!(office.tokens_used(), 2);
+}
+
+/// The signed health of `url` as sent (body, signature), read without checking its certificate.
+fn signed_health(url: &str) -> (Vec<u8>, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .disable_verification(true)
+                .build(),
+        )
+        .build()
+        .into();
+    let mut r = agent.get(format!("{url}/v1/health")).call().unwrap();
+    let sig = r.headers()["x-ikd-signature"].to_str().unwrap().to_string();
+    (r.body_mut().read_to_vec().unwrap(), sig)
+}
+
+/// A rustls configuration presenting a certificate for 127.0.0.1 signed by the office CA whose
+/// key is `ca_key` (PEM), named as `server tls init` names it.
+fn signed_by_office_ca(ca_key: &str) -> rustls::ServerConfig {
+    let key = rcgen::KeyPair::from_pem(ca_key).unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let id = hex::encode(&ikd_field::crypto::sha256(key.public_key_raw())[..8]);
+    p.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("ikd-field CA Dinas {id}"),
+    );
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "ikd-field");
+    let issuer = rcgen::Issuer::new(p, key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let der = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], der)
+        .unwrap()
+}
+
+/// SECURITY.md's case: the office CA key was stolen, so the admin made a new CA. The thief kept
+/// a signed health from before (it carries the old CA) and a certificate from the old CA: a
+/// laptop enrolling by server id must see that the health is not a fresh answer (the server
+/// signs the laptop's challenge into it) and send the thief nothing.
+#[test]
+fn an_old_signed_health_and_a_stolen_ca_key_get_no_token() {
+    let kit = Kit::new();
+    std::fs::write(
+        kit.dir.join("config.toml"),
+        "[sync]\ntimeout_secs = 5\nmax_attempts = 1\n",
+    )
+    .unwrap();
+    let mut office = Office::start(&kit);
+    let (old_body, old_sig) = signed_health(&office.url);
+    let stolen = std::fs::read_to_string(office.data.join("tls/district-ca.key")).unwrap();
+    let out = cmd(
+        &office.data,
+        &["server", "tls", "init", "--new-ca", "--json"],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let _ = office.child.kill();
+    let _ = office.child.wait();
+    let (child, url) = util::server::launch(
+        cmd(&office.data, &["serve", "--listen", "127.0.0.1:0"]),
+        &office.data.join("serve.log"),
+    )
+    .unwrap();
+    (office.child, office.url) = (child, url);
+
+    let (token, server_id) = office.token();
+    let old_ca = serde_json::from_slice::<serde_json::Value>(&old_body).unwrap()["tls_ca"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mitm = Mitm::start_with(
+        &office.url,
+        Health::Replay(old_body.leak(), old_sig.leak()),
+        old_ca,
+        signed_by_office_ca(&stolen),
+    );
+    let (out, _) = kit.fails(
+        &[
+            "enrol",
+            "--server",
+            &mitm.url,
+            "--token",
+            &token,
+            "--expect-server-id",
+            &server_id,
+            "--json",
+            "--lang",
+            "en",
+        ],
+        1,
+    );
+    let e = serde_json::from_str::<serde_json::Value>(&out).unwrap()["error"].clone();
+    assert!(e["message"].as_str().unwrap().contains("old copy"), "{e}");
+    assert_eq!(e["details"]["token_spent"], false, "{e}");
+    assert!(!mitm.saw(&token), "the token reached the thief");
+    assert_eq!(office.tokens_used(), 0);
+    assert_eq!(enrolled_ca(&kit), 0);
+    // The real server answers the challenge: enrolled with the new CA.
+    kit.ok(&[
+        "enrol",
+        "--server",
+        &office.url,
+        "--token",
+        &token,
+        "--expect-server-id",
+        &server_id,
+    ]);
 }

@@ -42,13 +42,22 @@ pub fn route(
         }
         return Ok(None);
     };
+    // A fresh challenge the server signs into its answer: an old signed health (with a CA
+    // whose key was stolen since, SECURITY.md) cannot answer it.
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| AppError::other(e.to_string()))?;
+    let challenge = hex::encode(nonce);
     let (h, signed) = client
         .unverified()?
-        .health_signed()
+        .health_challenged(&challenge)
         .map_err(|f| unreached(&f))?;
     // Not the expected server: refused before the token is spent.
     want.check_health(base, &h)?;
     if signed && office_ca_certs(&h.tls_ca).is_some() {
+        // Servers that hand out an office CA all echo the challenge.
+        if h.challenge != challenge {
+            return Err(replayed(base));
+        }
         return Ok(Some((client.trusting(&h.tls_ca)?, h.tls_ca)));
     }
     // No office CA (a server with a public certificate, or one before this): the certificate
@@ -104,6 +113,18 @@ pub fn certificate_refused(base: &str, why: &str) -> AppError {
         "reason": why,
         "token_spent": false,
     }))
+}
+
+fn replayed(base: &str) -> AppError {
+    AppError::other(tr!(
+        "Jawaban dari {base} adalah salinan lama dari server yang diharapkan, bukan jawaban baru: jaringan ini mungkin disadap. Pendaftaran dibatalkan; token belum terpakai dan tidak ada yang diubah.",
+        "The answer from {base} is an old copy of the expected server's answer, not a fresh one: this network may be intercepted. Enrolment cancelled; the token is not spent and nothing was changed."
+    ))
+    .hint(tr!(
+        "Daftar dari jaringan kantor, dan beri tahu admin Dinas.",
+        "Enrol from the office network, and tell the district admin."
+    ))
+    .details(serde_json::json!({ "server": base, "replayed": true, "token_spent": false }))
 }
 
 fn needs_server_id(base: &str, why: &str) -> AppError {
