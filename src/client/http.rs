@@ -231,9 +231,20 @@ impl Client {
     /// `/v1/health` and whether it is signed by the server key it names (servers since the
     /// office CA sign it).
     pub fn health_signed(&self) -> Result<(Health, bool), Failure> {
+        self.health_challenged("")
+    }
+
+    /// [`Self::health_signed`] asking the server to sign `challenge` (hex) into its answer
+    /// (`Health::challenge`): a server since the challenge echoes it, an old answer cannot.
+    pub fn health_challenged(&self, challenge: &str) -> Result<(Health, bool), Failure> {
+        let query = if challenge.is_empty() {
+            String::new()
+        } else {
+            format!("?challenge={challenge}")
+        };
         let r = Self::exchange(
             self.agent
-                .get(format!("{}{}", self.base, protocol::PATH_HEALTH))
+                .get(format!("{}{}{query}", self.base, protocol::PATH_HEALTH))
                 .call(),
         )?;
         let h: Health = serde_json::from_slice(&r.body).map_err(|_| {

@@ -194,6 +194,7 @@ mod tests {
             server_public_key: other.public_hex(),
             seal_public_key: String::new(),
             tls_ca: String::new(),
+            challenge: String::new(),
         };
         let e = want.check_health("u", &h).unwrap_err();
         assert_eq!(

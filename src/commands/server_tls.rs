@@ -52,6 +52,9 @@ struct Made<'a> {
     server_id: Option<&'a str>,
     /// False when `server.tls_cert` is set: `serve` keeps using that certificate.
     used_by_serve: bool,
+    /// True when a certificate of an earlier run was replaced: a running `serve` keeps the old
+    /// one until it is restarted.
+    restart_server: bool,
 }
 
 fn init(ctx: &Ctx, db: Option<PathBuf>, a: InitArgs) -> Result<(), AppError> {
@@ -74,9 +77,11 @@ fn init(ctx: &Ctx, db: Option<PathBuf>, a: InitArgs) -> Result<(), AppError> {
     ips.push(IpAddr::from([127, 0, 0, 1]));
     dedup(&mut names);
     dedup(&mut ips);
-    let id = ctx.server_id_here(db);
     let files = Files::new(&ctx.data_dir);
+    let replaced = files.present();
     let issued = office_tls::init(&files, &names, &ips, a.new_ca)?;
+    // After the checks of init (the data folder's owner): this may make the server key.
+    let id = ctx.server_id_here(db);
     let port = port(&ctx.config.server.listen);
     let urls: Vec<String> = ips
         .iter()
@@ -99,10 +104,29 @@ fn init(ctx: &Ctx, db: Option<PathBuf>, a: InitArgs) -> Result<(), AppError> {
             urls,
             server_id: id.as_deref(),
             used_by_serve,
+            restart_server: replaced,
         });
         return Ok(());
     }
     print_next_steps(&issued, &urls, id.as_deref(), port, used_by_serve);
+    if replaced {
+        println!(
+            "{}",
+            tr!(
+                "! Server yang sedang berjalan tetap memakai sertifikat lama sampai dinyalakan ulang: di Linux 'sudo systemctl restart ikd-field', di Windows nyalakan ulang komputer.",
+                "! A server already running keeps the old certificate until it is restarted: on Linux 'sudo systemctl restart ikd-field', on Windows restart the computer."
+            )
+        );
+        if issued.new_ca {
+            println!(
+                "{}",
+                tr!(
+                    "! CA baru: setiap laptop yang sudah terdaftar harus mendaftar ulang dengan token baru (langkah 3 dan 4); sampai itu sinkronnya ditolak, catatannya tetap aman di laptop.",
+                    "! New CA: every laptop already enrolled must enrol again with a new token (steps 3 and 4); until then its sync is refused, its records stay safe on the laptop."
+                )
+            );
+        }
+    }
     Ok(())
 }
 

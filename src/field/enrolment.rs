@@ -122,12 +122,18 @@ pub fn enrol(
         }
         None => (client, None),
     };
+    // Once the office CA is trusted, a refused certificate is not fixed by a ca_file: it is the
+    // wrong address for this server, an interception, or a certificate past its end.
+    let unreached = |f: &Failure| match (f, &office_ca) {
+        (Failure::Certificate(why), Some(_)) => {
+            crate::field::office_ca::certificate_refused(client.base(), why)
+        }
+        _ => not_enrolled(client.base(), f),
+    };
     // A server id given beforehand: the server must prove to be that one before the token is
     // spent (field/pin.rs); its enrolment answer is checked again below.
     if let Some(want) = expect {
-        let h = client
-            .health()
-            .map_err(|f| not_enrolled(client.base(), &f))?;
+        let h = client.health().map_err(|f| unreached(&f))?;
         want.check_health(client.base(), &h)?;
     }
     // A district key set beforehand must be this server's, or the records sealed to it could
@@ -146,7 +152,7 @@ pub fn enrol(
     let server_public = client
         .health()
         .map(|h| h.server_public_key)
-        .map_err(|f| not_enrolled(client.base(), &f))?;
+        .map_err(|f| unreached(&f))?;
     let req = EnrolRequest::signed(
         &dd.key,
         token,
@@ -160,7 +166,7 @@ pub fn enrol(
             code,
             message,
         } => refusal_error(status, &code, &message),
-        other => not_enrolled(client.base(), &other),
+        other => unreached(&other),
     })?;
     if let Some(want) = expect {
         want.check_answer(client.base(), &ans, signed)?;

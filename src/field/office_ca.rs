@@ -42,13 +42,22 @@ pub fn route(
         }
         return Ok(None);
     };
+    // A fresh challenge the server signs into its answer: an old signed health (with a CA
+    // whose key was stolen since, SECURITY.md) cannot answer it.
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(|e| AppError::other(e.to_string()))?;
+    let challenge = hex::encode(nonce);
     let (h, signed) = client
         .unverified()?
-        .health_signed()
+        .health_challenged(&challenge)
         .map_err(|f| unreached(&f))?;
     // Not the expected server: refused before the token is spent.
     want.check_health(base, &h)?;
     if signed && office_ca_certs(&h.tls_ca).is_some() {
+        // Servers that hand out an office CA all echo the challenge.
+        if h.challenge != challenge {
+            return Err(replayed(base));
+        }
         return Ok(Some((client.trusting(&h.tls_ca)?, h.tls_ca)));
     }
     // No office CA (a server with a public certificate, or one before this): the certificate
@@ -80,6 +89,42 @@ pub fn from_answer(
         ))
         .details(serde_json::json!({ "server": base, "token_spent": true }))),
     }
+}
+
+/// A certificate refused after the office CA was taken from the expected server's signed
+/// health: the address is not one the office certificate is for, the network put another
+/// certificate in between, or the certificate is past its end. Nothing was sent.
+pub fn certificate_refused(base: &str, why: &str) -> AppError {
+    AppError::new(
+        Kind::Unreachable,
+        tr!(
+            "Pendaftaran ke {base} belum terjadi: {why}. Sertifikat yang diterima laptop tidak cocok dengan sertifikat kantor server itu. Token belum terpakai; perangkat belum terdaftar; tidak ada yang hilang.",
+            "Enrolment with {base} did not happen: {why}. The certificate this laptop got does not match that server's office certificate. The token is not spent; the device is not enrolled; nothing is lost."
+        ),
+    )
+    .hint(tr!(
+        "Pakai persis alamat https:// yang diberikan admin Dinas, dan daftar dari jaringan kantor (jaringan lain mungkin menyadap). Bila alamat server berubah atau sertifikatnya habis masa berlaku, admin menjalankan lagi 'ikd-field server tls init' di server lalu menyalakan ulang server. Periksa juga jam laptop.",
+        "Use exactly the https:// address the district admin gave, and enrol from the office network (another network may be intercepting). If the server's address changed or its certificate has expired, the admin runs 'ikd-field server tls init' again on the server and restarts the server. Check the laptop's clock too."
+    ))
+    .details(serde_json::json!({
+        "server": base,
+        "certificate": true,
+        "office_ca": true,
+        "reason": why,
+        "token_spent": false,
+    }))
+}
+
+fn replayed(base: &str) -> AppError {
+    AppError::other(tr!(
+        "Jawaban dari {base} adalah salinan lama dari server yang diharapkan, bukan jawaban baru: jaringan ini mungkin disadap. Pendaftaran dibatalkan; token belum terpakai dan tidak ada yang diubah.",
+        "The answer from {base} is an old copy of the expected server's answer, not a fresh one: this network may be intercepted. Enrolment cancelled; the token is not spent and nothing was changed."
+    ))
+    .hint(tr!(
+        "Daftar dari jaringan kantor, dan beri tahu admin Dinas.",
+        "Enrol from the office network, and tell the district admin."
+    ))
+    .details(serde_json::json!({ "server": base, "replayed": true, "token_spent": false }))
 }
 
 fn needs_server_id(base: &str, why: &str) -> AppError {

@@ -43,6 +43,10 @@ pub struct Health {
     /// knows the server id can trust this CA before it sends its token (client/pin.rs).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tls_ca: String,
+    /// The `challenge` the client put in the query (`GET /v1/health?challenge=HEX`), echoed
+    /// inside the signed answer: a fresh answer, not an old signed one replayed. Empty without.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub challenge: String,
 }
 
 /// `POST /v1/enrol` request.

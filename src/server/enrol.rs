@@ -184,8 +184,17 @@ pub fn enrol(
 
 /// The `/v1/health` answer of the server with `key`; `office_ca`: the office CA it serves under
 /// (PEM, empty when none).
-pub fn health(key: &KeyPair, office_ca: &str) -> crate::protocol::Health {
+/// `/v1/health` for the request's `query`: its `challenge` (16 to 64 hex characters) is echoed
+/// in the signed answer, proving the answer fresh.
+pub fn health(key: &KeyPair, office_ca: &str, query: &str) -> crate::protocol::Health {
+    let challenge = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("challenge="))
+        .filter(|c| (16..=64).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     crate::protocol::Health {
+        challenge,
         ok: true,
         service: "ikd-field".into(),
         protocol: crate::protocol::VERSION,
@@ -232,6 +241,27 @@ pub fn create_token_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The health echoes a well-formed challenge (16 to 64 hex), lower case, and nothing else.
+    #[test]
+    fn health_echoes_only_a_hex_challenge() {
+        let k = KeyPair::from_seed([5; 32]);
+        let c = |q: &str| health(&k, "", q).challenge;
+        assert_eq!(c("challenge=ABCDEF0123456789"), "abcdef0123456789");
+        assert_eq!(
+            c("x=1&challenge=00112233445566778899"),
+            "00112233445566778899"
+        );
+        for bad in [
+            "",
+            "challenge=",
+            "challenge=abc",
+            "challenge=zz23456789abcdef",
+        ] {
+            assert_eq!(c(bad), "", "{bad}");
+        }
+        assert_eq!(c(&format!("challenge={}", "a".repeat(65))), "");
+    }
 
     #[test]
     fn tokens_are_readable_and_normalised() {

@@ -103,9 +103,18 @@ pub fn open(cfg: &ServerConfig, listen: &str, data_dir: &Path) -> Result<Listeni
 }
 
 fn office_unreadable(path: &Path, e: &std::io::Error) -> AppError {
+    // Plain words for the admin; the system's own text (with its error number) only otherwise.
+    let why = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => tr!(
+            "berkas itu milik pengguna lain",
+            "that file belongs to another user"
+        ),
+        std::io::ErrorKind::NotFound => tr!("berkas itu tidak ada", "that file is missing"),
+        _ => e.to_string(),
+    };
     AppError::usage(tr!(
-        "Sertifikat kantor {} tidak bisa dibaca: {e}",
-        "The office certificate {} cannot be read: {e}",
+        "Sertifikat kantor {} tidak bisa dibaca: {why}",
+        "The office certificate {} cannot be read: {why}",
         path.display()
     ))
     .hint(tr!(
@@ -162,6 +171,17 @@ fn read_pair(cfg: &ServerConfig, data_dir: &Path) -> Result<(Vec<u8>, Vec<u8>), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An office key another user owns: said in plain words, no error number.
+    #[test]
+    fn an_unreadable_office_file_is_said_plainly() {
+        let e = office_unreadable(
+            Path::new("tls/server.key"),
+            &std::io::Error::from_raw_os_error(13),
+        );
+        assert!(!e.message.contains("os error"), "{}", e.message);
+        assert!(e.message.contains("tls/server.key"), "{}", e.message);
+    }
 
     fn cfg() -> ServerConfig {
         ServerConfig::default()

@@ -101,8 +101,39 @@ pub fn init(
             "A computer name has only letters, digits, dots and dashes, e.g. server-dukcapil."
         )));
     }
+    if let Some(bad) = ips.iter().find(|ip| !is_host_address(ip)) {
+        return Err(AppError::usage(tr!(
+            "'{bad}' bukan alamat komputer ini di LAN (0.0.0.0 dan :: berarti 'semua alamat' untuk --listen), jadi laptop tidak bisa memakainya.",
+            "'{bad}' is not this computer's address on the LAN (0.0.0.0 and :: mean 'every address' for --listen), so laptops cannot use it."
+        ))
+        .hint(tr!(
+            "Beri alamat LAN server, mis. --ip 192.168.1.20 (lihat 'ipconfig' di Windows atau 'ip addr' di Linux), atau jangan beri --ip agar dicari sendiri.",
+            "Give the server's LAN address, e.g. --ip 192.168.1.20 (see 'ipconfig' on Windows or 'ip addr' on Linux), or give no --ip to have it found."
+        )));
+    }
+    // Files made by another user than the one owning the data folder (`sudo` without `-u`)
+    // would be unreadable to the server: refuse before anything is written.
+    for dir in [files.dir.parent(), Some(files.dir.as_path())]
+        .into_iter()
+        .flatten()
+    {
+        same_owner(dir)?;
+    }
     std::fs::create_dir_all(&files.dir).map_err(|e| io_error(&files.dir, &e))?;
     let now = time::OffsetDateTime::now_utc();
+    // The CA certificate without its key (kept offline, as SECURITY.md allows): a new CA here
+    // would cut off every enrolled laptop, so only --new-ca makes one.
+    if !new_ca && files.ca_cert().is_file() && !files.ca_key().is_file() {
+        return Err(AppError::usage(tr!(
+            "Kunci CA Dinas ({}) tidak ada di sini, jadi sertifikat server baru tidak bisa ditandatangani dengan CA yang sama. Tidak ada yang diubah.",
+            "The district CA's key ({}) is not here, so a new server certificate cannot be signed by the same CA. Nothing was changed.",
+            files.ca_key().display()
+        ))
+        .hint(tr!(
+            "Kembalikan berkas district-ca.key dari cadangannya ke folder itu, lalu jalankan perintah ini lagi. Hanya bila kunci itu hilang atau dicuri: --new-ca (lalu semua laptop harus mendaftar ulang).",
+            "Put district-ca.key back into that folder from its backup, then run this command again. Only if that key is lost or stolen: --new-ca (then every laptop must enrol again)."
+        )));
+    }
     let keep = !new_ca && files.ca_cert().is_file() && files.ca_key().is_file();
     let (ca_pem, issuer) = if keep {
         let pem = read(&files.ca_cert())?;
@@ -220,6 +251,11 @@ fn is_host_name(n: &str) -> bool {
         })
 }
 
+/// An address a laptop can connect to: not "every address", multicast or broadcast.
+fn is_host_address(ip: &IpAddr) -> bool {
+    !ip.is_unspecified() && !ip.is_multicast() && !matches!(ip, IpAddr::V4(v4) if v4.is_broadcast())
+}
+
 /// The computer's name, lower case, when it is a usable DNS label.
 fn hostname() -> Option<String> {
     #[cfg(windows)]
@@ -240,6 +276,37 @@ fn lan_ipv4() -> Option<IpAddr> {
     s.connect("192.0.2.1:9").ok()?;
     let ip = s.local_addr().ok()?.ip();
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// Refuses when `dir` exists and belongs to another user than this process (a file made here
+/// now would be its owner's alone, with the keys at mode 0600: the server could not read them).
+#[cfg(unix)]
+fn same_owner(dir: &Path) -> Result<(), AppError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(owner) = std::fs::metadata(dir).map(|m| m.uid()) else {
+        return Ok(());
+    };
+    let probe = dir.join(".ikd-field-owner-probe");
+    let me = std::fs::File::create(&probe).and_then(|f| f.metadata().map(|m| m.uid()));
+    let _ = std::fs::remove_file(&probe);
+    match me {
+        Ok(me) if me != owner => Err(AppError::usage(tr!(
+            "Folder {} milik pengguna lain, bukan pengguna yang menjalankan perintah ini: sertifikat yang dibuat sekarang tidak akan bisa dibaca server. Tidak ada yang diubah.",
+            "The folder {} belongs to another user than the one running this command: a certificate made now could not be read by the server. Nothing was changed.",
+            dir.display()
+        ))
+        .hint(tr!(
+            "Jalankan sebagai pengguna server, mis. di Linux: sudo -u ikd ikd-field --data-dir /var/lib/ikd-field server tls init",
+            "Run it as the server's user, e.g. on Linux: sudo -u ikd ikd-field --data-dir /var/lib/ikd-field server tls init"
+        ))),
+        // Not writable: said with the file's name when the first file is written.
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn same_owner(_dir: &Path) -> Result<(), AppError> {
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String, AppError> {
@@ -382,6 +449,73 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         let e = init(&files, &["bad name!".to_string()], &[], false).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+        // The listen address copied by mistake, or no host's address at all.
+        let name = ["kantor".to_string()];
+        for bad in ["0.0.0.0", "::", "224.0.0.1", "255.255.255.255", "ff02::1"] {
+            let e = init(&files, &name, &[bad.parse().unwrap()], false).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
+        assert!(!files.dir.exists(), "nothing made");
+    }
+
+    /// `sudo` without `-u ikd` over the service's data folder: refused, nothing written. Only
+    /// root can give a folder to another user, so elsewhere there is nothing to try.
+    #[cfg(unix)]
+    #[test]
+    fn another_users_data_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        if std::os::unix::fs::chown(&data, Some(65534), Some(65534)).is_err() {
+            return;
+        }
+        let files = Files::new(&data);
+        let e = init(&files, &["kantor".to_string()], &[], false).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.hint.unwrap().contains("sudo -u"));
+        assert!(!files.dir.exists());
+        assert_eq!(
+            std::fs::read_dir(&data).unwrap().count(),
+            0,
+            "no probe left"
+        );
+        // The folder given back to this user: made.
+        let me = std::fs::metadata(dir.path()).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(&data, Some(me.uid()), Some(me.gid())).unwrap();
+        assert!(init(&files, &["kantor".to_string()], &[], false).is_ok());
+    }
+
+    /// The CA key kept offline: a re-run without it is refused and changes nothing (it made a
+    /// new CA, cutting off every laptop); with the key back, the same CA signs again.
+    #[test]
+    fn a_missing_ca_key_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(dir.path());
+        let names = ["kantor".to_string()];
+        let first = init(&files, &names, &[], false).unwrap();
+        let offline = dir.path().join("offline.key");
+        std::fs::rename(files.ca_key(), &offline).unwrap();
+        let cert = std::fs::read(files.cert()).unwrap();
+        let e = init(&files, &names, &[], false).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.hint.unwrap().contains("--new-ca"));
+        assert_eq!(
+            std::fs::read(files.cert()).unwrap(),
+            cert,
+            "nothing changed"
+        );
+        assert_eq!(
+            ca_fingerprint(&std::fs::read_to_string(files.ca_cert()).unwrap()).unwrap(),
+            first.ca_sha256
+        );
+        std::fs::rename(&offline, files.ca_key()).unwrap();
+        let again = init(&files, &names, &[], false).unwrap();
+        assert!(!again.new_ca);
+        assert_eq!(again.ca_sha256, first.ca_sha256);
+        // Lost for good: --new-ca is the way, and says so.
+        std::fs::remove_file(files.ca_key()).unwrap();
+        assert!(init(&files, &names, &[], true).unwrap().new_ca);
     }
 
     #[test]

@@ -273,7 +273,7 @@ fn route(
     }
     match path {
         protocol::PATH_HEALTH => {
-            let health = enrol::health(&shared.key, &shared.office_ca);
+            let health = enrol::health(&shared.key, &shared.office_ca, &req.query);
             with_signature(Reply::json(&health), &shared.key)
         }
         protocol::PATH_ENROL => match enrol_route(store, shared, body) {
