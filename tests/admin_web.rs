@@ -514,3 +514,46 @@ fn browse(srv: &Server, slip_text: &str) {
     );
     eprintln!("screenshots: {}", dir.display());
 }
+
+/// Red team: the login's return path never leads to another site, however it is spelt. A
+/// browser drops tabs and line breaks inside a URL, so `/<TAB>/evil.example` is
+/// `//evil.example`: another site.
+#[test]
+fn the_login_never_sends_the_admin_to_another_site() {
+    let srv = Server::start_with_config(&config());
+    for next in [
+        "/\t/evil.example",
+        "/\t\t/evil.example/masuk",
+        "/\n/evil.example",
+        "\t//evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "/ /evil.example",
+    ] {
+        let login = post_form(
+            &format!("{}/masuk", srv.url),
+            None,
+            &[("token", TOKEN), ("lanjut", next)],
+        );
+        assert_eq!(login.status, 303, "{next:?}: {}", login.body);
+        assert_eq!(login.header("Location"), Some("/konflik"), "{next:?}");
+        // The login form carries it on only as a local path too.
+        let q = form_urlencoded::Serializer::new(String::new())
+            .append_pair("lanjut", next)
+            .finish();
+        let page = http(&format!("{}/masuk?{q}", srv.url), &[], None);
+        assert!(
+            page.body.contains("name=\"lanjut\" value=\"&#x2f;konflik\""),
+            "{next:?}: {}",
+            page.body
+        );
+    }
+    // A local path with its query still works.
+    let login = post_form(
+        &format!("{}/masuk", srv.url),
+        None,
+        &[("token", TOKEN), ("lanjut", "/laporan?periode=bulan")],
+    );
+    assert_eq!(login.header("Location"), Some("/laporan?periode=bulan"));
+}
