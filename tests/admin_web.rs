@@ -284,7 +284,8 @@ fn the_admin_logs_in_resolves_conflicts_and_checks_slips() {
 
     // "Handled" needs the session's CSRF token, and the origin if sent.
     let handled = format!("{}/konflik/selesai", srv.url);
-    let note = "Sudah dicek ke rumah warga: dobel, tim 2 membatalkan";
+    // Markup in the note is shown as text, never run.
+    let note = "Sudah dicek ke rumah warga: dobel, tim 2 membatalkan <script>alert(1)</script>";
     for (fields, origin) in [
         (vec![("id", c_handled.id.as_str()), ("catatan", note)], None),
         (vec![("csrf", "salah"), ("id", &c_handled.id), ("catatan", note)], None),
@@ -313,7 +314,9 @@ fn the_admin_logs_in_resolves_conflicts_and_checks_slips() {
     let page = get_with(&format!("{}/konflik", srv.url), &cookie);
     let c = card(&page.body, &c_handled.id);
     assert!(c.contains("Ditandai selesai oleh admin pada "), "{c}");
-    assert!(c.contains(&format!("“{note}”")), "{c}");
+    let shown = note.replace('<', "&lt;").replace('>', "&gt;").replace('/', "&#x2f;");
+    assert!(c.contains(&format!("“{shown}”")), "{c}");
+    assert!(!page.body.contains("<script"), "{c}");
     assert!(!c.contains("name=\"catatan\""), "a closed conflict has no form: {c}");
     let st = srv.stats();
     assert_eq!((st["conflicts"].as_u64(), st["conflicts_handled"].as_u64()), (Some(2), Some(1)), "{st}");
