@@ -284,7 +284,8 @@ fn the_admin_logs_in_resolves_conflicts_and_checks_slips() {
 
     // "Handled" needs the session's CSRF token, and the origin if sent.
     let handled = format!("{}/konflik/selesai", srv.url);
-    let note = "Sudah dicek ke rumah warga: dobel, tim 2 membatalkan";
+    // Markup in the note is shown as text, never run.
+    let note = "Sudah dicek ke rumah warga: dobel, tim 2 membatalkan <script>alert(1)</script>";
     for (fields, origin) in [
         (vec![("id", c_handled.id.as_str()), ("catatan", note)], None),
         (vec![("csrf", "salah"), ("id", &c_handled.id), ("catatan", note)], None),
@@ -313,7 +314,9 @@ fn the_admin_logs_in_resolves_conflicts_and_checks_slips() {
     let page = get_with(&format!("{}/konflik", srv.url), &cookie);
     let c = card(&page.body, &c_handled.id);
     assert!(c.contains("Ditandai selesai oleh admin pada "), "{c}");
-    assert!(c.contains(&format!("“{note}”")), "{c}");
+    let shown = note.replace('<', "&lt;").replace('>', "&gt;").replace('/', "&#x2f;");
+    assert!(c.contains(&format!("“{shown}”")), "{c}");
+    assert!(!page.body.contains("<script"), "{c}");
     assert!(!c.contains("name=\"catatan\""), "a closed conflict has no form: {c}");
     let st = srv.stats();
     assert_eq!((st["conflicts"].as_u64(), st["conflicts_handled"].as_u64()), (Some(2), Some(1)), "{st}");
@@ -513,4 +516,121 @@ fn browse(srv: &Server, slip_text: &str) {
         "logged out: the login form again"
     );
     eprintln!("screenshots: {}", dir.display());
+}
+
+/// Red team: the login's return path never leads to another site, however it is spelt. A
+/// browser drops tabs and line breaks inside a URL, so `/<TAB>/evil.example` is
+/// `//evil.example`: another site.
+#[test]
+fn the_login_never_sends_the_admin_to_another_site() {
+    let srv = Server::start_with_config(&config());
+    for next in [
+        "/\t/evil.example",
+        "/\t\t/evil.example/masuk",
+        "/\n/evil.example",
+        "\t//evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "/ /evil.example",
+    ] {
+        let login = post_form(
+            &format!("{}/masuk", srv.url),
+            None,
+            &[("token", TOKEN), ("lanjut", next)],
+        );
+        assert_eq!(login.status, 303, "{next:?}: {}", login.body);
+        assert_eq!(login.header("Location"), Some("/konflik"), "{next:?}");
+        // The login form carries it on only as a local path too.
+        let q = form_urlencoded::Serializer::new(String::new())
+            .append_pair("lanjut", next)
+            .finish();
+        let page = http(&format!("{}/masuk?{q}", srv.url), &[], None);
+        assert!(
+            page.body
+                .contains("name=\"lanjut\" value=\"&#x2f;konflik\""),
+            "{next:?}: {}",
+            page.body
+        );
+    }
+    // A local path with its query still works.
+    let login = post_form(
+        &format!("{}/masuk", srv.url),
+        None,
+        &[("token", TOKEN), ("lanjut", "/laporan?periode=bulan")],
+    );
+    assert_eq!(login.header("Location"), Some("/laporan?periode=bulan"));
+}
+
+/// A PNG of `side`×`side` white grey pixels: a few hundred kilobytes for a huge image.
+fn blank_png(side: u32) -> Vec<u8> {
+    use std::io::Write;
+    let chunk = |out: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    };
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut row = vec![0xffu8; side as usize + 1];
+    row[0] = 0; // no filter
+    for _ in 0..side {
+        z.write_all(&row).unwrap();
+    }
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit grey
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &z.finish().unwrap());
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+/// The most memory the process has held (Linux), in bytes.
+fn peak_memory(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Red team: a small upload that claims to be a huge image (16000×16000 pixels in 280 KB) is
+/// refused before it is decoded; the server does not take half a gigabyte for it.
+#[test]
+fn a_small_photo_of_a_huge_image_is_refused_before_it_is_decoded() {
+    let srv = Server::start_with_config(&config());
+    let login = post_form(&format!("{}/masuk", srv.url), None, &[("token", TOKEN)]);
+    let set = login.header("Set-Cookie").expect("a session cookie");
+    let cookie = set
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("ikd_admin=")
+        .unwrap()
+        .to_string();
+    let csrf = csrf_of(&get_with(&format!("{}/cek-slip", srv.url), &cookie).body);
+    let bomb = blank_png(16_000);
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    let page = check_slip(&srv, &cookie, &csrf, "", Some(&bomb));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Foto ini terlalu besar untuk diperiksa"),
+        "{}",
+        page.body
+    );
+    if let Some(peak) = srv.pid().and_then(peak_memory) {
+        assert!(peak < 150 << 20, "the server took {} MB", peak >> 20);
+    }
+    // A photo of ordinary size is still read (here: no QR on it).
+    let page = check_slip(&srv, &cookie, &csrf, "", Some(&blank_png(1200)));
+    assert!(
+        page.body.contains("Tidak ada kode QR yang terbaca"),
+        "{}",
+        page.body
+    );
 }

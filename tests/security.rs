@@ -689,6 +689,56 @@ fn trickling_clients_do_not_freeze_the_server() {
     }
 }
 
+/// Red team: clients trickling the small body of a dashboard form (the login: no session
+/// needed) cannot hold the server's workers. Before, eight of them took every worker for the
+/// 46 s their bodies were allowed, and a health check (or a laptop's batch) waited that long.
+/// Here the health check and a batch are answered while every trickler is still sending.
+#[test]
+fn trickled_login_forms_do_not_hold_the_workers() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let srv = Server::start_with_config(&format!(
+        "[server]\nthreads = 2\nadmin_token = \"{TOKEN}\"\n"
+    ));
+    let done = Arc::new(AtomicBool::new(false));
+    let trickers: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, done) = (srv.addr.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                s.write_all(
+                    b"POST /masuk HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 16000\r\n\r\ntoken=",
+                )
+                .unwrap();
+                // Still sending when the others were answered: true.
+                for _ in 0..120 {
+                    if done.load(Ordering::SeqCst) {
+                        return true;
+                    }
+                    if s.write_all(b"a").is_err() {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                false
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(http_get_status(&srv.url), 200);
+    let mut d = TestDevice::enrolled(&srv);
+    let r = d.record(&ikd_field::synth::citizens(36, "1702", 1)[0]);
+    assert_eq!(d.batch(&[r]).send_ok(&srv)["summary"]["accepted"], 1);
+    done.store(true, Ordering::SeqCst);
+    for t in trickers {
+        assert!(
+            t.join().unwrap(),
+            "a trickler was cut off before the others were answered: they waited for it"
+        );
+    }
+}
+
 fn http_get_status(url: &str) -> u16 {
     util::server::http_get(url, ikd_field::protocol::PATH_HEALTH)
         .map(|(s, _)| s)

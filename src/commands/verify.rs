@@ -77,6 +77,16 @@ fn gather_payloads(input: &str) -> Result<scan::Scan, AppError> {
                 "Give the slip's IKD1:… text (e.g. from a QR scanner app on a phone)."
             )
         }),
+        ScanError::TooLarge => AppError::other(tr!(
+            "Gambar terlalu besar untuk dibaca (paling besar {} × {} titik).",
+            "The image is too large to read (at most {} × {} pixels).",
+            scan::MAX_SIDE,
+            scan::MAX_SIDE
+        ))
+        .hint(tr!(
+            "Perkecil gambarnya atau foto hanya bagian QR-nya, lalu coba lagi.",
+            "Make the image smaller, or photograph only the QR code, and try again."
+        )),
         ScanError::NoQr => AppError::other(tr!(
             "Tidak ada kode QR yang terbaca pada gambar.",
             "No readable QR code in the image."

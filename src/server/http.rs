@@ -8,7 +8,8 @@
 //!   (past that, a new one is closed at once);
 //! - a TLS handshake: [`HANDSHAKE`]; a request head: [`HEAD_TIMEOUT`] (also the idle time of a
 //!   kept-alive connection); a body: [`BODY_GRACE`] plus a second per [`MIN_BODY_RATE`] bytes,
-//!   and never more than the route's limit, refused by `Content-Length` before reading;
+//!   and never more than the route's limit, refused by `Content-Length` before reading; a small
+//!   body (at most [`EARLY_BODY_BYTES`]) is read before a worker is taken;
 //! - `Content-Length` and `Transfer-Encoding` are hyper's strict HTTP/1.1 parser's (a conflict or
 //!   a malformed length is a `400` and the connection ends); a refusal (4xx, 5xx) says
 //!   `Connection: close` and the connection closes after it, its unread body never read.
@@ -52,6 +53,11 @@ pub const MIN_BODY_RATE: u64 = 1024;
 pub const MAX_TARGET: usize = 8 * 1024;
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 64;
+/// A body this small (the login and the other dashboard forms, enrolment, the admin API's
+/// requests) is read before a worker is taken, so that clients trickling one cannot hold the
+/// workers: only larger bodies (batches from enrolled devices, the admin's slip photos) are read
+/// by the worker that answers them. At most [`MAX_CONNECTIONS`] × this in memory at once.
+const EARLY_BODY_BYTES: u64 = 16 * 1024;
 /// How long, and how much, of an unwanted body is read before a refusal (see [`linger`]).
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: u64 = 16 * 1024 * 1024;
@@ -235,13 +241,19 @@ async fn handle(
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    // A small body is read here, on the connection's own task (see [`EARLY_BODY_BYTES`]).
+    let (body, early) = match length {
+        Some(len) if len <= EARLY_BODY_BYTES => (None, Some(read_body(body, len).await)),
+        _ => (Some(body), None),
+    };
     let runtime = tokio::runtime::Handle::current();
     let route_head = head.clone();
     let route_shared = Arc::clone(&shared);
     let (answer, unread) = pool
         .run(move |store| {
             let mut body = HyperBody {
-                body: Some(body),
+                body,
+                early,
                 length,
                 runtime,
             };
@@ -282,9 +294,11 @@ async fn linger(mut body: Incoming) {
     }
 }
 
-/// The request body, read on a blocking thread through the runtime.
+/// The request body, read already (small ones) or on a blocking thread through the runtime.
 struct HyperBody {
     body: Option<Incoming>,
+    /// A small body as read before the route was called.
+    early: Option<Result<Vec<u8>, Refusal>>,
     /// `Content-Length` as sent.
     length: Option<u64>,
     runtime: tokio::runtime::Handle,
@@ -308,60 +322,67 @@ impl Body for HyperBody {
                 ),
             ));
         }
-        let Some(mut body) = self.body.take() else {
+        if let Some(read) = self.early.take() {
+            return read;
+        }
+        let Some(body) = self.body.take() else {
             return Err(Refusal::new(
                 400,
                 ErrorCode::BadRequest,
                 "the body was read already",
             ));
         };
-        let deadline =
-            tokio::time::Instant::now() + BODY_GRACE + Duration::from_secs(len / MIN_BODY_RATE);
-        self.runtime.block_on(async move {
-            let mut out = Vec::with_capacity(len as usize);
-            loop {
-                let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-                    Err(_) => {
-                        return Err(Refusal::new(
-                            400,
-                            ErrorCode::IncompleteBody,
-                            format!(
-                                "the body came too slowly ({} of {len} bytes); send it again",
-                                out.len()
-                            ),
-                        ));
-                    }
-                    Ok(None) => break,
-                    Ok(Some(Err(e))) => {
-                        return Err(Refusal::new(
-                            400,
-                            ErrorCode::IncompleteBody,
-                            format!("reading the body failed: {e}"),
-                        ));
-                    }
-                    Ok(Some(Ok(f))) => f,
-                };
-                if let Ok(data) = frame.into_data() {
-                    if out.len() as u64 + data.len() as u64 > len {
-                        return Err(Refusal::new(
-                            400,
-                            ErrorCode::BadRequest,
-                            "the body is longer than its Content-Length",
-                        ));
-                    }
-                    out.extend_from_slice(&data);
-                }
-            }
-            if out.len() as u64 != len {
+        self.runtime.block_on(read_body(body, len))
+    }
+}
+
+/// A body of `len` bytes (its `Content-Length`), within its deadline: [`BODY_GRACE`] plus a
+/// second per [`MIN_BODY_RATE`] bytes.
+async fn read_body(mut body: Incoming, len: u64) -> Result<Vec<u8>, Refusal> {
+    let deadline =
+        tokio::time::Instant::now() + BODY_GRACE + Duration::from_secs(len / MIN_BODY_RATE);
+    let mut out = Vec::with_capacity(len as usize);
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
                 return Err(Refusal::new(
                     400,
                     ErrorCode::IncompleteBody,
-                    format!("the body ended after {} of {len} bytes", out.len()),
+                    format!(
+                        "the body came too slowly ({} of {len} bytes); send it again",
+                        out.len()
+                    ),
                 ));
             }
-            Ok(out)
-        })
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(Refusal::new(
+                    400,
+                    ErrorCode::IncompleteBody,
+                    format!("reading the body failed: {e}"),
+                ));
+            }
+            Ok(Some(Ok(f))) => f,
+        };
+        if let Ok(data) = frame.into_data() {
+            if out.len() as u64 + data.len() as u64 > len {
+                return Err(Refusal::new(
+                    400,
+                    ErrorCode::BadRequest,
+                    "the body is longer than its Content-Length",
+                ));
+            }
+            out.extend_from_slice(&data);
+        }
     }
+    if out.len() as u64 != len {
+        return Err(Refusal::new(
+            400,
+            ErrorCode::IncompleteBody,
+            format!("the body ended after {} of {len} bytes", out.len()),
+        ));
+    }
+    Ok(out)
 }
 
 /// The response for `reply`, and the request's log line.

@@ -236,6 +236,12 @@ pub fn check_page(
                     "Berkas ini bukan foto yang bisa dibaca; pakai foto atau pindaian JPEG/PNG."
                         .into()
                 }
+                ScanError::TooLarge => format!(
+                    "Foto ini terlalu besar untuk diperiksa (paling besar {} × {} titik). \
+                     Perkecil fotonya atau foto hanya bagian QR-nya, lalu coba lagi.",
+                    scan::MAX_SIDE,
+                    scan::MAX_SIDE
+                ),
                 ScanError::NoQr => {
                     "Tidak ada kode QR yang terbaca pada foto. Foto ulang: slip datar, \
                      cukup cahaya, seluruh QR masuk bingkai dan tajam."

@@ -135,13 +135,15 @@ fn need_login(path: &str) -> Page {
     redirect(&format!("/masuk?lanjut={path}"))
 }
 
-/// A local path to go on to after login (never another site).
+/// A local path to go on to after login (never another site). Only visible ASCII is taken: a
+/// browser drops tabs and line breaks inside a URL, so `/<TAB>/evil.example` would become
+/// `//evil.example`, another site.
 fn next_path(raw: Option<&str>) -> String {
     match raw {
         Some(p)
             if p.starts_with('/')
                 && !p.starts_with("//")
-                && !p.contains(['\\', '\r', '\n'])
+                && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
                 && p.len() <= 200 =>
         {
             p.to_string()
@@ -580,6 +582,11 @@ mod tests {
             Some("//evil.example"),
             Some("/\\evil"),
             Some("konflik"),
+            Some("/\t/evil.example"),
+            Some("/\n/evil.example"),
+            Some("/\r\n/evil.example"),
+            Some("/ /evil.example"),
+            Some("/\u{0}/evil.example"),
         ] {
             assert_eq!(next_path(bad), "/konflik", "{bad:?}");
         }

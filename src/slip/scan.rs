@@ -21,7 +21,17 @@ pub enum ScanError {
     Unreadable(usize),
     /// QR codes were found but none holds an `IKD1:` payload (their texts, cut short).
     NotIkd(Vec<String>),
+    /// An image larger than [`MAX_SIDE`] a side, or whose decoding would take more than
+    /// [`MAX_DECODE_BYTES`]: refused before it is decoded.
+    TooLarge,
 }
+
+/// The widest and tallest image read, in pixels: a 48-megapixel phone photo (8000×6000) fits.
+pub const MAX_SIDE: u32 = 10_000;
+/// The most memory decoding one image may take. A file's size says little about this: a PNG
+/// of 16000×16000 blank pixels is 280 KB and decodes to 256 MB (then a copy), so without this
+/// bound one upload to the server's slip check would take more than half a gigabyte.
+pub const MAX_DECODE_BYTES: u64 = 200 * 1024 * 1024;
 
 /// What was read from a file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -55,10 +65,7 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, ScanError> {
     }
     #[cfg(feature = "photos")]
     {
-        let img = image::load_from_memory(bytes)
-            .map_err(|e| ScanError::NotImage(e.to_string()))?
-            .to_luma8();
-        scan_image(img)
+        scan_image(decode(bytes)?)
     }
     // The field-only build reads no images (BENCHMARKS.md, "Footprint"): a photo of a slip is
     // checked with the full build, at the office.
@@ -67,6 +74,25 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, ScanError> {
         "program ini hanya membaca teks IKD1:…; periksa foto slip dengan ikd-field versi lengkap di kantor Dinas",
         "this build reads IKD1:… text only; check a photo of a slip with the full ikd-field at the district office"
     )))
+}
+
+/// An image's bytes decoded to grey, within [`MAX_SIDE`] and [`MAX_DECODE_BYTES`] (looked at
+/// before the pixels are decoded).
+#[cfg(feature = "photos")]
+fn decode(bytes: &[u8]) -> Result<GrayImage, ScanError> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ScanError::NotImage(e.to_string()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    match reader.decode() {
+        Ok(img) => Ok(img.into_luma8()),
+        Err(image::ImageError::Limits(_)) => Err(ScanError::TooLarge),
+        Err(e) => Err(ScanError::NotImage(e.to_string())),
+    }
 }
 
 /// A decoded symbol and where its centre is, in the coordinates of the image given.
