@@ -163,13 +163,7 @@ fn keyring(ctx: &Ctx, a: &VerifyArgs) -> Result<KeyRing, AppError> {
 /// the JSON of what it says, or why it fails.
 fn check(ring: &KeyRing, text: &str) -> Result<SlipFacts, AppError> {
     let facts = |f: slip::check::Facts| SlipFacts {
-        record_id: f.record_id,
-        device_id: f.device_id,
-        recorded_at: f.recorded_at,
-        village: f.village,
-        nik_masked: f.nik_masked,
-        name: f.name,
-        name_truncated: f.name_truncated,
+        facts: f,
         voided: None,
     };
     match slip::check::check(ring, text) {
@@ -228,7 +222,7 @@ fn check(ring: &KeyRing, text: &str) -> Result<SlipFacts, AppError> {
 }
 
 fn describe(ctx: &Ctx, f: &SlipFacts) {
-    let village = f.village.clone();
+    let village = f.facts.village.clone();
     let place = region::village(&village)
         .map(|_| region::place(&village))
         .unwrap_or_else(|| region::dotted(&village));
@@ -247,24 +241,24 @@ fn describe(ctx: &Ctx, f: &SlipFacts) {
             tr!(
                 "✓ SLIP SAH — tanda tangan perangkat {} cocok.",
                 "✓ VALID SLIP — signed by device {}.",
-                f.device_id
+                f.facts.device_id
             )
         ),
     }
     let rows = [
-        (tr!("Nama", "Name"), f.name.clone()),
-        ("NIK".to_string(), f.nik_masked.clone()),
+        (tr!("Nama", "Name"), f.facts.name.clone()),
+        ("NIK".to_string(), f.facts.nik_masked.clone()),
         (tr!("Desa", "Village"), place),
         (
             tr!("Waktu", "Time"),
-            timefmt::local_display(&f.recorded_at, ctx.offset()),
+            timefmt::local_display(&f.facts.recorded_at, ctx.offset()),
         ),
         (
             tr!("Catatan", "Record"),
             // This laptop's own record by its number; anyone else's by the id on the slip.
             match &f.voided {
                 Some(v) => format!("#{}", v.seq),
-                None => f.record_id.clone(),
+                None => f.facts.record_id.clone(),
             },
         ),
     ];
@@ -279,7 +273,7 @@ pub fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<(), AppError> {
     let mut good = Vec::new();
     for t in &found.payloads {
         let mut facts = check(&ring, t)?;
-        facts.voided = voided_here(ctx, &facts.record_id);
+        facts.voided = voided_here(ctx, &facts.facts.record_id);
         good.push(facts);
     }
     let (n, unread) = (good.len(), found.unread);
@@ -360,13 +354,8 @@ pub fn device(ctx: &Ctx) -> Result<(), AppError> {
 /// What a valid slip says (the `--json` answer lists them; an error's details carry one).
 #[derive(Debug, Clone, Serialize)]
 pub struct SlipFacts {
-    pub record_id: String,
-    pub device_id: String,
-    pub recorded_at: String,
-    pub village: String,
-    pub nik_masked: String,
-    pub name: String,
-    pub name_truncated: bool,
+    #[serde(flatten)]
+    pub facts: slip::check::Facts,
     /// This laptop's own knowledge that the record was voided: the void's number and reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub voided: Option<Voided>,
