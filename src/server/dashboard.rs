@@ -555,16 +555,7 @@ mod tests {
     }
 
     fn filled() -> rusqlite::Connection {
-        let conn = coverage::test_db();
-        let plan = crate::server::fill::Plan {
-            seed: 3,
-            regency: "1702".into(),
-            records: 2_000,
-            devices: 4,
-            days: 10,
-            now: time::OffsetDateTime::now_utc(),
-        };
-        crate::server::fill::fill(&mut Db::sqlite(&conn), &plan).unwrap();
+        let conn = coverage::test_filled();
         let csv = crate::server::fill::targets_csv(3, "1702", Some(("202820", "30%")));
         let rows = crate::server::targets::parse(&csv, 3000).unwrap();
         crate::server::targets::import(&mut Db::sqlite(&conn), &rows, "now").unwrap();

@@ -228,17 +228,7 @@ mod tests {
     use super::*;
 
     fn filled() -> rusqlite::Connection {
-        let conn = coverage::test_db();
-        let plan = crate::server::fill::Plan {
-            seed: 3,
-            regency: "1702".into(),
-            records: 2_000,
-            devices: 4,
-            days: 10,
-            now: time::OffsetDateTime::now_utc(),
-        };
-        crate::server::fill::fill(&mut Db::sqlite(&conn), &plan).unwrap();
-        conn
+        coverage::test_filled()
     }
 
     fn text(p: &Page) -> String {
