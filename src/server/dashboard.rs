@@ -555,7 +555,7 @@ mod tests {
     }
 
     fn filled() -> rusqlite::Connection {
-        let conn = coverage::test_filled();
+        let conn = crate::server::fill::test_filled();
         let csv = crate::server::fill::targets_csv(3, "1702", Some(("202820", "30%")));
         let rows = crate::server::targets::parse(&csv, 3000).unwrap();
         crate::server::targets::import(&mut Db::sqlite(&conn), &rows, "now").unwrap();

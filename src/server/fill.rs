@@ -208,3 +208,20 @@ pub fn targets_csv(seed: u64, regency: &str, own: Option<(&str, &str)>) -> Strin
     }
     out
 }
+
+/// `coverage::test_db` filled with 2,000 synthetic records of Rejang Lebong (4 devices, 10
+/// days, seed 3), for the pages' unit tests.
+#[cfg(test)]
+pub(crate) fn test_filled() -> rusqlite::Connection {
+    let conn = crate::server::coverage::test_db();
+    let plan = Plan {
+        seed: 3,
+        regency: "1702".into(),
+        records: 2_000,
+        devices: 4,
+        days: 10,
+        now: time::OffsetDateTime::now_utc(),
+    };
+    fill(&mut crate::server::db::Db::sqlite(&conn), &plan).unwrap();
+    conn
+}

@@ -228,7 +228,7 @@ mod tests {
     use super::*;
 
     fn filled() -> rusqlite::Connection {
-        coverage::test_filled()
+        crate::server::fill::test_filled()
     }
 
     fn text(p: &Page) -> String {

@@ -302,23 +302,6 @@ pub(crate) fn test_db() -> rusqlite::Connection {
     conn
 }
 
-/// [`test_db`] filled with 2,000 synthetic records of Rejang Lebong (4 devices, 10 days, seed
-/// 3) by `server::fill`, for the pages' unit tests.
-#[cfg(test)]
-pub(crate) fn test_filled() -> rusqlite::Connection {
-    let conn = test_db();
-    let plan = crate::server::fill::Plan {
-        seed: 3,
-        regency: "1702".into(),
-        records: 2_000,
-        devices: 4,
-        days: 10,
-        now: time::OffsetDateTime::now_utc(),
-    };
-    crate::server::fill::fill(&mut crate::server::db::Db::sqlite(&conn), &plan).unwrap();
-    conn
-}
-
 #[cfg(test)]
 mod tests {
     use super::load::{counts, local_day};
