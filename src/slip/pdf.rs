@@ -76,14 +76,29 @@ impl Ids {
     }
 }
 
-pub(crate) fn write_font(
-    pdf: &mut Pdf,
-    ids: &mut Ids,
-    face: &Face,
-    font_id: Ref,
-    base: &[u8],
-    bold: bool,
-) {
+/// Embeds the slips' two faces (DejaVu Sans Condensed, regular and bold) as `regular` and `bold`,
+/// subset-named; the report's PDF uses the same two.
+pub(crate) fn write_fonts(pdf: &mut Pdf, ids: &mut Ids, regular: Ref, bold: Ref) {
+    let fonts = Fonts::get();
+    write_font(
+        pdf,
+        ids,
+        &fonts.regular,
+        regular,
+        b"DejaVuSansCondensed",
+        false,
+    );
+    write_font(
+        pdf,
+        ids,
+        &fonts.bold,
+        bold,
+        b"DejaVuSansCondensed-Bold",
+        true,
+    );
+}
+
+fn write_font(pdf: &mut Pdf, ids: &mut Ids, face: &Face, font_id: Ref, base: &[u8], bold: bool) {
     let descriptor = ids.next();
     let file = ids.next();
     let to_unicode = ids.next();
@@ -255,23 +270,7 @@ pub fn render(slips: &[Slip], page: Page) -> Vec<u8> {
     pdf.pages(tree)
         .kids(pages.iter().copied())
         .count(pages.len() as i32);
-    let fonts = Fonts::get();
-    write_font(
-        &mut pdf,
-        &mut ids,
-        &fonts.regular,
-        regular,
-        b"DejaVuSansCondensed",
-        false,
-    );
-    write_font(
-        &mut pdf,
-        &mut ids,
-        &fonts.bold,
-        bold,
-        b"DejaVuSansCondensed-Bold",
-        true,
-    );
+    write_fonts(&mut pdf, &mut ids, regular, bold);
     let info = ids.next();
     pdf.document_info(info)
         .title(pdf_writer::TextStr(super::TITLE))

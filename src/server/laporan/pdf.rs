@@ -9,7 +9,7 @@ use crate::numfmt::{fmt_int, fmt_pct};
 use crate::server::coverage::teams::reasons_text;
 use crate::server::coverage::trend::{rate_hundredths, show_date};
 use crate::slip::font::Fonts;
-use crate::slip::pdf::{Ids, deflate, win_ansi, write_font};
+use crate::slip::pdf::{Ids, deflate, win_ansi, write_fonts};
 use pdf_writer::{Content, Filter, Name, Pdf, Rect, Str};
 
 const W: f32 = 841.89;
@@ -354,23 +354,7 @@ fn finish(c: Content, l: &Laporan) -> Vec<u8> {
     }
     pdf.catalog(catalog).pages(tree);
     pdf.pages(tree).kids([page]).count(1);
-    let fonts = Fonts::get();
-    write_font(
-        &mut pdf,
-        &mut ids,
-        &fonts.regular,
-        regular,
-        b"DejaVuSansCondensed",
-        false,
-    );
-    write_font(
-        &mut pdf,
-        &mut ids,
-        &fonts.bold,
-        bold,
-        b"DejaVuSansCondensed-Bold",
-        true,
-    );
+    write_fonts(&mut pdf, &mut ids, regular, bold);
     let info = ids.next();
     pdf.document_info(info)
         .title(pdf_writer::TextStr(&format!(
