@@ -7,31 +7,12 @@ mod netfault;
 #[macro_use]
 mod util;
 use ikd_field::synth::Rng;
-use netfault::{FAST, Fault, Link, Proxy, Server, enrolled_kit, local, record_many};
-use std::collections::BTreeSet;
+use netfault::{
+    FAST, Fault, Link, Proxy, Server, assert_exactly_once, enrolled_kit, local, record_many,
+};
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// Every record on the server exactly once, the laptop all synced, its database healthy.
-fn assert_exactly_once(server: &Server, k: &util::Kit, ids: &[String]) {
-    let on_server = server.ids();
-    let unique: BTreeSet<_> = on_server.iter().cloned().collect();
-    assert_eq!(
-        on_server.len(),
-        unique.len(),
-        "a record is on the server twice"
-    );
-    assert_eq!(unique, ids.iter().cloned().collect::<BTreeSet<_>>());
-    assert_eq!(local(k, "pending"), Vec::<String>::new());
-    assert_eq!(local(k, "synced").len(), ids.len());
-    let dd = ikd_field::field::datadir::DataDir::open(&k.dir).unwrap();
-    assert_eq!(dd.store.integrity_check().unwrap(), "ok");
-    assert_eq!(
-        k.count("SELECT COUNT(*) FROM outbox_batches WHERE state = 'open'"),
-        0
-    );
-}
 
 /// Runs `sync` through the proxy until it succeeds; every run must exit 0 (done) or 5
 /// (unreachable: nothing lost, run again). Returns the number of runs.

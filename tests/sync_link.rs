@@ -7,27 +7,15 @@
 mod netfault;
 #[macro_use]
 mod util;
-use netfault::{FAST, Fault, Link, Proxy, Server, enrolled_kit, local, record_many};
+use netfault::{
+    FAST, Fault, Link, Proxy, Server, assert_exactly_once, enrolled_kit, local, record_many,
+};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// Every record on the server exactly once and the laptop all synced.
-fn assert_exactly_once(server: &Server, k: &util::Kit, ids: &[String]) {
-    let on_server = server.ids();
-    let unique: BTreeSet<_> = on_server.iter().cloned().collect();
-    assert_eq!(
-        on_server.len(),
-        unique.len(),
-        "a record is on the server twice"
-    );
-    assert_eq!(unique, ids.iter().cloned().collect::<BTreeSet<_>>());
-    assert_eq!(local(k, "pending"), Vec::<String>::new());
-    assert_eq!(local(k, "synced").len(), ids.len());
-}
 
 /// The requests of a run without the batch ids: "POST /v1/batches", "GET /v1/batches/{id}", …
 fn kinds(seen: &[String]) -> Vec<String> {

@@ -524,3 +524,28 @@ fn chunked_len(b: &[u8]) -> Option<usize> {
         at += size + 2;
     }
 }
+
+/// Every record on the server exactly once, the laptop all synced, its database healthy.
+pub fn assert_exactly_once(server: &Server, k: &Kit, ids: &[String]) {
+    let on_server = server.ids();
+    let unique: std::collections::BTreeSet<_> = on_server.iter().cloned().collect();
+    assert_eq!(
+        on_server.len(),
+        unique.len(),
+        "a record is on the server twice"
+    );
+    assert_eq!(
+        unique,
+        ids.iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    assert_eq!(local(k, "pending"), Vec::<String>::new());
+    assert_eq!(local(k, "synced").len(), ids.len());
+    let dd = ikd_field::field::datadir::DataDir::open(&k.dir).unwrap();
+    assert_eq!(dd.store.integrity_check().unwrap(), "ok");
+    assert_eq!(
+        k.count("SELECT COUNT(*) FROM outbox_batches WHERE state = 'open'"),
+        0
+    );
+}
