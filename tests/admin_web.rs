@@ -498,18 +498,7 @@ fn browse(srv: &Server, slip_text: &str) {
         }
         let name = page.trim_start_matches('/');
         wd.screenshot(&dir.join(format!("{store}-{name}-390.png")));
-        let v = wd.js(
-            "const d = document.documentElement;
-             const wide = [...document.querySelectorAll('.scroll, table, section, form, article, header')]
-               .filter(e => e.scrollWidth > e.clientWidth + 1)
-               .map(e => e.tagName + '.' + e.className + ' ' + e.scrollWidth + '>' + e.clientWidth);
-             return [d.scrollWidth, window.innerWidth, wide];",
-        );
-        assert_eq!(v[1], 390, "{page}: not a phone-sized window: {v}");
-        assert!(
-            v[0].as_u64().unwrap() <= 390 && v[2].as_array().unwrap().is_empty(),
-            "{page} is wider than a 390 px phone: {v}"
-        );
+        wd.assert_fits_phone(page);
     }
     assert!(
         !wd.find("input[name=token]").is_empty(),

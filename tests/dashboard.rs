@@ -546,18 +546,7 @@ fn dashboard_in_a_real_browser_matches_the_report() {
                 let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{store}-phone-390-{i}.png"));
                 wd.screenshot(&shot);
                 eprintln!("screenshot: {}", shot.display());
-                let v = wd.js(
-                    "const d = document.documentElement;
-                     const wide = [...document.querySelectorAll('.scroll, table, section, form')]
-                       .filter(e => e.scrollWidth > e.clientWidth + 1)
-                       .map(e => e.tagName + '.' + e.className + ' ' + e.scrollWidth + '>' + e.clientWidth);
-                     return [d.scrollWidth, window.innerWidth, wide];",
-                );
-                assert_eq!(v[1], 390, "{page}: not a phone-sized window: {v}");
-                assert!(
-                    v[0].as_u64().unwrap() <= 390 && v[2].as_array().unwrap().is_empty(),
-                    "{page} is wider than a 390 px phone: {v}"
-                );
+                wd.assert_fits_phone(page);
             }
         }
         None => {

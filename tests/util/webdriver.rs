@@ -240,6 +240,23 @@ impl Driver {
             .unwrap();
         std::fs::write(to, png).unwrap();
     }
+
+    /// Asserts the page shown (`page`, for the message) fits a 390 px phone window: neither the
+    /// document nor any table, section, form, article or header scrolls sideways.
+    pub fn assert_fits_phone(&self, page: &str) {
+        let v = self.js(
+            "const d = document.documentElement;
+             const wide = [...document.querySelectorAll('.scroll, table, section, form, article, header')]
+               .filter(e => e.scrollWidth > e.clientWidth + 1)
+               .map(e => e.tagName + '.' + e.className + ' ' + e.scrollWidth + '>' + e.clientWidth);
+             return [d.scrollWidth, window.innerWidth, wide];",
+        );
+        assert_eq!(v[1], 390, "{page}: not a phone-sized window: {v}");
+        assert!(
+            v[0].as_u64().unwrap() <= 390 && v[2].as_array().unwrap().is_empty(),
+            "{page} is wider than a 390 px phone: {v}"
+        );
+    }
 }
 
 impl Drop for Driver {
