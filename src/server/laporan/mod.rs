@@ -323,16 +323,7 @@ impl Laporan {
     /// The teams as Indonesian CSV (as [`Laporan::csv`]).
     pub fn teams_csv(&self) -> Result<Vec<u8>, csv::Error> {
         let mut w = excel_csv();
-        w.write_record([
-            "Tim",
-            "Petugas",
-            "Perangkat",
-            "Aktivasi periode ini",
-            "Hari lapangan",
-            "Aktivasi per hari lapangan",
-            "Pembatalan",
-            "Alasan pembatalan",
-        ])?;
+        w.write_record(TEAM_HEADS)?;
         for t in &self.teams {
             let per_day = t
                 .per_field_day()
@@ -406,6 +397,18 @@ pub struct PageRow {
 }
 
 const NONE: &str = "—";
+
+/// The column heads of the teams table, in the CSV and the XLSX.
+pub(crate) const TEAM_HEADS: [&str; 8] = [
+    "Tim",
+    "Petugas",
+    "Perangkat",
+    "Aktivasi periode ini",
+    "Hari lapangan",
+    "Aktivasi per hari lapangan",
+    "Pembatalan",
+    "Alasan pembatalan",
+];
 
 impl Laporan {
     /// The regions and the total for the report page.

@@ -126,16 +126,7 @@ fn regions(ws: &mut Worksheet, l: &Laporan, f: &Formats) -> Result<(), XlsxError
 fn teams(ws: &mut Worksheet, l: &Laporan, f: &Formats) -> Result<(), XlsxError> {
     ws.set_name("Tim")?;
     let top = title(ws, l, f, "per tim")?;
-    let heads = [
-        "Tim",
-        "Petugas",
-        "Perangkat",
-        "Aktivasi periode ini",
-        "Hari lapangan",
-        "Aktivasi per hari lapangan",
-        "Pembatalan",
-        "Alasan pembatalan",
-    ];
+    let heads = super::TEAM_HEADS;
     for (c, h) in heads.iter().enumerate() {
         ws.write_string_with_format(top, c as u16, *h, &f.head)?;
     }
