@@ -71,7 +71,8 @@ impl KeyRing {
         Ok(ring)
     }
 
-    fn add(&mut self, id: Option<&str>, key: &str) -> Result<(), String> {
+    /// Adds `key` (64 hex) under its own id; `id`, when given, must be that id.
+    pub(crate) fn add(&mut self, id: Option<&str>, key: &str) -> Result<(), String> {
         let public = crypto::parse_public_hex(key).ok_or("the public key is not 64 hex digits")?;
         let derived = crypto::key_id(&public);
         if let Some(id) = id
