@@ -16,7 +16,7 @@
 use super::chart::bar_chart;
 use super::coverage::{self, Area, DeviceActivity, fmt_int, fmt_pct, trend};
 use super::db::Db;
-use super::laporan::{self, Format, Laporan, Request};
+use super::laporan::{self, Format, Laporan, NONE, Request};
 use crate::domain::region;
 use crate::domain::validate;
 use minijinja::value::Serde;
@@ -251,8 +251,6 @@ pub struct AreaView {
     conflicts: String,
 }
 
-pub const NONE: &str = "—";
-
 pub fn view(a: &Area) -> AreaView {
     let f = &a.figures;
     let opt = |v: Option<u64>| v.map(fmt_int).unwrap_or_else(|| NONE.into());
@@ -450,12 +448,6 @@ fn district(conn: &mut Db<'_>, s: &Settings, code: &str, v: &Viewer) -> Res {
     Ok(Page::html(200, body))
 }
 
-/// Whether the request carries the admin token (never, when none is configured); compared in
-/// constant time by [`super::admin::token_matches`].
-pub fn is_admin(settings: &Settings, authorization: Option<&str>) -> bool {
-    super::admin::token_matches(&settings.admin_token, authorization)
-}
-
 /// The report (`/laporan` as a page, `/laporan.csv|xlsx|pdf|json` as files): the period, level and
 /// target date from the query, the same figures as `server report`.
 fn report(conn: &mut Db<'_>, s: &Settings, path: &str, query: &str, v: &Viewer) -> Res {
@@ -541,12 +533,24 @@ mod tests {
             offset: time::UtcOffset::UTC,
             admin_token: String::new(),
         };
-        assert!(!is_admin(&s, Some("Bearer ")));
+        assert!(!super::super::admin::token_matches(
+            &s.admin_token,
+            Some("Bearer ")
+        ));
         s.admin_token = "rahasia-panjang".into();
-        assert!(is_admin(&s, Some("Bearer rahasia-panjang")));
-        assert!(!is_admin(&s, Some("Bearer rahasia-panjanG")));
-        assert!(!is_admin(&s, Some("rahasia-panjang")));
-        assert!(!is_admin(&s, None));
+        assert!(super::super::admin::token_matches(
+            &s.admin_token,
+            Some("Bearer rahasia-panjang")
+        ));
+        assert!(!super::super::admin::token_matches(
+            &s.admin_token,
+            Some("Bearer rahasia-panjanG")
+        ));
+        assert!(!super::super::admin::token_matches(
+            &s.admin_token,
+            Some("rahasia-panjang")
+        ));
+        assert!(!super::super::admin::token_matches(&s.admin_token, None));
     }
 
     #[test]

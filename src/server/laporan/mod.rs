@@ -396,7 +396,8 @@ pub struct PageRow {
     pub cells: Vec<String>,
 }
 
-const NONE: &str = "—";
+/// A figure that cannot be given (no target, no field day), on the dashboard too.
+pub(crate) const NONE: &str = "—";
 
 /// The column heads of the teams table, in the CSV and the XLSX.
 pub(crate) const TEAM_HEADS: [&str; 8] = [
