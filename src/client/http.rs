@@ -22,8 +22,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 pub struct Client {
     agent: ureq::Agent,
     base: String,
-    /// The wait for an answer once a request is sent (`sync.answer_timeout_secs`).
-    answer_timeout: Duration,
+    /// Its settings (`answer_timeout`: the wait for an answer once a request is sent).
     transport: Transport,
 }
 
@@ -103,7 +102,6 @@ impl Client {
         Ok(Client {
             agent,
             base,
-            answer_timeout: t.answer_timeout,
             transport: t.clone(),
         })
     }
@@ -337,7 +335,7 @@ impl Client {
         if !upload.is_zero() {
             req = req
                 .config()
-                .timeout_recv_response(Some(self.answer_timeout + upload))
+                .timeout_recv_response(Some(self.transport.answer_timeout + upload))
                 .build();
         }
         // The body goes through a reader that tells afterwards whether all of it was handed to
