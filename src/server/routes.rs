@@ -1,13 +1,14 @@
 //! The server's routes, independent of the HTTP library underneath (server/http.rs is the
 //! transport): a request is its [`Head`] (method, path, query, headers, client address) and a
 //! [`Body`] the route reads on demand with its own limit, so refusals that need no body (unknown
-//! device, rate limit, wrong method) never wait for one. A route answers a [`Reply`], or for
+//! device, rate limit, wrong method) never wait for a large one (a body of at most 16 KB — a
+//! form, an enrolment — is read by the transport before a worker is taken). A route answers a [`Reply`], or for
 //! `GET /v1/admin/export` an [`Answer::Export`] that the transport streams.
 //!
 //! `/v1/health`, `/v1/enrol`, `/v1/batches`, `GET /v1/batches/{id}`, `/v1/activated`; any path outside
 //! `/v1/` is the dashboard (`super::web`: its pages, the admin's login and forms), HTML; `/v1/admin/` is the admin API
-//! (`super::admin`, bearer token). Rate limits (`super::ratelimit`) are checked before a body is
-//! read: per device for batches and activated lists; per client address for refused enrolments
+//! (`super::admin`, bearer token). Rate limits (`super::ratelimit`) are checked before the route
+//! reads a body: per device for batches and activated lists; per client address for refused enrolments
 //! and wrong admin tokens (guessing); an empty bucket is `429 rate_limited` with `Retry-After`.
 use super::admin;
 use super::dashboard;
@@ -244,7 +245,7 @@ fn route(
             format!("{path} takes {allowed}"),
         ));
     }
-    // Rate limits, before any body is read. A device's allowance is only looked at here; it is
+    // Rate limits, before the route reads any body. A device's allowance is only looked at here; it is
     // spent once the request proves to be the device's (signed_by_device), so requests carrying
     // a victim's device id cannot use up the victim's allowance. Failed proofs count against
     // the sender's address.
