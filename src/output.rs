@@ -181,6 +181,29 @@ pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
+/// Writes `text` to `path` + `.new` (owner-only when `private`, as [`create_private_file`]) and
+/// syncs it; the caller renames it over `path` (several files can be staged, then renamed).
+pub fn stage_file(path: &Path, text: &str, private: bool) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut f = if private {
+        create_private_file(&tmp)?
+    } else {
+        std::fs::File::create(&tmp)?
+    };
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(tmp)
+}
+
+/// [`stage_file`], then renamed over `path`: a reader sees the old file or the new, never half.
+pub fn replace_file(path: &Path, text: &str, private: bool) -> std::io::Result<()> {
+    let tmp = stage_file(path, text, private)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// A CSV cell as a spreadsheet must not run it: a cell starting with `=`, `+`, `-`, `@`, a tab
 /// or a carriage return is a formula (or becomes one) in Excel and LibreOffice, so it gets a
 /// leading `'`, which they show as text and do not print (OWASP's advice against CSV

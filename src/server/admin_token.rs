@@ -45,18 +45,12 @@ pub fn ensure(data_dir: &Path, new: bool) -> Result<(String, bool), AppError> {
     Ok((token, true))
 }
 
-/// Writes beside the file and renames over it, owner-only: a reader sees the old or the new.
+/// Owner-only, written beside the file and renamed over it: a reader sees the old or the new.
 fn write(path: &Path, token: &str) -> std::io::Result<()> {
-    use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("txt.new");
-    let mut f = crate::output::create_private_file(&tmp)?;
-    f.write_all(format!("{token}\n").as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    crate::output::replace_file(path, &format!("{token}\n"), true)
 }
 
 #[cfg(test)]

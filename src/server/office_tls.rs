@@ -339,26 +339,12 @@ fn damaged(files: &Files, e: &dyn std::fmt::Display) -> AppError {
 
 /// Writes `text` beside `path` and renames it over `path`: a reader sees the old file or the new.
 fn replace(path: &Path, text: &str, private: bool) -> Result<(), AppError> {
-    let tmp = stage(path, text, private)?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, &e))
+    crate::output::replace_file(path, text, private).map_err(|e| io_error(path, &e))
 }
 
 /// Writes `text` to `path` + `.new` (owner-only when `private`), synced.
 fn stage(path: &Path, text: &str, private: bool) -> Result<PathBuf, AppError> {
-    use std::io::Write;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".new");
-    let tmp = PathBuf::from(tmp);
-    let mut f = if private {
-        crate::output::create_private_file(&tmp)
-    } else {
-        std::fs::File::create(&tmp)
-    }
-    .map_err(|e| io_error(&tmp, &e))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| io_error(&tmp, &e))?;
-    Ok(tmp)
+    crate::output::stage_file(path, text, private).map_err(|e| io_error(path, &e))
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), AppError> {
