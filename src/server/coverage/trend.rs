@@ -122,12 +122,11 @@ impl Period {
     }
 }
 
-/// Live activations of one village per local day (hours whose time did not parse are kept apart:
-/// counted in the cumulative, in no period).
+/// Live activations of one village per local day (an hour whose time does not parse is in no
+/// day: the cumulative, read from `live_by_village`, still counts it).
 #[derive(Debug, Clone, Default)]
 pub struct Daily {
     pub by_village: BTreeMap<String, BTreeMap<Date, u64>>,
-    pub undated: BTreeMap<String, u64>,
 }
 
 /// Reads `live_by_village_hour` into local days.
@@ -139,15 +138,12 @@ pub fn daily(conn: &mut Db<'_>, offset: time::UtcOffset) -> db::Result<Daily> {
     )? {
         let (village, hour, live): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let live = live.max(0) as u64;
-        match super::load::local_day(&hour, offset) {
-            Some(day) => {
-                *out.by_village
-                    .entry(village)
-                    .or_default()
-                    .entry(day)
-                    .or_default() += live
-            }
-            None => *out.undated.entry(village).or_default() += live,
+        if let Some(day) = super::load::local_day(&hour, offset) {
+            *out.by_village
+                .entry(village)
+                .or_default()
+                .entry(day)
+                .or_default() += live;
         }
     }
     Ok(out)
@@ -163,15 +159,6 @@ pub struct Trend {
     /// In the 7 and the 30 days ending on the day the figures stand at.
     pub last_7: u64,
     pub last_30: u64,
-}
-
-impl Trend {
-    pub fn add(&mut self, o: &Trend) {
-        self.in_period += o.in_period;
-        self.after += o.after;
-        self.last_7 += o.last_7;
-        self.last_30 += o.last_30;
-    }
 }
 
 impl Daily {
