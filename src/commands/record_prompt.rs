@@ -3,6 +3,7 @@
 //! before anything else is typed), the desa of the session kept and found by name, the warnings
 //! and a summary shown **before** saving with a yes/no. Line editing by `dialoguer`.
 use super::Ctx;
+use super::desk::M_VILLAGE;
 use crate::domain::validate::{self, Input, Valid};
 use crate::domain::{email, nik, phone, region};
 use crate::error::{AppError, Kind};
@@ -49,9 +50,6 @@ impl Theme for Words {
         write!(f, "{prompt} {answer}")
     }
 }
-
-/// The desa of the session, shared with the desk.
-const M_VILLAGE: &str = "desk.village";
 
 fn lost(e: dialoguer::Error) -> AppError {
     AppError::usage(tr!(

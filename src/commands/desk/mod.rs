@@ -9,6 +9,8 @@
 //!   file, `pages` the page, its script and the printable slips.
 mod api;
 pub mod guard;
+/// The desa of the session, kept in the laptop's meta; the terminal prompt shares it.
+pub use api::M_VILLAGE;
 mod json;
 mod pages;
 mod send;
