@@ -149,18 +149,26 @@ pub fn lock(secret: &[u8; 32], pin: &str) -> std::io::Result<String> {
     ))
 }
 
-/// Whether `pin` opens the locked key file's text, without making it this process's PIN (a
-/// wrong guess on the desk's unlock page leaves an unlocked desk as it was).
-pub fn opens(text: &str, pin: &str) -> bool {
+/// Whether `pin` opens the locked key file's text. When it does, it becomes this process's PIN
+/// with its stretched key cached, so the key file then opens without stretching again; a wrong
+/// guess (the desk's unlock page) leaves the process as it was.
+pub fn take_pin_if_it_opens(text: &str, pin: &str) -> bool {
     let Ok((salt, m, t, p, nonce, sealed)) = parts(text) else {
         return false;
     };
     let Ok(key) = stretch(normalise(pin), &salt, m, t, p) else {
         return false;
     };
-    XSalsa20Poly1305::new(Key::from_slice(key.as_ref()))
+    let opens = XSalsa20Poly1305::new(Key::from_slice(key.as_ref()))
         .decrypt(Nonce::from_slice(&nonce), sealed.as_slice())
-        .is_ok()
+        .is_ok();
+    if opens {
+        set_pin(Some(pin));
+        if let Ok(mut s) = STATE.lock() {
+            s.stretched.push((salt, key));
+        }
+    }
+    opens
 }
 
 type Parts = ([u8; 16], u32, u32, u32, [u8; 24], Vec<u8>);

@@ -235,7 +235,7 @@ pub fn unlock(d: &Desk, u: &UnlockIn) -> Result<Resp, AppError> {
     }
     let key_file = d.ctx.data_dir.join(crate::field::datadir::KEY_FILE);
     let text = std::fs::read_to_string(&key_file).unwrap_or_default();
-    if !crate::keylock::opens(&text, &u.pin) {
+    if !crate::keylock::take_pin_if_it_opens(&text, &u.pin) {
         // Each wrong guess costs a second here, on top of the stretching.
         std::thread::sleep(std::time::Duration::from_secs(1));
         return Err(AppError::invalid(tr!(
@@ -243,7 +243,6 @@ pub fn unlock(d: &Desk, u: &UnlockIn) -> Result<Resp, AppError> {
             "Wrong PIN. Try again; if it is forgotten, call the district admin."
         )));
     }
-    crate::keylock::set_pin(Some(&u.pin));
     let dd = d.ctx.open()?;
     *d.dd
         .lock()
