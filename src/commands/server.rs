@@ -223,9 +223,9 @@ pub fn run(ctx: &Ctx, a: ServerArgs) -> Result<(), AppError> {
 
 /// The address laptops reach this server at, when `[server] listen` names one they can reach
 /// (not loopback, not "all addresses"); with the office certificate of `server tls init`, this
-/// computer's LAN address on that port (the one the certificate was made for); `URL`
-/// otherwise, for the admin to fill in.
-fn laptop_url(ctx: &Ctx) -> String {
+/// computer's LAN address on that port (the one the certificate was made for); `None`
+/// otherwise (the hints then say `URL`, for the admin to fill in).
+fn laptop_url(ctx: &Ctx) -> Option<String> {
     let c = &ctx.config.server;
     let office = crate::server::office_tls::Files::new(&ctx.data_dir).present();
     let scheme = if c.tls_cert.is_some() || office {
@@ -234,13 +234,14 @@ fn laptop_url(ctx: &Ctx) -> String {
         "http"
     };
     match c.listen.parse::<std::net::SocketAddr>() {
-        Ok(a) if !a.ip().is_loopback() && !a.ip().is_unspecified() => format!("{scheme}://{a}"),
+        Ok(a) if !a.ip().is_loopback() && !a.ip().is_unspecified() => {
+            Some(format!("{scheme}://{a}"))
+        }
         Ok(a) if office && c.tls_cert.is_none() => crate::server::office_tls::default_ips()
             .into_iter()
             .find(|ip| !ip.is_loopback())
-            .map(|ip| format!("https://{}", std::net::SocketAddr::new(ip, a.port())))
-            .unwrap_or_else(|| "URL".to_string()),
-        _ => "URL".to_string(),
+            .map(|ip| format!("https://{}", std::net::SocketAddr::new(ip, a.port()))),
+        _ => None,
     }
 }
 
@@ -273,7 +274,7 @@ fn token(ctx: &Ctx, db: Option<PathBuf>, a: TokenArgs) -> Result<(), AppError> {
             ),
         )
     } else {
-        let url = laptop_url(ctx);
+        let url = laptop_url(ctx).unwrap_or_else(|| "URL".to_string());
         (
             tr!("Token sekali pakai", "One-time token"),
             tr!(
@@ -326,11 +327,9 @@ struct AdminToken<'a> {
 fn admin_token(ctx: &Ctx, a: AdminTokenArgs) -> Result<(), AppError> {
     let (token, made) = server::admin_token::ensure(&ctx.data_dir, a.new)?;
     let in_use = ctx.config.server.admin_token.is_none();
-    let base = laptop_url(ctx);
-    let login = if base == "URL" {
-        format!("http://{}/masuk", ctx.config.server.listen)
-    } else {
-        format!("{base}/masuk")
+    let login = match laptop_url(ctx) {
+        Some(base) => format!("{base}/masuk"),
+        None => format!("http://{}/masuk", ctx.config.server.listen),
     };
     let file = server::admin_token::path(&ctx.data_dir)
         .display()
