@@ -291,6 +291,41 @@ fn an_old_laptop_binary_syncs_with_this_server() {
 }
 
 both_stores! {
+/// The other way round: this laptop against the real district server binary from before issue
+/// #14 (no list in its answers, no `limits`, no GET by id). A lost answer is asked for by id,
+/// refused as unknown there, and the batch is sent again and answered from its journal; the
+/// activated list comes from `POST /v1/activated`; every record arrives once. Runs with
+/// `IKD_OLD_CLIENT` (the same old binary, `scripts/old-client.sh`).
+fn this_laptop_syncs_with_an_old_server_binary() {
+    let Some(old) = std::env::var_os("IKD_OLD_CLIENT") else {
+        eprintln!("skipped: set IKD_OLD_CLIENT to an ikd-field binary from before issue #14 (scripts/old-client.sh)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_binary(std::path::Path::new(&old), &tmp.path().join("district.db"));
+    let k = enrolled_kit(&server, &format!("{FAST}\nbatch_size = 10"));
+    let ids = record_many(&k, 82, 25);
+    let proxy = Proxy::start(server.addr);
+    proxy.plan([Fault::Pass, Fault::DropAnswer]);
+    let r = k.json(&["sync", "--server", &proxy.url]);
+    assert_eq!(
+        kinds(&proxy.seen()),
+        [
+            "POST /v1/batches",
+            "POST /v1/batches",
+            "GET /v1/batches/{id}",
+            "POST /v1/batches",
+            "POST /v1/batches",
+            "POST /v1/activated"
+        ],
+        "batches of 10 (no limits to grow within), the lost answer asked for, then resent: {r}"
+    );
+    assert_eq!(r["activated"], 25, "{r}");
+    assert_exactly_once(&server, &k, &ids);
+}
+}
+
+both_stores! {
 fn batches_grow_on_a_slow_link_within_the_servers_limit() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start_with(

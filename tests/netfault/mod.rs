@@ -39,7 +39,15 @@ impl Server {
 
     /// With `config_toml` as its config.toml (e.g. `[server]\nmax_batch_records = 300\n`).
     pub fn start_with(db: &Path, config_toml: &str) -> Server {
-        let inner = util::server::Server::start_on_db(db, config_toml);
+        Server::wrap(db, util::server::Server::start_on_db(db, config_toml))
+    }
+
+    /// `serve` of another (older) `ikd-field` binary, with the default settings.
+    pub fn start_binary(bin: &Path, db: &Path) -> Server {
+        Server::wrap(db, util::server::Server::start_binary_on_db(bin, db, ""))
+    }
+
+    fn wrap(db: &Path, inner: util::server::Server) -> Server {
         Server {
             db: db.to_path_buf(),
             url: inner.url.clone(),

@@ -72,6 +72,8 @@ pub struct Server {
     /// Hex, as `/v1/health` and `/v1/enrol` give it.
     pub server_public_key: String,
     child: Option<Child>,
+    /// The binary run: this tree's, or an older one for compatibility tests.
+    bin: PathBuf,
     log: PathBuf,
 }
 
@@ -83,16 +85,22 @@ impl Server {
 
     /// Starts a server with this config.toml text on a free port.
     pub fn start_with_config(config_toml: &str) -> Server {
-        Server::launch(None, config_toml)
+        Server::launch(None, config_toml, PathBuf::from(BIN))
     }
 
     /// Starts a server with this config.toml text on a free port, on the database `db` (which
     /// outlives the server, for a later one on the same data).
     pub fn start_on_db(db: &Path, config_toml: &str) -> Server {
-        Server::launch(Some(db.to_path_buf()), config_toml)
+        Server::launch(Some(db.to_path_buf()), config_toml, PathBuf::from(BIN))
     }
 
-    fn launch(db: Option<PathBuf>, config_toml: &str) -> Server {
+    /// [`Server::start_on_db`] with another `ikd-field` binary (an older one) for `serve` and
+    /// the admin commands.
+    pub fn start_binary_on_db(bin: &Path, db: &Path, config_toml: &str) -> Server {
+        Server::launch(Some(db.to_path_buf()), config_toml, bin.to_path_buf())
+    }
+
+    fn launch(db: Option<PathBuf>, config_toml: &str, bin: PathBuf) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let config = tmp.path().join("config.toml");
         let db = db.unwrap_or_else(|| tmp.path().join("district.db"));
@@ -108,13 +116,14 @@ impl Server {
             server_id: String::new(),
             server_public_key: String::new(),
             child: None,
+            bin,
         };
         s.spawn();
         s
     }
 
     fn base_cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(&self.bin);
         c.arg("--data-dir")
             .arg(self.tmp.path().join("data"))
             .arg("--config")
