@@ -606,6 +606,36 @@ fn conflict_page_guessing_is_limited_like_the_admin_api() {
     assert_eq!(call("GET", &srv.url, "/", None, None).0, 200);
 }
 
+/// A script posting the conflict page's "handled" form with a wrong bearer token gets the admin
+/// API's plain refusal (401, `WWW-Authenticate`), counted against its address like a wrong token
+/// on `/v1/admin/` — not a redirect to the login page, which it would follow to a 200; a browser
+/// without a session is still sent to the login.
+#[test]
+fn a_wrong_bearer_on_an_admin_form_is_refused_like_the_admin_api() {
+    let srv = guarded_server();
+    let post = |bearer: Option<&str>| {
+        let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let raw = format!(
+            "POST /konflik/selesai HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 4\r\nConnection: close\r\n\r\nid=1"
+        );
+        raw_http(&srv.addr, raw.as_bytes(), Duration::from_secs(10))
+    };
+    let browser = post(None);
+    assert!(browser.starts_with("HTTP/1.1 303"), "{browser:?}");
+    assert!(browser.to_lowercase().contains("location: /masuk"), "{browser}");
+    let wrong = post(Some("salah-1"));
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong:?}");
+    assert!(wrong.to_lowercase().contains("www-authenticate: bearer"), "{wrong}");
+    // The second wrong token spends the allowance of two; then the address is locked there and
+    // on the admin API, the right token included.
+    assert!(post(Some("salah-2")).starts_with("HTTP/1.1 401"));
+    assert!(post(Some(TOKEN)).starts_with("HTTP/1.1 429"));
+    assert_eq!(
+        call("GET", &srv.url, "/v1/admin/stats", Some(TOKEN), None).0,
+        429
+    );
+}
+
 /// A batch from a device the server does not know is refused from its headers, before its body:
 /// a client announcing 8 MiB and sending nothing is answered at once (it used to hold a worker
 /// until the body deadline).
