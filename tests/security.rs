@@ -622,10 +622,16 @@ fn a_wrong_bearer_on_an_admin_form_is_refused_like_the_admin_api() {
     };
     let browser = post(None);
     assert!(browser.starts_with("HTTP/1.1 303"), "{browser:?}");
-    assert!(browser.to_lowercase().contains("location: /masuk"), "{browser}");
+    assert!(
+        browser.to_lowercase().contains("location: /masuk"),
+        "{browser}"
+    );
     let wrong = post(Some("salah-1"));
     assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong:?}");
-    assert!(wrong.to_lowercase().contains("www-authenticate: bearer"), "{wrong}");
+    assert!(
+        wrong.to_lowercase().contains("www-authenticate: bearer"),
+        "{wrong}"
+    );
     // The second wrong token spends the allowance of two; then the address is locked there and
     // on the admin API, the right token included.
     assert!(post(Some("salah-2")).starts_with("HTTP/1.1 401"));

@@ -1,5 +1,5 @@
-//! How many bytes of request bodies `serve` holds at once (super::http reads every body on the
-//! connection's own task, before a worker is taken). A body larger than the small forms takes
+//! How many bytes of request bodies `serve` holds at once (its transport, `http.rs`, reads
+//! every body on the connection's own task, before a worker is taken). A body larger than the small forms takes
 //! its declared length from two budgets, counted in KiB, before it is read: the address's share
 //! and the server's whole budget. A request that finds either spent waits on its own task (it
 //! costs no worker) until the bytes are given back or its body's deadline passes; the bytes are

@@ -1,6 +1,6 @@
-//! Request bodies for super::http, read on the connection's own task: the body a route reads
-//! ([`HyperBody`]: read already, or asked for), the reading itself within its deadline
-//! ([`read_body`]), and what is read of an unwanted body before a refusal ([`linger`]).
+//! Request bodies for the transport (`http.rs`), read on the connection's own task: the body a
+//! route reads ([`HyperBody`]: read already, or asked for), the reading itself within its
+//! deadline ([`read_body`]), and what is read of an unwanted body before a refusal ([`linger`]).
 use super::Refusal;
 use super::routes::Body;
 use crate::protocol::ErrorCode;
