@@ -398,3 +398,88 @@ fn records_the_province_refuses_are_never_skipped() {
     let stored: BTreeSet<String> = made.stored.keys().cloned().collect();
     assert_eq!(upstream, stored);
 }
+
+/// `server forward enrol` reaches an HTTPS province through the same trust as `server forward`:
+/// `forward.ca_file`. The province serves a certificate of its own CA (made here with rcgen);
+/// without `ca_file` the district's enrolment is refused on the certificate and nothing is
+/// stored, with it the district enrols and forwards its records over HTTPS.
+#[test]
+fn enrol_and_forward_trust_an_https_province_through_forward_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    // The province's database and key (its admin commands), served over HTTPS by a second
+    // `serve` on the same database.
+    let province = Server::start();
+    let dir = province.tmp.path();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = dir.join("province-ca.pem");
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &Issuer::new(ca_params, ca_key))
+        .unwrap();
+    let (cert, key) = (dir.join("province.pem"), dir.join("province.key.pem"));
+    std::fs::write(&cert, leaf.pem()).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let tls_config = dir.join("province-tls.toml");
+    std::fs::write(
+        &tls_config,
+        format!("[server]\nthreads = 2\ntls_cert = {cert:?}\ntls_key = {key:?}\n"),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(util::BIN);
+    cmd.arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(&tls_config)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", &province.db_arg])
+        .env_remove("IKD_FIELD_HOME")
+        .env_remove("IKD_FIELD_CONFIG");
+    let (child, https) = util::server::launch(cmd, &dir.join("province-tls.log")).unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _tls = Kill(child);
+    assert!(https.starts_with("https://"), "{https}");
+
+    let token = relay_token(&province, "KAB KARIMUN");
+    let untrusting = Server::start_with_config(&district_config(""));
+    let refused = untrusting.admin(&["forward", "enrol", "--to", &https, "--token", &token]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.to_lowercase().contains("sertifikat") || err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert_eq!(
+        untrusting.admin(&["forward", "status"]).status.code(),
+        Some(2),
+        "nothing stored"
+    );
+
+    let district = Server::start_with_config(&district_config(&format!("ca_file = {ca:?}\n")));
+    let enrolled = district.admin_json(&["forward", "enrol", "--to", &https, "--token", &token]);
+    assert_eq!(
+        enrolled["province"]["server_id"],
+        province.server_id.as_str()
+    );
+    let mut laptop = TestDevice::enrolled(&district);
+    let records: Vec<Record> = synth::citizens(41, "2101", 5)
+        .iter()
+        .map(|p| laptop.record(p))
+        .collect();
+    assert_eq!(
+        laptop.batch(&records).send_ok(&district)["summary"]["accepted"],
+        5
+    );
+    forward_until_done(&district, 5);
+    assert_eq!(province.count("SELECT COUNT(*) FROM records"), 5);
+}

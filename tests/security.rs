@@ -606,6 +606,42 @@ fn conflict_page_guessing_is_limited_like_the_admin_api() {
     assert_eq!(call("GET", &srv.url, "/", None, None).0, 200);
 }
 
+/// A script posting the conflict page's "handled" form with a wrong bearer token gets the admin
+/// API's plain refusal (401, `WWW-Authenticate`), counted against its address like a wrong token
+/// on `/v1/admin/` — not a redirect to the login page, which it would follow to a 200; a browser
+/// without a session is still sent to the login.
+#[test]
+fn a_wrong_bearer_on_an_admin_form_is_refused_like_the_admin_api() {
+    let srv = guarded_server();
+    let post = |bearer: Option<&str>| {
+        let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let raw = format!(
+            "POST /konflik/selesai HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 4\r\nConnection: close\r\n\r\nid=1"
+        );
+        raw_http(&srv.addr, raw.as_bytes(), Duration::from_secs(10))
+    };
+    let browser = post(None);
+    assert!(browser.starts_with("HTTP/1.1 303"), "{browser:?}");
+    assert!(
+        browser.to_lowercase().contains("location: /masuk"),
+        "{browser}"
+    );
+    let wrong = post(Some("salah-1"));
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong:?}");
+    assert!(
+        wrong.to_lowercase().contains("www-authenticate: bearer"),
+        "{wrong}"
+    );
+    // The second wrong token spends the allowance of two; then the address is locked there and
+    // on the admin API, the right token included.
+    assert!(post(Some("salah-2")).starts_with("HTTP/1.1 401"));
+    assert!(post(Some(TOKEN)).starts_with("HTTP/1.1 429"));
+    assert_eq!(
+        call("GET", &srv.url, "/v1/admin/stats", Some(TOKEN), None).0,
+        429
+    );
+}
+
 /// A batch from a device the server does not know is refused from its headers, before its body:
 /// a client announcing 8 MiB and sending nothing is answered at once (it used to hold a worker
 /// until the body deadline).
@@ -838,4 +874,180 @@ fn ambiguous_lengths_are_refused_and_one_request_gets_one_answer() {
     assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer:?}");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     assert_eq!(http_get_status(&srv.url), 200);
+}
+
+/// A TCP connection to `addr` from the local address `from` (127.0.0.x: another client address).
+fn connect_from(from: &str, addr: &str) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket
+            .connect(addr.parse().unwrap())
+            .await
+            .unwrap()
+            .into_std()
+            .unwrap()
+    });
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
+/// The head of a batch posted under `device` (a forged signature) announcing `len` body bytes.
+fn forged_batch_head(device: &str, batch: &str, len: usize) -> String {
+    format!(
+        "POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n{}: {device}\r\n{}: {batch}\r\n{}: AAAA\r\n\r\n",
+        ikd_field::protocol::H_DEVICE,
+        ikd_field::protocol::H_BATCH,
+        ikd_field::protocol::H_SIGNATURE
+    )
+}
+
+/// Everything the server sends until it closes the connection (or 150 s pass).
+fn answer_of(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(150))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Red team (December 2026): a stranger posting under an ENROLLED device's id (shown on the
+/// dashboard) passes the header checks, and its large body used to be read by a worker: four
+/// connections trickling one stopped a two-worker server. Now bodies are read on the
+/// connection's own task: with six tricklers on two workers, health checks and the laptop's own
+/// large batch are answered while every trickler is still sending; then the tricklers are
+/// refused — those that finish their forged body for its signature, the others when their
+/// body's deadline passes.
+#[test]
+fn trickled_batches_under_an_enrolled_id_do_not_hold_the_workers() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let srv = Server::start_with_config("[server]\nthreads = 2\n");
+    let mut laptop = TestDevice::enrolled(&srv);
+    let len = 17 * 1024;
+    let done = Arc::new(AtomicBool::new(false));
+    let tricklers: Vec<_> = (0..6)
+        .map(|i| {
+            let (addr, done) = (srv.addr.clone(), Arc::clone(&done));
+            let head = forged_batch_head(&laptop.id, &format!("trickled-{i}"), len);
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                s.write_all(head.as_bytes()).unwrap();
+                let mut sent = 0;
+                let mut still_sending = false;
+                while sent < 240 {
+                    if done.load(Ordering::SeqCst) {
+                        still_sending = true;
+                        break;
+                    }
+                    if s.write_all(b"x").is_err() {
+                        break;
+                    }
+                    sent += 1;
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                // Half of them send the rest of their (forged) body at once, the others stall.
+                if still_sending && i % 2 == 0 {
+                    let _ = s.write_all(&vec![b'x'; len - sent]);
+                }
+                (still_sending, answer_of(&mut s))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..3 {
+        assert_eq!(http_get_status(&srv.url), 200);
+    }
+    let people = ikd_field::synth::citizens(37, "1702", 300);
+    let records: Vec<_> = people.iter().map(|p| laptop.record(p)).collect();
+    let batch = laptop.batch(&records);
+    assert!(
+        batch.body.len() > 16 * 1024,
+        "the laptop's batch must be a large body too ({} bytes)",
+        batch.body.len()
+    );
+    assert_eq!(batch.send_ok(&srv)["summary"]["accepted"], 300);
+    done.store(true, Ordering::SeqCst);
+    for (i, t) in tricklers.into_iter().enumerate() {
+        let (still_sending, answer) = t.join().unwrap();
+        assert!(
+            still_sending,
+            "trickler {i} was cut off before the others were answered: they waited for it"
+        );
+        let expected = if i % 2 == 0 {
+            ("HTTP/1.1 401", "bad_signature")
+        } else {
+            ("HTTP/1.1 400", "incomplete_body")
+        };
+        assert!(answer.starts_with(expected.0), "trickler {i}: {answer:?}");
+        assert!(answer.contains(expected.1), "trickler {i}: {answer}");
+    }
+    // The laptop's allowance was not spent by the strangers: it still sends.
+    let more = laptop.record(&ikd_field::synth::citizens(38, "1702", 1)[0]);
+    assert_eq!(
+        laptop.batch(&[more]).send_ok(&srv)["summary"]["accepted"],
+        1
+    );
+}
+
+/// The bytes held for bodies being read are bounded: connections announcing the largest body a
+/// route takes reserve it before it is read, so past an address's share (two such bodies) and
+/// past the whole budget (two per worker) the next body is not read at all — it waits on its
+/// own task and is refused `429` with `Retry-After` at its deadline, although all its bytes were
+/// sent — while another address with room is served, and health checks go on.
+#[test]
+fn the_body_budget_bounds_what_is_held() {
+    use std::io::Write;
+    let srv = Server::start_with_config("[server]\nthreads = 2\n");
+    let laptop = TestDevice::enrolled(&srv);
+    let largest = 8 * 1024 * 1024;
+    let hold = |from: &str, name: &str| {
+        let mut s = connect_from(from, &srv.addr);
+        s.write_all(forged_batch_head(&laptop.id, name, largest).as_bytes())
+            .unwrap();
+        s.write_all(b"xxxx").unwrap();
+        s
+    };
+    // A whole forged body of 17 KiB, sent at once, from `from`: its answer, on a thread.
+    let small = |from: &'static str, name: &'static str| {
+        let (addr, id) = (srv.addr.clone(), laptop.id.clone());
+        std::thread::spawn(move || {
+            let mut s = connect_from(from, &addr);
+            let len = 17 * 1024;
+            s.write_all(forged_batch_head(&id, name, len).as_bytes())
+                .unwrap();
+            s.write_all(&vec![b'x'; len]).unwrap();
+            answer_of(&mut s)
+        })
+    };
+    // 127.0.0.1 takes its whole share.
+    let held_here = [hold("127.0.0.1", "big-1"), hold("127.0.0.1", "big-2")];
+    std::thread::sleep(Duration::from_secs(2));
+    let over_share = small("127.0.0.1", "small-1");
+    // Another address has room: answered (its forged signature refused) while the first waits.
+    let other = small("127.0.0.2", "small-2").join().unwrap();
+    assert!(other.starts_with("HTTP/1.1 401"), "{other:?}");
+    assert!(other.contains("bad_signature"), "{other}");
+    assert!(
+        !over_share.is_finished(),
+        "past its share, an address's body is not read"
+    );
+    // Two more addresses take the rest of the whole budget (4 × 8 MiB on two workers).
+    let held_there = [hold("127.0.0.3", "big-3"), hold("127.0.0.4", "big-4")];
+    std::thread::sleep(Duration::from_secs(2));
+    let over_all = small("127.0.0.5", "small-3");
+    assert_eq!(http_get_status(&srv.url), 200);
+    for (what, t) in [("share", over_share), ("whole budget", over_all)] {
+        let answer = t.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 429"), "{what}: {answer:?}");
+        assert!(answer.contains("rate_limited"), "{what}: {answer}");
+        assert!(answer.contains("Retry-After"), "{what}: {answer}");
+    }
+    assert_eq!(http_get_status(&srv.url), 200);
+    drop((held_here, held_there));
 }

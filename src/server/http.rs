@@ -1,15 +1,27 @@
 //! The transport under `super::routes`: HTTP/1.1 (and HTTPS) on hyper and tokio. A connection is
 //! a cheap task, so slow or hostile clients cannot starve the server of workers; the routes run
 //! on a bounded set of blocking threads, each with a store handle of its own (a SQLite
-//! connection, or the shared PostgreSQL pool), only once a request's head is in.
+//! connection, or the shared PostgreSQL pool), only once a request's head — and the body the
+//! route wants — is in.
+//!
+//! Every body is read on the connection's own task, never by a worker. A small one (at most
+//! [`EARLY_BODY_BYTES`]: the forms, enrolment, the admin API) is read before the route runs. A
+//! larger one (a batch, a slip photo) is asked for by the route: it runs on a worker until it
+//! reads its body — refusing from the head alone what it can (an unknown device, a rate limit, a
+//! declared length over its limit) — then gives the worker back; the body is read here, within
+//! its deadline and under the byte budget of `super::budget` (the address's share and the whole
+//! server's), and the route runs again from the start with it. A request waiting for budget waits
+//! on its own task and is refused (`429`, `Retry-After`) when its deadline passes.
 //!
 //! What a client can hold, and for how long:
 //! - connections: at most [`MAX_CONNECTIONS`] in all and [`MAX_PER_ADDRESS`] from one address
 //!   (past that, a new one is closed at once);
 //! - a TLS handshake: [`HANDSHAKE`]; a request head: [`HEAD_TIMEOUT`] (also the idle time of a
-//!   kept-alive connection); a body: [`BODY_GRACE`] plus a second per [`MIN_BODY_RATE`] bytes,
-//!   and never more than the route's limit, refused by `Content-Length` before reading; a small
-//!   body (at most [`EARLY_BODY_BYTES`]) is read before a worker is taken;
+//!   kept-alive connection); a body: [`BODY_GRACE`] plus a second per [`MIN_BODY_RATE`] bytes
+//!   (waiting for budget included), and never more than the route's limit, refused by
+//!   `Content-Length` before reading;
+//! - memory for bodies: [`MAX_CONNECTIONS`] × [`EARLY_BODY_BYTES`] for the small ones, the byte
+//!   budget for the others;
 //! - `Content-Length` and `Transfer-Encoding` are hyper's strict HTTP/1.1 parser's (a conflict or
 //!   a malformed length is a `400` and the connection ends); a refusal (4xx, 5xx) says
 //!   `Connection: close` and the connection closes after it, its unread body never read.
@@ -18,7 +30,10 @@
 //! accepting, lets requests in hand finish (a few seconds at most) and returns.
 use super::Refusal;
 use super::admin;
-use super::routes::{self, Answer, Body, Head, Method, Reply, printable};
+use super::budget::Budget;
+pub use super::http_body::{BODY_GRACE, MIN_BODY_RATE};
+use super::http_body::{HyperBody, busy, deadline, linger, read_body};
+use super::routes::{self, Answer, Head, Method, Reply, printable};
 use super::store::Store;
 use crate::protocol::{self, ErrorCode};
 use bytes::Bytes;
@@ -43,24 +58,16 @@ pub const MAX_PER_ADDRESS: usize = 64;
 pub const HANDSHAKE: Duration = Duration::from_secs(15);
 /// Time for a request head, and for the next one on a kept-alive connection.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(20);
-/// A body must arrive within this long plus a second per [`MIN_BODY_RATE`] bytes: a client
-/// trickling a few bytes a minute is cut off, while a batch on a poor link (32 KB/s) has ample
-/// time.
-pub const BODY_GRACE: Duration = Duration::from_secs(30);
-pub const MIN_BODY_RATE: u64 = 1024;
 /// The longest request target (path and query) taken, and the most header bytes and headers:
 /// past them a request is `414` or `431` before anything else is done with it.
 pub const MAX_TARGET: usize = 8 * 1024;
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// A body this small (the login and the other dashboard forms, enrolment, the admin API's
-/// requests) is read before a worker is taken, so that clients trickling one cannot hold the
-/// workers: only larger bodies (batches from enrolled devices, the admin's slip photos) are read
-/// by the worker that answers them. At most [`MAX_CONNECTIONS`] × this in memory at once.
+/// requests) is read before the route runs, outside the byte budget: at most
+/// [`MAX_CONNECTIONS`] × this in memory at once. Larger bodies (batches, the admin's slip photos)
+/// are read once the route asks for them, under the budget.
 const EARLY_BODY_BYTES: u64 = 16 * 1024;
-/// How long, and how much, of an unwanted body is read before a refusal (see [`linger`]).
-const LINGER: Duration = Duration::from_secs(2);
-const LINGER_BYTES: u64 = 16 * 1024 * 1024;
 /// How often the accept loop looks at the stop flag.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -119,16 +126,36 @@ pub fn run(
         .enable_all()
         .thread_name("serve")
         .build()?;
+    let budget = Arc::new(Budget::for_server(
+        routes::largest_body(&shared),
+        stores.len(),
+    ));
+    log::info!(
+        "request bodies: at most {} KiB held at once",
+        budget.total_kib()
+    );
     let pool = Arc::new(Pool::start(stores));
-    runtime.block_on(accept_loop(listener, tls, pool, shared))
+    let backend = Backend {
+        pool,
+        budget,
+        shared,
+    };
+    runtime.block_on(accept_loop(listener, tls, Arc::new(backend)))
+}
+
+/// What every connection's requests are answered with.
+struct Backend {
+    pool: Arc<Pool>,
+    budget: Arc<Budget>,
+    shared: Arc<Shared>,
 }
 
 async fn accept_loop(
     listener: std::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
-    pool: Arc<Pool>,
-    shared: Arc<Shared>,
+    backend: Arc<Backend>,
 ) -> std::io::Result<()> {
+    let shared = Arc::clone(&backend.shared);
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -150,18 +177,18 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (pool, shared, acceptor) = (Arc::clone(&pool), Arc::clone(&shared), acceptor.clone());
+        let (backend, acceptor) = (Arc::clone(&backend), acceptor.clone());
         let permit = Arc::clone(&in_flight).acquire_owned().await.ok();
         tokio::spawn(async move {
             let _slot = slot;
             let _permit = permit;
             match acceptor {
                 Some(a) => match tokio::time::timeout(HANDSHAKE, a.accept(stream)).await {
-                    Ok(Ok(tls)) => serve_connection(TokioIo::new(tls), remote, pool, shared).await,
+                    Ok(Ok(tls)) => serve_connection(TokioIo::new(tls), remote, backend).await,
                     Ok(Err(e)) => log::info!("{remote} TLS handshake failed: {e}"),
                     Err(_) => log::info!("{remote} TLS handshake timed out"),
                 },
-                None => serve_connection(TokioIo::new(stream), remote, pool, shared).await,
+                None => serve_connection(TokioIo::new(stream), remote, backend).await,
             }
         });
     }
@@ -174,14 +201,14 @@ async fn accept_loop(
     Ok(())
 }
 
-async fn serve_connection<I>(io: I, remote: SocketAddr, pool: Arc<Pool>, shared: Arc<Shared>)
+async fn serve_connection<I>(io: I, remote: SocketAddr, backend: Arc<Backend>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let stop = Arc::clone(&shared.stop);
+    let stop = Arc::clone(&backend.shared.stop);
     let service = hyper::service::service_fn(move |req| {
-        let (pool, shared) = (Arc::clone(&pool), Arc::clone(&shared));
-        async move { Ok::<_, std::convert::Infallible>(handle(req, remote, pool, shared).await) }
+        let backend = Arc::clone(&backend);
+        async move { Ok::<_, std::convert::Infallible>(handle(req, remote, backend).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -197,8 +224,7 @@ where
 async fn handle(
     req: hyper::Request<Incoming>,
     remote: SocketAddr,
-    pool: Arc<Pool>,
-    shared: Arc<Shared>,
+    backend: Arc<Backend>,
 ) -> hyper::Response<ResponseBody> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
@@ -243,28 +269,38 @@ async fn handle(
         .and_then(|v| v.trim().parse::<u64>().ok());
     // A small body is read here, on the connection's own task (see [`EARLY_BODY_BYTES`]).
     let (body, early) = match length {
-        Some(len) if len <= EARLY_BODY_BYTES => (None, Some(read_body(body, len).await)),
+        Some(len) if len <= EARLY_BODY_BYTES => {
+            (None, Some(read_body(body, len, deadline(len)).await))
+        }
         _ => (Some(body), None),
     };
-    let runtime = tokio::runtime::Handle::current();
-    let route_head = head.clone();
-    let route_shared = Arc::clone(&shared);
-    let (answer, unread) = pool
-        .run(move |store| {
-            let mut body = HyperBody {
-                body,
-                early,
-                length,
-                runtime,
-            };
-            let answer = routes::answer(store, &route_shared, &route_head, &mut body);
-            (answer, body.body.take())
-        })
-        .await
-        .unwrap_or_else(|| {
-            let refused = Reply::refused(Refusal::internal("no worker"));
-            (Answer::Reply(refused), None)
-        });
+    let head = Arc::new(head);
+    let (mut answer, mut unread, wanted) = run_route(&backend, &head, body, early, length).await;
+    // Held until the request is answered: the body is in memory until then.
+    let mut _held = None;
+    if let (true, Some(len)) = (wanted, length)
+        && let Some(body) = unread.take()
+    {
+        // The route asked for a large body: it is read here, under the budget, and the route
+        // runs again with it (module header).
+        let until = deadline(len);
+        let read = match backend.budget.take(remote.ip(), len, until).await {
+            Some(held) => {
+                _held = Some(held);
+                read_body(body, len, until).await
+            }
+            None => {
+                unread = Some(body);
+                log::warn!(
+                    "{remote} no room for a body of {len} bytes ({} KiB free)",
+                    backend.budget.free_kib()
+                );
+                Err(busy())
+            }
+        };
+        answer = run_route(&backend, &head, None, Some(read), length).await.0;
+    }
+    let pool = Arc::clone(&backend.pool);
     let remote = remote.to_string();
     match answer {
         Answer::Reply(reply) => {
@@ -279,110 +315,33 @@ async fn handle(
     }
 }
 
-/// Before refusing a request whose body was not read (too large, unknown device…), reads and
-/// drops what the client is still sending, for [`LINGER`] at most and [`LINGER_BYTES`] at most,
-/// so that it can read the refusal (closing on unread data resets the connection, and the
-/// client would only see a broken pipe). Then the connection closes.
-async fn linger(mut body: Incoming) {
-    let until = tokio::time::Instant::now() + LINGER;
-    let mut seen = 0u64;
-    while seen < LINGER_BYTES {
-        match tokio::time::timeout_at(until, body.frame()).await {
-            Ok(Some(Ok(f))) => seen += f.data_ref().map_or(0, |d| d.len() as u64),
-            _ => break,
-        }
-    }
-}
-
-/// The request body, read already (small ones) or on a blocking thread through the runtime.
-struct HyperBody {
+/// Runs the route on a worker with the body as read so far: its answer, the body if the route left
+/// it unread, and whether the route asked for that body (then its answer is not final).
+async fn run_route(
+    backend: &Backend,
+    head: &Arc<Head>,
     body: Option<Incoming>,
-    /// A small body as read before the route was called.
     early: Option<Result<Vec<u8>, Refusal>>,
-    /// `Content-Length` as sent.
     length: Option<u64>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl Body for HyperBody {
-    fn read(&mut self, max: u64) -> Result<Vec<u8>, Refusal> {
-        let Some(len) = self.length else {
-            return Err(Refusal::new(
-                411,
-                ErrorCode::LengthRequired,
-                "send the body with a Content-Length",
-            ));
-        };
-        if len > max {
-            return Err(Refusal::new(
-                413,
-                ErrorCode::BodyTooLarge,
-                format!(
-                    "the body is {len} bytes; at most {max} are accepted; send smaller batches"
-                ),
-            ));
-        }
-        if let Some(read) = self.early.take() {
-            return read;
-        }
-        let Some(body) = self.body.take() else {
-            return Err(Refusal::new(
-                400,
-                ErrorCode::BadRequest,
-                "the body was read already",
-            ));
-        };
-        self.runtime.block_on(read_body(body, len))
-    }
-}
-
-/// A body of `len` bytes (its `Content-Length`), within its deadline: [`BODY_GRACE`] plus a
-/// second per [`MIN_BODY_RATE`] bytes.
-async fn read_body(mut body: Incoming, len: u64) -> Result<Vec<u8>, Refusal> {
-    let deadline =
-        tokio::time::Instant::now() + BODY_GRACE + Duration::from_secs(len / MIN_BODY_RATE);
-    let mut out = Vec::with_capacity(len as usize);
-    loop {
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => {
-                return Err(Refusal::new(
-                    400,
-                    ErrorCode::IncompleteBody,
-                    format!(
-                        "the body came too slowly ({} of {len} bytes); send it again",
-                        out.len()
-                    ),
-                ));
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(Refusal::new(
-                    400,
-                    ErrorCode::IncompleteBody,
-                    format!("reading the body failed: {e}"),
-                ));
-            }
-            Ok(Some(Ok(f))) => f,
-        };
-        if let Ok(data) = frame.into_data() {
-            if out.len() as u64 + data.len() as u64 > len {
-                return Err(Refusal::new(
-                    400,
-                    ErrorCode::BadRequest,
-                    "the body is longer than its Content-Length",
-                ));
-            }
-            out.extend_from_slice(&data);
-        }
-    }
-    if out.len() as u64 != len {
-        return Err(Refusal::new(
-            400,
-            ErrorCode::IncompleteBody,
-            format!("the body ended after {} of {len} bytes", out.len()),
-        ));
-    }
-    Ok(out)
+) -> (Answer, Option<Incoming>, bool) {
+    let (head, shared) = (Arc::clone(head), Arc::clone(&backend.shared));
+    backend
+        .pool
+        .run(move |store| {
+            let mut body = HyperBody {
+                body,
+                early,
+                length,
+                wanted: false,
+            };
+            let answer = routes::answer(store, &shared, &head, &mut body);
+            (answer, body.body.take(), body.wanted)
+        })
+        .await
+        .unwrap_or_else(|| {
+            let refused = Reply::refused(Refusal::internal("no worker"));
+            (Answer::Reply(refused), None, false)
+        })
 }
 
 /// The response for `reply`, and the request's log line.

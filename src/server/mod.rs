@@ -34,6 +34,8 @@ pub mod location;
 pub mod office_tls;
 // Throw-away PostgreSQL databases for the test suites: compiled into test and debug builds,
 // and for the benchmarks with `--features test-support`; never into the release binary.
+mod budget;
+mod http_body;
 #[cfg(any(test, debug_assertions, feature = "test-support"))]
 pub mod pgtest;
 mod pool;

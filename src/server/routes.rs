@@ -1,8 +1,10 @@
 //! The server's routes, independent of the HTTP library underneath (server/http.rs is the
 //! transport): a request is its [`Head`] (method, path, query, headers, client address) and a
 //! [`Body`] the route reads on demand with its own limit, so refusals that need no body (unknown
-//! device, rate limit, wrong method) never wait for a large one (a body of at most 16 KB — a
-//! form, an enrolment — is read by the transport before a worker is taken). A route answers a [`Reply`], or for
+//! device, rate limit, wrong method) never wait for a large one. The transport reads every body
+//! on the connection's task, never on a worker: a route asking for a body not read yet is run
+//! again from the start once it is, so what a route does before reading its body must change
+//! nothing but a refusal's counts. A route answers a [`Reply`], or for
 //! `GET /v1/admin/export` an [`Answer::Export`] that the transport streams.
 //!
 //! `/v1/health`, `/v1/enrol`, `/v1/batches`, `GET /v1/batches/{id}`, `/v1/activated`; any path outside
@@ -108,6 +110,12 @@ pub fn answer(store: &mut Store, shared: &Shared, req: &Head, body: &mut dyn Bod
         };
     }
     Answer::Reply(route(store, shared, req, body, &req.method, &req.path))
+}
+
+/// The largest body any route takes (a batch, a slip photo): the transport's byte budget is
+/// sized from it.
+pub fn largest_body(shared: &Shared) -> u64 {
+    (shared.limits.max_body_bytes).max(super::slipcheck::MAX_UPLOAD_BYTES)
 }
 
 /// Largest enrolment (or activated-list) request accepted.

@@ -181,13 +181,14 @@ pub fn answer(
         (Verb::Read, "/masuk") => login_page(ctx, v, req.query, None, 200),
         (Verb::Post, "/masuk") => return login(ctx, req, v, read_body),
         (Verb::Post, "/keluar") => return logout(ctx, req, &w, read_body),
-        (Verb::Read, "/konflik") if w.bad_bearer => Ok(bad_bearer(v)),
+        // A wrong bearer token on an admin page or form: the admin API's plain refusal (a
+        // script is answered, not sent to the login page), counted by `who`.
+        (_, "/konflik" | "/konflik/selesai" | "/cek-slip") if w.bad_bearer => Ok(bad_bearer(v)),
         (Verb::Read, "/konflik") => konflik::page(db, s, v, None),
         (Verb::Post, "/konflik/selesai") => match checked_form(ctx, req, v, read_body) {
             Ok(f) => mark(db, s, v, &f),
             Err(p) => return p,
         },
-        (_, "/cek-slip") if w.bad_bearer => Ok(bad_bearer(v)),
         (_, "/cek-slip") if !v.admin => return need_login("/cek-slip"),
         (Verb::Read, "/cek-slip") => slipcheck::form(s, v),
         (Verb::Post, "/cek-slip") => match slip_form(ctx, req, v, read_body) {
