@@ -18,25 +18,7 @@ pub fn answer(
     signature: &str,
     body: &[u8],
 ) -> Result<ActivatedResponse, Refusal> {
-    let (public_hex, revoked_at) = store
-        .device_key(device_id)
-        .map_err(Refusal::internal)?
-        .ok_or_else(|| {
-            Refusal::new(
-                401,
-                ErrorCode::DeviceUnknown,
-                "this device is not enrolled here",
-            )
-        })?;
-    if revoked_at.is_some() {
-        return Err(Refusal::new(
-            403,
-            ErrorCode::DeviceRevoked,
-            "this device was revoked by the district admin",
-        ));
-    }
-    let public = crypto::parse_public_hex(&public_hex)
-        .ok_or_else(|| Refusal::internal("stored device key is damaged"))?;
+    let public = store.enrolled_key(device_id)?;
     let sig = B64.decode(signature.trim()).unwrap_or_default();
     if !crypto::verify(&public, &protocol::signed_digest(body), &sig) {
         return Err(Refusal::new(

@@ -31,30 +31,15 @@ pub fn find(store: &Store, device: &str, batch: &str, signature: &str) -> Result
             "no answer is journalled for this batch; send the batch itself",
         )
     };
-    let known = store.device_key(device).map_err(Refusal::internal)?;
-    let Some((public_hex, revoked_at)) = known else {
-        return Err(Refusal::new(
-            401,
-            ErrorCode::DeviceUnknown,
-            "this device is not enrolled here; enrol it with a token from the district admin",
-        ));
-    };
-    if let Some(at) = revoked_at {
-        return Err(Refusal::new(
-            403,
-            ErrorCode::DeviceRevoked,
-            format!("this device was revoked by the district admin at {at}"),
-        ));
-    }
+    let public = store.enrolled_key(device)?;
     let mut db = store.db().map_err(Refusal::internal)?;
     let Some((sha_hex, answer)) = ingest::stored(&mut db, device, batch)? else {
         return Err(unknown());
     };
     let digest: Option<[u8; 32]> = hex::decode(&sha_hex).ok().and_then(|d| d.try_into().ok());
     let sig = B64.decode(signature.trim()).unwrap_or_default();
-    let public = crypto::parse_public_hex(&public_hex);
-    match (public, digest) {
-        (Some(public), Some(digest)) if crypto::verify(&public, &digest, &sig) => Ok(answer),
+    match digest {
+        Some(digest) if crypto::verify(&public, &digest, &sig) => Ok(answer),
         _ => Err(unknown()),
     }
 }

@@ -1,9 +1,11 @@
 //! The enrolled laptops (and relays) as the district database keeps them, and the enrolment
 //! tokens the admin hands out.
+use super::Refusal;
 use super::db;
 use super::store::Store;
 use crate::args;
 use crate::error::AppError;
+use crate::protocol::ErrorCode;
 use serde::Serialize;
 
 /// An enrolled laptop, a relay (a district server forwarding here), or a device known only
@@ -68,6 +70,28 @@ impl Store {
             .map(|r| Ok((r.get(0)?, r.get(1)?)))
             .transpose()
         })
+    }
+
+    /// The Ed25519 key of an enrolled, unrevoked device that signs its own requests, or the
+    /// refusal every signed request gets: unknown here (401, also a device known only through a
+    /// relay), revoked (403), a stored key that does not parse (500).
+    pub fn enrolled_key(&self, id: &str) -> Result<[u8; crate::crypto::PUBLIC_KEY_LEN], Refusal> {
+        let (public_hex, revoked_at) = self.device_key(id).map_err(Refusal::internal)?.ok_or_else(|| {
+            Refusal::new(
+                401,
+                ErrorCode::DeviceUnknown,
+                "this device is not enrolled here; enrol it with a token from the district admin",
+            )
+        })?;
+        if let Some(at) = revoked_at {
+            return Err(Refusal::new(
+                403,
+                ErrorCode::DeviceRevoked,
+                format!("this device was revoked by the district admin at {at}"),
+            ));
+        }
+        crate::crypto::parse_public_hex(&public_hex)
+            .ok_or_else(|| Refusal::internal("stored device key is damaged"))
     }
 
     pub fn devices(&self) -> Result<Vec<Device>, AppError> {

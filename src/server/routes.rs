@@ -469,33 +469,19 @@ fn signed_by_device(
         note(&r);
         r
     };
-    let known = store
-        .device_key(device)
-        .map_err(|e| Refusal::internal(e.message))?;
-    let Some((public_hex, revoked_at)) = known else {
-        return Err(refused(Refusal::new(
-            401,
-            ErrorCode::DeviceUnknown,
-            "this device is not enrolled here; enrol it with a token from the district admin",
-        )));
-    };
-    if let Some(at) = revoked_at {
-        let r = Refusal::new(
-            403,
-            ErrorCode::DeviceRevoked,
-            format!("this device was revoked by the district admin at {at}"),
-        );
-        note(&r);
-        return Err(r);
-    }
+    let public = store.enrolled_key(device).map_err(|r| {
+        if r.code == ErrorCode::DeviceUnknown {
+            refused(r)
+        } else {
+            note(&r);
+            r
+        }
+    })?;
     let bytes = body.read(max)?;
     let signature = B64
         .decode(req.header(protocol::H_SIGNATURE).unwrap_or("").trim())
         .unwrap_or_default();
-    let signed = crate::crypto::parse_public_hex(&public_hex).is_some_and(|public| {
-        crate::crypto::verify(&public, &protocol::signed_digest(&bytes), &signature)
-    });
-    if !signed {
+    if !crate::crypto::verify(&public, &protocol::signed_digest(&bytes), &signature) {
         return Err(refused(Refusal::new(
             401,
             ErrorCode::BadSignature,

@@ -83,25 +83,7 @@ fn check_and_commit(
     if inc.body.len() as u64 > limits.max_body_bytes {
         return Err(too_large(limits));
     }
-    let (public_hex, revoked_at) = store
-        .device_key(inc.device_id)
-        .map_err(Refusal::internal)?
-        .ok_or_else(|| {
-            Refusal::new(
-                401,
-                ErrorCode::DeviceUnknown,
-                "this device is not enrolled here; enrol it with a token from the district admin",
-            )
-        })?;
-    if let Some(at) = revoked_at {
-        return Err(Refusal::new(
-            403,
-            ErrorCode::DeviceRevoked,
-            format!("this device was revoked by the district admin at {at}"),
-        ));
-    }
-    let public = crypto::parse_public_hex(&public_hex)
-        .ok_or_else(|| Refusal::internal("stored device key is damaged"))?;
+    let public = store.enrolled_key(inc.device_id)?;
     let signature = B64.decode(inc.signature.trim()).unwrap_or_default();
     if !crypto::verify(&public, &protocol::signed_digest(inc.body), &signature) {
         return Err(Refusal::new(
