@@ -46,7 +46,8 @@ pub fn answer(
 }
 
 /// Live activations (accepted, not voided) after rowid `since`, in arrival order, at most
-/// `limit` of them; also the delta a batch answer carries, read in the batch's own transaction.
+/// `limit` of them, up to the writers' horizon; also the delta a batch answer carries, read in
+/// the batch's own transaction (its own activations included).
 pub fn page(
     db: &mut Db<'_>,
     key: &KeyPair,
@@ -55,10 +56,13 @@ pub fn page(
 ) -> Result<ActivatedResponse, DbError> {
     let mut prefixes = Vec::new();
     let (mut count, mut next, mut more) = (0usize, since.max(0), false);
+    // Only up to the rows every writer has finished with, so the cursor never passes a row
+    // that commits later (super::db::writers).
+    let upto = super::db::writers::horizon(db)?;
     db.query_each(
-        "SELECT rowid, nik FROM records WHERE rowid > ?1 AND kind = 'activation'
+        "SELECT rowid, nik FROM records WHERE rowid > ?1 AND rowid <= ?3 AND kind = 'activation'
            AND state = 'accepted' AND voided_by IS NULL ORDER BY rowid LIMIT ?2",
-        crate::args![since.max(0), limit as i64 + 1],
+        crate::args![since.max(0), limit as i64 + 1, upto],
         |r| {
             if count == limit {
                 more = true;

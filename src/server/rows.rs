@@ -113,9 +113,9 @@ impl Store {
     /// accepted or flagged as a conflict (`state`), voids included; a record is never changed
     /// later except `voided_by` (see the void records for that).
     ///
-    /// Positions are `rowid`, assigned under the writer lock (see [`super::db`]), so they grow
-    /// in commit order on both databases: a reader that stores the last position it handled
-    /// and asks again never misses a record and never sees one twice.
+    /// Positions are `rowid`, read only up to the writers' horizon ([`db::writers`]): a reader
+    /// that stores the last position it handled and asks again never misses a record and never
+    /// sees one twice, on both databases.
     pub fn records_after(&self, cursor: i64, limit: usize) -> Result<Vec<(i64, Row)>, AppError> {
         self.with(|db| records_after(db, cursor, limit))
     }
@@ -125,10 +125,12 @@ impl Store {
 /// stores the new cursor).
 pub fn records_after(db: &mut Db<'_>, cursor: i64, limit: usize) -> db::Result<Vec<(i64, Row)>> {
     let sql = format!(
-        "SELECT rowid, {ROW_COLUMNS} FROM records WHERE rowid > ?1 ORDER BY rowid LIMIT ?2"
+        "SELECT rowid, {ROW_COLUMNS} FROM records WHERE rowid > ?1 AND rowid <= ?3
+         ORDER BY rowid LIMIT ?2"
     );
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    db.query_all(&sql, args![cursor, limit])?
+    let upto = db::writers::horizon(db)?;
+    db.query_all(&sql, args![cursor, limit, upto])?
         .iter()
         .map(|r| Ok((r.get(0)?, Row::read_at(r, 1)?)))
         .collect()

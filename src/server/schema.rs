@@ -262,6 +262,19 @@ pub const MIGRATIONS: &[Migration] = &[
     );
     "#,
     },
+    // 8: a NIK has at most one live activation, kept by the database itself on PostgreSQL, where
+    // batches are written side by side (server::db::writers): of two batches activating one NIK
+    // at once, the second fails here and is decided again alone (then a conflict). SQLite has
+    // one writer at a time, which decides it in order; nothing to add there. `voided_by` is
+    // checked at COMMIT, so a batch marks the records it voids before writing the voids.
+    Migration {
+        sqlite: "-- PostgreSQL only",
+        postgres: r#"
+    ALTER TABLE records ALTER CONSTRAINT records_voided_by_fkey DEFERRABLE INITIALLY DEFERRED;
+    CREATE UNIQUE INDEX records_live_nik ON records (nik)
+        WHERE kind = 'activation' AND state = 'accepted' AND voided_by IS NULL;
+    "#,
+    },
 ];
 
 /// The condition (on `records` as `r`) of an open conflict: flagged, neither it nor the record

@@ -256,7 +256,7 @@ fn configure(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
 /// Runs the PostgreSQL migrations not yet applied, all in one transaction under the writer lock
 /// (two processes starting at once: the second waits, then finds nothing to do).
 fn migrate_postgres(db: &mut Db<'_>) -> db::Result<()> {
-    let mut tx = db.begin(Mode::Write)?;
+    let mut tx = db.begin(Mode::Schema)?;
     tx.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
     let version: i64 = match tx.query_opt("SELECT version FROM schema_version", args![])? {
         Some(r) => r.get(0)?,

@@ -6,10 +6,11 @@ use crate::server::db::{self, Db, Dialect};
 /// The UTC hour bucket of a stored time (SQL): `2026-11-23T05`.
 const HOUR: &str = "coalesce(strftime('%Y-%m-%dT%H', {t}), substr({t}, 1, 13))";
 
-/// The last record's rowid. Take it inside a write transaction ([`db::Mode::Write`]) before
-/// inserting records, and pass it to [`fold`] before committing. (Records are never deleted,
-/// and there is one write transaction at a time on either database, so the rows after it are
-/// exactly this transaction's.)
+/// The last record's rowid. Take it inside a write transaction ([`db::Mode::Write`] or
+/// [`db::Mode::Ingest`]) before inserting records, and pass it to [`fold`] before committing.
+/// (Records are never deleted; this transaction's rows all come after it. On SQLite, with one
+/// writer at a time, the rows after it are exactly this transaction's; PostgreSQL tells them
+/// apart by transaction.)
 pub fn watermark(conn: &mut Db<'_>) -> db::Result<i64> {
     conn.query_one("SELECT coalesce(max(rowid), 0) FROM records", args![])?
         .get(0)
@@ -39,11 +40,17 @@ pub fn fold(conn: &mut Db<'_>, watermark: i64) -> db::Result<()> {
     }
 }
 
-/// [`fold_sql`] for PostgreSQL (no planner hints needed; `rowid` is an indexed column there).
+/// [`fold_sql`] for PostgreSQL, where batches write side by side ([`db::Mode::Ingest`]): the rows
+/// after the mark include other batches' that committed meanwhile (each folded its own), so a
+/// transaction's own rows are those it wrote (`xmin`, its transaction id). A void's target was
+/// counted before unless it came in the void's own batch (then it was written voided); an
+/// earlier target this transaction marked voided carries its `xmin` too, hence the batch test.
 fn fold_sql_postgres() -> [String; 6] {
     let live = "kind = 'activation' AND state = 'accepted' AND voided_by IS NULL";
+    let own = "rowid > ?1 AND xmin = pg_current_xact_id()::xid";
     let gone = "FROM records AS v JOIN records AS t ON t.id = v.voids
-                WHERE v.rowid > ?1 AND v.kind = 'void' AND t.rowid <= ?1
+                WHERE v.rowid > ?1 AND v.xmin = pg_current_xact_id()::xid AND v.kind = 'void'
+                  AND NOT (t.rowid > ?1 AND t.batch_id = v.batch_id)
                   AND t.kind = 'activation' AND t.state = 'accepted'";
     let village = "ON CONFLICT (village) DO UPDATE SET live = live_by_village.live + excluded.live";
     let hour = "ON CONFLICT (device_id, hour) \
@@ -53,34 +60,34 @@ fn fold_sql_postgres() -> [String; 6] {
     [
         format!(
             "INSERT INTO live_by_village (village, live)
-             SELECT village, COUNT(*) FROM records WHERE rowid > ?1 AND {live}
-             GROUP BY village {village}"
+             SELECT village, COUNT(*) FROM records WHERE {own} AND {live}
+             GROUP BY village ORDER BY village {village}"
         ),
         format!(
             "INSERT INTO live_by_device_hour (device_id, hour, live)
              SELECT device_id, ikd_utc_hour(recorded_at) AS h, COUNT(*) FROM records
-             WHERE rowid > ?1 AND {live}
-             GROUP BY device_id, h {hour}"
+             WHERE {own} AND {live}
+             GROUP BY device_id, h ORDER BY device_id, h {hour}"
         ),
         format!(
             "INSERT INTO live_by_village (village, live)
-             SELECT t.village, -COUNT(*) {gone} GROUP BY t.village {village}"
+             SELECT t.village, -COUNT(*) {gone} GROUP BY t.village ORDER BY t.village {village}"
         ),
         format!(
             "INSERT INTO live_by_device_hour (device_id, hour, live)
              SELECT t.device_id, ikd_utc_hour(t.recorded_at) AS h, -COUNT(*) {gone}
-             GROUP BY t.device_id, h {hour}"
+             GROUP BY t.device_id, h ORDER BY t.device_id, h {hour}"
         ),
         format!(
             "INSERT INTO live_by_village_hour (village, hour, live)
              SELECT village, ikd_utc_hour(recorded_at) AS h, COUNT(*) FROM records
-             WHERE rowid > ?1 AND {live}
-             GROUP BY village, h {village_hour}"
+             WHERE {own} AND {live}
+             GROUP BY village, h ORDER BY village, h {village_hour}"
         ),
         format!(
             "INSERT INTO live_by_village_hour (village, hour, live)
              SELECT t.village, ikd_utc_hour(t.recorded_at) AS h, -COUNT(*) {gone}
-             GROUP BY t.village, h {village_hour}"
+             GROUP BY t.village, h ORDER BY t.village, h {village_hour}"
         ),
     ]
 }

@@ -10,15 +10,23 @@
 //!   so `rowid` means the same in both.
 //! * [`Db::begin`] with [`Mode::Write`] makes a write transaction that is the only one at a time
 //!   across every process using the database: `BEGIN IMMEDIATE` on SQLite, and on PostgreSQL
-//!   `BEGIN` then a transaction-scoped advisory lock ([`WRITER_LOCK`]), held until COMMIT. So on
-//!   both, a batch's duplicate and NIK checks see every earlier batch, the dashboard's aggregates
-//!   are folded one batch at a time, and `rowid` order is commit order (a reader with a cursor
-//!   never misses a row that commits later with a smaller `rowid`). The handles of one store
-//!   (the workers of one `serve`) also take turns on a [`WriterQueue`] first, so they wait in
-//!   the process rather than on SQLite's busy polling or in the database's lock queue.
+//!   `BEGIN` then a transaction-scoped advisory lock ([`WRITER_LOCK`]), held until COMMIT.
+//!   [`Mode::Ingest`] (a batch) is the same on SQLite; on PostgreSQL it takes that lock *shared*,
+//!   so batches run side by side — in one `serve` and across several on one database — and
+//!   exclude only the exclusive writers. What one writer at a time gave is kept by other means
+//!   there: a NIK's one live activation by a unique index (`records_live_nik`; a batch that
+//!   loses a race is decided again alone, see `ingest`), the dashboard's aggregates folded from
+//!   the batch's own rows, and readers that page by `rowid` read only up to
+//!   [`writers::horizon`], below which no open writer can still add a row.
+//! * Arrival order: `rowid` grows with time, not always with commit order on PostgreSQL (see
+//!   [`writers`]); a reader with a cursor stops at the horizon and never misses a row.
+//! * The handles of one store (the workers of one `serve`) take turns on a [`WriterQueue`]
+//!   before an exclusive write, so they wait in the process rather than on SQLite's busy polling
+//!   or in the database's lock queue.
 //! * Statements are prepared once per connection (rusqlite's cache; a map on PostgreSQL).
 mod pg;
 mod value;
+pub mod writers;
 
 pub use pg::{PgConn, PgManager, PgPool};
 use pg::{pg_params, pg_row};
@@ -94,6 +102,11 @@ pub enum Mode {
     Read,
     /// Writes: the only write transaction at a time on this database, across processes.
     Write,
+    /// A batch's writes: [`Mode::Write`] on SQLite; on PostgreSQL one of any number at once
+    /// (excluding [`Mode::Write`]), registered for [`writers::horizon`].
+    Ingest,
+    /// The schema's migrations: [`Mode::Write`] without registering (the tables may not exist).
+    Schema,
 }
 
 impl<'a> Db<'a> {
@@ -287,15 +300,21 @@ impl<'a> Db<'a> {
 
     /// Starts a transaction; it rolls back when dropped without [`Tx::commit`].
     pub fn begin(&mut self, mode: Mode) -> Result<Tx<'_, 'a>> {
-        let turn = match (&self.writers, mode) {
-            (Some(q), Mode::Write) => Some(q.acquire()),
+        let dialect = self.dialect();
+        let alone = match mode {
+            Mode::Read => false,
+            Mode::Ingest => dialect == Dialect::Sqlite,
+            Mode::Write | Mode::Schema => true,
+        };
+        let turn = match &self.writers {
+            Some(q) if alone => Some(q.acquire()),
             _ => None,
         };
-        let begin = match (self.dialect(), mode) {
-            (Dialect::Sqlite, Mode::Write) => "BEGIN IMMEDIATE",
+        let begin = match (dialect, mode) {
             (Dialect::Sqlite, Mode::Read) => "BEGIN",
-            (Dialect::Postgres, Mode::Write) => "BEGIN",
+            (Dialect::Sqlite, _) => "BEGIN IMMEDIATE",
             (Dialect::Postgres, Mode::Read) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            (Dialect::Postgres, _) => "BEGIN",
         };
         self.batch(begin)?;
         let mut tx = Tx {
@@ -303,8 +322,8 @@ impl<'a> Db<'a> {
             done: false,
             _turn: turn,
         };
-        if tx.dialect() == Dialect::Postgres && mode == Mode::Write {
-            tx.query_one("SELECT pg_advisory_xact_lock(?1)::text", args![WRITER_LOCK])?;
+        if dialect == Dialect::Postgres && mode != Mode::Read {
+            writers::enter(&mut tx, mode)?;
         }
         Ok(tx)
     }

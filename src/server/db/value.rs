@@ -30,6 +30,25 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl Error {
+    /// PostgreSQL refused a write because another transaction got there first: a unique index
+    /// (the same NIK, record or batch at once), a deadlock between two writers, or a
+    /// serialization failure. Decided again alone, the same work goes through.
+    pub fn is_write_race(&self) -> bool {
+        use postgres::error::SqlState;
+        let Error::Postgres(e) = self else {
+            return false;
+        };
+        [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ]
+        .iter()
+        .any(|c| e.code() == Some(c))
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         Error::Sqlite(e)

@@ -92,6 +92,52 @@ fn check_and_commit(
             "the signature is missing or does not match the body",
         ));
     }
+    // On PostgreSQL batches are written side by side; one that loses a race with another (the
+    // same NIK, record or batch at once, or a deadlock) is decided again from the start, alone.
+    let mut mode = Mode::Ingest;
+    loop {
+        let batch = decode(inc, key, limits)?;
+        match write_batch(store, key, limits, inc, batch, activated_since, mode) {
+            Err(Failed::Race) if mode == Mode::Ingest => mode = Mode::Write,
+            other => return other.map_err(Failed::refusal),
+        }
+    }
+}
+
+/// Why a batch's transaction did not commit.
+enum Failed {
+    Refused(Refusal),
+    /// PostgreSQL refused a write because another batch got there first
+    /// ([`super::db::Error::is_write_race`]).
+    Race,
+}
+
+impl Failed {
+    fn refusal(self) -> Refusal {
+        match self {
+            Failed::Refused(r) => r,
+            Failed::Race => Refusal::internal("another batch was written at the same time"),
+        }
+    }
+}
+
+impl From<Refusal> for Failed {
+    fn from(r: Refusal) -> Failed {
+        Failed::Refused(r)
+    }
+}
+
+fn db_failed(e: super::db::Error) -> Failed {
+    if e.is_write_race() {
+        Failed::Race
+    } else {
+        Failed::Refused(Refusal::internal(e))
+    }
+}
+
+/// The body opened, parsed and checked against its headers: every record opened and validated,
+/// before any transaction.
+fn decode(inc: &Incoming<'_>, key: &KeyPair, limits: &Limits) -> Result<decode::Envelope, Refusal> {
     let json = gunzip(inc.body, limits.max_decompressed_bytes)?;
     // The most lenient "today" in Indonesia (WIT), so a NIK born today is not in the future.
     let today = time::OffsetDateTime::now_utc()
@@ -130,36 +176,49 @@ fn check_and_commit(
             "batch_id must be 1–64 characters",
         ));
     }
+    Ok(batch)
+}
+
+/// One transaction that answers every record of `batch`, journals the signed answer and commits.
+fn write_batch(
+    store: &mut Store,
+    key: &KeyPair,
+    limits: &Limits,
+    inc: &Incoming<'_>,
+    batch: decode::Envelope,
+    activated_since: Option<i64>,
+    mode: Mode,
+) -> Result<Answer, Failed> {
     // At most max_batch_records: parse_batch refused more before opening any seal.
     let count: usize = batch.records.iter().map(Vec::len).sum();
     let body_sha = crypto::sha256_hex(inc.body);
     let (ids, niks) = lookup_keys(batch.records.iter().flatten());
-    // The one write transaction at a time, across processes (super::db): writers in this process
-    // queue on a mutex, other processes wait on the database's lock.
+    // A batch's write transaction (super::db): on SQLite the one writer at a time (writers in
+    // this process queue on a mutex, other processes wait on the database's lock); on
+    // PostgreSQL one of many, or alone when decided again after a race.
     let mut db = store.db().map_err(Refusal::internal)?;
-    let mut tx = db.begin(Mode::Write).map_err(Refusal::internal)?;
+    let mut tx = db.begin(mode).map_err(db_failed)?;
     if let Some(answer) = journalled(&mut tx, inc.device_id, &batch.batch_id, &body_sha)? {
         return Ok(answer);
     }
     let now = crate::timefmt::now_utc();
     let ctx = Ctx {
-        relay: super::relay::is_relay(&mut tx, inc.device_id).map_err(Refusal::internal)?,
+        relay: super::relay::is_relay(&mut tx, inc.device_id).map_err(db_failed)?,
         device: inc.device_id,
         batch: &batch.batch_id,
         now: &now,
     };
     // Dashboard: the rows after this mark are this batch's; folded into the aggregates below.
-    let mark = super::coverage::watermark(&mut tx).map_err(Refusal::internal)?;
+    let mark = super::coverage::watermark(&mut tx).map_err(db_failed)?;
     // What the checks need from the records table, for the whole batch in two statements.
-    let mut known = Known::load(&mut tx, &ids, &niks).map_err(Refusal::internal)?;
+    let mut known = Known::load(&mut tx, &ids, &niks).map_err(db_failed)?;
     drop((ids, niks));
     let mut new = New::with_capacity(count);
     let mut results = Vec::with_capacity(count);
     let mut summary = Summary::default();
     // Each opening thread's part is freed as soon as its last record is answered.
     for value in batch.records.into_iter().flatten() {
-        let r =
-            one_record(&mut tx, &ctx, &mut known, &mut new, value).map_err(Refusal::internal)?;
+        let r = one_record(&mut tx, &ctx, &mut known, &mut new, value).map_err(db_failed)?;
         match r.status {
             Outcome::Accepted => summary.accepted += 1,
             Outcome::Duplicate => summary.duplicate += 1,
@@ -168,16 +227,16 @@ fn check_and_commit(
         }
         results.push(r);
     }
-    new.write(&mut tx, &ctx).map_err(Refusal::internal)?;
+    new.write(&mut tx, &ctx).map_err(db_failed)?;
     drop((new, known));
     // Dashboard: count this batch's live activations and voids (a few statements per batch).
-    super::coverage::fold(&mut tx, mark).map_err(Refusal::internal)?;
+    super::coverage::fold(&mut tx, mark).map_err(db_failed)?;
     // The activated-list delta, this batch's own activations included, so a day's sync that
     // fits one batch needs no second request.
     let activated = match activated_since {
         Some(since) => Some(
             super::activated::page(&mut tx, key, since, protocol::ACTIVATED_INLINE)
-                .map_err(Refusal::internal)?,
+                .map_err(db_failed)?,
         ),
         None => None,
     };
@@ -217,13 +276,13 @@ fn check_and_commit(
             gz_signature
         ],
     )
-    .map_err(Refusal::internal)?;
+    .map_err(db_failed)?;
     tx.execute(
         "UPDATE devices SET last_sync_at = ?2 WHERE id = ?1",
         args![inc.device_id, now],
     )
-    .map_err(Refusal::internal)?;
-    tx.commit().map_err(Refusal::internal)?;
+    .map_err(db_failed)?;
+    tx.commit().map_err(db_failed)?;
     Ok(Answer {
         body,
         signature,
@@ -260,6 +319,8 @@ mod tests {
         server: KeyPair,
         device: KeyPair,
         seq: i64,
+        /// The activated-list cursor batches are sent with (`X-Ikd-Activated-Since`).
+        since: Option<i64>,
     }
 
     /// Runs `test` on a SQLite store, then on PostgreSQL (a fresh database from
@@ -300,6 +361,7 @@ mod tests {
                 server,
                 device,
                 seq: 0,
+                since: None,
             }
         }
 
@@ -346,7 +408,7 @@ mod tests {
                 signature: &sig,
                 body: &body,
             };
-            ingest(&mut self.store, &self.server, &LIMITS, &inc)
+            ingest_with(&mut self.store, &self.server, &LIMITS, &inc, self.since)
         }
 
         /// The records sealed to this server's key, as a batch carries them.
@@ -883,6 +945,182 @@ mod tests {
         );
         assert_eq!(per_nik, 0);
         drop((a, b));
+    }
+
+    /// `r` written as a live activation by hand, in `tx` (a writer that has not committed).
+    fn write_live(tx: &mut db::Db<'_>, r: &Record) {
+        tx.execute(
+            "INSERT INTO records (id, device_id, seq, kind, recorded_at, village, district, regency,
+                                  nik, name, phone, officer, team, content_hash, batch_id,
+                                  received_at, state)
+             VALUES (?1, ?2, ?3, 'activation', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'by hand',
+                     'by-hand', ?4, 'accepted')",
+            args![
+                r.id,
+                r.device_id,
+                r.seq,
+                r.recorded_at,
+                r.village,
+                &r.village[..6],
+                &r.village[..4],
+                r.nik,
+                r.name,
+                r.phone,
+                r.officer,
+                r.team
+            ],
+        )
+        .unwrap();
+    }
+
+    /// Rows of the three aggregates that differ from a recount of the records.
+    fn aggregates_off(pg: &crate::server::pgtest::TestDatabase) -> i64 {
+        let pairs = [
+            (
+                "SELECT village, live FROM live_by_village WHERE live <> 0",
+                "SELECT village, COUNT(*) FROM live_activations GROUP BY village",
+            ),
+            (
+                "SELECT device_id, hour, live FROM live_by_device_hour WHERE live <> 0",
+                "SELECT device_id, ikd_utc_hour(recorded_at), COUNT(*) FROM live_activations
+                 GROUP BY 1, 2",
+            ),
+            (
+                "SELECT village, hour, live FROM live_by_village_hour WHERE live <> 0",
+                "SELECT village, ikd_utc_hour(recorded_at), COUNT(*) FROM live_activations
+                 GROUP BY 1, 2",
+            ),
+        ];
+        pairs
+            .iter()
+            .map(|(kept, counted)| {
+                pg.count(&format!(
+                    "SELECT COUNT(*) FROM (({kept} EXCEPT {counted}) UNION ALL
+                                           ({counted} EXCEPT {kept})) d"
+                ))
+            })
+            .sum()
+    }
+
+    /// On PostgreSQL batches are written side by side, so `rowid` is not commit order: a writer
+    /// that drew a small `rowid` may commit after a batch with larger ones. A cursor reader (the
+    /// activated list, forwarding) stops below the open writer instead of passing its row for
+    /// ever; the late writer's fold counts only its own rows, not the batch that committed
+    /// meanwhile; and a batch that races an open writer for one NIK is decided again alone,
+    /// a conflict naming the other's record.
+    #[test]
+    fn writers_side_by_side_on_postgres_miss_nothing_and_count_once() {
+        let name = "writers_side_by_side_on_postgres_miss_nothing_and_count_once";
+        let Some(pg) = crate::server::pgtest::TestDatabase::create(name) else {
+            return;
+        };
+        let loc = Location::Postgres(pg.url.clone());
+        let mut f = Fixture::on(Store::open(&loc).unwrap(), None);
+        let recs = f.records(91, 7);
+        let page = |f: &Fixture, since: i64| {
+            let mut db = f.store.db().unwrap();
+            crate::server::activated::page(&mut db, &f.server, since, 100).unwrap()
+        };
+        f.send(&recs[..1]);
+        let cursor = page(&f, 0);
+        assert_eq!(cursor.count, 1);
+
+        // A writer draws its row (recs[1]) and stays open while a batch of three commits.
+        let (opened, is_open) = std::sync::mpsc::channel();
+        let (go, gone) = std::sync::mpsc::channel::<()>();
+        let late = recs[1].clone();
+        let writer = std::thread::spawn({
+            let loc = loc.clone();
+            move || {
+                let store = Store::open(&loc).unwrap();
+                let mut db = store.db().unwrap();
+                let mut tx = db.begin(Mode::Ingest).unwrap();
+                let mark = crate::server::coverage::watermark(&mut tx).unwrap();
+                write_live(&mut tx, &late);
+                opened.send(()).unwrap();
+                gone.recv().unwrap();
+                crate::server::coverage::fold(&mut tx, mark).unwrap();
+                tx.commit().unwrap();
+            }
+        });
+        is_open.recv().unwrap();
+        f.since = Some(cursor.next);
+        let answer = f.send_json(serde_json::to_value(f.wire(&recs[2..5])).unwrap());
+        let answer = answer.unwrap().response;
+        let statuses: Vec<Outcome> = answer.results.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [Outcome::Accepted; 3]);
+        // Committed, but above the open writer: neither its own answer's list nor a reader
+        // passes them, nor forwarding.
+        let inline = answer.activated.unwrap();
+        assert_eq!((inline.count, inline.next), (0, cursor.next));
+        let during = page(&f, cursor.next);
+        assert_eq!((during.count, during.next), (0, cursor.next));
+        assert!(f.store.records_after(cursor.next, 100).unwrap().is_empty());
+        go.send(()).unwrap();
+        writer.join().unwrap();
+        let after = page(&f, cursor.next);
+        assert_eq!(
+            after.count, 4,
+            "the late writer's row and the batch's three"
+        );
+        let mut got = B64.decode(&after.prefixes).unwrap();
+        let mut want: Vec<u8> = recs[1..5]
+            .iter()
+            .flat_map(|r| protocol::nik_prefix(&r.nik))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(f.store.records_after(cursor.next, 100).unwrap().len(), 4);
+        assert_eq!(aggregates_off(&pg), 0, "each row counted once");
+        assert_eq!(pg.count("SELECT COUNT(*) FROM live_activations"), 5);
+
+        // An open writer holds recs[5]'s NIK; a batch activating it again waits on the unique
+        // index, loses, and is decided again alone: a conflict naming the writer's record.
+        let (opened, is_open) = std::sync::mpsc::channel();
+        let first = recs[5].clone();
+        let writer = std::thread::spawn({
+            let loc = loc.clone();
+            move || {
+                let store = Store::open(&loc).unwrap();
+                let mut db = store.db().unwrap();
+                let mut tx = db.begin(Mode::Ingest).unwrap();
+                let mark = crate::server::coverage::watermark(&mut tx).unwrap();
+                write_live(&mut tx, &first);
+                crate::server::coverage::fold(&mut tx, mark).unwrap();
+                opened.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(700));
+                tx.commit().unwrap();
+            }
+        });
+        is_open.recv().unwrap();
+        let mut again = f.records(92, 1).remove(0);
+        again.nik = recs[5].nik.clone();
+        let answer = f
+            .send_json(serde_json::to_value(f.wire(&[again, recs[6].clone()])).unwrap())
+            .unwrap()
+            .response;
+        writer.join().unwrap();
+        let got: Vec<_> = answer
+            .results
+            .iter()
+            .map(|r| (r.status, r.conflict_with.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Outcome::Conflict, Some(recs[5].id.clone())),
+                (Outcome::Accepted, None)
+            ]
+        );
+        let live_nik = format!(
+            "SELECT COUNT(*) FROM live_activations WHERE nik = '{}'",
+            recs[5].nik
+        );
+        assert_eq!(pg.count(&live_nik), 1);
+        assert_eq!(aggregates_off(&pg), 0);
+        assert_eq!(pg.count("SELECT COUNT(*) FROM live_activations"), 7);
+        drop(f);
     }
 
     #[test]
