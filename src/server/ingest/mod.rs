@@ -973,6 +973,30 @@ mod tests {
         .unwrap();
     }
 
+    /// A batch writer in another process's place: it writes `r` live in a [`Mode::Ingest`]
+    /// transaction, and once this returns it is open; then it waits for `hold`, folds, commits.
+    fn open_writer(
+        loc: &Location,
+        r: &Record,
+        hold: impl FnOnce() + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
+        let (opened, is_open) = std::sync::mpsc::channel();
+        let (loc, r) = (loc.clone(), r.clone());
+        let writer = std::thread::spawn(move || {
+            let store = Store::open(&loc).unwrap();
+            let mut db = store.db().unwrap();
+            let mut tx = db.begin(Mode::Ingest).unwrap();
+            let mark = crate::server::coverage::watermark(&mut tx).unwrap();
+            write_live(&mut tx, &r);
+            opened.send(()).unwrap();
+            hold();
+            crate::server::coverage::fold(&mut tx, mark).unwrap();
+            tx.commit().unwrap();
+        });
+        is_open.recv().unwrap();
+        writer
+    }
+
     /// Rows of the three aggregates that differ from a recount of the records.
     fn aggregates_off(pg: &crate::server::pgtest::TestDatabase) -> i64 {
         let pairs = [
@@ -1026,24 +1050,8 @@ mod tests {
         assert_eq!(cursor.count, 1);
 
         // A writer draws its row (recs[1]) and stays open while a batch of three commits.
-        let (opened, is_open) = std::sync::mpsc::channel();
         let (go, gone) = std::sync::mpsc::channel::<()>();
-        let late = recs[1].clone();
-        let writer = std::thread::spawn({
-            let loc = loc.clone();
-            move || {
-                let store = Store::open(&loc).unwrap();
-                let mut db = store.db().unwrap();
-                let mut tx = db.begin(Mode::Ingest).unwrap();
-                let mark = crate::server::coverage::watermark(&mut tx).unwrap();
-                write_live(&mut tx, &late);
-                opened.send(()).unwrap();
-                gone.recv().unwrap();
-                crate::server::coverage::fold(&mut tx, mark).unwrap();
-                tx.commit().unwrap();
-            }
-        });
-        is_open.recv().unwrap();
+        let writer = open_writer(&loc, &recs[1], move || gone.recv().unwrap());
         f.since = Some(cursor.next);
         let answer = f.send_json(serde_json::to_value(f.wire(&recs[2..5])).unwrap());
         let answer = answer.unwrap().response;
@@ -1077,23 +1085,9 @@ mod tests {
 
         // An open writer holds recs[5]'s NIK; a batch activating it again waits on the unique
         // index, loses, and is decided again alone: a conflict naming the writer's record.
-        let (opened, is_open) = std::sync::mpsc::channel();
-        let first = recs[5].clone();
-        let writer = std::thread::spawn({
-            let loc = loc.clone();
-            move || {
-                let store = Store::open(&loc).unwrap();
-                let mut db = store.db().unwrap();
-                let mut tx = db.begin(Mode::Ingest).unwrap();
-                let mark = crate::server::coverage::watermark(&mut tx).unwrap();
-                write_live(&mut tx, &first);
-                crate::server::coverage::fold(&mut tx, mark).unwrap();
-                opened.send(()).unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(700));
-                tx.commit().unwrap();
-            }
+        let writer = open_writer(&loc, &recs[5], || {
+            std::thread::sleep(std::time::Duration::from_millis(700))
         });
-        is_open.recv().unwrap();
         let mut again = f.records(92, 1).remove(0);
         again.nik = recs[5].nik.clone();
         let answer = f
