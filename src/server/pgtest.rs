@@ -90,12 +90,19 @@ fn admin(url: &str, sql: &str) -> db::Result<()> {
 }
 
 impl Drop for TestDatabase {
+    /// Drops the database. An autovacuum worker busy on it right after a large write cannot be
+    /// ended by a role that is not a superuser (`WITH (FORCE)` then fails); it finishes in
+    /// moments, so the drop is tried a few times.
     fn drop(&mut self) {
-        if let Err(e) = admin(
-            &self.admin_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        ) {
-            eprintln!("could not drop test database {}: {e}", self.name);
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let mut tries = 0;
+        while let Err(e) = admin(&self.admin_url, &sql) {
+            tries += 1;
+            if tries == 10 {
+                eprintln!("could not drop test database {}: {e}", self.name);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
         }
     }
 }
