@@ -80,10 +80,10 @@ fn send_all(servers: &[Server], batches: Vec<Vec<SignedBatch>>) -> (usize, f64) 
     (n, t.elapsed().as_secs_f64())
 }
 
-/// Watches the one-writer-at-a-time lock of a PostgreSQL district database while a run goes on:
-/// every 10 ms, whether a transaction holds the advisory lock and how many wait for it (from
-/// `pg_locks`, this database only). Stop it to get (share of samples with the lock held, mean
-/// sessions waiting).
+/// Watches the writer lock of a PostgreSQL district database while a run goes on: every 10 ms,
+/// how many transactions hold it (batches take it shared and write side by side; other writes
+/// alone) and how many wait for it (from `pg_locks`, this database only). Stop it to get (mean
+/// transactions holding it, mean sessions waiting).
 struct LockWatch {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<(usize, usize, usize)>,
@@ -99,15 +99,18 @@ impl LockWatch {
                 .prepare(
                     "SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted)
                      FROM pg_locks WHERE locktype = 'advisory'
+                     AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1
                      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 )
                 .unwrap();
+            let key = ikd_field::server::db::WRITER_LOCK;
+            let (high, low) = (key >> 32, key & 0xffff_ffff);
             let (mut samples, mut held, mut waiting) = (0, 0, 0);
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let row = c.query_one(&q, &[]).unwrap();
+                let row = c.query_one(&q, &[&high, &low]).unwrap();
                 let (h, w): (i64, i64) = (row.get(0), row.get(1));
                 samples += 1;
-                held += usize::from(h > 0);
+                held += h as usize;
                 waiting += w as usize;
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
@@ -263,8 +266,7 @@ fn rate(pg: bool, processes: usize, n: usize, reps: usize, cpu: Option<Cpu>) -> 
             let r = stored as f64 / secs;
             if let Some((held, waiting)) = watch.map(LockWatch::stop) {
                 println!(
-                    "  writer lock held in {:.0} % of samples, {waiting:.2} sessions waiting on average",
-                    held * 100.0
+                    "  on average {held:.2} transactions writing at once, {waiting:.2} sessions waiting"
                 );
                 locks.push((r, held, waiting, throttled));
             }
@@ -341,10 +343,10 @@ fn cpu_limited_rows(n: usize, reps: usize, cpu: Cpu) -> (Vec<Row>, String) {
                 setting(n, processes)
             ),
             ours: format!(
-                "{:.0} rec/s on PostgreSQL (runs: {}; median run: the writer lock held in {:.0} % of 10 ms samples, {:.2} sessions waiting for it on average; serve throttled in {:.0} % of its CPU periods)",
+                "{:.0} rec/s on PostgreSQL (runs: {}; median run: on average {:.2} transactions writing at once and {:.2} sessions waiting, in 10 ms samples; serve throttled in {:.0} % of its CPU periods)",
                 m.median,
                 runs(&m.runs),
-                m.lock.map_or(0.0, |l| l.0 * 100.0),
+                m.lock.map_or(0.0, |l| l.0),
                 m.lock.map_or(0.0, |l| l.1),
                 m.throttled.map_or(0.0, |t| t * 100.0)
             ),
@@ -370,16 +372,13 @@ fn cpu_limited_rows(n: usize, reps: usize, cpu: Cpu) -> (Vec<Row>, String) {
          `cpu.cfs_period_us` = {}: {q:.2} CPU each, `IKD_BENCH_STORE_CPU`), while PostgreSQL \
          and the 16 client threads are not limited. Two processes then use at most {:.2} of \
          the 2 cores, leaving PostgreSQL the rest, so a second process brings a second \
-         machine's worth of `serve` CPU and the ratio shows whether that adds throughput or \
-         waits on the writer lock. The share of CPU periods in which the `serve` processes \
+         machine's worth of `serve` CPU and the ratio shows whether that adds throughput. The share of CPU periods in which the `serve` processes \
          spent their quota and were stopped comes from each group's `cpu.stat`; near 100 % \
          means `serve`'s CPU is the limit. One artefact of the simulation: a process that \
-         spends its quota is stopped until the next period even while it holds the writer \
-         lock, which a real core would not do. So while one process is throttled in nearly \
-         every period, its writer's own work inside the transaction runs at the quota's speed, \
-         and a second process shortens each transaction even with one writer at a time: the \
-         ratio tells the writer lock apart only where one process is seldom throttled (a larger \
-         `IKD_BENCH_STORE_CPU`). Batches cut as for the rows above, a fresh database per run; \
+         spends its quota is stopped until the next period even inside a transaction, which a \
+         real core would not do; with one writer at a time (before issue #14) a second process \
+         then shortened each transaction too, so the ratio showed the writer lock only where \
+         one process was seldom throttled (a larger `IKD_BENCH_STORE_CPU`). Batches cut as for the rows above, a fresh database per run; \
          `IKD_BENCH_STORE_ONLY=cpu` runs only these rows.",
         cpu.quota_us,
         cpu.period_us,
@@ -444,9 +443,9 @@ fn main() {
         rows.push(Row {
             what: format!("{}; median of {reps} runs", setting(n, processes)),
             ours: format!(
-                "{pg:.0} rec/s on PostgreSQL (runs: {}; median run: the writer lock held in {:.0} % of 10 ms samples, {:.2} sessions waiting for it on average)",
+                "{pg:.0} rec/s on PostgreSQL (runs: {}; median run: on average {:.2} transactions writing at once and {:.2} sessions waiting, in 10 ms samples)",
                 runs(&pg_runs),
-                lock.map_or(0.0, |l| l.0 * 100.0),
+                lock.map_or(0.0, |l| l.0),
                 lock.map_or(0.0, |l| l.1)
             ),
             baseline: format!("{lite:.0} rec/s on SQLite (runs: {})", runs(&lite_runs)),
@@ -490,22 +489,19 @@ fn main() {
          started by `scripts/postgres.sh`; SQLite WAL, `synchronous=FULL`, on the same disk).\n\n\
          {table}\n\
          Each server has 8 workers; the 16 devices send at once, each batch to the next server in \
-         turn. Only the server's work is timed: the batches are cut and signed beforehand. On both \
-         databases one write transaction runs at a time (SQLite's single writer; on PostgreSQL a \
-         transaction-scoped advisory lock, so that NIK conflicts, the dashboard's aggregates and \
-         `rowid` order are decided as on SQLite): a second process adds workers for the parts \
-         outside the transaction (HTTP, gunzip, signature check, opening the seals, JSON \
-         parsing, validation), not a second writer. Inside it, a batch costs a fixed dozen \
-         statements whatever its size — its ids and NIKs read in two (`server/known.rs`), its \
-         new records written in one `COPY` on PostgreSQL (one prepared INSERT per row on \
-         SQLite, a function call each), the dashboard fold, the journalled answer — each a \
-         round trip to PostgreSQL (before 2026-11-23 ingest made 3 statements per record, \
-         0.13× SQLite). The lock figures of each PostgreSQL cell come from `pg_locks`, read \
-         every 10 ms during the run (this database only): the share of samples in which a \
-         transaction held the writer lock, and how many sessions waited for it. Held in nearly \
-         every sample with one process, the lock — the one writer's transaction — is what \
-         bounds ingest on PostgreSQL, and a second process can only add the work outside it; \
-         what would lift it is in \"Ingest at the limit\" below. The bound rows are the \
+         turn. Only the server's work is timed: the batches are cut and signed beforehand. On \
+         SQLite one write transaction runs at a time (its single writer): a second process adds \
+         workers for the parts outside the transaction (HTTP, gunzip, signature check, opening \
+         the seals, JSON parsing, validation), not a second writer. On PostgreSQL batches write \
+         side by side (since issue #14: the writer lock taken shared, a NIK's one live \
+         activation kept by a unique index, see ARCHITECTURE.md), in one process and across \
+         several. A batch costs a fixed dozen statements whatever its size — its ids and NIKs \
+         read in two (`server/known.rs`), its new records written in one `COPY` on PostgreSQL \
+         (one prepared INSERT per row on SQLite, a function call each), the dashboard fold, the \
+         journalled answer — each a round trip to PostgreSQL. The lock figures of each \
+         PostgreSQL cell come from `pg_locks`, read every 10 ms during the run (this database \
+         only): how many transactions held the writer lock (batches, shared) and how many \
+         sessions waited for it. The bound rows are the \
          unavoidable work (opening every seal on all cores, in-process; see the sync \
          section).{cpu_text}\n",
         bench_util::today(),
