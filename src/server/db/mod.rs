@@ -7,7 +7,8 @@
 //!   BIGINT, blobs as BYTEA, `CAST(… AS BIGINT)` around sums. Where the dialects differ (DDL, the
 //!   dashboard's hour bucket, planner hints) the caller asks [`Db::dialect`].
 //! * Arrival order: on SQLite `records.rowid`; on PostgreSQL an identity column of the same name,
-//!   so `rowid` means the same in both.
+//!   drawn as a row is written, so it grows with time, not always in commit order there (see
+//!   [`writers`]); a reader with a cursor stops at the horizon and never misses a row.
 //! * [`Db::begin`] with [`Mode::Write`] makes a write transaction that is the only one at a time
 //!   across every process using the database: `BEGIN IMMEDIATE` on SQLite, and on PostgreSQL
 //!   `BEGIN` then a transaction-scoped advisory lock ([`WRITER_LOCK`]), held until COMMIT.
@@ -18,8 +19,6 @@
 //!   loses a race is decided again alone, see `ingest`), the dashboard's aggregates folded from
 //!   the batch's own rows, and readers that page by `rowid` read only up to
 //!   [`writers::horizon`], below which no open writer can still add a row.
-//! * Arrival order: `rowid` grows with time, not always with commit order on PostgreSQL (see
-//!   [`writers`]); a reader with a cursor stops at the horizon and never misses a row.
 //! * The handles of one store (the workers of one `serve`) take turns on a [`WriterQueue`]
 //!   before an exclusive write, so they wait in the process rather than on SQLite's busy polling
 //!   or in the database's lock queue.
