@@ -1,5 +1,5 @@
 //! The district side of forwarding (docs/protocol.md "Forwarding"): a district server sends every
-//! record it stored, in commit order, to a province server, with the field kit's own signed,
+//! record it stored, in `rowid` order (up to the writers' horizon), to a province server, with the field kit's own signed,
 //! idempotent batch protocol, enrolled there as a relay device.
 //!
 //! - **Identity.** The forwarding key is derived from the server key's seed

@@ -19,8 +19,8 @@ pub fn watermark(conn: &mut Db<'_>) -> db::Result<i64> {
 /// Brings the dashboard's aggregates up to date with the records inserted after `watermark` (in
 /// the caller's transaction): each live activation among them counts once for its village and
 /// its (device, UTC hour) and its (village, UTC hour); each void among them takes its target out again when the target was
-/// counted — an accepted activation from before the watermark (a target inserted after it is
-/// already seen voided). One statement per aggregate per batch instead of work per record:
+/// counted — an accepted activation stored before this transaction (one stored in it is
+/// voided by the time of the fold, never counted). One statement per aggregate per batch instead of work per record:
 /// cheap for ingest. Every writer of `records` must call it (ingest does; so does `fill`).
 pub fn fold(conn: &mut Db<'_>, watermark: i64) -> db::Result<()> {
     match conn.dialect() {
@@ -45,51 +45,45 @@ pub fn fold(conn: &mut Db<'_>, watermark: i64) -> db::Result<()> {
 /// transaction's own rows are those it wrote (`xmin`, its transaction id). A void's target was
 /// counted before unless it came in the void's own batch (then it was written voided); an
 /// earlier target this transaction marked voided carries its `xmin` too, hence the batch test.
-fn fold_sql_postgres() -> [String; 6] {
+/// One statement per table, the additions and the removals together, rows in key order: two
+/// batches lock the aggregates' rows in the same order and do not deadlock on them.
+fn fold_sql_postgres() -> [String; 3] {
     let live = "kind = 'activation' AND state = 'accepted' AND voided_by IS NULL";
     let own = "rowid > ?1 AND xmin = pg_current_xact_id()::xid";
     let gone = "FROM records AS v JOIN records AS t ON t.id = v.voids
                 WHERE v.rowid > ?1 AND v.xmin = pg_current_xact_id()::xid AND v.kind = 'void'
                   AND NOT (t.rowid > ?1 AND t.batch_id = v.batch_id)
                   AND t.kind = 'activation' AND t.state = 'accepted'";
-    let village = "ON CONFLICT (village) DO UPDATE SET live = live_by_village.live + excluded.live";
-    let hour = "ON CONFLICT (device_id, hour) \
-                DO UPDATE SET live = live_by_device_hour.live + excluded.live";
-    let village_hour = "ON CONFLICT (village, hour) \
-                DO UPDATE SET live = live_by_village_hour.live + excluded.live";
-    [
-        format!(
-            "INSERT INTO live_by_village (village, live)
-             SELECT village, COUNT(*) FROM records WHERE {own} AND {live}
-             GROUP BY village ORDER BY village {village}"
+    // (table, its key columns, the key from a record `r.`)
+    let tables = [
+        ("live_by_village", "village", "{r}village"),
+        (
+            "live_by_device_hour",
+            "device_id, hour",
+            "{r}device_id, ikd_utc_hour({r}recorded_at)",
         ),
-        format!(
-            "INSERT INTO live_by_device_hour (device_id, hour, live)
-             SELECT device_id, ikd_utc_hour(recorded_at) AS h, COUNT(*) FROM records
-             WHERE {own} AND {live}
-             GROUP BY device_id, h ORDER BY device_id, h {hour}"
+        (
+            "live_by_village_hour",
+            "village, hour",
+            "{r}village, ikd_utc_hour({r}recorded_at)",
         ),
+    ];
+    tables.map(|(table, key, of)| {
+        let (added, removed) = (of.replace("{r}", ""), of.replace("{r}", "t."));
+        let n = key.split(", ").count();
+        let cols: Vec<String> = (1..=n).map(|i| format!("k{i}")).collect();
+        let cols = cols.join(", ");
         format!(
-            "INSERT INTO live_by_village (village, live)
-             SELECT t.village, -COUNT(*) {gone} GROUP BY t.village ORDER BY t.village {village}"
-        ),
-        format!(
-            "INSERT INTO live_by_device_hour (device_id, hour, live)
-             SELECT t.device_id, ikd_utc_hour(t.recorded_at) AS h, -COUNT(*) {gone}
-             GROUP BY t.device_id, h ORDER BY t.device_id, h {hour}"
-        ),
-        format!(
-            "INSERT INTO live_by_village_hour (village, hour, live)
-             SELECT village, ikd_utc_hour(recorded_at) AS h, COUNT(*) FROM records
-             WHERE {own} AND {live}
-             GROUP BY village, h ORDER BY village, h {village_hour}"
-        ),
-        format!(
-            "INSERT INTO live_by_village_hour (village, hour, live)
-             SELECT t.village, ikd_utc_hour(t.recorded_at) AS h, -COUNT(*) {gone}
-             GROUP BY t.village, h ORDER BY t.village, h {village_hour}"
-        ),
-    ]
+            "INSERT INTO {table} ({key}, live)
+             SELECT {cols}, SUM(d) FROM (
+                 SELECT {added}, 1 FROM records WHERE {own} AND {live}
+                 UNION ALL
+                 SELECT {removed}, -1 {gone}
+             ) AS x ({cols}, d)
+             GROUP BY {cols} ORDER BY {cols}
+             ON CONFLICT ({key}) DO UPDATE SET live = {table}.live + excluded.live"
+        )
+    })
 }
 
 /// The statements of [`fold`]. `NOT INDEXED` keeps SQLite on the rowid range (the batch's own
