@@ -34,18 +34,22 @@ pub(super) fn enter(tx: &mut Db<'_>, mode: Mode) -> Result<()> {
         tx.query_one(&format!("SELECT {lock}(?1)::text"), args![WRITER_LOCK])?;
         return Ok(());
     }
+    // One round trip: the number is drawn, then the locks taken (the registry's key from it).
     let s: i64 = tx
-        .query_one(&format!("SELECT nextval({SEQUENCE})"), args![])?
+        .query_one(
+            &format!(
+                "SELECT s, {lock}(?1)::text, pg_advisory_xact_lock((?2::bigint << 32) | s)::text
+                 FROM (SELECT nextval({SEQUENCE}) AS s) AS drawn"
+            ),
+            args![WRITER_LOCK, REGISTRY],
+        )?
         .get(0)?;
     if !(0..1 << 32).contains(&s) {
+        // The registry's key would be wrong; the caller's rollback lets the locks go.
         return Err(super::Error::Type(format!(
             "records.rowid {s} is beyond the 2^32 the writers' registry can name"
         )));
     }
-    tx.query_one(
-        &format!("SELECT {lock}(?1)::text, pg_advisory_xact_lock(?2)::text"),
-        args![WRITER_LOCK, (REGISTRY << 32) | s],
-    )?;
     Ok(())
 }
 
