@@ -15,7 +15,9 @@
 //! 0.4, period `IKD_BENCH_STORE_CPU_PERIOD_US`, default 100,000 µs), PostgreSQL and the client
 //! threads not limited, 1 process against 2. Needs root and the v1 cpu controller; without them
 //! a note is printed and those rows are left out. `IKD_BENCH_STORE_ONLY=cpu` runs only those
-//! rows (no bound, no unlimited rows), prints them and leaves BENCHMARKS.md alone.
+//! rows (no bound, no unlimited rows), prints them and leaves BENCHMARKS.md alone;
+//! `IKD_BENCH_STORE_ONLY=one` runs only the 1-process rates on both stores (for trying a change;
+//! BENCHMARKS.md left alone).
 mod bench_util;
 #[path = "../tests/util/mod.rs"]
 mod util;
@@ -408,10 +410,21 @@ fn main() {
         quota_us: ((cpus * period_us as f64).round() as u64).max(1_000),
         period_us,
     };
-    let only_cpu = match std::env::var("IKD_BENCH_STORE_ONLY").as_deref() {
-        Err(_) | Ok("") => false,
-        Ok("cpu") => true,
-        Ok(other) => panic!("IKD_BENCH_STORE_ONLY={other:?}: only \"cpu\" is known"),
+    let only = std::env::var("IKD_BENCH_STORE_ONLY").unwrap_or_default();
+    if only == "one" {
+        let lite = rate(false, 1, n, reps, None).median;
+        let pg = rate(true, 1, n, reps, None).median;
+        println!(
+            "1 process: {pg:.0} rec/s on PostgreSQL, {lite:.0} rec/s on SQLite: {:.2}×",
+            pg / lite
+        );
+        println!("IKD_BENCH_STORE_ONLY=one: BENCHMARKS.md left as it is");
+        return;
+    }
+    let only_cpu = match only.as_str() {
+        "" => false,
+        "cpu" => true,
+        other => panic!("IKD_BENCH_STORE_ONLY={other:?}: only \"cpu\" and \"one\" are known"),
     };
     if only_cpu {
         let (rows, text) = cpu_limited_rows(n, reps, cpu);

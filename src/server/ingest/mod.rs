@@ -229,8 +229,6 @@ fn write_batch(
     }
     new.write(&mut tx, &ctx).map_err(db_failed)?;
     drop((new, known));
-    // Dashboard: count this batch's live activations and voids (a few statements per batch).
-    super::coverage::fold(&mut tx, mark).map_err(db_failed)?;
     // The activated-list delta, this batch's own activations included, so a day's sync that
     // fits one batch needs no second request.
     let activated = match activated_since {
@@ -282,6 +280,10 @@ fn write_batch(
         args![inc.device_id, now],
     )
     .map_err(db_failed)?;
+    // Dashboard: count this batch's live activations and voids (one statement per aggregate
+    // table). Last before the commit: on PostgreSQL it locks the aggregates' rows its batch
+    // touches, which side-by-side batches share (the same villages), until the commit.
+    super::coverage::fold(&mut tx, mark).map_err(db_failed)?;
     tx.commit().map_err(db_failed)?;
     Ok(Answer {
         body,
