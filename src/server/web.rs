@@ -24,6 +24,7 @@ use super::konflik::{self, MarkError};
 use super::ratelimit::RateLimiter;
 use super::session::{self, Sessions};
 use super::slipcheck;
+use crate::protocol::ErrorCode;
 use minijinja::context;
 use std::time::Duration;
 
@@ -396,12 +397,31 @@ fn slip_form(
             v,
         )
     };
-    let body = read_body(slipcheck::MAX_UPLOAD_BYTES).map_err(|r| {
-        if r.status == 413 {
-            too_big()
-        } else {
-            forged(v)
+    let body = read_body(slipcheck::MAX_UPLOAD_BYTES).map_err(|r| match r.code {
+        ErrorCode::BodyTooLarge => too_big(),
+        // The server holds only so many large uploads at once (`super::budget`).
+        ErrorCode::RateLimited => {
+            let wait = r.retry_after.unwrap_or(Duration::from_secs(5));
+            let mut p = error_page(
+                429,
+                "Server sedang sibuk",
+                &format!(
+                    "Server sedang menerima banyak foto sekaligus, jadi foto ini belum diperiksa. Tunggu {} detik, lalu kirim lagi.",
+                    wait.as_secs().max(1)
+                ),
+                v,
+            );
+            p.headers
+                .push(("Retry-After", wait.as_secs().max(1).to_string()));
+            p
         }
+        ErrorCode::IncompleteBody => error_page(
+            400,
+            "Foto belum terkirim utuh",
+            "Kiriman foto terputus sebelum selesai. Periksa jaringannya, lalu kirim lagi.",
+            v,
+        ),
+        _ => forged(v),
     })?;
     let content_type = (req.header)("Content-Type").unwrap_or("");
     let parts = if content_type.starts_with("multipart/form-data") {
@@ -457,6 +477,20 @@ mod tests {
         origin: Option<&str>,
         body: &str,
     ) -> Page {
+        ask_with(ctx, verb, path, cookie, origin, &mut |_| {
+            Ok(body.as_bytes().to_vec())
+        })
+    }
+
+    /// [`ask`] with the body as the transport would give it (or refuse it).
+    fn ask_with(
+        ctx: &Ctx<'_>,
+        verb: Verb,
+        path: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+        read_body: &mut dyn FnMut(u64) -> Result<Vec<u8>, Refusal>,
+    ) -> Page {
         let conn = crate::server::coverage::test_db();
         let cookie = cookie.map(|c| format!("{}={c}", session::COOKIE));
         let header = |name: &str| match name {
@@ -472,9 +506,7 @@ mod tests {
             ip: "10.0.0.7".into(),
             header: &header,
         };
-        answer(&mut Db::sqlite(&conn), ctx, &req, &mut |_| {
-            Ok(body.as_bytes().to_vec())
-        })
+        answer(&mut Db::sqlite(&conn), ctx, &req, read_body)
     }
 
     fn set_cookie(p: &Page) -> Option<&str> {
@@ -571,6 +603,62 @@ mod tests {
         );
         assert_eq!((p.status, set_cookie(&p)), (429, None));
         assert!(p.headers.iter().any(|(k, _)| *k == "Retry-After"));
+    }
+
+    /// A photo the server could not take in whole is not called a forged form: the admin is told
+    /// what happened and what to do (wait and send again, or check the network).
+    #[test]
+    fn a_slip_photo_refused_by_the_transport_says_why() {
+        let settings = Settings {
+            offset: time::UtcOffset::UTC,
+            admin_token: "token-admin-yang-panjang".into(),
+        };
+        let (sessions, address) = (Sessions::default(), RateLimiter::new(5, 5));
+        let ctx = Ctx {
+            settings: &settings,
+            sessions: &sessions,
+            address: &address,
+            tls: true,
+        };
+        let own = Some("https://dinas.example");
+        let p = ask(
+            &ctx,
+            Verb::Post,
+            "/masuk",
+            None,
+            own,
+            "token=token-admin-yang-panjang",
+        );
+        let cookie = set_cookie(&p).unwrap().split(';').next().unwrap();
+        let id = cookie.split_once('=').unwrap().1.to_string();
+        let text = |p: &Page| String::from_utf8_lossy(&p.body).into_owned();
+        let cases: [(Refusal, u16, &str); 3] = [
+            (super::super::http_body::busy(), 429, "Server sedang sibuk"),
+            (
+                Refusal::new(400, ErrorCode::IncompleteBody, "the body came too slowly"),
+                400,
+                "Foto belum terkirim utuh",
+            ),
+            (
+                Refusal::new(413, ErrorCode::BodyTooLarge, "too large"),
+                413,
+                "Foto terlalu besar",
+            ),
+        ];
+        for (refusal, status, title) in cases {
+            let mut refused = Some(refusal);
+            let p = ask_with(&ctx, Verb::Post, "/cek-slip", Some(&id), own, &mut |_| {
+                Err(refused.take().unwrap())
+            });
+            let body = text(&p);
+            assert_eq!(p.status, status, "{body}");
+            assert!(body.contains(title), "{body}");
+            assert!(!body.contains("Formulir ditolak"), "{body}");
+            assert_eq!(
+                p.headers.iter().any(|(k, _)| *k == "Retry-After"),
+                status == 429
+            );
+        }
     }
 
     #[test]
