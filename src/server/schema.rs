@@ -278,6 +278,12 @@ pub const MIGRATIONS: &[Migration] = &[
     DROP INDEX records_nik;
     "#,
     },
+    // 9: the report reads the village-hour counts of its period and the 30 days before the day it
+    // stands at (server::coverage::trend::daily), not every hour since the first activation.
+    Migration {
+        sqlite: "CREATE INDEX live_by_village_hour_hour ON live_by_village_hour (hour);",
+        postgres: "CREATE INDEX live_by_village_hour_hour ON live_by_village_hour (hour);",
+    },
 ];
 
 /// The condition (on `records` as `r`) of an open conflict: flagged, neither it nor the record

@@ -116,6 +116,13 @@ impl Period {
         self.to.min(today)
     }
 
+    /// The first local day whose activations the figures of this period need, standing at
+    /// `as_of` ([`Daily::trend`]: the period itself and the 30 days ending on `as_of`; the days
+    /// after the period are counted too, and are later than both).
+    pub fn needs_from(&self, as_of: Date) -> Date {
+        self.from.min(as_of - Duration::days(29))
+    }
+
     pub fn days(&self) -> Vec<Date> {
         let n = (self.to - self.from).whole_days();
         (0..=n).map(|i| self.from + Duration::days(i)).collect()
@@ -129,12 +136,15 @@ pub struct Daily {
     pub by_village: BTreeMap<String, BTreeMap<Date, u64>>,
 }
 
-/// Reads `live_by_village_hour` into local days.
-pub fn daily(conn: &mut Db<'_>, offset: time::UtcOffset) -> db::Result<Daily> {
+/// Reads `live_by_village_hour` into local days, from local day `since` on (what [`Daily::trend`]
+/// and [`Daily::series`] of a period need: [`Period::needs_from`]). The hours are UTC: from the
+/// day before `since`, so a local day east or west of UTC is read whole.
+pub fn daily(conn: &mut Db<'_>, offset: time::UtcOffset, since: Date) -> db::Result<Daily> {
     let mut out = Daily::default();
+    let from_hour = format!("{}T00", since - Duration::days(1));
     for r in conn.query_all(
-        "SELECT village, hour, live FROM live_by_village_hour WHERE live <> 0",
-        args![],
+        "SELECT village, hour, live FROM live_by_village_hour WHERE hour >= ?1 AND live <> 0",
+        args![from_hour],
     )? {
         let (village, hour, live): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let live = live.max(0) as u64;
@@ -330,5 +340,63 @@ mod tests {
         assert_eq!(s.len(), 31);
         assert_eq!(s[0], ("2026-12-01".to_string(), 7));
         assert_eq!(s[4].1, 24);
+    }
+
+    /// The report reads only the hours its figures need ([`Period::needs_from`]), and its
+    /// figures are those of reading every hour: for periods past, running and to come, east and
+    /// west of UTC, with activations from a year before to the day after.
+    #[test]
+    fn daily_reads_from_the_day_the_figures_need() {
+        let conn = crate::server::coverage::test_db();
+        let start = time::macros::datetime!(2025-11-20 00:00 UTC);
+        let mut put = conn
+            .prepare("INSERT INTO live_by_village_hour (village, hour, live) VALUES (?1, ?2, ?3)")
+            .unwrap();
+        // Every 7 hours for 380 days, in two villages; one hour a void took back to 0.
+        for k in 0..(380 * 24 / 7) {
+            let t = start + Duration::hours(7 * k);
+            let hour = format!("{}T{:02}", t.date(), t.hour());
+            let village = if k % 3 == 0 {
+                "1702061001"
+            } else {
+                "1702071002"
+            };
+            put.execute(rusqlite::params![village, hour, k % 5])
+                .unwrap();
+        }
+        drop(put);
+        let mut db = crate::server::db::Db::sqlite(&conn);
+        let long_ago = date!(2000 - 01 - 01);
+        let offsets = [
+            time::UtcOffset::from_hms(7, 0, 0).unwrap(),
+            time::UtcOffset::from_hms(9, 0, 0).unwrap(),
+            time::UtcOffset::from_hms(-5, 0, 0).unwrap(),
+        ];
+        let periods = [
+            Period::month("2026-11").unwrap(),
+            Period::month("2026-02").unwrap(),
+            Period::range(date!(2026 - 11 - 28), date!(2026 - 12 - 03)).unwrap(),
+            Period::month("2027-01").unwrap(),
+        ];
+        for offset in offsets {
+            let all = daily(&mut db, offset, long_ago).unwrap();
+            for p in &periods {
+                for today in [date!(2026 - 11 - 25), date!(2026 - 12 - 02)] {
+                    let as_of = p.as_of(today);
+                    let since = p.needs_from(as_of);
+                    let some = daily(&mut db, offset, since).unwrap();
+                    let first = some.by_village.values().flat_map(|d| d.keys()).min();
+                    assert!(first.is_some_and(|d| *d >= since - Duration::days(2)));
+                    for prefix in ["", "170206", "170207"] {
+                        assert_eq!(
+                            some.trend(prefix, p, as_of),
+                            all.trend(prefix, p, as_of),
+                            "{p:?} {as_of} {offset}"
+                        );
+                    }
+                    assert_eq!(some.series(p), all.series(p));
+                }
+            }
+        }
     }
 }

@@ -225,17 +225,17 @@ pub fn build(
     now: time::OffsetDateTime,
     req: Request,
 ) -> db::Result<Laporan> {
-    let mut tx = conn.begin(db::Mode::Read)?;
-    let inputs = coverage::load(&mut tx)?;
-    let daily = trend::daily(&mut tx, offset)?;
-    let teams = teams::teams(&mut tx, offset, &req.period)?;
-    tx.commit()?;
-    let cov = coverage::build(&inputs);
     let h = Horizon {
         period: req.period,
         as_of: req.period.as_of(now.to_offset(offset).date()),
         by: req.by,
     };
+    let mut tx = conn.begin(db::Mode::Read)?;
+    let inputs = coverage::load(&mut tx)?;
+    let daily = trend::daily(&mut tx, offset, req.period.needs_from(h.as_of))?;
+    let teams = teams::teams(&mut tx, offset, &req.period)?;
+    tx.commit()?;
+    let cov = coverage::build(&inputs);
     let row = |a: &Area| ReportRow::of(a, &daily.trend(&a.code, &req.period, h.as_of), &h);
     let rows = cov.level(req.level).iter().map(row).collect();
     let total = ReportRow::of(
