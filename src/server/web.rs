@@ -509,6 +509,37 @@ mod tests {
         answer(&mut Db::sqlite(&conn), ctx, &req, read_body)
     }
 
+    fn settings() -> Settings {
+        Settings {
+            offset: time::UtcOffset::UTC,
+            admin_token: "token-admin-yang-panjang".into(),
+        }
+    }
+
+    /// Over TLS, with the given sessions and wrong-token limit.
+    fn tls_ctx<'a>(s: &'a Settings, sessions: &'a Sessions, address: &'a RateLimiter) -> Ctx<'a> {
+        Ctx {
+            settings: s,
+            sessions,
+            address,
+            tls: true,
+        }
+    }
+
+    /// A login with the right token from this site; `then` adds to the form.
+    fn log_in(ctx: &Ctx<'_>, then: &str) -> Page {
+        let form = format!("token=token-admin-yang-panjang{then}");
+        ask(ctx, Verb::Post, "/masuk", None, OWN, &form)
+    }
+
+    const OWN: Option<&str> = Some("https://dinas.example");
+
+    /// The session id a login answer set.
+    fn session_id(p: &Page) -> String {
+        let cookie = set_cookie(p).unwrap().split(';').next().unwrap();
+        cookie.split_once('=').unwrap().1.to_string()
+    }
+
     fn set_cookie(p: &Page) -> Option<&str> {
         p.headers
             .iter()
@@ -518,28 +549,12 @@ mod tests {
 
     #[test]
     fn login_logout_and_the_forms_token() {
-        let settings = Settings {
-            offset: time::UtcOffset::UTC,
-            admin_token: "token-admin-yang-panjang".into(),
-        };
-        let sessions = Sessions::default();
-        let address = RateLimiter::new(1, 2);
-        let ctx = Ctx {
-            settings: &settings,
-            sessions: &sessions,
-            address: &address,
-            tls: true,
-        };
-        let own = Some("https://dinas.example");
+        let (settings, sessions, address) =
+            (settings(), Sessions::default(), RateLimiter::new(1, 2));
+        let ctx = tls_ctx(&settings, &sessions, &address);
+        let own = OWN;
         // A right token: a Secure cookie over TLS, on to a local page only.
-        let p = ask(
-            &ctx,
-            Verb::Post,
-            "/masuk",
-            None,
-            own,
-            "token=token-admin-yang-panjang&lanjut=%2Fcek-slip",
-        );
+        let p = log_in(&ctx, "&lanjut=%2Fcek-slip");
         assert_eq!(p.status, 303);
         assert!(p.headers.contains(&("Location", "/cek-slip".into())));
         let set = set_cookie(&p).unwrap();
@@ -547,14 +562,7 @@ mod tests {
             set.ends_with("; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800; Secure"),
             "{set}"
         );
-        let id = set
-            .split(';')
-            .next()
-            .unwrap()
-            .split_once('=')
-            .unwrap()
-            .1
-            .to_string();
+        let id = session_id(&p);
         let csrf = sessions.find(&id).unwrap().csrf;
         // A login form from another site is refused before the token is looked at.
         let p = ask(
@@ -609,28 +617,10 @@ mod tests {
     /// what happened and what to do (wait and send again, or check the network).
     #[test]
     fn a_slip_photo_refused_by_the_transport_says_why() {
-        let settings = Settings {
-            offset: time::UtcOffset::UTC,
-            admin_token: "token-admin-yang-panjang".into(),
-        };
-        let (sessions, address) = (Sessions::default(), RateLimiter::new(5, 5));
-        let ctx = Ctx {
-            settings: &settings,
-            sessions: &sessions,
-            address: &address,
-            tls: true,
-        };
-        let own = Some("https://dinas.example");
-        let p = ask(
-            &ctx,
-            Verb::Post,
-            "/masuk",
-            None,
-            own,
-            "token=token-admin-yang-panjang",
-        );
-        let cookie = set_cookie(&p).unwrap().split(';').next().unwrap();
-        let id = cookie.split_once('=').unwrap().1.to_string();
+        let (settings, sessions, address) =
+            (settings(), Sessions::default(), RateLimiter::new(5, 5));
+        let ctx = tls_ctx(&settings, &sessions, &address);
+        let (own, id) = (OWN, session_id(&log_in(&ctx, "")));
         let text = |p: &Page| String::from_utf8_lossy(&p.body).into_owned();
         let cases: [(Refusal, u16, &str); 3] = [
             (super::super::http_body::busy(), 429, "Server sedang sibuk"),
