@@ -415,7 +415,8 @@ fn slip_form(
                 .push(("Retry-After", wait.as_secs().max(1).to_string()));
             p
         }
-        ErrorCode::IncompleteBody => error_page(
+        // Cut off, too slow, or not the length it said (a browser sends the length it sends).
+        ErrorCode::IncompleteBody | ErrorCode::LengthRequired | ErrorCode::BadRequest => error_page(
             400,
             "Foto belum terkirim utuh",
             "Kiriman foto terputus sebelum selesai. Periksa jaringannya, lalu kirim lagi.",

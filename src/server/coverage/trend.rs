@@ -137,11 +137,11 @@ pub struct Daily {
 }
 
 /// Reads `live_by_village_hour` into local days, from local day `since` on (what [`Daily::trend`]
-/// and [`Daily::series`] of a period need: [`Period::needs_from`]). The hours are UTC: from the
-/// day before `since`, so a local day east or west of UTC is read whole.
+/// and [`Daily::series`] of a period need: [`Period::needs_from`]). The hours are UTC: from two
+/// days before `since`, so a local day is read whole at any offset the configuration takes.
 pub fn daily(conn: &mut Db<'_>, offset: time::UtcOffset, since: Date) -> db::Result<Daily> {
     let mut out = Daily::default();
-    let from_hour = format!("{}T00", since - Duration::days(1));
+    let from_hour = format!("{}T00", since - Duration::days(2));
     for r in conn.query_all(
         "SELECT village, hour, live FROM live_by_village_hour WHERE hour >= ?1 AND live <> 0",
         args![from_hour],
@@ -386,7 +386,7 @@ mod tests {
                     let since = p.needs_from(as_of);
                     let some = daily(&mut db, offset, since).unwrap();
                     let first = some.by_village.values().flat_map(|d| d.keys()).min();
-                    assert!(first.is_some_and(|d| *d >= since - Duration::days(2)));
+                    assert!(first.is_some_and(|d| *d >= since - Duration::days(3)));
                     for prefix in ["", "170206", "170207"] {
                         assert_eq!(
                             some.trend(prefix, p, as_of),
